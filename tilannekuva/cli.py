@@ -1,0 +1,54 @@
+"""The ``tilannekuva`` command.
+
+Each subcommand lives in its own module that exports ``add_arguments(parser)`` and
+``run(args, settings) -> int``; modules are imported only when their subcommand runs,
+so ``tilannekuva generate`` does not pay for importing Faust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tilannekuva.config import ConfigError, Settings
+
+SUBCOMMANDS = {
+    "generate": ("tilannekuva.synthetic", "write synthetic register events of the six municipalities"),
+    "produce": ("tilannekuva.produce", "send an event file into register-events"),
+    "topics": ("tilannekuva.topics", "create the project's Kafka topics"),
+    "worker": ("streams.app", "run the Faust stream worker"),
+    "api": ("tilannekuva.api", "serve the situation picture HTTP API"),
+    "picture": ("tilannekuva.batch", "compute the picture from an event file (batch reference, pandas)"),
+    "demo": ("tilannekuva.demo", "zero-setup demo: in-process pipeline, embedded Redis, live API"),
+    "evaluate": ("tilannekuva.evaluate", "evaluate family types and service-need groups against planted truth"),
+    "compare": ("tilannekuva.compare", "compare the API's answers with the batch reference, cell by cell"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tilannekuva", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        # Only the chosen subcommand's module is imported to add its arguments.
+        if name in argv:
+            importlib.import_module(module_name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        module = importlib.import_module(args._module)
+        return int(module.run(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"tilannekuva: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Settings, read once at the edge (the CLI) and passed inward.
+
+Names and defaults follow ../shared/contract/situation-api.md; the rest are ours.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+# Topics of the output contract.
+TOPIC_INPUT = "register-events"
+TOPIC_DLQ = "register-events-dlq"
+TOPIC_ALERTS = "situation-alerts"
+# Internal topics: only pseudonymised events ever reach these.
+TOPIC_BY_ID = "tk.events-by-id"  # keyed by event_id: dedup and retractions
+TOPIC_BY_PERSON = "tk.events-by-person"  # keyed by person pseudonym
+TOPIC_FAMILY_INPUTS = "tk.family-inputs"  # keyed by family pseudonym
+TOPIC_MODEL = "tk.model-snapshots"  # compacted: versioned family-type model
+
+COVERED_MUNICIPALITIES = {
+    "837": "Tampere",
+    "980": "Ylöjärvi",
+    "092": "Vantaa",
+    "609": "Pori",
+    "905": "Vaasa",
+    "399": "Laihia",
+}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed."""
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "localhost:9092"
+    redis_url: str = "redis://localhost:6379/0"
+    api_port: int = 8080
+    api_token: str | None = None
+    pseudonym_key: str | None = field(default=None, repr=False)
+    min_cell: int = 5
+    partitions: int = 4
+    input_retention_ms: int = 3_600_000
+    app_id: str = "tilannekuva"
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        min_cell = _int(env, "SITUATION_MIN_CELL", 5)
+        if min_cell < 1:
+            raise ConfigError("SITUATION_MIN_CELL must be at least 1")
+        return cls(
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or "localhost:9092",
+            redis_url=env.get("REDIS_URL") or "redis://localhost:6379/0",
+            api_port=_int(env, "SITUATION_API_PORT", 8080),
+            api_token=env.get("SITUATION_API_TOKEN") or None,
+            pseudonym_key=env.get("SITUATION_PSEUDONYM_KEY") or None,
+            min_cell=min_cell,
+            partitions=_int(env, "TK_PARTITIONS", 4),
+            input_retention_ms=_int(env, "TK_INPUT_RETENTION_MS", 3_600_000),
+            app_id=env.get("TK_APP_ID") or "tilannekuva",
+        )
+
+    def require_pseudonym_key(self) -> bytes:
+        """Workers refuse to start without a key (situation-api.md)."""
+        if not self.pseudonym_key:
+            raise ConfigError(
+                "SITUATION_PSEUDONYM_KEY is not set: workers refuse to start without a "
+                "pseudonymisation key"
+            )
+        if len(self.pseudonym_key) < 16:
+            raise ConfigError("SITUATION_PSEUDONYM_KEY must be at least 16 characters")
+        return self.pseudonym_key.encode("utf-8")
