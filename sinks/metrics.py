@@ -1,0 +1,30 @@
+"""Operational metrics (prometheus-client). Labels are closed sets: step names, DLQ
+reason codes, topic names, municipality codes. Never a person, family or event id."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("tk_events_in_total", "Messages consumed, per step", ["step"])
+EVENTS_OUT = Counter("tk_events_out_total", "Messages produced, per step", ["step"])
+ACCEPTED = Counter("tk_events_accepted_total", "Register events that passed the contract")
+REJECTED = Counter("tk_events_rejected_total", "Register events sent to the DLQ, per reason code", ["reason"])
+EVENT_TO_REDIS = Histogram(
+    "tk_event_to_redis_seconds",
+    "From an event's arrival in register-events (its Kafka timestamp) to its effect in Redis",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+REDIS_WRITE_SECONDS = Histogram(
+    "tk_redis_write_seconds",
+    "One transactional Redis pipeline of family contributions",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+REDIS_FAMILY_WRITES = Counter("tk_redis_family_writes_total", "Family contributions written to Redis")
+CONSUMER_LAG = Gauge("tk_consumer_lag", "Messages behind the end of the topic, per topic", ["topic"])
+WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
+AREA_SHARE = Gauge(
+    "tk_area_indicator_share",
+    "Share of counted families with the indicator, per municipality (only where the count "
+    "is at least the small-cell threshold)",
+    ["municipality", "indicator"],
+)
