@@ -7,8 +7,9 @@ the tables and the Redis sink.
 Delivery is at-least-once: ``take_events`` acks a batch only after its body (sends and
 the Redis pipeline) has completed, and Faust flushes the producer before it commits
 offsets. Every effect is idempotent, so a batch processed twice changes nothing.
-Tables use ``use_partitioner=True`` so that batched writes land in the changelog
-partition of their key (the topics are keyed by the same key, same serializer).
+Table writes inside a batch go to the changelog partition of the event being handled:
+each event is made Faust's "current event" in turn (``_set_current_event``), as plain
+per-event iteration would, because ``take_events`` leaves that to the caller.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         topic_partitions=settings.partitions,
         key_serializer="json",
         value_serializer="json",
+        web_bind="127.0.0.1",
         web_host="127.0.0.1",
         web_port=6066,
         producer_linger_ms=5,
@@ -69,16 +71,16 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
     sink = AsyncRedisSink(redis)
 
     # ------------------------------------------------------------------ topics
-    register_events = app.topic(config.TOPIC_INPUT, key_serializer="raw", value_serializer="raw")
-    dlq = app.topic(config.TOPIC_DLQ, key_serializer="raw", value_serializer="json")
+    register_events = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="json")
     internal = {"partitions": settings.partitions, "internal": True}
-    by_id = app.topic(config.TOPIC_BY_ID, **internal)
-    by_person = app.topic(config.TOPIC_BY_PERSON, **internal)
-    family_inputs = app.topic(config.TOPIC_FAMILY_INPUTS, **internal)
+    by_id = app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal)
+    by_person = app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal)
+    family_inputs = app.topic(settings.internal_topic(config.TOPIC_FAMILY_INPUTS), **internal)
     out_topics = {"person": by_person, "family": family_inputs}
 
     # ------------------------------------------------------------------ tables
-    table_opts = {"default": None, "use_partitioner": True, "partitions": settings.partitions}
+    table_opts = {"default": None, "partitions": settings.partitions}
     dedup_table = app.Table("dedup", **table_opts)
     person_table = app.Table("person", **table_opts)
     family_table = app.Table("family", **table_opts)
@@ -124,6 +126,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         async for batch in stream.take_events(BATCH, within=WITHIN):
             metrics.EVENTS_IN.labels("dedup").inc(len(batch))
             for event in batch:
+                stream._set_current_event(event)
                 msg = event.value
                 key = picture.route_key(msg["event"])
                 state, outs = picture.dedup_step(dedup_table.get(key), msg["event"])
@@ -138,6 +141,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         async for batch in stream.take_events(BATCH, within=WITHIN):
             metrics.EVENTS_IN.labels("person").inc(len(batch))
             for event in batch:
+                stream._set_current_event(event)
                 msg = event.value
                 key = event.key
                 state, outs = picture.person_step(person_table.get(key), key, msg)
@@ -166,6 +170,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
             metrics.EVENTS_IN.labels("family").inc(len(batch))
             touched: dict[str, int] = {}
             for event in batch:
+                stream._set_current_event(event)
                 key = event.key
                 state, _ = picture.family_step(family_table.get(key), event.value)
                 family_table[key] = state
@@ -190,7 +195,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         metrics.WATERMARK_DAYS.set(dt.date.fromisoformat(watermark).toordinal() - dt.date(1970, 1, 1).toordinal())
         w = picture.day(watermark)
         for tp in app.assignor.assigned_actives():
-            if tp.topic != config.TOPIC_FAMILY_INPUTS:
+            if tp.topic != family_inputs.get_topic_name():
                 continue
             due = await sink.due(tp.partition, w)
             if due:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 TOPIC_INPUT = "register-events"
 TOPIC_DLQ = "register-events-dlq"
 TOPIC_ALERTS = "situation-alerts"
-# Internal topics: only pseudonymised events ever reach these.
-TOPIC_BY_ID = "tk.events-by-id"  # keyed by event_id: dedup and retractions
-TOPIC_BY_PERSON = "tk.events-by-person"  # keyed by person pseudonym
-TOPIC_FAMILY_INPUTS = "tk.family-inputs"  # keyed by family pseudonym
-TOPIC_MODEL = "tk.model-snapshots"  # compacted: versioned family-type model
+# Internal topics, named "<app id>-<suffix>": only pseudonymised data ever reaches them.
+TOPIC_BY_ID = "events-by-id"  # keyed by event_id: dedup and retractions
+TOPIC_BY_PERSON = "events-by-person"  # keyed by person pseudonym
+TOPIC_FAMILY_INPUTS = "family-inputs"  # keyed by family pseudonym
+TOPIC_MODEL = "model-snapshots"  # compacted: versioned family-type model
+INTERNAL_TOPICS = (TOPIC_BY_ID, TOPIC_BY_PERSON, TOPIC_FAMILY_INPUTS, TOPIC_MODEL)
 
 COVERED_MUNICIPALITIES = {
     "837": "Tampere",
@@ -53,6 +54,9 @@ class Settings:
     partitions: int = 4
     input_retention_ms: int = 3_600_000
     app_id: str = "tilannekuva"
+    input_topic: str = TOPIC_INPUT
+    dlq_topic: str = TOPIC_DLQ
+    alerts_topic: str = TOPIC_ALERTS
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -70,7 +74,14 @@ class Settings:
             partitions=_int(env, "TK_PARTITIONS", 4),
             input_retention_ms=_int(env, "TK_INPUT_RETENTION_MS", 3_600_000),
             app_id=env.get("TK_APP_ID") or "tilannekuva",
+            # Overridable so that integration tests run isolated on a shared broker.
+            input_topic=env.get("TK_INPUT_TOPIC") or TOPIC_INPUT,
+            dlq_topic=env.get("TK_DLQ_TOPIC") or TOPIC_DLQ,
+            alerts_topic=env.get("TK_ALERTS_TOPIC") or TOPIC_ALERTS,
         )
+
+    def internal_topic(self, suffix: str) -> str:
+        return f"{self.app_id}-{suffix}"
 
     def require_pseudonym_key(self) -> bytes:
         """Workers refuse to start without a key (situation-api.md)."""
