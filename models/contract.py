@@ -23,10 +23,10 @@ envelope
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from models import hetu
@@ -225,8 +225,8 @@ def parse_json(raw: bytes | str | dict) -> dict:
     if isinstance(raw, dict):
         return raw
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
+        obj = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError) as exc:
         raise InvalidEvent("not_json", f"message is not UTF-8 JSON ({exc.__class__.__name__})") from None
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"message is JSON {type(obj).__name__}, not an object")
@@ -234,6 +234,7 @@ def parse_json(raw: bytes | str | dict) -> dict:
 
 
 def _parse_recorded_at(value: str) -> dt.datetime:
+    """The timestamp in its own zone (its date is the register's date)."""
     if not _ZONE_RE.search(value) or "T" not in value:
         raise InvalidEvent("dates", "recorded_at must be an ISO 8601 timestamp with zone")
     try:
@@ -242,7 +243,7 @@ def _parse_recorded_at(value: str) -> dt.datetime:
         raise InvalidEvent("dates", "recorded_at is not an ISO 8601 timestamp") from None
     if stamp.tzinfo is None:
         raise InvalidEvent("dates", "recorded_at has no zone")
-    return stamp.astimezone(dt.UTC)
+    return stamp
 
 
 def validate(raw: bytes | str | dict) -> dict:
@@ -275,7 +276,7 @@ def validate(raw: bytes | str | dict) -> dict:
     if occurred < EARLIEST:
         raise InvalidEvent("dates", "occurred_at is before 1900-01-01")
     # "after its own recorded_at date": the date as the register wrote it, in its zone.
-    if occurred > dt.datetime.fromisoformat(env.recorded_at).date():
+    if occurred > recorded.date():
         raise InvalidEvent("dates", "occurred_at is after recorded_at")
 
     person = env.person
@@ -296,7 +297,8 @@ def validate(raw: bytes | str | dict) -> dict:
         "source": env.source,
         "type": env.type,
         "occurred_at": env.occurred_at,
-        "recorded_at": recorded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        # isoformat is several times cheaper than strftime on this hot path
+        "recorded_at": recorded.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z",
         "person": person,
         "data": data,
     }

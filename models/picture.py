@@ -130,6 +130,30 @@ def _stem(event_type: str) -> str | None:
     return None
 
 
+_STEMS: dict[str, str | None] = {}
+
+
+def stem(event_type: str) -> str | None:
+    """``benefit.started`` → ``benefit``; ``child_welfare.client_ended`` → ``child_welfare.client``."""
+    try:
+        return _STEMS[event_type]
+    except KeyError:
+        return _STEMS.setdefault(event_type, _stem(event_type))
+
+
+# Types that can never change a person summary (without a feature profile): the person
+# step neither stores nor re-reduces them. About three events in four are of these.
+SUMMARY_BLIND = frozenset({"income.reported", "care.episode", "education.completed", "school.support_changed"})
+
+
+def matters(event: dict) -> bool:
+    """Whether an event can change a person summary that carries no profile."""
+    t = event["type"]
+    if t in SUMMARY_BLIND:
+        return False
+    return t != "health.visit" or event["data"].get("service") == "mental_health"
+
+
 def summarize_person(events: Iterable[dict], profile: Callable[[list[dict]], dict] | None = None) -> dict:
     """Reduce a person's accepted events to what their family needs.
 
@@ -161,13 +185,13 @@ def summarize_person(events: Iterable[dict], profile: Callable[[list[dict]], dic
         elif t == "health.visit" and d.get("service") == "mental_health":
             windows["mh_visits"].append(ev["occurred_at"])
         else:
-            stem = _stem(t)
-            if stem is not None and "episode" in d:
-                ep = episodes.setdefault((stem, d["episode"]), {"start": False, "end": False, "kinds": set()})
+            st_ = stem(t)
+            if st_ is not None and "episode" in d:
+                ep = episodes.setdefault((st_, d["episode"]), {"start": False, "end": False, "kinds": set()})
                 if t.endswith("started"):
                     ep["start"] = True
                     kind = d.get("benefit") or d.get("service")
-                    ep["kinds"].add(f"{stem}:{kind}" if kind else stem)
+                    ep["kinds"].add(f"{st_}:{kind}" if kind else st_)
                 else:
                     ep["end"] = True
     family = role = birth_date = None
@@ -207,9 +231,12 @@ def person_step(
     events = state["events"]
     if msg["kind"] == "add":
         ev = msg["event"]
+        if profile is None and not matters(ev):
+            return state, []
         changed = ev["event_id"] not in events
         if changed:
-            events = {**events, ev["event_id"]: ev}
+            # The key is the person: no need to keep it in every stored event.
+            events = {**events, ev["event_id"]: {k: v for k, v in ev.items() if k != "person"}}
     else:
         changed = msg["event_id"] in events
         if changed:

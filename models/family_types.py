@@ -1,0 +1,517 @@
+"""Family types: online clustering with stable ids, split into a learner and assigners.
+
+* :class:`FamilyTypes` is the **learner** (one instance, one worker). It follows river's
+  ``Clusterer`` API (``learn_one``/``predict_one`` on dicts). It standardises online with
+  river's :class:`~river.preprocessing.StandardScaler`, seeds ``n_types`` centroids with
+  k-means++ and Lloyd iterations on a warm-up buffer, then moves the nearest centroid
+  towards each new vector with a *decaying* rate ``max(1 / n_c, min_lr)`` (MacQueen /
+  Sculley mini-batch k-means). Centroids are kept in original feature units; the
+  running scaler only defines the metric. :meth:`FamilyTypes.snapshot` freezes the
+  model into a JSON-serialisable dict (publish it on the compacted model topic); a
+  restarted learner resumes with :meth:`FamilyTypes.from_snapshot`.
+* :class:`TypeAssigner` is the **assigner** (every worker): built from a snapshot, it
+  assigns by vectorised nearest centroid with numpy, deterministically for that
+  snapshot (independent of batch composition).
+
+Type ids are stable: between snapshots centroids only drift (the rate decays) and ids
+never renumber. :meth:`FamilyTypes.rebase` re-clusters deliberately, gives the new types
+*fresh* ids (an id never changes meaning) and publishes a versioned old → new mapping
+found by optimal matching of old and new centroids.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import random
+from collections.abc import Sequence
+from itertools import chain
+
+import numpy as np
+from river import base, preprocessing
+
+from models.features import FEATURE_NAMES, FEATURES
+from models.service_need import ServiceNeedRule
+
+__all__ = ["FamilyTypes", "TypeAssigner", "SNAPSHOT_SCHEMA"]
+
+SNAPSHOT_SCHEMA = "family-types/1"
+_DEFAULT_WEIGHTS = tuple(f.weight for f in FEATURES)
+
+
+def _kmeans_pp(X: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
+    """Greedy k-means++ seeding (indices into X)."""
+    n = len(X)
+    trials = trials or 2 + int(math.log(k))
+    first = int(rng.integers(n))
+    idx = [first]
+    d = ((X - X[first]) ** 2).sum(1)
+    for _ in range(1, k):
+        tot = d.sum()
+        if tot <= 0:  # fewer distinct points than k: repeat points
+            idx.append(int(rng.integers(n)))
+            continue
+        cand = np.searchsorted(np.cumsum(d), rng.random(trials) * tot)
+        cand = np.minimum(cand, n - 1)
+        dc = ((X[None, :, :] - X[cand][:, None, :]) ** 2).sum(2)
+        dn = np.minimum(d[None, :], dc)
+        best = int(np.argmin(dn.sum(1)))
+        idx.append(int(cand[best]))
+        d = dn[best]
+    return np.asarray(idx)
+
+
+def _nearest(Xs: np.ndarray, Cs: np.ndarray, c2: np.ndarray | None = None) -> np.ndarray:
+    if c2 is None:
+        c2 = (Cs**2).sum(1)
+    return np.argmin(c2[None, :] - 2.0 * Xs @ Cs.T, axis=1)
+
+
+def _lloyd(Xs: np.ndarray, Cs: np.ndarray, n_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd iterations in the scaled space; empty clusters keep their centre."""
+    Cs = Cs.copy()
+    k = len(Cs)
+    for _ in range(n_iter):
+        lab = _nearest(Xs, Cs)
+        counts = np.bincount(lab, minlength=k)
+        sums = np.zeros_like(Cs)
+        np.add.at(sums, lab, Xs)
+        nz = counts > 0
+        new = Cs.copy()
+        new[nz] = sums[nz] / counts[nz, None]
+        if np.allclose(new, Cs):
+            Cs = new
+            break
+        Cs = new
+    lab = _nearest(Xs, Cs)
+    return Cs, np.bincount(lab, minlength=k)
+
+
+class FamilyTypes(base.Clusterer):
+    """Online k-means learner of family types with stable ids and frozen snapshots.
+
+    Parameters
+    ----------
+    n_types
+        Number of family types.
+    features
+        Feature order (defaults to :data:`models.features.FEATURE_NAMES`).
+    weights
+        Per-feature multipliers of the standardised values in the metric.
+    warmup
+        Vectors buffered before the centroids are seeded (k-means++ and Lloyd).
+    min_lr
+        Floor of the per-centroid learning rate ``1 / n_c`` (lets centroids follow slow
+        drift; smaller = more stable ids).
+    reservoir
+        Size of the sample of recent vectors kept for a deliberate :meth:`rebase`.
+    group_margin
+        Hysteresis of a type's service-need group on the need score between snapshots.
+    rule
+        :class:`~models.service_need.ServiceNeedRule` giving each type its group.
+    seed
+        Random seed.
+
+    Examples
+    --------
+    >>> rng = random.Random(0)
+    >>> X = [{"a": rng.gauss(c, 0.1), "b": rng.gauss(-c, 0.1)} for c in (0, 5) * 100]
+    >>> model = FamilyTypes(n_types=2, features=("a", "b"), weights=(1, 1), warmup=50,
+    ...                     rule=None, seed=1)
+    >>> for x in X:
+    ...     model.learn_one(x)
+    >>> model.predict_one({"a": 0, "b": 0}) != model.predict_one({"a": 5, "b": -5})
+    True
+    >>> snap = model.snapshot()
+    >>> snap["version"], snap["type_ids"], snap["features"]
+    (1, [0, 1], ['a', 'b'])
+    >>> assigner = TypeAssigner.from_snapshot(snap)
+    >>> assigner.predict_one({"a": 5, "b": -5}) == model.predict_one({"a": 5, "b": -5})
+    True
+    """
+
+    def __init__(
+        self,
+        n_types: int = 100,
+        features: Sequence[str] = FEATURE_NAMES,
+        weights: Sequence[float] | None = _DEFAULT_WEIGHTS,
+        warmup: int = 5000,
+        min_lr: float = 1e-3,
+        reservoir: int = 20000,
+        group_margin: float = 0.1,
+        rule: ServiceNeedRule | None = ServiceNeedRule(),
+        seed: int | None = 42,
+    ):
+        self.n_types = n_types
+        self.features = tuple(features)
+        self.weights = tuple(float(w) for w in (weights or [1.0] * len(self.features)))
+        self.warmup = warmup
+        self.min_lr = min_lr
+        self.reservoir = reservoir
+        self.group_margin = group_margin
+        self.rule = rule
+        self.seed = seed
+        if len(self.weights) != len(self.features):
+            raise ValueError("one weight per feature")
+
+        self.scaler = preprocessing.StandardScaler()
+        self.centroids: np.ndarray | None = None  # (k, d), original units
+        self.counts = np.zeros(n_types, dtype=float)
+        self.type_ids: list[int] = list(range(n_types))
+        self.groups: dict[int, int] = {}
+        self.version = 0
+        self.generation = 0
+        self.n_seen = 0
+        self.lineage: dict | None = None
+        self._next_id = n_types
+        self._buffer: list[np.ndarray] = []
+        self._sample: list[np.ndarray] = []
+        self._sample_keys: dict = {}  # key -> slot
+        self._slot_keys: dict = {}  # slot -> key
+        self._seen_for_sample = 0
+        self._rng = random.Random(seed)
+        self._np_rng = np.random.default_rng(seed)
+        self._get = operator.itemgetter(*self.features)
+
+    # -- helpers ------------------------------------------------------------------
+    def _vec(self, x: dict) -> np.ndarray:
+        try:
+            return np.asarray(self._get(x), dtype=float).reshape(len(self.features))
+        except KeyError:
+            return np.asarray([x.get(f, 0.0) for f in self.features], dtype=float)
+
+    def _metric(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current (means, scale) with scale = weight / std."""
+        means = np.asarray([self.scaler.means.get(f, 0.0) for f in self.features])
+        stds = np.sqrt(np.asarray([self.scaler.vars.get(f, 0.0) for f in self.features]))
+        stds = np.where(stds > 1e-9, stds, 1.0)
+        return means, np.asarray(self.weights) / stds
+
+    def _remember(self, v: np.ndarray, key=None) -> None:
+        if self.reservoir <= 0:
+            return
+        if key is not None and key in self._sample_keys:
+            self._sample[self._sample_keys[key]] = v
+            return
+        self._seen_for_sample += 1
+        if len(self._sample) < self.reservoir:
+            slot = len(self._sample)
+            self._sample.append(v)
+        else:
+            slot = self._rng.randrange(self._seen_for_sample)
+            if slot >= self.reservoir:
+                return
+            self._sample[slot] = v
+            gone = self._slot_keys.pop(slot, None)
+            if gone is not None:
+                del self._sample_keys[gone]
+        if key is not None:
+            self._sample_keys[key] = slot
+            self._slot_keys[slot] = key
+
+    @property
+    def initialised(self) -> bool:
+        return self.centroids is not None
+
+    def _initialise(self) -> None:
+        X = np.vstack(self._buffer)
+        means, scale = self._metric()
+        Xs = (X - means) * scale
+        k = self.n_types
+        seeds = _kmeans_pp(Xs, k, self._np_rng)
+        Cs, counts = _lloyd(Xs, Xs[seeds], n_iter=50)
+        self.centroids = Cs / scale + means
+        self.counts = counts.astype(float)
+        self._buffer = []
+
+    # -- river API ------------------------------------------------------------------
+    def learn_one(self, x: dict, key=None) -> None:
+        """Learn from one family vector. ``key`` (e.g. the family pseudonym) makes the
+        rebase sample hold each sampled family's *latest* vector."""
+        v = self._vec(x)
+        self.scaler.learn_one(dict(zip(self.features, v.tolist(), strict=True)))
+        self.n_seen += 1
+        self._remember(v, key)
+        if self.centroids is None:
+            self._buffer.append(v)
+            if len(self._buffer) >= max(self.warmup, self.n_types):
+                self._initialise()
+            return
+        means, scale = self._metric()
+        d = (((self.centroids - v) * scale) ** 2).sum(1)
+        j = int(np.argmin(d))
+        self.counts[j] += 1.0
+        lr = max(1.0 / self.counts[j], self.min_lr)
+        self.centroids[j] += lr * (v - self.centroids[j])
+
+    def predict_one(self, x: dict) -> int | None:
+        """Type id of the nearest centroid under the current metric (None in warm-up)."""
+        if self.centroids is None:
+            return None
+        means, scale = self._metric()
+        d = (((self.centroids - self._vec(x)) * scale) ** 2).sum(1)
+        return self.type_ids[int(np.argmin(d))]
+
+    # -- snapshots -----------------------------------------------------------------
+    def _profiles(self) -> list[dict[str, float]]:
+        return [dict(zip(self.features, c.tolist(), strict=True)) for c in self.centroids]
+
+    def snapshot(self) -> dict:
+        """Freeze the model: a new version, JSON-serialisable.
+
+        Keys: ``schema``, ``version``, ``generation``, ``features``, ``weights``,
+        ``means``, ``stds``, ``vars``, ``scaler_n``, ``centroids`` (original units),
+        ``type_ids``, ``counts``, ``need_scores``, ``groups``, ``cuts``, ``n_seen``,
+        ``lineage`` (``{"from_version", "mapping": [[old, new], ...]}`` after a rebase).
+        """
+        if self.centroids is None:
+            raise RuntimeError("model still in warm-up: no snapshot yet")
+        self.version += 1
+        means, scale = self._metric()
+        stds = np.asarray(self.weights) / scale
+        scores, groups = [], []
+        for tid, prof in zip(self.type_ids, self._profiles(), strict=True):
+            if self.rule is None:
+                s, g = 0.0, 1
+            else:
+                s = self.rule.need_score(prof)
+                g = self.rule.group(prof, previous=self.groups.get(tid), margin=self.group_margin)
+            self.groups[tid] = g
+            scores.append(s)
+            groups.append(g)
+        n = int(min(self.scaler.counts.values(), default=0))
+        return {
+            "schema": SNAPSHOT_SCHEMA,
+            "version": self.version,
+            "generation": self.generation,
+            "features": list(self.features),
+            "weights": list(self.weights),
+            "means": means.tolist(),
+            "stds": stds.tolist(),
+            "vars": [float(self.scaler.vars.get(f, 0.0)) for f in self.features],
+            "scaler_n": n,
+            "centroids": self.centroids.tolist(),
+            "type_ids": list(self.type_ids),
+            "counts": self.counts.tolist(),
+            "need_scores": scores,
+            "groups": groups,
+            "cuts": list(self.rule.cuts) if self.rule is not None else None,
+            "n_seen": self.n_seen,
+            "next_id": self._next_id,
+            "lineage": self.lineage,
+        }
+
+    @classmethod
+    def from_snapshot(cls, snap: dict, **params) -> FamilyTypes:
+        """Resume learning after a restart from the latest published snapshot.
+
+        The rebase sample is not in the snapshot; it refills as vectors arrive.
+        """
+        if snap.get("schema") != SNAPSHOT_SCHEMA:
+            raise ValueError(f"not a {SNAPSHOT_SCHEMA} snapshot")
+        if snap.get("cuts") is not None and "rule" not in params:
+            params["rule"] = ServiceNeedRule(cuts=snap["cuts"])
+        model = cls(
+            n_types=len(snap["type_ids"]), features=snap["features"], weights=snap["weights"], **params
+        )
+        n = snap["scaler_n"]
+        model.scaler = preprocessing.StandardScaler._from_state(
+            counts={f: n for f in model.features},
+            means=dict(zip(model.features, snap["means"], strict=True)),
+            vars=dict(zip(model.features, snap["vars"], strict=True)),
+        )
+        model.centroids = np.asarray(snap["centroids"], dtype=float)
+        model.counts = np.asarray(snap["counts"], dtype=float)
+        model.type_ids = [int(t) for t in snap["type_ids"]]
+        model.groups = {int(t): int(g) for t, g in zip(snap["type_ids"], snap["groups"], strict=True)}
+        model.version = int(snap["version"])
+        model.generation = int(snap["generation"])
+        model.n_seen = int(snap["n_seen"])
+        model._next_id = int(snap.get("next_id", max(model.type_ids) + 1))
+        model.lineage = snap.get("lineage")
+        return model
+
+    # -- deliberate re-basing ---------------------------------------------------------
+    def rebase(self, X: Sequence[dict] | np.ndarray | None = None, n_iter: int = 100) -> dict:
+        """Re-cluster from scratch on ``X`` (default: the sample of recent vectors), give the
+        new types fresh ids and return the new snapshot whose ``lineage`` holds the
+        ``old → new`` mapping (a bijection, optimal matching of old and new centroids in
+        the current metric; Hungarian via scipy when available, else greedy).
+        """
+        if X is None:
+            data = np.vstack(self._sample) if self._sample else np.vstack(self._buffer)
+        elif isinstance(X, np.ndarray):
+            data = np.asarray(X, dtype=float)
+        else:
+            data = np.vstack([self._vec(x) for x in X])
+        means, scale = self._metric()
+        Xs = (data - means) * scale
+        k = self.n_types
+        Cs, counts = _lloyd(Xs, Xs[_kmeans_pp(Xs, k, self._np_rng)], n_iter=n_iter)
+        new_centroids = Cs / scale + means
+        old_ids = list(self.type_ids)
+        old_version = self.version
+        if self.centroids is None:  # rebasing during warm-up simply initialises
+            rows, cols = np.arange(k), np.arange(k)
+        else:
+            Os = (self.centroids - means) * scale
+            cost = ((Os[:, None, :] - Cs[None, :, :]) ** 2).sum(2)
+            rows, cols = _match(cost)
+        # new type matched to old type at position p gets id next_id + p
+        new_ids = [0] * k
+        mapping = []
+        for p, q in zip(rows.tolist(), cols.tolist(), strict=True):
+            new_ids[q] = self._next_id + p
+            mapping.append([old_ids[p], self._next_id + p])
+        self._next_id += k
+        self.centroids = new_centroids
+        self.counts = counts.astype(float)
+        self.type_ids = new_ids
+        old_groups = self.groups
+        self.groups = {}
+        for p, q in zip(rows.tolist(), cols.tolist(), strict=True):  # carry hysteresis
+            if old_ids[p] in old_groups:
+                self.groups[new_ids[q]] = old_groups[old_ids[p]]
+        self.generation += 1
+        self.lineage = {"from_version": old_version, "mapping": sorted(mapping)}
+        return self.snapshot()
+
+
+def _match(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost perfect matching (rows, cols)."""
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:  # greedy fallback
+        rows, cols, used_r, used_c = [], [], set(), set()
+        for flat in np.argsort(cost, axis=None, kind="stable"):
+            r, c = divmod(int(flat), cost.shape[1])
+            if r not in used_r and c not in used_c:
+                used_r.add(r)
+                used_c.add(c)
+                rows.append(r)
+                cols.append(c)
+        order = np.argsort(rows)
+        return np.asarray(rows)[order], np.asarray(cols)[order]
+    return linear_sum_assignment(cost)
+
+
+class TypeAssigner:
+    """Cheap, deterministic nearest-centroid assignment with a frozen snapshot.
+
+    ``predict_many`` computes ``‖c‖² − 2 x·c`` with one matrix product per micro-batch;
+    rows whose best two distances are within rounding of each other are re-decided
+    with exact row-wise distances (ties: lowest position), so a family's type does not
+    depend on which batch it was in.
+
+    Parameters
+    ----------
+    features, means, stds, weights, centroids, type_ids, groups, version
+        As in :meth:`FamilyTypes.snapshot`.
+    margin
+        Optional hysteresis for ``predict_many(X, previous=...)``: keep the previous type
+        while its squared distance is at most ``(1 + margin)²`` times the best one.
+        Off (0) by default: with hysteresis a type depends on the family's history, not
+        only on its current data and the snapshot.
+
+    Examples
+    --------
+    >>> snap = {"schema": SNAPSHOT_SCHEMA, "version": 3, "features": ["a", "b"],
+    ...         "weights": [1, 1], "means": [0, 0], "stds": [1, 1],
+    ...         "centroids": [[0, 0], [10, 0], [0, 10]], "type_ids": [7, 8, 9],
+    ...         "groups": [1, 5, 10]}
+    >>> a = TypeAssigner.from_snapshot(snap)
+    >>> a.predict_one({"a": 9, "b": 1}), a.group_one({"a": 1, "b": 9})
+    (8, 10)
+    >>> a.predict_many([{"a": 0, "b": 1}, {"a": 9, "b": 0}]).tolist()
+    [7, 8]
+    """
+
+    def __init__(self, features, means, stds, weights, centroids, type_ids, groups=None,
+                 version=0, margin: float = 0.0):
+        self.features = tuple(features)
+        self.version = version
+        self.margin = margin
+        self.means = np.asarray(means, dtype=float)
+        stds = np.asarray(stds, dtype=float)
+        self.scale = np.asarray(weights, dtype=float) / np.where(stds > 0, stds, 1.0)
+        self.centroids = np.asarray(centroids, dtype=float)
+        self.type_ids = np.asarray(type_ids, dtype=np.int64)
+        self.groups = np.asarray(groups if groups is not None else [0] * len(type_ids), dtype=np.int64)
+        self._cs = (self.centroids - self.means) * self.scale
+        self._c2 = (self._cs**2).sum(1)
+        self._c2_max = float(self._c2.max()) if len(self._c2) else 0.0
+        # scaled space folded into one affine map: x·(scale²·cs) − mean·scale·cs
+        self._w = (self._cs * self.scale).T.copy()  # (d, k)
+        self._b = self._c2 + 2.0 * (self.means * self.scale) @ self._cs.T
+        self._pos = {int(t): i for i, t in enumerate(self.type_ids)}
+        self._get = operator.itemgetter(*self.features)
+        self._group_of = dict(zip(self.type_ids.tolist(), self.groups.tolist(), strict=True))
+
+    @classmethod
+    def from_snapshot(cls, snap: dict, margin: float = 0.0) -> TypeAssigner:
+        if snap.get("schema") != SNAPSHOT_SCHEMA:
+            raise ValueError(f"not a {SNAPSHOT_SCHEMA} snapshot")
+        return cls(snap["features"], snap["means"], snap["stds"], snap["weights"],
+                   snap["centroids"], snap["type_ids"], snap.get("groups"),
+                   snap.get("version", 0), margin)
+
+    def to_matrix(self, X) -> np.ndarray:
+        """Rows of ``X`` (dicts; missing features are 0) as a float matrix."""
+        if isinstance(X, np.ndarray):
+            return np.asarray(X, dtype=float).reshape(-1, len(self.features))
+        get, d = self._get, len(self.features)
+        try:
+            return np.fromiter(chain.from_iterable(map(get, X)), dtype=float).reshape(-1, d)
+        except KeyError:
+            return np.array([[x.get(f, 0.0) for f in self.features] for x in X],
+                            dtype=float).reshape(-1, len(self.features))
+
+    def distances(self, X) -> np.ndarray:
+        """Exact squared distances (n, k) in the snapshot's metric, row-wise."""
+        Xs = (self.to_matrix(X) - self.means) * self.scale
+        return (((Xs[:, None, :] - self._cs[None, :, :]) ** 2)).sum(2)
+
+    def _positions(self, M: np.ndarray) -> np.ndarray:
+        d = self._b[None, :] - 2.0 * (M @ self._w)  # = ‖x−c‖² − ‖x‖² (scaled space)
+        pos = np.argmin(d, axis=1)
+        if d.shape[1] > 1:
+            dmin = d[np.arange(len(d)), pos]
+            xs2 = (((M - self.means) * self.scale) ** 2).sum(1)
+            tol = 1e-9 * (1.0 + xs2 + self._c2_max)
+            close = np.nonzero((d <= (dmin + tol)[:, None]).sum(1) > 1)[0]
+            if len(close):
+                exact = self.distances(M[close])
+                pos[close] = np.argmin(exact, axis=1)  # first minimum: lowest position
+        return pos
+
+    def predict_many(self, X, previous=None) -> np.ndarray:
+        """Type ids for a micro-batch (list of dicts or an (n, d) array).
+
+        ``previous``: optional type ids (−1 or unknown ids = none) for hysteresis, used
+        only when ``margin > 0``.
+        """
+        M = self.to_matrix(X)
+        if len(M) == 0:
+            return np.zeros(0, dtype=np.int64)
+        pos = self._positions(M)
+        if previous is not None and self.margin > 0:
+            prev_pos = np.asarray([self._pos.get(int(p), -1) for p in previous])
+            rows = np.nonzero((prev_pos >= 0) & (prev_pos != pos))[0]
+            if len(rows):
+                d = self.distances(M[rows])
+                r = np.arange(len(rows))
+                keep = d[r, prev_pos[rows]] <= (1.0 + self.margin) ** 2 * d[r, pos[rows]]
+                pos[rows[keep]] = prev_pos[rows[keep]]
+        return self.type_ids[pos]
+
+    def predict_one(self, x: dict, previous: int | None = None) -> int:
+        """Type id of one vector (same result as its row in :meth:`predict_many`)."""
+        return int(self.predict_many([x], None if previous is None else [previous])[0])
+
+    def group_one(self, x: dict) -> int:
+        """Service-need group of the vector's type."""
+        return self._group_of[self.predict_one(x)]
+
+    def groups_of(self, type_ids) -> np.ndarray:
+        """Service-need groups of the given type ids."""
+        return np.asarray([self._group_of[int(t)] for t in type_ids], dtype=np.int64)
