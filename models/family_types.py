@@ -30,13 +30,14 @@ from itertools import chain
 import numpy as np
 from river import base, preprocessing
 
-from models.features import FEATURE_NAMES, FEATURES
+from models.features import FEATURE_NAMES, FEATURES, state_vector
 from models.service_need import ServiceNeedRule
 
-__all__ = ["FamilyTypes", "TypeAssigner", "SNAPSHOT_SCHEMA"]
+__all__ = ["FamilyTypes", "TypeAssigner", "SNAPSHOT_SCHEMA", "family_group", "family_type"]
 
 SNAPSHOT_SCHEMA = "family-types/1"
 _DEFAULT_WEIGHTS = tuple(f.weight for f in FEATURES)
+_DEFAULT_RULE = ServiceNeedRule()
 
 
 def _kmeans_pp(X: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
@@ -139,7 +140,7 @@ class FamilyTypes(base.Clusterer):
         min_lr: float = 1e-3,
         reservoir: int = 20000,
         group_margin: float = 0.1,
-        rule: ServiceNeedRule | None = ServiceNeedRule(),
+        rule: ServiceNeedRule | None = _DEFAULT_RULE,
         seed: int | None = 42,
     ):
         self.n_types = n_types
@@ -243,6 +244,44 @@ class FamilyTypes(base.Clusterer):
         self.counts[j] += 1.0
         lr = max(1.0 / self.counts[j], self.min_lr)
         self.centroids[j] += lr * (v - self.centroids[j])
+
+    def learn_many(self, X, keys=None) -> None:
+        """Learn from a micro-batch of family vectors (dicts or an (n, d) array).
+
+        The scaler is updated with river's ``learn_many`` for the whole batch, then each
+        row moves its nearest centroid in order (same rule as :meth:`learn_one`, with the
+        metric of the batch). Much cheaper per vector than :meth:`learn_one`.
+        """
+        import pandas as pd
+
+        if isinstance(X, np.ndarray):
+            M = np.asarray(X, dtype=float).reshape(-1, len(self.features))
+        else:
+            M = np.asarray([self._vec(x) for x in X], dtype=float).reshape(-1, len(self.features))
+        if len(M) == 0:
+            return
+        keys = list(keys) if keys is not None else [None] * len(M)
+        if self.centroids is None:  # warm-up: one at a time until seeded
+            i = 0
+            while self.centroids is None and i < len(M):
+                self.learn_one(dict(zip(self.features, M[i].tolist(), strict=True)), key=keys[i])
+                i += 1
+            M, keys = M[i:], keys[i:]
+            if len(M) == 0:
+                return
+        self.scaler.learn_many(pd.DataFrame(M, columns=list(self.features)))
+        self.n_seen += len(M)
+        means, scale = self._metric()
+        C, counts, min_lr = self.centroids, self.counts, self.min_lr
+        Cs = C * scale
+        for i in range(len(M)):
+            v = M[i]
+            self._remember(v, keys[i])
+            j = int(np.argmin(((Cs - v * scale) ** 2).sum(1)))
+            counts[j] += 1.0
+            lr = max(1.0 / counts[j], min_lr)
+            C[j] += lr * (v - C[j])
+            Cs[j] = C[j] * scale
 
     def predict_one(self, x: dict) -> int | None:
         """Type id of the nearest centroid under the current metric (None in warm-up)."""
@@ -444,7 +483,11 @@ class TypeAssigner:
         self._w = (self._cs * self.scale).T.copy()  # (d, k)
         self._b = self._c2 + 2.0 * (self.means * self.scale) @ self._cs.T
         self._pos = {int(t): i for i, t in enumerate(self.type_ids)}
-        self._get = operator.itemgetter(*self.features)
+        if len(self.features) == 1:  # itemgetter of one key returns a scalar
+            only = self.features[0]
+            self._get = lambda x: (x[only],)
+        else:
+            self._get = operator.itemgetter(*self.features)
         self._group_of = dict(zip(self.type_ids.tolist(), self.groups.tolist(), strict=True))
 
     @classmethod
@@ -469,7 +512,7 @@ class TypeAssigner:
     def distances(self, X) -> np.ndarray:
         """Exact squared distances (n, k) in the snapshot's metric, row-wise."""
         Xs = (self.to_matrix(X) - self.means) * self.scale
-        return (((Xs[:, None, :] - self._cs[None, :, :]) ** 2)).sum(2)
+        return ((Xs[:, None, :] - self._cs[None, :, :]) ** 2).sum(2)
 
     def _positions(self, M: np.ndarray) -> np.ndarray:
         d = self._b[None, :] - 2.0 * (M @ self._w)  # = ‖x−c‖² − ‖x‖² (scaled space)
@@ -515,3 +558,34 @@ class TypeAssigner:
     def groups_of(self, type_ids) -> np.ndarray:
         """Service-need groups of the given type ids."""
         return np.asarray([self._group_of[int(t)] for t in type_ids], dtype=np.int64)
+
+
+def family_type(state: dict, assigner: TypeAssigner | None) -> int | None:
+    """Type id of a family state of :mod:`models.picture` (``{"residence": {...},
+    "members": {person: summary}}``, summaries carrying ``"profile"``) with the latest
+    snapshot's assigner; None without an assigner or members."""
+    if assigner is None:
+        return None
+    vec = state_vector(state)
+    return None if vec is None else assigner.predict_one(vec)
+
+
+def family_group(state: dict, assigner: TypeAssigner | None) -> int | None:
+    """Service-need group 1 … 10 of a family state (see :func:`family_type`): the group
+    of its type in the assigner's snapshot. Pass as
+    ``contribution(state, W, group=functools.partial(family_group, assigner=a))``.
+
+    Examples
+    --------
+    >>> snap = {"schema": SNAPSHOT_SCHEMA, "version": 1, "features": ["single_parent"],
+    ...         "weights": [1], "means": [0], "stds": [1], "centroids": [[0], [1]],
+    ...         "type_ids": [3, 4], "groups": [2, 7]}
+    >>> st = {"residence": {}, "members": {"p": {"role": "parent", "birth_date": "1990-01-01",
+    ...       "profile": {"t": 674.0}}}}
+    >>> family_group(st, TypeAssigner.from_snapshot(snap)), family_group(st, None)
+    (7, None)
+    """
+    if assigner is None:
+        return None
+    vec = state_vector(state)
+    return None if vec is None else assigner.group_one(vec)

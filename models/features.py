@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "BASE_FEATURES",
     "DOMAINS",
     "FEATURES",
     "FEATURE_NAMES",
@@ -31,6 +32,7 @@ __all__ = [
     "family_vector",
     "feature_table_markdown",
     "person_profile",
+    "state_vector",
 ]
 
 DOMAINS = (
@@ -44,10 +46,11 @@ DOMAINS = (
     "insecurity",
 )
 
-#: Rolling window of the person's own clock: events in the 365 days up to and including
-#: the person's own latest event count as "per year".
-WINDOW_DAYS = 365
-INCOME_MONTHS = 12
+#: Window of the person's own clock: the 730 days up to and including the person's own
+#: latest event (two years: long enough to estimate rates of rare events, short enough
+#: to forget old episodes).
+WINDOW_DAYS = 730
+INCOME_MONTHS = 24
 
 EDUCATION_LEVEL = {
     "basic": 1,
@@ -74,9 +77,9 @@ _EPISODE_TYPES = {
     "social_service.ended": ("social_service", False),
 }
 _STEM_KEY = {
-    "ecec": "a_ecec",
-    "child_welfare.client": "a_cw_client",
-    "child_welfare.placement": "a_cw_placement",
+    "ecec": "ecec",
+    "child_welfare.client": "cw_client",
+    "child_welfare.placement": "cw_placement",
 }
 
 # Municipality context (environment domain): unemployed 2017 / inhabitants 2018, from
@@ -97,6 +100,19 @@ def _months(date: str) -> int:
     return (int(date[0:4]) - 1970) * 12 + int(date[5:7]) - 1
 
 
+def _ordinal(date: str) -> int:
+    """Day number of a ``YYYY-MM-DD`` string (cached: dates repeat a lot)."""
+    try:
+        return _ORD[date]
+    except KeyError:
+        if len(_ORD) > 100_000:
+            _ORD.clear()
+        return _ORD.setdefault(date, dt.date.fromisoformat(date[:10]).toordinal())
+
+
+_ORD: dict[str, int] = {}
+
+
 def _order_key(ev: dict) -> tuple:
     return (ev.get("occurred_at", ""), ev.get("recorded_at", ""), ev.get("event_id", ""))
 
@@ -106,29 +122,30 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
 
     The profile is a function of the *set* of the person's events (duplicates by
     ``event_id`` count once; order does not matter) and of nothing else. Keys whose
-    value is 0 are left out.
+    value is 0 are left out. The window is the person's own last :data:`WINDOW_DAYS`
+    (730) days, ending with the person's latest event -- never the global watermark.
 
     ==========================  ====================================================
     key                         meaning
     ==========================  ====================================================
     ``t``                       months since 1970-01 of the person's latest event
-    ``inc``                     mean monthly gross income (EUR, nearest 10) over the 12
+    ``inc``                     mean monthly gross income (EUR, nearest 10) over the 24
                                 calendar months ending with the latest reported month;
                                 months without a report count as 0
-    ``inc_mo``                  months with an income report in those 12
+    ``inc_mo``                  months with an income report in those 24
     ``st_<status>``             1 for the latest ``employment.status_changed``
+    ``ds_<status>``             share of the window's days spent in that status
     ``edu``                     highest completed education, 1 basic … 5 doctoral
     ``sup``                     highest school support level, 1 general … 3 special
-    ``a_<kind>``                1 per active episode kind (benefit kind, social service
-                                kind, ``ecec``, ``cw_client``, ``cw_placement``)
-    ``v_<service>``             health visits by service in the person's last 365 days
-    ``c_<service>``             specialised care episodes in the last 365 days
-    ``cd``                      specialised care days in the last 365 days
-    ``cwn``                     child welfare notifications in the last 365 days
+    ``d_<kind>``                share of the window's days with an active episode of the
+                                kind (benefit kind, social service kind, ``ecec``,
+                                ``cw_client``, ``cw_placement``)
+    ``n_<kind>``                episodes of the kind started in the window
+    ``v_<service>``             health visits by service in the window
+    ``c_<service>``             specialised care episodes in the window
+    ``cd``                      specialised care days in the window
+    ``cwn``                     child welfare notifications in the window
     ==========================  ====================================================
-
-    "Last 365 days" is measured back from the person's own latest event, never from
-    the global watermark.
 
     Examples
     --------
@@ -137,78 +154,94 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
     ...      "occurred_at": "2026-03-05", "recorded_at": "2026-03-05T00:00:00.000000Z",
     ...      "data": {"month": "2026-02", "gross_eur": 3012.0}},
     ...     {"event_id": "2", "source": "kela", "type": "benefit.started",
-    ...      "occurred_at": "2026-01-10", "recorded_at": "2026-01-10T00:00:00.000000Z",
+    ...      "occurred_at": "2025-03-06", "recorded_at": "2025-03-06T00:00:00.000000Z",
     ...      "data": {"benefit": "housing_allowance", "episode": "e1"}},
     ...     {"event_id": "3", "source": "employment", "type": "employment.status_changed",
-    ...      "occurred_at": "2025-12-01", "recorded_at": "2025-12-01T00:00:00.000000Z",
+    ...      "occurred_at": "2025-03-06", "recorded_at": "2025-03-06T00:00:00.000000Z",
     ...      "data": {"status": "employed"}},
     ... ]
     >>> person_profile(evs)
-    {'a_housing_allowance': 1.0, 'inc': 250.0, 'inc_mo': 1.0, 'st_employed': 1.0, 't': 674.0}
+    {'d_housing_allowance': 0.5, 'ds_employed': 0.5, 'inc': 130.0, 'inc_mo': 1.0, 'n_housing_allowance': 1.0, 'st_employed': 1.0, 't': 674.0}
     >>> person_profile(reversed(evs)) == person_profile(evs)
     True
     """
     seen: dict[str, dict] = {}
     for ev in events:
         seen[ev.get("event_id") or repr(sorted(ev.items()))] = ev
-    evs = sorted(seen.values(), key=_order_key)
-    if not evs:
+    if not seen:
         return {}
+    evs = seen.values()  # no global sort: only statuses need the order
     last_date = max(e["occurred_at"] for e in evs)
-    last_day = dt.date.fromisoformat(last_date)
-    window_start = (last_day - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()
+    last = _ordinal(last_date)
+    end = last + 1  # the window is [last - WINDOW_DAYS + 1, last]
+    w0 = end - WINDOW_DAYS
+    window_start = dt.date.fromordinal(w0).isoformat()
 
     prof: dict[str, float] = {"t": float(_months(last_date))}
-    income_by_month: dict[int, float] = {}
-    status = None
-    episodes: dict[tuple[str, str], list] = {}  # (stem, episode) -> [kind|None, started, ended]
+    income_by_month: dict[int, list[float]] = {}
+    statuses: list[tuple[tuple, int, str]] = []
+    episodes: dict[tuple[str, str], list] = {}  # (stem, episode) -> [kind|None, start day, end day]
 
     def bump(key: str, by: float = 1.0) -> None:
         prof[key] = prof.get(key, 0.0) + by
 
-    for ev in evs:  # sorted: the last status seen is the latest
+    for ev in evs:
         typ, data = ev["type"], ev.get("data") or {}
-        in_window = ev["occurred_at"] >= window_start
         if typ == "income.reported":
-            m = _months(data["month"])
-            income_by_month[m] = income_by_month.get(m, 0.0) + float(data["gross_eur"])
+            income_by_month.setdefault(_months(data["month"]), []).append(float(data["gross_eur"]))
         elif typ == "employment.status_changed":
-            status = data.get("status")
+            statuses.append((_order_key(ev), _ordinal(ev["occurred_at"]), data.get("status")))
         elif typ == "education.completed":
             prof["edu"] = max(prof.get("edu", 0.0), float(EDUCATION_LEVEL.get(data.get("level"), 0)))
         elif typ == "school.support_changed":
             prof["sup"] = max(prof.get("sup", 0.0), float(SUPPORT_LEVEL.get(data.get("level"), 0)))
         elif typ in _EPISODE_TYPES:
             stem, is_start = _EPISODE_TYPES[typ]
-            rec = episodes.setdefault((stem, str(data.get("episode"))), [None, False, False])
+            rec = episodes.setdefault((stem, str(data.get("episode"))), [None, None, None])
+            d = _ordinal(ev["occurred_at"])
             if is_start:
-                rec[1] = True
+                rec[1] = d if rec[1] is None else min(rec[1], d)
                 kind = data.get("benefit") or data.get("service")
                 if kind and (rec[0] is None or kind < rec[0]):  # deterministic on conflicts
                     rec[0] = kind
             else:
-                rec[2] = True
-        elif typ == "health.visit" and in_window:
-            bump(f"v_{data.get('service')}")
-        elif typ == "care.episode" and in_window:
-            bump(f"c_{data.get('service')}")
-            bump("cd", float(data.get("days") or 0))
-        elif typ == "child_welfare.notification" and in_window:
-            bump("cwn")
+                rec[2] = d if rec[2] is None else max(rec[2], d)
+        elif ev["occurred_at"] >= window_start:
+            if typ == "health.visit":
+                bump(f"v_{data.get('service')}")
+            elif typ == "care.episode":
+                bump(f"c_{data.get('service')}")
+                bump("cd", float(data.get("days") or 0))
+            elif typ == "child_welfare.notification":
+                bump("cwn")
 
     if income_by_month:
         last_m = max(income_by_month)
-        window = [income_by_month.get(m, 0.0) for m in range(last_m - INCOME_MONTHS + 1, last_m + 1)]
-        prof["inc"] = round(sum(window) / INCOME_MONTHS, -1)
-        prof["inc_mo"] = float(sum(1 for m in range(last_m - INCOME_MONTHS + 1, last_m + 1) if m in income_by_month))
-    if status in STATUSES:
-        prof[f"st_{status}"] = 1.0
-    for (stem, _), (kind, started, ended) in episodes.items():
-        if started and not ended:
-            key = _STEM_KEY.get(stem) or (f"a_{kind}" if kind else None)
-            if key:
-                prof[key] = 1.0
-    return {k: float(v) for k, v in sorted(prof.items()) if v}
+        months = range(last_m - INCOME_MONTHS + 1, last_m + 1)
+        total = sum(sum(sorted(income_by_month[m])) for m in months if m in income_by_month)
+        prof["inc"] = round(total / INCOME_MONTHS, -1)
+        prof["inc_mo"] = float(sum(1 for m in months if m in income_by_month))
+    if statuses:
+        statuses.sort()  # "latest" order: the last status is the current one
+        if statuses[-1][2] in STATUSES:
+            prof[f"st_{statuses[-1][2]}"] = 1.0
+        for i, (_, since, status) in enumerate(statuses):
+            until = statuses[i + 1][1] if i + 1 < len(statuses) else end
+            days = min(until, end) - max(since, w0)
+            if days > 0 and status in STATUSES:
+                bump(f"ds_{status}", days / WINDOW_DAYS)
+    for (stem, _), (kind, start, stop) in episodes.items():
+        if start is None:
+            continue
+        key = _STEM_KEY.get(stem) or kind
+        if not key:
+            continue
+        days = min(stop if stop is not None and stop >= start else end, end) - max(start, w0)
+        if days > 0:
+            bump(f"d_{key}", days / WINDOW_DAYS)
+        if start >= w0:
+            bump(f"n_{key}")
+    return {k: round(float(v), 2) for k, v in sorted(prof.items()) if v}
 
 
 @dataclass(frozen=True)
@@ -225,36 +258,36 @@ class Feature:
 FEATURES: tuple[Feature, ...] = (
     # material living standards
     Feature("income_per_cu", DOMAINS[0], "incomes, dvv",
-            "Members' mean monthly gross income (k EUR, 12 months) per OECD-modified "
-            "consumption unit (1 first adult, 0.5 other adults and children ≥ 14, 0.3 children < 14)"),
+            "Parents' mean monthly gross income (k EUR, 24 months) per OECD-modified consumption "
+            "unit (1 first parent, 0.5 second parent and children ≥ 14, 0.3 children < 14)"),
     Feature("social_assistance", DOMAINS[0], "kela",
-            "1 if a member has an active basic social assistance episode"),
+            "Share of the last 730 days with an active basic social assistance episode (max over members)"),
+    Feature("social_assistance_episodes", DOMAINS[0], "kela",
+            "Basic social assistance episodes started in the last 730 days, summed over members"),
     # health
-    Feature("health_allowance_members", DOMAINS[1], "kela",
-            "Members with an active disability or sickness allowance"),
-    Feature("mental_health_contacts", DOMAINS[1], "avohilmo, hilmo",
-            "Mental health visits plus psychiatric care episodes, last 365 days, summed over members"),
-    Feature("substance_abuse_contacts", DOMAINS[1], "avohilmo, social_services",
-            "Substance abuse visits in the last 365 days plus 1 per active substance abuse service, summed over members"),
-    Feature("specialist_care_days", DOMAINS[1], "hilmo",
-            "Specialised care days (somatic, psychiatric, emergency), last 365 days, summed over members"),
+    Feature("primary_care_visits", DOMAINS[1], "avohilmo",
+            "Primary care visits in the last 730 days, mean over parents"),
+    Feature("parent_mental_health_visits", DOMAINS[1], "avohilmo",
+            "Mental health visits of the parents in the last 730 days"),
+    Feature("child_mental_health_visits", DOMAINS[1], "avohilmo",
+            "Mental health visits of the children in the last 730 days"),
+    Feature("specialist_care_episodes", DOMAINS[1], "hilmo",
+            "Specialised care episodes (somatic, psychiatric, emergency) in the last 730 days, all members"),
+    Feature("health_allowance", DOMAINS[1], "kela",
+            "Share of the last 730 days with an active sickness or disability allowance (max over members)"),
     # education
     Feature("parent_education", DOMAINS[2], "koski",
             "Highest completed education of any parent: 0 unknown, 1 basic, 2 upper secondary / "
             "vocational, 3 bachelor, 4 master, 5 doctoral"),
     Feature("school_support", DOMAINS[2], "koski",
             "Highest school support level of any child: 0 none, 1 general, 2 intensified, 3 special"),
-    Feature("ecec_children", DOMAINS[2], "varda",
-            "Children in an active early childhood education episode"),
     # personal activities including work
     Feature("parents_employed_share", DOMAINS[3], "employment",
-            "Share of parents whose latest status is employed"),
+            "Share of the last 730 days the parents were employed (mean over parents)"),
     Feature("parents_unemployed_share", DOMAINS[3], "employment",
-            "Share of parents whose latest status is unemployed"),
-    Feature("unemployment_benefit", DOMAINS[3], "kela",
-            "1 if a parent has an active unemployment benefit episode"),
-    Feature("parents_outside_work_share", DOMAINS[3], "employment, kela",
-            "Share of parents outside labour force, on parental leave or with active child home care allowance"),
+            "Share of the last 730 days the parents were unemployed (mean over parents)"),
+    Feature("parents_outside_work_share", DOMAINS[3], "employment",
+            "Share of the last 730 days the parents were outside the labour force or students"),
     # political voice: no register source (see docs/family-types.md)
     # social connections
     Feature("single_parent", DOMAINS[5], "dvv",
@@ -263,36 +296,50 @@ FEATURES: tuple[Feature, ...] = (
             "Children (role child, under 18 at the family's reference month)"),
     Feature("youngest_child_age", DOMAINS[5], "dvv",
             "Age in whole years of the youngest child at the family's reference month (0 if none)"),
-    Feature("family_services", DOMAINS[5], "social_services",
-            "Active family work, home service and family counselling episodes of members"),
+    Feature("family_work_episodes", DOMAINS[5], "social_services",
+            "Family work episodes started in the last 730 days"),
+    Feature("home_service_episodes", DOMAINS[5], "social_services",
+            "Home service episodes started in the last 730 days"),
+    Feature("family_counselling_episodes", DOMAINS[5], "social_services",
+            "Family counselling episodes started in the last 730 days"),
     Feature("multi_professional_support", DOMAINS[5], "social_services",
-            "1 if a member has an active multi-professional support episode"),
+            "Share of the last 730 days with an active multi-professional support episode"),
     # environment
     Feature("housing_allowance", DOMAINS[6], "kela",
-            "1 if a member has an active housing allowance (proxy for housing cost burden)", 0.75),
+            "Share of the last 730 days with an active housing allowance (housing cost burden)", 0.75),
     Feature("area_unemployment_rate", DOMAINS[6], "dvv (residence), Paavo 2017",
             "Unemployed per inhabitant (%) of the residence municipality, Paavo 2017/2018; "
             "mean of the six if unknown", 0.5),
+    Feature("moves", DOMAINS[6], "dvv",
+            "Residence changes in the 24 months up to the family's reference month"),
     # insecurity
     Feature("cw_notifications", DOMAINS[7], "child_welfare",
-            "Child welfare notifications, last 365 days, summed over members"),
+            "Child welfare notifications of the children in the last 730 days"),
     Feature("cw_client", DOMAINS[7], "child_welfare",
-            "1 if a member has an active child welfare client episode"),
+            "Share of the last 730 days with an active child welfare client episode (max over children)"),
     Feature("cw_placement", DOMAINS[7], "child_welfare",
-            "1 if a member has an active child welfare placement episode"),
+            "Share of the last 730 days with an active placement (max over children)"),
+    Feature("substance_abuse_contacts", DOMAINS[7], "avohilmo, social_services",
+            "Substance abuse visits in the last 730 days plus the share of days with a substance "
+            "abuse service, all members"),
     Feature("income_gap_share", DOMAINS[7], "incomes",
-            "Share of the 12 latest months without an income report, averaged over parents "
+            "Share of the 24 latest months without an income report, averaged over parents "
             "(1 if a parent has no income report)"),
+    # composite
+    Feature("need_index", "all (composite)", "all of the above",
+            "The service-need score of models.service_need (frozen weighted sum of the features "
+            "above, in need-level units); weighted so that types are homogeneous in need", 4.0),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+BASE_FEATURES: tuple[str, ...] = FEATURE_NAMES[:-1]
 
 
 def _age_months(birth_date: str, ref_months: int) -> int:
     return ref_months - _months(birth_date)
 
 
-def family_vector(members: list[dict], residence: dict | None) -> dict[str, float]:
+def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) -> dict[str, float]:
     """The family's dense feature vector (all :data:`FEATURE_NAMES`, rounded to 0.01).
 
     Parameters
@@ -301,24 +348,28 @@ def family_vector(members: list[dict], residence: dict | None) -> dict[str, floa
         ``{"role": "parent"|"child", "birth_date": "YYYY-MM-DD", "profile": {...}}``
         per member, the profile from :func:`person_profile`.
     residence
-        ``{"postcode": ..., "municipality": ...}`` or None.
+        The family's residence events (``family.residence_changed``; the latest gives
+        the municipality, those in the last 24 months count as moves), or just the
+        latest ``{"postcode": ..., "municipality": ...}``, or None.
 
-    The reference month (for ages) is the latest ``t`` of the members' profiles -- the
-    family's own clock, never the global watermark.
+    The reference month (for ages and moves) is the latest ``t`` of the members'
+    profiles -- the family's own clock, never the global watermark.
 
     Examples
     --------
     >>> mum = {"role": "parent", "birth_date": "1990-01-01",
-    ...        "profile": {"t": 674.0, "inc": 3000.0, "inc_mo": 12.0, "st_employed": 1.0, "edu": 3.0}}
+    ...        "profile": {"t": 674.0, "inc": 3000.0, "inc_mo": 24.0, "ds_employed": 1.0, "edu": 3.0}}
     >>> kid = {"role": "child", "birth_date": "2020-06-01",
-    ...        "profile": {"t": 670.0, "a_ecec": 1.0}}
+    ...        "profile": {"t": 670.0, "d_ecec": 1.0}}
     >>> v = family_vector([mum, kid], {"postcode": "33100", "municipality": "837"})
     >>> len(v), v["single_parent"], v["n_children"], v["youngest_child_age"], v["income_per_cu"]
-    (24, 1.0, 1.0, 5.0, 2.31)
+    (29, 1.0, 1.0, 5.0, 2.31)
     >>> list(v) == list(FEATURE_NAMES)
     True
     """
-    ref = max((int(m.get("profile", {}).get("t", 0)) for m in members), default=0)
+    from models.service_need import need_index  # the rule lives with the groups
+
+    ref = max((int((m.get("profile") or {}).get("t", 0)) for m in members), default=0)
     parents = [m for m in members if m.get("role") == "parent"]
     children = [
         m for m in members
@@ -326,66 +377,90 @@ def family_vector(members: list[dict], residence: dict | None) -> dict[str, floa
     ]
     profiles = [m.get("profile") or {} for m in members]
     pprof = [m.get("profile") or {} for m in parents]
-
-    def any_(key: str, profs=profiles) -> float:
-        return 1.0 if any(p.get(key) for p in profs) else 0.0
+    cprof = [c.get("profile") or {} for c in children]
 
     def total(*keys: str, profs=profiles) -> float:
         return float(sum(p.get(k, 0.0) for p in profs for k in keys))
 
-    def share(pred) -> float:
-        return sum(1 for p in pprof if pred(p)) / len(pprof) if pprof else 0.0
+    def most(*keys: str, profs=profiles) -> float:
+        return max((p.get(k, 0.0) for p in profs for k in keys), default=0.0)
+
+    def mean(*keys: str, profs=pprof) -> float:
+        return total(*keys, profs=profs) / len(profs) if profs else 0.0
 
     # OECD-modified consumption units over the members counted (parents + children).
-    adults = len(parents) + sum(
-        1 for m in members if m.get("role") == "child" and m not in children
-    )
-    cu = 1.0 + 0.5 * max(adults - 1, 0)
+    cu = 1.0 + 0.5 * max(len(parents) - 1, 0)
     for c in children:
         cu += 0.5 if _age_months(c["birth_date"], ref) >= 14 * 12 else 0.3
-    if adults == 0:
+    if not parents:
         cu += 0.5  # a child-only family still needs an adult's unit
-    income = total("inc") / 1000.0
-
     ages = [_age_months(c["birth_date"], ref) // 12 for c in children]
-    muni = (residence or {}).get("municipality")
+
+    if residence is None:
+        events = []
+    elif isinstance(residence, dict):
+        events = [{"occurred_at": "", "recorded_at": "", "event_id": "", "data": residence}]
+    else:
+        events = sorted(residence, key=_order_key)
+    muni = events[-1]["data"].get("municipality") if events else None
+    since = dt.date(1970 + (ref - 23) // 12, (ref - 23) % 12 + 1, 1).isoformat() if ref >= 23 else ""
+    moves = sum(1 for e in events if e["occurred_at"] and e["occurred_at"] >= since) if ref else 0
     area_rate = MUNICIPALITY_UNEMPLOYMENT.get(
         muni, sum(MUNICIPALITY_UNEMPLOYMENT.values()) / len(MUNICIPALITY_UNEMPLOYMENT)
     )
     vec = {
-        "income_per_cu": income / cu,
-        "social_assistance": any_("a_basic_social_assistance"),
-        "health_allowance_members": float(
-            sum(1 for p in profiles if p.get("a_disability_allowance") or p.get("a_sickness_allowance"))
-        ),
-        "mental_health_contacts": total("v_mental_health", "c_psychiatric"),
-        "substance_abuse_contacts": total("v_substance_abuse", "a_substance_abuse_services"),
-        "specialist_care_days": total("cd"),
-        "parent_education": max((p.get("edu", 0.0) for p in pprof), default=0.0),
-        "school_support": max(((c.get("profile") or {}).get("sup", 0.0) for c in children), default=0.0),
-        "ecec_children": total("a_ecec", profs=[c.get("profile") or {} for c in children]),
-        "parents_employed_share": share(lambda p: p.get("st_employed")),
-        "parents_unemployed_share": share(lambda p: p.get("st_unemployed")),
-        "unemployment_benefit": any_("a_unemployment_benefit", profs=pprof),
-        "parents_outside_work_share": share(
-            lambda p: p.get("st_outside_labour_force") or p.get("st_parental_leave")
-            or p.get("a_child_home_care_allowance")
-        ),
+        "income_per_cu": total("inc", profs=pprof) / 1000.0 / cu,
+        "social_assistance": most("d_basic_social_assistance"),
+        "social_assistance_episodes": total("n_basic_social_assistance"),
+        "primary_care_visits": mean("v_primary_care"),
+        "parent_mental_health_visits": total("v_mental_health", profs=pprof),
+        "child_mental_health_visits": total("v_mental_health", profs=cprof),
+        "specialist_care_episodes": total("c_somatic_specialist", "c_psychiatric", "c_emergency"),
+        "health_allowance": most("d_sickness_allowance", "d_disability_allowance"),
+        "parent_education": most("edu", profs=pprof),
+        "school_support": most("sup", profs=cprof),
+        "parents_employed_share": mean("ds_employed"),
+        "parents_unemployed_share": mean("ds_unemployed"),
+        "parents_outside_work_share": mean("ds_outside_labour_force", "ds_student"),
         "single_parent": 1.0 if len(parents) == 1 else 0.0,
         "n_children": float(len(children)),
         "youngest_child_age": float(min(ages)) if ages else 0.0,
-        "family_services": total("a_family_work", "a_home_service", "a_family_counselling"),
-        "multi_professional_support": any_("a_multi_professional_support"),
-        "housing_allowance": any_("a_housing_allowance"),
+        "family_work_episodes": total("n_family_work"),
+        "home_service_episodes": total("n_home_service"),
+        "family_counselling_episodes": total("n_family_counselling"),
+        "multi_professional_support": most("d_multi_professional_support"),
+        "housing_allowance": most("d_housing_allowance"),
         "area_unemployment_rate": 100.0 * area_rate,
-        "cw_notifications": total("cwn"),
-        "cw_client": any_("a_cw_client"),
-        "cw_placement": any_("a_cw_placement"),
+        "moves": float(moves),
+        "cw_notifications": total("cwn", profs=cprof),
+        "cw_client": most("d_cw_client", profs=cprof),
+        "cw_placement": most("d_cw_placement", profs=cprof),
+        "substance_abuse_contacts": total("v_substance_abuse", "d_substance_abuse_services"),
         "income_gap_share": (
             sum(1.0 - p.get("inc_mo", 0.0) / INCOME_MONTHS for p in pprof) / len(pprof) if pprof else 1.0
         ),
     }
-    return {name: round(float(vec[name]), 2) for name in FEATURE_NAMES}
+    out = {name: round(float(vec[name]), 2) for name in BASE_FEATURES}
+    out["need_index"] = round(need_index(out), 2)
+    return out
+
+
+def state_vector(state: dict) -> dict[str, float] | None:
+    """:func:`family_vector` of a family state of :mod:`models.picture`
+    (``{"residence": {event_id: event}, "members": {person: summary}}``, summaries
+    carrying ``"profile"``); None if the family has no members.
+
+    Examples
+    --------
+    >>> st = {"residence": {}, "members": {"p": {"role": "parent", "birth_date": "1990-01-01",
+    ...        "profile": {"t": 674.0}}}}
+    >>> state_vector(st)["single_parent"]
+    1.0
+    """
+    members = list(state.get("members", {}).values())
+    if not members:
+        return None
+    return family_vector(members, list(state.get("residence", {}).values()))
 
 
 def feature_table_markdown() -> str:

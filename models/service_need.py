@@ -1,19 +1,25 @@
 """Ten ordered service-need groups from family-type profiles: an explainable rule.
 
-The rule works on a type's *profile*: its centroid in original feature units (see
-:mod:`models.features`). It has two documented steps:
+The rule works on a *profile*: a family's feature vector or a type's centroid, both in
+original feature units (see :mod:`models.features`). Two documented steps:
 
-1. **Need score** (0 … 10). Each need indicator is turned into a deprivation value
-   ``d`` in [0, 1] by a fixed transform (a share is itself; a rate is divided by a
-   "clearly high" reference and capped at 1; income is the shortfall below a reference),
-   and the score is ``10 · Σ w·d / Σ w`` with the weights of :data:`NEED_WEIGHTS`.
-   Heavy, specialised services (multi-professional support, placement, child welfare
-   client) weigh most; universal-service signals (housing allowance) least.
-2. **Groups.** ``group = 1 + #{cuts ≤ score}`` with nine increasing cut points. The
-   rule is monotone: a higher need score never gives a lower group. Cut points are
-   either the documented defaults (:data:`DEFAULT_CUTS`) or *calibrated once* to a
-   reference distribution of need levels (:meth:`ServiceNeedRule.calibrated`), e.g. a
-   national survey of service need; they are then frozen into the model snapshot.
+1. **Need score** (in need-level units, about 1 … 10): a frozen weighted sum
+
+   ``score = BASE + Σ_j w_j · (x_j − REF_j)``
+
+   over the features of :data:`NEED_WEIGHTS`. ``REF`` is the average family of the
+   fitting run, so each term is the points a feature adds (or takes away) compared with
+   an average family, and ``BASE`` is that family's score. The weights were fitted
+   **once, offline** (ridge least squares of the planted need level on the final family
+   vectors of ``synthesize(20000, seed=101)``, a seed used for nothing else; script
+   ``bench/fit_need_rule.py``) and are frozen here as constants: nothing is fitted at
+   evaluation or stream time. The score is linear, so a type's score (its centroid's)
+   is the mean of its families' scores; :func:`need_index` puts the same score into the
+   family vector (feature ``need_index``) so that types are homogeneous in need.
+2. **Groups.** ``group = 1 + #{cuts ≤ score}`` with nine increasing cut points
+   (:data:`DEFAULT_CUTS`, frozen in the same fitting run at the quantiles of the family
+   scores that give the reference distribution of need levels 30/17/15/8/6/5/5/4/5/5 %).
+   The rule is monotone: a higher need score never gives a lower group.
 
 Group 1 is the least need (universal services), group 4 and up need at least
 social-network support, groups 9–10 multi-professional sustaining support.
@@ -26,97 +32,122 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = [
+    "BASE",
     "DEFAULT_CUTS",
     "NEED_WEIGHTS",
+    "REFERENCE_SHARES",
     "ServiceNeedRule",
     "group_shares",
+    "need_index",
     "share_at_least",
 ]
 
-#: feature -> (weight, transform, reference). transform: "share" d = clip(v, 0, 1);
-#: "rate" d = min(v / reference, 1); "shortfall" d = clip(1 - v / reference, 0, 1);
-#: "below" d = clip((reference - v) / reference, 0, 1).
-NEED_WEIGHTS: dict[str, tuple[float, str, float]] = {
-    "income_per_cu": (1.0, "shortfall", 2.5),  # k EUR gross / consumption unit / month
-    "social_assistance": (1.5, "share", 1.0),
-    "health_allowance_members": (0.5, "rate", 1.0),
-    "mental_health_contacts": (1.0, "rate", 6.0),
-    "substance_abuse_contacts": (1.0, "rate", 3.0),
-    "specialist_care_days": (0.5, "rate", 14.0),
-    "parent_education": (0.5, "below", 2.0),  # basic or unknown education
-    "school_support": (1.0, "rate", 3.0),
-    "parents_unemployed_share": (1.0, "share", 1.0),
-    "income_gap_share": (0.5, "share", 1.0),
-    "single_parent": (0.5, "share", 1.0),
-    "housing_allowance": (0.25, "share", 1.0),
-    "family_services": (1.5, "rate", 1.0),
-    "cw_notifications": (1.0, "rate", 2.0),
-    "cw_client": (2.0, "share", 1.0),
-    "cw_placement": (2.5, "share", 1.0),
-    "multi_professional_support": (2.5, "share", 1.0),
+#: Reference distribution of need levels 1..10 (the cut points reproduce it on the
+#: fitting run): 38 % at level ≥ 4, 10 % at 9–10.
+REFERENCE_SHARES: tuple[float, ...] = (0.30, 0.17, 0.15, 0.08, 0.06, 0.05, 0.05, 0.04, 0.05, 0.05)
+
+# --- frozen constants, written by bench/fit_need_rule.py (seed 101, 20 000 families) ---
+# fitted on synthesize(20000, seed=101): 18220 families, family-level Spearman 0.767, quadratic kappa 0.879
+#: feature -> (weight in need levels per feature unit, reference value = mean family)
+NEED_WEIGHTS: dict[str, tuple[float, float]] = {
+    "income_per_cu": (-0.3498, 2.1350),
+    "social_assistance": (+1.7532, 0.1057),
+    "social_assistance_episodes": (+0.4556, 0.4993),
+    "primary_care_visits": (+0.1137, 1.6036),
+    "parent_mental_health_visits": (+0.3888, 1.0746),
+    "child_mental_health_visits": (+0.1382, 0.2368),
+    "specialist_care_episodes": (+0.0978, 1.7070),
+    "health_allowance": (+0.2408, 0.0497),
+    "parent_education": (-0.0640, 3.0567),
+    "school_support": (+0.0857, 0.3064),
+    "parents_employed_share": (+0.5448, 0.7560),
+    "parents_unemployed_share": (+1.0758, 0.0960),
+    "parents_outside_work_share": (-0.0663, 0.1124),
+    "single_parent": (+0.3357, 0.2264),
+    "n_children": (-0.3033, 1.7131),
+    "youngest_child_age": (-0.0163, 8.2811),
+    "family_work_episodes": (+0.8105, 0.2248),
+    "home_service_episodes": (+0.5225, 0.0953),
+    "family_counselling_episodes": (+0.2922, 0.1929),
+    "multi_professional_support": (+2.0814, 0.0435),
+    "housing_allowance": (+0.3272, 0.1524),
+    "area_unemployment_rate": (+0.0849, 5.7273),
+    "moves": (+0.1583, 0.1787),
+    "cw_notifications": (+0.2548, 0.5055),
+    "cw_client": (+0.9304, 0.0645),
+    "cw_placement": (+0.2552, 0.0250),
+    "substance_abuse_contacts": (-0.0943, 0.3049),
+    "income_gap_share": (+0.1495, 0.2317),
 }
-
-#: Default cut points on the 0..10 need score between groups 1|2, 2|3, ..., 9|10.
-DEFAULT_CUTS: tuple[float, ...] = (0.4, 0.8, 1.2, 1.7, 2.3, 3.0, 3.8, 4.7, 5.7)
-
-
-def _deprivation(value: float, transform: str, ref: float) -> float:
-    if transform == "share":
-        return min(max(value, 0.0), 1.0)
-    if transform == "rate":
-        return min(max(value / ref, 0.0), 1.0)
-    if transform in ("shortfall", "below"):
-        return min(max(1.0 - value / ref, 0.0), 1.0)
-    raise ValueError(f"unknown transform {transform!r}")
+#: Need score of the reference (average) family.
+BASE: float = 3.6179
+#: Cut points on the need score between groups 1|2, 2|3, ..., 9|10.
+DEFAULT_CUTS: tuple[float, ...] = (2.216, 2.695, 3.264, 3.742, 4.281, 4.955, 5.99, 7.103, 9.046)
+# --- end of frozen constants ---
 
 
 class ServiceNeedRule:
-    """Explainable rule from a type profile to a service-need group 1 … 10.
+    """Explainable rule from a profile to a need score and a service-need group 1 … 10.
 
     Parameters
     ----------
     weights
-        feature -> (weight, transform, reference); defaults to :data:`NEED_WEIGHTS`.
+        feature -> (weight, reference value); defaults to :data:`NEED_WEIGHTS`.
+    base
+        Score of the reference profile; defaults to :data:`BASE`.
     cuts
-        Nine non-decreasing cut points on the 0 … 10 need score.
+        Nine non-decreasing cut points on the need score.
 
     Examples
     --------
-    >>> rule = ServiceNeedRule()
-    >>> calm = {"income_per_cu": 3.0, "parent_education": 4.0}
-    >>> hard = {"income_per_cu": 0.8, "social_assistance": 1.0, "cw_client": 1.0,
-    ...         "cw_placement": 1.0, "multi_professional_support": 1.0, "family_services": 1.0,
-    ...         "parents_unemployed_share": 1.0, "cw_notifications": 3.0}
+    >>> rule = ServiceNeedRule({"cw_client": (6.0, 0.0), "income_per_cu": (-1.0, 2.0)},
+    ...                        base=2.0, cuts=range(2, 11))
+    >>> calm = {"income_per_cu": 3.0}
+    >>> hard = {"income_per_cu": 0.5, "cw_client": 1.0}
     >>> rule.need_score(calm), rule.group(calm)
-    (0.0, 1)
-    >>> rule.group(hard)
-    10
-    >>> rule.explain(hard)[0]
-    ('cw_placement', 1.0, 1.33)
+    (1.0, 1)
+    >>> rule.need_score(hard), rule.group(hard)
+    (9.5, 9)
+    >>> rule.explain(hard)
+    [('cw_client', 1.0, 6.0), ('income_per_cu', 0.5, 1.5)]
     """
 
     def __init__(
         self,
-        weights: Mapping[str, tuple[float, str, float]] | None = None,
-        cuts: Sequence[float] = DEFAULT_CUTS,
+        weights: Mapping[str, tuple[float, float]] | None = None,
+        base: float | None = None,
+        cuts: Sequence[float] = None,
     ):
-        self.weights = dict(NEED_WEIGHTS if weights is None else weights)
-        cuts = [float(c) for c in cuts]
+        self.weights = {f: (float(w), float(r)) for f, (w, r) in (NEED_WEIGHTS if weights is None else weights).items()}
+        self.base = float(BASE if base is None else base)
+        cuts = [float(c) for c in (DEFAULT_CUTS if cuts is None else cuts)]
         if len(cuts) != 9 or any(b < a for a, b in zip(cuts, cuts[1:], strict=False)):
             raise ValueError("cuts must be nine non-decreasing numbers")
         self.cuts = cuts
-        self._total = sum(w for w, _, _ in self.weights.values())
+        self._names = list(self.weights)
+        self._w = np.asarray([w for w, _ in self.weights.values()])
+        self._offset = self.base - float(sum(w * r for w, r in self.weights.values()))
 
     def contributions(self, profile: Mapping[str, float]) -> dict[str, float]:
-        """Points each need indicator adds to the score (they sum to the score)."""
-        return {
-            f: 10.0 * w * _deprivation(float(profile.get(f, 0.0)), t, ref) / self._total
-            for f, (w, t, ref) in self.weights.items()
-        }
+        """Points each feature adds to the reference family's score (they sum to
+        ``score − base``)."""
+        return {f: w * (float(profile.get(f, 0.0)) - r) for f, (w, r) in self.weights.items()}
 
     def need_score(self, profile: Mapping[str, float]) -> float:
-        """Need score 0 … 10 of a profile (in original feature units)."""
-        return round(sum(self.contributions(profile).values()), 6)
+        """Need score of a profile (in original feature units)."""
+        s = self._offset
+        for f, (w, _) in self.weights.items():
+            s += w * float(profile.get(f, 0.0))
+        return round(s, 6)
+
+    def need_scores(self, X: np.ndarray, features: Sequence[str]) -> np.ndarray:
+        """Need scores of the rows of a matrix whose columns are ``features``."""
+        pos = {f: i for i, f in enumerate(features)}
+        w = np.zeros(len(features))
+        for f, (wf, _) in self.weights.items():
+            if f in pos:
+                w[pos[f]] = wf
+        return self._offset + np.asarray(X, dtype=float) @ w
 
     def group_of_score(self, score: float) -> int:
         """``1 + #{cuts ≤ score}``: monotone non-decreasing in the score."""
@@ -134,25 +165,36 @@ class ServiceNeedRule:
         return self.group_of_score(score)
 
     def explain(self, profile: Mapping[str, float]) -> list[tuple[str, float, float]]:
-        """``(feature, deprivation, points)``, largest contributions first, zeros left out."""
+        """``(feature, value, points)`` of the features that move the score away from the
+        reference family's, largest effect first (points rounded to 0.01)."""
         out = []
-        for f, (w, t, ref) in self.weights.items():
-            d = _deprivation(float(profile.get(f, 0.0)), t, ref)
-            if d > 0:
-                out.append((f, round(d, 2), round(10.0 * w * d / self._total, 2)))
-        return sorted(out, key=lambda r: (-r[2], r[0]))
+        for f, pts in self.contributions(profile).items():
+            if round(pts, 2):
+                out.append((f, float(profile.get(f, 0.0)), round(pts, 2)))
+        return sorted(out, key=lambda r: (-abs(r[2]), r[0]))
+
+    def explain_domains(self, profile: Mapping[str, float]) -> dict[str, float]:
+        """Points per life domain (see :data:`models.features.FEATURES`)."""
+        from models.features import FEATURES
+
+        domain = {f.name: f.domain for f in FEATURES}
+        out: dict[str, float] = {}
+        for f, pts in self.contributions(profile).items():
+            out[domain.get(f, "other")] = out.get(domain.get(f, "other"), 0.0) + pts
+        return {k: round(v, 2) for k, v in out.items()}
 
     @classmethod
     def calibrated(
         cls,
         scores: Iterable[float],
         sizes: Iterable[float],
-        shares: Sequence[float],
-        weights: Mapping[str, tuple[float, str, float]] | None = None,
+        shares: Sequence[float] = REFERENCE_SHARES,
+        weights: Mapping[str, tuple[float, float]] | None = None,
+        base: float | None = None,
     ) -> ServiceNeedRule:
-        """Cut points such that types ranked by score and weighted by ``sizes`` (families
-        per type) fill the ten groups with the reference ``shares`` as closely as whole
-        types allow. Done once, deliberately; the cuts are then frozen.
+        """Cut points such that profiles ranked by score and weighted by ``sizes`` fill
+        the ten groups with the reference ``shares`` as closely as whole profiles allow.
+        Used once, offline, to freeze :data:`DEFAULT_CUTS`.
 
         Examples
         --------
@@ -170,14 +212,28 @@ class ServiceNeedRule:
         targets = np.cumsum(np.asarray(shares, dtype=float) / sum(shares))[:9]
         cuts = []
         for t in targets:
-            # first type whose cumulative share (including itself) passes the target
-            # starts the next group; cut halfway between it and the previous score.
-            i = int(np.argmin(np.abs(cum - t)))  # last type of the lower group
-            i = min(i, len(s) - 1)
+            i = int(np.argmin(np.abs(cum - t)))  # last profile of the lower group
             nxt = s[i + 1] if i + 1 < len(s) else s[i] + 1.0
             cuts.append(float((s[i] + nxt) / 2.0))
         cuts = list(np.maximum.accumulate(cuts))
-        return cls(weights=weights, cuts=cuts)
+        return cls(weights=weights, base=base, cuts=cuts)
+
+
+_DEFAULT_RULE: ServiceNeedRule | None = None
+
+
+def need_index(profile: Mapping[str, float]) -> float:
+    """Need score of a profile with the frozen default rule (the ``need_index`` feature).
+
+    Examples
+    --------
+    >>> need_index({}) == ServiceNeedRule().need_score({})
+    True
+    """
+    global _DEFAULT_RULE
+    if _DEFAULT_RULE is None:
+        _DEFAULT_RULE = ServiceNeedRule()
+    return _DEFAULT_RULE.need_score(profile)
 
 
 def group_shares(groups: Iterable[int]) -> dict[int, float]:

@@ -66,7 +66,11 @@ def _counts(picture: Mapping) -> dict[str, Mapping]:
 
 
 def _relations(
-    munis: list[str], areas_of: dict[str, list[str]], scopes: Iterable[str], fields: tuple[str, ...], groups: bool
+    munis: list[str],
+    areas_of: dict[str, list[str]],
+    scopes: Iterable[str],
+    fields: tuple[str, ...],
+    groups: bool,
 ) -> list[tuple[Cell, list[Cell]]]:
     rels: list[tuple[Cell, list[Cell]]] = []
     for f in fields:
@@ -186,7 +190,9 @@ def suppress(picture: dict, min_cell: int) -> dict:
         hidden.add(extra)
 
     def scope_out(s: str) -> dict:
-        out: dict = {"indicators": {f: (None if (s, f) in hidden else value[(s, f)]) for f in INDICATORS}}
+        out: dict = {
+            "indicators": {f: (None if (s, f) in hidden else value[(s, f)]) for f in INDICATORS}
+        }
         names = [f for f in INDICATORS if (s, f) in hidden]
         if has_groups:
             out["service_need_groups"] = {
@@ -199,7 +205,9 @@ def suppress(picture: dict, min_cell: int) -> dict:
     return {
         "all": scope_out("all"),
         "municipalities": {m: scope_out(f"m:{m}") for m in munis},
-        "areas": {pc: {"municipality": area_muni[pc], **scope_out(f"a:{pc}")} for pc in sorted(area_muni)},
+        "areas": {
+            pc: {"municipality": area_muni[pc], **scope_out(f"a:{pc}")} for pc in sorted(area_muni)
+        },
     }
 
 

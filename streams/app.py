@@ -8,8 +8,9 @@ Delivery is at-least-once: ``take_events`` acks a batch only after its body (sen
 the Redis pipeline) has completed, and Faust flushes the producer before it commits
 offsets. Every effect is idempotent, so a batch processed twice changes nothing.
 Table writes inside a batch go to the changelog partition of the event being handled:
-each event is made Faust's "current event" in turn (``_set_current_event``), as plain
-per-event iteration would, because ``take_events`` leaves that to the caller.
+:func:`_as_current` sets Faust's task-local current event, as per-event iteration would.
+It must not touch ``Stream.current_event``: ``take_events`` fills its buffer from that
+attribute in another task, and overwriting it there loses and duplicates events.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import weakref
 
 import faust
 import redis.asyncio as aioredis
+from faust.streams import _current_event as _faust_current_event
 
 from models import picture
 from models.contract import InvalidEvent, parse_json, validate
@@ -38,6 +41,11 @@ SWEEP_SECONDS = 1.0
 
 def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _as_current(event) -> None:
+    """Make ``event`` the current event of this task, for table changelog partitions."""
+    _faust_current_event.set(weakref.ref(event))
 
 
 def _dlq_record(raw: bytes, exc: InvalidEvent) -> dict:
@@ -126,7 +134,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         async for batch in stream.take_events(BATCH, within=WITHIN):
             metrics.EVENTS_IN.labels("dedup").inc(len(batch))
             for event in batch:
-                stream._set_current_event(event)
+                _as_current(event)
                 msg = event.value
                 key = picture.route_key(msg["event"])
                 state, outs = picture.dedup_step(dedup_table.get(key), msg["event"])
@@ -141,7 +149,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         async for batch in stream.take_events(BATCH, within=WITHIN):
             metrics.EVENTS_IN.labels("person").inc(len(batch))
             for event in batch:
-                stream._set_current_event(event)
+                _as_current(event)
                 msg = event.value
                 key = event.key
                 state, outs = picture.person_step(person_table.get(key), key, msg)
@@ -170,7 +178,7 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
             metrics.EVENTS_IN.labels("family").inc(len(batch))
             touched: dict[str, int] = {}
             for event in batch:
-                stream._set_current_event(event)
+                _as_current(event)
                 key = event.key
                 state, _ = picture.family_step(family_table.get(key), event.value)
                 family_table[key] = state

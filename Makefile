@@ -1,0 +1,57 @@
+# tilannekuva — developer and CI entry points.
+#   make demo   zero-setup demo (no Kafka, no Redis server needed)
+#   make test   start local Kafka + Redis, run the whole test suite, stop them again
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON ?= python3
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+export PYTHON
+
+.DEFAULT_GOAL := help
+.PHONY: help setup services-up services-down services-status test test-unit demo lint
+
+help:
+	@echo "make demo            run the zero-setup demo (tilannekuva demo)"
+	@echo "make test            start Kafka + Redis, run pytest, always stop them; exit code = pytest's"
+	@echo "make test-unit       pytest -m 'not integration' (no services)"
+	@echo "make setup           install system packages, Python deps and Kafka jars (start nothing)"
+	@echo "make services-up     infra/up: start Kafka + Redis, create topics, write var/env"
+	@echo "make services-down   infra/down: stop them"
+	@echo "make lint            ruff check"
+
+setup:
+	bash "$(ROOT)/infra/up" --install-only
+
+services-up:
+	bash "$(ROOT)/infra/up"
+
+services-down:
+	bash "$(ROOT)/infra/down"
+
+services-status:
+	-bash "$(ROOT)/infra/kafka.sh" status
+	-bash "$(ROOT)/infra/redis.sh" status
+
+# Services are stopped whatever happens (KEEP_SERVICES=1 leaves them running);
+# the exit code is pytest's (or infra/up's, if the services did not come up).
+test:
+	@cd "$(ROOT)"; rc=0; \
+	if bash infra/up; then \
+	    set -a; source var/env; set +a; \
+	    $(PYTHON) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	else \
+	    rc=$$?; echo "make test: infra/up failed (exit $$rc)" >&2; \
+	fi; \
+	if [[ "$${KEEP_SERVICES:-0}" != 1 ]]; then bash infra/down || true; fi; \
+	exit $$rc
+
+test-unit:
+	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+demo:
+	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m tilannekuva.cli demo $(DEMO_ARGS)
+
+lint:
+	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m ruff check .

@@ -1,0 +1,69 @@
+"""Fit the frozen need-score weights and cut points of models/service_need.py, once.
+
+    OPENBLAS_NUM_THREADS=1 python bench/fit_need_rule.py [--families 20000] [--seed 101]
+
+Seed 101 is used for nothing else (evaluation uses other seeds). Steps: generate the
+synthetic registers, reduce them to the final family vectors (the state the stream ends
+with), fit ridge least squares (alpha 1) of the planted need level on the base features
+(raw units), and put the cut points at the quantiles of the fitted family scores that
+give the reference shares of need levels. Prints the constants to paste between the
+"frozen constants" markers of models/service_need.py, plus the fit's quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--families", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=101)
+    ap.add_argument("--alpha", type=float, default=1.0)
+    args = ap.parse_args(argv)
+
+    from scipy.stats import spearmanr
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import cohen_kappa_score
+
+    from models.features import BASE_FEATURES, state_vector
+    from models.service_need import REFERENCE_SHARES
+    from tilannekuva.evaluate import final_states
+    from tilannekuva.synthetic import synthesize
+
+    synth = synthesize(args.families, args.seed)
+    truth = {r["family"]: r["need_level"] for r in synth.truth}
+    states, _ = final_states(e for e in synth.events() if isinstance(e, dict))
+    fams = sorted(f for f in states if f in truth)
+    V = [state_vector(states[f]) for f in fams]
+    X = np.asarray([[v[f] for f in BASE_FEATURES] for v in V])
+    y = np.asarray([truth[f] for f in fams], dtype=float)
+    model = Ridge(alpha=args.alpha).fit(X, y)
+    w = np.round(model.coef_, 4)
+    ref = np.round(X.mean(0), 4)
+    base = float(np.round(model.intercept_ + w @ ref, 4))
+    score = base + (X - ref) @ w
+    cuts = np.round(np.quantile(score, np.cumsum(REFERENCE_SHARES)[:9]), 3)
+    groups = 1 + np.searchsorted(cuts, score, side="right")
+    print(f"# fitted on synthesize({args.families}, seed={args.seed}): {len(fams)} families, "
+          f"family-level Spearman {spearmanr(score, y)[0]:.3f}, "
+          f"quadratic kappa {cohen_kappa_score(y.astype(int), groups, weights='quadratic'):.3f}")
+    print("NEED_WEIGHTS: dict[str, tuple[float, float]] = {")
+    for f, wf, rf in zip(BASE_FEATURES, w, ref, strict=True):
+        print(f'    "{f}": ({wf:+.4f}, {rf:.4f}),')
+    print("}")
+    print(f"BASE: float = {base}")
+    print(f"DEFAULT_CUTS: tuple[float, ...] = {tuple(float(c) for c in cuts)}")
+    return {"weights": dict(zip(BASE_FEATURES, w.tolist(), strict=True)), "base": base, "cuts": cuts.tolist()}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Read the unsuppressed situation picture from Redis (layout: docs/design.md).
+
+One pipeline, one round trip: ``tk:wm``, ``tk:updated``, ``tk:areas``, ``tk:agg:all``,
+the six ``tk:agg:m:{code}`` and ``tk:agg:a:{postcode}`` of every known area (those in
+``tk:areas`` plus the 144 reference areas of ``tilannekuva/data/postcode-areas.csv``;
+their names are known before the round trip, so the area hashes are fetched in the same
+pipeline and those only named by ``tk:areas`` in a second one, which is empty unless
+an area outside the reference list has ever held a family).
+
+The result is the input of :func:`models.suppression.suppress`::
+
+    {"as_of": "2026-06-30" | None,
+     "updated_at": {"all": iso, "m:837": iso, "a:33100": iso, ...},
+     "all": counts, "municipalities": {code: counts},
+     "areas": {postcode: {"municipality": code, "counts": counts}}}
+
+``counts`` holds the eight indicators (missing fields are 0) and ``g1`` … ``g10`` only
+when the hash has group fields (missing groups are then 0). Never suppressed: callers
+must pass it through ``suppress`` before showing it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from functools import lru_cache
+from importlib import resources
+
+from models.suppression import GROUPS, INDICATORS
+from tilannekuva.config import COVERED_MUNICIPALITIES
+
+PREFIX = "tk:"
+KEY_WM = PREFIX + "wm"
+KEY_ALL = PREFIX + "agg:all"
+KEY_AREAS = PREFIX + "areas"
+KEY_UPDATED = PREFIX + "updated"
+KEY_ALERTS = PREFIX + "alerts"
+CHANNEL_CHANGES = PREFIX + "changes"
+
+
+def key_municipality(code: str) -> str:
+    return f"{PREFIX}agg:m:{code}"
+
+
+def key_area(postcode: str) -> str:
+    return f"{PREFIX}agg:a:{postcode}"
+
+
+@lru_cache(maxsize=1)
+def reference_areas() -> dict[str, dict[str, str]]:
+    """postcode -> {"municipality": code, "name": ..., "name_sv": ...} of the 144 areas."""
+    text = resources.files("tilannekuva").joinpath("data/postcode-areas.csv").read_text("utf-8")
+    out = {}
+    for row in csv.DictReader(text.splitlines()):
+        out[row["postcode"]] = {
+            "municipality": row["municipality_code"],
+            "name": row["name"],
+            "name_sv": row["name_sv"],
+        }
+    return out
+
+
+def _s(v) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def _counts(h: dict) -> dict[str, int]:
+    h = {_s(k): v for k, v in (h or {}).items()}
+    out = {f: int(h.get(f) or 0) for f in INDICATORS}
+    if any(g in h for g in GROUPS):
+        out.update({g: int(h.get(g) or 0) for g in GROUPS})
+    return out
+
+
+def _municipalities() -> list[str]:
+    return sorted(COVERED_MUNICIPALITIES)
+
+
+def _first_batch(pipe, areas: list[str]) -> None:
+    pipe.get(KEY_WM)
+    pipe.hgetall(KEY_UPDATED)
+    pipe.hgetall(KEY_AREAS)
+    pipe.hgetall(KEY_ALL)
+    for code in _municipalities():
+        pipe.hgetall(key_municipality(code))
+    for pc in areas:
+        pipe.hgetall(key_area(pc))
+
+
+def _assemble(results: list, ref_areas: list[str]) -> tuple[dict, list[str]]:
+    """The picture from the first batch's results, and areas still to fetch."""
+    wm, updated, known, agg_all, *rest = results
+    munis = _municipalities()
+    m_hashes, a_hashes = rest[: len(munis)], rest[len(munis) :]
+    ref = reference_areas()
+    known = {_s(k): _s(v) for k, v in (known or {}).items()}
+    areas = {}
+    for pc, h in zip(ref_areas, a_hashes, strict=True):
+        areas[pc] = {"municipality": known.get(pc, ref[pc]["municipality"]), "counts": _counts(h)}
+    missing = sorted(pc for pc in known if pc not in areas)
+    for pc in missing:
+        areas[pc] = {"municipality": known[pc], "counts": _counts({})}
+    picture = {
+        "as_of": _s(wm) if wm is not None else None,
+        "updated_at": {_s(k): _s(v) for k, v in (updated or {}).items()},
+        "all": _counts(agg_all),
+        "municipalities": {code: _counts(h) for code, h in zip(munis, m_hashes, strict=True)},
+        "areas": dict(sorted(areas.items())),
+    }
+    return picture, missing
+
+
+def read_picture(client) -> dict:
+    """The unsuppressed picture, from a synchronous ``redis.Redis``."""
+    ref_areas = sorted(reference_areas())
+    pipe = client.pipeline(transaction=True)
+    _first_batch(pipe, ref_areas)
+    picture, missing = _assemble(pipe.execute(), ref_areas)
+    if missing:
+        pipe = client.pipeline(transaction=False)
+        for pc in missing:
+            pipe.hgetall(key_area(pc))
+        for pc, h in zip(missing, pipe.execute(), strict=True):
+            picture["areas"][pc]["counts"] = _counts(h)
+    return picture
+
+
+async def read_picture_async(client) -> dict:
+    """The unsuppressed picture, from a ``redis.asyncio.Redis``."""
+    ref_areas = sorted(reference_areas())
+    pipe = client.pipeline(transaction=True)
+    _first_batch(pipe, ref_areas)
+    picture, missing = _assemble(await pipe.execute(), ref_areas)
+    if missing:
+        pipe = client.pipeline(transaction=False)
+        for pc in missing:
+            pipe.hgetall(key_area(pc))
+        for pc, h in zip(missing, await pipe.execute(), strict=True):
+            picture["areas"][pc]["counts"] = _counts(h)
+    return picture
+
+
+def _alerts(raw: list) -> list:
+    out = []
+    for member in raw:
+        try:
+            out.append(json.loads(_s(member)))
+        except ValueError:
+            continue  # not ours: never let a stray member break the endpoint
+    return out
+
+
+def read_alerts(client, since_epoch: float | None = None, limit: int = 1000) -> list:
+    """Alerts of ``tk:alerts`` raised at or after ``since_epoch``, newest first."""
+    lo = "-inf" if since_epoch is None else since_epoch
+    return _alerts(client.zrevrangebyscore(KEY_ALERTS, "+inf", lo, start=0, num=limit))
+
+
+async def read_alerts_async(client, since_epoch: float | None = None, limit: int = 1000) -> list:
+    lo = "-inf" if since_epoch is None else since_epoch
+    return _alerts(await client.zrevrangebyscore(KEY_ALERTS, "+inf", lo, start=0, num=limit))

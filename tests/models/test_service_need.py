@@ -1,0 +1,101 @@
+"""Service-need rule: monotone, explainable, ten ordered groups."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.features import BASE_FEATURES, FEATURE_NAMES
+from models.service_need import (
+    BASE,
+    DEFAULT_CUTS,
+    NEED_WEIGHTS,
+    ServiceNeedRule,
+    group_shares,
+    need_index,
+    share_at_least,
+)
+
+profiles = st.fixed_dictionaries(
+    {f: st.floats(0, 20, allow_nan=False) for f in FEATURE_NAMES}
+)
+
+
+def test_weights_name_real_features():
+    assert set(NEED_WEIGHTS) <= set(FEATURE_NAMES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-5, 15, allow_nan=False), st.floats(-5, 15, allow_nan=False))
+def test_group_monotone_in_score(a, b):
+    rule = ServiceNeedRule()
+    lo, hi = sorted((a, b))
+    assert 1 <= rule.group_of_score(lo) <= rule.group_of_score(hi) <= 10
+
+
+@settings(max_examples=100, deadline=None)
+@given(profiles, st.sampled_from(sorted(NEED_WEIGHTS)), st.floats(0, 5, allow_nan=False))
+def test_score_is_monotone_in_each_feature_by_the_sign_of_its_weight(profile, feature, delta):
+    rule = ServiceNeedRule()
+    w, _ = NEED_WEIGHTS[feature]
+    more = {**profile, feature: profile[feature] + delta}
+    if w >= 0:
+        assert rule.need_score(more) >= rule.need_score(profile) - 1e-9
+        assert rule.group(more) >= rule.group(profile)
+    else:
+        assert rule.need_score(more) <= rule.need_score(profile) + 1e-9
+
+
+@settings(max_examples=100, deadline=None)
+@given(profiles)
+def test_explanation_adds_up_to_the_score(profile):
+    rule = ServiceNeedRule()
+    s = rule.need_score(profile)
+    assert abs(rule.base + sum(rule.contributions(profile).values()) - s) < 1e-6
+    assert abs(rule.base + sum(p for _, _, p in rule.explain(profile)) - s) < 0.005 * len(NEED_WEIGHTS) + 1e-6
+    assert abs(sum(rule.explain_domains(profile).values()) - (s - rule.base)) < 0.005 * 8 + 1e-6
+
+
+def test_reference_family_scores_base_and_constants_are_frozen():
+    rule = ServiceNeedRule()
+    ref = {f: r for f, (_, r) in NEED_WEIGHTS.items()}
+    assert abs(rule.need_score(ref) - BASE) < 1e-6
+    assert len(DEFAULT_CUTS) == 9 and list(DEFAULT_CUTS) == sorted(DEFAULT_CUTS)
+    assert set(NEED_WEIGHTS) == set(BASE_FEATURES)  # every base feature has a frozen weight
+
+
+def test_vector_need_index_is_the_rule_score():
+    v = {f: 1.0 for f in BASE_FEATURES}
+    assert need_index(v) == ServiceNeedRule().need_score(v)
+    X = np.asarray([[v[f] for f in BASE_FEATURES], [0.0] * len(BASE_FEATURES)])
+    got = ServiceNeedRule().need_scores(X, BASE_FEATURES)
+    assert abs(got[0] - need_index(v)) < 1e-6 and abs(got[1] - need_index({})) < 1e-6
+
+
+def test_hysteresis_keeps_group_near_a_cut():
+    rule = ServiceNeedRule(weights={"x": (10.0, 0.0)}, base=0.0, cuts=[1, 2, 3, 4, 5, 6, 7, 8, 9])
+    assert rule.group_of_score(2.05) == 3
+    # a profile whose score sits just above the 2|3 cut stays in group 2 with margin 0.1
+    prof = {"x": 0.205}
+    assert abs(rule.need_score(prof) - 2.05) < 1e-6
+    assert rule.group(prof) == 3
+    assert rule.group(prof, previous=2, margin=0.1) == 2
+    assert rule.group(prof, previous=1, margin=0.1) == 3
+
+
+def test_calibrated_cuts_reproduce_reference_shares():
+    scores = list(range(100))
+    sizes = [1] * 100
+    shares = [0.19, 0.17, 0.15, 0.13, 0.11, 0.08, 0.07, 0.05, 0.03, 0.02]
+    rule = ServiceNeedRule.calibrated(scores, sizes, shares)
+    got = group_shares([rule.group_of_score(s) for s in scores])
+    assert all(abs(got[g] - shares[g - 1]) <= 0.011 for g in range(1, 11))
+
+
+def test_share_helpers():
+    g = [1, 2, 4, 4, 9, 10, 10, 3]
+    assert share_at_least(g, 4) == 5 / 8
+    assert share_at_least(g, 9) == 3 / 8
+    assert abs(sum(group_shares(g).values()) - 1) < 1e-12
+    assert share_at_least([], 4) == 0.0

@@ -1,0 +1,342 @@
+"""Small-cell suppression: primary, secondary, and attackers that try to undo it."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.suppression import GROUPS, INDICATORS, suppress
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sum(counts_list, fields):
+    return {f: sum(c.get(f, 0) for c in counts_list) for f in fields}
+
+
+def build_picture(areas_by_muni: dict[str, dict[str, dict]], with_groups: bool) -> dict:
+    """A consistent picture from area counts: municipalities and all are sums."""
+    fields = INDICATORS + (GROUPS if with_groups else ())
+    munis, areas = {}, {}
+    for m, areas_of in areas_by_muni.items():
+        for pc, counts in areas_of.items():
+            areas[pc] = {"municipality": m, "counts": counts}
+        munis[m] = _sum(areas_of.values(), fields)
+    return {"all": _sum(munis.values(), fields), "municipalities": munis, "areas": areas}
+
+
+@st.composite
+def pictures(draw, max_munis=3, max_areas=4, max_value=14):
+    with_groups = draw(st.booleans())
+    n_m = draw(st.integers(1, max_munis))
+    small = st.integers(0, max_value) | st.sampled_from([0, 0, 1, 2])
+    areas_by_muni = {}
+    pc = 10000
+    for i in range(n_m):
+        m = f"{100 + i:03d}"
+        areas_by_muni[m] = {}
+        for _ in range(draw(st.integers(1, max_areas))):
+            pc += 10
+            counts = {f: draw(small) for f in INDICATORS[1:]}
+            if with_groups:
+                gs = {g: draw(st.integers(0, 4) | st.just(0)) for g in GROUPS}
+                counts.update(gs)
+                counts["families"] = sum(gs.values())
+            else:
+                counts["families"] = draw(small)
+            areas_by_muni[m][f"{pc:05d}"] = counts
+    min_cell = draw(st.integers(1, 6))
+    return build_picture(areas_by_muni, with_groups), min_cell, with_groups
+
+
+def cells(picture: dict, with_groups: bool):
+    """(scope, field) -> raw value, and the linear relations total = Σ parts."""
+    fields = INDICATORS + (GROUPS if with_groups else ())
+    raw = {("all", f): picture["all"].get(f, 0) for f in fields}
+    for m, c in picture["municipalities"].items():
+        raw.update({(f"m:{m}", f): c.get(f, 0) for f in fields})
+    for pc, a in picture["areas"].items():
+        raw.update({(f"a:{pc}", f): a["counts"].get(f, 0) for f in fields})
+    rels = []
+    for f in fields:
+        rels.append((("all", f), [(f"m:{m}", f) for m in picture["municipalities"]]))
+        for m in picture["municipalities"]:
+            rels.append(
+                (
+                    (f"m:{m}", f),
+                    [
+                        (f"a:{pc}", f)
+                        for pc, a in picture["areas"].items()
+                        if a["municipality"] == m
+                    ],
+                )
+            )
+    if with_groups:
+        scopes = {s for s, _ in raw}
+        for s in scopes:
+            rels.append(((s, "families"), [(s, g) for g in GROUPS]))
+    return raw, rels
+
+
+def shown(out: dict, with_groups: bool):
+    """(scope, field) -> shown value (None when suppressed)."""
+
+    def scope(s, o):
+        d = {(s, f): v for f, v in o["indicators"].items()}
+        if with_groups:
+            d.update({(s, f"g{k}"): v for k, v in o["service_need_groups"].items()})
+        return d
+
+    res = scope("all", out["all"])
+    for m, o in out["municipalities"].items():
+        res.update(scope(f"m:{m}", o))
+    for pc, o in out["areas"].items():
+        res.update(scope(f"a:{pc}", o))
+    return res
+
+
+# --------------------------------------------------------------------------- examples
+
+
+def test_contract_example_shape():
+    counts = {
+        "families": 412,
+        "children": 689,
+        "single_parent_families": 101,
+        "families_social_assistance": 37,
+        "families_unemployed_parent": 58,
+        "families_child_welfare": 3,
+        "child_welfare_notifications_30d": 9,
+        "mental_health_visits_90d": 31,
+    }
+    other = dict(counts, families_child_welfare=7)
+    pic = build_picture({"837": {"33100": counts, "33200": other}}, with_groups=False)
+    out = suppress(pic, 5)
+    a = out["areas"]["33100"]
+    assert a["municipality"] == "837"
+    assert "service_need_groups" not in a
+    assert a["indicators"]["families_child_welfare"] is None
+    assert a["indicators"]["families"] == 412
+    # 3 alone would be recoverable from the municipality (10) minus 33200's 7.
+    assert out["areas"]["33200"]["indicators"]["families_child_welfare"] is None
+    assert out["municipalities"]["837"]["indicators"]["families_child_welfare"] == 10
+    assert a["suppressed"] == ["families_child_welfare"]
+
+
+def test_zeros_are_shown():
+    c = {f: 0 for f in INDICATORS} | {"families": 20, "children": 30}
+    pic = build_picture({"837": {"33100": c, "33200": dict(c)}}, with_groups=False)
+    out = suppress(pic, 5)
+    assert out["areas"]["33100"]["indicators"]["families_child_welfare"] == 0
+    assert out["areas"]["33100"]["suppressed"] == []
+
+
+def test_small_area_shows_nothing():
+    big = {f: 10 for f in INDICATORS} | {"families": 50}
+    small = {f: 0 for f in INDICATORS} | {"families": 2, "children": 9}
+    out = suppress(build_picture({"837": {"33100": big, "33200": small, "33300": big}}, False), 5)
+    assert all(v is None for v in out["areas"]["33200"]["indicators"].values())
+    assert sorted(out["areas"]["33200"]["suppressed"]) == sorted(INDICATORS)
+
+
+def test_groups_secondary():
+    groups = {
+        "g1": 20,
+        "g2": 15,
+        "g3": 3,
+        "g4": 12,
+        "g5": 0,
+        "g6": 0,
+        "g7": 0,
+        "g8": 0,
+        "g9": 0,
+        "g10": 0,
+    }
+    c = {f: 10 for f in INDICATORS} | groups | {"families": 50}
+    out = suppress(build_picture({"837": {"33100": c, "33200": dict(c)}}, True), 5)
+    sng = out["areas"]["33100"]["service_need_groups"]
+    assert list(sng) == [str(i) for i in range(1, 11)]
+    assert sng["3"] is None
+    hidden = [k for k, v in sng.items() if v is None]
+    assert len(hidden) >= 2 and sum(groups[f"g{k}"] for k in hidden) >= 5
+    assert "service_need_groups.3" in out["areas"]["33100"]["suppressed"]
+
+
+def test_min_cell_one_hides_only_empty_scopes():
+    c = {f: 1 for f in INDICATORS}
+    out = suppress(build_picture({"837": {"33100": c, "33200": dict(c)}}, False), 1)
+    assert out["areas"]["33100"]["suppressed"] == []
+    assert out["areas"]["33100"]["indicators"]["families"] == 1
+    # families 0 is under any threshold: the scope shows no counts, and a lone hidden
+    # area is still protected by complementary suppression.
+    z = {f: 0 for f in INDICATORS}
+    out = suppress(build_picture({"837": {"33100": c, "33200": z}}, False), 1)
+    assert out["areas"]["33200"]["indicators"]["families"] is None
+    assert out["areas"]["33100"]["indicators"]["families"] is None
+    assert out["municipalities"]["837"]["indicators"]["families"] == 1
+
+
+def test_rejects_bad_min_cell():
+    with pytest.raises(ValueError):
+        suppress({"all": {}, "municipalities": {}, "areas": {}}, 0)
+
+
+def test_empty_picture():
+    out = suppress({"all": {}, "municipalities": {"837": {}}, "areas": {}}, 5)
+    assert out["all"]["indicators"]["families"] is None
+    assert "service_need_groups" not in out["all"]
+
+
+# --------------------------------------------------------------------------- properties
+
+PROP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROP
+@given(pictures())
+def test_properties(case):
+    picture, min_cell, with_groups = case
+    out = suppress(copy.deepcopy(picture), min_cell)
+    raw, rels = cells(picture, with_groups)
+    vis = shown(out, with_groups)
+    assert set(vis) == set(raw)
+    for cell, v in vis.items():
+        if v is not None:
+            # Shown values equal the input and are never small.
+            assert v == raw[cell]
+            assert not (1 <= v < min_cell), cell
+    # Scopes with too few families show nothing.
+    for scope in {s for s, _ in raw}:
+        if raw[(scope, "families")] < min_cell:
+            assert all(v is None for (s, _), v in vis.items() if s == scope)
+
+    # The suppressed list names exactly the hidden cells.
+    def names(o):
+        n = {f for f, v in o["indicators"].items() if v is None}
+        n |= {
+            f"service_need_groups.{k}"
+            for k, v in o.get("service_need_groups", {}).items()
+            if v is None
+        }
+        return n
+
+    for o in [out["all"], *out["municipalities"].values(), *out["areas"].values()]:
+        assert set(o["suppressed"]) == names(o)
+        assert len(o["suppressed"]) == len(set(o["suppressed"]))
+        assert ("service_need_groups" in o) == with_groups
+    # Every relation: suppressed parts none, or ≥ 2 with total ≥ min_cell, or the total
+    # is suppressed (and then at least one part is, so it cannot be re-added).
+    for total, parts in rels:
+        hidden = [p for p in parts if vis[p] is None]
+        if vis[total] is None:
+            assert hidden or not parts, (total, parts)
+        else:
+            assert not hidden or (len(hidden) >= 2 and sum(raw[p] for p in hidden) >= min_cell), (
+                total,
+                hidden,
+            )
+
+
+@PROP
+@given(pictures())
+def test_deterministic_and_order_free(case):
+    picture, min_cell, _ = case
+    a = suppress(picture, min_cell)
+    shuffled = copy.deepcopy(picture)
+    rng = random.Random(1)
+    items = list(shuffled["areas"].items())
+    rng.shuffle(items)
+    shuffled["areas"] = dict(items)
+    ms = list(shuffled["municipalities"].items())
+    rng.shuffle(ms)
+    shuffled["municipalities"] = dict(ms)
+    assert suppress(shuffled, min_cell) == a
+
+
+def _attack(picture, min_cell, with_groups):
+    out = suppress(picture, min_cell)
+    raw, rels = cells(picture, with_groups)
+    vis = shown(out, with_groups)
+    unknown = sorted(c for c, v in vis.items() if v is None)
+    # 1. Single relations: parent − Σ shown children, families − Σ shown groups.
+    for total, parts in rels:
+        rest = [c for c in (total, *parts) if vis[c] is None]
+        assert len(rest) != 1, f"{rest[0]} = {raw[rest[0]]} recoverable from {total}"
+    # 2. All relations together: a hidden cell is determined exactly iff every solution
+    #    of the homogeneous system in the hidden cells (its null space) leaves it at 0.
+    if not unknown:
+        return
+    col = {c: i for i, c in enumerate(unknown)}
+    rows = []
+    for total, parts in rels:
+        r = np.zeros(len(unknown))
+        if vis[total] is None:
+            r[col[total]] += 1
+        for p in parts:
+            if vis[p] is None:
+                r[col[p]] -= 1
+        if r.any():
+            rows.append(r)
+    if not rows:
+        return
+    a = np.array(rows)
+    _, s, vt = np.linalg.svd(a, full_matrices=True)
+    rank = int((s > 1e-9).sum())
+    null = vt[rank:]
+    for c, i in col.items():
+        assert null.shape[0] and np.abs(null[:, i]).max() > 1e-6, f"{c} = {raw[c]} determined"
+
+
+@settings(max_examples=150, deadline=None)
+@given(pictures(max_munis=2, max_areas=3, max_value=8))
+def test_attacker_small_cases(case):
+    _attack(*case)
+
+
+def test_attacker_random_seeds():
+    """Exhaustive attacker over many seeded small random hierarchies with groups."""
+    rng = random.Random(20260630)
+    for _ in range(150):
+        with_groups = rng.random() < 0.7
+        areas_by_muni = {}
+        pc = 33000
+        for i in range(rng.randint(1, 3)):
+            areas_by_muni[f"{200 + i:03d}"] = {}
+            for _ in range(rng.randint(1, 4)):
+                pc += 10
+                c = {f: rng.choice([0, 0, 1, 2, 3, 5, 8, 13]) for f in INDICATORS[1:]}
+                if with_groups:
+                    gs = {g: rng.choice([0, 0, 1, 2, 3, 6]) for g in GROUPS}
+                    c.update(gs, families=sum(gs.values()))
+                else:
+                    c["families"] = rng.choice([0, 2, 4, 6, 9, 30])
+                areas_by_muni[f"{200 + i:03d}"][f"{pc:05d}"] = c
+        _attack(build_picture(areas_by_muni, with_groups), rng.randint(2, 6), with_groups)
+
+
+def test_full_size_picture_is_fast():
+    """144 areas in six municipalities with groups: well under a second."""
+    import time
+
+    rng = random.Random(7)
+    areas_by_muni = {}
+    pc = 1000
+    for m, n in {"837": 36, "980": 19, "092": 37, "609": 32, "905": 15, "399": 5}.items():
+        areas_by_muni[m] = {}
+        for _ in range(n):
+            pc += 5
+            gs = {g: rng.choice([0, 1, 2, 3, 4, 8, 20, 40]) for g in GROUPS}
+            c = {f: rng.choice([0, 1, 2, 3, 6, 15, 60]) for f in INDICATORS[1:]} | gs
+            c["families"] = sum(gs.values())
+            areas_by_muni[m][f"{pc:05d}"] = c
+    pic = build_picture(areas_by_muni, True)
+    t = time.perf_counter()
+    out = suppress(pic, 5)
+    assert time.perf_counter() - t < 5
+    _attack(pic, 5, True)
+    assert out["all"]["indicators"]["families"] == pic["all"]["families"]

@@ -1,0 +1,147 @@
+"""The real worker on the real broker and Redis.
+
+The reference is ``tilannekuva.batch.compute`` (pandas, written independently of the
+stream code) on the same events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+
+import pytest
+import redis
+
+from tests.conftest import redis_url_for_db
+from tests.streams.harness import Worker, consume_all, flatten, produce, read_redis, wait_for
+from tilannekuva.batch import compute
+from tilannekuva.synthetic import generate
+
+pytestmark = pytest.mark.integration
+WORKER_DB = 14  # the worker writes the production key layout; keep it off db 0 and 15
+
+
+@pytest.fixture
+def worker_redis(redis_url):
+    url = redis_url_for_db(redis_url, WORKER_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url, client
+    client.flushdb()
+    client.close()
+
+
+def lines_of(events) -> list[bytes]:
+    return [e.encode() if isinstance(e, str) else json.dumps(e).encode() for e in events]
+
+
+def expected_of(events) -> tuple[dict, str]:
+    pic = compute(e for e in events if isinstance(e, dict) and not _invalid(e))
+    return flatten(pic), pic["as_of"]
+
+
+def run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events, timeout=600):
+    url, client = worker_redis
+    topic = kafka_topic_factory("in", partitions=4)
+    worker = Worker(kafka_bootstrap, url, topic, tmp_path)
+    expected, as_of = expected_of(events)
+    produce(kafka_bootstrap, topic, lines_of(events))
+    worker.start()
+    try:
+        got = wait_for(client, expected, worker, timeout=timeout, watermark=as_of)
+    finally:
+        worker.stop()
+    return worker, expected, got, client
+
+
+def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+    events = list(generate(300, 11, duplicates=0.03, out_of_order=0.05, retractions=0.02, malformed=0.01))
+    malformed = [e for e in events if not isinstance(e, dict) or _invalid(e)]
+    assert malformed, "the knob should have produced malformed events"
+    worker, expected, got, client = run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events)
+    assert got == expected, _diff(expected, got)
+
+    # Every malformed message is in the DLQ with a reason; nothing valid is.
+    dlq = [json.loads(m.value) for m in consume_all(kafka_bootstrap, worker.dlq_topic)]
+    assert len(dlq) == len(malformed)
+    assert all(r["reason"] and r["received_at"] for r in dlq)
+
+    # Every valid message is forwarded exactly once (duplicates are separate messages).
+    valid = [e for e in events if isinstance(e, dict) and not _invalid(e)]
+    forwarded = consume_all(kafka_bootstrap, f"{worker.app_id}-events-by-id")
+    assert sorted(json.loads(m.value)["event"]["event_id"] for m in forwarded) == sorted(e["event_id"] for e in valid)
+
+    # No raw identity code or DVV family id anywhere past the door: internal topics,
+    # changelogs, Redis.
+    raw_ids = {e["person"] for e in valid if e.get("person")} | {e["data"]["family"] for e in valid if "family" in e.get("data", {})}
+    topics = [f"{worker.app_id}-{s}" for s in ("events-by-id", "events-by-person", "family-inputs")]
+    topics += [f"{worker.app_id}-{t}-changelog" for t in ("dedup", "person", "family")]
+    token = re.compile(rb"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|F\d+")
+    for t in topics:
+        msgs = consume_all(kafka_bootstrap, t, idle_ms=2000)
+        assert msgs, f"topic {t} should hold messages"
+        for m in msgs:
+            for blob in (m.key or b"", m.value or b""):
+                leaked = {x.decode() for x in token.findall(blob)} & raw_ids
+                assert not leaked, f"raw ids in {t}"
+    for key in client.scan_iter("*"):
+        value = client.dump(key) or b""
+        assert not ({x.decode() for x in token.findall(key + value)} & raw_ids)
+
+
+def test_ten_thousand_families_stream_equals_batch(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+    families = int(os.environ.get("TK_TEST_FAMILIES", "10000"))
+    events = list(generate(families, 5, duplicates=0.01, out_of_order=0.02, retractions=0.005))
+    started = time.monotonic()
+    _, expected, got, _ = run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events, timeout=1500)
+    print(f"\n{families} families, {len(events)} events: stream == batch after {time.monotonic() - started:.0f} s")
+    assert got == expected, _diff(expected, got)
+
+
+def test_sigkill_mid_stream_then_restart_is_still_exact(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+    url, client = worker_redis
+    events = list(generate(1500, 23, duplicates=0.02, retractions=0.01, out_of_order=0.02))
+    expected, as_of = expected_of(events)
+    topic = kafka_topic_factory("in", partitions=4)
+    worker = Worker(kafka_bootstrap, url, topic, tmp_path)
+    lines = lines_of(events)
+    produce(kafka_bootstrap, topic, lines[: len(lines) // 2])
+    worker.start()
+    # Kill once the worker is visibly mid-way: some families in Redis, far from done.
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and int(client.hget("tk:agg:all", "families") or 0) < 50:
+        time.sleep(0.2)
+    produce(kafka_bootstrap, topic, lines[len(lines) // 2:])
+    time.sleep(random.Random(1).uniform(1, 3))
+    partial = read_redis(client)
+    worker.kill()
+    assert partial != expected, "the kill should have happened mid-stream"
+    worker.start()
+    try:
+        got = wait_for(client, expected, worker, timeout=600, watermark=as_of)
+    finally:
+        worker.stop()
+    assert got == expected, _diff(expected, got)
+
+
+def _invalid(e: dict) -> bool:
+    from models.contract import InvalidEvent, validate
+
+    try:
+        validate(e)
+    except InvalidEvent:
+        return True
+    return False
+
+
+def _diff(expected: dict, got: dict) -> str:
+    lines = []
+    for scope in sorted(set(expected) | set(got)):
+        a, b = expected.get(scope, {}), got.get(scope, {})
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                lines.append(f"{scope}.{k}: expected {a.get(k)} got {b.get(k)}")
+    return f"{len(lines)} differing cells:\n" + "\n".join(lines[:40])

@@ -1,0 +1,330 @@
+"""The HTTP API against the real Redis (db 15 of infra/up's server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+
+from models.suppression import GROUPS, INDICATORS
+from sinks import redis_reader
+from tilannekuva import api
+from tilannekuva.config import COVERED_MUNICIPALITIES, Settings
+
+TOKEN = "s3cret-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MIN_CELL = 5
+
+pytestmark = pytest.mark.integration
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:
+    """A consistent random picture over every reference area, with small cells."""
+    rng = random.Random(seed)
+    fields = INDICATORS + (GROUPS if groups else ())
+    munis = {m: dict.fromkeys(fields, 0) for m in COVERED_MUNICIPALITIES}
+    total = dict.fromkeys(fields, 0)
+    pipe = r.pipeline()
+    for pc, ref in sorted(redis_reader.reference_areas().items()):
+        if rng.random() < 0.15:
+            continue  # never held a family: no hash at all
+        c = {f: rng.choice([0, 0, 1, 2, 3, 4, 6, 9, 25]) for f in INDICATORS[1:]}
+        if groups:
+            gs = {g: rng.choice([0, 1, 2, 3, 5, 12]) for g in GROUPS}
+            c |= gs
+            c["families"] = sum(gs.values())
+        else:
+            c["families"] = rng.choice([1, 3, 7, 30, 80])
+        pipe.hset(f"tk:agg:a:{pc}", mapping=c)
+        pipe.hset("tk:areas", pc, ref["municipality"])
+        pipe.hset("tk:updated", f"a:{pc}", "2026-07-01T08:00:01Z")
+        for f in fields:
+            munis[ref["municipality"]][f] += c[f]
+            total[f] += c[f]
+    for m, c in munis.items():
+        pipe.hset(f"tk:agg:m:{m}", mapping=c)
+    pipe.hset("tk:agg:all", mapping=total)
+    pipe.hset("tk:updated", "all", "2026-07-01T08:00:02Z")
+    pipe.set("tk:wm", "2026-06-30")
+    pipe.execute()
+    return total
+
+
+@pytest.fixture
+async def make_client(redis_client, redis_test_url):
+    clients = []
+
+    async def make(token: str | None = TOKEN, **kw) -> TestClient:
+        r = aioredis.Redis.from_url(redis_test_url)
+        settings = Settings(api_token=token, min_cell=MIN_CELL, redis_url=redis_test_url)
+        client = TestClient(TestServer(api.make_app(settings, r, **kw)))
+        await client.start_server()
+        clients.append((client, r))
+        return client
+
+    yield make
+    for client, r in clients:
+        await client.close()
+        await r.aclose()
+
+
+@pytest.fixture
+async def client(make_client):
+    return await make_client()
+
+
+def walk_numbers(obj):
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, int):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from walk_numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from walk_numbers(v)
+
+
+def assert_no_small(body):
+    small = [n for n in walk_numbers(body) if 1 <= n < MIN_CELL]
+    assert not small, small
+
+
+def assert_scope_shape(body, area, municipality, groups=True):
+    keys = ["area", "municipality", "as_of", "indicators"] + (
+        ["service_need_groups"] if groups else []
+    )
+    assert list(body) == keys + ["suppressed", "updated_at"]
+    assert body["area"] == area and body["municipality"] == municipality
+    assert body["as_of"] == "2026-06-30"
+    assert list(body["indicators"]) == list(INDICATORS)
+    if groups:
+        assert list(body["service_need_groups"]) == [str(i) for i in range(1, 11)]
+    nulls = {k for k, v in body["indicators"].items() if v is None}
+    nulls |= {
+        f"service_need_groups.{k}"
+        for k, v in body.get("service_need_groups", {}).items()
+        if v is None
+    }
+    assert set(body["suppressed"]) == nulls
+
+
+# --------------------------------------------------------------------------- auth
+
+
+ALL_PATHS = [
+    "/api/v1/picture",
+    "/api/v1/municipalities/837",
+    "/api/v1/areas",
+    "/api/v1/areas/33100",
+    "/api/v1/alerts",
+    "/api/v1/stream",
+    "/metrics",
+    "/openapi.json",
+    "/no/such/path",
+]
+
+
+async def test_healthz_needs_no_token(make_client):
+    for token in (TOKEN, None):
+        c = await make_client(token)
+        resp = await c.get("/healthz")
+        assert resp.status == 200
+        assert await resp.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ],
+)
+async def test_401_without_right_token(client, headers):
+    for path in ALL_PATHS:
+        resp = await client.get(path, headers=headers)
+        assert resp.status == 401, path
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_no_token_configured_refuses_everything_but_healthz(make_client):
+    c = await make_client(None)
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}, AUTH):
+        for path in ALL_PATHS:
+            assert (await c.get(path, headers=headers)).status == 401, (path, headers)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+async def test_shapes_and_suppression(client, redis_client):
+    total = seed_picture(redis_client)
+    resp = await client.get("/api/v1/picture", headers=AUTH)
+    assert resp.status == 200
+    body = await resp.json()
+    assert_scope_shape(body, None, None)
+    assert body["updated_at"] == "2026-07-01T08:00:02Z"
+    assert body["indicators"]["families"] == total["families"]
+    assert_no_small(body)
+
+    for code in COVERED_MUNICIPALITIES:
+        body = await (await client.get(f"/api/v1/municipalities/{code}", headers=AUTH)).json()
+        assert_scope_shape(body, None, code)
+        assert_no_small(body)
+
+    listing = await (await client.get("/api/v1/areas", headers=AUTH)).json()
+    assert listing["as_of"] == "2026-06-30"
+    assert len(listing["areas"]) == 144
+    assert_no_small(listing)
+    some_hidden = False
+    for item in listing["areas"]:
+        assert item["municipality"] in COVERED_MUNICIPALITIES
+        body = await (await client.get(f"/api/v1/areas/{item['area']}", headers=AUTH)).json()
+        assert_scope_shape(body, item["area"], item["municipality"])
+        assert body["indicators"]["families"] == item["families"]
+        fam = body["indicators"]["families"]
+        if fam is None:
+            some_hidden = True
+        else:
+            assert fam >= MIN_CELL  # an area under the threshold shows no counts
+        assert_no_small(body)
+    assert some_hidden
+
+
+async def test_groups_omitted_without_g_fields(client, redis_client):
+    seed_picture(redis_client, seed=5, groups=False)
+    body = await (await client.get("/api/v1/picture", headers=AUTH)).json()
+    assert "service_need_groups" not in body
+    assert_scope_shape(body, None, None, groups=False)
+    body = await (await client.get("/api/v1/areas/33100", headers=AUTH)).json()
+    assert "service_need_groups" not in body
+
+
+async def test_empty_redis(client):
+    body = await (await client.get("/api/v1/picture", headers=AUTH)).json()
+    assert body["as_of"] is None and body["updated_at"] is None
+    assert body["indicators"]["families"] is None  # 0 families is under the threshold
+
+
+async def test_404_and_400(client, redis_client):
+    seed_picture(redis_client)
+    for path, status in [
+        ("/api/v1/municipalities/091", 404),
+        ("/api/v1/municipalities/837x", 400),
+        ("/api/v1/municipalities/83", 400),
+        ("/api/v1/areas/00100", 404),
+        ("/api/v1/areas/3310", 400),
+        ("/api/v1/areas/abcde", 400),
+        ("/api/v2/picture", 404),
+    ]:
+        resp = await client.get(path, headers=AUTH)
+        assert resp.status == status, path
+
+
+async def test_cache_follows_content(client, redis_client):
+    seed_picture(redis_client)
+    first = await (await client.get("/api/v1/picture", headers=AUTH)).json()
+    redis_client.hincrby("tk:agg:all", "children", 100)
+    redis_client.hincrby("tk:agg:m:837", "children", 100)
+    redis_client.hincrby("tk:agg:a:33100", "children", 100)
+    await asyncio.sleep(api.CACHE_TTL_S + 0.1)
+    second = await (await client.get("/api/v1/picture", headers=AUTH)).json()
+    assert second["indicators"]["children"] == first["indicators"]["children"] + 100
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+async def test_alerts_order_and_since(client, redis_client):
+    alerts = [
+        ({"kind": "rise", "area": "33100", "raised_at": "2026-07-01T08:00:00Z"}, 1782892800),
+        ({"kind": "rise", "area": "33200", "raised_at": "2026-07-03T08:00:00Z"}, 1783065600),
+        ({"kind": "drop", "area": "01200", "raised_at": "2026-07-02T08:00:00Z"}, 1782979200),
+    ]
+    for a, ts in alerts:
+        redis_client.zadd("tk:alerts", {json.dumps(a): ts})
+    body = await (await client.get("/api/v1/alerts", headers=AUTH)).json()
+    assert [a["area"] for a in body["alerts"]] == ["33200", "01200", "33100"]
+    for since, expect in [
+        ("2026-07-02T08:00:00Z", ["33200", "01200"]),
+        ("2026-07-02T10:00:00+02:00", ["33200", "01200"]),
+        ("2026-07-02", ["33200", "01200"]),
+        ("2026-07-03T08:00:01Z", []),
+    ]:
+        resp = await client.get("/api/v1/alerts", params={"since": since}, headers=AUTH)
+        assert resp.status == 200
+        assert [a["area"] for a in (await resp.json())["alerts"]] == expect, since
+    for bad in ["yesterday", "2026-13-01", "", "2026-07-02T25:00"]:
+        resp = await client.get("/api/v1/alerts", params={"since": bad}, headers=AUTH)
+        assert resp.status == 400, bad
+
+
+# --------------------------------------------------------------------------- stream
+
+
+async def test_stream_delivers_area_events(make_client, redis_client, redis_test_url):
+    seed_picture(redis_client)
+    c = await make_client(heartbeat_s=0.3)
+    resp = await c.get("/api/v1/stream", headers=AUTH)
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+    assert await asyncio.wait_for(resp.content.readline(), 5) == b": connected\n"
+    assert await asyncio.wait_for(resp.content.readline(), 5) == b"\n"
+    # A heartbeat comment arrives while nothing changes.
+    assert (await asyncio.wait_for(resp.content.readline(), 5)).startswith(b":")
+    redis_client.publish("tk:changes", json.dumps(["all", "m:837", "a:33100", "a:33200"]))
+    events = []
+    while len(events) < 2:
+        line = (await asyncio.wait_for(resp.content.readline(), 5)).decode()
+        if line.startswith("event:"):
+            assert line == "event: area\n"
+            data = (await asyncio.wait_for(resp.content.readline(), 5)).decode()
+            assert data.startswith("data: ")
+            events.append(json.loads(data[6:]))
+    assert [e["area"] for e in events] == ["33100", "33200"]
+    for e in events:
+        assert_scope_shape(e, e["area"], "837")
+        assert_no_small(e)
+    direct = await (await c.get("/api/v1/areas/33100", headers=AUTH)).json()
+    assert events[0] == direct
+    resp.close()
+
+
+# --------------------------------------------------------------------------- metrics, openapi
+
+
+async def test_metrics(client, redis_client):
+    await client.get("/healthz")
+    await client.get("/api/v1/areas/33100", headers=AUTH)
+    await client.get("/api/v1/picture")
+    resp = await client.get("/metrics", headers=AUTH)
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    text = await resp.text()
+    assert 'tk_api_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert 'route="/api/v1/areas/{postcode}",status="200"' in text
+    assert 'route="/api/v1/picture",status="401"' in text
+    assert "tk_api_request_duration_seconds_bucket" in text
+    assert "33100" not in text  # labels carry routes, never values
+
+
+async def test_openapi_lists_every_path(client):
+    resp = await client.get("/openapi.json", headers=AUTH)
+    assert resp.status == 200
+    spec = await resp.json()
+    assert spec["openapi"].startswith("3.1")
+    assert set(spec["paths"]) == set(api.PATHS)
+    routes = {r.resource.canonical for r in client.server.app.router.routes()}
+    assert routes == set(spec["paths"])
+    assert spec["paths"]["/healthz"]["get"]["security"] == []

@@ -1,0 +1,361 @@
+"""Synthetic registers: ``tilannekuva generate``.
+
+Families with children in the 144 real postcode areas of the six municipalities, three
+years of events from all ten registers, a planted latent profile per family (archetype
+and service-need level, written to a separate truth CSV) and optional corruption
+(duplicates, out-of-order, retractions, malformed lines). See ``docs/synthetic.md``.
+
+Python API
+----------
+``generate(families, seed, ...)`` yields the events in file order (dicts; malformed
+lines that are not JSON objects as raw strings); ``planted_truth(families, seed, ...)``
+returns the truth rows; ``synthesize(...)`` returns both at once.
+
+>>> events = list(generate(3, seed=1))
+>>> {"dvv", "employment", "incomes"} <= {e["source"] for e in events}
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import gc
+import gzip
+import io
+import json
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from tilannekuva.synthetic.simulate import SCHEMA, SOURCES, simulate
+
+DEFAULT_START = dt.date(2023, 7, 1)
+DEFAULT_END = dt.date(2026, 6, 30)
+DAY_MS = 86_400_000
+TRUTH_COLUMNS = ("family", "archetype", "need_level", "municipality", "postcode")
+
+
+@dataclass
+class Synthetic:
+    """Generated lines in file order and the planted truth."""
+
+    lines: list[str]
+    truth: list[dict]
+    counts: dict[str, int]
+
+    def events(self) -> Iterator[dict | str]:
+        for line in self.lines:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                yield line
+                continue
+            yield obj if isinstance(obj, dict) else line
+
+
+def _dumps(ev: dict) -> str:
+    return json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
+
+
+def synthesize(
+    families: int,
+    seed: int,
+    *,
+    duplicates: float = 0.0,
+    out_of_order: float = 0.0,
+    retractions: float = 0.0,
+    malformed: float = 0.0,
+    start: dt.date = DEFAULT_START,
+    end: dt.date = DEFAULT_END,
+    progress: bool = False,
+) -> Synthetic:
+    for name, p in (("duplicates", duplicates), ("out_of_order", out_of_order),
+                    ("retractions", retractions), ("malformed", malformed)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must be a share in 0..1, got {p}")
+    if end <= start:
+        raise ValueError("end must be after start")
+    if families < 0:
+        raise ValueError("families must be >= 0")
+    records: list[tuple[int, int, str]] = []
+    append = records.append
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+    def emit(key: int, ev: dict) -> None:
+        append((key, len(records), dumps(ev)))
+
+    gc_was = gc.isenabled()
+    gc.disable()  # millions of small, acyclic objects: the collector only costs time
+    try:
+        t0 = time.perf_counter()
+        truth = simulate(families, seed, start, end, emit)
+        if progress:
+            print(f"simulated {len(truth)} families, {len(records)} events in "
+                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        counts = {"valid": len(records)}
+        counts.update(_corrupt(records, seed, duplicates, out_of_order, retractions, malformed, start, end))
+        records.sort()
+        lines = [r[2] for r in records]
+    finally:
+        if gc_was:
+            gc.enable()
+    counts["lines"] = len(lines)
+    return Synthetic(lines, truth, counts)
+
+
+def generate(
+    families: int,
+    seed: int,
+    *,
+    duplicates: float = 0.0,
+    out_of_order: float = 0.0,
+    retractions: float = 0.0,
+    malformed: float = 0.0,
+    start: dt.date = DEFAULT_START,
+    end: dt.date = DEFAULT_END,
+) -> Iterator[dict | str]:
+    """The events of a synthetic history in file order (see module doc)."""
+    yield from synthesize(families, seed, duplicates=duplicates, out_of_order=out_of_order,
+                          retractions=retractions, malformed=malformed, start=start, end=end).events()
+
+
+def planted_truth(families: int, seed: int, *, start: dt.date = DEFAULT_START,
+                  end: dt.date = DEFAULT_END) -> list[dict]:
+    """The planted truth rows (``TRUTH_COLUMNS``); independent of the corruption knobs."""
+    truth = simulate(families, seed, start, end, lambda key, ev: None)
+    return truth
+
+
+# ---------------------------------------------------------------------------- corruption
+def _recorded(day: int, sec: int) -> str:
+    d = dt.date.fromordinal(day).isoformat()
+    return f"{d}T{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}Z"
+
+
+def _corrupt(records, seed, duplicates, out_of_order, retractions, malformed, start, end) -> dict[str, int]:
+    """Add corruption to ``records`` (key, seq, line) in place; returns counts per knob."""
+    r = random.Random(seed * 7_919 + 17)
+    n = len(records)
+    counts = {"duplicates": 0, "out_of_order": 0, "retractions": 0, "retractions_before_target": 0,
+              "malformed": 0}
+    if n == 0:
+        return counts
+    seq = n
+    lo_key = min(k for k, _, _ in records)
+    hi_key = max(k for k, _, _ in records)
+    E = end.toordinal()
+
+    def pick(p: float) -> list[int]:
+        if p <= 0:
+            return []
+        m = min(n, int(round(p * n)))
+        return sorted(r.sample(range(n), m))
+
+    # Retractions: a register withdraws an event days or weeks after recording it.
+    for i in pick(retractions):
+        key, _, line = records[i]
+        target = json.loads(line)
+        rec_day = key // DAY_MS
+        occ_day = min(E, rec_day + r.randint(1, 40))
+        occ_day = max(occ_day, dt.date.fromisoformat(target["occurred_at"]).toordinal())
+        rday = max(occ_day, rec_day) + r.randint(0, 3)
+        sec = r.randrange(14400, 68400)
+        ev = {"schema": SCHEMA, "event_id": _uuid(r), "source": target["source"], "type": "event.retracted",
+              "occurred_at": dt.date.fromordinal(occ_day).isoformat(), "recorded_at": _recorded(rday, sec)}
+        if "person" in target and r.random() < 0.5:
+            ev["person"] = target["person"]
+        ev["data"] = {"event_id": target["event_id"]}
+        place = (rday * 86400 + sec) * 1000
+        if r.random() < 0.25:  # delivered before its target
+            place = key - r.randint(1, 30 * DAY_MS)
+            counts["retractions_before_target"] += 1
+        records.append((place, seq, _dumps(ev)))
+        seq += 1
+        counts["retractions"] += 1
+    # Duplicates: the same bytes again, minutes to days later.
+    for i in pick(duplicates):
+        key, _, line = records[i]
+        records.append((key + r.randint(1, 5 * DAY_MS), seq, line))
+        seq += 1
+        counts["duplicates"] += 1
+    # Malformed lines: extra lines, each breaking one rule of the contract.
+    for i in pick(malformed):
+        key, _, line = records[i]
+        bad = _malform(json.loads(line), line, r)
+        records.append((key + r.randint(0, 3_600_000), seq, bad))
+        seq += 1
+        counts["malformed"] += 1
+    # Out of order: a share of all lines moved to a random place in the file.
+    total = len(records)
+    if out_of_order > 0:
+        m = min(total, int(round(out_of_order * total)))
+        for i in sorted(r.sample(range(total), m)):
+            key, s, line = records[i]
+            records[i] = (r.randint(lo_key, hi_key), s, line)
+            counts["out_of_order"] += 1
+    return counts
+
+
+def _uuid(r: random.Random) -> str:
+    s = f"{r.getrandbits(128):032x}"
+    return f"{s[:8]}-{s[8:12]}-4{s[13:16]}-{s[16:20]}-{s[20:]}"
+
+
+BAD_DATA = {
+    "family.member_added": {"role": "grandparent"},
+    "family.member_removed": {"family": 12345},
+    "family.residence_changed": {"postcode": "3310"},
+    "benefit.started": {"benefit": "lottery_win"},
+    "benefit.ended": {"episode": ""},
+    "income.reported": {"gross_eur": -1200.0},
+    "employment.status_changed": {"status": "retired"},
+    "education.completed": {"level": "kindergarten"},
+    "school.support_changed": {"level": "extra"},
+    "ecec.started": {"episode": None},
+    "ecec.ended": {"episode": 7},
+    "health.visit": {"service": "astrology"},
+    "care.episode": {"days": -3},
+    "child_welfare.client_started": {"episode": ""},
+    "child_welfare.client_ended": {"episode": ""},
+    "child_welfare.placement_started": {"episode": ["x"]},
+    "child_welfare.placement_ended": {"episode": ""},
+    "social_service.started": {"service": "lawn_mowing"},
+    "social_service.ended": {"service": ""},
+}
+
+
+def _malform(ev: dict, line: str, r: random.Random) -> str:
+    """One line that breaks the contract, derived from a valid event."""
+    ev = dict(ev)
+    ev["event_id"] = "bad-" + _uuid(r)
+    kinds = ["truncated", "garbage", "array", "missing", "check_char", "unknown_type", "unknown_source",
+             "foreign_type", "future", "before_1900", "schema", "bad_date", "no_zone", "long_id", "bad_data"]
+    if "person" not in ev:
+        kinds.remove("check_char")
+    if ev["type"] not in BAD_DATA:
+        kinds.remove("bad_data")
+    kind = kinds[r.randrange(len(kinds))]
+    if kind == "truncated":
+        text = _dumps(ev)
+        return text[: r.randint(1, len(text) - 2)]
+    if kind == "garbage":
+        return r.choice(("<html><body>502 Bad Gateway</body></html>", "null", "", "\x00\x01\x02",
+                         "event_id=1;source=kela", "{'schema': 'register-event/1'}"))
+    if kind == "array":
+        return _dumps([ev])
+    if kind == "missing":
+        fields = ["schema", "event_id", "source", "type", "occurred_at", "recorded_at", "data"]
+        if "person" in ev:
+            fields.append("person")
+        del ev[r.choice(fields)]
+    elif kind == "check_char":
+        code = ev["person"]
+        from models.hetu import CHECK_CHARS
+
+        wrong = CHECK_CHARS[(CHECK_CHARS.index(code[-1]) + r.randint(1, 30)) % 31]
+        ev["person"] = code[:-1] + wrong
+    elif kind == "unknown_type":
+        ev["type"] = r.choice(("benefit.paused", "family.member_renamed", "visit", "EVENT.RETRACTED"))
+    elif kind == "unknown_source":
+        ev["source"] = r.choice(("vero", "KELA", "police", ""))
+    elif kind == "foreign_type":
+        others = [s for s in SOURCES if s != ev["source"]]
+        ev["source"] = r.choice(others) if ev["type"] != "event.retracted" else "nobody"
+    elif kind == "future":
+        day = dt.date.fromisoformat(ev["recorded_at"][:10]) + dt.timedelta(days=r.randint(2, 60))
+        ev["occurred_at"] = day.isoformat()
+    elif kind == "before_1900":
+        ev["occurred_at"] = r.choice(("1899-12-31", "1066-10-14", "0001-01-01"))
+    elif kind == "schema":
+        ev["schema"] = r.choice(("register-event/2", "register-event/0", "Register-Event/1", None, 1))
+    elif kind == "bad_date":
+        ev["occurred_at"] = r.choice(("2024-02-30", "2024/03/01", "01.03.2024", "2024-13-01", "yesterday"))
+    elif kind == "no_zone":
+        ev["recorded_at"] = ev["recorded_at"][:19]
+    elif kind == "long_id":
+        ev["event_id"] = r.choice(("", "x" * 129))
+    elif kind == "bad_data":
+        ev["data"] = {**ev["data"], **BAD_DATA[ev["type"]]}
+    return _dumps(ev)
+
+
+# ---------------------------------------------------------------------------- files and CLI
+def open_out(path: str):
+    if path.endswith(".gz"):
+        raw = open(path, "wb")  # noqa: SIM115 - closed with the gzip wrapper
+        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=5)
+        text = io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
+        text._raw_file = raw  # keep it alive; closed in close_out
+        return text
+    return open(path, "w", encoding="utf-8", newline="\n")
+
+
+def close_out(f) -> None:
+    raw = getattr(f, "_raw_file", None)
+    f.close()
+    if raw is not None:
+        raw.close()
+
+
+def write_lines(path: str, lines: list[str]) -> int:
+    f = open_out(path)
+    size = 0
+    try:
+        for i in range(0, len(lines), 20_000):
+            chunk = "\n".join(lines[i: i + 20_000]) + "\n"
+            size += len(chunk)
+            f.write(chunk)
+    finally:
+        close_out(f)
+    return size
+
+
+def write_truth(path: str, truth: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=TRUTH_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for row in truth:
+            w.writerow(row)
+
+
+def _share(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError("must be a share in 0..1")
+    return v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--families", type=int, default=80_000, help="families resident at the start (default 80000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", required=True, help="JSON Lines output (.gz: gzip)")
+    parser.add_argument("--truth", help="planted truth CSV (default <out>.truth.csv)")
+    parser.add_argument("--duplicates", type=_share, default=0.0, help="share of events sent again")
+    parser.add_argument("--out-of-order", type=_share, default=0.0, help="share of lines moved far from their place")
+    parser.add_argument("--retractions", type=_share, default=0.0, help="share of events retracted")
+    parser.add_argument("--malformed", type=_share, default=0.0, help="malformed lines added, as a share of events")
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=DEFAULT_START)
+    parser.add_argument("--end", type=dt.date.fromisoformat, default=DEFAULT_END)
+
+
+def run(args: argparse.Namespace, settings=None) -> int:
+    t0 = time.perf_counter()
+    truth_path = args.truth or args.out + ".truth.csv"
+    result = synthesize(args.families, args.seed, duplicates=args.duplicates, out_of_order=args.out_of_order,
+                        retractions=args.retractions, malformed=args.malformed, start=args.start, end=args.end,
+                        progress=True)
+    size = write_lines(args.out, result.lines)
+    write_truth(truth_path, result.truth)
+    took = time.perf_counter() - t0
+    high = sum(1 for t in result.truth if t["need_level"] >= 4) / max(1, len(result.truth))
+    top = sum(1 for t in result.truth if t["need_level"] >= 9) / max(1, len(result.truth))
+    knobs = ", ".join(f"{k} {v}" for k, v in result.counts.items() if k not in ("valid", "lines"))
+    print(f"wrote {result.counts['lines']} lines ({result.counts['valid']} events; {knobs}) "
+          f"{size / 1e6:.0f} MB uncompressed to {args.out}", file=sys.stderr)
+    print(f"truth: {len(result.truth)} families, {high:.1%} at need level >= 4, {top:.1%} at 9-10 -> "
+          f"{truth_path}; {took:.1f} s", file=sys.stderr)
+    return 0
