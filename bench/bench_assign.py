@@ -2,7 +2,7 @@
 
     python bench/bench_assign.py [--n 20000] [--events 3000] [--seed 0] [--no-quality]
 
-Builds a 100-type model over the 24 family features on synthetic vectors (a mixture of
+Builds a 100-type model over the 29 family features on synthetic vectors (a mixture of
 planted profiles with discrete and skewed features, like real family vectors), then
 times per event:
 
@@ -41,13 +41,14 @@ from river import cluster  # noqa: E402
 from models.family_types import FamilyTypes, TypeAssigner  # noqa: E402
 from models.features import FEATURE_NAMES, FEATURES  # noqa: E402
 
-BINARY = {"social_assistance", "unemployment_benefit", "single_parent", "multi_professional_support",
-          "housing_allowance", "cw_client", "cw_placement"}
-SHARES = {"parents_employed_share", "parents_unemployed_share", "parents_outside_work_share",
-          "income_gap_share"}
-COUNTS = {"health_allowance_members", "mental_health_contacts", "substance_abuse_contacts",
-          "specialist_care_days", "ecec_children", "n_children", "family_services",
-          "cw_notifications"}
+BINARY = {"single_parent"}
+SHARES = {"social_assistance", "health_allowance", "multi_professional_support", "housing_allowance",
+          "cw_client", "cw_placement", "parents_employed_share", "parents_unemployed_share",
+          "parents_outside_work_share", "income_gap_share"}
+COUNTS = {"social_assistance_episodes", "primary_care_visits", "parent_mental_health_visits",
+          "child_mental_health_visits", "specialist_care_episodes", "n_children", "family_work_episodes",
+          "home_service_episodes", "family_counselling_episodes", "moves", "cw_notifications",
+          "substance_abuse_contacts"}
 
 
 def synthetic_vectors(n: int, n_profiles: int = 40, seed: int = 0) -> tuple[list[dict], np.ndarray]:
@@ -76,6 +77,8 @@ def synthetic_vectors(n: int, n_profiles: int = 40, seed: int = 0) -> tuple[list
                 v[f] = float(min(3, max(0, round(3 * c[j] ** 2 + rng.normal(0, 0.4)))))
             elif f == "youngest_child_age":
                 v[f] = float(min(17, max(0, round(17 * c[j] + rng.normal(0, 2)))))
+            elif f == "need_index":
+                v[f] = round(float(1 + 9 * c[j] ** 2 + rng.normal(0, 0.5)), 2)
             elif f == "area_unemployment_rate":
                 v[f] = float(rng.choice([5.11, 6.29, 7.02, 3.99, 3.45, 4.79]))
             else:
@@ -105,7 +108,7 @@ def main(argv=None) -> dict:
 
     X, labels = synthetic_vectors(args.n + args.events, seed=args.seed)
     train, test = X[: args.n], X[args.n:]
-    assert len(FEATURES) == 24
+    assert len(FEATURES) == 29
 
     # ---- our learner + assigner -------------------------------------------------
     model = FamilyTypes(n_types=100, warmup=5000, seed=args.seed)
@@ -120,6 +123,11 @@ def main(argv=None) -> dict:
         m = FamilyTypes.from_snapshot(snap)
         for x in items:
             m.learn_one(x)
+
+    def our_learn_many(items):
+        m = FamilyTypes.from_snapshot(snap)
+        for i in range(0, len(items), 256):
+            m.learn_many(items[i:i + 256])
 
     def our_one(items):
         for x in items:
@@ -157,6 +165,7 @@ def main(argv=None) -> dict:
         "river_kmeans_learn_one_us": river_learn,
         "familytypes_learn_one_us": per_event_us(our_learn, test[:2000]),
         "familytypes_learn_one_total_us": 1e6 * learn_total / len(train),
+        "familytypes_learn_many_256_us": per_event_us(our_learn_many, test[:2000]),
         "assigner_predict_one_us": per_event_us(our_one, test, repeat=3),
         "assigner_predict_many_256_us": per_event_us(our_many(256), test, repeat=5),
         "assigner_predict_many_1024_us": per_event_us(our_many(1024), test, repeat=5),
@@ -171,6 +180,7 @@ def main(argv=None) -> dict:
         ("river_kmeans_predict_one_us", "river KMeans.predict_one"),
         ("river_kmeans_learn_one_us", "river KMeans.learn_one"),
         ("familytypes_learn_one_us", "FamilyTypes.learn_one (steady state)"),
+        ("familytypes_learn_many_256_us", "FamilyTypes.learn_many, batches of 256"),
         ("assigner_predict_one_us", "TypeAssigner.predict_one"),
         ("assigner_predict_many_256_us", "TypeAssigner.predict_many, batches of 256"),
         ("assigner_predict_many_1024_us", "TypeAssigner.predict_many, batches of 1024"),

@@ -5,7 +5,8 @@
 Seed 101 is used for nothing else (evaluation uses other seeds). Steps: generate the
 synthetic registers, reduce them to the final family vectors (the state the stream ends
 with), fit ridge least squares (alpha 1) of the planted need level on the base features
-(raw units), and put the cut points at the quantiles of the fitted family scores that
+(raw units; by default with the sign of each weight fixed by its meaning, see
+``SIGNS``), and put the cut points at the quantiles of the fitted family scores that
 give the reference shares of need levels. Prints the constants to paste between the
 "frozen constants" markers of models/service_need.py, plus the fit's quality.
 """
@@ -22,12 +23,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+#: +1: a deprivation (weight ≥ 0); -1: a resource (weight ≤ 0); absent: structural, free.
+SIGNS = {
+    "income_per_cu": -1, "social_assistance": 1, "social_assistance_episodes": 1,
+    "primary_care_visits": 1, "parent_mental_health_visits": 1, "child_mental_health_visits": 1,
+    "specialist_care_episodes": 1, "health_allowance": 1, "parent_education": -1, "school_support": 1,
+    "parents_employed_share": -1, "parents_unemployed_share": 1, "parents_outside_work_share": 1,
+    "single_parent": 1, "family_work_episodes": 1, "home_service_episodes": 1,
+    "family_counselling_episodes": 1, "multi_professional_support": 1, "housing_allowance": 1,
+    "area_unemployment_rate": 1, "moves": 1, "cw_notifications": 1, "cw_client": 1, "cw_placement": 1,
+    "substance_abuse_contacts": 1, "income_gap_share": 1,
+}
+
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=101)
     ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--free-signs", action="store_true",
+                    help="plain ridge; default: least squares with the documented sign of each weight")
     args = ap.parse_args(argv)
 
     from scipy.stats import spearmanr
@@ -46,10 +61,23 @@ def main(argv=None) -> dict:
     V = [state_vector(states[f]) for f in fams]
     X = np.asarray([[v[f] for f in BASE_FEATURES] for v in V])
     y = np.asarray([truth[f] for f in fams], dtype=float)
-    model = Ridge(alpha=args.alpha).fit(X, y)
-    w = np.round(model.coef_, 4)
     ref = np.round(X.mean(0), 4)
-    base = float(np.round(model.intercept_ + w @ ref, 4))
+    if args.free_signs:
+        model = Ridge(alpha=args.alpha).fit(X, y)
+        w = np.round(model.coef_, 4)
+        base = float(np.round(model.intercept_ + w @ ref, 4))
+    else:
+        # Signs fixed by meaning, so that every weight reads the right way round:
+        # more deprivation never lowers the score, more resources never raise it.
+        from scipy.optimize import lsq_linear
+
+        lo = np.asarray([0.0 if SIGNS.get(f, 0) > 0 else -np.inf for f in BASE_FEATURES])
+        hi = np.asarray([0.0 if SIGNS.get(f, 0) < 0 else np.inf for f in BASE_FEATURES])
+        Xc = X - ref
+        fit = lsq_linear(np.column_stack([Xc, np.ones(len(X))]), y,
+                         bounds=(np.append(lo, -np.inf), np.append(hi, np.inf)))
+        w = np.round(fit.x[:-1], 4)
+        base = float(np.round(fit.x[-1], 4))
     score = base + (X - ref) @ w
     cuts = np.round(np.quantile(score, np.cumsum(REFERENCE_SHARES)[:9]), 3)
     groups = 1 + np.searchsorted(cuts, score, side="right")

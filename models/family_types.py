@@ -110,6 +110,14 @@ class FamilyTypes(base.Clusterer):
         Hysteresis of a type's service-need group on the need score between snapshots.
     rule
         :class:`~models.service_need.ServiceNeedRule` giving each type its group.
+    calibrate_shares
+        Optional reference distribution of the ten groups (e.g.
+        :data:`models.service_need.REFERENCE_SHARES`). If given, every snapshot re-cuts
+        the rule: types ranked by need score, weighted by their share of the families in
+        the rebase sample (latest vector per sampled family), fill the groups with these
+        shares as closely as whole types allow; the cuts are frozen into the snapshot.
+        This pins the overall distribution (areas still differ); None keeps the rule's
+        fixed cuts.
     seed
         Random seed.
 
@@ -141,6 +149,7 @@ class FamilyTypes(base.Clusterer):
         reservoir: int = 20000,
         group_margin: float = 0.1,
         rule: ServiceNeedRule | None = _DEFAULT_RULE,
+        calibrate_shares: Sequence[float] | None = None,
         seed: int | None = 42,
     ):
         self.n_types = n_types
@@ -151,6 +160,7 @@ class FamilyTypes(base.Clusterer):
         self.reservoir = reservoir
         self.group_margin = group_margin
         self.rule = rule
+        self.calibrate_shares = tuple(calibrate_shares) if calibrate_shares is not None else None
         self.seed = seed
         if len(self.weights) != len(self.features):
             raise ValueError("one weight per feature")
@@ -224,6 +234,13 @@ class FamilyTypes(base.Clusterer):
         self.centroids = Cs / scale + means
         self.counts = counts.astype(float)
         self._buffer = []
+
+    def initialise_now(self) -> bool:
+        """Seed the centroids from the warm-up buffer before it is full (small data);
+        returns whether the model is initialised."""
+        if self.centroids is None and self._buffer:
+            self._initialise()
+        return self.centroids is not None
 
     # -- river API ------------------------------------------------------------------
     def learn_one(self, x: dict, key=None) -> None:
@@ -308,6 +325,13 @@ class FamilyTypes(base.Clusterer):
         self.version += 1
         means, scale = self._metric()
         stds = np.asarray(self.weights) / scale
+        if self.rule is not None and self.calibrate_shares is not None:
+            sample = np.vstack(self._sample) if self._sample else self.centroids
+            lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
+            sizes = np.bincount(lab, minlength=len(self.centroids))
+            type_scores = [self.rule.need_score(p) for p in self._profiles()]
+            self.rule = ServiceNeedRule.calibrated(type_scores, sizes, self.calibrate_shares,
+                                                   weights=self.rule.weights, base=self.rule.base)
         scores, groups = [], []
         for tid, prof in zip(self.type_ids, self._profiles(), strict=True):
             if self.rule is None:

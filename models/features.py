@@ -241,7 +241,8 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
             bump(f"d_{key}", days / WINDOW_DAYS)
         if start >= w0:
             bump(f"n_{key}")
-    return {k: round(float(v), 2) for k, v in sorted(prof.items()) if v}
+    rounded = ((k, round(float(v), 2)) for k, v in sorted(prof.items()))
+    return {k: v for k, v in rounded if v}
 
 
 @dataclass(frozen=True)

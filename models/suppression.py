@@ -146,10 +146,15 @@ def suppress(picture: dict, min_cell: int) -> dict:
                 raise ValueError(f"negative count {f}={v} in {s}")
             value[(s, f)] = v
 
-    # Primary.
+    # Primary. A scope that holds nothing (every count 0) shows nothing either, but its
+    # cells protect nobody: they stay out of ``hidden``, the set that secondary
+    # suppression protects, and are blanked only in the output (``empty``).
     hidden: set[Cell] = set()
+    empty: set[Cell] = set()
     for s in scopes:
-        if value[(s, "families")] < min_cell:
+        if all(value[(s, f)] == 0 for f in fields):
+            empty.update((s, f) for f in fields)
+        elif value[(s, "families")] < min_cell:
             hidden.update((s, f) for f in fields)
         else:
             hidden.update((s, f) for f in fields if 0 < value[(s, f)] < min_cell)
@@ -188,6 +193,8 @@ def suppress(picture: dict, min_cell: int) -> dict:
         if extra is None:
             break
         hidden.add(extra)
+
+    hidden |= empty
 
     def scope_out(s: str) -> dict:
         out: dict = {

@@ -22,9 +22,3 @@ REDIS_WRITE_SECONDS = Histogram(
 REDIS_FAMILY_WRITES = Counter("tk_redis_family_writes_total", "Family contributions written to Redis")
 CONSUMER_LAG = Gauge("tk_consumer_lag", "Messages behind the end of the topic, per topic", ["topic"])
 WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
-AREA_SHARE = Gauge(
-    "tk_area_indicator_share",
-    "Share of counted families with the indicator, per municipality (only where the count "
-    "is at least the small-cell threshold)",
-    ["municipality", "indicator"],
-)

@@ -62,20 +62,23 @@ class _Base:
         if self._wm is None or day > self._wm:
             self._wm = day
 
-    def _fill(self, pipe, now: str) -> int:
-        n = 0
-        if self._wm is not None:
-            pipe.evalsha(self.wm_sha, 0, self._wm)
-            n += 1
-        for family, payload, dkey in self._queue:
+    def _fill(self, pipe, now: str) -> tuple[int, int]:
+        """Move everything queued into ``pipe``; the queue is taken before any await,
+        so whatever other tasks queue meanwhile waits for the next flush."""
+        queue, self._queue = self._queue, []
+        wm, self._wm = self._wm, None
+        skip = 0
+        if wm is not None:
+            pipe.evalsha(self.wm_sha, 0, wm)
+            skip = 1
+        for family, payload, dkey in queue:
             pipe.evalsha(self.apply_sha, 0, family, payload, now, dkey)
-        return n
+        return skip, len(queue)
 
-    def _finish(self, results, skip: int) -> list[str]:
+    @staticmethod
+    def _finish(results, skip: int, n: int) -> list[str]:
         changed = sorted({s.decode() if isinstance(s, bytes) else s for r in results[skip:] for s in r})
-        metrics.REDIS_FAMILY_WRITES.inc(len(self._queue))
-        self._queue.clear()
-        self._wm = None
+        metrics.REDIS_FAMILY_WRITES.inc(n)
         return changed
 
 
@@ -93,9 +96,9 @@ class RedisSink(_Base):
             return []
         started = time.perf_counter()
         pipe = self.redis.pipeline(transaction=True)
-        skip = self._fill(pipe, _now())
+        skip, n = self._fill(pipe, _now())
         results = pipe.execute()
-        changed = self._finish(results, skip)
+        changed = self._finish(results, skip, n)
         if changed:
             self.redis.publish(CHANGES_CHANNEL, json.dumps(changed))
         metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
@@ -123,9 +126,9 @@ class AsyncRedisSink(_Base):
             return []
         started = time.perf_counter()
         pipe = self.redis.pipeline(transaction=True)
-        skip = self._fill(pipe, _now())
+        skip, n = self._fill(pipe, _now())
         results = await pipe.execute()
-        changed = self._finish(results, skip)
+        changed = self._finish(results, skip, n)
         if changed:
             await self.redis.publish(CHANGES_CHANNEL, json.dumps(changed))
         metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)

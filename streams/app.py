@@ -19,6 +19,8 @@ import datetime as dt
 import logging
 import time
 import weakref
+import zlib
+from pathlib import Path
 
 import faust
 import redis.asyncio as aioredis
@@ -43,6 +45,30 @@ def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def partition_of(key: str, partitions: int) -> int:
+    """Our own partitioner for internal topics: stable across processes and clients."""
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+class Envelopes:
+    """Outgoing items grouped by (stage, partition): one Kafka message per group.
+
+    Faust's per-message cost (consume, send, serialise) is far above the cost of a
+    step, so internal topics carry envelopes ``{"items": [[key, message, t0], ...]}``
+    sent to the partition of their keys.
+    """
+
+    def __init__(self, partitions: int):
+        self.partitions = partitions
+        self.groups: dict[tuple[str, int], list] = {}
+
+    def add(self, stage: str, key: str, message: dict, t0: int | None) -> None:
+        self.groups.setdefault((stage, partition_of(key, self.partitions)), []).append([key, message, t0])
+
+    def items(self):
+        return self.groups.items()
+
+
 def _as_current(event) -> None:
     """Make ``event`` the current event of this task, for table changelog partitions."""
     _faust_current_event.set(weakref.ref(event))
@@ -57,8 +83,12 @@ def _dlq_record(raw: bytes, exc: InvalidEvent) -> dict:
     return {"reason": exc.reason, "event": original, "received_at": _now_iso()}
 
 
-def create_app(settings: Settings, redis_client=None) -> faust.App:
+def create_app(
+    settings: Settings, redis_client=None, web_bind: str = "127.0.0.1", web_port: int = 6066, loglevel: str = "WARNING"
+) -> faust.App:
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
+    datadir = Path("var/faust") / settings.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -67,16 +97,16 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         topic_partitions=settings.partitions,
         key_serializer="json",
         value_serializer="json",
-        web_bind="127.0.0.1",
+        web_bind=web_bind,
         web_host="127.0.0.1",
-        web_port=6066,
+        web_port=web_port,
+        datadir=str(datadir),
         producer_linger_ms=5,
         broker_commit_every=5000,
         stream_buffer_maxsize=8192,
         consumer_auto_offset_reset="earliest",
     )
     redis = redis_client or aioredis.from_url(settings.redis_url)
-    sink = AsyncRedisSink(redis)
 
     # ------------------------------------------------------------------ topics
     register_events = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
@@ -85,26 +115,56 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
     by_id = app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal)
     by_person = app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal)
     family_inputs = app.topic(settings.internal_topic(config.TOPIC_FAMILY_INPUTS), **internal)
-    out_topics = {"person": by_person, "family": family_inputs}
+    out_topics = {"id": by_id, "person": by_person, "family": family_inputs}
+    partitions = settings.partitions
 
     # ------------------------------------------------------------------ tables
-    table_opts = {"default": None, "partitions": settings.partitions}
+    table_opts = {"default": None, "partitions": partitions}
     dedup_table = app.Table("dedup", **table_opts)
     person_table = app.Table("person", **table_opts)
     family_table = app.Table("family", **table_opts)
 
-    async def ensure_sink() -> None:
-        if sink.apply_sha is None:
-            await sink.setup()
+    # One sink per task: a sink's queue belongs to whoever flushes it.
+    ingest_sink, family_sink, sweep_sink = AsyncRedisSink(redis), AsyncRedisSink(redis), AsyncRedisSink(redis)
+
+    async def ensure_sinks() -> None:
+        for sink in (ingest_sink, family_sink, sweep_sink):
+            if sink.apply_sha is None:
+                await sink.setup()
+
+    async def send_envelopes(step: str, outs: Envelopes) -> None:
+        for (stage, partition), items in outs.items():
+            await out_topics[stage].send(key=None, partition=partition, value={"items": items})
+            metrics.EVENTS_OUT.labels(step).inc(len(items))
+
+    def run_step(batch, table, step_fn, step: str) -> Envelopes:
+        """Apply ``step_fn(state, key, msg) -> (state, outs)`` to every item of every
+        envelope; each touched key is written to its table once per envelope."""
+        outs = Envelopes(partitions)
+        for event in batch:
+            _as_current(event)  # changelog writes go to this envelope's partition
+            items = event.value["items"]
+            metrics.EVENTS_IN.labels(step).inc(len(items))
+            states: dict = {}
+            for key, msg, t0 in items:
+                old = states[key] if key in states else table.get(key)
+                new, produced = step_fn(old, key, msg)
+                if new is not old:
+                    states[key] = new
+                for stage, okey, out in produced:
+                    outs.add(stage, okey, out, t0)
+            for key, state in states.items():
+                table[key] = state
+        return outs
 
     # ------------------------------------------------------------------ agents
     @app.agent(register_events)
     async def ingest(stream):
         """Validate, pseudonymise, forward by event id; the rest to the DLQ."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            await ensure_sink()
+            await ensure_sinks()
             metrics.EVENTS_IN.labels("ingest").inc(len(batch))
-            forward = []
+            outs = Envelopes(partitions)
             for event in batch:
                 raw = event.value
                 try:
@@ -119,46 +179,27 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
                     await dlq.send(value=_dlq_record(raw, InvalidEvent("internal", type(exc).__name__)))
                     continue
                 metrics.ACCEPTED.inc()
-                sink.raise_watermark(ev["occurred_at"])
-                forward.append((ev, event.message.timestamp))
+                ingest_sink.raise_watermark(ev["occurred_at"])
+                outs.add("id", picture.route_key(ev), ev, event.message.timestamp)
             # W is raised before the events travel on, so later steps never see an
             # event newer than the watermark they read.
-            await sink.flush()
-            for ev, t0 in forward:
-                await by_id.send(key=picture.route_key(ev), value={"event": ev, "t0": t0})
-            metrics.EVENTS_OUT.labels("ingest").inc(len(forward))
+            await ingest_sink.flush()
+            await send_envelopes("ingest", outs)
 
     @app.agent(by_id)
     async def dedup(stream):
         """One effect per event id; retractions meet their targets here."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            metrics.EVENTS_IN.labels("dedup").inc(len(batch))
-            for event in batch:
-                _as_current(event)
-                msg = event.value
-                key = picture.route_key(msg["event"])
-                state, outs = picture.dedup_step(dedup_table.get(key), msg["event"])
-                dedup_table[key] = state
-                for stage, okey, out in outs:
-                    await out_topics[stage].send(key=okey, value={**out, "t0": msg["t0"]})
-                    metrics.EVENTS_OUT.labels("dedup").inc()
+            step = lambda state, key, ev: picture.dedup_step(state, ev)  # noqa: E731
+            await send_envelopes("dedup", run_step(batch, dedup_table, step, "dedup"))
 
     @app.agent(by_person)
     async def person(stream):
         """A person's events → their summary, sent to their family when it changes."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            metrics.EVENTS_IN.labels("person").inc(len(batch))
-            for event in batch:
-                _as_current(event)
-                msg = event.value
-                key = event.key
-                state, outs = picture.person_step(person_table.get(key), key, msg)
-                person_table[key] = state
-                for _, fkey, out in outs:
-                    await family_inputs.send(key=fkey, value={**out, "t0": msg["t0"]})
-                    metrics.EVENTS_OUT.labels("person").inc()
+            await send_envelopes("person", run_step(batch, person_table, picture.person_step, "person"))
 
-    async def apply_families(families: dict[str, int], watermark: str | None) -> None:
+    async def apply_families(sink: AsyncRedisSink, families: dict[str, int], watermark: str | None) -> None:
         """Recompute contributions and write them to Redis in one pipeline."""
         if watermark is None:
             return
@@ -174,30 +215,25 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
     async def family(stream):
         """Family state → its contribution at W → deltas in Redis."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            await ensure_sink()
-            metrics.EVENTS_IN.labels("family").inc(len(batch))
-            touched: dict[str, int] = {}
-            for event in batch:
-                _as_current(event)
-                key = event.key
-                state, _ = picture.family_step(family_table.get(key), event.value)
-                family_table[key] = state
-                touched[key] = event.message.partition
+            await ensure_sinks()
+            step = lambda state, key, msg: (picture.family_step(state, msg)[0], ())  # noqa: E731
+            run_step(batch, family_table, step, "family")
+            touched = {key: event.message.partition for event in batch for key, _, _ in event.value["items"]}
             # Redis is written before the batch is acked: a crash in between means a
             # replay, and the Lua script makes the replay a no-op.
-            await apply_families(touched, await sink.watermark())
+            await apply_families(family_sink, touched, await family_sink.watermark())
             done = time.time()
             for event in batch:
-                t0 = event.value.get("t0")
-                if t0:
-                    metrics.EVENT_TO_REDIS.observe(max(0.0, done - t0 / 1000.0))
+                for _, _, t0 in event.value["items"]:
+                    if t0:
+                        metrics.EVENT_TO_REDIS.observe(max(0.0, done - t0 / 1000.0))
 
     # ------------------------------------------------------------------ timers
     @app.timer(SWEEP_SECONDS)
     async def sweep():
         """Families whose result changes because W moved on (windows, 18th birthdays)."""
-        await ensure_sink()
-        watermark = await sink.watermark()
+        await ensure_sinks()
+        watermark = await sweep_sink.watermark()
         if watermark is None:
             return
         metrics.WATERMARK_DAYS.set(dt.date.fromisoformat(watermark).toordinal() - dt.date(1970, 1, 1).toordinal())
@@ -205,9 +241,9 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
         for tp in app.assignor.assigned_actives():
             if tp.topic != family_inputs.get_topic_name():
                 continue
-            due = await sink.due(tp.partition, w)
+            due = await sweep_sink.due(tp.partition, w)
             if due:
-                await apply_families({fam: tp.partition for fam in due}, watermark)
+                await apply_families(sweep_sink, {fam: tp.partition for fam in due}, watermark)
 
     @app.timer(5.0)
     async def lag():
@@ -220,6 +256,14 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
                 continue
             if high is not None and pos is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic).set(max(0, high - pos))
+
+    @app.task
+    async def quiet_logs():
+        # mode's worker set-up can leave faust/aiokafka debug records enabled, which
+        # costs a few per cent on the send path; honour the requested level.
+        level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
+        for name in ("faust", "aiokafka", "mode", "kafka"):
+            logging.getLogger(name).setLevel(level)
 
     # ------------------------------------------------------------------ views
     @app.page("/metrics")
@@ -235,11 +279,11 @@ def create_app(settings: Settings, redis_client=None) -> faust.App:
 def add_arguments(parser) -> None:
     parser.add_argument("--loglevel", default="WARNING", help="Faust log level (default WARNING)")
     parser.add_argument("--web-port", type=int, default=6066, help="port of /metrics (default 6066)")
+    parser.add_argument("--web-bind", default="127.0.0.1", help="address of /metrics (0.0.0.0 in a container)")
 
 
 def run(args, settings: Settings) -> int:
-    app = create_app(settings)
-    app.conf.web_port = args.web_port
+    app = create_app(settings, web_bind=args.web_bind, web_port=args.web_port, loglevel=args.loglevel)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0

@@ -264,8 +264,28 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+SHARE_INDICATORS = (
+    "single_parent_families",
+    "families_social_assistance",
+    "families_unemployed_parent",
+    "families_child_welfare",
+)
+
+
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[K_STATE]["registry"]) + generate_latest(REGISTRY)
+    # Shares per municipality for the trend alert rules, from the suppressed picture
+    # only: a share is exported where both its counts are shown.
+    state = request.app[K_STATE]
+    pic = await suppressed_picture(request.app)
+    for code, scope in pic["municipalities"].items():
+        ind = scope["indicators"]
+        for name in SHARE_INDICATORS:
+            if ind.get(name) is not None and ind.get("families"):
+                state["share"].labels(code, name).set(ind[name] / ind["families"])
+            else:
+                with contextlib.suppress(KeyError):
+                    state["share"].remove(code, name)
+    body = generate_latest(state["registry"]) + generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -351,6 +371,12 @@ def make_app(settings: Settings, redis, *, heartbeat_s: float = HEARTBEAT_S) -> 
             registry=registry,
         ),
         "events": Counter("tk_api_stream_events", "server-sent area events", registry=registry),
+        "share": Gauge(
+            "tk_area_indicator_share",
+            "Share of counted families with the indicator, per municipality (shown counts only)",
+            ["municipality", "indicator"],
+            registry=registry,
+        ),
     }
     state["streams"] = Gauge(
         "tk_api_stream_clients", "open server-sent event streams", registry=registry

@@ -172,3 +172,38 @@ def test_rebase_from_sample_without_data():
     assert len(model._sample) == 1000
     snap = model.rebase()
     assert len(snap["lineage"]["mapping"]) == 10
+
+
+def test_learn_many_dicts_or_matrix_same_model_and_counts():
+    X, _ = blobs(3000, seed=3)
+    a = FamilyTypes(n_types=10, warmup=500, seed=0)
+    b = FamilyTypes(n_types=10, warmup=500, seed=0)
+    for i in range(0, len(X), 256):
+        a.learn_many(X[i:i + 256], keys=range(i, min(i + 256, len(X))))
+        b.learn_many(np.asarray([[x[f] for f in FEATURE_NAMES] for x in X[i:i + 256]]))
+    assert a.n_seen == b.n_seen == len(X)
+    np.testing.assert_allclose(a.centroids, b.centroids)
+    assert a.counts.sum() == len(X) - 500 + 500  # warm-up vectors counted by Lloyd, the rest one each
+    assert a.predict_one(X[0]) == TypeAssigner.from_snapshot(a.snapshot()).predict_one(X[0])
+
+
+def test_learn_many_close_to_learn_one():
+    X, labels = blobs(4000, n_profiles=8, seed=4)
+    one = FamilyTypes(n_types=8, warmup=1000, seed=0)
+    many = FamilyTypes(n_types=8, warmup=1000, seed=0)
+    for x in X:
+        one.learn_one(x)
+    many.learn_many(X)
+    a1 = TypeAssigner.from_snapshot(one.snapshot()).predict_many(X)
+    a2 = TypeAssigner.from_snapshot(many.snapshot()).predict_many(X)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(a1, a2) > 0.95
+
+
+def test_initialise_now_on_small_data():
+    X, _ = blobs(30)
+    m = FamilyTypes(n_types=5, warmup=1000, seed=0)
+    assert not m.initialise_now()
+    m.learn_many(X)
+    assert m.initialise_now() and m.snapshot()["version"] == 1

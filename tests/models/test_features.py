@@ -7,7 +7,16 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.features import DOMAINS, FEATURE_NAMES, FEATURES, family_vector, person_profile
+from models.features import (
+    BASE_FEATURES,
+    DOMAINS,
+    FEATURE_NAMES,
+    FEATURES,
+    family_vector,
+    person_profile,
+    state_vector,
+)
+from models.service_need import need_index
 
 
 def ev(i, typ, occurred, data=None, person="p1", source="x"):
@@ -38,13 +47,17 @@ def person_events(person="p1"):
 def test_profile_values():
     p = person_profile(person_events())
     assert p["st_unemployed"] == 1.0 and "st_employed" not in p
-    assert p["a_unemployment_benefit"] == 1.0
-    assert "a_housing_allowance" not in p  # ended (end arrived "before" start)
+    # window: 730 days up to 2026-02-03 -> 2024-02-05 .. 2026-02-03
+    assert p["ds_employed"] == 0.54 and "ds_unemployed" not in p  # 3 days round to 0
+    assert "d_unemployment_benefit" not in p  # one day of 730 rounds to 0: left out
+    assert p["n_unemployment_benefit"] == 1.0
+    assert p["d_housing_allowance"] == round(214 / 730, 2)  # 2025-06-01 .. 2026-01-01
+    assert p["n_housing_allowance"] == 1.0
     assert p["edu"] == 3.0
-    assert p["v_mental_health"] == 1.0  # the 2024 visit is outside the person's 365 days
+    assert p["v_mental_health"] == 1.0  # the 2024-01-15 visit is outside the person's 730 days
     assert p["c_psychiatric"] == 1.0 and p["cd"] == 5.0
-    assert p["a_family_work"] == 1.0
-    assert p["inc"] == 600.0 and p["inc_mo"] == 3.0  # 3 x 2400 / 12
+    assert p["n_family_work"] == 1.0 and p["d_family_work"] == round(30 / 730, 2)
+    assert p["inc"] == 300.0 and p["inc_mo"] == 3.0  # 3 x 2400 / 24
     assert p["t"] == (2026 - 1970) * 12 + 1  # Feb 2026
     assert all(isinstance(v, float) for v in p.values())
 
@@ -78,26 +91,43 @@ def members():
     return [
         {"role": "parent", "birth_date": "1990-01-01", "profile": person_profile(person_events("p1"))},
         {"role": "child", "birth_date": "2015-03-01",
-         "profile": {"t": 670.0, "sup": 2.0, "cwn": 2.0, "a_cw_client": 1.0}},
-        {"role": "child", "birth_date": "2022-07-01", "profile": {"t": 660.0, "a_ecec": 1.0}},
-        {"role": "child", "birth_date": "2000-01-01", "profile": {"t": 600.0}},  # adult child
+         "profile": {"t": 670.0, "sup": 2.0, "cwn": 2.0, "d_cw_client": 0.5, "v_mental_health": 3.0}},
+        {"role": "child", "birth_date": "2022-07-01", "profile": {"t": 660.0, "d_ecec": 1.0}},
+        {"role": "child", "birth_date": "2000-01-01", "profile": {"t": 600.0, "cwn": 5.0}},  # adult child
     ]
 
 
 def test_vector_has_documented_features():
-    v = family_vector(members(), {"postcode": "33100", "municipality": "837"})
-    assert list(v) == list(FEATURE_NAMES)
-    assert len(FEATURES) == 24
-    assert {f.domain for f in FEATURES} == set(DOMAINS) - {"political voice"}
+    residence = [
+        {"event_id": "r1", "occurred_at": "2020-01-01", "recorded_at": "2020-01-02T00:00:00.000000Z",
+         "data": {"postcode": "01300", "municipality": "092"}},
+        {"event_id": "r2", "occurred_at": "2025-05-01", "recorded_at": "2025-05-02T00:00:00.000000Z",
+         "data": {"postcode": "33100", "municipality": "837"}},
+    ]
+    v = family_vector(members(), residence)
+    assert list(v) == list(FEATURE_NAMES) == [*BASE_FEATURES, "need_index"]
+    assert len(FEATURES) == 29
+    assert {f.domain for f in FEATURES} == (set(DOMAINS) - {"political voice"}) | {"all (composite)"}
     assert all(f.sources and f.definition for f in FEATURES)
     assert v["single_parent"] == 1.0
     assert v["n_children"] == 2.0  # the adult child does not count
     assert v["youngest_child_age"] == 3.0
-    assert v["school_support"] == 2.0 and v["ecec_children"] == 1.0
-    assert v["cw_client"] == 1.0 and v["cw_notifications"] == 2.0
-    assert v["parents_unemployed_share"] == 1.0 and v["unemployment_benefit"] == 1.0
-    assert v["family_services"] == 1.0
-    assert v["area_unemployment_rate"] == 7.02
+    assert v["school_support"] == 2.0
+    assert v["cw_client"] == 0.5 and v["cw_notifications"] == 2.0  # adult child's notifications not counted
+    assert v["child_mental_health_visits"] == 3.0 and v["parent_mental_health_visits"] == 1.0
+    assert v["parents_employed_share"] == 0.54
+    assert v["family_work_episodes"] == 1.0
+    assert v["area_unemployment_rate"] == 7.02  # the latest residence: Tampere
+    assert v["moves"] == 1.0  # one residence change in the 24 months up to 2026-02
+    assert v["income_per_cu"] == round(0.3 / (1 + 0.3 + 0.3), 2)
+    assert v["need_index"] == round(need_index(v), 2)
+
+
+def test_state_vector_matches_family_vector():
+    m = members()
+    state = {"residence": {}, "members": {f"p{i}": x for i, x in enumerate(m)}}
+    assert state_vector(state) == family_vector(m, None)
+    assert state_vector({"residence": {}, "members": {}}) is None
 
 
 def test_vector_is_member_order_independent_and_pure():

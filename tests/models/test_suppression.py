@@ -172,12 +172,13 @@ def test_min_cell_one_hides_only_empty_scopes():
     out = suppress(build_picture({"837": {"33100": c, "33200": dict(c)}}, False), 1)
     assert out["areas"]["33100"]["suppressed"] == []
     assert out["areas"]["33100"]["indicators"]["families"] == 1
-    # families 0 is under any threshold: the scope shows no counts, and a lone hidden
-    # area is still protected by complementary suppression.
+    # families 0 is under any threshold: the empty area shows no counts, but it holds
+    # nobody, so it forces no complementary suppression on its neighbour.
     z = {f: 0 for f in INDICATORS}
     out = suppress(build_picture({"837": {"33100": c, "33200": z}}, False), 1)
     assert out["areas"]["33200"]["indicators"]["families"] is None
-    assert out["areas"]["33100"]["indicators"]["families"] is None
+    assert out["areas"]["33200"]["suppressed"] == list(INDICATORS)
+    assert out["areas"]["33100"]["indicators"]["families"] == 1
     assert out["municipalities"]["837"]["indicators"]["families"] == 1
 
 
@@ -230,10 +231,16 @@ def test_properties(case):
         assert len(o["suppressed"]) == len(set(o["suppressed"]))
         assert ("service_need_groups" in o) == with_groups
     # Every relation: suppressed parts none, or ≥ 2 with total ≥ min_cell, or the total
-    # is suppressed (and then at least one part is, so it cannot be re-added).
+    # is suppressed (and then at least one part is, so it cannot be re-added). Cells of
+    # scopes that hold nothing are all 0 and need no protection: count them as known.
+    empty = {s for s, _ in raw if all(v == 0 for (t, _), v in raw.items() if t == s)}
+
+    def unknown(c):
+        return vis[c] is None and c[0] not in empty
+
     for total, parts in rels:
-        hidden = [p for p in parts if vis[p] is None]
-        if vis[total] is None:
+        hidden = [p for p in parts if unknown(p)]
+        if unknown(total):
             assert hidden or not parts, (total, parts)
         else:
             assert not hidden or (len(hidden) >= 2 and sum(raw[p] for p in hidden) >= min_cell), (
@@ -262,6 +269,10 @@ def _attack(picture, min_cell, with_groups):
     out = suppress(picture, min_cell)
     raw, rels = cells(picture, with_groups)
     vis = shown(out, with_groups)
+    # The attacker is granted every cell of a scope that holds nothing (all 0: nobody to
+    # protect there); every other suppressed cell must stay undetermined.
+    empty = {s for s, _ in raw if all(v == 0 for (t, _), v in raw.items() if t == s)}
+    vis = {c: (raw[c] if v is None and c[0] in empty else v) for c, v in vis.items()}
     unknown = sorted(c for c, v in vis.items() if v is None)
     # 1. Single relations: parent − Σ shown children, families − Σ shown groups.
     for total, parts in rels:

@@ -10,13 +10,16 @@ import json
 import os
 import random
 import re
+import subprocess
+import sys
 import time
+import urllib.request
 
 import pytest
 import redis
 
 from tests.conftest import redis_url_for_db
-from tests.streams.harness import Worker, consume_all, flatten, produce, read_redis, wait_for
+from tests.streams.harness import Worker, consume_all, flatten, free_port, produce, read_redis, wait_for
 from tilannekuva.batch import compute
 from tilannekuva.synthetic import generate
 
@@ -64,6 +67,24 @@ def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kaf
     worker, expected, got, client = run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events)
     assert got == expected, _diff(expected, got)
 
+    # The API over the worker's Redis against the batch reference of the same file,
+    # suppressed, for the whole, every municipality and every area.
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines_of(events)) + b"\n")
+    port = free_port()
+    env = {**worker.env, "SITUATION_API_TOKEN": "compare-token", "SITUATION_API_PORT": str(port)}
+    api = subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "api", "--port", str(port)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        out = subprocess.run([sys.executable, "-m", "tilannekuva.cli", "compare", str(path)], env=env,
+                             capture_output=True, text=True, timeout=300)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ": 0 differ" in out.stdout
+
     # Every malformed message is in the DLQ with a reason; nothing valid is.
     dlq = [json.loads(m.value) for m in consume_all(kafka_bootstrap, worker.dlq_topic)]
     assert len(dlq) == len(malformed)
@@ -72,7 +93,8 @@ def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kaf
     # Every valid message is forwarded exactly once (duplicates are separate messages).
     valid = [e for e in events if isinstance(e, dict) and not _invalid(e)]
     forwarded = consume_all(kafka_bootstrap, f"{worker.app_id}-events-by-id")
-    assert sorted(json.loads(m.value)["event"]["event_id"] for m in forwarded) == sorted(e["event_id"] for e in valid)
+    forwarded_ids = [item[1]["event_id"] for m in forwarded for item in json.loads(m.value)["items"]]
+    assert sorted(forwarded_ids) == sorted(e["event_id"] for e in valid)
 
     # No raw identity code or DVV family id anywhere past the door: internal topics,
     # changelogs, Redis.
@@ -125,6 +147,18 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(tmp_path, kafka_bootstra
     finally:
         worker.stop()
     assert got == expected, _diff(expected, got)
+
+
+def _wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def _invalid(e: dict) -> bool:

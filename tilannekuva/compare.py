@@ -1,0 +1,102 @@
+"""``tilannekuva compare FILE``: the live API against the batch reference, cell by cell.
+
+The batch side is ``tilannekuva.batch`` (pandas, independent of the stream code) on the
+same event file, suppressed with the same rule over the same set of areas as the API
+(the 144 reference areas and every area the API lists). The API side is read over HTTP
+with the bearer token, for the whole picture, every municipality and every area.
+Exit status 0 only when no cell differs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+from models.picture import INDICATORS
+from models.suppression import suppress
+from sinks.redis_reader import reference_areas
+from tilannekuva import batch
+from tilannekuva.config import COVERED_MUNICIPALITIES
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("file", help="the event file (JSON Lines, optionally .gz) that was produced")
+    parser.add_argument("--api", default=None, help="API base URL (default http://127.0.0.1:$SITUATION_API_PORT)")
+    parser.add_argument("--token", default=None, help="bearer token (default $SITUATION_API_TOKEN)")
+    parser.add_argument("--show", type=int, default=20, help="differing cells to print (default 20)")
+
+
+def _get(base: str, path: str, token: str) -> dict:
+    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def api_scopes(base: str, token: str) -> tuple[str | None, dict[str, dict]]:
+    """``(as_of, {scope: indicators})`` for all, every municipality and every area."""
+    out = {}
+    whole = _get(base, "/api/v1/picture", token)
+    out["all"] = whole["indicators"]
+    for code in sorted(COVERED_MUNICIPALITIES):
+        out[f"m:{code}"] = _get(base, f"/api/v1/municipalities/{code}", token)["indicators"]
+    listing = _get(base, "/api/v1/areas", token)
+    for row in listing["areas"]:
+        out[f"a:{row['area']}"] = _get(base, f"/api/v1/areas/{row['area']}", token)["indicators"]
+    return whole["as_of"], out
+
+
+def batch_scopes(path: str, areas: set[str], min_cell: int) -> tuple[str | None, dict[str, dict]]:
+    """The batch picture of ``path``, suppressed over ``areas`` as the API is."""
+    stats = batch.InputStats()
+    pic = batch.compute(batch.load_events(path, stats))
+    ref = reference_areas()
+    all_areas = dict(pic["areas"])
+    for pc in areas | set(ref):
+        if pc not in all_areas:
+            muni = ref[pc]["municipality"] if pc in ref else None
+            all_areas[pc] = {"municipality": muni, "counts": batch.zero_counts()}
+    body = {"all": pic["all"], "municipalities": pic["municipalities"], "areas": all_areas}
+    sup = suppress(body, min_cell)
+    out = {"all": sup["all"]["indicators"]}
+    out.update({f"m:{c}": v["indicators"] for c, v in sup["municipalities"].items()})
+    out.update({f"a:{p}": v["indicators"] for p, v in sup["areas"].items()})
+    return pic["as_of"], out
+
+
+def diff(expected: dict[str, dict], got: dict[str, dict]) -> list[str]:
+    cells = []
+    for scope in sorted(set(expected) | set(got)):
+        a, b = expected.get(scope), got.get(scope)
+        if a is None or b is None:
+            cells.append(f"{scope}: only in {'the API' if a is None else 'the batch'}")
+            continue
+        for name in INDICATORS:
+            if a.get(name) != b.get(name):
+                cells.append(f"{scope}.{name}: batch {a.get(name)} api {b.get(name)}")
+    return cells
+
+
+def run(args, settings) -> int:
+    base = (args.api or f"http://127.0.0.1:{settings.api_port}").rstrip("/")
+    token = args.token or settings.api_token
+    if not token:
+        print("compare: a token is needed (--token or SITUATION_API_TOKEN)", file=sys.stderr)
+        return 2
+    try:
+        api_as_of, got = api_scopes(base, token)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"compare: the API at {base} did not answer: {exc}", file=sys.stderr)
+        return 2
+    areas = {s[2:] for s in got if s.startswith("a:")}
+    as_of, expected = batch_scopes(args.file, areas, settings.min_cell)
+    cells = diff(expected, got)
+    if api_as_of != as_of:
+        cells.insert(0, f"as_of: batch {as_of} api {api_as_of}")
+    n_cells = sum(len(v) for v in expected.values())
+    print(f"compared {len(expected)} scopes (all, {len(COVERED_MUNICIPALITIES)} municipalities, "
+          f"{len(expected) - 1 - len(COVERED_MUNICIPALITIES)} areas), {n_cells} cells: {len(cells)} differ")
+    for line in cells[: args.show]:
+        print("  " + line)
+    return 1 if cells else 0
