@@ -19,7 +19,15 @@ import pytest
 import redis
 
 from tests.conftest import redis_url_for_db
-from tests.streams.harness import Worker, consume_all, flatten, free_port, produce, read_redis, wait_for
+from tests.streams.harness import (
+    Worker,
+    consume_all,
+    flatten,
+    free_port,
+    produce,
+    read_redis,
+    wait_for,
+)
 from tilannekuva.batch import compute
 from tilannekuva.synthetic import generate
 
