@@ -186,12 +186,19 @@ def create_app(
             await ingest_sink.flush()
             await send_envelopes("ingest", outs)
 
+    def dedup_and_filter(state, key, ev):
+        state, outs = picture.dedup_step(state, ev)
+        # Without a feature profile, three events in four (incomes, ordinary visits,
+        # care, education) can change no summary: the person step would drop them, so
+        # they stop here, after ingest has raised W with them. Their dedup state is
+        # kept, so a retraction of one still finds its owner (and changes nothing).
+        return state, [o for o in outs if o[2]["kind"] != "add" or picture.matters(o[2]["event"])]
+
     @app.agent(by_id)
     async def dedup(stream):
         """One effect per event id; retractions meet their targets here."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            step = lambda state, key, ev: picture.dedup_step(state, ev)  # noqa: E731
-            await send_envelopes("dedup", run_step(batch, dedup_table, step, "dedup"))
+            await send_envelopes("dedup", run_step(batch, dedup_table, dedup_and_filter, "dedup"))
 
     @app.agent(by_person)
     async def person(stream):
