@@ -39,6 +39,27 @@ from pydantic import (
 from models import hetu
 
 SCHEMA = "register-event/1"
+
+# The six covered municipalities (register-events.md): code -> name.
+COVERED_MUNICIPALITIES = {
+    "837": "Tampere",
+    "980": "Ylöjärvi",
+    "092": "Vantaa",
+    "609": "Pori",
+    "905": "Vaasa",
+    "399": "Laihia",
+}
+# The required indicators, in the order of the contracts.
+INDICATORS: tuple[str, ...] = (
+    "families",
+    "children",
+    "single_parent_families",
+    "families_social_assistance",
+    "families_unemployed_parent",
+    "families_child_welfare",
+    "child_welfare_notifications_30d",
+    "mental_health_visits_90d",
+)
 EARLIEST = dt.date(1900, 1, 1)
 
 # Reason codes: a closed set, so they are safe as metric labels.

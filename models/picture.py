@@ -38,17 +38,9 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-COVERED = frozenset({"837", "980", "092", "609", "905", "399"})
-INDICATORS = (
-    "families",
-    "children",
-    "single_parent_families",
-    "families_social_assistance",
-    "families_unemployed_parent",
-    "families_child_welfare",
-    "child_welfare_notifications_30d",
-    "mental_health_visits_90d",
-)
+from models.contract import COVERED_MUNICIPALITIES, INDICATORS  # noqa: F401 - re-exported
+
+COVERED = frozenset(COVERED_MUNICIPALITIES)
 GROUP_FIELDS = tuple(f"g{i}" for i in range(1, 11))
 WINDOWS = {"cw_notifications": 30, "mh_visits": 90}
 RETRACTED = "event.retracted"

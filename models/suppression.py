@@ -28,16 +28,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-INDICATORS: tuple[str, ...] = (
-    "families",
-    "children",
-    "single_parent_families",
-    "families_social_assistance",
-    "families_unemployed_parent",
-    "families_child_welfare",
-    "child_welfare_notifications_30d",
-    "mental_health_visits_90d",
-)
+from models.contract import INDICATORS
+
 GROUPS: tuple[str, ...] = tuple(f"g{i}" for i in range(1, 11))
 
 Cell = tuple[str, str]  # (scope key, field)

@@ -33,18 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tilannekuva.config import COVERED_MUNICIPALITIES
-
-INDICATORS = (
-    "families",
-    "children",
-    "single_parent_families",
-    "families_social_assistance",
-    "families_unemployed_parent",
-    "families_child_welfare",
-    "child_welfare_notifications_30d",
-    "mental_health_visits_90d",
-)
+# Only the contract's vocabulary is shared with the stream code, never its logic.
+from models.contract import COVERED_MUNICIPALITIES, INDICATORS
 
 RETRACTED = "event.retracted"
 MEMBER_ADDED = "family.member_added"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from models.contract import COVERED_MUNICIPALITIES  # noqa: F401 - the CLI's modules read it here
+
 # Topics of the output contract.
 TOPIC_INPUT = "register-events"
 TOPIC_DLQ = "register-events-dlq"
@@ -19,14 +21,6 @@ TOPIC_FAMILY_INPUTS = "family-inputs"  # keyed by family pseudonym
 TOPIC_MODEL = "model-snapshots"  # compacted: versioned family-type model
 INTERNAL_TOPICS = (TOPIC_BY_ID, TOPIC_BY_PERSON, TOPIC_FAMILY_INPUTS, TOPIC_MODEL)
 
-COVERED_MUNICIPALITIES = {
-    "837": "Tampere",
-    "980": "Ylöjärvi",
-    "092": "Vantaa",
-    "609": "Pori",
-    "905": "Vaasa",
-    "399": "Laihia",
-}
 
 
 class ConfigError(RuntimeError):
