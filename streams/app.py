@@ -232,8 +232,8 @@ def create_app(
             done = time.time()
             for event in batch:
                 for _, _, t0 in event.value["items"]:
-                    if t0:
-                        metrics.EVENT_TO_REDIS.observe(max(0.0, done - t0 / 1000.0))
+                    if t0:  # Faust gives Kafka timestamps in seconds
+                        metrics.EVENT_TO_REDIS.observe(max(0.0, done - t0))
 
     # ------------------------------------------------------------------ timers
     @app.timer(SWEEP_SECONDS)

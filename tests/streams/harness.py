@@ -64,10 +64,16 @@ class Worker:
     def start(self) -> None:
         self.starts += 1
         log = open(self.log_dir / f"worker-{self.app_id}-{self.starts}.log", "wb")
+        self.web_port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(free_port()), "--loglevel", "WARNING"],
+            [sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(self.web_port), "--loglevel", "WARNING"],
             env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=10).read().decode()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

@@ -63,6 +63,7 @@ def run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_re
     worker.start()
     try:
         got = wait_for(client, expected, worker, timeout=timeout, watermark=as_of)
+        worker.metrics_text = worker.metrics()
     finally:
         worker.stop()
     return worker, expected, got, client
@@ -74,6 +75,13 @@ def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kaf
     assert malformed, "the knob should have produced malformed events"
     worker, expected, got, client = run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events)
     assert got == expected, _diff(expected, got)
+
+    # Event → Redis latency is observed, and every sample is a real duration (finite
+    # bucket), not a unit mix-up.
+    m = worker.metrics_text
+    count = float(re.search(r"tk_event_to_redis_seconds_count ([0-9.e+]+)", m).group(1))
+    in_300s = float(re.search(r'tk_event_to_redis_seconds_bucket\{le="300.0"\} ([0-9.e+]+)', m).group(1))
+    assert count > 0 and in_300s == count
 
     # The API over the worker's Redis against the batch reference of the same file,
     # suppressed, for the whole, every municipality and every area.
