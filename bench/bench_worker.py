@@ -1,0 +1,155 @@
+"""Worker throughput and event → Redis latency, against the in-process pipeline.
+
+Needs the local services (``make services-up``; reads ``var/env``). For one event
+file it measures, in the same run:
+
+1. baseline: the same pure steps in-process (``models.picture.Pipeline``: validate,
+   pseudonymise, steps; no Kafka, no Redis), events/s;
+2. the real worker: a fresh ``tilannekuva worker`` (own app id, topic, Redis db 11)
+   while ``tilannekuva produce FILE --rate R`` feeds it; events/s end to end and the
+   p50/p99 of ``tk_event_to_redis_seconds`` read from the worker's ``/metrics``.
+
+    python bench/bench_worker.py FILE [--rate 0|N]
+
+Prints the figures and the worker/in-process ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import redis
+from kafka.admin import KafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.contract import InvalidEvent, validate  # noqa: E402
+from models.picture import Pipeline  # noqa: E402
+from models.pseudonym import Pseudonymiser  # noqa: E402
+
+
+def env_file() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "var" / "env").read_text().splitlines():
+        m = re.match(r"^\s*(?:export\s+)?(\w+)=(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip().strip("'\"")
+    return out
+
+
+def in_process(path: str) -> tuple[int, float]:
+    pseudo = Pseudonymiser(b"bench-key-0123456789abcdef")
+    lines = Path(path).read_bytes().splitlines()
+    started = time.perf_counter()
+    pipe = Pipeline()
+    batch = []
+    for raw in lines:
+        try:
+            batch.append(pseudo.event(validate(raw)))
+        except InvalidEvent:
+            continue
+        if len(batch) == 1000:
+            pipe.process_many(batch)
+            batch = []
+    pipe.process_many(batch)
+    return len(lines), time.perf_counter() - started
+
+
+def quantile(buckets: dict[float, float], total: float, p: float) -> float:
+    target, lo_le, lo_c = p * total, 0.0, 0.0
+    for le in sorted(buckets):
+        if buckets[le] >= target:
+            return lo_le + (le - lo_le) * (target - lo_c) / max(buckets[le] - lo_c, 1.0)
+        lo_le, lo_c = le, buckets[le]
+    return float("inf")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_run(path: str, rate: int) -> dict:
+    services = env_file()
+    bootstrap = services["KAFKA_BOOTSTRAP"]
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    topic = f"{app_id}-in"
+    KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic, 4, 1)])
+    url = services["REDIS_URL"].rsplit("/", 1)[0] + "/11"
+    redis.Redis.from_url(url).flushdb()
+    port = free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": url, "TK_APP_ID": app_id,
+           "TK_INPUT_TOPIC": topic, "TK_DLQ_TOPIC": f"{app_id}-dlq",
+           "SITUATION_PSEUDONYM_KEY": "bench-key-0123456789abcdef"}
+    log = open(ROOT / "var" / "log" / f"{app_id}.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(port)],
+                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def metrics() -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+    try:
+        while True:
+            try:
+                metrics()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise SystemExit(f"worker exited; see {log.name}") from None
+                time.sleep(1)
+        time.sleep(20)  # group join and agent start-up are not part of the measurement
+        n = sum(1 for _ in open(path, "rb"))
+        started = time.time()
+        subprocess.run([sys.executable, "-m", "tilannekuva.cli", "produce", path, "--rate", str(rate),
+                        "--topic", topic], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        produced = time.time() - started
+        prev = None
+        while True:
+            time.sleep(5)
+            m = metrics()
+            ingest = float(re.search(r'tk_events_in_total\{step="ingest"\} ([0-9.e+]+)', m).group(1))
+            fam = re.search(r'tk_events_in_total\{step="family"\} ([0-9.e+]+)', m)
+            state = (ingest, fam and fam.group(1))
+            if ingest >= n and state == prev:
+                break
+            prev = state
+        elapsed = time.time() - started - 5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    buckets = {float(le): float(c) for le, c in
+               re.findall(r'tk_event_to_redis_seconds_bucket\{le="([0-9.e+]+)"\} ([0-9.e+]+)', m)}
+    total = float(re.search(r"tk_event_to_redis_seconds_count ([0-9.e+]+)", m).group(1))
+    return {"lines": n, "produce_s": produced, "elapsed_s": elapsed, "rate": n / elapsed,
+            "p50": quantile(buckets, total, 0.5), "p99": quantile(buckets, total, 0.99)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file")
+    parser.add_argument("--rate", type=int, default=0, help="events/s offered (0 = as fast as possible)")
+    args = parser.parse_args()
+    n, secs = in_process(args.file)
+    print(f"in-process steps (baseline): {n} lines in {secs:.1f} s = {n / secs:,.0f} events/s")
+    w = worker_run(args.file, args.rate)
+    offered = "full speed" if args.rate == 0 else f"{args.rate}/s"
+    print(f"worker, offered {offered}: {w['lines']} lines in {w['elapsed_s']:.0f} s = {w['rate']:,.0f} events/s "
+          f"(produce took {w['produce_s']:.0f} s); event → Redis p50 {w['p50']:.3f} s, p99 {w['p99']:.3f} s")
+    print(f"ratio worker / in-process: {w['rate'] / (n / secs):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
