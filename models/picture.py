@@ -35,15 +35,14 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from models.contract import COVERED_MUNICIPALITIES, INDICATORS  # noqa: F401 - re-exported
+from models.contract import COVERED_MUNICIPALITIES, INDICATORS, RETRACTED  # noqa: F401 - INDICATORS re-exported
 
 COVERED = frozenset(COVERED_MUNICIPALITIES)
-GROUP_FIELDS = tuple(f"g{i}" for i in range(1, 11))
 WINDOWS = {"cw_notifications": 30, "mh_visits": 90}
-RETRACTED = "event.retracted"
 RESIDENCE = "family.residence_changed"
 _EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
 
@@ -107,7 +106,7 @@ def dedup_step(state: dict | None, event: dict) -> tuple[dict, list[tuple[str, s
     stage, key = state["owner"]
     if state["retractions"]:
         kind = "residence_retract" if stage == "family" else "retract"
-        return state, [(stage, key, {"kind": kind, "event_id": event["data"]["event_id"] if event["type"] == RETRACTED else event["event_id"]})]
+        return state, [(stage, key, {"kind": kind, "event_id": route_key(event)})]
     kind = "residence" if stage == "family" else "add"
     return state, [(stage, key, {"kind": kind, "event": event})]
 
@@ -115,22 +114,13 @@ def dedup_step(state: dict | None, event: dict) -> tuple[dict, list[tuple[str, s
 # --------------------------------------------------------------------------- stage 2
 
 
-def _stem(event_type: str) -> str | None:
+@functools.lru_cache(maxsize=64)
+def stem(event_type: str) -> str | None:
+    """``benefit.started`` → ``benefit``; ``child_welfare.client_ended`` → ``child_welfare.client``."""
     for suffix in _EPISODE_SUFFIXES:
         if event_type.endswith(suffix):
             return event_type[: -len(suffix)]
     return None
-
-
-_STEMS: dict[str, str | None] = {}
-
-
-def stem(event_type: str) -> str | None:
-    """``benefit.started`` → ``benefit``; ``child_welfare.client_ended`` → ``child_welfare.client``."""
-    try:
-        return _STEMS[event_type]
-    except KeyError:
-        return _STEMS.setdefault(event_type, _stem(event_type))
 
 
 # Types that can never change a person summary (without a feature profile): the person
@@ -247,8 +237,8 @@ def person_step(
 # --------------------------------------------------------------------------- stage 3
 
 
-def family_step(state: dict | None, msg: dict) -> tuple[dict, bool]:
-    """Stage 3 input, keyed by family pseudonym: returns ``(state, changed)``.
+def family_step(state: dict | None, msg: dict) -> dict:
+    """Stage 3 input, keyed by family pseudonym: returns the new state.
 
     State: ``{"residence": {event_id: event}, "members": {person: summary}}``.
     """
@@ -257,23 +247,19 @@ def family_step(state: dict | None, msg: dict) -> tuple[dict, bool]:
     if kind == "member":
         members = state["members"]
         if msg["summary"] is None or msg["summary"]["family"] != msg["family"]:
-            changed = msg["person"] in members
             members = {p: s for p, s in members.items() if p != msg["person"]}
         else:
-            changed = members.get(msg["person"]) != msg["summary"]
             members = {**members, msg["person"]: msg["summary"]}
-        return {**state, "members": members}, changed
+        return {**state, "members": members}
     residence = state["residence"]
     if kind == "residence":
         ev = msg["event"]
-        changed = ev["event_id"] not in residence
         residence = {**residence, ev["event_id"]: ev}
     elif kind == "residence_retract":
-        changed = msg["event_id"] in residence
         residence = {k: v for k, v in residence.items() if k != msg["event_id"]}
     else:
         raise ValueError(f"unknown family message kind {kind!r}")
-    return {**state, "residence": residence}, changed
+    return {**state, "residence": residence}
 
 
 def _in_window(dates: list[str], w: int, days: int) -> int:
@@ -394,7 +380,7 @@ class Pipeline:
             for _, fkey, fmsg in outs:
                 touched |= self._route(fkey, fmsg)
             return touched
-        self.families[okey], _ = family_step(self.families.get(okey), msg)
+        self.families[okey] = family_step(self.families.get(okey), msg)
         return {okey}
 
     def refresh(self, families: Iterable[str] = ()) -> None:

@@ -223,7 +223,7 @@ def create_app(
         """Family state → its contribution at W → deltas in Redis."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
             await ensure_sinks()
-            step = lambda state, key, msg: (picture.family_step(state, msg)[0], ())  # noqa: E731
+            step = lambda state, key, msg: (picture.family_step(state, msg), ())  # noqa: E731
             run_step(batch, family_table, step, "family")
             touched = {key: event.message.partition for event in batch for key, _, _ in event.value["items"]}
             # Redis is written before the batch is acked: a crash in between means a
