@@ -5,13 +5,16 @@ file it measures, in the same run:
 
 1. baseline: the same pure steps in-process (``models.picture.Pipeline``: validate,
    pseudonymise, steps; no Kafka, no Redis), events/s;
-2. the real worker: a fresh ``tilannekuva worker`` (own app id, topic, Redis db 11)
-   while ``tilannekuva produce FILE --rate R`` feeds it; events/s end to end and the
-   p50/p99 of ``tk_event_to_redis_seconds`` read from the worker's ``/metrics``.
+2. the real worker: ``--workers`` fresh ``tilannekuva worker`` processes (own app id
+   and topic, Redis db ``--redis-db``, default 11) while
+   ``tilannekuva produce FILE --rate R`` feeds them; events/s end to end and the
+   p50/p99 of ``tk_event_to_redis_seconds`` summed over the workers' ``/metrics``.
 
-    python bench/bench_worker.py FILE [--rate 0|N]
+    python bench/bench_worker.py FILE [--rate 0|N] [--workers N] [--baseline-lines N]
 
-Prints the figures and the worker/in-process ratio.
+Prints the figures and the worker/in-process ratio. The picture stays in the Redis
+database, so ``tilannekuva api`` and ``tilannekuva compare FILE`` can check it after.
+Environment such as ``TK_STANDBY_REPLICAS`` passes through to the workers.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ def env_file() -> dict[str, str]:
     return out
 
 
-def in_process(path: str) -> tuple[int, float]:
+def in_process(path: str, limit: int | None = None) -> tuple[int, float]:
     pseudo = Pseudonymiser(b"bench-key-0123456789abcdef")
-    lines = Path(path).read_bytes().splitlines()
+    with open(path, "rb") as fh:
+        lines = [line for _, line in zip(range(limit), fh)] if limit else fh.read().splitlines()
     started = time.perf_counter()
     pipe = Pipeline()
     batch = []
@@ -81,34 +85,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker_run(path: str, rate: int) -> dict:
+def worker_run(path: str, rate: int, workers: int = 1, db: int = 11) -> dict:
     services = env_file()
     bootstrap = services["KAFKA_BOOTSTRAP"]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     topic = f"{app_id}-in"
     KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic, 4, 1)])
-    url = services["REDIS_URL"].rsplit("/", 1)[0] + "/11"
+    url = services["REDIS_URL"].rsplit("/", 1)[0] + f"/{db}"
     redis.Redis.from_url(url).flushdb()
-    port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": url, "TK_APP_ID": app_id,
            "TK_INPUT_TOPIC": topic, "TK_DLQ_TOPIC": f"{app_id}-dlq",
            "SITUATION_PSEUDONYM_KEY": "bench-key-0123456789abcdef"}
-    log = open(ROOT / "var" / "log" / f"{app_id}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(port)],
-                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    procs, ports = [], []
+    for i in range(workers):
+        ports.append(free_port())
+        log = open(ROOT / "var" / "log" / f"{app_id}-{i}.log", "wb")
+        procs.append(subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(ports[-1])],
+                                      env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
 
-    def metrics() -> str:
+    def scrape(port: int) -> str:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
 
+    def total(text: str, pattern: str) -> float:
+        return sum(float(v) for v in re.findall(pattern, text))
+
+    def metrics() -> str:
+        return "\n".join(scrape(port) for port in ports)
+
     try:
-        while True:
-            try:
-                metrics()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise SystemExit(f"worker exited; see {log.name}") from None
-                time.sleep(1)
+        for proc, port in zip(procs, ports):
+            while True:
+                try:
+                    scrape(port)
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise SystemExit(f"worker exited; see var/log/{app_id}-*.log") from None
+                    time.sleep(1)
         time.sleep(20)  # group join and agent start-up are not part of the measurement
         n = sum(1 for _ in open(path, "rb"))
         started = time.time()
@@ -119,35 +132,44 @@ def worker_run(path: str, rate: int) -> dict:
         while True:
             time.sleep(5)
             m = metrics()
-            ingest = float(re.search(r'tk_events_in_total\{step="ingest"\} ([0-9.e+]+)', m).group(1))
-            fam = re.search(r'tk_events_in_total\{step="family"\} ([0-9.e+]+)', m)
-            state = (ingest, fam and fam.group(1))
+            ingest = total(m, r'tk_events_in_total\{step="ingest"\} ([0-9.e+]+)')
+            fam = total(m, r'tk_events_in_total\{step="family"\} ([0-9.e+]+)')
+            state = (ingest, fam)
             if ingest >= n and state == prev:
                 break
             prev = state
         elapsed = time.time() - started - 5
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    buckets = {float(le): float(c) for le, c in
-               re.findall(r'tk_event_to_redis_seconds_bucket\{le="([0-9.e+]+)"\} ([0-9.e+]+)', m)}
-    total = float(re.search(r"tk_event_to_redis_seconds_count ([0-9.e+]+)", m).group(1))
-    return {"lines": n, "produce_s": produced, "elapsed_s": elapsed, "rate": n / elapsed,
-            "p50": quantile(buckets, total, 0.5), "p99": quantile(buckets, total, 0.99)}
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+    buckets: dict[float, float] = {}
+    for le, c in re.findall(r'tk_event_to_redis_seconds_bucket\{le="([0-9.e+]+)"\} ([0-9.e+]+)', m):
+        buckets[float(le)] = buckets.get(float(le), 0.0) + float(c)
+    count = total(m, r"tk_event_to_redis_seconds_count ([0-9.e+]+)")
+    return {"app_id": app_id, "redis_url": url, "lines": n, "produce_s": produced, "elapsed_s": elapsed, "rate": n / elapsed,
+            "p50": quantile(buckets, count, 0.5), "p99": quantile(buckets, count, 0.99)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file")
     parser.add_argument("--rate", type=int, default=0, help="events/s offered (0 = as fast as possible)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in one consumer group")
+    parser.add_argument("--baseline-lines", type=int, default=None,
+                        help="in-process baseline over the first N lines only (default: the whole file)")
+    parser.add_argument("--redis-db", type=int, default=11, help="Redis database the worker writes (default 11)")
     args = parser.parse_args()
-    n, secs = in_process(args.file)
+    n, secs = in_process(args.file, args.baseline_lines)
     print(f"in-process steps (baseline): {n} lines in {secs:.1f} s = {n / secs:,.0f} events/s")
-    w = worker_run(args.file, args.rate)
+    w = worker_run(args.file, args.rate, args.workers, args.redis_db)
     offered = "full speed" if args.rate == 0 else f"{args.rate}/s"
-    print(f"worker, offered {offered}: {w['lines']} lines in {w['elapsed_s']:.0f} s = {w['rate']:,.0f} events/s "
+    print(f"{args.workers} worker(s), offered {offered}: {w['lines']} lines in {w['elapsed_s']:.0f} s = {w['rate']:,.0f} events/s "
           f"(produce took {w['produce_s']:.0f} s); event → Redis p50 {w['p50']:.3f} s, p99 {w['p99']:.3f} s")
     print(f"ratio worker / in-process: {w['rate'] / (n / secs):.2f}")
+    print(f"the picture stays in Redis db {args.redis_db} (app id {w['app_id']}): serve it with "
+          f"REDIS_URL=<that db> tilannekuva api, then tilannekuva compare {args.file}")
     return 0
 
 

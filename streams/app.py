@@ -95,6 +95,7 @@ def create_app(
         store="memory://",
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
+        table_standby_replicas=settings.standby_replicas,
         key_serializer="json",
         value_serializer="json",
         web_bind=web_bind,

@@ -46,6 +46,7 @@ class Settings:
     pseudonym_key: str | None = field(default=None, repr=False)
     min_cell: int = 5
     partitions: int = 4
+    standby_replicas: int = 1
     input_retention_ms: int = 3_600_000
     app_id: str = "tilannekuva"
     input_topic: str = TOPIC_INPUT
@@ -66,6 +67,8 @@ class Settings:
             pseudonym_key=env.get("SITUATION_PSEUDONYM_KEY") or None,
             min_cell=min_cell,
             partitions=_int(env, "TK_PARTITIONS", 4),
+            # Standby table copies in the other workers: faster fail-over, more CPU.
+            standby_replicas=_int(env, "TK_STANDBY_REPLICAS", 1),
             input_retention_ms=_int(env, "TK_INPUT_RETENTION_MS", 3_600_000),
             app_id=env.get("TK_APP_ID") or "tilannekuva",
             # Overridable so that integration tests run isolated on a shared broker.
