@@ -20,6 +20,7 @@ Environment such as ``TK_STANDBY_REPLICAS`` passes through to the workers.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import subprocess
@@ -52,7 +53,7 @@ def env_file() -> dict[str, str]:
 def in_process(path: str, limit: int | None = None) -> tuple[int, float]:
     pseudo = Pseudonymiser(b"bench-key-0123456789abcdef")
     with open(path, "rb") as fh:
-        lines = [line for _, line in zip(range(limit), fh)] if limit else fh.read().splitlines()
+        lines = [line.rstrip(b"\n") for line in itertools.islice(fh, limit)] if limit else fh.read().splitlines()
     started = time.perf_counter()
     pipe = Pipeline()
     batch = []
@@ -113,7 +114,7 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11) -> dict:
         return "\n".join(scrape(port) for port in ports)
 
     try:
-        for proc, port in zip(procs, ports):
+        for proc, port in zip(procs, ports, strict=True):
             while True:
                 try:
                     scrape(port)

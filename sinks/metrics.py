@@ -23,3 +23,4 @@ REDIS_WRITE_SECONDS = Histogram(
 REDIS_FAMILY_WRITES = Counter("tk_redis_family_writes_total", "Family contributions written to Redis")
 CONSUMER_LAG = Gauge("tk_consumer_lag", "Messages behind the end of the topic, per topic", ["topic"])
 WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
+ALERTS = Counter("tk_alerts_raised_total", "Trend alerts raised (models/alerts.py)")

@@ -15,6 +15,7 @@ attribute in another task, and overwriting it there loses and duplicates events.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -27,9 +28,12 @@ import redis.asyncio as aioredis
 from faust.streams import _current_event as _faust_current_event
 
 from models import picture
+from models.alerts import TrendRule, alert_step
 from models.contract import InvalidEvent, parse_json, validate
 from models.pseudonym import Pseudonymiser
-from sinks import metrics
+from models.suppression import suppress
+from sinks import metrics, redis_reader
+from sinks.alert_store import AsyncAlertStore
 from sinks.redis_sink import AsyncRedisSink
 from tilannekuva import config
 from tilannekuva.config import Settings
@@ -112,6 +116,7 @@ def create_app(
     # ------------------------------------------------------------------ topics
     register_events = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="json")
+    alerts_out = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="json")
     internal = {"partitions": settings.partitions, "internal": True}
     by_id = app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal)
     by_person = app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal)
@@ -252,6 +257,27 @@ def create_app(
             due = await sweep_sink.due(tp.partition, w)
             if due:
                 await apply_families(sweep_sink, {fam: tp.partition for fam in due}, watermark)
+
+    rule = TrendRule(settings.alert_window_days, settings.alert_rise, settings.alert_min_families)
+    alert_store = AsyncAlertStore(redis)
+
+    @app.timer(settings.alert_interval_s, on_leader=True)
+    async def trend_alerts():
+        """Area trends in event time (models/alerts.py), from the suppressed picture.
+
+        On the leader only: one writer. Alerts go to the alert topic first, then to
+        Redis with the new state; a crash in between repeats the tick with the same
+        alert ids, which Redis skips and consumers can drop."""
+        try:
+            raw = await redis_reader.read_picture_async(redis)
+            shown = await asyncio.get_running_loop().run_in_executor(None, suppress, raw, settings.min_cell)
+            state, raised = alert_step(await alert_store.load(), shown, raw["as_of"], _now_iso(), rule)
+            for alert in raised:
+                await alerts_out.send(key=alert["id"].encode(), value=alert)
+            await alert_store.record(state, raised)
+            metrics.ALERTS.inc(len(raised))
+        except Exception:  # noqa: BLE001 - alerts are derived; the picture must go on
+            log.exception("trend alert tick failed; retrying at the next tick")
 
     @app.timer(5.0)
     async def lag():

@@ -264,6 +264,28 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+_SHARE_AT = {"type": "object", "properties": {"as_of": {"type": "string", "format": "date"}, "share": {"type": "number"}}}
+ALERT_SCHEMA = {
+    "type": "object",
+    "description": "A trend alert (docs/design.md, 'Trend alerts'): the shown share of families with "
+    "an indicator (rate per family for the window counts) rose by at least the rule's rise over "
+    "window_days of event time. Built from shown cells only.",
+    "properties": {
+        "id": {"type": "string", "description": "hash of scope, indicator and as_of: repeats are the same alert"},
+        "rule": {"type": "string"},
+        "raised_at": {"type": "string", "format": "date-time"},
+        "as_of": {"type": "string", "format": "date"},
+        "scope": {"type": "string", "enum": ["all", "municipality", "area"]},
+        "area": {"type": ["string", "null"]},
+        "municipality": {"type": ["string", "null"]},
+        "indicator": {"type": "string"},
+        "window_days": {"type": "integer"},
+        "before": _SHARE_AT,
+        "now": _SHARE_AT,
+        "rise": {"type": "number"},
+    },
+}
+
 SHARE_INDICATORS = (
     "single_parent_families",
     "families_social_assistance",
@@ -500,7 +522,7 @@ def openapi_spec() -> dict:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Scope": scope, "Error": err},
+            "schemas": {"Scope": scope, "Error": err, "Alert": ALERT_SCHEMA},
         },
         "paths": {
             "/healthz": {
@@ -554,7 +576,7 @@ def openapi_spec() -> dict:
                         "type": "object",
                         "properties": {
                             "since": {"type": ["string", "null"]},
-                            "alerts": {"type": "array", "items": {"type": "object"}},
+                            "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
                         },
                     },
                 ),

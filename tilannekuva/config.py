@@ -37,6 +37,16 @@ def _int(env: dict, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "localhost:9092"
@@ -52,6 +62,11 @@ class Settings:
     input_topic: str = TOPIC_INPUT
     dlq_topic: str = TOPIC_DLQ
     alerts_topic: str = TOPIC_ALERTS
+    # Trend alerts (models/alerts.py): checked by the leader worker every interval.
+    alert_interval_s: float = 15.0
+    alert_window_days: int = 30
+    alert_rise: float = 0.05
+    alert_min_families: int = 20
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -75,6 +90,10 @@ class Settings:
             input_topic=env.get("TK_INPUT_TOPIC") or TOPIC_INPUT,
             dlq_topic=env.get("TK_DLQ_TOPIC") or TOPIC_DLQ,
             alerts_topic=env.get("TK_ALERTS_TOPIC") or TOPIC_ALERTS,
+            alert_interval_s=_float(env, "TK_ALERT_INTERVAL_S", 15.0),
+            alert_window_days=_int(env, "TK_ALERT_WINDOW_DAYS", 30),
+            alert_rise=_float(env, "TK_ALERT_RISE", 0.05),
+            alert_min_families=_int(env, "TK_ALERT_MIN_FAMILIES", 20),
         )
 
     def internal_topic(self, suffix: str) -> str:

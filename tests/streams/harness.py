@@ -55,6 +55,7 @@ class Worker:
             "TK_APP_ID": self.app_id,
             "TK_INPUT_TOPIC": input_topic,
             "TK_DLQ_TOPIC": self.dlq_topic,
+            "TK_ALERTS_TOPIC": f"{self.app_id}-alerts",
             "SITUATION_PSEUDONYM_KEY": KEY,
         }
         self.log_dir = log_dir

@@ -165,6 +165,50 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(tmp_path, kafka_bootstra
     assert got == expected, _diff(expected, got)
 
 
+def test_trend_alerts_reach_the_alert_topic_and_redis(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+    """History in two parts, a month and more apart in event time, so that the leader's
+    alert tick has a baseline; a zero rise makes every pair that did not fall alert."""
+    from models.alerts import WATCHED
+    from sinks.redis_reader import read_alerts
+
+    url, client = worker_redis
+    events = sorted(generate(300, 17), key=lambda e: e["occurred_at"])
+    days = sorted({e["occurred_at"] for e in events})
+    cut = min(d for d in days if d >= _minus_days(days[-1], 45))
+    first, second = [e for e in events if e["occurred_at"] < cut], [e for e in events if e["occurred_at"] >= cut]
+    topic = kafka_topic_factory("in", partitions=4)
+    worker = Worker(kafka_bootstrap, url, topic, tmp_path)
+    worker.env.update({"TK_ALERT_INTERVAL_S": "0.5", "TK_ALERT_RISE": "0", "TK_ALERT_MIN_FAMILIES": "5"})
+    produce(kafka_bootstrap, topic, lines_of(first))
+    worker.start()
+    try:
+        wait_for(client, expected_of(first)[0], worker, timeout=300, watermark=expected_of(first)[1])
+        time.sleep(2)  # a tick at the first watermark
+        expected, as_of = expected_of(events)
+        produce(kafka_bootstrap, topic, lines_of(second))
+        assert wait_for(client, expected, worker, timeout=300, watermark=as_of) == expected
+        time.sleep(2)  # a tick at the final watermark
+    finally:
+        worker.stop()
+    in_redis = read_alerts(client)
+    on_topic = [json.loads(m.value) for m in consume_all(kafka_bootstrap, worker.env["TK_ALERTS_TOPIC"])]
+    assert in_redis, "a month of history with a zero rise must raise alerts"
+    assert sorted(a["id"] for a in on_topic) == sorted(a["id"] for a in in_redis)
+    assert len({a["id"] for a in in_redis}) == len(in_redis)
+    assert [a["raised_at"] for a in in_redis] == sorted((a["raised_at"] for a in in_redis), reverse=True)
+    for a in in_redis:
+        assert a["indicator"] in WATCHED and a["scope"] in ("all", "municipality", "area")
+        assert a["before"]["as_of"] <= _minus_days(a["as_of"], 30) and a["rise"] >= 0
+        assert abs(a["now"]["share"] - a["before"]["share"] - a["rise"]) < 1e-6
+    assert any(a["as_of"] == as_of for a in in_redis)
+
+
+def _minus_days(day: str, n: int) -> str:
+    import datetime as dt
+
+    return (dt.date.fromisoformat(day) - dt.timedelta(days=n)).isoformat()
+
+
 def _wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
