@@ -24,3 +24,5 @@ REDIS_FAMILY_WRITES = Counter("tk_redis_family_writes_total", "Family contributi
 CONSUMER_LAG = Gauge("tk_consumer_lag", "Messages behind the end of the topic, per topic", ["topic"])
 WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
 ALERTS = Counter("tk_alerts_raised_total", "Trend alerts raised (models/alerts.py)")
+MODEL_SNAPSHOTS = Counter("tk_model_snapshots_total", "Family-type model snapshots published by the learner")
+FAMILIES_REASSIGNED = Counter("tk_families_reassigned_total", "Families rewritten because a new snapshot changed their group")

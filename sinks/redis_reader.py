@@ -15,7 +15,7 @@ The result is the input of :func:`models.suppression.suppress`::
      "areas": {postcode: {"municipality": code, "counts": counts}}}
 
 ``counts`` holds the eight indicators (missing fields are 0) and ``g1`` … ``g10`` only
-when the hash has group fields (missing groups are then 0). Never suppressed: callers
+when the group fields add up to ``families`` in every scope (:func:`drop_partial_groups`). Never suppressed: callers
 must pass it through ``suppress`` before showing it.
 """
 
@@ -110,6 +110,30 @@ def _assemble(results: list, ref_areas: list[str]) -> tuple[dict, list[str]]:
     return picture, missing
 
 
+def _scopes(picture: dict):
+    yield picture["all"]
+    yield from picture["municipalities"].values()
+    for a in picture["areas"].values():
+        yield a["counts"]
+
+
+def drop_partial_groups(picture: dict) -> dict:
+    """Keep ``g1`` … ``g10`` only if they add up to ``families`` in every scope.
+
+    They do once every counted family has been written with a group; in between (no
+    model yet, or a new snapshot being applied) they are left out everywhere, since
+    suppression relies on ``families = Σ groups``."""
+    scopes = list(_scopes(picture))
+    if any(any(g in c for g in GROUPS) for c in scopes) and all(
+        sum(c.get(g, 0) for g in GROUPS) == c["families"] for c in scopes
+    ):
+        return picture
+    for c in scopes:
+        for g in GROUPS:
+            c.pop(g, None)
+    return picture
+
+
 def read_picture(client) -> dict:
     """The unsuppressed picture, from a synchronous ``redis.Redis``."""
     ref_areas = sorted(reference_areas())
@@ -122,7 +146,7 @@ def read_picture(client) -> dict:
             pipe.hgetall(key_area(pc))
         for pc, h in zip(missing, pipe.execute(), strict=True):
             picture["areas"][pc]["counts"] = _counts(h)
-    return picture
+    return drop_partial_groups(picture)
 
 
 async def read_picture_async(client) -> dict:
@@ -137,7 +161,7 @@ async def read_picture_async(client) -> dict:
             pipe.hgetall(key_area(pc))
         for pc, h in zip(missing, await pipe.execute(), strict=True):
             picture["areas"][pc]["counts"] = _counts(h)
-    return picture
+    return drop_partial_groups(picture)
 
 
 def _alerts(raw: list) -> list:

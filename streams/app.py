@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import json
 import logging
 import time
 import weakref
@@ -30,7 +32,10 @@ from faust.streams import _current_event as _faust_current_event
 from models import picture
 from models.alerts import TrendRule, alert_step
 from models.contract import InvalidEvent, parse_json, validate
+from models.family_types import FamilyTypes, TypeAssigner
+from models.features import person_profile, state_vector
 from models.pseudonym import Pseudonymiser
+from models.service_need import REFERENCE_SHARES
 from models.suppression import suppress
 from sinks import metrics, redis_reader
 from sinks.alert_store import AsyncAlertStore
@@ -43,6 +48,8 @@ log = logging.getLogger("tilannekuva.worker")
 BATCH = 1000
 WITHIN = 0.05  # seconds a batch may wait to fill
 SWEEP_SECONDS = 1.0
+MODEL_POLL_SECONDS = 2.0
+MODEL_KEY, MODEL_VERSION_KEY = "tk:model", "tk:model:version"
 
 
 def _now_iso() -> str:
@@ -76,6 +83,25 @@ class Envelopes:
 def _as_current(event) -> None:
     """Make ``event`` the current event of this task, for table changelog partitions."""
     _faust_current_event.set(weakref.ref(event))
+
+
+def snapshot_due(last: dict | None, w_day: int, now: float, days: int, min_interval_s: float) -> bool:
+    """Publish a model snapshot? The first as soon as the model is seeded; then every
+    ``days`` of event time W, but not more often than ``min_interval_s`` of wall time
+    (a replayed history moves W by years in minutes, and each snapshot re-assigns
+    every family).
+
+    >>> snapshot_due(None, 100, 0.0, 30, 60.0)
+    True
+    >>> last = {"w_day": 100, "at": 1000.0}
+    >>> snapshot_due(last, 129, 5000.0, 30, 60.0), snapshot_due(last, 130, 1030.0, 30, 60.0)
+    (False, False)
+    >>> snapshot_due(last, 130, 1060.0, 30, 60.0)
+    True
+    """
+    if last is None:
+        return True
+    return w_day >= last["w_day"] + days and now >= last["at"] + min_interval_s
 
 
 def _dlq_record(raw: bytes, exc: InvalidEvent) -> dict:
@@ -121,20 +147,26 @@ def create_app(
     by_id = app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal)
     by_person = app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal)
     family_inputs = app.topic(settings.internal_topic(config.TOPIC_FAMILY_INPUTS), **internal)
+    family_vectors = app.topic(settings.internal_topic(config.TOPIC_VECTORS), partitions=1, internal=True)
     out_topics = {"id": by_id, "person": by_person, "family": family_inputs}
     partitions = settings.partitions
+    types_on = settings.family_types
 
     # ------------------------------------------------------------------ tables
     table_opts = {"default": None, "partitions": partitions}
     dedup_table = app.Table("dedup", **table_opts)
     person_table = app.Table("person", **table_opts)
     family_table = app.Table("family", **table_opts)
+    # The learner's latest snapshot; its changelog ("<app>-model-changelog", one
+    # partition, compacted) is the model's durable copy: a restarted learner resumes
+    # from it.
+    model_table = app.Table("model", default=None, partitions=1)
 
     # One sink per task: a sink's queue belongs to whoever flushes it.
-    ingest_sink, family_sink, sweep_sink = AsyncRedisSink(redis), AsyncRedisSink(redis), AsyncRedisSink(redis)
+    ingest_sink, family_sink, sweep_sink, model_sink = (AsyncRedisSink(redis) for _ in range(4))
 
     async def ensure_sinks() -> None:
-        for sink in (ingest_sink, family_sink, sweep_sink):
+        for sink in (ingest_sink, family_sink, sweep_sink, model_sink):
             if sink.apply_sha is None:
                 await sink.setup()
 
@@ -194,6 +226,8 @@ def create_app(
 
     def dedup_and_filter(state, key, ev):
         state, outs = picture.dedup_step(state, ev)
+        if types_on:  # every event feeds the feature profile
+            return state, outs
         # Without a feature profile, three events in four (incomes, ordinary visits,
         # care, education) can change no summary: the person step would drop them, so
         # they stop here, after ingest has raised W with them. Their dedup state is
@@ -206,40 +240,135 @@ def create_app(
         async for batch in stream.take_events(BATCH, within=WITHIN):
             await send_envelopes("dedup", run_step(batch, dedup_table, dedup_and_filter, "dedup"))
 
+    person_step = functools.partial(picture.person_step, profile=person_profile if types_on else None)
+
     @app.agent(by_person)
     async def person(stream):
         """A person's events → their summary, sent to their family when it changes."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            await send_envelopes("person", run_step(batch, person_table, picture.person_step, "person"))
+            await send_envelopes("person", run_step(batch, person_table, person_step, "person"))
 
-    async def apply_families(sink: AsyncRedisSink, families: dict[str, int], watermark: str | None) -> None:
-        """Recompute contributions and write them to Redis in one pipeline."""
-        if watermark is None:
-            return
-        items = []
-        for fam, partition in families.items():
-            state = family_table.get(fam)
-            contrib = picture.contribution(state, watermark) if state else None
-            items.append((fam, contrib, partition))
-        sink.write(items)
-        await sink.flush()
+    # The assigner of the latest snapshot (every worker), and the group each family of
+    # this worker was last written with, so that a new snapshot rewrites only families
+    # whose group it changes.
+    model = {"assigner": None, "version": None}
+    groups_now: dict[str, int | None] = {}
+    # Contributions are computed and written under one lock: a write computed from an
+    # older family state can then never land after a newer one.
+    write_lock = asyncio.Lock()
+
+    async def load_model() -> bool:
+        """Adopt the snapshot in Redis if it is newer; True when it changed."""
+        version = await redis.get(MODEL_VERSION_KEY)
+        if version is None or version == model["version"]:
+            return False
+        raw = await redis.get(MODEL_KEY)
+        if raw is None:
+            return False
+        model["assigner"] = TypeAssigner.from_snapshot(json.loads(raw))
+        model["version"] = version
+        return True
+
+    def groups_of(states: dict[str, dict | None]) -> tuple[dict[str, int | None], dict[str, dict]]:
+        """Service-need group and feature vector of each family (one matrix product)."""
+        assigner = model["assigner"]
+        vectors = {}
+        if types_on:
+            for fam, state in states.items():
+                vec = state_vector(state) if state else None
+                if vec is not None:
+                    vectors[fam] = vec
+        groups: dict[str, int | None] = dict.fromkeys(states)
+        if assigner is not None and vectors:
+            fams = list(vectors)
+            types = assigner.predict_many([vectors[f] for f in fams])
+            groups.update(zip(fams, assigner.groups_of(types).tolist(), strict=True))
+        return groups, vectors
+
+    async def apply_families(sink: AsyncRedisSink, families: dict[str, int], learn: bool = False) -> None:
+        """Recompute contributions (indicators and group) and write them in one pipeline;
+        with ``learn``, send the counted families' vectors to the learner."""
+        async with write_lock:
+            watermark = await sink.watermark()
+            if watermark is None:
+                return
+            states = {fam: family_table.get(fam) for fam in families}
+            groups, vectors = groups_of(states)
+            items, learned = [], []
+            for fam, partition in families.items():
+                state = states[fam]
+                contrib = picture.contribution(state, watermark, lambda _s, g=groups[fam]: g) if state else None
+                items.append((fam, contrib, partition))
+                groups_now[fam] = groups[fam] if contrib is not None else None
+                if learn and contrib is not None and fam in vectors:
+                    learned.append([fam, vectors[fam]])
+            sink.write(items)
+            await sink.flush()
+        if learned:
+            await family_vectors.send(key=None, partition=0, value={"items": learned})
 
     @app.agent(family_inputs)
     async def family(stream):
-        """Family state → its contribution at W → deltas in Redis."""
+        """Family state → its contribution at W (and its group) → deltas in Redis."""
         async for batch in stream.take_events(BATCH, within=WITHIN):
             await ensure_sinks()
+            if types_on and model["version"] is None:
+                await load_model()
             step = lambda state, key, msg: (picture.family_step(state, msg), ())  # noqa: E731
             run_step(batch, family_table, step, "family")
             touched = {key: event.message.partition for event in batch for key, _, _ in event.value["items"]}
             # Redis is written before the batch is acked: a crash in between means a
             # replay, and the Lua script makes the replay a no-op.
-            await apply_families(family_sink, touched, await family_sink.watermark())
+            await apply_families(family_sink, touched, learn=types_on)
             done = time.time()
             for event in batch:
                 for _, _, t0 in event.value["items"]:
                     if t0:  # Faust gives Kafka timestamps in seconds
                         metrics.EVENT_TO_REDIS.observe(max(0.0, done - t0))
+
+    learner_state: dict = {"model": None, "last": None}
+
+    def new_learner() -> FamilyTypes:
+        return FamilyTypes(n_types=settings.n_types, warmup=settings.model_warmup,
+                           calibrate_shares=REFERENCE_SHARES)
+
+    @app.agent(family_vectors)
+    async def learner(stream):
+        """The one learner: family vectors → online family types → versioned snapshots
+        in the compacted model table and in Redis (``tk:model``) for every worker."""
+        async for batch in stream.take_events(BATCH, within=0.5):
+            await ensure_sinks()
+            _as_current(batch[-1])  # the model table's changelog partition
+            stored = model_table.get("snapshot")
+            current = learner_state["model"]
+            if current is None or (stored and stored["version"] > current.version):
+                # Start, restart or take-over: resume from the durable snapshot.
+                current = FamilyTypes.from_snapshot(stored, warmup=settings.model_warmup,
+                                                    calibrate_shares=REFERENCE_SHARES) if stored else new_learner()
+                learner_state["model"] = current
+                learner_state["last"] = stored and stored.get("published")
+            keys, vectors = [], []
+            for event in batch:
+                for fam, vec in event.value["items"]:
+                    keys.append(fam)
+                    vectors.append(vec)
+            metrics.EVENTS_IN.labels("learner").inc(len(vectors))
+            current.learn_many(vectors, keys=keys)
+            watermark = await sweep_sink.watermark()
+            if not current.initialised or watermark is None:
+                continue
+            now, w_day = time.time(), picture.day(watermark)
+            if not snapshot_due(learner_state["last"], w_day, now, settings.snapshot_days,
+                                settings.snapshot_min_interval_s):
+                continue
+            snap = current.snapshot()
+            snap["published"] = learner_state["last"] = {"w_day": w_day, "at": now, "as_of": watermark}
+            model_table["snapshot"] = snap
+            pipe = redis.pipeline(transaction=True)
+            pipe.set(MODEL_KEY, json.dumps(snap, separators=(",", ":")))
+            pipe.set(MODEL_VERSION_KEY, f"{snap['generation']}.{snap['version']}")
+            await pipe.execute()
+            metrics.MODEL_SNAPSHOTS.inc()
 
     # ------------------------------------------------------------------ timers
     @app.timer(SWEEP_SECONDS)
@@ -256,7 +385,27 @@ def create_app(
                 continue
             due = await sweep_sink.due(tp.partition, w)
             if due:
-                await apply_families(sweep_sink, {fam: tp.partition for fam in due}, watermark)
+                await apply_families(sweep_sink, {fam: tp.partition for fam in due})
+
+    @app.timer(MODEL_POLL_SECONDS)
+    async def adopt_model():
+        """A new snapshot: re-assign this worker's families, rewriting those whose group
+        it changes (all of them after a restart)."""
+        if not types_on:
+            return
+        await ensure_sinks()
+        if not await load_model():
+            return
+        mine = {tp.partition for tp in app.assignor.assigned_actives()
+                if tp.topic == family_inputs.get_topic_name()}
+        families = {fam: p for fam in list(family_table.keys())
+                    if (p := partition_of(fam, partitions)) in mine}
+        groups, _ = groups_of({fam: family_table.get(fam) for fam in families})
+        changed = {fam: p for fam, p in families.items() if fam not in groups_now or groups_now[fam] != groups[fam]}
+        for i in range(0, len(changed), 5000):
+            chunk = dict(list(changed.items())[i:i + 5000])
+            await apply_families(model_sink, chunk)
+        metrics.FAMILIES_REASSIGNED.inc(len(changed))
 
     rule = TrendRule(settings.alert_window_days, settings.alert_rise, settings.alert_min_families)
     alert_store = AsyncAlertStore(redis)

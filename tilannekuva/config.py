@@ -18,8 +18,9 @@ TOPIC_ALERTS = "situation-alerts"
 TOPIC_BY_ID = "events-by-id"  # keyed by event_id: dedup and retractions
 TOPIC_BY_PERSON = "events-by-person"  # keyed by person pseudonym
 TOPIC_FAMILY_INPUTS = "family-inputs"  # keyed by family pseudonym
-TOPIC_MODEL = "model-snapshots"  # compacted: versioned family-type model
-INTERNAL_TOPICS = (TOPIC_BY_ID, TOPIC_BY_PERSON, TOPIC_FAMILY_INPUTS, TOPIC_MODEL)
+TOPIC_VECTORS = "family-vectors"  # one partition: family vectors for the one learner
+TOPIC_MODEL = "model-changelog"  # compacted changelog of the learner's snapshot table
+INTERNAL_TOPICS = (TOPIC_BY_ID, TOPIC_BY_PERSON, TOPIC_FAMILY_INPUTS, TOPIC_VECTORS)
 
 
 
@@ -47,6 +48,17 @@ def _float(env: dict, name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _bool(env: dict, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0/1, true/false, yes/no or on/off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "localhost:9092"
@@ -67,6 +79,12 @@ class Settings:
     alert_window_days: int = 30
     alert_rise: float = 0.05
     alert_min_families: int = 20
+    # Family types and service-need groups (models/family_types.py).
+    family_types: bool = True
+    n_types: int = 100
+    model_warmup: int = 5000
+    snapshot_days: int = 30
+    snapshot_min_interval_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -94,6 +112,11 @@ class Settings:
             alert_window_days=_int(env, "TK_ALERT_WINDOW_DAYS", 30),
             alert_rise=_float(env, "TK_ALERT_RISE", 0.05),
             alert_min_families=_int(env, "TK_ALERT_MIN_FAMILIES", 20),
+            family_types=_bool(env, "TK_FAMILY_TYPES", True),
+            n_types=_int(env, "TK_N_TYPES", 100),
+            model_warmup=_int(env, "TK_MODEL_WARMUP", 5000),
+            snapshot_days=_int(env, "TK_SNAPSHOT_DAYS", 30),
+            snapshot_min_interval_s=_float(env, "TK_SNAPSHOT_MIN_INTERVAL_S", 60.0),
         )
 
     def internal_topic(self, suffix: str) -> str:

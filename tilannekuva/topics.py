@@ -18,6 +18,7 @@ from tilannekuva.config import (
     TOPIC_DLQ,
     TOPIC_INPUT,
     TOPIC_MODEL,
+    TOPIC_VECTORS,
     Settings,
 )
 
@@ -55,8 +56,9 @@ def topic_specs(
         TopicSpec(alerts_topic, 1),
     ]
     for suffix in INTERNAL_TOPICS:
-        configs = {"cleanup.policy": "compact"} if suffix == TOPIC_MODEL else {}
-        specs.append(TopicSpec(names.internal_topic(suffix), partitions, configs))
+        # One learner: its input and its snapshot changelog have one partition.
+        specs.append(TopicSpec(names.internal_topic(suffix), 1 if suffix == TOPIC_VECTORS else partitions))
+    specs.append(TopicSpec(names.internal_topic(TOPIC_MODEL), 1, {"cleanup.policy": "compact"}))
     return specs
 
 

@@ -95,7 +95,7 @@ def test_ensure_topics_is_idempotent_and_applies_configs(kafka_bootstrap, kafka_
         second = ensure_topics(kafka_bootstrap, specs=specs)
         assert second == {n: "exists" for n in names}
 
-        model = next(s.name for s in specs if s.name.endswith("model-snapshots"))
+        model = next(s.name for s in specs if s.name.endswith("model-changelog"))
         described = kafka_admin.describe_configs(
             [
                 ConfigResource(ConfigResourceType.TOPIC, f"test-in-{suffix}"),

@@ -32,10 +32,13 @@ def flatten(picture: dict) -> dict[str, dict[str, int]]:
     return {s: c for s, c in flat.items() if c}
 
 
-def read_redis(client: redis.Redis) -> dict[str, dict[str, int]]:
+def read_redis(client: redis.Redis, groups: bool = False) -> dict[str, dict[str, int]]:
+    """Non-zero aggregate fields per scope: the indicators, or with ``groups`` only the
+    service-need groups ``g1`` … ``g10`` (which the batch reference does not compute)."""
     out = {}
     for key in client.scan_iter("tk:agg:*", count=1000):
         fields = {k.decode(): int(v) for k, v in client.hgetall(key).items() if int(v)}
+        fields = {k: v for k, v in fields.items() if (k[0] == "g" and k[1:].isdigit()) == groups}
         if fields:
             out[key.decode()[len("tk:agg:"):]] = fields
     return out

@@ -239,3 +239,77 @@ def _diff(expected: dict, got: dict) -> str:
             if a.get(k) != b.get(k):
                 lines.append(f"{scope}.{k}: expected {a.get(k)} got {b.get(k)}")
     return f"{len(lines)} differing cells:\n" + "\n".join(lines[:40])
+
+
+def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
+        tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+    """Groups in Redis are exactly the latest snapshot's groups of the families' final
+    states; the learner resumes from its compacted snapshot table after a restart."""
+    from models.family_types import TypeAssigner, family_group
+    from models.picture import contribution
+    from tilannekuva.evaluate import final_states
+
+    url, client = worker_redis
+    events = sorted(generate(600, 29), key=lambda e: e["occurred_at"])
+    cut = int(len(events) * 0.7)
+    topic = kafka_topic_factory("in", partitions=4)
+    worker = Worker(kafka_bootstrap, url, topic, tmp_path)
+    worker.env.update({"TK_FAMILY_TYPES": "1", "TK_N_TYPES": "12", "TK_MODEL_WARMUP": "150",
+                       "TK_SNAPSHOT_DAYS": "30", "TK_SNAPSHOT_MIN_INTERVAL_S": "1"})
+
+    def version() -> tuple[int, int] | None:
+        raw = client.get("tk:model:version")
+        return tuple(int(x) for x in raw.decode().split(".")) if raw else None
+
+    def groups_complete() -> bool:
+        ind, grp = read_redis(client), read_redis(client, groups=True)
+        return bool(grp) and all(sum(grp.get(s, {}).values()) == c.get("families", 0) for s, c in ind.items())
+
+    def settle(timeout: float = 300) -> tuple[int, int]:
+        """Until the snapshot version and the groups stop changing and are complete."""
+        deadline, last, stable = time.monotonic() + timeout, None, 0
+        while time.monotonic() < deadline:
+            state = (version(), read_redis(client, groups=True))
+            stable = stable + 1 if state == last and state[0] and groups_complete() else 0
+            if stable >= 8:
+                return state[0]
+            last = state
+            assert worker.proc.poll() is None, worker.logs()
+            time.sleep(0.5)
+        raise AssertionError(f"groups did not settle: version {version()}\n{worker.logs()}")
+
+    produce(kafka_bootstrap, topic, lines_of(events[:cut]))
+    worker.start()
+    try:
+        wait_for(client, expected_of(events[:cut])[0], worker, timeout=300, watermark=expected_of(events[:cut])[1])
+        first = settle()
+    finally:
+        worker.stop()
+    produce(kafka_bootstrap, topic, lines_of(events[cut:]))
+    worker.start()
+    try:
+        expected, as_of = expected_of(events)
+        assert wait_for(client, expected, worker, timeout=300, watermark=as_of) == expected
+        final = settle()
+    finally:
+        worker.stop()
+    # Resumed, not started afresh: same generation, later version.
+    assert final[0] == first[0] and final[1] > first[1], (first, final)
+
+    # Exactly the groups the final snapshot gives the families' final states.
+    snap = json.loads(client.get("tk:model"))
+    assigner = TypeAssigner.from_snapshot(snap)
+    states, wm = final_states(events)
+    want: dict[str, dict[str, int]] = {}
+    for state in states.values():
+        c = contribution(state, wm)
+        g = f"g{family_group(state, assigner)}"
+        for scope in ("all", f"m:{c['municipality']}", f"a:{c['area']}"):
+            want.setdefault(scope, {}).setdefault(g, 0)
+            want[scope][g] += 1
+    assert read_redis(client, groups=True) == want
+
+    # The snapshot's durable copy is the compacted changelog of the model table.
+    changelog = consume_all(kafka_bootstrap, f"{worker.app_id}-model-changelog")
+    versions = [json.loads(m.value)["version"] for m in changelog]
+    assert versions and max(versions) == snap["version"]
