@@ -11,6 +11,9 @@ one MULTI/EXEC per batch, changes published on ``tk:changes``) into an embedded,
 2. replay it, except the last ``--holdback-days`` days, as fast as it goes;
 3. serve the API (:func:`tilannekuva.api.make_app`) on localhost and print its URL,
    the token and example ``curl`` commands;
+   After the replay, family types are fitted on the counted families' vectors and
+   every family gets its service-need group (``models.family_types``), as the worker's
+   learner and snapshot adoption do; the snapshot is kept in ``tk:model``;
 4. feed the held-back days as a live trickle (``--rate`` events/s), so ``as_of`` (the
    watermark ``W``) and the picture move while you watch, and ``/api/v1/stream`` emits.
 
@@ -26,6 +29,8 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
+import json
 import os
 import secrets
 import signal
@@ -36,8 +41,11 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from models.contract import InvalidEvent, validate
+from models.family_types import FamilyTypes, TypeAssigner, family_group
+from models.features import person_profile, state_vector
 from models.picture import Pipeline
 from models.pseudonym import Pseudonymiser
+from models.service_need import REFERENCE_SHARES
 from tilannekuva.config import Settings
 
 DEFAULT_FAMILIES = 2000
@@ -224,9 +232,28 @@ class Ingest:
 
         self.sink = RedisSink(redis).setup()
         self.pseudonymiser = Pseudonymiser(key)
-        self.pipeline = Pipeline(on_contribution=self._contribution)
+        self.redis = redis
+        self.pipeline = Pipeline(profile=person_profile, on_contribution=self._contribution)
         self.invalid: Counter[str] = Counter()
         self.accepted = 0
+
+    def fit_types(self, n_types: int = 100, seed: int = 42) -> dict | None:
+        """Fit family types on the counted families, give every family its group and
+        keep assigning with that snapshot; returns the snapshot (None: no families)."""
+        fams = sorted(self.pipeline.contributions)
+        if not fams:
+            return None
+        learner = FamilyTypes(n_types=min(n_types, len(fams)), warmup=len(fams), seed=seed,
+                              calibrate_shares=REFERENCE_SHARES)
+        learner.learn_many([state_vector(self.pipeline.families[f]) for f in fams], keys=fams)
+        learner.initialise_now()
+        snap = learner.snapshot()
+        self.pipeline.group = functools.partial(family_group, assigner=TypeAssigner.from_snapshot(snap))
+        self.pipeline.refresh(self.pipeline.contributions)
+        self.sink.flush()
+        self.redis.set("tk:model", json.dumps(snap, separators=(",", ":")))
+        self.redis.set("tk:model:version", f"{snap['generation']}.{snap['version']}")
+        return snap
 
     def _contribution(self, family: str, old, new) -> None:
         self.sink.write([(family, new, None)])
@@ -491,6 +518,11 @@ def run(args, settings: Settings) -> int:
             lines = history.lines
             del history
             replay(ingest, lines, holdback)
+            t1 = time.perf_counter()
+            snap = ingest.fit_types()
+            if snap is not None:
+                say(f"fitted {len(snap['type_ids'])} family types and assigned service-need groups "
+                    f"in {time.perf_counter() - t1:.1f} s")
             trickle_days = holdback.trickle_days()
             del lines
             say(_invalid_note(ingest.invalid))

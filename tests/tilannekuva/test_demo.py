@@ -96,6 +96,8 @@ def test_ingest_into_embedded_redis_matches_the_in_process_aggregates():
         ingest = demo.Ingest(r, b"0123456789abcdef-demo-test")
         holdback = demo.Holdback(demo.cutoff_day(dt.date(2026, 6, 30), 30))
         demo.replay(ingest, history.lines, holdback)
+        snap = ingest.fit_types(n_types=8)
+        assert json.loads(r.get("tk:model"))["version"] == snap["version"]
         wm_replay = r.get("tk:wm").decode()
         assert wm_replay == ingest.pipeline.watermark < holdback.cutoff
         trickle = holdback.trickle()
@@ -108,6 +110,9 @@ def test_ingest_into_embedded_redis_matches_the_in_process_aggregates():
             got = {k.decode(): int(v) for k, v in r.hgetall(f"tk:agg:{scope}").items()}
             assert {k: v for k, v in got.items() if v} == counts, scope
         assert expected["all"]["families"] > 0
+        # Every counted family has its group, also those the trickle changed.
+        for counts in expected.values():
+            assert sum(v for k, v in counts.items() if k[0] == "g") == counts["families"]
         n_lines = len(history.lines)
         assert ingest.accepted + sum(ingest.invalid.values()) == n_lines
         assert sum(ingest.invalid.values()) == history.counts["malformed"]
@@ -187,6 +192,10 @@ def test_demo_serves_a_live_picture_and_exits_cleanly_after_duration():
         assert set(INDICATORS) <= set(first["indicators"])
         assert first["indicators"]["families"] > 0
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", first["as_of"])
+        groups = first["service_need_groups"]
+        assert set(groups) == {str(i) for i in range(1, 11)}
+        if None not in groups.values():  # the whole picture: groups add up to families
+            assert sum(groups.values()) == first["indicators"]["families"]
         status, muni = _get(f"{base}/api/v1/municipalities/837", TOKEN)
         assert status == 200 and muni["municipality"] == "837"
 
