@@ -196,8 +196,12 @@ class ServiceNeedRule:
         base: float | None = None,
     ) -> ServiceNeedRule:
         """Cut points such that profiles ranked by score and weighted by ``sizes`` fill
-        the ten groups with the reference ``shares`` as closely as whole profiles allow.
-        Used once, offline, to freeze :data:`DEFAULT_CUTS`.
+        the ten groups with the reference ``shares`` as closely as whole profiles allow:
+        the largest difference between a group's share and its reference share is as
+        small as possible (a dynamic programme over the ranked profiles; ties go to the
+        smaller total difference). Used by every snapshot of a model with
+        ``calibrate_shares``. (:data:`DEFAULT_CUTS` were frozen earlier with the simpler
+        rule: each cut at the profile whose cumulative share is nearest the target.)
 
         Examples
         --------
@@ -211,15 +215,47 @@ class ServiceNeedRule:
             raise ValueError("ten shares")
         order = np.argsort(s, kind="stable")
         s, n = s[order], n[order]
-        cum = np.cumsum(n) / n.sum()
-        targets = np.cumsum(np.asarray(shares, dtype=float) / sum(shares))[:9]
+        target = np.asarray(shares, dtype=float) / sum(shares)
+        cum = np.concatenate([[0.0], np.cumsum(n) / n.sum()])
+        ends = _minimax_ends(cum, target)
         cuts = []
-        for t in targets:
-            i = int(np.argmin(np.abs(cum - t)))  # last profile of the lower group
-            nxt = s[i + 1] if i + 1 < len(s) else s[i] + 1.0
-            cuts.append(float((s[i] + nxt) / 2.0))
+        for e in ends[:-1]:  # group g holds ranked profiles [ends[g-1], ends[g])
+            lo = s[e - 1] if e > 0 else s[0] - 1.0
+            hi = s[e] if e < len(s) else lo + 1.0
+            cuts.append(float((lo + hi) / 2.0))
         cuts = list(np.maximum.accumulate(cuts))
         return cls(weights=weights, base=base, cuts=cuts)
+
+
+def _minimax_ends(cum: np.ndarray, target: np.ndarray) -> list[int]:
+    """End positions of the ten groups in the ranked profiles (group g is
+    ``[ends[g-1], ends[g])``, possibly empty) minimising (max |share − target|, Σ |…|),
+    where ``cum[i]`` is the weight share of the first ``i`` profiles."""
+    m, k = len(cum) - 1, len(target)
+    inf = (np.inf, np.inf)
+    best = [[inf] * (m + 1) for _ in range(k + 1)]
+    back = [[0] * (m + 1) for _ in range(k + 1)]
+    best[0][0] = (0.0, 0.0)
+    for g in range(1, k + 1):
+        t = target[g - 1]
+        for j in range(m + 1):
+            if g == k and j != m:
+                continue
+            top = inf
+            for i in range(j + 1):
+                prev = best[g - 1][i]
+                if prev[0] == np.inf:
+                    continue
+                err = abs(cum[j] - cum[i] - t)
+                cand = (max(prev[0], err), prev[1] + err)
+                if cand < top:
+                    top, back[g][j] = cand, i
+            best[g][j] = top
+    ends, j = [], m
+    for g in range(k, 0, -1):
+        ends.append(j)
+        j = back[g][j]
+    return ends[::-1]
 
 
 _DEFAULT_RULE: ServiceNeedRule | None = None

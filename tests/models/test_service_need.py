@@ -93,6 +93,35 @@ def test_calibrated_cuts_reproduce_reference_shares():
     assert all(abs(got[g] - shares[g - 1]) <= 0.011 for g in range(1, 11))
 
 
+def test_calibrated_cuts_are_never_worse_than_nearest_cumulative_cuts():
+    """The minimax cut points against the simple rule (each cut at the profile whose
+    cumulative share is nearest the cumulative target), on random type sizes."""
+    import numpy as np
+
+    from models.service_need import REFERENCE_SHARES
+
+    def max_error(cuts_rule, scores, sizes):
+        g = np.asarray([cuts_rule.group_of_score(x) for x in scores])
+        got = np.asarray([sizes[g == i].sum() for i in range(1, 11)]) / sizes.sum()
+        return float(np.abs(got - np.asarray(REFERENCE_SHARES)).max())
+
+    rng = np.random.default_rng(3)
+    better = 0
+    for _ in range(30):
+        scores, sizes = rng.normal(size=100), rng.pareto(1.5, size=100) + 1
+        order = np.argsort(scores)
+        cum = np.cumsum(sizes[order]) / sizes.sum()
+        naive = []
+        for t in np.cumsum(REFERENCE_SHARES)[:9]:
+            i = int(np.argmin(np.abs(cum - t)))
+            naive.append((scores[order][i] + scores[order][min(i + 1, 99)]) / 2)
+        dp = max_error(ServiceNeedRule.calibrated(scores, sizes), scores, sizes)
+        simple = max_error(ServiceNeedRule(cuts=list(np.maximum.accumulate(naive))), scores, sizes)
+        assert dp <= simple + 1e-12
+        better += dp < simple - 1e-9
+    assert better > 0
+
+
 def test_share_helpers():
     g = [1, 2, 4, 4, 9, 10, 10, 3]
     assert share_at_least(g, 4) == 5 / 8
