@@ -21,7 +21,7 @@ REDIS_WRITE_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
 REDIS_FAMILY_WRITES = Counter("tk_redis_family_writes_total", "Family contributions written to Redis")
-CONSUMER_LAG = Gauge("tk_consumer_lag", "Messages behind the end of the topic, per topic", ["topic"])
+CONSUMER_LAG = Gauge("tk_consumer_lag", "Messages behind the end of a partition of a consumed topic", ["topic", "partition"])
 WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
 ALERTS = Counter("tk_alerts_raised_total", "Trend alerts raised (models/alerts.py)")
 MODEL_SNAPSHOTS = Counter("tk_model_snapshots_total", "Family-type model snapshots published by the learner")

@@ -438,7 +438,7 @@ def create_app(
             except Exception:  # noqa: BLE001 - lag is best effort, never fatal
                 continue
             if high is not None and pos is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic).set(max(0, high - pos))
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - pos))
 
     @app.task
     async def quiet_logs():
