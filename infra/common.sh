@@ -29,6 +29,23 @@ pid_alive() {
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
 }
 
+# service_status NAME PIDFILE PATTERN PROBE FAILURE ADDRESS: exit 0 when the process
+# runs and PROBE (a function) succeeds, 1 when it runs but PROBE fails (FAILURE says
+# how), 3 when it does not run.
+service_status() {
+    local name="$1" pidfile="$2" pattern="$3" probe="$4" failure="$5" address="$6"
+    if pid_alive "$pidfile" "$pattern"; then
+        if "$probe"; then
+            echo "$name: running (pid $(cat "$pidfile")) on $address"
+            return 0
+        fi
+        echo "$name: process running (pid $(cat "$pidfile")) but $failure on $address"
+        return 1
+    fi
+    echo "$name: not running"
+    return 3
+}
+
 # stop_pid PIDFILE PATTERN NAME [GRACE_SECONDS]: TERM, wait, then KILL; only that pid.
 stop_pid() {
     local pidfile="$1" pattern="$2" name="$3" grace="${4:-30}" pid i

@@ -167,16 +167,7 @@ start() {
 }
 
 status() {
-    if pid_alive "$PIDFILE" "$PATTERN"; then
-        if answers; then
-            echo "kafka: running (pid $(cat "$PIDFILE")) on $HOST:$PORT"
-            return 0
-        fi
-        echo "kafka: process running (pid $(cat "$PIDFILE")) but not answering on $HOST:$PORT"
-        return 1
-    fi
-    echo "kafka: not running"
-    return 3
+    service_status kafka "$PIDFILE" "$PATTERN" answers "not answering" "$HOST:$PORT"
 }
 
 case "${1:-}" in

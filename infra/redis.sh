@@ -100,16 +100,7 @@ start() {
 }
 
 status() {
-    if pid_alive "$PIDFILE" "$PATTERN"; then
-        if ping; then
-            echo "redis: running (pid $(cat "$PIDFILE")) on $HOST:$PORT"
-            return 0
-        fi
-        echo "redis: process running (pid $(cat "$PIDFILE")) but no PONG on $HOST:$PORT"
-        return 1
-    fi
-    echo "redis: not running"
-    return 3
+    service_status redis "$PIDFILE" "$PATTERN" ping "no PONG" "$HOST:$PORT"
 }
 
 case "${1:-}" in
