@@ -107,20 +107,10 @@ def synthesize(
     return Synthetic(lines, truth, counts)
 
 
-def generate(
-    families: int,
-    seed: int,
-    *,
-    duplicates: float = 0.0,
-    out_of_order: float = 0.0,
-    retractions: float = 0.0,
-    malformed: float = 0.0,
-    start: dt.date = DEFAULT_START,
-    end: dt.date = DEFAULT_END,
-) -> Iterator[dict | str]:
-    """The events of a synthetic history in file order (see module doc)."""
-    yield from synthesize(families, seed, duplicates=duplicates, out_of_order=out_of_order,
-                          retractions=retractions, malformed=malformed, start=start, end=end).events()
+def generate(families: int, seed: int, **options) -> Iterator[dict | str]:
+    """The events of a synthetic history in file order (see module doc); ``options``
+    are :func:`synthesize`'s keywords (corruption knobs, ``start``, ``end``)."""
+    yield from synthesize(families, seed, **options).events()
 
 
 def planted_truth(families: int, seed: int, *, start: dt.date = DEFAULT_START,
