@@ -10,7 +10,7 @@ file it measures, in the same run:
    ``tilannekuva produce FILE --rate R`` feeds them; events/s end to end and the
    p50/p99 of ``tk_event_to_redis_seconds`` summed over the workers' ``/metrics``.
 
-    python bench/bench_worker.py FILE [--rate 0|N] [--workers N] [--baseline-lines N]
+    python bench/bench_worker.py FILE [--rate 0|N] [--workers N] [--baseline-lines N] [--limit N]
 
 Prints the figures and the worker/in-process ratio. The picture stays in the Redis
 database, so ``tilannekuva api`` and ``tilannekuva compare FILE`` can check it after.
@@ -86,7 +86,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker_run(path: str, rate: int, workers: int = 1, db: int = 11) -> dict:
+def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int | None = None) -> dict:
     services = env_file()
     bootstrap = services["KAFKA_BOOTSTRAP"]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
@@ -124,10 +124,11 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11) -> dict:
                         raise SystemExit(f"worker exited; see var/log/{app_id}-*.log") from None
                     time.sleep(1)
         time.sleep(20)  # group join and agent start-up are not part of the measurement
-        n = sum(1 for _ in open(path, "rb"))
+        n = sum(1 for _ in itertools.islice(open(path, "rb"), limit))
         started = time.time()
         subprocess.run([sys.executable, "-m", "tilannekuva.cli", "produce", path, "--rate", str(rate),
-                        "--topic", topic], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        "--topic", topic, *(["--limit", str(limit)] if limit else [])],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         produced = time.time() - started
         prev = None
         while True:
@@ -160,11 +161,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="worker processes in one consumer group")
     parser.add_argument("--baseline-lines", type=int, default=None,
                         help="in-process baseline over the first N lines only (default: the whole file)")
+    parser.add_argument("--limit", type=int, default=None, help="produce only the first N lines of the file")
     parser.add_argument("--redis-db", type=int, default=11, help="Redis database the worker writes (default 11)")
     args = parser.parse_args()
     n, secs = in_process(args.file, args.baseline_lines)
     print(f"in-process steps (baseline): {n} lines in {secs:.1f} s = {n / secs:,.0f} events/s")
-    w = worker_run(args.file, args.rate, args.workers, args.redis_db)
+    w = worker_run(args.file, args.rate, args.workers, args.redis_db, args.limit)
     offered = "full speed" if args.rate == 0 else f"{args.rate}/s"
     print(f"{args.workers} worker(s), offered {offered}: {w['lines']} lines in {w['elapsed_s']:.0f} s = {w['rate']:,.0f} events/s "
           f"(produce took {w['produce_s']:.0f} s); event → Redis p50 {w['p50']:.3f} s, p99 {w['p99']:.3f} s")
