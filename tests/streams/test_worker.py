@@ -88,17 +88,7 @@ def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kaf
     # suppressed, for the whole, every municipality and every area.
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines_of(events)) + b"\n")
-    port = free_port()
-    env = {**worker.env, "SITUATION_API_TOKEN": "compare-token", "SITUATION_API_PORT": str(port)}
-    api = subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "api", "--port", str(port)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
-        out = subprocess.run([sys.executable, "-m", "tilannekuva.cli", "compare", str(path)], env=env,
-                             capture_output=True, text=True, timeout=300)
-    finally:
-        api.terminate()
-        api.wait(timeout=30)
+    out = _compare_through_api(worker.env, path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert ": 0 differ" in out.stdout
 
@@ -213,6 +203,21 @@ def _minus_days(day: str, n: int) -> str:
     return (dt.date.fromisoformat(day) - dt.timedelta(days=n)).isoformat()
 
 
+def _compare_through_api(worker_env: dict, path) -> subprocess.CompletedProcess:
+    """``tilannekuva compare`` against a ``tilannekuva api`` over the worker's Redis."""
+    port = free_port()
+    env = {**worker_env, "SITUATION_API_TOKEN": "compare-token", "SITUATION_API_PORT": str(port)}
+    api = subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "api", "--port", str(port)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        return subprocess.run([sys.executable, "-m", "tilannekuva.cli", "compare", str(path)], env=env,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+
+
 def _wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -312,6 +317,15 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
             want.setdefault(scope, {}).setdefault(g, 0)
             want[scope][g] += 1
     assert read_redis(client, groups=True) == want
+
+    # Through the API: indicators equal the batch reference, and every shown group
+    # count is 0 or at least the threshold and the groups add up to families wherever
+    # all of them are shown (tilannekuva compare checks both).
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines_of(events)) + b"\n")
+    out = _compare_through_api(worker.env, path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ": 0 differ" in out.stdout and re.search(r"service_need_groups shown in [1-9]\d* scopes: 0 problems", out.stdout)
 
     # The snapshot's durable copy is the compacted changelog of the model table.
     changelog = consume_all(kafka_bootstrap, f"{worker.app_id}-model-changelog")
