@@ -220,6 +220,23 @@ class FamilyTypes(base.Clusterer):
             self._sample_keys[key] = slot
             self._slot_keys[slot] = key
 
+    def forget(self, key) -> None:
+        """Drop ``key``'s vector from the rebase and calibration sample: the family is no
+        longer counted (moved away, children grown up), so it must not weigh on the cut
+        points of the groups the picture shows."""
+        slot = self._sample_keys.pop(key, None)
+        if slot is None:
+            return
+        del self._slot_keys[slot]
+        last = len(self._sample) - 1
+        if slot != last:
+            self._sample[slot] = self._sample[last]
+            moved = self._slot_keys.pop(last, None)
+            if moved is not None:
+                self._sample_keys[moved] = slot
+                self._slot_keys[slot] = moved
+        self._sample.pop()
+
     @property
     def initialised(self) -> bool:
         return self.centroids is not None

@@ -287,7 +287,8 @@ def create_app(
 
     async def apply_families(sink: AsyncRedisSink, families: dict[str, int], learn: bool = False) -> None:
         """Recompute contributions (indicators and group) and write them in one pipeline;
-        with ``learn``, send the counted families' vectors to the learner."""
+        with ``learn``, send the counted families' vectors to the learner. Families no
+        longer counted are sent as ``None`` from every caller: the learner forgets them."""
         async with write_lock:
             watermark = await sink.watermark()
             if watermark is None:
@@ -299,9 +300,11 @@ def create_app(
                 state = states[fam]
                 contrib = picture.contribution(state, watermark, lambda _s, g=groups[fam]: g) if state else None
                 items.append((fam, contrib, partition))
-                groups_now[fam] = groups[fam] if contrib is not None else None
-                if learn and contrib is not None and fam in vectors:
+                if contrib is None and groups_now.get(fam) is not None and types_on:
+                    learned.append([fam, None])
+                elif learn and contrib is not None and fam in vectors:
                     learned.append([fam, vectors[fam]])
+                groups_now[fam] = groups[fam] if contrib is not None else None
             sink.write(items)
             await sink.flush()
         if learned:
@@ -350,8 +353,11 @@ def create_app(
             keys, vectors = [], []
             for event in batch:
                 for fam, vec in event.value["items"]:
-                    keys.append(fam)
-                    vectors.append(vec)
+                    if vec is None:
+                        current.forget(fam)
+                    else:
+                        keys.append(fam)
+                        vectors.append(vec)
             metrics.EVENTS_IN.labels("learner").inc(len(vectors))
             current.learn_many(vectors, keys=keys)
             watermark = await sweep_sink.watermark()

@@ -126,6 +126,7 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
                 batch.append(vec)
             else:
                 vectors.pop(fam, None)
+                learner.forget(fam)
         learner.learn_many(batch, keys=keys)
         pipe.touched.clear()
         learn_time += time.perf_counter() - ts
@@ -135,6 +136,10 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
         if not learner.initialised or not vectors:
             return
         ts = time.perf_counter()
+        for fam in list(vectors):  # aged out by W alone (the stream's sweep does the same)
+            if fam not in pipe.contributions:
+                vectors.pop(fam)
+                learner.forget(fam)
         assigner = TypeAssigner.from_snapshot(learner.snapshot())
         fams = sorted(vectors)
         for f, t in zip(fams, assigner.predict_many([vectors[f] for f in fams]).tolist(), strict=True):

@@ -207,3 +207,24 @@ def test_initialise_now_on_small_data():
     assert not m.initialise_now()
     m.learn_many(X)
     assert m.initialise_now() and m.snapshot()["version"] == 1
+
+
+def test_forget_drops_a_family_from_the_sample_and_keeps_the_index_consistent():
+    import numpy as np
+
+    from models.family_types import FamilyTypes
+
+    model = FamilyTypes(n_types=2, features=("a",), weights=(1,), warmup=2, reservoir=5, rule=None, seed=1)
+    for i in range(5):
+        model.learn_one({"a": float(i)}, key=f"f{i}")
+    model.forget("f1")
+    model.forget("f4")
+    model.forget("nobody")
+    assert len(model._sample) == 3
+    assert sorted(model._sample_keys) == ["f0", "f2", "f3"]
+    for key, slot in model._sample_keys.items():
+        assert model._slot_keys[slot] == key
+        assert float(model._sample[slot][0]) == float(key[1:])
+    model.learn_one({"a": 9.0}, key="f2")  # an update still lands in its own slot
+    assert float(model._sample[model._sample_keys["f2"]][0]) == 9.0
+    assert np.vstack(model._sample).shape == (3, 1)
