@@ -248,11 +248,12 @@ def create_app(
         async for batch in stream.take_events(BATCH, within=WITHIN):
             await send_envelopes("person", run_step(batch, person_table, person_step, "person"))
 
-    # The assigner of the latest snapshot (every worker), and the group each family of
-    # this worker was last written with, so that a new snapshot rewrites only families
-    # whose group it changes.
+    # The assigner of the latest snapshot (every worker); the group each counted family
+    # of this worker was last written with, and every family written since start, so
+    # that a new snapshot rewrites only families whose group it changes.
     model = {"assigner": None, "version": None}
     groups_now: dict[str, int | None] = {}
+    applied: set[str] = set()
     # Contributions are computed and written under one lock: a write computed from an
     # older family state can then never land after a newer one.
     write_lock = asyncio.Lock()
@@ -300,11 +301,15 @@ def create_app(
                 state = states[fam]
                 contrib = picture.contribution(state, watermark, lambda _s, g=groups[fam]: g) if state else None
                 items.append((fam, contrib, partition))
-                if contrib is None and groups_now.get(fam) is not None and types_on:
-                    learned.append([fam, None])
-                elif learn and contrib is not None and fam in vectors:
-                    learned.append([fam, vectors[fam]])
-                groups_now[fam] = groups[fam] if contrib is not None else None
+                applied.add(fam)
+                if contrib is None:
+                    if fam in groups_now and types_on:
+                        learned.append([fam, None])
+                    groups_now.pop(fam, None)
+                else:
+                    groups_now[fam] = groups[fam]
+                    if learn and fam in vectors:
+                        learned.append([fam, vectors[fam]])
             sink.write(items)
             await sink.flush()
         if learned:
@@ -407,7 +412,8 @@ def create_app(
         families = {fam: p for fam in list(family_table.keys())
                     if (p := partition_of(fam, partitions)) in mine}
         groups, _ = groups_of({fam: family_table.get(fam) for fam in families})
-        changed = {fam: p for fam, p in families.items() if fam not in groups_now or groups_now[fam] != groups[fam]}
+        changed = {fam: p for fam, p in families.items()
+                   if fam not in applied or (fam in groups_now and groups_now[fam] != groups[fam])}
         for i in range(0, len(changed), 5000):
             chunk = dict(list(changed.items())[i:i + 5000])
             await apply_families(model_sink, chunk)
