@@ -74,10 +74,19 @@ class Worker:
             env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
 
-    def metrics(self) -> str:
+    def metrics(self, attempts: int = 3) -> str:
+        """The worker's /metrics text. A worker busy on a loaded machine can leave its
+        web view unanswered for a while: wait and retry rather than fail the test."""
         import urllib.request
 
-        return urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=10).read().decode()
+        for attempt in range(attempts):
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=60).read().decode()
+            except OSError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
