@@ -254,9 +254,6 @@ def create_app(
     model = {"assigner": None, "version": None}
     groups_now: dict[str, int | None] = {}
     applied: set[str] = set()
-    # Contributions are computed and written under one lock: a write computed from an
-    # older family state can then never land after a newer one.
-    write_lock = asyncio.Lock()
 
     async def load_model() -> bool:
         """Adopt the snapshot in Redis if it is newer; True when it changed."""
@@ -290,28 +287,27 @@ def create_app(
         """Recompute contributions (indicators and group) and write them in one pipeline;
         with ``learn``, send the counted families' vectors to the learner. Families no
         longer counted are sent as ``None`` from every caller: the learner forgets them."""
-        async with write_lock:
-            watermark = await sink.watermark()
-            if watermark is None:
-                return
-            states = {fam: family_table.get(fam) for fam in families}
-            groups, vectors = groups_of(states)
-            items, learned = [], []
-            for fam, partition in families.items():
-                state = states[fam]
-                contrib = picture.contribution(state, watermark, lambda _s, g=groups[fam]: g) if state else None
-                items.append((fam, contrib, partition))
-                applied.add(fam)
-                if contrib is None:
-                    if fam in groups_now and types_on:
-                        learned.append([fam, None])
-                    groups_now.pop(fam, None)
-                else:
-                    groups_now[fam] = groups[fam]
-                    if learn and fam in vectors:
-                        learned.append([fam, vectors[fam]])
-            sink.write(items)
-            await sink.flush()
+        watermark = await sink.watermark()
+        if watermark is None:
+            return
+        states = {fam: family_table.get(fam) for fam in families}
+        groups, vectors = groups_of(states)
+        items, learned = [], []
+        for fam, partition in families.items():
+            state = states[fam]
+            contrib = picture.contribution(state, watermark, lambda _s, g=groups[fam]: g) if state else None
+            items.append((fam, contrib, partition))
+            applied.add(fam)
+            if contrib is None:
+                if fam in groups_now and types_on:
+                    learned.append([fam, None])
+                groups_now.pop(fam, None)
+            else:
+                groups_now[fam] = groups[fam]
+                if learn and fam in vectors:
+                    learned.append([fam, vectors[fam]])
+        sink.write(items)
+        await sink.flush()
         if learned:
             await family_vectors.send(key=None, partition=0, value={"items": learned})
 

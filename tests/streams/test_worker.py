@@ -121,6 +121,7 @@ def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kaf
         assert not ({x.decode() for x in token.findall(key + value)} & raw_ids)
 
 
+@pytest.mark.timeout(1200)  # generation, batch reference and produce take a few minutes before the worker
 def test_ten_thousand_families_stream_equals_batch(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
     families = int(os.environ.get("TK_TEST_FAMILIES", "10000"))
     events = list(generate(families, 5, duplicates=0.01, out_of_order=0.02, retractions=0.005))
