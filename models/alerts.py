@@ -48,15 +48,11 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-#: Indicators watched, as a share (or rate) per family.
-WATCHED: tuple[str, ...] = (
-    "single_parent_families",
-    "families_social_assistance",
-    "families_unemployed_parent",
-    "families_child_welfare",
-    "child_welfare_notifications_30d",
-    "mental_health_visits_90d",
-)
+from models.contract import INDICATORS
+
+#: Indicators watched, as a share (or rate) per family: every indicator but the
+#: denominators themselves.
+WATCHED: tuple[str, ...] = tuple(i for i in INDICATORS if i not in ("families", "children"))
 
 
 @dataclass(frozen=True)
