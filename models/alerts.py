@@ -21,7 +21,9 @@ The rule (:class:`TrendRule`), per scope (area, municipality, whole) and indicat
   until the rise falls under ``rise / 2`` (hysteresis: no flapping around the line).
 
 Alert ids are a hash of (scope, indicator, as_of): the same tick replayed gives the same
-id, so consumers can drop duplicates.
+id, so consumers can drop duplicates. A pair raises at most once per watermark day:
+while the stream catches up, counts at one W still move, and a pair that fell back and
+rose again on the same day would otherwise repeat an id the topic already carries.
 
 Examples
 --------
@@ -108,13 +110,15 @@ def alert_id(scope: str, indicator: str, as_of: str) -> str:
 def alert_step(state: Mapping | None, pic: Mapping, as_of: str | None, now: str, rule: TrendRule):
     """One tick: ``(state, suppressed picture, W, wall-clock now, rule) -> (state, alerts)``.
 
-    ``state`` is JSON-able: ``{"history": [[day, shares], ...], "active": [key, ...]}``
-    with days as ISO dates, oldest first. ``alerts`` are dicts, ready to publish.
+    ``state`` is JSON-able: ``{"history": [[day, shares], ...], "active": [key, ...],
+    "raised": {key: day}}`` with days as ISO dates, history oldest first. ``alerts`` are
+    dicts, ready to publish.
     """
     history = [list(h) for h in (state or {}).get("history", [])]
     active = set((state or {}).get("active", []))
+    raised = dict((state or {}).get("raised", {}))
     if as_of is None:
-        return {"history": history, "active": sorted(active)}, []
+        return {"history": history, "active": sorted(active), "raised": raised}, []
     today = _day(as_of)
     shares = shown_shares(pic, rule.min_families)
     # One snapshot per watermark day: a later tick on the same day replaces it.
@@ -127,7 +131,7 @@ def alert_step(state: Mapping | None, pic: Mapping, as_of: str | None, now: str,
     history = [h for h in history if baseline is None or _day(h[0]) >= _day(baseline[0])]
     alerts: list[dict] = []
     if baseline is None:
-        return {"history": history, "active": sorted(active)}, alerts
+        return {"history": history, "active": sorted(active), "raised": raised}, alerts
     before = baseline[1]
     kinds = {key: (kind, area, muni) for key, kind, area, muni, _ in _scopes(pic)}
     still = set()
@@ -144,6 +148,9 @@ def alert_step(state: Mapping | None, pic: Mapping, as_of: str | None, now: str,
                 continue
             if rise >= rule.rise:
                 still.add(pair)
+                if raised.get(pair) == as_of[:10]:
+                    continue  # raised today already: same id
+                raised[pair] = as_of[:10]
                 kind, area, muni = kinds[key]
                 alerts.append({
                     "id": alert_id(key, indicator, as_of[:10]),
@@ -159,4 +166,4 @@ def alert_step(state: Mapping | None, pic: Mapping, as_of: str | None, now: str,
                     "now": {"as_of": as_of[:10], "share": share},
                     "rise": round(rise, 6),
                 })
-    return {"history": history, "active": sorted(still)}, alerts
+    return {"history": history, "active": sorted(still), "raised": raised}, alerts

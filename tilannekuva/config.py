@@ -69,6 +69,7 @@ class Settings:
     min_cell: int = 5
     partitions: int = 4
     standby_replicas: int = 1
+    session_timeout_s: float = 60.0
     input_retention_ms: int = 3_600_000
     app_id: str = "tilannekuva"
     input_topic: str = TOPIC_INPUT
@@ -102,6 +103,8 @@ class Settings:
             partitions=_int(env, "TK_PARTITIONS", 4),
             # Standby table copies in the other workers: faster fail-over, more CPU.
             standby_replicas=_int(env, "TK_STANDBY_REPLICAS", 1),
+            # A killed worker keeps its partitions until the group gives up on it.
+            session_timeout_s=_float(env, "TK_SESSION_TIMEOUT_S", 60.0),
             input_retention_ms=_int(env, "TK_INPUT_RETENTION_MS", 3_600_000),
             app_id=env.get("TK_APP_ID") or "tilannekuva",
             # Overridable so that integration tests run isolated on a shared broker.

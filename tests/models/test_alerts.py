@@ -49,6 +49,20 @@ def test_a_rise_raises_once_then_rearms_after_falling_back():
     assert second["before"]["as_of"] == "2026-03-10" and second["id"] != first["id"]
 
 
+def test_a_pair_raises_once_per_watermark_day_even_if_it_falls_and_rises_again():
+    # While the stream catches up, counts at one W move: raised, fallen back, risen.
+    _, raised = run([
+        ("2026-01-01", pic(assist=10)),
+        ("2026-02-01", pic(assist=16)),
+        ("2026-02-01", pic(assist=9)),
+        ("2026-02-01", pic(assist=17)),
+        ("2026-02-02", pic(assist=9)),
+        ("2026-02-03", pic(assist=17)),  # another day: a new alert
+    ])
+    assert [len(r) for r in raised] == [0, 1, 0, 0, 0, 1]
+    assert raised[1][0]["id"] != raised[5][0]["id"]
+
+
 def test_below_the_rise_or_falling_raises_nothing():
     _, raised = run([("2026-01-01", pic(assist=10)), ("2026-02-15", pic(assist=14)),
                      ("2026-03-20", pic(assist=5))])
