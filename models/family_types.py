@@ -220,6 +220,18 @@ class FamilyTypes(base.Clusterer):
             self._sample_keys[key] = slot
             self._slot_keys[slot] = key
 
+    def remember_many(self, X, keys) -> None:
+        """Put families' current vectors in the rebase and calibration sample without
+        learning from them: after a restart the model resumes from its snapshot, and the
+        workers refill the sample from the families' states."""
+        for x, key in zip(X, keys, strict=True):
+            self._remember(self._vec(x) if isinstance(x, dict) else np.asarray(x, dtype=float), key)
+
+    @property
+    def sample_size(self) -> int:
+        """Recent vectors held for a :meth:`rebase` (a restart empties the sample)."""
+        return len(self._sample)
+
     def forget(self, key) -> None:
         """Drop ``key``'s vector from the rebase and calibration sample: the family is no
         longer counted (moved away, children grown up), so it must not weigh on the cut

@@ -341,6 +341,32 @@ def create_app(
         return FamilyTypes(n_types=settings.n_types, warmup=settings.model_warmup,
                            calibrate_shares=REFERENCE_SHARES)
 
+    async def publish(current: FamilyTypes, snap: dict, watermark: str, now: float) -> None:
+        """A snapshot to the compacted model table and to Redis for every worker."""
+        snap["published"] = learner_state["last"] = {"w_day": picture.day(watermark), "at": now, "as_of": watermark}
+        model_table["snapshot"] = snap
+        pipe = redis.pipeline(transaction=True)
+        pipe.set(MODEL_KEY, json.dumps(snap, separators=(",", ":")))
+        pipe.set(MODEL_VERSION_KEY, f"{snap['generation']}.{snap['version']}")
+        await pipe.execute()
+        metrics.MODEL_SNAPSHOTS.inc()
+
+    def rebase(current: FamilyTypes, request: str) -> dict | None:
+        """A deliberate re-base (``tilannekuva rebase``): new generation, fresh type ids,
+        the old → new mapping in the snapshot's ``lineage``. A request is carried out
+        once: a replayed request finds its id in the lineage."""
+        if (current.lineage or {}).get("request") == request:
+            return None
+        if current.sample_size < current.n_types:
+            log.warning("rebase %s ignored: the model has %d recent vectors, needs %d",
+                        request, current.sample_size, current.n_types)
+            return None
+        snap = current.rebase()
+        current.lineage = snap["lineage"] = {**snap["lineage"], "request": request}
+        log.warning("rebase %s: generation %d, %d types re-based", request, snap["generation"],
+                    len(snap["lineage"]["mapping"]))
+        return snap
+
     @app.agent(family_vectors)
     async def learner(stream):
         """The one learner: family vectors → online family types → versioned snapshots
@@ -356,8 +382,13 @@ def create_app(
                                                     calibrate_shares=REFERENCE_SHARES) if stored else new_learner()
                 learner_state["model"] = current
                 learner_state["last"] = stored and stored.get("published")
-            keys, vectors = [], []
+            keys, vectors, requests = [], [], []
             for event in batch:
+                if event.value.get("rebase"):
+                    requests.append(str(event.value["rebase"]))
+                if event.value.get("sample"):
+                    fams, vecs = zip(*event.value["sample"], strict=True)
+                    current.remember_many(vecs, fams)
                 for fam, vec in event.value["items"]:
                     if vec is None:
                         current.forget(fam)
@@ -368,19 +399,18 @@ def create_app(
             current.learn_many(vectors, keys=keys)
             watermark = await sweep_sink.watermark()
             if not current.initialised or watermark is None:
+                for request in requests:
+                    log.warning("rebase %s ignored: the model is still warming up", request)
                 continue
-            now, w_day = time.time(), picture.day(watermark)
-            if not snapshot_due(learner_state["last"], w_day, now, settings.snapshot_days,
-                                settings.snapshot_min_interval_s):
-                continue
-            snap = current.snapshot()
-            snap["published"] = learner_state["last"] = {"w_day": w_day, "at": now, "as_of": watermark}
-            model_table["snapshot"] = snap
-            pipe = redis.pipeline(transaction=True)
-            pipe.set(MODEL_KEY, json.dumps(snap, separators=(",", ":")))
-            pipe.set(MODEL_VERSION_KEY, f"{snap['generation']}.{snap['version']}")
-            await pipe.execute()
-            metrics.MODEL_SNAPSHOTS.inc()
+            now = time.time()
+            snap = None
+            for request in requests:
+                snap = rebase(current, request) or snap
+            if snap is None and snapshot_due(learner_state["last"], picture.day(watermark), now,
+                                             settings.snapshot_days, settings.snapshot_min_interval_s):
+                snap = current.snapshot()
+            if snap is not None:
+                await publish(current, snap, watermark, now)
 
     # ------------------------------------------------------------------ timers
     @app.timer(SWEEP_SECONDS)
@@ -399,17 +429,36 @@ def create_app(
             if due:
                 await apply_families(sweep_sink, {fam: tp.partition for fam in due})
 
+    sampled: set[int] = set()  # partitions whose families this worker put in the learner's sample
+
+    async def refill_sample(parts: set[int]) -> None:
+        """Send the counted families of newly assigned partitions to the learner's sample
+        (not to learning): a restarted learner resumes with an empty one."""
+        watermark = await model_sink.watermark()
+        if not parts or watermark is None:
+            return
+        states = {fam: state for fam in list(family_table.keys())
+                  if partition_of(fam, partitions) in parts and (state := family_table.get(fam))
+                  and picture.contribution(state, watermark) is not None}
+        _, vectors = groups_of(states)
+        items = [[fam, vec] for fam, vec in vectors.items()]
+        for i in range(0, len(items), BATCH):
+            await family_vectors.send(key=None, partition=0, value={"items": [], "sample": items[i:i + BATCH]})
+
     @app.timer(MODEL_POLL_SECONDS)
     async def adopt_model():
         """A new snapshot: re-assign this worker's families, rewriting those whose group
         it changes (all of them after a restart)."""
-        if not types_on:
-            return
+        if not types_on or app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+            return  # the family table is complete only once recovered
         await ensure_sinks()
-        if not await load_model():
-            return
         mine = {tp.partition for tp in app.assignor.assigned_actives()
                 if tp.topic == family_inputs.get_topic_name()}
+        await refill_sample(mine - sampled)
+        sampled.clear()
+        sampled.update(mine)
+        if not await load_model():
+            return
         families = {fam: p for fam in list(family_table.keys())
                     if (p := partition_of(fam, partitions)) in mine}
         groups, _ = groups_of({fam: family_table.get(fam) for fam in families})

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "api": ("tilannekuva.api", "serve the situation picture HTTP API"),
     "picture": ("tilannekuva.batch", "compute the picture from an event file (batch reference, pandas)"),
     "demo": ("tilannekuva.demo", "zero-setup demo: in-process pipeline, embedded Redis, live API"),
+    "rebase": ("tilannekuva.rebase", "ask the learner to re-base the family types (new ids, old → new mapping)"),
     "evaluate": ("tilannekuva.evaluate", "evaluate family types and service-need groups against planted truth"),
     "compare": ("tilannekuva.compare", "compare the API's answers with the batch reference, cell by cell"),
 }

@@ -228,3 +228,16 @@ def test_forget_drops_a_family_from_the_sample_and_keeps_the_index_consistent():
     model.learn_one({"a": 9.0}, key="f2")  # an update still lands in its own slot
     assert float(model._sample[model._sample_keys["f2"]][0]) == 9.0
     assert np.vstack(model._sample).shape == (3, 1)
+
+
+def test_a_restarted_learner_refills_its_sample_without_learning(trained):
+    model, X = trained
+    resumed = FamilyTypes.from_snapshot(json.loads(json.dumps(model.snapshot())))
+    assert resumed.sample_size == 0
+    before = resumed.centroids.copy(), resumed.n_seen
+    resumed.remember_many(X[:500], keys=range(500))
+    resumed.remember_many(X[:10], keys=range(10))  # the same families again: replaced
+    assert resumed.sample_size == 500
+    assert np.array_equal(resumed.centroids, before[0]) and resumed.n_seen == before[1]
+    snap = resumed.rebase()
+    assert snap["generation"] == model.generation + 1 and len(snap["lineage"]["mapping"]) == 100

@@ -300,6 +300,19 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
             time.sleep(0.5)
         raise AssertionError(f"groups did not settle: version {version()}\n{worker.logs()}")
 
+    def groups_of_snapshot() -> dict[str, dict[str, int]]:
+        """The groups the snapshot in Redis gives the families' final states."""
+        assigner = TypeAssigner.from_snapshot(json.loads(client.get("tk:model")))
+        states, wm = final_states(events)
+        want: dict[str, dict[str, int]] = {}
+        for state in states.values():
+            c = contribution(state, wm)
+            g = f"g{family_group(state, assigner)}"
+            for scope in ("all", f"m:{c['municipality']}", f"a:{c['area']}"):
+                want.setdefault(scope, {}).setdefault(g, 0)
+                want[scope][g] += 1
+        return want
+
     produce(kafka_bootstrap, topic, lines_of(events[:cut]))
     worker.start()
     try:
@@ -320,16 +333,7 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
 
     # Exactly the groups the final snapshot gives the families' final states.
     snap = json.loads(client.get("tk:model"))
-    assigner = TypeAssigner.from_snapshot(snap)
-    states, wm = final_states(events)
-    want: dict[str, dict[str, int]] = {}
-    for state in states.values():
-        c = contribution(state, wm)
-        g = f"g{family_group(state, assigner)}"
-        for scope in ("all", f"m:{c['municipality']}", f"a:{c['area']}"):
-            want.setdefault(scope, {}).setdefault(g, 0)
-            want[scope][g] += 1
-    assert read_redis(client, groups=True) == want
+    assert read_redis(client, groups=True) == groups_of_snapshot()
 
     # Through the API: indicators equal the batch reference, and every shown group
     # count is 0 or at least the threshold and the groups add up to families wherever
@@ -344,3 +348,20 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
     changelog = consume_all(kafka_bootstrap, f"{worker.app_id}-model-changelog")
     versions = [json.loads(m.value)["version"] for m in changelog]
     assert versions and max(versions) == snap["version"]
+
+    # A deliberate re-base: a new generation with fresh ids and the old → new mapping;
+    # the picture's groups follow it.
+    worker.start()
+    try:
+        out = subprocess.run([sys.executable, "-m", "tilannekuva.cli", "rebase", "--wait", "120"],
+                             env=worker.env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stdout + out.stderr + worker.logs()
+        rebased = settle()
+    finally:
+        worker.stop()
+    new = json.loads(client.get("tk:model"))
+    assert rebased[0] == final[0] + 1 and new["lineage"]["from_version"] >= final[1], (final, rebased)
+    assert sorted(old for old, _ in new["lineage"]["mapping"]) == sorted(snap["type_ids"])
+    assert sorted(n for _, n in new["lineage"]["mapping"]) == sorted(new["type_ids"])
+    assert not set(new["type_ids"]) & set(snap["type_ids"])
+    assert read_redis(client, groups=True) == groups_of_snapshot()
