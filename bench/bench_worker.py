@@ -95,7 +95,7 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int 
     url = services["REDIS_URL"].rsplit("/", 1)[0] + f"/{db}"
     redis.Redis.from_url(url).flushdb()
     env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": url, "TK_APP_ID": app_id,
-           "TK_INPUT_TOPIC": topic, "TK_DLQ_TOPIC": f"{app_id}-dlq",
+           "TK_INPUT_TOPIC": topic, "TK_DLQ_TOPIC": f"{app_id}-dlq", "TK_ALERTS_TOPIC": f"{app_id}-alerts",
            "SITUATION_PSEUDONYM_KEY": "bench-key-0123456789abcdef"}
     procs, ports = [], []
     for i in range(workers):

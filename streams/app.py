@@ -27,6 +27,8 @@ from pathlib import Path
 
 import faust
 import redis.asyncio as aioredis
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 from faust.streams import _current_event as _faust_current_event
 
 from models import picture
@@ -46,6 +48,7 @@ from tilannekuva.config import Settings
 log = logging.getLogger("tilannekuva.worker")
 
 BATCH = 1000
+ENVELOPE_ITEMS = 250
 WITHIN = 0.05  # seconds a batch may wait to fill
 SWEEP_SECONDS = 1.0
 MODEL_POLL_SECONDS = 2.0
@@ -175,9 +178,24 @@ def create_app(
             if sink.apply_sha is None:
                 await sink.setup()
 
+    async def send_items(topic, partition: int, items: list, field: str = "items") -> None:
+        """``{field: items}`` to one partition, in envelopes the broker accepts: at most
+        ENVELOPE_ITEMS items, halved again if one is still too large (feature profiles
+        make person summaries about 1 KiB; 1000 of them broke the 1 MB limit)."""
+        for i in range(0, len(items), ENVELOPE_ITEMS):
+            chunk = items[i:i + ENVELOPE_ITEMS]
+            try:
+                await topic.send(key=None, partition=partition, value={"items": [], **{field: chunk}})
+            except ProducerSendError as exc:
+                if not isinstance(exc.__cause__, MessageSizeTooLargeError) or len(chunk) == 1:
+                    raise
+                half = len(chunk) // 2
+                await send_items(topic, partition, chunk[:half], field)
+                await send_items(topic, partition, chunk[half:], field)
+
     async def send_envelopes(step: str, outs: Envelopes) -> None:
         for (stage, partition), items in outs.items():
-            await out_topics[stage].send(key=None, partition=partition, value={"items": items})
+            await send_items(out_topics[stage], partition, items)
             metrics.EVENTS_OUT.labels(step).inc(len(items))
 
     def run_step(batch, table, step_fn, step: str) -> Envelopes:
@@ -314,7 +332,7 @@ def create_app(
         sink.write(items)
         await sink.flush()
         if learned:
-            await family_vectors.send(key=None, partition=0, value={"items": learned})
+            await send_items(family_vectors, 0, learned)
 
     @app.agent(family_inputs)
     async def family(stream):
@@ -335,7 +353,7 @@ def create_app(
                     if t0:  # Faust gives Kafka timestamps in seconds
                         metrics.EVENT_TO_REDIS.observe(max(0.0, done - t0))
 
-    learner_state: dict = {"model": None, "last": None}
+    learner_state: dict = {"model": None, "last": None, "pending": set()}
 
     def new_learner() -> FamilyTypes:
         return FamilyTypes(n_types=settings.n_types, warmup=settings.model_warmup,
@@ -354,13 +372,18 @@ def create_app(
     def rebase(current: FamilyTypes, request: str) -> dict | None:
         """A deliberate re-base (``tilannekuva rebase``): new generation, fresh type ids,
         the old → new mapping in the snapshot's ``lineage``. A request is carried out
-        once: a replayed request finds its id in the lineage."""
+        once: a replayed request finds its id in the lineage. Until the sample holds a
+        vector per type (a restarted learner waits for the workers' refill) it stays
+        pending, in memory."""
         if (current.lineage or {}).get("request") == request:
             return None
         if current.sample_size < current.n_types:
-            log.warning("rebase %s ignored: the model has %d recent vectors, needs %d",
-                        request, current.sample_size, current.n_types)
+            if request not in learner_state["pending"]:
+                log.warning("rebase %s pending: the model has %d recent vectors, needs %d",
+                            request, current.sample_size, current.n_types)
+            learner_state["pending"].add(request)
             return None
+        learner_state["pending"].discard(request)
         snap = current.rebase()
         current.lineage = snap["lineage"] = {**snap["lineage"], "request": request}
         log.warning("rebase %s: generation %d, %d types re-based", request, snap["generation"],
@@ -382,9 +405,9 @@ def create_app(
                                                     calibrate_shares=REFERENCE_SHARES) if stored else new_learner()
                 learner_state["model"] = current
                 learner_state["last"] = stored and stored.get("published")
-            keys, vectors, requests = [], [], []
+            keys, vectors, requests = [], [], sorted(learner_state["pending"])
             for event in batch:
-                if event.value.get("rebase"):
+                if event.value.get("rebase") and str(event.value["rebase"]) not in requests:
                     requests.append(str(event.value["rebase"]))
                 if event.value.get("sample"):
                     fams, vecs = zip(*event.value["sample"], strict=True)
@@ -401,6 +424,7 @@ def create_app(
             if not current.initialised or watermark is None:
                 for request in requests:
                     log.warning("rebase %s ignored: the model is still warming up", request)
+                learner_state["pending"].clear()
                 continue
             now = time.time()
             snap = None
@@ -441,9 +465,7 @@ def create_app(
                   if partition_of(fam, partitions) in parts and (state := family_table.get(fam))
                   and picture.contribution(state, watermark) is not None}
         _, vectors = groups_of(states)
-        items = [[fam, vec] for fam, vec in vectors.items()]
-        for i in range(0, len(items), BATCH):
-            await family_vectors.send(key=None, partition=0, value={"items": [], "sample": items[i:i + BATCH]})
+        await send_items(family_vectors, 0, [[fam, vec] for fam, vec in vectors.items()], field="sample")
 
     @app.timer(MODEL_POLL_SECONDS)
     async def adopt_model():
@@ -509,6 +531,9 @@ def create_app(
         level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
         for name in ("faust", "aiokafka", "mode", "kafka"):
             logging.getLogger(name).setLevel(level)
+        # Under a backlog Faust warns of a full producer buffer ten times a second: that
+        # is its flow control working, not news (consumer lag is the metric to watch).
+        logging.getLogger("faust.transport.producer").setLevel(max(level, logging.ERROR))
 
     # ------------------------------------------------------------------ views
     @app.page("/metrics")
