@@ -117,7 +117,10 @@ class FamilyTypes(base.Clusterer):
         the rebase sample (latest vector per sampled family), fill the groups with these
         shares as closely as whole types allow; the cuts are frozen into the snapshot.
         This pins the overall distribution (areas still differ); None keeps the rule's
-        fixed cuts.
+        fixed cuts. ``group_margin`` applies to fixed cuts only.
+    share_slack
+        With ``calibrate_shares``: how far (as a share) a group may stay from its best
+        reachable share so that fewer families change group between snapshots.
     seed
         Random seed.
 
@@ -150,6 +153,7 @@ class FamilyTypes(base.Clusterer):
         group_margin: float = 0.1,
         rule: ServiceNeedRule | None = _DEFAULT_RULE,
         calibrate_shares: Sequence[float] | None = None,
+        share_slack: float = 0.0025,
         seed: int | None = 42,
     ):
         self.n_types = n_types
@@ -161,6 +165,7 @@ class FamilyTypes(base.Clusterer):
         self.group_margin = group_margin
         self.rule = rule
         self.calibrate_shares = tuple(calibrate_shares) if calibrate_shares is not None else None
+        self.share_slack = share_slack
         self.seed = seed
         if len(self.weights) != len(self.features):
             raise ValueError("one weight per feature")
@@ -359,15 +364,22 @@ class FamilyTypes(base.Clusterer):
             lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
             sizes = np.bincount(lab, minlength=len(self.centroids))
             type_scores = [self.rule.need_score(p) for p in self._profiles()]
+            # stability is in the cuts (least families moved within the share slack), so
+            # no score hysteresis on top: it would undo the calibration
             self.rule = ServiceNeedRule.calibrated(type_scores, sizes, self.calibrate_shares,
-                                                   weights=self.rule.weights, base=self.rule.base)
+                                                   weights=self.rule.weights, base=self.rule.base,
+                                                   previous=[self.groups.get(t) for t in self.type_ids],
+                                                   slack=self.share_slack)
+            margin = 0.0
+        else:
+            margin = self.group_margin
         scores, groups = [], []
         for tid, prof in zip(self.type_ids, self._profiles(), strict=True):
             if self.rule is None:
                 s, g = 0.0, 1
             else:
                 s = self.rule.need_score(prof)
-                g = self.rule.group(prof, previous=self.groups.get(tid), margin=self.group_margin)
+                g = self.rule.group(prof, previous=self.groups.get(tid), margin=margin)
             self.groups[tid] = g
             scores.append(s)
             groups.append(g)

@@ -194,6 +194,8 @@ class ServiceNeedRule:
         shares: Sequence[float] = REFERENCE_SHARES,
         weights: Mapping[str, tuple[float, float]] | None = None,
         base: float | None = None,
+        previous: Sequence[int | None] | None = None,
+        slack: float = 0.0025,
     ) -> ServiceNeedRule:
         """Cut points such that profiles ranked by score and weighted by ``sizes`` fill
         the ten groups with the reference ``shares`` as closely as whole profiles allow:
@@ -203,9 +205,26 @@ class ServiceNeedRule:
         ``calibrate_shares``. (:data:`DEFAULT_CUTS` were frozen earlier with the simpler
         rule: each cut at the profile whose cumulative share is nearest the target.)
 
+        With ``previous`` (each profile's group in the last snapshot, None if new) the
+        cuts are also stable: among all cuts whose every group is within ``slack`` of
+        that smallest largest difference, the ones that move the fewest families to
+        another group win. Groups stay contiguous in the score, so the rule stays
+        ``1 + #{cuts ≤ score}``; the stability costs at most ``slack`` in share.
+
         Examples
         --------
         >>> r = ServiceNeedRule.calibrated(range(10), [1] * 10, [0.1] * 10)
+        >>> [r.group_of_score(s) for s in range(10)]
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+        Profile 3 was in group 3: with 1.5 points of slack in share it stays there, with
+        none it moves up to meet the shares exactly.
+
+        >>> prev = [1, 2, 3, 3, 5, 6, 7, 8, 9, 10]
+        >>> r = ServiceNeedRule.calibrated(range(10), [1] * 10, [0.1] * 10, previous=prev, slack=0.15)
+        >>> [r.group_of_score(s) for s in range(10)]
+        [1, 2, 3, 3, 5, 6, 7, 8, 9, 10]
+        >>> r = ServiceNeedRule.calibrated(range(10), [1] * 10, [0.1] * 10, previous=prev, slack=0.0)
         >>> [r.group_of_score(s) for s in range(10)]
         [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         """
@@ -218,6 +237,10 @@ class ServiceNeedRule:
         target = np.asarray(shares, dtype=float) / sum(shares)
         cum = np.concatenate([[0.0], np.cumsum(n) / n.sum()])
         ends = _minimax_ends(cum, target)
+        if previous is not None:
+            prev = [list(previous)[i] for i in order]
+            best = max(abs(cum[e] - cum[b] - t) for b, e, t in zip([0, *ends[:-1]], ends, target, strict=True))
+            ends = _stable_ends(cum, target, best + slack, n / n.sum(), prev)
         cuts = []
         for e in ends[:-1]:  # group g holds ranked profiles [ends[g-1], ends[g])
             lo = s[e - 1] if e > 0 else s[0] - 1.0
@@ -255,6 +278,45 @@ def _minimax_ends(cum: np.ndarray, target: np.ndarray) -> list[int]:
     for g in range(k, 0, -1):
         ends.append(j)
         j = back[g][j]
+    return ends[::-1]
+
+
+def _stable_ends(cum: np.ndarray, target: np.ndarray, bound: float, weight: np.ndarray,
+                 previous: Sequence[int | None]) -> list[int]:
+    """End positions of the ten groups (as :func:`_minimax_ends`) with every
+    ``|share − target| ≤ bound`` that move the least weight of profiles away from their
+    ``previous`` group (None: no previous group, free); ties go to the smaller total
+    difference. The minimax solution is feasible for ``bound`` ≥ its largest difference."""
+    m, k = len(cum) - 1, len(target)
+    tol = 1e-12
+    best = np.full((k + 1, m + 1, 2), np.inf)
+    back = np.zeros((k + 1, m + 1), dtype=int)
+    best[0, 0] = (0.0, 0.0)
+    idx = np.arange(m + 1)
+    for g in range(1, k + 1):
+        # moved[i] = weight of profiles 0..i-1 whose previous group is neither None nor g
+        moved = np.concatenate([[0.0], np.cumsum([w if p is not None and p != g else 0.0
+                                                  for w, p in zip(weight, previous, strict=True)])])
+        for j in range(m + 1):
+            if g == k and j != m:
+                continue
+            i = idx[: j + 1]
+            err = np.abs(cum[j] - cum[i] - target[g - 1])
+            cost = best[g - 1, i, 0] + (moved[j] - moved[i])
+            total = best[g - 1, i, 1] + err
+            cost = np.where(err <= bound + tol, cost, np.inf)
+            if not np.isfinite(cost).any():
+                continue
+            key = np.lexsort((total, np.round(cost, 12)))[0]
+            if np.isfinite(cost[key]):
+                best[g, j] = (cost[key], total[key])
+                back[g, j] = i[key]
+    if not np.isfinite(best[k, m, 0]):
+        raise ValueError("no cuts within the bound")
+    ends, j = [], m
+    for g in range(k, 0, -1):
+        ends.append(j)
+        j = back[g, j]
     return ends[::-1]
 
 

@@ -11,6 +11,7 @@ from models.service_need import (
     BASE,
     DEFAULT_CUTS,
     NEED_WEIGHTS,
+    REFERENCE_SHARES,
     ServiceNeedRule,
     group_shares,
     need_index,
@@ -128,3 +129,32 @@ def test_share_helpers():
     assert share_at_least(g, 9) == 3 / 8
     assert abs(sum(group_shares(g).values()) - 1) < 1e-12
     assert share_at_least([], 4) == 0.0
+
+
+def _group_errors(rule, scores, sizes, shares):
+    g = np.asarray([rule.group_of_score(s) for s in scores])
+    n = np.asarray(sizes, dtype=float)
+    got = np.asarray([n[g == k].sum() for k in range(1, 11)]) / n.sum()
+    return g, np.abs(got - np.asarray(shares) / sum(shares))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 0.02))
+def test_stable_calibration_moves_fewer_families_and_stays_within_the_slack(seed, slack):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(4, 2, 100)
+    sizes = rng.integers(1, 400, 100)
+    first = ServiceNeedRule.calibrated(scores, sizes, REFERENCE_SHARES)
+    before, _ = _group_errors(first, scores, sizes, REFERENCE_SHARES)
+    scores2 = scores + rng.normal(0, 0.05, 100)  # the centroids drift a little
+    sizes2 = sizes + rng.integers(0, 40, 100)
+    free = ServiceNeedRule.calibrated(scores2, sizes2, REFERENCE_SHARES)
+    stable = ServiceNeedRule.calibrated(scores2, sizes2, REFERENCE_SHARES, previous=before.tolist(), slack=slack)
+    g_free, err_free = _group_errors(free, scores2, sizes2, REFERENCE_SHARES)
+    g_stable, err_stable = _group_errors(stable, scores2, sizes2, REFERENCE_SHARES)
+    assert err_stable.max() <= err_free.max() + slack + 1e-9
+    moved = lambda g: sizes2[g != before].sum()  # noqa: E731
+    assert moved(g_stable) <= moved(g_free)
+    # still a rule on the score: groups never decrease as the score rises
+    order = np.argsort(scores2)
+    assert (np.diff(g_stable[order]) >= 0).all()
