@@ -274,7 +274,7 @@ def create_app(
     # The assigner of the latest snapshot (every worker); the group each counted family
     # of this worker was last written with, and every family written since start, so
     # that a new snapshot rewrites only families whose group it changes.
-    model = {"assigner": None, "version": None}
+    model = {"assigner": None, "version": None, "adopted": None}
     groups_now: dict[str, int | None] = {}
     applied: set[str] = set()
 
@@ -479,8 +479,12 @@ def create_app(
         await refill_sample(mine - sampled)
         sampled.clear()
         sampled.update(mine)
-        if not await load_model():
+        await load_model()
+        # Not "did load_model change it": the family agent may have loaded this version
+        # first, after it had written families without a group.
+        if model["assigner"] is None or model["adopted"] == model["version"]:
             return
+        version = model["version"]
         families = {fam: p for fam in list(family_table.keys())
                     if (p := partition_of(fam, partitions)) in mine}
         groups, _ = groups_of({fam: family_table.get(fam) for fam in families})
@@ -489,6 +493,7 @@ def create_app(
         for i in range(0, len(changed), 5000):
             chunk = dict(list(changed.items())[i:i + 5000])
             await apply_families(model_sink, chunk)
+        model["adopted"] = version
         metrics.FAMILIES_REASSIGNED.inc(len(changed))
 
     rule = TrendRule(settings.alert_window_days, settings.alert_rise, settings.alert_min_families)
