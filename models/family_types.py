@@ -31,7 +31,7 @@ import numpy as np
 from river import base, preprocessing
 
 from models.features import FEATURE_NAMES, FEATURES, state_vector
-from models.service_need import ServiceNeedRule
+from models.service_need import ServiceNeedRule, boundary_splits
 
 __all__ = ["FamilyTypes", "TypeAssigner", "SNAPSHOT_SCHEMA", "family_group", "family_type"]
 
@@ -121,6 +121,11 @@ class FamilyTypes(base.Clusterer):
     share_slack
         With ``calibrate_shares``: how far (as a share) a group may stay from its best
         reachable share so that fewer families change group between snapshots.
+    split_tol
+        With ``calibrate_shares``: where whole types still leave the share below a group
+        boundary more than this far from its target, the type at the boundary is split
+        by its families' own need scores (:func:`~models.service_need.boundary_splits`);
+        None never splits.
     seed
         Random seed.
 
@@ -154,6 +159,7 @@ class FamilyTypes(base.Clusterer):
         rule: ServiceNeedRule | None = _DEFAULT_RULE,
         calibrate_shares: Sequence[float] | None = None,
         share_slack: float = 0.0025,
+        split_tol: float | None = 0.01,
         seed: int | None = 42,
     ):
         self.n_types = n_types
@@ -166,6 +172,8 @@ class FamilyTypes(base.Clusterer):
         self.rule = rule
         self.calibrate_shares = tuple(calibrate_shares) if calibrate_shares is not None else None
         self.share_slack = share_slack
+        self.split_tol = split_tol
+        self.splits: list[list] = []
         self.seed = seed
         if len(self.weights) != len(self.features):
             raise ValueError("one weight per feature")
@@ -383,6 +391,14 @@ class FamilyTypes(base.Clusterer):
             self.groups[tid] = g
             scores.append(s)
             groups.append(g)
+        self.splits = []
+        if (self.rule is not None and self.calibrate_shares is not None and self.split_tol is not None
+                and self._sample):
+            self.splits = boundary_splits(np.asarray(self.type_ids)[lab],
+                                          self.rule.need_scores(sample, self.features), self.groups,
+                                          dict(zip(self.type_ids, scores, strict=True)),
+                                          self.calibrate_shares, self.split_tol)
+        need_w, need_offset = self.rule.linear(self.features) if self.rule is not None else (None, 0.0)
         n = int(min(self.scaler.counts.values(), default=0))
         return {
             "schema": SNAPSHOT_SCHEMA,
@@ -400,6 +416,8 @@ class FamilyTypes(base.Clusterer):
             "need_scores": scores,
             "groups": groups,
             "cuts": list(self.rule.cuts) if self.rule is not None else None,
+            "splits": [list(x) for x in self.splits],
+            "need_linear": None if need_w is None else {"weights": need_w.tolist(), "offset": need_offset},
             "n_seen": self.n_seen,
             "next_id": self._next_id,
             "lineage": self.lineage,
@@ -433,6 +451,7 @@ class FamilyTypes(base.Clusterer):
         model.n_seen = int(snap["n_seen"])
         model._next_id = int(snap.get("next_id", max(model.type_ids) + 1))
         model.lineage = snap.get("lineage")
+        model.splits = [list(x) for x in snap.get("splits") or []]
         return model
 
     # -- deliberate re-basing ---------------------------------------------------------
@@ -531,7 +550,7 @@ class TypeAssigner:
     """
 
     def __init__(self, features, means, stds, weights, centroids, type_ids, groups=None,
-                 version=0, margin: float = 0.0):
+                 version=0, margin: float = 0.0, splits=None, need_linear=None):
         self.features = tuple(features)
         self.version = version
         self.margin = margin
@@ -554,6 +573,16 @@ class TypeAssigner:
         else:
             self._get = operator.itemgetter(*self.features)
         self._group_of = dict(zip(self.type_ids.tolist(), self.groups.tolist(), strict=True))
+        # Boundary types split by the family's own need score (boundary_splits): per
+        # position, own < down → one group down, own ≥ up → one group up.
+        self._down = np.full(len(self.type_ids), -np.inf)
+        self._up = np.full(len(self.type_ids), np.inf)
+        for tid, way, thr in splits or ():
+            (self._down if way == "down" else self._up)[self._pos[int(tid)]] = float(thr)
+        self._split = bool(splits)
+        if self._split:
+            self._need_w = np.asarray(need_linear["weights"], dtype=float)
+            self._need_b = float(need_linear["offset"])
 
     @classmethod
     def from_snapshot(cls, snap: dict, margin: float = 0.0) -> TypeAssigner:
@@ -561,7 +590,7 @@ class TypeAssigner:
             raise ValueError(f"not a {SNAPSHOT_SCHEMA} snapshot")
         return cls(snap["features"], snap["means"], snap["stds"], snap["weights"],
                    snap["centroids"], snap["type_ids"], snap.get("groups"),
-                   snap.get("version", 0), margin)
+                   snap.get("version", 0), margin, snap.get("splits"), snap.get("need_linear"))
 
     def to_matrix(self, X) -> np.ndarray:
         """Rows of ``X`` (dicts; missing features are 0) as a float matrix."""
@@ -617,12 +646,23 @@ class TypeAssigner:
         return int(self.predict_many([x], None if previous is None else [previous])[0])
 
     def group_one(self, x: dict) -> int:
-        """Service-need group of the vector's type."""
-        return self._group_of[self.predict_one(x)]
+        """Service-need group of one vector (its row in :meth:`assign_many`)."""
+        return int(self.assign_many([x])[1][0])
 
-    def groups_of(self, type_ids) -> np.ndarray:
-        """Service-need groups of the given type ids."""
-        return np.asarray([self._group_of[int(t)] for t in type_ids], dtype=np.int64)
+    def assign_many(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Type ids and service-need groups of a micro-batch: the group of the type, one
+        down or up where the snapshot splits that type and the row's own need score is
+        below or at/above the split."""
+        M = self.to_matrix(X)
+        if len(M) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        pos = self._positions(M)
+        groups = self.groups[pos].copy()
+        if self._split:
+            own = self._need_b + M @ self._need_w
+            groups -= own < self._down[pos]
+            groups += own >= self._up[pos]
+        return self.type_ids[pos], groups
 
 
 def family_type(state: dict, assigner: TypeAssigner | None) -> int | None:

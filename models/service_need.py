@@ -40,6 +40,7 @@ __all__ = [
     "NEED_WEIGHTS",
     "REFERENCE_SHARES",
     "ServiceNeedRule",
+    "boundary_splits",
     "group_shares",
     "need_index",
     "share_at_least",
@@ -145,12 +146,17 @@ class ServiceNeedRule:
 
     def need_scores(self, X: np.ndarray, features: Sequence[str]) -> np.ndarray:
         """Need scores of the rows of a matrix whose columns are ``features``."""
+        w, offset = self.linear(features)
+        return offset + np.asarray(X, dtype=float) @ w
+
+    def linear(self, features: Sequence[str]) -> tuple[np.ndarray, float]:
+        """The score as ``offset + x · w`` over ``features`` (for a frozen snapshot)."""
         pos = {f: i for i, f in enumerate(features)}
         w = np.zeros(len(features))
         for f, (wf, _) in self.weights.items():
             if f in pos:
                 w[pos[f]] = wf
-        return self._offset + np.asarray(X, dtype=float) @ w
+        return w, float(self._offset)
 
     def group_of_score(self, score: float) -> int:
         """``1 + #{cuts ≤ score}``: monotone non-decreasing in the score."""
@@ -321,6 +327,69 @@ def _stable_ends(cum: np.ndarray, target: np.ndarray, bound: float, weight: np.n
 
 
 _DEFAULT_RULE: ServiceNeedRule | None = None
+
+
+def boundary_splits(types, own, groups: Mapping[int, int], type_scores: Mapping[int, float],
+                    shares: Sequence[float] = REFERENCE_SHARES, tol: float = 0.01) -> list[list]:
+    """Split the type at a group boundary by its families' own need scores, where whole
+    types leave the share below the boundary more than ``tol`` from its target.
+
+    A type goes wholly into one group, so one large type at a boundary can put a group
+    several points off its share. For each boundary (groups ≤ k against the cumulative
+    target), if the share is too low, the least-need type of group k+1 sends its
+    families with the lowest own scores down to group k; if too high, the highest-need
+    type of group k sends its families with the highest own scores up. At most one split
+    per type. ``types``/``own``: type id and own need score of each sampled family.
+
+    Returns ``[[type_id, "down", t], ...]`` (own score < t: one group down) and
+    ``[[type_id, "up", t], ...]`` (own score ≥ t: one group up).
+
+    Examples
+    --------
+    >>> types = [0] * 50 + [1] * 50     # two types of 50 families, target 30 / 70
+    >>> own = list(range(100))
+    >>> splits = boundary_splits(types, own, {0: 1, 1: 2}, {0: 1.0, 1: 2.0},
+    ...                          shares=(0.3, 0.7), tol=0.01)
+    >>> splits
+    [[0, 'up', 30.0]]
+    >>> sum(1 for t, o in zip(types, own) if t == 0 and o < 30) / 100
+    0.3
+    """
+    types = np.asarray(types, dtype=np.int64)
+    own = np.asarray(own, dtype=float)
+    n = len(types)
+    if n == 0:
+        return []
+    g = np.asarray([groups[int(t)] for t in types], dtype=np.int64)
+    target = np.cumsum(shares)[:-1]
+    out: list[list] = []
+    split: set[int] = set()
+    for k in range(1, len(shares)):
+        have = float((g <= k).mean())
+        gap = target[k - 1] - have
+        if abs(gap) <= tol:
+            continue
+        src = k + 1 if gap > 0 else k  # the group that gives families across the boundary
+        present = {int(t) for t in np.unique(types[g == src])} - split
+        if not present:
+            continue
+        pick = min if gap > 0 else max
+        t = pick(present, key=lambda t: (type_scores[t], t))
+        rows = np.nonzero((types == t) & (g == src))[0]
+        o = np.sort(own[rows])
+        m = min(len(o), int(round(abs(gap) * n)))
+        if m == 0:
+            continue
+        if gap > 0:  # the m lowest go down
+            thr = float(o[m]) if m < len(o) else float(o[-1]) + 1.0
+            g[rows[own[rows] < thr]] = k
+            out.append([t, "down", thr])
+        else:  # the m highest go up
+            thr = float(o[len(o) - m])
+            g[rows[own[rows] >= thr]] = k + 1
+            out.append([t, "up", thr])
+        split.add(t)
+    return out
 
 
 def need_index(profile: Mapping[str, float]) -> float:

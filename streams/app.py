@@ -302,8 +302,8 @@ def create_app(
         groups: dict[str, int | None] = dict.fromkeys(states)
         if assigner is not None and vectors:
             fams = list(vectors)
-            types = assigner.predict_many([vectors[f] for f in fams])
-            groups.update(zip(fams, assigner.groups_of(types).tolist(), strict=True))
+            _, grp = assigner.assign_many([vectors[f] for f in fams])
+            groups.update(zip(fams, grp.tolist(), strict=True))
         return groups, vectors
 
     async def apply_families(sink: AsyncRedisSink, families: dict[str, int], learn: bool = False) -> None:

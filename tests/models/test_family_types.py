@@ -241,3 +241,26 @@ def test_a_restarted_learner_refills_its_sample_without_learning(trained):
     assert np.array_equal(resumed.centroids, before[0]) and resumed.n_seen == before[1]
     snap = resumed.rebase()
     assert snap["generation"] == model.generation + 1 and len(snap["lineage"]["mapping"]) == 100
+
+
+def test_boundary_splits_bring_coarse_types_to_the_reference_shares():
+    """With few, large types whole types miss the shares; splitting the boundary types
+    by the families' own need scores gets closer, and leaves every type id alone."""
+    from models.service_need import REFERENCE_SHARES
+
+    X, _ = blobs(4000, n_profiles=12, seed=3)
+    errors, assigned = {}, {}
+    for tol in (None, 0.01):
+        model = FamilyTypes(n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES, split_tol=tol)
+        model.learn_many(X, keys=list(range(len(X))))
+        snap = json.loads(json.dumps(model.snapshot()))
+        assigner = TypeAssigner.from_snapshot(snap)
+        types, groups = assigner.assign_many(X)
+        assert (types == assigner.predict_many(X)).all()
+        assert [assigner.group_one(x) for x in X[:200]] == groups[:200].tolist()
+        shares = np.bincount(groups, minlength=11)[1:] / len(X)
+        errors[tol] = float(np.abs(np.cumsum(shares) - np.cumsum(REFERENCE_SHARES)).max())
+        assigned[tol] = (types, snap["splits"])
+    assert not assigned[None][1] and assigned[0.01][1], assigned
+    assert (assigned[None][0] == assigned[0.01][0]).all()
+    assert errors[0.01] < errors[None] and errors[0.01] <= 0.03, errors
