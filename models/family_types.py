@@ -173,7 +173,6 @@ class FamilyTypes(base.Clusterer):
         self.calibrate_shares = tuple(calibrate_shares) if calibrate_shares is not None else None
         self.share_slack = share_slack
         self.split_tol = split_tol
-        self.splits: list[list] = []
         self.seed = seed
         if len(self.weights) != len(self.features):
             raise ValueError("one weight per feature")
@@ -367,7 +366,8 @@ class FamilyTypes(base.Clusterer):
         self.version += 1
         means, scale = self._metric()
         stds = np.asarray(self.weights) / scale
-        if self.rule is not None and self.calibrate_shares is not None:
+        calibrated = self.rule is not None and self.calibrate_shares is not None
+        if calibrated:
             sample = np.vstack(self._sample) if self._sample else self.centroids
             lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
             sizes = np.bincount(lab, minlength=len(self.centroids))
@@ -391,13 +391,12 @@ class FamilyTypes(base.Clusterer):
             self.groups[tid] = g
             scores.append(s)
             groups.append(g)
-        self.splits = []
-        if (self.rule is not None and self.calibrate_shares is not None and self.split_tol is not None
-                and self._sample):
-            self.splits = boundary_splits(np.asarray(self.type_ids)[lab],
-                                          self.rule.need_scores(sample, self.features), self.groups,
-                                          dict(zip(self.type_ids, scores, strict=True)),
-                                          self.calibrate_shares, self.split_tol)
+        splits = []
+        if calibrated and self.split_tol is not None and self._sample:
+            splits = boundary_splits(np.asarray(self.type_ids)[lab],
+                                     self.rule.need_scores(sample, self.features), self.groups,
+                                     dict(zip(self.type_ids, scores, strict=True)),
+                                     self.calibrate_shares, self.split_tol)
         need_w, need_offset = self.rule.linear(self.features) if self.rule is not None else (None, 0.0)
         n = int(min(self.scaler.counts.values(), default=0))
         return {
@@ -416,7 +415,7 @@ class FamilyTypes(base.Clusterer):
             "need_scores": scores,
             "groups": groups,
             "cuts": list(self.rule.cuts) if self.rule is not None else None,
-            "splits": [list(x) for x in self.splits],
+            "splits": splits,
             "need_linear": None if need_w is None else {"weights": need_w.tolist(), "offset": need_offset},
             "n_seen": self.n_seen,
             "next_id": self._next_id,
@@ -451,7 +450,6 @@ class FamilyTypes(base.Clusterer):
         model.n_seen = int(snap["n_seen"])
         model._next_id = int(snap.get("next_id", max(model.type_ids) + 1))
         model.lineage = snap.get("lineage")
-        model.splits = [list(x) for x in snap.get("splits") or []]
         return model
 
     # -- deliberate re-basing ---------------------------------------------------------
@@ -572,7 +570,6 @@ class TypeAssigner:
             self._get = lambda x: (x[only],)
         else:
             self._get = operator.itemgetter(*self.features)
-        self._group_of = dict(zip(self.type_ids.tolist(), self.groups.tolist(), strict=True))
         # Boundary types split by the family's own need score (boundary_splits): per
         # position, own < down → one group down, own ≥ up → one group up.
         self._down = np.full(len(self.type_ids), -np.inf)

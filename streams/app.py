@@ -278,17 +278,17 @@ def create_app(
     groups_now: dict[str, int | None] = {}
     applied: set[str] = set()
 
-    async def load_model() -> bool:
-        """Adopt the snapshot in Redis if it is newer; True when it changed."""
+    async def load_model() -> None:
+        """Take the snapshot in Redis if it is newer (``adopt_model`` re-assigns once per
+        version, whoever loaded it)."""
         version = await redis.get(MODEL_VERSION_KEY)
         if version is None or version == model["version"]:
-            return False
+            return
         raw = await redis.get(MODEL_KEY)
         if raw is None:
-            return False
+            return
         model["assigner"] = TypeAssigner.from_snapshot(json.loads(raw))
         model["version"] = version
-        return True
 
     def groups_of(states: dict[str, dict | None]) -> tuple[dict[str, int | None], dict[str, dict]]:
         """Service-need group and feature vector of each family (one matrix product)."""
