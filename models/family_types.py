@@ -656,7 +656,7 @@ class TypeAssigner:
         pos = self._positions(M)
         groups = self.groups[pos].copy()
         if self._split:
-            own = self._need_b + M @ self._need_w
+            own = self._need_b + (M * self._need_w).sum(1)  # as ServiceNeedRule.need_scores
             groups -= own < self._down[pos]
             groups += own >= self._up[pos]
         return self.type_ids[pos], groups

@@ -147,7 +147,9 @@ class ServiceNeedRule:
     def need_scores(self, X: np.ndarray, features: Sequence[str]) -> np.ndarray:
         """Need scores of the rows of a matrix whose columns are ``features``."""
         w, offset = self.linear(features)
-        return offset + np.asarray(X, dtype=float) @ w
+        # row by row, not a matrix product: a family's score must not depend on the batch
+        # it is in (a boundary split's threshold is some family's own score)
+        return offset + (np.asarray(X, dtype=float) * w).sum(1)
 
     def linear(self, features: Sequence[str]) -> tuple[np.ndarray, float]:
         """The score as ``offset + x · w`` over ``features`` (for a frozen snapshot)."""
