@@ -331,6 +331,27 @@ def _stable_ends(cum: np.ndarray, target: np.ndarray, bound: float, weight: np.n
 _DEFAULT_RULE: ServiceNeedRule | None = None
 
 
+def _cut(o: np.ndarray, c: int, down: bool) -> float:
+    """A threshold with as near ``c`` of the sorted scores ``o`` below it as ties allow,
+    midway between two distinct scores: no family's own score sits on it, so the learner
+    and a worker put every family on the same side even if their scores differ in the
+    last bit. At least one family moves: one below it if ``down``, else one at or above.
+
+    >>> _cut(np.array([1.0, 2.0, 2.0, 3.0]), 2, True), _cut(np.array([1.0, 2.0]), 2, True)
+    (1.5, 3.0)
+    >>> _cut(np.array([2.0, 2.0, 2.0]), 1, True), _cut(np.array([2.0, 2.0, 2.0]), 2, False)
+    (3.0, 1.0)
+    """
+    cuts = np.concatenate(([0], np.nonzero(o[1:] > o[:-1])[0] + 1, [len(o)]))
+    cuts = cuts[cuts > 0] if down else cuts[cuts < len(o)]
+    best = int(cuts[np.argmin(np.abs(cuts - c))])
+    if best == 0:
+        return float(o[0]) - 1.0
+    if best == len(o):
+        return float(o[-1]) + 1.0
+    return (float(o[best - 1]) + float(o[best])) / 2
+
+
 def boundary_splits(types, own, groups: Mapping[int, int], type_scores: Mapping[int, float],
                     shares: Sequence[float] = REFERENCE_SHARES, tol: float = 0.01) -> list[list]:
     """Split the type at a group boundary by its families' own need scores, where whole
@@ -353,7 +374,7 @@ def boundary_splits(types, own, groups: Mapping[int, int], type_scores: Mapping[
     >>> splits = boundary_splits(types, own, {0: 1, 1: 2}, {0: 1.0, 1: 2.0},
     ...                          shares=(0.3, 0.7), tol=0.01)
     >>> splits
-    [[0, 'up', 30.0]]
+    [[0, 'up', 29.5]]
     >>> sum(1 for t, o in zip(types, own) if t == 0 and o < 30) / 100
     0.3
     """
@@ -378,16 +399,14 @@ def boundary_splits(types, own, groups: Mapping[int, int], type_scores: Mapping[
         pick = min if gap > 0 else max
         t = pick(present, key=lambda t: (type_scores[t], t))
         rows = np.nonzero((types == t) & (g == src))[0]
-        o = np.sort(own[rows])
-        m = min(len(o), int(round(abs(gap) * n)))
+        m = min(len(rows), int(round(abs(gap) * n)))
         if m == 0:
             continue
-        if gap > 0:  # the m lowest go down
-            thr = float(o[m]) if m < len(o) else float(o[-1]) + 1.0
+        thr = _cut(np.sort(own[rows]), m if gap > 0 else len(rows) - m, down=gap > 0)
+        if gap > 0:  # about the m lowest go down
             g[rows[own[rows] < thr]] = k
             out.append([t, "down", thr])
-        else:  # the m highest go up
-            thr = float(o[len(o) - m])
+        else:  # about the m highest go up
             g[rows[own[rows] >= thr]] = k + 1
             out.append([t, "up", thr])
         split.add(t)

@@ -261,6 +261,12 @@ def test_boundary_splits_bring_coarse_types_to_the_reference_shares():
         shares = np.bincount(groups, minlength=11)[1:] / len(X)
         errors[tol] = float(np.abs(np.cumsum(shares) - np.cumsum(REFERENCE_SHARES)).max())
         assigned[tol] = (types, snap["splits"])
+        assigned_snap = snap
     assert not assigned[None][1] and assigned[0.01][1], assigned
     assert (assigned[None][0] == assigned[0.01][0]).all()
     assert errors[0.01] < errors[None] and errors[0.01] <= 0.03, errors
+    # No family's own score sits on a threshold: a last-bit difference between the
+    # learner's score and a worker's cannot move it across.
+    lin, M = assigned_snap["need_linear"], TypeAssigner.from_snapshot(assigned_snap).to_matrix(X)
+    own = set((lin["offset"] + (M * lin["weights"]).sum(1)).tolist())
+    assert not own & {thr for _, _, thr in assigned[0.01][1]}
