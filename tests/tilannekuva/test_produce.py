@@ -53,6 +53,60 @@ def test_produce_sends_bytes_and_paces():
     assert took >= 0.25  # 30 events at 100/s
 
 
+# Pacing on a fake clock: the claim is about the pacing loop, not about Kafka (the
+# broker path is the integration test below, the worker tests and the bench).
+class Clock:
+    def __init__(self):
+        self.now, self.sleeps = 0.0, 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.sleeps += 1
+        self.now += s
+
+
+class Recorder:
+    """Records when each line was handed over, on the fake clock."""
+
+    def __init__(self, clock: Clock):
+        self.clock, self.at = clock, []
+
+    def send(self, topic, value):
+        self.at.append(self.clock.now)
+        self.clock.now += 1e-6  # sending costs a little time
+        return self
+
+    def add_errback(self, fn):
+        return self
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("rate", [500.0, 2000.0])
+def test_paced_sending_keeps_the_rate_in_ticks_not_per_line(monkeypatch, rate):
+    clock = Clock()
+    monkeypatch.setattr(P, "time", clock)
+    rec = Recorder(clock)
+    n = 4000
+    assert P.produce((b"x" for _ in range(n)), rec, "t", rate=rate) == n
+    # never ahead of the rate by more than one tick, and on time at the end
+    for i, t in enumerate(rec.at):
+        assert i / rate - t <= P.PACE_TICK_S + 1e-9
+    assert rec.at[-1] == pytest.approx((n - 1) / rate, abs=P.PACE_TICK_S)
+    # one sleep per tick, not per line
+    assert clock.sleeps <= n / (rate * P.PACE_TICK_S) + 1
+
+
+def test_unpaced_sending_never_sleeps(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(P, "time", clock)
+    assert P.produce((b"x" for _ in range(100)), Recorder(clock), "t", rate=0) == 100
+    assert clock.sleeps == 0
+
+
 @pytest.mark.integration
 def test_produce_then_consume_exactly_those_lines(tmp_path, kafka_bootstrap, kafka_topic_factory):
     from kafka import KafkaConsumer
