@@ -105,7 +105,7 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int 
                                       env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
 
     def scrape(port: int) -> str:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
 
     def total(text: str, pattern: str) -> float:
         return sum(float(v) for v in re.findall(pattern, text))
@@ -133,7 +133,11 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int 
         prev = None
         while True:
             time.sleep(5)
-            m = metrics()
+            try:
+                m = metrics()
+            except OSError as exc:  # a busy worker may answer late: wait, don't abort the run
+                print(f"scrape failed ({exc!r}); retrying", file=sys.stderr)
+                continue
             ingest = total(m, r'tk_events_in_total\{step="ingest"\} ([0-9.e+]+)')
             fam = total(m, r'tk_events_in_total\{step="family"\} ([0-9.e+]+)')
             state = (ingest, fam)
