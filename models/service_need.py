@@ -148,7 +148,7 @@ class ServiceNeedRule:
         """Need scores of the rows of a matrix whose columns are ``features``."""
         w, offset = self.linear(features)
         # row by row, not a matrix product: a family's score must not depend on the batch
-        # it is in (a boundary split's threshold is some family's own score)
+        # it is in (TypeAssigner.assign_many computes the same sum against split thresholds)
         return offset + (np.asarray(X, dtype=float) * w).sum(1)
 
     def linear(self, features: Sequence[str]) -> tuple[np.ndarray, float]:
