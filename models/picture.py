@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -85,30 +86,54 @@ def owner(event: dict) -> tuple[str, str]:
     return ("person", event["person"])
 
 
-def dedup_step(state: dict | None, event: dict) -> tuple[dict, list[tuple[str, str, dict]]]:
+def dedup_step(state: str | None, event: dict) -> tuple[str, list[tuple[str, str, dict]]]:
     """Stage 1, keyed by :func:`route_key`.
 
-    State: ``{"owner": [stage, key] or None, "retractions": [ids]}``, small on purpose:
-    this stage holds one entry per event id. Outputs ``(stage, key, message)`` for the
-    event's owner. A duplicate or replay sends again what it sent before (a send lost in
-    a crash is made good; downstream steps are idempotent). A retraction of a retraction
-    lands under an id that no ordinary event routes to, so it has no effect, as the
-    contract requires.
+    State: the JSON text ``[stage, key, *retraction_ids]`` (``stage`` and ``key`` of the
+    event's owner, or null while only retractions have arrived), small on purpose: this
+    stage holds one entry per event id, for ever. A string, not a dict of lists, because
+    the cyclic garbage collector never looks inside one: with millions of ids, three
+    containers each made every full collection pause the worker for seconds. Outputs
+    ``(stage, key, message)`` for the event's owner. A duplicate or replay sends again
+    what it sent before (a send lost in a crash is made good; downstream steps are
+    idempotent) and returns the very same state, so nothing is written. A retraction of
+    a retraction lands under an id that no ordinary event routes to, so it has no effect,
+    as the contract requires.
+
+    >>> state, outs = dedup_step(None, {"event_id": "e1", "type": "health.visit", "person": "p1"})
+    >>> state, outs[0][:2]
+    ('["person","p1"]', ('person', 'p1'))
+    >>> dedup_step(state, {"event_id": "e1", "type": "health.visit", "person": "p1"})[0] is state
+    True
+    >>> dedup_step(state, {"event_id": "r1", "type": RETRACTED, "data": {"event_id": "e1"}})[0]
+    '["person","p1","r1"]'
     """
-    state = state or {"owner": None, "retractions": []}
+    own, retractions = _dedup_fields(state)
+    changed = isinstance(state, dict)  # the older form, as an older changelog holds it
     if event["type"] == RETRACTED:
-        if event["event_id"] not in state["retractions"]:
-            state = {**state, "retractions": sorted([*state["retractions"], event["event_id"]])}
-    elif state["owner"] is None:
-        state = {**state, "owner": list(owner(event))}
-    if state["owner"] is None:
+        if event["event_id"] not in retractions:
+            retractions, changed = sorted([*retractions, event["event_id"]]), True
+    elif own is None:
+        own, changed = owner(event), True
+    if changed:
+        state = json.dumps([*(own or (None, None)), *retractions], separators=(",", ":"))
+    if own is None:
         return state, []
-    stage, key = state["owner"]
-    if state["retractions"]:
+    stage, key = own
+    if retractions:
         kind = "residence_retract" if stage == "family" else "retract"
         return state, [(stage, key, {"kind": kind, "event_id": route_key(event)})]
     kind = "residence" if stage == "family" else "add"
     return state, [(stage, key, {"kind": kind, "event": event})]
+
+
+def _dedup_fields(state: str | dict | None) -> tuple[tuple[str, str] | None, list[str]]:
+    if state is None:
+        return None, []
+    if isinstance(state, dict):
+        return (tuple(state["owner"]) if state["owner"] else None), list(state["retractions"])
+    stage, key, *retractions = json.loads(state)
+    return ((stage, key) if stage is not None else None), retractions
 
 
 # --------------------------------------------------------------------------- stage 2

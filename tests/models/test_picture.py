@@ -118,6 +118,35 @@ def test_retraction_of_a_retraction_has_no_effect():
     assert agg["all"].get("child_welfare_notifications_30d", 0) == 0
 
 
+def test_dedup_state_is_invisible_to_the_garbage_collector_and_written_only_on_change():
+    import gc
+
+    note = ev("n1", "child_welfare.notification", {}, "2025-01-10", "kid")
+    retract = ev("x1", "event.retracted", {"event_id": "n1"}, "2025-01-11", None)
+    state, outs = picture.dedup_step(None, note)
+    # millions of these live for ever: a tracked container each makes full collections slow
+    assert not gc.is_tracked(state)
+    assert outs == [("person", "kid", {"kind": "add", "event": note})]
+    again, outs = picture.dedup_step(state, note)
+    assert again is state and outs == [("person", "kid", {"kind": "add", "event": note})]
+    retracted, outs = picture.dedup_step(state, retract)
+    assert not gc.is_tracked(retracted)
+    assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1"})]
+    assert picture.dedup_step(retracted, retract)[0] is retracted
+    assert picture.dedup_step(retracted, note)[1] == outs
+
+
+def test_dedup_reads_the_older_dict_state_of_an_older_changelog():
+    note = ev("n1", "child_welfare.notification", {}, "2025-01-10", "kid")
+    retract = ev("x1", "event.retracted", {"event_id": "n1"}, "2025-01-11", None)
+    old = {"owner": ["person", "kid"], "retractions": ["x1"]}
+    new, outs = picture.dedup_step(old, note)
+    assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1"})]
+    assert new == picture.dedup_step(picture.dedup_step(None, note)[0], retract)[0]
+    early = {"owner": None, "retractions": ["x1"]}
+    assert picture.dedup_step(early, note)[1] == outs
+
+
 def test_events_before_membership_count_once_it_arrives():
     note = ev("n1", "child_welfare.notification", {}, "2025-01-10", "kid")
     agg = run([note, *BASE]).aggregates()
