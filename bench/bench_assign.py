@@ -42,13 +42,32 @@ from models.family_types import FamilyTypes, TypeAssigner  # noqa: E402
 from models.features import FEATURE_NAMES, FEATURES  # noqa: E402
 
 BINARY = {"single_parent"}
-SHARES = {"social_assistance", "health_allowance", "multi_professional_support", "housing_allowance",
-          "cw_client", "cw_placement", "parents_employed_share", "parents_unemployed_share",
-          "parents_outside_work_share", "income_gap_share"}
-COUNTS = {"social_assistance_episodes", "primary_care_visits", "parent_mental_health_visits",
-          "child_mental_health_visits", "specialist_care_episodes", "n_children", "family_work_episodes",
-          "home_service_episodes", "family_counselling_episodes", "moves", "cw_notifications",
-          "substance_abuse_contacts"}
+SHARES = {
+    "social_assistance",
+    "health_allowance",
+    "multi_professional_support",
+    "housing_allowance",
+    "cw_client",
+    "cw_placement",
+    "parents_employed_share",
+    "parents_unemployed_share",
+    "parents_outside_work_share",
+    "income_gap_share",
+}
+COUNTS = {
+    "social_assistance_episodes",
+    "primary_care_visits",
+    "parent_mental_health_visits",
+    "child_mental_health_visits",
+    "specialist_care_episodes",
+    "n_children",
+    "family_work_episodes",
+    "home_service_episodes",
+    "family_counselling_episodes",
+    "moves",
+    "cw_notifications",
+    "substance_abuse_contacts",
+}
 
 
 def synthetic_vectors(n: int, n_profiles: int = 40, seed: int = 0) -> tuple[list[dict], np.ndarray]:
@@ -97,17 +116,21 @@ def per_event_us(fn, items, repeat: int = 1) -> float:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=20000, help="vectors the model learns from")
     ap.add_argument("--events", type=int, default=3000, help="events timed per method")
-    ap.add_argument("--river-train", type=int, default=2000, help="vectors river KMeans learns from")
+    ap.add_argument(
+        "--river-train", type=int, default=2000, help="vectors river KMeans learns from"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-quality", dest="quality", action="store_false")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
 
     X, labels = synthetic_vectors(args.n + args.events, seed=args.seed)
-    train, test = X[: args.n], X[args.n:]
+    train, test = X[: args.n], X[args.n :]
     assert len(FEATURES) == 29
 
     # ---- our learner + assigner -------------------------------------------------
@@ -127,7 +150,7 @@ def main(argv=None) -> dict:
     def our_learn_many(items):
         m = FamilyTypes.from_snapshot(snap)
         for i in range(0, len(items), 256):
-            m.learn_many(items[i:i + 256])
+            m.learn_many(items[i : i + 256])
 
     def our_one(items):
         for x in items:
@@ -136,7 +159,8 @@ def main(argv=None) -> dict:
     def our_many(batch):
         def run(items):
             for i in range(0, len(items), batch):
-                assigner.predict_many(items[i:i + batch])
+                assigner.predict_many(items[i : i + batch])
+
         return run
 
     # ---- river KMeans on standardised dicts -------------------------------------
@@ -172,9 +196,14 @@ def main(argv=None) -> dict:
     }
     M = assigner.to_matrix(test)
     res["assigner_predict_many_1024_matrix_us"] = per_event_us(
-        lambda m: [assigner.predict_many(m[i:i + 1024]) for i in range(0, len(m), 1024)], M, repeat=5)
+        lambda m: [assigner.predict_many(m[i : i + 1024]) for i in range(0, len(m), 1024)],
+        M,
+        repeat=5,
+    )
 
-    print(f"family types: 100 types x {len(FEATURE_NAMES)} features, model learnt on {args.n} vectors")
+    print(
+        f"family types: 100 types x {len(FEATURE_NAMES)} features, model learnt on {args.n} vectors"
+    )
     print(f"{'method':44s} {'us/event':>10s} {'vs river predict_one':>22s}")
     for key, label in [
         ("river_kmeans_predict_one_us", "river KMeans.predict_one"),
@@ -206,12 +235,16 @@ def main(argv=None) -> dict:
             model.learn_one(x)
         assigner2 = TypeAssigner.from_snapshot(model.snapshot())
         res["churn_after_n_more"] = float((assigner2.predict_many(allX) != ours).mean())
-        print(f"ARI online vs planted {res['ari_online_vs_planted']:.3f}, "
-              f"sklearn KMeans vs planted {res['ari_batch_vs_planted']:.3f} "
-              f"(ratio {res['ari_online_vs_planted'] / res['ari_batch_vs_planted']:.3f}), "
-              f"online vs sklearn {res['ari_online_vs_batch']:.3f}")
-        print(f"churn after learning {args.n} more vectors of the same distribution: "
-              f"{100 * res['churn_after_n_more']:.2f} %")
+        print(
+            f"ARI online vs planted {res['ari_online_vs_planted']:.3f}, "
+            f"sklearn KMeans vs planted {res['ari_batch_vs_planted']:.3f} "
+            f"(ratio {res['ari_online_vs_planted'] / res['ari_batch_vs_planted']:.3f}), "
+            f"online vs sklearn {res['ari_online_vs_batch']:.3f}"
+        )
+        print(
+            f"churn after learning {args.n} more vectors of the same distribution: "
+            f"{100 * res['churn_after_n_more']:.2f} %"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return res

@@ -53,7 +53,11 @@ def env_file() -> dict[str, str]:
 def in_process(path: str, limit: int | None = None) -> tuple[int, float]:
     pseudo = Pseudonymiser(b"bench-key-0123456789abcdef")
     with open(path, "rb") as fh:
-        lines = [line.rstrip(b"\n") for line in itertools.islice(fh, limit)] if limit else fh.read().splitlines()
+        lines = (
+            [line.rstrip(b"\n") for line in itertools.islice(fh, limit)]
+            if limit
+            else fh.read().splitlines()
+        )
     started = time.perf_counter()
     pipe = Pipeline()
     batch = []
@@ -86,10 +90,16 @@ def group_lag(bootstrap: str, group: str) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
         committed = admin.list_group_offsets({group: None})[group]
-        tps = [TopicPartition(topic, p) for topic in {tp.topic for tp in committed}
-               for p in consumer.partitions_for_topic(topic) or ()]
+        tps = [
+            TopicPartition(topic, p)
+            for topic in {tp.topic for tp in committed}
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
         ends = consumer.end_offsets(tps)
-        return sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+        return sum(
+            max(0, end - (committed[tp].offset if tp in committed else 0))
+            for tp, end in ends.items()
+        )
     finally:
         consumer.close()
         admin.close()
@@ -103,7 +113,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int | None = None) -> dict:
+def worker_run(
+    path: str, rate: int, workers: int = 1, db: int = 11, limit: int | None = None
+) -> dict:
     services = env_file()
     bootstrap = services["KAFKA_BOOTSTRAP"]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
@@ -111,18 +123,34 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int 
     KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic, 4, 1)])
     url = services["REDIS_URL"].rsplit("/", 1)[0] + f"/{db}"
     redis.Redis.from_url(url).flushdb()
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "REDIS_URL": url, "TK_APP_ID": app_id,
-           "TK_INPUT_TOPIC": topic, "TK_DLQ_TOPIC": f"{app_id}-dlq", "TK_ALERTS_TOPIC": f"{app_id}-alerts",
-           "SITUATION_PSEUDONYM_KEY": "bench-key-0123456789abcdef"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "REDIS_URL": url,
+        "TK_APP_ID": app_id,
+        "TK_INPUT_TOPIC": topic,
+        "TK_DLQ_TOPIC": f"{app_id}-dlq",
+        "TK_ALERTS_TOPIC": f"{app_id}-alerts",
+        "SITUATION_PSEUDONYM_KEY": "bench-key-0123456789abcdef",
+    }
     procs, ports = [], []
     for i in range(workers):
         ports.append(free_port())
         log = open(ROOT / "var" / "log" / f"{app_id}-{i}.log", "wb")
-        procs.append(subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(ports[-1])],
-                                      env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(ports[-1])],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
 
     def scrape(port: int) -> str:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+        return (
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+        )
 
     def total(text: str, pattern: str) -> float:
         return sum(float(v) for v in re.findall(pattern, text))
@@ -143,9 +171,24 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int 
         time.sleep(20)  # group join and agent start-up are not part of the measurement
         n = sum(1 for _ in itertools.islice(open(path, "rb"), limit))
         started = time.time()
-        subprocess.run([sys.executable, "-m", "tilannekuva.cli", "produce", path, "--rate", str(rate),
-                        "--topic", topic, *(["--limit", str(limit)] if limit else [])],
-                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tilannekuva.cli",
+                "produce",
+                path,
+                "--rate",
+                str(rate),
+                "--topic",
+                topic,
+                *(["--limit", str(limit)] if limit else []),
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         produced = time.time() - started
         # Done when the group has committed every topic it reads to the end (Faust commits
         # only what its agents acked), not when the step counters pause: under a backlog
@@ -168,7 +211,10 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int 
             if lag == 0:
                 break
             if time.time() - last_change > 300:
-                print(f"no step moved for 5 min but the group is {lag} messages behind; stopping", file=sys.stderr)
+                print(
+                    f"no step moved for 5 min but the group is {lag} messages behind; stopping",
+                    file=sys.stderr,
+                )
                 break
         elapsed = last_change - started
     finally:
@@ -180,29 +226,53 @@ def worker_run(path: str, rate: int, workers: int = 1, db: int = 11, limit: int 
     for le, c in re.findall(r'tk_event_to_redis_seconds_bucket\{le="([0-9.e+]+)"\} ([0-9.e+]+)', m):
         buckets[float(le)] = buckets.get(float(le), 0.0) + float(c)
     count = total(m, r"tk_event_to_redis_seconds_count ([0-9.e+]+)")
-    return {"app_id": app_id, "redis_url": url, "lines": n, "produce_s": produced, "elapsed_s": elapsed, "rate": n / elapsed,
-            "p50": quantile(buckets, count, 0.5), "p99": quantile(buckets, count, 0.99)}
+    return {
+        "app_id": app_id,
+        "redis_url": url,
+        "lines": n,
+        "produce_s": produced,
+        "elapsed_s": elapsed,
+        "rate": n / elapsed,
+        "p50": quantile(buckets, count, 0.5),
+        "p99": quantile(buckets, count, 0.99),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file")
-    parser.add_argument("--rate", type=int, default=0, help="events/s offered (0 = as fast as possible)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes in one consumer group")
-    parser.add_argument("--baseline-lines", type=int, default=None,
-                        help="in-process baseline over the first N lines only (default: the whole file)")
-    parser.add_argument("--limit", type=int, default=None, help="produce only the first N lines of the file")
-    parser.add_argument("--redis-db", type=int, default=11, help="Redis database the worker writes (default 11)")
+    parser.add_argument(
+        "--rate", type=int, default=0, help="events/s offered (0 = as fast as possible)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes in one consumer group"
+    )
+    parser.add_argument(
+        "--baseline-lines",
+        type=int,
+        default=None,
+        help="in-process baseline over the first N lines only (default: the whole file)",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="produce only the first N lines of the file"
+    )
+    parser.add_argument(
+        "--redis-db", type=int, default=11, help="Redis database the worker writes (default 11)"
+    )
     args = parser.parse_args()
     n, secs = in_process(args.file, args.baseline_lines)
     print(f"in-process steps (baseline): {n} lines in {secs:.1f} s = {n / secs:,.0f} events/s")
     w = worker_run(args.file, args.rate, args.workers, args.redis_db, args.limit)
     offered = "full speed" if args.rate == 0 else f"{args.rate}/s"
-    print(f"{args.workers} worker(s), offered {offered}: {w['lines']} lines in {w['elapsed_s']:.0f} s = {w['rate']:,.0f} events/s "
-          f"(produce took {w['produce_s']:.0f} s); event → Redis p50 {w['p50']:.3f} s, p99 {w['p99']:.3f} s")
+    print(
+        f"{args.workers} worker(s), offered {offered}: {w['lines']} lines in {w['elapsed_s']:.0f} s = {w['rate']:,.0f} events/s "
+        f"(produce took {w['produce_s']:.0f} s); event → Redis p50 {w['p50']:.3f} s, p99 {w['p99']:.3f} s"
+    )
     print(f"ratio worker / in-process: {w['rate'] / (n / secs):.2f}")
-    print(f"the picture stays in Redis db {args.redis_db} (app id {w['app_id']}): serve it with "
-          f"REDIS_URL=<that db> tilannekuva api, then tilannekuva compare {args.file}")
+    print(
+        f"the picture stays in Redis db {args.redis_db} (app id {w['app_id']}): serve it with "
+        f"REDIS_URL=<that db> tilannekuva api, then tilannekuva compare {args.file}"
+    )
     return 0
 
 

@@ -25,24 +25,47 @@ import numpy as np  # noqa: E402
 
 #: +1: a deprivation (weight ≥ 0); -1: a resource (weight ≤ 0); absent: structural, free.
 SIGNS = {
-    "income_per_cu": -1, "social_assistance": 1, "social_assistance_episodes": 1,
-    "primary_care_visits": 1, "parent_mental_health_visits": 1, "child_mental_health_visits": 1,
-    "specialist_care_episodes": 1, "health_allowance": 1, "parent_education": -1, "school_support": 1,
-    "parents_employed_share": -1, "parents_unemployed_share": 1, "parents_outside_work_share": 1,
-    "single_parent": 1, "family_work_episodes": 1, "home_service_episodes": 1,
-    "family_counselling_episodes": 1, "multi_professional_support": 1, "housing_allowance": 1,
-    "area_unemployment_rate": 1, "moves": 1, "cw_notifications": 1, "cw_client": 1, "cw_placement": 1,
-    "substance_abuse_contacts": 1, "income_gap_share": 1,
+    "income_per_cu": -1,
+    "social_assistance": 1,
+    "social_assistance_episodes": 1,
+    "primary_care_visits": 1,
+    "parent_mental_health_visits": 1,
+    "child_mental_health_visits": 1,
+    "specialist_care_episodes": 1,
+    "health_allowance": 1,
+    "parent_education": -1,
+    "school_support": 1,
+    "parents_employed_share": -1,
+    "parents_unemployed_share": 1,
+    "parents_outside_work_share": 1,
+    "single_parent": 1,
+    "family_work_episodes": 1,
+    "home_service_episodes": 1,
+    "family_counselling_episodes": 1,
+    "multi_professional_support": 1,
+    "housing_allowance": 1,
+    "area_unemployment_rate": 1,
+    "moves": 1,
+    "cw_notifications": 1,
+    "cw_client": 1,
+    "cw_placement": 1,
+    "substance_abuse_contacts": 1,
+    "income_gap_share": 1,
 }
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--families", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=101)
     ap.add_argument("--alpha", type=float, default=1.0)
-    ap.add_argument("--free-signs", action="store_true",
-                    help="plain ridge; default: least squares with the documented sign of each weight")
+    ap.add_argument(
+        "--free-signs",
+        action="store_true",
+        help="plain ridge; default: least squares with the documented sign of each weight",
+    )
     args = ap.parse_args(argv)
 
     from scipy.stats import spearmanr
@@ -74,23 +97,32 @@ def main(argv=None) -> dict:
         lo = np.asarray([0.0 if SIGNS.get(f, 0) > 0 else -np.inf for f in BASE_FEATURES])
         hi = np.asarray([0.0 if SIGNS.get(f, 0) < 0 else np.inf for f in BASE_FEATURES])
         Xc = X - ref
-        fit = lsq_linear(np.column_stack([Xc, np.ones(len(X))]), y,
-                         bounds=(np.append(lo, -np.inf), np.append(hi, np.inf)))
+        fit = lsq_linear(
+            np.column_stack([Xc, np.ones(len(X))]),
+            y,
+            bounds=(np.append(lo, -np.inf), np.append(hi, np.inf)),
+        )
         w = np.round(fit.x[:-1], 4)
         base = float(np.round(fit.x[-1], 4))
     score = base + (X - ref) @ w
     cuts = np.round(np.quantile(score, np.cumsum(REFERENCE_SHARES)[:9]), 3)
     groups = 1 + np.searchsorted(cuts, score, side="right")
-    print(f"# fitted on synthesize({args.families}, seed={args.seed}): {len(fams)} families, "
-          f"family-level Spearman {spearmanr(score, y)[0]:.3f}, "
-          f"quadratic kappa {cohen_kappa_score(y.astype(int), groups, weights='quadratic'):.3f}")
+    print(
+        f"# fitted on synthesize({args.families}, seed={args.seed}): {len(fams)} families, "
+        f"family-level Spearman {spearmanr(score, y)[0]:.3f}, "
+        f"quadratic kappa {cohen_kappa_score(y.astype(int), groups, weights='quadratic'):.3f}"
+    )
     print("NEED_WEIGHTS: dict[str, tuple[float, float]] = {")
     for f, wf, rf in zip(BASE_FEATURES, w, ref, strict=True):
         print(f'    "{f}": ({wf:+.4f}, {rf:.4f}),')
     print("}")
     print(f"BASE: float = {base}")
     print(f"DEFAULT_CUTS: tuple[float, ...] = {tuple(float(c) for c in cuts)}")
-    return {"weights": dict(zip(BASE_FEATURES, w.tolist(), strict=True)), "base": base, "cuts": cuts.tolist()}
+    return {
+        "weights": dict(zip(BASE_FEATURES, w.tolist(), strict=True)),
+        "base": base,
+        "cuts": cuts.tolist(),
+    }
 
 
 if __name__ == "__main__":

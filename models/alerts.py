@@ -152,18 +152,20 @@ def alert_step(state: Mapping | None, pic: Mapping, as_of: str | None, now: str,
                     continue  # raised today already: same id
                 raised[pair] = as_of[:10]
                 kind, area, muni = kinds[key]
-                alerts.append({
-                    "id": alert_id(key, indicator, as_of[:10]),
-                    "rule": f"share_rising_{rule.window_days}d",
-                    "raised_at": now,
-                    "as_of": as_of[:10],
-                    "scope": kind,
-                    "area": area,
-                    "municipality": muni,
-                    "indicator": indicator,
-                    "window_days": rule.window_days,
-                    "before": {"as_of": baseline[0], "share": old},
-                    "now": {"as_of": as_of[:10], "share": share},
-                    "rise": round(rise, 6),
-                })
+                alerts.append(
+                    {
+                        "id": alert_id(key, indicator, as_of[:10]),
+                        "rule": f"share_rising_{rule.window_days}d",
+                        "raised_at": now,
+                        "as_of": as_of[:10],
+                        "scope": kind,
+                        "area": area,
+                        "municipality": muni,
+                        "indicator": indicator,
+                        "window_days": rule.window_days,
+                        "before": {"as_of": baseline[0], "share": old},
+                        "now": {"as_of": as_of[:10], "share": share},
+                        "rise": round(rise, 6),
+                    }
+                )
     return {"history": history, "active": sorted(still), "raised": raised}, alerts

@@ -218,7 +218,10 @@ TYPES: dict[str, dict[str, type[_Data]]] = {
         "child_welfare.placement_started": EpisodeOnly,
         "child_welfare.placement_ended": EpisodeOnly,
     },
-    "social_services": {"social_service.started": SocialService, "social_service.ended": SocialService},
+    "social_services": {
+        "social_service.started": SocialService,
+        "social_service.ended": SocialService,
+    },
 }
 SOURCES = tuple(TYPES)
 RETRACTED = "event.retracted"
@@ -255,7 +258,9 @@ def parse_json(raw: bytes | str | dict) -> dict:
     try:
         obj = orjson.loads(raw)
     except (orjson.JSONDecodeError, TypeError) as exc:
-        raise InvalidEvent("not_json", f"message is not UTF-8 JSON ({exc.__class__.__name__})") from None
+        raise InvalidEvent(
+            "not_json", f"message is not UTF-8 JSON ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"message is JSON {type(obj).__name__}, not an object")
     return obj
@@ -294,7 +299,9 @@ def validate(raw: bytes | str | dict) -> dict:
     else:
         model = TYPES[env.source].get(env.type)
         if model is None:
-            raise InvalidEvent("unknown_type", f"type {env.type!r} is not a type of source {env.source!r}")
+            raise InvalidEvent(
+                "unknown_type", f"type {env.type!r} is not a type of source {env.source!r}"
+            )
 
     try:
         occurred = dt.date.fromisoformat(env.occurred_at)
@@ -326,7 +333,10 @@ def validate(raw: bytes | str | dict) -> dict:
         "type": env.type,
         "occurred_at": env.occurred_at,
         # isoformat is several times cheaper than strftime on this hot path
-        "recorded_at": recorded.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z",
+        "recorded_at": recorded.astimezone(dt.UTC)
+        .replace(tzinfo=None)
+        .isoformat(timespec="microseconds")
+        + "Z",
         "person": person,
         "data": data,
     }

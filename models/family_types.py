@@ -40,7 +40,9 @@ _DEFAULT_WEIGHTS = tuple(f.weight for f in FEATURES)
 _DEFAULT_RULE = ServiceNeedRule()
 
 
-def _kmeans_pp(X: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
+def _kmeans_pp(
+    X: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None
+) -> np.ndarray:
     """Greedy k-means++ seeding (indices into X)."""
     n = len(X)
     trials = trials or 2 + int(math.log(k))
@@ -374,10 +376,15 @@ class FamilyTypes(base.Clusterer):
             type_scores = [self.rule.need_score(p) for p in self._profiles()]
             # stability is in the cuts (least families moved within the share slack), so
             # no score hysteresis on top: it would undo the calibration
-            self.rule = ServiceNeedRule.calibrated(type_scores, sizes, self.calibrate_shares,
-                                                   weights=self.rule.weights, base=self.rule.base,
-                                                   previous=[self.groups.get(t) for t in self.type_ids],
-                                                   slack=self.share_slack)
+            self.rule = ServiceNeedRule.calibrated(
+                type_scores,
+                sizes,
+                self.calibrate_shares,
+                weights=self.rule.weights,
+                base=self.rule.base,
+                previous=[self.groups.get(t) for t in self.type_ids],
+                slack=self.share_slack,
+            )
             margin = 0.0
         else:
             margin = self.group_margin
@@ -393,11 +400,17 @@ class FamilyTypes(base.Clusterer):
             groups.append(g)
         splits = []
         if calibrated and self.split_tol is not None and self._sample:
-            splits = boundary_splits(np.asarray(self.type_ids)[lab],
-                                     self.rule.need_scores(sample, self.features), self.groups,
-                                     dict(zip(self.type_ids, scores, strict=True)),
-                                     self.calibrate_shares, self.split_tol)
-        need_w, need_offset = self.rule.linear(self.features) if self.rule is not None else (None, 0.0)
+            splits = boundary_splits(
+                np.asarray(self.type_ids)[lab],
+                self.rule.need_scores(sample, self.features),
+                self.groups,
+                dict(zip(self.type_ids, scores, strict=True)),
+                self.calibrate_shares,
+                self.split_tol,
+            )
+        need_w, need_offset = (
+            self.rule.linear(self.features) if self.rule is not None else (None, 0.0)
+        )
         n = int(min(self.scaler.counts.values(), default=0))
         return {
             "schema": SNAPSHOT_SCHEMA,
@@ -416,7 +429,9 @@ class FamilyTypes(base.Clusterer):
             "groups": groups,
             "cuts": list(self.rule.cuts) if self.rule is not None else None,
             "splits": splits,
-            "need_linear": None if need_w is None else {"weights": need_w.tolist(), "offset": need_offset},
+            "need_linear": None
+            if need_w is None
+            else {"weights": need_w.tolist(), "offset": need_offset},
             "n_seen": self.n_seen,
             "next_id": self._next_id,
             "lineage": self.lineage,
@@ -433,7 +448,10 @@ class FamilyTypes(base.Clusterer):
         if snap.get("cuts") is not None and "rule" not in params:
             params["rule"] = ServiceNeedRule(cuts=snap["cuts"])
         model = cls(
-            n_types=len(snap["type_ids"]), features=snap["features"], weights=snap["weights"], **params
+            n_types=len(snap["type_ids"]),
+            features=snap["features"],
+            weights=snap["weights"],
+            **params,
         )
         n = snap["scaler_n"]
         model.scaler = preprocessing.StandardScaler._from_state(
@@ -444,7 +462,9 @@ class FamilyTypes(base.Clusterer):
         model.centroids = np.asarray(snap["centroids"], dtype=float)
         model.counts = np.asarray(snap["counts"], dtype=float)
         model.type_ids = [int(t) for t in snap["type_ids"]]
-        model.groups = {int(t): int(g) for t, g in zip(snap["type_ids"], snap["groups"], strict=True)}
+        model.groups = {
+            int(t): int(g) for t, g in zip(snap["type_ids"], snap["groups"], strict=True)
+        }
         model.version = int(snap["version"])
         model.generation = int(snap["generation"])
         model.n_seen = int(snap["n_seen"])
@@ -547,8 +567,20 @@ class TypeAssigner:
     [7, 8]
     """
 
-    def __init__(self, features, means, stds, weights, centroids, type_ids, groups=None,
-                 version=0, margin: float = 0.0, splits=None, need_linear=None):
+    def __init__(
+        self,
+        features,
+        means,
+        stds,
+        weights,
+        centroids,
+        type_ids,
+        groups=None,
+        version=0,
+        margin: float = 0.0,
+        splits=None,
+        need_linear=None,
+    ):
         self.features = tuple(features)
         self.version = version
         self.margin = margin
@@ -557,7 +589,9 @@ class TypeAssigner:
         self.scale = np.asarray(weights, dtype=float) / np.where(stds > 0, stds, 1.0)
         self.centroids = np.asarray(centroids, dtype=float)
         self.type_ids = np.asarray(type_ids, dtype=np.int64)
-        self.groups = np.asarray(groups if groups is not None else [0] * len(type_ids), dtype=np.int64)
+        self.groups = np.asarray(
+            groups if groups is not None else [0] * len(type_ids), dtype=np.int64
+        )
         self._cs = (self.centroids - self.means) * self.scale
         self._c2 = (self._cs**2).sum(1)
         self._c2_max = float(self._c2.max()) if len(self._c2) else 0.0
@@ -585,9 +619,19 @@ class TypeAssigner:
     def from_snapshot(cls, snap: dict, margin: float = 0.0) -> TypeAssigner:
         if snap.get("schema") != SNAPSHOT_SCHEMA:
             raise ValueError(f"not a {SNAPSHOT_SCHEMA} snapshot")
-        return cls(snap["features"], snap["means"], snap["stds"], snap["weights"],
-                   snap["centroids"], snap["type_ids"], snap.get("groups"),
-                   snap.get("version", 0), margin, snap.get("splits"), snap.get("need_linear"))
+        return cls(
+            snap["features"],
+            snap["means"],
+            snap["stds"],
+            snap["weights"],
+            snap["centroids"],
+            snap["type_ids"],
+            snap.get("groups"),
+            snap.get("version", 0),
+            margin,
+            snap.get("splits"),
+            snap.get("need_linear"),
+        )
 
     def to_matrix(self, X) -> np.ndarray:
         """Rows of ``X`` (dicts; missing features are 0) as a float matrix."""
@@ -597,8 +641,9 @@ class TypeAssigner:
         try:
             return np.fromiter(chain.from_iterable(map(get, X)), dtype=float).reshape(-1, d)
         except KeyError:
-            return np.array([[x.get(f, 0.0) for f in self.features] for x in X],
-                            dtype=float).reshape(-1, len(self.features))
+            return np.array(
+                [[x.get(f, 0.0) for f in self.features] for x in X], dtype=float
+            ).reshape(-1, len(self.features))
 
     def distances(self, X) -> np.ndarray:
         """Exact squared distances (n, k) in the snapshot's metric, row-wise."""

@@ -192,7 +192,9 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
         elif typ == "employment.status_changed":
             statuses.append((_order_key(ev), _ordinal(ev["occurred_at"]), data.get("status")))
         elif typ == "education.completed":
-            prof["edu"] = max(prof.get("edu", 0.0), float(EDUCATION_LEVEL.get(data.get("level"), 0)))
+            prof["edu"] = max(
+                prof.get("edu", 0.0), float(EDUCATION_LEVEL.get(data.get("level"), 0))
+            )
         elif typ == "school.support_changed":
             prof["sup"] = max(prof.get("sup", 0.0), float(SUPPORT_LEVEL.get(data.get("level"), 0)))
         elif typ in _EPISODE_TYPES:
@@ -258,78 +260,194 @@ class Feature:
 
 FEATURES: tuple[Feature, ...] = (
     # material living standards
-    Feature("income_per_cu", DOMAINS[0], "incomes, dvv",
-            "Parents' mean monthly gross income (k EUR, 24 months) per OECD-modified consumption "
-            "unit (1 first parent, 0.5 second parent and children ≥ 14, 0.3 children < 14)"),
-    Feature("social_assistance", DOMAINS[0], "kela",
-            "Share of the last 730 days with an active basic social assistance episode (max over members)"),
-    Feature("social_assistance_episodes", DOMAINS[0], "kela",
-            "Basic social assistance episodes started in the last 730 days, summed over members"),
+    Feature(
+        "income_per_cu",
+        DOMAINS[0],
+        "incomes, dvv",
+        "Parents' mean monthly gross income (k EUR, 24 months) per OECD-modified consumption "
+        "unit (1 first parent, 0.5 second parent and children ≥ 14, 0.3 children < 14)",
+    ),
+    Feature(
+        "social_assistance",
+        DOMAINS[0],
+        "kela",
+        "Share of the last 730 days with an active basic social assistance episode (max over members)",
+    ),
+    Feature(
+        "social_assistance_episodes",
+        DOMAINS[0],
+        "kela",
+        "Basic social assistance episodes started in the last 730 days, summed over members",
+    ),
     # health
-    Feature("primary_care_visits", DOMAINS[1], "avohilmo",
-            "Primary care visits in the last 730 days, mean over parents"),
-    Feature("parent_mental_health_visits", DOMAINS[1], "avohilmo",
-            "Mental health visits of the parents in the last 730 days"),
-    Feature("child_mental_health_visits", DOMAINS[1], "avohilmo",
-            "Mental health visits of the children in the last 730 days"),
-    Feature("specialist_care_episodes", DOMAINS[1], "hilmo",
-            "Specialised care episodes (somatic, psychiatric, emergency) in the last 730 days, all members"),
-    Feature("health_allowance", DOMAINS[1], "kela",
-            "Share of the last 730 days with an active sickness or disability allowance (max over members)"),
+    Feature(
+        "primary_care_visits",
+        DOMAINS[1],
+        "avohilmo",
+        "Primary care visits in the last 730 days, mean over parents",
+    ),
+    Feature(
+        "parent_mental_health_visits",
+        DOMAINS[1],
+        "avohilmo",
+        "Mental health visits of the parents in the last 730 days",
+    ),
+    Feature(
+        "child_mental_health_visits",
+        DOMAINS[1],
+        "avohilmo",
+        "Mental health visits of the children in the last 730 days",
+    ),
+    Feature(
+        "specialist_care_episodes",
+        DOMAINS[1],
+        "hilmo",
+        "Specialised care episodes (somatic, psychiatric, emergency) in the last 730 days, all members",
+    ),
+    Feature(
+        "health_allowance",
+        DOMAINS[1],
+        "kela",
+        "Share of the last 730 days with an active sickness or disability allowance (max over members)",
+    ),
     # education
-    Feature("parent_education", DOMAINS[2], "koski",
-            "Highest completed education of any parent: 0 unknown, 1 basic, 2 upper secondary / "
-            "vocational, 3 bachelor, 4 master, 5 doctoral"),
-    Feature("school_support", DOMAINS[2], "koski",
-            "Highest school support level of any child: 0 none, 1 general, 2 intensified, 3 special"),
+    Feature(
+        "parent_education",
+        DOMAINS[2],
+        "koski",
+        "Highest completed education of any parent: 0 unknown, 1 basic, 2 upper secondary / "
+        "vocational, 3 bachelor, 4 master, 5 doctoral",
+    ),
+    Feature(
+        "school_support",
+        DOMAINS[2],
+        "koski",
+        "Highest school support level of any child: 0 none, 1 general, 2 intensified, 3 special",
+    ),
     # personal activities including work
-    Feature("parents_employed_share", DOMAINS[3], "employment",
-            "Share of the last 730 days the parents were employed (mean over parents)"),
-    Feature("parents_unemployed_share", DOMAINS[3], "employment",
-            "Share of the last 730 days the parents were unemployed (mean over parents)"),
-    Feature("parents_outside_work_share", DOMAINS[3], "employment",
-            "Share of the last 730 days the parents were outside the labour force or students"),
+    Feature(
+        "parents_employed_share",
+        DOMAINS[3],
+        "employment",
+        "Share of the last 730 days the parents were employed (mean over parents)",
+    ),
+    Feature(
+        "parents_unemployed_share",
+        DOMAINS[3],
+        "employment",
+        "Share of the last 730 days the parents were unemployed (mean over parents)",
+    ),
+    Feature(
+        "parents_outside_work_share",
+        DOMAINS[3],
+        "employment",
+        "Share of the last 730 days the parents were outside the labour force or students",
+    ),
     # political voice: no register source (see docs/family-types.md)
     # social connections
-    Feature("single_parent", DOMAINS[5], "dvv",
-            "1 if the family has exactly one member of role parent"),
-    Feature("n_children", DOMAINS[5], "dvv",
-            "Children (role child, under 18 at the family's reference month)"),
-    Feature("youngest_child_age", DOMAINS[5], "dvv",
-            "Age in whole years of the youngest child at the family's reference month (0 if none)"),
-    Feature("family_work_episodes", DOMAINS[5], "social_services",
-            "Family work episodes started in the last 730 days"),
-    Feature("home_service_episodes", DOMAINS[5], "social_services",
-            "Home service episodes started in the last 730 days"),
-    Feature("family_counselling_episodes", DOMAINS[5], "social_services",
-            "Family counselling episodes started in the last 730 days"),
-    Feature("multi_professional_support", DOMAINS[5], "social_services",
-            "Share of the last 730 days with an active multi-professional support episode"),
+    Feature(
+        "single_parent", DOMAINS[5], "dvv", "1 if the family has exactly one member of role parent"
+    ),
+    Feature(
+        "n_children",
+        DOMAINS[5],
+        "dvv",
+        "Children (role child, under 18 at the family's reference month)",
+    ),
+    Feature(
+        "youngest_child_age",
+        DOMAINS[5],
+        "dvv",
+        "Age in whole years of the youngest child at the family's reference month (0 if none)",
+    ),
+    Feature(
+        "family_work_episodes",
+        DOMAINS[5],
+        "social_services",
+        "Family work episodes started in the last 730 days",
+    ),
+    Feature(
+        "home_service_episodes",
+        DOMAINS[5],
+        "social_services",
+        "Home service episodes started in the last 730 days",
+    ),
+    Feature(
+        "family_counselling_episodes",
+        DOMAINS[5],
+        "social_services",
+        "Family counselling episodes started in the last 730 days",
+    ),
+    Feature(
+        "multi_professional_support",
+        DOMAINS[5],
+        "social_services",
+        "Share of the last 730 days with an active multi-professional support episode",
+    ),
     # environment
-    Feature("housing_allowance", DOMAINS[6], "kela",
-            "Share of the last 730 days with an active housing allowance (housing cost burden)", 0.75),
-    Feature("area_unemployment_rate", DOMAINS[6], "dvv (residence), Paavo 2017",
-            "Unemployed per inhabitant (%) of the residence municipality, Paavo 2017/2018; "
-            "mean of the six if unknown", 0.5),
-    Feature("moves", DOMAINS[6], "dvv",
-            "Residence changes in the 24 months up to the family's reference month"),
+    Feature(
+        "housing_allowance",
+        DOMAINS[6],
+        "kela",
+        "Share of the last 730 days with an active housing allowance (housing cost burden)",
+        0.75,
+    ),
+    Feature(
+        "area_unemployment_rate",
+        DOMAINS[6],
+        "dvv (residence), Paavo 2017",
+        "Unemployed per inhabitant (%) of the residence municipality, Paavo 2017/2018; "
+        "mean of the six if unknown",
+        0.5,
+    ),
+    Feature(
+        "moves",
+        DOMAINS[6],
+        "dvv",
+        "Residence changes in the 24 months up to the family's reference month",
+    ),
     # insecurity
-    Feature("cw_notifications", DOMAINS[7], "child_welfare",
-            "Child welfare notifications of the children in the last 730 days"),
-    Feature("cw_client", DOMAINS[7], "child_welfare",
-            "Share of the last 730 days with an active child welfare client episode (max over children)"),
-    Feature("cw_placement", DOMAINS[7], "child_welfare",
-            "Share of the last 730 days with an active placement (max over children)"),
-    Feature("substance_abuse_contacts", DOMAINS[7], "avohilmo, social_services",
-            "Substance abuse visits in the last 730 days plus the share of days with a substance "
-            "abuse service, all members"),
-    Feature("income_gap_share", DOMAINS[7], "incomes",
-            "Share of the 24 latest months without an income report, averaged over parents "
-            "(1 if a parent has no income report)"),
+    Feature(
+        "cw_notifications",
+        DOMAINS[7],
+        "child_welfare",
+        "Child welfare notifications of the children in the last 730 days",
+    ),
+    Feature(
+        "cw_client",
+        DOMAINS[7],
+        "child_welfare",
+        "Share of the last 730 days with an active child welfare client episode (max over children)",
+    ),
+    Feature(
+        "cw_placement",
+        DOMAINS[7],
+        "child_welfare",
+        "Share of the last 730 days with an active placement (max over children)",
+    ),
+    Feature(
+        "substance_abuse_contacts",
+        DOMAINS[7],
+        "avohilmo, social_services",
+        "Substance abuse visits in the last 730 days plus the share of days with a substance "
+        "abuse service, all members",
+    ),
+    Feature(
+        "income_gap_share",
+        DOMAINS[7],
+        "incomes",
+        "Share of the 24 latest months without an income report, averaged over parents "
+        "(1 if a parent has no income report)",
+    ),
     # composite
-    Feature("need_index", "all (composite)", "all of the above",
-            "The service-need score of models.service_need (frozen weighted sum of the features "
-            "above, in need-level units); weighted so that types are homogeneous in need", 4.0),
+    Feature(
+        "need_index",
+        "all (composite)",
+        "all of the above",
+        "The service-need score of models.service_need (frozen weighted sum of the features "
+        "above, in need-level units); weighted so that types are homogeneous in need",
+        4.0,
+    ),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -373,7 +491,8 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
     ref = max((int((m.get("profile") or {}).get("t", 0)) for m in members), default=0)
     parents = [m for m in members if m.get("role") == "parent"]
     children = [
-        m for m in members
+        m
+        for m in members
         if m.get("role") == "child" and 0 <= _age_months(m["birth_date"], ref) < 18 * 12
     ]
     profiles = [m.get("profile") or {} for m in members]
@@ -404,7 +523,9 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
     else:
         events = sorted(residence, key=_order_key)
     muni = events[-1]["data"].get("municipality") if events else None
-    since = dt.date(1970 + (ref - 23) // 12, (ref - 23) % 12 + 1, 1).isoformat() if ref >= 23 else ""
+    since = (
+        dt.date(1970 + (ref - 23) // 12, (ref - 23) % 12 + 1, 1).isoformat() if ref >= 23 else ""
+    )
     moves = sum(1 for e in events if e["occurred_at"] and e["occurred_at"] >= since) if ref else 0
     area_rate = MUNICIPALITY_UNEMPLOYMENT.get(
         muni, sum(MUNICIPALITY_UNEMPLOYMENT.values()) / len(MUNICIPALITY_UNEMPLOYMENT)
@@ -438,7 +559,9 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
         "cw_placement": most("d_cw_placement", profs=cprof),
         "substance_abuse_contacts": total("v_substance_abuse", "d_substance_abuse_services"),
         "income_gap_share": (
-            sum(1.0 - p.get("inc_mo", 0.0) / INCOME_MONTHS for p in pprof) / len(pprof) if pprof else 1.0
+            sum(1.0 - p.get("inc_mo", 0.0) / INCOME_MONTHS for p in pprof) / len(pprof)
+            if pprof
+            else 1.0
         ),
     }
     out = {name: round(float(vec[name]), 2) for name in BASE_FEATURES}
@@ -477,5 +600,7 @@ def feature_table_markdown() -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for i, f in enumerate(FEATURES, 1):
-        lines.append(f"| {i} | `{f.name}` | {f.domain} | {f.sources} | {f.definition} | {f.weight:g} |")
+        lines.append(
+            f"| {i} | `{f.name}` | {f.domain} | {f.sources} | {f.definition} | {f.weight:g} |"
+        )
     return "\n".join(lines)

@@ -49,7 +49,7 @@ _EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
 
 
 def order_key(event: dict) -> tuple[str, str, str]:
-    """"Latest" order: occurred_at, then recorded_at (UTC-normalised), then event_id."""
+    """ "Latest" order: occurred_at, then recorded_at (UTC-normalised), then event_id."""
     return (event["occurred_at"], event["recorded_at"], event["event_id"])
 
 
@@ -150,7 +150,9 @@ def stem(event_type: str) -> str | None:
 
 # Types that can never change a person summary (without a feature profile): the person
 # step neither stores nor re-reduces them. About three events in four are of these.
-SUMMARY_BLIND = frozenset({"income.reported", "care.episode", "education.completed", "school.support_changed"})
+SUMMARY_BLIND = frozenset(
+    {"income.reported", "care.episode", "education.completed", "school.support_changed"}
+)
 
 
 def matters(event: dict) -> bool:
@@ -161,7 +163,9 @@ def matters(event: dict) -> bool:
     return t != "health.visit" or event["data"].get("service") == "mental_health"
 
 
-def summarize_person(events: Iterable[dict], profile: Callable[[list[dict]], dict] | None = None) -> dict:
+def summarize_person(
+    events: Iterable[dict], profile: Callable[[list[dict]], dict] | None = None
+) -> dict:
     """Reduce a person's accepted events to what their family needs.
 
     Depends only on the set of events. Window-event dates older than the person's own
@@ -194,7 +198,9 @@ def summarize_person(events: Iterable[dict], profile: Callable[[list[dict]], dic
         else:
             st_ = stem(t)
             if st_ is not None and "episode" in d:
-                ep = episodes.setdefault((st_, d["episode"]), {"start": False, "end": False, "kinds": set()})
+                ep = episodes.setdefault(
+                    (st_, d["episode"]), {"start": False, "end": False, "kinds": set()}
+                )
                 if t.endswith("started"):
                     ep["start"] = True
                     kind = d.get("benefit") or d.get("service")
@@ -203,8 +209,14 @@ def summarize_person(events: Iterable[dict], profile: Callable[[list[dict]], dic
                     ep["end"] = True
     family = role = birth_date = None
     if added is not None and removed.get(added["data"]["family"], ("",)) <= order_key(added):
-        family, role, birth_date = added["data"]["family"], added["data"]["role"], added["data"]["birth_date"]
-    active = sorted({k for ep in episodes.values() if ep["start"] and not ep["end"] for k in ep["kinds"]})
+        family, role, birth_date = (
+            added["data"]["family"],
+            added["data"]["role"],
+            added["data"]["birth_date"],
+        )
+    active = sorted(
+        {k for ep in episodes.values() if ep["start"] and not ep["end"] for k in ep["kinds"]}
+    )
     out = {
         "family": family,
         "role": role,
@@ -253,9 +265,26 @@ def person_step(
     out: list[tuple[str, str, dict]] = []
     old_family = sent["family"] if sent else None
     if old_family and old_family != summary["family"]:
-        out.append(("family", old_family, {"kind": "member", "person": person, "family": old_family, "summary": None}))
+        out.append(
+            (
+                "family",
+                old_family,
+                {"kind": "member", "person": person, "family": old_family, "summary": None},
+            )
+        )
     if summary["family"] and (summary != sent or not changed):
-        out.append(("family", summary["family"], {"kind": "member", "person": person, "family": summary["family"], "summary": summary}))
+        out.append(
+            (
+                "family",
+                summary["family"],
+                {
+                    "kind": "member",
+                    "person": person,
+                    "family": summary["family"],
+                    "summary": summary,
+                },
+            )
+        )
     return {"events": events, "sent": summary}, out
 
 
@@ -291,7 +320,9 @@ def _in_window(dates: list[str], w: int, days: int) -> int:
     return sum(1 for d in dates if w - days < day(d) <= w)
 
 
-def contribution(state: dict, watermark: str, group: Callable[[dict], int | None] | None = None) -> dict | None:
+def contribution(
+    state: dict, watermark: str, group: Callable[[dict], int | None] | None = None
+) -> dict | None:
     """What one family adds to the picture at ``W``, or None when it is not counted.
 
     ``{"area", "municipality", "counts": {indicator: int}, "due": day or None}``: ``due``
@@ -314,12 +345,20 @@ def contribution(state: dict, watermark: str, group: Callable[[dict], int | None
         "families": 1,
         "children": children,
         "single_parent_families": int(len(parents) == 1),
-        "families_social_assistance": int(any("benefit:basic_social_assistance" in m["active"] for m in members)),
+        "families_social_assistance": int(
+            any("benefit:basic_social_assistance" in m["active"] for m in members)
+        ),
         "families_unemployed_parent": int(any(m["status"] == "unemployed" for m in parents)),
         "families_child_welfare": int(
-            any(a in ("child_welfare.client", "child_welfare.placement") for m in members for a in m["active"])
+            any(
+                a in ("child_welfare.client", "child_welfare.placement")
+                for m in members
+                for a in m["active"]
+            )
         ),
-        "child_welfare_notifications_30d": sum(_in_window(m["cw_notifications"], w, 30) for m in members),
+        "child_welfare_notifications_30d": sum(
+            _in_window(m["cw_notifications"], w, 30) for m in members
+        ),
         "mental_health_visits_90d": sum(_in_window(m["mh_visits"], w, 90) for m in members),
     }
     if group is not None:
@@ -333,7 +372,12 @@ def contribution(state: dict, watermark: str, group: Callable[[dict], int | None
                 dd = day(d)
                 breakpoints.append(dd if dd > w else dd + days)
     due = min((b for b in breakpoints if b > w), default=None)
-    return {"area": home["postcode"], "municipality": home["municipality"], "counts": counts, "due": due}
+    return {
+        "area": home["postcode"],
+        "municipality": home["municipality"],
+        "counts": counts,
+        "due": due,
+    }
 
 
 # --------------------------------------------------------------------------- deltas

@@ -122,7 +122,10 @@ class ServiceNeedRule:
         base: float | None = None,
         cuts: Sequence[float] = None,
     ):
-        self.weights = {f: (float(w), float(r)) for f, (w, r) in (NEED_WEIGHTS if weights is None else weights).items()}
+        self.weights = {
+            f: (float(w), float(r))
+            for f, (w, r) in (NEED_WEIGHTS if weights is None else weights).items()
+        }
         self.base = float(BASE if base is None else base)
         cuts = [float(c) for c in (DEFAULT_CUTS if cuts is None else cuts)]
         if len(cuts) != 9 or any(b < a for a, b in zip(cuts, cuts[1:], strict=False)):
@@ -164,7 +167,9 @@ class ServiceNeedRule:
         """``1 + #{cuts ≤ score}``: monotone non-decreasing in the score."""
         return 1 + int(np.searchsorted(np.asarray(self.cuts), score, side="right"))
 
-    def group(self, profile: Mapping[str, float], previous: int | None = None, margin: float = 0.0) -> int:
+    def group(
+        self, profile: Mapping[str, float], previous: int | None = None, margin: float = 0.0
+    ) -> int:
         """Group of a profile; with ``previous`` and ``margin > 0`` a group is kept while the
         score stays within ``margin`` of that group's score interval (hysteresis)."""
         score = self.need_score(profile)
@@ -247,7 +252,10 @@ class ServiceNeedRule:
         ends = _minimax_ends(cum, target)
         if previous is not None:
             prev = [list(previous)[i] for i in order]
-            best = max(abs(cum[e] - cum[b] - t) for b, e, t in zip([0, *ends[:-1]], ends, target, strict=True))
+            best = max(
+                abs(cum[e] - cum[b] - t)
+                for b, e, t in zip([0, *ends[:-1]], ends, target, strict=True)
+            )
             ends = _stable_ends(cum, target, best + slack, n / n.sum(), prev)
         cuts = []
         for e in ends[:-1]:  # group g holds ranked profiles [ends[g-1], ends[g])
@@ -289,8 +297,13 @@ def _minimax_ends(cum: np.ndarray, target: np.ndarray) -> list[int]:
     return ends[::-1]
 
 
-def _stable_ends(cum: np.ndarray, target: np.ndarray, bound: float, weight: np.ndarray,
-                 previous: Sequence[int | None]) -> list[int]:
+def _stable_ends(
+    cum: np.ndarray,
+    target: np.ndarray,
+    bound: float,
+    weight: np.ndarray,
+    previous: Sequence[int | None],
+) -> list[int]:
     """End positions of the ten groups (as :func:`_minimax_ends`) with every
     ``|share − target| ≤ bound`` that move the least weight of profiles away from their
     ``previous`` group (None: no previous group, free); ties go to the smaller total
@@ -303,8 +316,17 @@ def _stable_ends(cum: np.ndarray, target: np.ndarray, bound: float, weight: np.n
     idx = np.arange(m + 1)
     for g in range(1, k + 1):
         # moved[i] = weight of profiles 0..i-1 whose previous group is neither None nor g
-        moved = np.concatenate([[0.0], np.cumsum([w if p is not None and p != g else 0.0
-                                                  for w, p in zip(weight, previous, strict=True)])])
+        moved = np.concatenate(
+            [
+                [0.0],
+                np.cumsum(
+                    [
+                        w if p is not None and p != g else 0.0
+                        for w, p in zip(weight, previous, strict=True)
+                    ]
+                ),
+            ]
+        )
         for j in range(m + 1):
             if g == k and j != m:
                 continue
@@ -352,8 +374,14 @@ def _cut(o: np.ndarray, c: int, down: bool) -> float:
     return (float(o[best - 1]) + float(o[best])) / 2
 
 
-def boundary_splits(types, own, groups: Mapping[int, int], type_scores: Mapping[int, float],
-                    shares: Sequence[float] = REFERENCE_SHARES, tol: float = 0.01) -> list[list]:
+def boundary_splits(
+    types,
+    own,
+    groups: Mapping[int, int],
+    type_scores: Mapping[int, float],
+    shares: Sequence[float] = REFERENCE_SHARES,
+    tol: float = 0.01,
+) -> list[list]:
     """Split the type at a group boundary by its families' own need scores, where whole
     types leave the share below the boundary more than ``tol`` from its target.
 

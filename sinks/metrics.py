@@ -8,24 +8,57 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_IN = Counter("tk_events_in_total", "Messages consumed, per step", ["step"])
 EVENTS_OUT = Counter("tk_events_out_total", "Messages produced, per step", ["step"])
 ACCEPTED = Counter("tk_events_accepted_total", "Register events that passed the contract")
-REJECTED = Counter("tk_events_rejected_total", "Register events sent to the DLQ, per reason code", ["reason"])
+REJECTED = Counter(
+    "tk_events_rejected_total", "Register events sent to the DLQ, per reason code", ["reason"]
+)
 EVENT_TO_REDIS = Histogram(
     "tk_event_to_redis_seconds",
     "From an event's arrival in register-events (its Kafka timestamp) to its effect in Redis",
     # Up to four hours: a replayed history queues behind its own backlog (one worker
     # takes over an hour for the 80,000-family history; beyond the last bucket a
     # quantile is only "> 4 h").
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
-             7200, 14400),
+    buckets=(
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+        60,
+        120,
+        300,
+        600,
+        1200,
+        1800,
+        3600,
+        7200,
+        14400,
+    ),
 )
 REDIS_WRITE_SECONDS = Histogram(
     "tk_redis_write_seconds",
     "One transactional Redis pipeline of family contributions",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
-REDIS_FAMILY_WRITES = Counter("tk_redis_family_writes_total", "Family contributions written to Redis")
-CONSUMER_LAG = Gauge("tk_consumer_lag", "Messages behind the end of a partition of a consumed topic", ["topic", "partition"])
+REDIS_FAMILY_WRITES = Counter(
+    "tk_redis_family_writes_total", "Family contributions written to Redis"
+)
+CONSUMER_LAG = Gauge(
+    "tk_consumer_lag",
+    "Messages behind the end of a partition of a consumed topic",
+    ["topic", "partition"],
+)
 WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
 ALERTS = Counter("tk_alerts_raised_total", "Trend alerts raised (models/alerts.py)")
-MODEL_SNAPSHOTS = Counter("tk_model_snapshots_total", "Family-type model snapshots published by the learner")
-FAMILIES_REASSIGNED = Counter("tk_families_reassigned_total", "Families rewritten because a new snapshot changed their group")
+MODEL_SNAPSHOTS = Counter(
+    "tk_model_snapshots_total", "Family-type model snapshots published by the learner"
+)
+FAMILIES_REASSIGNED = Counter(
+    "tk_families_reassigned_total", "Families rewritten because a new snapshot changed their group"
+)

@@ -33,7 +33,11 @@ RAISE_WM_LUA = _script("raise_watermark.lua")
 
 def encode(contribution: dict | None) -> str:
     """Canonical JSON, so that an unchanged contribution is byte-identical in Redis."""
-    return "" if contribution is None else json.dumps(contribution, sort_keys=True, separators=(",", ":"))
+    return (
+        ""
+        if contribution is None
+        else json.dumps(contribution, sort_keys=True, separators=(",", ":"))
+    )
 
 
 def due_key(partition: int | None) -> str:
@@ -77,7 +81,9 @@ class _Base:
 
     @staticmethod
     def _finish(results, skip: int, n: int) -> list[str]:
-        changed = sorted({s.decode() if isinstance(s, bytes) else s for r in results[skip:] for s in r})
+        changed = sorted(
+            {s.decode() if isinstance(s, bytes) else s for r in results[skip:] for s in r}
+        )
         metrics.REDIS_FAMILY_WRITES.inc(n)
         return changed
 
@@ -139,5 +145,7 @@ class AsyncRedisSink(_Base):
         return v.decode() if isinstance(v, bytes) else v
 
     async def due(self, partition: int | None, upto_day: int, limit: int = 10_000) -> list[str]:
-        rows = await self.redis.zrangebyscore(due_key(partition), "-inf", upto_day, start=0, num=limit)
+        rows = await self.redis.zrangebyscore(
+            due_key(partition), "-inf", upto_day, start=0, num=limit
+        )
         return [r.decode() if isinstance(r, bytes) else r for r in rows]

@@ -82,7 +82,9 @@ class Envelopes:
         self.groups: dict[tuple[str, int], list] = {}
 
     def add(self, stage: str, key: str, message: dict, t0: int | None) -> None:
-        self.groups.setdefault((stage, partition_of(key, self.partitions)), []).append([key, message, t0])
+        self.groups.setdefault((stage, partition_of(key, self.partitions)), []).append(
+            [key, message, t0]
+        )
 
     def items(self):
         return self.groups.items()
@@ -93,7 +95,9 @@ def _as_current(event) -> None:
     _faust_current_event.set(weakref.ref(event))
 
 
-def snapshot_due(last: dict | None, w_day: int, now: float, days: int, min_interval_s: float) -> bool:
+def snapshot_due(
+    last: dict | None, w_day: int, now: float, days: int, min_interval_s: float
+) -> bool:
     """Publish a model snapshot? The first as soon as the model is seeded; then every
     ``days`` of event time W, but not more often than ``min_interval_s`` of wall time
     (a replayed history moves W by years in minutes, and each snapshot re-assigns
@@ -122,7 +126,11 @@ def _dlq_record(raw: bytes, exc: InvalidEvent) -> dict:
 
 
 def create_app(
-    settings: Settings, redis_client=None, web_bind: str = "127.0.0.1", web_port: int = 6066, loglevel: str = "WARNING"
+    settings: Settings,
+    redis_client=None,
+    web_bind: str = "127.0.0.1",
+    web_port: int = 6066,
+    loglevel: str = "WARNING",
 ) -> faust.App:
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     datadir = Path("var/faust") / settings.app_id
@@ -160,7 +168,9 @@ def create_app(
     by_id = app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal)
     by_person = app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal)
     family_inputs = app.topic(settings.internal_topic(config.TOPIC_FAMILY_INPUTS), **internal)
-    family_vectors = app.topic(settings.internal_topic(config.TOPIC_VECTORS), partitions=1, internal=True)
+    family_vectors = app.topic(
+        settings.internal_topic(config.TOPIC_VECTORS), partitions=1, internal=True
+    )
     out_topics = {"id": by_id, "person": by_person, "family": family_inputs}
     partitions = settings.partitions
     types_on = settings.family_types
@@ -188,9 +198,11 @@ def create_app(
         ENVELOPE_ITEMS items, halved again if one is still too large (feature profiles
         make person summaries about 1 KiB; 1000 of them broke the 1 MB limit)."""
         for i in range(0, len(items), ENVELOPE_ITEMS):
-            chunk = items[i:i + ENVELOPE_ITEMS]
+            chunk = items[i : i + ENVELOPE_ITEMS]
             try:
-                await topic.send(key=None, partition=partition, value={"items": [], **{field: chunk}})
+                await topic.send(
+                    key=None, partition=partition, value={"items": [], **{field: chunk}}
+                )
             except ProducerSendError as exc:
                 if not isinstance(exc.__cause__, MessageSizeTooLargeError) or len(chunk) == 1:
                     raise
@@ -242,7 +254,9 @@ def create_app(
                 except Exception as exc:  # a worker never crashes on data
                     log.exception("unexpected error validating a message")
                     metrics.REJECTED.labels("internal").inc()
-                    await dlq.send(value=_dlq_record(raw, InvalidEvent("internal", type(exc).__name__)))
+                    await dlq.send(
+                        value=_dlq_record(raw, InvalidEvent("internal", type(exc).__name__))
+                    )
                     continue
                 metrics.ACCEPTED.inc()
                 ingest_sink.raise_watermark(ev["occurred_at"])
@@ -268,7 +282,9 @@ def create_app(
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
             await send_envelopes("dedup", run_step(batch, dedup_table, dedup_and_filter, "dedup"))
 
-    person_step = functools.partial(picture.person_step, profile=person_profile if types_on else None)
+    person_step = functools.partial(
+        picture.person_step, profile=person_profile if types_on else None
+    )
 
     @app.agent(by_person)
     async def person(stream):
@@ -311,7 +327,9 @@ def create_app(
             groups.update(zip(fams, grp.tolist(), strict=True))
         return groups, vectors
 
-    async def apply_families(sink: AsyncRedisSink, families: dict[str, int], learn: bool = False) -> None:
+    async def apply_families(
+        sink: AsyncRedisSink, families: dict[str, int], learn: bool = False
+    ) -> None:
         """Recompute contributions (indicators and group) and write them in one pipeline;
         with ``learn``, send the counted families' vectors to the learner. Families no
         longer counted are sent as ``None`` from every caller: the learner forgets them."""
@@ -323,7 +341,11 @@ def create_app(
         items, learned = [], []
         for fam, partition in families.items():
             state = states[fam]
-            contrib = picture.contribution(state, watermark, lambda _s, g=groups[fam]: g) if state else None
+            contrib = (
+                picture.contribution(state, watermark, lambda _s, g=groups[fam]: g)
+                if state
+                else None
+            )
             items.append((fam, contrib, partition))
             applied.add(fam)
             if contrib is None:
@@ -348,7 +370,11 @@ def create_app(
                 await load_model()
             step = lambda state, key, msg: (picture.family_step(state, msg), ())  # noqa: E731
             run_step(batch, family_table, step, "family")
-            touched = {key: event.message.partition for event in batch for key, _, _ in event.value["items"]}
+            touched = {
+                key: event.message.partition
+                for event in batch
+                for key, _, _ in event.value["items"]
+            }
             # Redis is written before the batch is acked: a crash in between means a
             # replay, and the Lua script makes the replay a no-op.
             await apply_families(family_sink, touched, learn=types_on)
@@ -361,12 +387,19 @@ def create_app(
     learner_state: dict = {"model": None, "last": None, "pending": set()}
 
     def new_learner() -> FamilyTypes:
-        return FamilyTypes(n_types=settings.n_types, warmup=settings.model_warmup,
-                           calibrate_shares=REFERENCE_SHARES)
+        return FamilyTypes(
+            n_types=settings.n_types,
+            warmup=settings.model_warmup,
+            calibrate_shares=REFERENCE_SHARES,
+        )
 
     async def publish(current: FamilyTypes, snap: dict, watermark: str, now: float) -> None:
         """A snapshot to the compacted model table and to Redis for every worker."""
-        snap["published"] = learner_state["last"] = {"w_day": picture.day(watermark), "at": now, "as_of": watermark}
+        snap["published"] = learner_state["last"] = {
+            "w_day": picture.day(watermark),
+            "at": now,
+            "as_of": watermark,
+        }
         model_table["snapshot"] = snap
         pipe = redis.pipeline(transaction=True)
         pipe.set(MODEL_KEY, json.dumps(snap, separators=(",", ":")))
@@ -384,15 +417,23 @@ def create_app(
             return None
         if current.sample_size < current.n_types:
             if request not in learner_state["pending"]:
-                log.warning("rebase %s pending: the model has %d recent vectors, needs %d",
-                            request, current.sample_size, current.n_types)
+                log.warning(
+                    "rebase %s pending: the model has %d recent vectors, needs %d",
+                    request,
+                    current.sample_size,
+                    current.n_types,
+                )
             learner_state["pending"].add(request)
             return None
         learner_state["pending"].discard(request)
         snap = current.rebase()
         current.lineage = snap["lineage"] = {**snap["lineage"], "request": request}
-        log.warning("rebase %s: generation %d, %d types re-based", request, snap["generation"],
-                    len(snap["lineage"]["mapping"]))
+        log.warning(
+            "rebase %s: generation %d, %d types re-based",
+            request,
+            snap["generation"],
+            len(snap["lineage"]["mapping"]),
+        )
         return snap
 
     @app.agent(family_vectors)
@@ -406,8 +447,13 @@ def create_app(
             current = learner_state["model"]
             if current is None or (stored and stored["version"] > current.version):
                 # Start, restart or take-over: resume from the durable snapshot.
-                current = FamilyTypes.from_snapshot(stored, warmup=settings.model_warmup,
-                                                    calibrate_shares=REFERENCE_SHARES) if stored else new_learner()
+                current = (
+                    FamilyTypes.from_snapshot(
+                        stored, warmup=settings.model_warmup, calibrate_shares=REFERENCE_SHARES
+                    )
+                    if stored
+                    else new_learner()
+                )
                 learner_state["model"] = current
                 learner_state["last"] = stored and stored.get("published")
             keys, vectors, requests = [], [], sorted(learner_state["pending"])
@@ -435,8 +481,13 @@ def create_app(
             snap = None
             for request in requests:
                 snap = rebase(current, request) or snap
-            if snap is None and snapshot_due(learner_state["last"], picture.day(watermark), now,
-                                             settings.snapshot_days, settings.snapshot_min_interval_s):
+            if snap is None and snapshot_due(
+                learner_state["last"],
+                picture.day(watermark),
+                now,
+                settings.snapshot_days,
+                settings.snapshot_min_interval_s,
+            ):
                 snap = current.snapshot()
             if snap is not None:
                 await publish(current, snap, watermark, now)
@@ -449,7 +500,9 @@ def create_app(
         watermark = await sweep_sink.watermark()
         if watermark is None:
             return
-        metrics.WATERMARK_DAYS.set(dt.date.fromisoformat(watermark).toordinal() - dt.date(1970, 1, 1).toordinal())
+        metrics.WATERMARK_DAYS.set(
+            dt.date.fromisoformat(watermark).toordinal() - dt.date(1970, 1, 1).toordinal()
+        )
         w = picture.day(watermark)
         for tp in app.assignor.assigned_actives():
             if tp.topic != family_inputs.get_topic_name():
@@ -466,21 +519,35 @@ def create_app(
         watermark = await model_sink.watermark()
         if not parts or watermark is None:
             return
-        states = {fam: state for fam in list(family_table.keys())
-                  if partition_of(fam, partitions) in parts and (state := family_table.get(fam))
-                  and picture.contribution(state, watermark) is not None}
+        states = {
+            fam: state
+            for fam in list(family_table.keys())
+            if partition_of(fam, partitions) in parts
+            and (state := family_table.get(fam))
+            and picture.contribution(state, watermark) is not None
+        }
         _, vectors = groups_of(states)
-        await send_items(family_vectors, 0, [[fam, vec] for fam, vec in vectors.items()], field="sample")
+        await send_items(
+            family_vectors, 0, [[fam, vec] for fam, vec in vectors.items()], field="sample"
+        )
 
     @app.timer(MODEL_POLL_SECONDS)
     async def adopt_model():
         """A new snapshot: re-assign this worker's families, rewriting those whose group
         it changes (all of them after a restart)."""
-        if not types_on or app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        if (
+            not types_on
+            or app.rebalancing
+            or app.in_recovery
+            or not app.tables.recovery.completed.is_set()
+        ):
             return  # the family table is complete only once recovered
         await ensure_sinks()
-        mine = {tp.partition for tp in app.assignor.assigned_actives()
-                if tp.topic == family_inputs.get_topic_name()}
+        mine = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == family_inputs.get_topic_name()
+        }
         await refill_sample(mine - sampled)
         sampled.clear()
         sampled.update(mine)
@@ -490,13 +557,19 @@ def create_app(
         if model["assigner"] is None or model["adopted"] == model["version"]:
             return
         version = model["version"]
-        families = {fam: p for fam in list(family_table.keys())
-                    if (p := partition_of(fam, partitions)) in mine}
+        families = {
+            fam: p
+            for fam in list(family_table.keys())
+            if (p := partition_of(fam, partitions)) in mine
+        }
         groups, _ = groups_of({fam: family_table.get(fam) for fam in families})
-        changed = {fam: p for fam, p in families.items()
-                   if fam not in applied or (fam in groups_now and groups_now[fam] != groups[fam])}
+        changed = {
+            fam: p
+            for fam, p in families.items()
+            if fam not in applied or (fam in groups_now and groups_now[fam] != groups[fam])
+        }
         for i in range(0, len(changed), 5000):
-            chunk = dict(list(changed.items())[i:i + 5000])
+            chunk = dict(list(changed.items())[i : i + 5000])
             await apply_families(model_sink, chunk)
         model["adopted"] = version
         metrics.FAMILIES_REASSIGNED.inc(len(changed))
@@ -513,8 +586,12 @@ def create_app(
         alert ids, which Redis skips and consumers can drop."""
         try:
             raw = await redis_reader.read_picture_async(redis)
-            shown = await asyncio.get_running_loop().run_in_executor(None, suppress, raw, settings.min_cell)
-            state, raised = alert_step(await alert_store.load(), shown, raw["as_of"], _now_iso(), rule)
+            shown = await asyncio.get_running_loop().run_in_executor(
+                None, suppress, raw, settings.min_cell
+            )
+            state, raised = alert_step(
+                await alert_store.load(), shown, raw["as_of"], _now_iso(), rule
+            )
             for alert in raised:
                 await alerts_out.send(key=alert["id"].encode(), value=alert)
             await alert_store.record(state, raised)
@@ -558,12 +635,18 @@ def create_app(
 
 def add_arguments(parser) -> None:
     parser.add_argument("--loglevel", default="WARNING", help="Faust log level (default WARNING)")
-    parser.add_argument("--web-port", type=int, default=6066, help="port of /metrics (default 6066)")
-    parser.add_argument("--web-bind", default="127.0.0.1", help="address of /metrics (0.0.0.0 in a container)")
+    parser.add_argument(
+        "--web-port", type=int, default=6066, help="port of /metrics (default 6066)"
+    )
+    parser.add_argument(
+        "--web-bind", default="127.0.0.1", help="address of /metrics (0.0.0.0 in a container)"
+    )
 
 
 def run(args, settings: Settings) -> int:
-    app = create_app(settings, web_bind=args.web_bind, web_port=args.web_port, loglevel=args.loglevel)
+    app = create_app(
+        settings, web_bind=args.web_bind, web_port=args.web_port, loglevel=args.loglevel
+    )
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0

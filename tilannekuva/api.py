@@ -264,14 +264,20 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-_SHARE_AT = {"type": "object", "properties": {"as_of": {"type": "string", "format": "date"}, "share": {"type": "number"}}}
+_SHARE_AT = {
+    "type": "object",
+    "properties": {"as_of": {"type": "string", "format": "date"}, "share": {"type": "number"}},
+}
 ALERT_SCHEMA = {
     "type": "object",
     "description": "A trend alert (docs/design.md, 'Trend alerts'): the shown share of families with "
     "an indicator (rate per family for the window counts) rose by at least the rule's rise over "
     "window_days of event time. Built from shown cells only.",
     "properties": {
-        "id": {"type": "string", "description": "hash of scope, indicator and as_of: repeats are the same alert"},
+        "id": {
+            "type": "string",
+            "description": "hash of scope, indicator and as_of: repeats are the same alert",
+        },
         "rule": {"type": "string"},
         "raised_at": {"type": "string", "format": "date-time"},
         "as_of": {"type": "string", "format": "date"},
@@ -576,7 +582,10 @@ def openapi_spec() -> dict:
                         "type": "object",
                         "properties": {
                             "since": {"type": ["string", "null"]},
-                            "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
+                            "alerts": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Alert"},
+                            },
                         },
                     },
                 ),

@@ -61,8 +61,16 @@ MENTAL_HEALTH_DAYS = 90
 
 # Type codes: the types the picture reads; every other type is OTHER.
 OTHER = -1
-_TYPE_LIST = (RETRACTED, MEMBER_ADDED, MEMBER_REMOVED, RESIDENCE, STATUS, NOTIFICATION, VISIT,
-              *EPISODE_TYPES)
+_TYPE_LIST = (
+    RETRACTED,
+    MEMBER_ADDED,
+    MEMBER_REMOVED,
+    RESIDENCE,
+    STATUS,
+    NOTIFICATION,
+    VISIT,
+    *EPISODE_TYPES,
+)
 TYPE_CODE = {t: i for i, t in enumerate(_TYPE_LIST)}
 T_RETRACTED, T_ADDED, T_REMOVED, T_RESIDENCE, T_STATUS, T_NOTIFICATION, T_VISIT = range(7)
 _EPISODE_CODES = np.array([TYPE_CODE[t] for t in EPISODE_TYPES])
@@ -249,8 +257,9 @@ def compute_table(t: EventTable) -> dict:
     #    events whose "latest" matters, so "later than" is a comparison of integers.
     ordered = rows(T_ADDED, T_REMOVED, T_RESIDENCE, T_STATUS)
     id_rank, _ = pd.factorize(t.event_id[ordered], sort=True)
-    order = np.lexsort((id_rank, _recorded_instants(t.recorded[ordered]),
-                        t.occurred[ordered].astype(np.int64)))
+    order = np.lexsort(
+        (id_rank, _recorded_instants(t.recorded[ordered]), t.occurred[ordered].astype(np.int64))
+    )
     rank = np.empty(len(ordered), dtype=np.int64)
     rank[order] = np.arange(len(ordered))
     otype = t.type[ordered]
@@ -265,32 +274,48 @@ def compute_table(t: EventTable) -> dict:
     rem_rows, rem_rank = ordered_part(T_REMOVED)
     res_rows, res_rank = ordered_part(T_RESIDENCE)
     family_code, _ = pd.factorize(
-        np.concatenate([t.field(add_rows, "family"), t.field(rem_rows, "family"),
-                        t.field(res_rows, "family")])
+        np.concatenate(
+            [t.field(add_rows, "family"), t.field(rem_rows, "family"), t.field(res_rows, "family")]
+        )
     )
     n_add, n_rem = len(add_rows), len(rem_rows)
-    adds = pd.DataFrame({
-        "row": add_rows,
-        "person": person_code[add_rows],
-        "family": family_code[:n_add],
-        "rank": add_rank,
-    })
+    adds = pd.DataFrame(
+        {
+            "row": add_rows,
+            "person": person_code[add_rows],
+            "family": family_code[:n_add],
+            "rank": add_rank,
+        }
+    )
     adds = adds.sort_values("rank").drop_duplicates("person", keep="last")
-    removes = pd.DataFrame({
-        "person": person_code[rem_rows],
-        "family": family_code[n_add:n_add + n_rem],
-        "removed_rank": rem_rank,
-    }).groupby(["person", "family"], sort=False)["removed_rank"].max().reset_index()
+    removes = (
+        pd.DataFrame(
+            {
+                "person": person_code[rem_rows],
+                "family": family_code[n_add : n_add + n_rem],
+                "removed_rank": rem_rank,
+            }
+        )
+        .groupby(["person", "family"], sort=False)["removed_rank"]
+        .max()
+        .reset_index()
+    )
     members = adds.merge(removes, on=["person", "family"], how="left")
     members = members.loc[~(members["removed_rank"] > members["rank"])]
 
     # Residence: the family's latest residence_changed; only the six count.
-    residence = pd.DataFrame({
-        "family": family_code[n_add + n_rem:],
-        "rank": res_rank,
-        "municipality": t.field(res_rows, "municipality"),
-        "postcode": t.field(res_rows, "postcode"),
-    }).sort_values("rank").drop_duplicates("family", keep="last")
+    residence = (
+        pd.DataFrame(
+            {
+                "family": family_code[n_add + n_rem :],
+                "rank": res_rank,
+                "municipality": t.field(res_rows, "municipality"),
+                "postcode": t.field(res_rows, "postcode"),
+            }
+        )
+        .sort_values("rank")
+        .drop_duplicates("family", keep="last")
+    )
     residence = residence.loc[residence["municipality"].isin(list(COVERED_MUNICIPALITIES))]
     members = members.merge(residence[["family", "municipality", "postcode"]], on="family")
     if members.empty:
@@ -300,8 +325,9 @@ def compute_table(t: EventTable) -> dict:
 
     # Status: the person's latest employment.status_changed.
     st_rows, st_rank = ordered_part(T_STATUS)
-    status = pd.DataFrame({"person": person_code[st_rows], "rank": st_rank,
-                           "status": t.field(st_rows, "status")})
+    status = pd.DataFrame(
+        {"person": person_code[st_rows], "rank": st_rank, "status": t.field(st_rows, "status")}
+    )
     status = status.sort_values("rank").drop_duplicates("person", keep="last")
     unemployed = np.zeros(n_persons, dtype=bool)
     unemployed[status.loc[status["status"] == "unemployed", "person"].to_numpy()] = True
@@ -311,20 +337,24 @@ def compute_table(t: EventTable) -> dict:
     ep_type = t.type[ep_rows]
     ep_start = IS_START[ep_type]
     episode_code, _ = pd.factorize(t.field(ep_rows, "episode"), use_na_sentinel=False)
-    eps = pd.DataFrame({
-        "person": person_code[ep_rows],
-        "stem": STEM_OF[ep_type],
-        "episode": episode_code,
-        "start": ep_start,
-        "end": ~ep_start,
-        "sa_start": ep_start & (t.field(ep_rows, "benefit") == "basic_social_assistance"),
-    })
+    eps = pd.DataFrame(
+        {
+            "person": person_code[ep_rows],
+            "stem": STEM_OF[ep_type],
+            "episode": episode_code,
+            "start": ep_start,
+            "end": ~ep_start,
+            "sa_start": ep_start & (t.field(ep_rows, "benefit") == "basic_social_assistance"),
+        }
+    )
     per_episode = eps.groupby(["person", "stem", "episode"], sort=False)[
-        ["start", "end", "sa_start"]].any()
+        ["start", "end", "sa_start"]
+    ].any()
     active = per_episode.loc[per_episode["start"] & ~per_episode["end"]].reset_index()
     social_assistance = np.zeros(n_persons, dtype=bool)
-    social_assistance[active.loc[(active["stem"] == S_BENEFIT) & active["sa_start"],
-                                 "person"].to_numpy()] = True
+    social_assistance[
+        active.loc[(active["stem"] == S_BENEFIT) & active["sa_start"], "person"].to_numpy()
+    ] = True
     child_welfare = np.zeros(n_persons, dtype=bool)
     child_welfare[active.loc[active["stem"].isin(S_CHILD_WELFARE), "person"].to_numpy()] = True
 
@@ -341,16 +371,18 @@ def compute_table(t: EventTable) -> dict:
     role = t.field(member_rows, "role")
     born = np.array(t.field(member_rows, "birth_date").tolist(), dtype="datetime64[D]")
     parent = role == "parent"
-    m = pd.DataFrame({
-        "family": members["family"].to_numpy(),
-        "child": (role == "child") & (eighteenth_birthday(born) > W),
-        "parent": parent,
-        "sa": social_assistance[member_person],
-        "cw": child_welfare[member_person],
-        "unemployed_parent": parent & unemployed[member_person],
-        "notif": notifications[member_person],
-        "visits": visits[member_person],
-    })
+    m = pd.DataFrame(
+        {
+            "family": members["family"].to_numpy(),
+            "child": (role == "child") & (eighteenth_birthday(born) > W),
+            "parent": parent,
+            "sa": social_assistance[member_person],
+            "cw": child_welfare[member_person],
+            "unemployed_parent": parent & unemployed[member_person],
+            "notif": notifications[member_person],
+            "visits": visits[member_person],
+        }
+    )
     fam = m.groupby("family", sort=False).agg(
         children=("child", "sum"),
         parents=("parent", "sum"),
@@ -362,16 +394,18 @@ def compute_table(t: EventTable) -> dict:
     )
     place = residence.set_index("family").loc[fam.index, ["municipality", "postcode"]]
     counted = (fam["children"] >= 1).to_numpy().astype(np.int64)
-    counts = pd.DataFrame({
-        "families": counted,
-        "children": fam["children"].to_numpy(),
-        "single_parent_families": (fam["parents"] == 1).to_numpy(),
-        "families_social_assistance": fam["sa"].to_numpy(),
-        "families_unemployed_parent": fam["unemployed_parent"].to_numpy(),
-        "families_child_welfare": fam["cw"].to_numpy(),
-        "child_welfare_notifications_30d": fam["notif"].to_numpy(),
-        "mental_health_visits_90d": fam["visits"].to_numpy(),
-    }).astype(np.int64)
+    counts = pd.DataFrame(
+        {
+            "families": counted,
+            "children": fam["children"].to_numpy(),
+            "single_parent_families": (fam["parents"] == 1).to_numpy(),
+            "families_social_assistance": fam["sa"].to_numpy(),
+            "families_unemployed_parent": fam["unemployed_parent"].to_numpy(),
+            "families_child_welfare": fam["cw"].to_numpy(),
+            "child_welfare_notifications_30d": fam["notif"].to_numpy(),
+            "mental_health_visits_90d": fam["visits"].to_numpy(),
+        }
+    ).astype(np.int64)
     # Only counted families (resident, at least one child) contribute anything.
     counts = counts.mul(counted, axis=0)
     counts["municipality"] = place["municipality"].to_numpy()
@@ -391,7 +425,9 @@ def _aggregate(as_of: str, counts: pd.DataFrame) -> dict:
     # The area's municipality: the one its families report (the most common, then the
     # smallest code, should residence events ever disagree).
     area_mun = (
-        counts.groupby(["postcode", "municipality"]).size().reset_index(name="n")
+        counts.groupby(["postcode", "municipality"])
+        .size()
+        .reset_index(name="n")
         .sort_values(["postcode", "n", "municipality"], ascending=[True, False, True])
         .drop_duplicates("postcode")
         .set_index("postcode")["municipality"]
@@ -401,11 +437,18 @@ def _aggregate(as_of: str, counts: pd.DataFrame) -> dict:
         for code in sorted(COVERED_MUNICIPALITIES)
     }
     areas = {
-        str(pc): {"municipality": str(area_mun[pc]), "counts": as_counts(by_area.loc[pc].to_numpy())}
+        str(pc): {
+            "municipality": str(area_mun[pc]),
+            "counts": as_counts(by_area.loc[pc].to_numpy()),
+        }
         for pc in sorted(by_area.index)
     }
-    return {"as_of": as_of, "all": as_counts(counts[cols].sum().to_numpy()),
-            "municipalities": municipalities, "areas": areas}
+    return {
+        "as_of": as_of,
+        "all": as_counts(counts[cols].sum().to_numpy()),
+        "municipalities": municipalities,
+        "areas": areas,
+    }
 
 
 # --------------------------------------------------------------------------- CLI

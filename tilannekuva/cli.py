@@ -14,16 +14,31 @@ import sys
 from tilannekuva.config import ConfigError, Settings
 
 SUBCOMMANDS = {
-    "generate": ("tilannekuva.synthetic", "write synthetic register events of the six municipalities"),
+    "generate": (
+        "tilannekuva.synthetic",
+        "write synthetic register events of the six municipalities",
+    ),
     "produce": ("tilannekuva.produce", "send an event file into register-events"),
     "topics": ("tilannekuva.topics", "create the project's Kafka topics"),
     "worker": ("streams.app", "run the Faust stream worker"),
     "api": ("tilannekuva.api", "serve the situation picture HTTP API"),
-    "picture": ("tilannekuva.batch", "compute the picture from an event file (batch reference, pandas)"),
+    "picture": (
+        "tilannekuva.batch",
+        "compute the picture from an event file (batch reference, pandas)",
+    ),
     "demo": ("tilannekuva.demo", "zero-setup demo: in-process pipeline, embedded Redis, live API"),
-    "rebase": ("tilannekuva.rebase", "ask the learner to re-base the family types (new ids, old → new mapping)"),
-    "evaluate": ("tilannekuva.evaluate", "evaluate family types and service-need groups against planted truth"),
-    "compare": ("tilannekuva.compare", "compare the API's answers with the batch reference, cell by cell"),
+    "rebase": (
+        "tilannekuva.rebase",
+        "ask the learner to re-base the family types (new ids, old → new mapping)",
+    ),
+    "evaluate": (
+        "tilannekuva.evaluate",
+        "evaluate family types and service-need groups against planted truth",
+    ),
+    "compare": (
+        "tilannekuva.compare",
+        "compare the API's answers with the batch reference, cell by cell",
+    ),
 }
 
 

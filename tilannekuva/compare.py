@@ -25,10 +25,16 @@ from tilannekuva.config import COVERED_MUNICIPALITIES
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", help="the event file (JSON Lines, optionally .gz) that was produced")
-    parser.add_argument("--api", default=None, help="API base URL (default http://127.0.0.1:$SITUATION_API_PORT)")
+    parser.add_argument(
+        "file", help="the event file (JSON Lines, optionally .gz) that was produced"
+    )
+    parser.add_argument(
+        "--api", default=None, help="API base URL (default http://127.0.0.1:$SITUATION_API_PORT)"
+    )
     parser.add_argument("--token", default=None, help="bearer token (default $SITUATION_API_TOKEN)")
-    parser.add_argument("--show", type=int, default=20, help="differing cells to print (default 20)")
+    parser.add_argument(
+        "--show", type=int, default=20, help="differing cells to print (default 20)"
+    )
 
 
 def _get(base: str, path: str, token: str) -> dict:
@@ -37,7 +43,9 @@ def _get(base: str, path: str, token: str) -> dict:
         return json.loads(resp.read())
 
 
-def api_scopes(base: str, token: str, bodies: dict | None = None) -> tuple[str | None, dict[str, dict]]:
+def api_scopes(
+    base: str, token: str, bodies: dict | None = None
+) -> tuple[str | None, dict[str, dict]]:
     """``(as_of, {scope: indicators})`` for all, every municipality and every area;
     the whole answers go into ``bodies`` if given."""
     bodies = {} if bodies is None else bodies
@@ -117,8 +125,10 @@ def run(args, settings) -> int:
     if api_as_of != as_of:
         cells.insert(0, f"as_of: batch {as_of} api {api_as_of}")
     n_cells = sum(len(v) for v in expected.values())
-    print(f"compared {len(expected)} scopes (all, {len(COVERED_MUNICIPALITIES)} municipalities, "
-          f"{len(expected) - 1 - len(COVERED_MUNICIPALITIES)} areas), {n_cells} cells: {len(cells)} differ")
+    print(
+        f"compared {len(expected)} scopes (all, {len(COVERED_MUNICIPALITIES)} municipalities, "
+        f"{len(expected) - 1 - len(COVERED_MUNICIPALITIES)} areas), {n_cells} cells: {len(cells)} differ"
+    )
     for line in cells[: args.show]:
         print("  " + line)
     with_groups, problems = check_groups(bodies, settings.min_cell)

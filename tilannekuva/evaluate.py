@@ -81,8 +81,15 @@ def final_states(events: Iterable[dict]) -> tuple[dict[str, dict], str]:
     return {f: st for f, st in fams.items() if contribution(st, wm) is not None}, wm
 
 
-def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 100,
-             model_seed: int = 42, calibrate: bool = True, progress: bool = False) -> dict:
+def evaluate(
+    families: int,
+    seed: int,
+    snapshot_days: int = 30,
+    n_types: int = 100,
+    model_seed: int = 42,
+    calibrate: bool = True,
+    progress: bool = False,
+) -> dict:
     """Run the evaluation; returns the report (see module doc)."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, cohen_kappa_score
@@ -100,8 +107,9 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
 
     t0 = time.perf_counter()
     pipe = _Tracking(profile=person_profile)
-    learner = FamilyTypes(n_types=n_types, seed=model_seed,
-                          calibrate_shares=REFERENCE_SHARES if calibrate else None)
+    learner = FamilyTypes(
+        n_types=n_types, seed=model_seed, calibrate_shares=REFERENCE_SHARES if calibrate else None
+    )
     vectors: dict[str, dict] = {}
     types: dict[str, int] = {}
     last_touch: dict[str, int] = {}  # family -> index of the learning batch that last touched it
@@ -142,7 +150,9 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
                 learner.forget(fam)
         assigner = TypeAssigner.from_snapshot(learner.snapshot())
         fams = sorted(vectors)
-        for f, t in zip(fams, assigner.predict_many([vectors[f] for f in fams]).tolist(), strict=True):
+        for f, t in zip(
+            fams, assigner.predict_many([vectors[f] for f in fams]).tolist(), strict=True
+        ):
             types[f] = t
         snapshots += 1
         assign_time += time.perf_counter() - ts
@@ -152,7 +162,7 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
     end_day = 0
     for line in lines:
         i = line.find('"occurred_at":"')
-        end_day = max(end_day, day(line[i + 15:i + 25]))
+        end_day = max(end_day, day(line[i + 15 : i + 25]))
     next_learn = None
     next_snap = None
     chunk: list[dict] = []
@@ -191,8 +201,11 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
                 at_minus = (dict(types), batch_no)
             next_snap += snapshot_days
             if progress:
-                print(f"{dt_iso(w)}: {n_events} events, {len(vectors)} families, "
-                      f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+                print(
+                    f"{dt_iso(w)}: {n_events} events, {len(vectors)} families, "
+                    f"{time.perf_counter() - t0:.0f} s",
+                    file=sys.stderr,
+                )
     learn()
     batch_no += 1
     learner.initialise_now()  # a tiny run may end before the warm-up buffer is full
@@ -200,7 +213,9 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
     t_stream = time.perf_counter() - t0
 
     # ---- report: final families, types, groups -------------------------------------
-    fams = sorted(f for f in vectors if f in truth and f in pipe.contributions)  # counted at the end
+    fams = sorted(
+        f for f in vectors if f in truth and f in pipe.contributions
+    )  # counted at the end
     final_types = np.asarray([types[f] for f in fams])
     ts = time.perf_counter()
     groups = np.asarray([family_group(pipe.families[f], assigner) for f in fams])
@@ -210,20 +225,28 @@ def evaluate(families: int, seed: int, snapshot_days: int = 30, n_types: int = 1
     X = assigner.to_matrix([vectors[f] for f in fams])
     Xs = (X - assigner.means) * assigner.scale
     tk = time.perf_counter()
-    batch = KMeans(n_clusters=min(n_types, len(fams)), n_init=1, random_state=model_seed).fit_predict(Xs)
+    batch = KMeans(
+        n_clusters=min(n_types, len(fams)), n_init=1, random_state=model_seed
+    ).fit_predict(Xs)
     t_kmeans = time.perf_counter() - tk
     shares = np.bincount(groups, minlength=11)[1:] / len(fams)
     planted = np.bincount(levels, minlength=11)[1:] / len(fams)
     churned = 0
     if at_minus is not None:
         before, b_no = at_minus
-        churned = sum(1 for f in fams if f in before and before[f] != types[f] and last_touch.get(f, -1) < b_no)
+        churned = sum(
+            1
+            for f in fams
+            if f in before and before[f] != types[f] and last_touch.get(f, -1) < b_no
+        )
     ari = float(adjusted_rand_score(arche, final_types))
     ari_batch = float(adjusted_rand_score(arche, batch))
     return {
         "families": families,
         "seed": seed,
-        "cuts": "calibrated per snapshot to REFERENCE_SHARES" if calibrate else "fixed DEFAULT_CUTS",
+        "cuts": "calibrated per snapshot to REFERENCE_SHARES"
+        if calibrate
+        else "fixed DEFAULT_CUTS",
         "events": n_events,
         "counted_families": len(fams),
         "n_types": int(len(np.unique(final_types))),
@@ -269,11 +292,18 @@ def format_report(r: dict) -> str:
         ("events streamed", f"{r['events']}", ""),
         ("types in use / snapshots", f"{r['n_types']} / {r['snapshots']}", ""),
         ("ARI types vs archetypes (ari)", f"{r['ari']:.4f}", ""),
-        ("ARI sklearn KMeans (ari_batch)", f"{r['ari_batch']:.4f}",
-         ok(r["ari_ratio"] is not None and r["ari_ratio"] >= 0.9) + f" (ratio {r['ari_ratio']}, ≥ 0.9)"),
+        (
+            "ARI sklearn KMeans (ari_batch)",
+            f"{r['ari_batch']:.4f}",
+            ok(r["ari_ratio"] is not None and r["ari_ratio"] >= 0.9)
+            + f" (ratio {r['ari_ratio']}, ≥ 0.9)",
+        ),
         ("kappa groups vs need level", f"{r['kappa']:.4f}", ok(r["kappa"] >= 0.8) + " (≥ 0.8)"),
-        ("group shares max diff (pp)", f"{r['shares_max_diff_pp']:.2f}",
-         ok(r["shares_max_diff_pp"] <= 2) + " (≤ 2)"),
+        (
+            "group shares max diff (pp)",
+            f"{r['shares_max_diff_pp']:.2f}",
+            ok(r["shares_max_diff_pp"] <= 2) + " (≤ 2)",
+        ),
         ("churn (last 30 days)", f"{100 * r['churn']:.2f} %", ok(r["churn"] <= 0.01) + " (≤ 1 %)"),
     ]
     out = [f"{a:34s} {b:>18s}  {c}" for a, b, c in rows]
@@ -283,25 +313,37 @@ def format_report(r: dict) -> str:
     out.append("truth % " + " ".join(f"{100 * x:6.1f}" for x in r["planted_shares"]))
     t = r["timing"]
     out.append("")
-    out.append(f"time: generate {t['generate_s']} s, stream {t['stream_s']} s (learning {t['learn_s']} s, "
-               f"{t['learn_us_per_vector']} µs/vector over {t['vectors_learnt']} vectors; assignment "
-               f"{t['assign_s']} s), family_group {t['family_group_us']} µs/family, total {t['total_s']} s")
+    out.append(
+        f"time: generate {t['generate_s']} s, stream {t['stream_s']} s (learning {t['learn_s']} s, "
+        f"{t['learn_us_per_vector']} µs/vector over {t['vectors_learnt']} vectors; assignment "
+        f"{t['assign_s']} s), family_group {t['family_group_us']} µs/family, total {t['total_s']} s"
+    )
     return "\n".join(out)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--families", type=int, default=5000, help="families to generate")
     parser.add_argument("--seed", type=int, default=1, help="generator seed")
-    parser.add_argument("--snapshot-days", type=int, default=30, help="stream days between model snapshots")
-    parser.add_argument("--fixed-cuts", action="store_true",
-                        help="groups by the rule's fixed cut points instead of re-cutting the "
-                             "types to the reference shares at every snapshot")
+    parser.add_argument(
+        "--snapshot-days", type=int, default=30, help="stream days between model snapshots"
+    )
+    parser.add_argument(
+        "--fixed-cuts",
+        action="store_true",
+        help="groups by the rule's fixed cut points instead of re-cutting the "
+        "types to the reference shares at every snapshot",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def run(args, settings=None) -> int:
-    report = evaluate(args.families, args.seed, snapshot_days=args.snapshot_days,
-                      calibrate=not args.fixed_cuts, progress=not args.quiet and not args.json)
+    report = evaluate(
+        args.families,
+        args.seed,
+        snapshot_days=args.snapshot_days,
+        calibrate=not args.fixed_cuts,
+        progress=not args.quiet and not args.json,
+    )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -20,7 +20,9 @@ PACE_TICK_S = 0.01
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="JSON Lines event file (.gz: gzip)")
-    parser.add_argument("--rate", type=float, default=0.0, help="events per second (0 = as fast as possible)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="events per second (0 = as fast as possible)"
+    )
     parser.add_argument("--topic", default=TOPIC_INPUT)
     parser.add_argument("--limit", type=int, default=None, help="send at most this many lines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -87,7 +89,9 @@ def run(args: argparse.Namespace, settings) -> int:
 
     producer = make_producer(settings.kafka_bootstrap)
     t0 = time.perf_counter()
-    bar = tqdm(unit="ev", unit_scale=True, disable=args.no_progress, total=args.limit, desc=args.topic)
+    bar = tqdm(
+        unit="ev", unit_scale=True, disable=args.no_progress, total=args.limit, desc=args.topic
+    )
     try:
         n = produce(read_lines(args.file, args.limit), producer, args.topic, args.rate, bar)
     except RuntimeError as exc:
@@ -97,6 +101,8 @@ def run(args: argparse.Namespace, settings) -> int:
         bar.close()
         producer.close()
     took = time.perf_counter() - t0
-    print(f"sent {n} events to {args.topic} in {took:.1f} s ({n / took if took else 0:.0f} events/s)",
-          file=sys.stderr)
+    print(
+        f"sent {n} events to {args.topic} in {took:.1f} s ({n / took if took else 0:.0f} events/s)",
+        file=sys.stderr,
+    )
     return 0

@@ -26,8 +26,13 @@ MODEL_KEY = "tk:model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                        help="wait up to this long for the re-based snapshot and print its lineage")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for the re-based snapshot and print its lineage",
+    )
 
 
 def request_message(request: str) -> bytes:
@@ -56,11 +61,16 @@ def run(args, settings: Settings) -> int:
         snap = json.loads(raw) if raw else {}
         lineage = snap.get("lineage") or {}
         if lineage.get("request") == request:
-            print(f"rebase {request}: generation {snap['generation']} version {snap['version']}, "
-                  f"{len(lineage['mapping'])} types mapped old → new from version {lineage['from_version']}")
+            print(
+                f"rebase {request}: generation {snap['generation']} version {snap['version']}, "
+                f"{len(lineage['mapping'])} types mapped old → new from version {lineage['from_version']}"
+            )
             print(json.dumps(lineage["mapping"]))
             return 0
         time.sleep(0.5)
-    print(f"rebase {request}: no re-based snapshot within {args.wait:g} s (is the model past its "
-          "warm-up? the worker log says why a request was ignored)", file=sys.stderr)
+    print(
+        f"rebase {request}: no re-based snapshot within {args.wait:g} s (is the model past its "
+        "warm-up? the worker log says why a request was ignored)",
+        file=sys.stderr,
+    )
     return 1

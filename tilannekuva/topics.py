@@ -57,7 +57,9 @@ def topic_specs(
     ]
     for suffix in INTERNAL_TOPICS:
         # One learner: its input and its snapshot changelog have one partition.
-        specs.append(TopicSpec(names.internal_topic(suffix), 1 if suffix == TOPIC_VECTORS else partitions))
+        specs.append(
+            TopicSpec(names.internal_topic(suffix), 1 if suffix == TOPIC_VECTORS else partitions)
+        )
     specs.append(TopicSpec(names.internal_topic(TOPIC_MODEL), 1, {"cleanup.policy": "compact"}))
     return specs
 

@@ -61,7 +61,9 @@ def test_every_service_has_a_pinned_image(compose):
     services = compose["services"]
     assert services, "no services in docker-compose.yml"
     for name, svc in services.items():
-        assert "image" in svc, f"service {name} has no image (built services need a pinned image name too)"
+        assert "image" in svc, (
+            f"service {name} has no image (built services need a pinned image name too)"
+        )
         assert is_pinned(svc["image"]), f"service {name}: image {svc['image']!r} is not pinned"
 
 
@@ -124,7 +126,9 @@ def test_contract_environment(compose):
     assert services["worker"]["environment"]["SITUATION_PSEUDONYM_KEY"].startswith(
         "${SITUATION_PSEUDONYM_KEY:?"
     )
-    assert services["api"]["environment"]["SITUATION_API_TOKEN"].startswith("${SITUATION_API_TOKEN:?")
+    assert services["api"]["environment"]["SITUATION_API_TOKEN"].startswith(
+        "${SITUATION_API_TOKEN:?"
+    )
     text = COMPOSE.read_text()
     for secret in ("REDIS_PASSWORD", "SITUATION_API_TOKEN", "SITUATION_PSEUDONYM_KEY"):
         assert f"${{{secret}:-" not in text, f"{secret} must not have a default"

@@ -23,7 +23,10 @@ def test_kafka_roundtrip_reads_back_exactly_what_was_sent(kafka_bootstrap, kafka
 
     topic = kafka_topic_factory("roundtrip", partitions=1)
     sent = [
-        (f"k{i}".encode(), json.dumps({"i": i, "text": "perhe äö €", "id": uuid.uuid4().hex}).encode())
+        (
+            f"k{i}".encode(),
+            json.dumps({"i": i, "text": "perhe äö €", "id": uuid.uuid4().hex}).encode(),
+        )
         for i in range(200)
     ]
     sent.append((None, b""))  # null key, empty value
@@ -68,7 +71,10 @@ def test_project_topics_exist_with_their_configs(kafka_admin):
     specs = specs_for(Settings())
     missing = [s.name for s in specs if s.name not in existing]
     assert not missing, f"topics missing (run `tilannekuva topics`): {missing}"
-    infos = {t.get("name", t.get("topic")): t for t in kafka_admin.describe_topics([s.name for s in specs])}
+    infos = {
+        t.get("name", t.get("topic")): t
+        for t in kafka_admin.describe_topics([s.name for s in specs])
+    }
     for spec in specs:
         assert len(infos[spec.name]["partitions"]) >= spec.partitions, spec.name
 

@@ -19,7 +19,9 @@ RULE_TESTS = ["alerts_test.yml", "alerts_trend_test.yml"]
 def promtool() -> str:
     path = shutil.which("promtool")
     if not path:
-        pytest.fail("promtool not found: install it with `bash infra/up` (Debian package prometheus)")
+        pytest.fail(
+            "promtool not found: install it with `bash infra/up` (Debian package prometheus)"
+        )
     return path
 
 

@@ -45,7 +45,10 @@ VALID = [
 def test_every_type_of_every_source_validates(source, type_, data):
     out = validate(json.dumps(ev(source=source, type=type_, data=data)))
     assert out["type"] == type_ and out["person"] == PERSON
-    assert out["data"] == {**data, **({"gross_eur": float(data["gross_eur"])} if "gross_eur" in data else {})}
+    assert out["data"] == {
+        **data,
+        **({"gross_eur": float(data["gross_eur"])} if "gross_eur" in data else {}),
+    }
 
 
 def test_all_ten_sources_are_known():
@@ -53,21 +56,36 @@ def test_all_ten_sources_are_known():
 
 
 def test_residence_change_needs_no_person_and_drops_one():
-    out = validate(ev(source="dvv", type="family.residence_changed", person=None,
-                      data={"family": "F1", "postcode": "33100", "municipality": "837"}))
+    out = validate(
+        ev(
+            source="dvv",
+            type="family.residence_changed",
+            person=None,
+            data={"family": "F1", "postcode": "33100", "municipality": "837"},
+        )
+    )
     assert out["person"] is None
-    out = validate(ev(source="dvv", type="family.residence_changed",
-                      data={"family": "F1", "postcode": "33100", "municipality": "837"}))
+    out = validate(
+        ev(
+            source="dvv",
+            type="family.residence_changed",
+            data={"family": "F1", "postcode": "33100", "municipality": "837"},
+        )
+    )
     assert out["person"] is None
 
 
 def test_retraction_from_any_source_without_person():
-    out = validate(ev(source="hilmo", type="event.retracted", person=None, data={"event_id": "e-9"}))
+    out = validate(
+        ev(source="hilmo", type="event.retracted", person=None, data={"event_id": "e-9"})
+    )
     assert out["data"] == {"event_id": "e-9"}
 
 
 def test_recorded_at_normalised_to_utc_and_extra_fields_dropped():
-    out = validate(ev(data={"benefit": "basic_social_assistance", "episode": "k1", "x": 1}, extra=5))
+    out = validate(
+        ev(data={"benefit": "basic_social_assistance", "episode": "k1", "x": 1}, extra=5)
+    )
     assert out["recorded_at"] == "2025-03-02T06:00:00.000000Z"
     assert out["data"] == {"benefit": "basic_social_assistance", "episode": "k1"}
     assert "extra" not in out and "schema" not in out
@@ -97,14 +115,41 @@ BAD = [
     (ev(person="131052Q308T"), "person"),
     (ev(data={"benefit": "lottery", "episode": "k"}), "data"),
     (ev(data={"benefit": "basic_social_assistance"}), "data"),
-    (ev(source="incomes", type="income.reported", data={"month": "2025-13", "gross_eur": 1}), "data"),
-    (ev(source="incomes", type="income.reported", data={"month": "2025-01", "gross_eur": -1}), "data"),
-    (ev(source="incomes", type="income.reported", data={"month": "2025-01", "gross_eur": "100"}), "data"),
-    (ev(source="incomes", type="income.reported", data={"month": "2025-01", "gross_eur": True}), "data"),
+    (
+        ev(source="incomes", type="income.reported", data={"month": "2025-13", "gross_eur": 1}),
+        "data",
+    ),
+    (
+        ev(source="incomes", type="income.reported", data={"month": "2025-01", "gross_eur": -1}),
+        "data",
+    ),
+    (
+        ev(source="incomes", type="income.reported", data={"month": "2025-01", "gross_eur": "100"}),
+        "data",
+    ),
+    (
+        ev(source="incomes", type="income.reported", data={"month": "2025-01", "gross_eur": True}),
+        "data",
+    ),
     (ev(source="hilmo", type="care.episode", data={"service": "psychiatric", "days": -1}), "data"),
     (ev(source="hilmo", type="care.episode", data={"service": "psychiatric", "days": 1.5}), "data"),
-    (ev(source="dvv", type="family.member_added", data={"family": "F", "role": "child", "birth_date": "2011-02-29"}), "data"),
-    (ev(source="dvv", type="family.residence_changed", person=None, data={"family": "F", "postcode": "3310", "municipality": "837"}), "data"),
+    (
+        ev(
+            source="dvv",
+            type="family.member_added",
+            data={"family": "F", "role": "child", "birth_date": "2011-02-29"},
+        ),
+        "data",
+    ),
+    (
+        ev(
+            source="dvv",
+            type="family.residence_changed",
+            person=None,
+            data={"family": "F", "postcode": "3310", "municipality": "837"},
+        ),
+        "data",
+    ),
     (ev(type="event.retracted", data={}), "data"),
     (ev(data="nope"), "envelope"),
 ]

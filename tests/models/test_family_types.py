@@ -31,8 +31,18 @@ def trained():
 def brute(snap, x):
     v = np.asarray([x.get(f, 0.0) for f in snap["features"]])
     s = np.asarray(snap["weights"]) / np.asarray(snap["stds"])
-    d = [float((((v - np.asarray(snap["means"])) * s - (np.asarray(c) - np.asarray(snap["means"])) * s) ** 2).sum())
-         for c in snap["centroids"]]
+    d = [
+        float(
+            (
+                (
+                    (v - np.asarray(snap["means"])) * s
+                    - (np.asarray(c) - np.asarray(snap["means"])) * s
+                )
+                ** 2
+            ).sum()
+        )
+        for c in snap["centroids"]
+    ]
     return d
 
 
@@ -68,7 +78,7 @@ def test_predict_many_equals_predict_one_and_batch_independent(trained):
     probe = X[:700]
     full = a.predict_many(probe)
     assert [a.predict_one(x) for x in probe] == full.tolist()
-    parts = np.concatenate([a.predict_many(probe[i:i + 256]) for i in range(0, 700, 256)])
+    parts = np.concatenate([a.predict_many(probe[i : i + 256]) for i in range(0, 700, 256)])
     assert (parts == full).all()
     assert (a.predict_many(a.to_matrix(probe)) == full).all()
     # exact ties (a duplicated centroid) resolve to the lowest position, in any batch
@@ -179,11 +189,13 @@ def test_learn_many_dicts_or_matrix_same_model_and_counts():
     a = FamilyTypes(n_types=10, warmup=500, seed=0)
     b = FamilyTypes(n_types=10, warmup=500, seed=0)
     for i in range(0, len(X), 256):
-        a.learn_many(X[i:i + 256], keys=range(i, min(i + 256, len(X))))
-        b.learn_many(np.asarray([[x[f] for f in FEATURE_NAMES] for x in X[i:i + 256]]))
+        a.learn_many(X[i : i + 256], keys=range(i, min(i + 256, len(X))))
+        b.learn_many(np.asarray([[x[f] for f in FEATURE_NAMES] for x in X[i : i + 256]]))
     assert a.n_seen == b.n_seen == len(X)
     np.testing.assert_allclose(a.centroids, b.centroids)
-    assert a.counts.sum() == len(X) - 500 + 500  # warm-up vectors counted by Lloyd, the rest one each
+    assert (
+        a.counts.sum() == len(X) - 500 + 500
+    )  # warm-up vectors counted by Lloyd, the rest one each
     assert a.predict_one(X[0]) == TypeAssigner.from_snapshot(a.snapshot()).predict_one(X[0])
 
 
@@ -214,7 +226,9 @@ def test_forget_drops_a_family_from_the_sample_and_keeps_the_index_consistent():
 
     from models.family_types import FamilyTypes
 
-    model = FamilyTypes(n_types=2, features=("a",), weights=(1,), warmup=2, reservoir=5, rule=None, seed=1)
+    model = FamilyTypes(
+        n_types=2, features=("a",), weights=(1,), warmup=2, reservoir=5, rule=None, seed=1
+    )
     for i in range(5):
         model.learn_one({"a": float(i)}, key=f"f{i}")
     model.forget("f1")
@@ -251,7 +265,9 @@ def test_boundary_splits_bring_coarse_types_to_the_reference_shares():
     X, _ = blobs(4000, n_profiles=12, seed=3)
     errors, assigned = {}, {}
     for tol in (None, 0.01):
-        model = FamilyTypes(n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES, split_tol=tol)
+        model = FamilyTypes(
+            n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES, split_tol=tol
+        )
         model.learn_many(X, keys=list(range(len(X))))
         snap = json.loads(json.dumps(model.snapshot()))
         assigner = TypeAssigner.from_snapshot(snap)

@@ -20,27 +20,66 @@ from models.service_need import need_index
 
 
 def ev(i, typ, occurred, data=None, person="p1", source="x"):
-    return {"event_id": f"{person}-{i}", "source": source, "type": typ, "occurred_at": occurred,
-            "recorded_at": f"{occurred}T08:00:00.000000Z", "person": person, "data": data or {}}
+    return {
+        "event_id": f"{person}-{i}",
+        "source": source,
+        "type": typ,
+        "occurred_at": occurred,
+        "recorded_at": f"{occurred}T08:00:00.000000Z",
+        "person": person,
+        "data": data or {},
+    }
 
 
 def person_events(person="p1"):
     evs = [
-        ev(0, "family.member_added", "2024-01-02", {"family": "f", "role": "parent", "birth_date": "1990-01-01"}, person),
+        ev(
+            0,
+            "family.member_added",
+            "2024-01-02",
+            {"family": "f", "role": "parent", "birth_date": "1990-01-01"},
+            person,
+        ),
         ev(1, "employment.status_changed", "2025-01-01", {"status": "employed"}, person),
         ev(2, "employment.status_changed", "2026-02-01", {"status": "unemployed"}, person),
-        ev(3, "benefit.started", "2026-02-03", {"benefit": "unemployment_benefit", "episode": "u1"}, person),
-        ev(4, "benefit.ended", "2026-01-01", {"benefit": "housing_allowance", "episode": "h1"}, person),
-        ev(5, "benefit.started", "2025-06-01", {"benefit": "housing_allowance", "episode": "h1"}, person),
+        ev(
+            3,
+            "benefit.started",
+            "2026-02-03",
+            {"benefit": "unemployment_benefit", "episode": "u1"},
+            person,
+        ),
+        ev(
+            4,
+            "benefit.ended",
+            "2026-01-01",
+            {"benefit": "housing_allowance", "episode": "h1"},
+            person,
+        ),
+        ev(
+            5,
+            "benefit.started",
+            "2025-06-01",
+            {"benefit": "housing_allowance", "episode": "h1"},
+            person,
+        ),
         ev(6, "education.completed", "2010-06-01", {"level": "vocational"}, person),
         ev(7, "education.completed", "2015-06-01", {"level": "bachelor"}, person),
         ev(8, "health.visit", "2026-01-15", {"service": "mental_health"}, person),
         ev(9, "health.visit", "2024-01-15", {"service": "mental_health"}, person),  # outside 365 d
         ev(10, "care.episode", "2025-11-01", {"service": "psychiatric", "days": 5}, person),
-        ev(11, "social_service.started", "2026-01-05", {"service": "family_work", "episode": "s1"}, person),
+        ev(
+            11,
+            "social_service.started",
+            "2026-01-05",
+            {"service": "family_work", "episode": "s1"},
+            person,
+        ),
     ]
     for k, m in enumerate(["2025-10", "2025-11", "2026-01"]):
-        evs.append(ev(20 + k, "income.reported", f"{m}-28", {"month": m, "gross_eur": 2400.0}, person))
+        evs.append(
+            ev(20 + k, "income.reported", f"{m}-28", {"month": m, "gross_eur": 2400.0}, person)
+        )
     return evs
 
 
@@ -89,31 +128,60 @@ def test_empty_profile():
 
 def members():
     return [
-        {"role": "parent", "birth_date": "1990-01-01", "profile": person_profile(person_events("p1"))},
-        {"role": "child", "birth_date": "2015-03-01",
-         "profile": {"t": 670.0, "sup": 2.0, "cwn": 2.0, "d_cw_client": 0.5, "v_mental_health": 3.0}},
+        {
+            "role": "parent",
+            "birth_date": "1990-01-01",
+            "profile": person_profile(person_events("p1")),
+        },
+        {
+            "role": "child",
+            "birth_date": "2015-03-01",
+            "profile": {
+                "t": 670.0,
+                "sup": 2.0,
+                "cwn": 2.0,
+                "d_cw_client": 0.5,
+                "v_mental_health": 3.0,
+            },
+        },
         {"role": "child", "birth_date": "2022-07-01", "profile": {"t": 660.0, "d_ecec": 1.0}},
-        {"role": "child", "birth_date": "2000-01-01", "profile": {"t": 600.0, "cwn": 5.0}},  # adult child
+        {
+            "role": "child",
+            "birth_date": "2000-01-01",
+            "profile": {"t": 600.0, "cwn": 5.0},
+        },  # adult child
     ]
 
 
 def test_vector_has_documented_features():
     residence = [
-        {"event_id": "r1", "occurred_at": "2020-01-01", "recorded_at": "2020-01-02T00:00:00.000000Z",
-         "data": {"postcode": "01300", "municipality": "092"}},
-        {"event_id": "r2", "occurred_at": "2025-05-01", "recorded_at": "2025-05-02T00:00:00.000000Z",
-         "data": {"postcode": "33100", "municipality": "837"}},
+        {
+            "event_id": "r1",
+            "occurred_at": "2020-01-01",
+            "recorded_at": "2020-01-02T00:00:00.000000Z",
+            "data": {"postcode": "01300", "municipality": "092"},
+        },
+        {
+            "event_id": "r2",
+            "occurred_at": "2025-05-01",
+            "recorded_at": "2025-05-02T00:00:00.000000Z",
+            "data": {"postcode": "33100", "municipality": "837"},
+        },
     ]
     v = family_vector(members(), residence)
     assert list(v) == list(FEATURE_NAMES) == [*BASE_FEATURES, "need_index"]
     assert len(FEATURES) == 29
-    assert {f.domain for f in FEATURES} == (set(DOMAINS) - {"political voice"}) | {"all (composite)"}
+    assert {f.domain for f in FEATURES} == (set(DOMAINS) - {"political voice"}) | {
+        "all (composite)"
+    }
     assert all(f.sources and f.definition for f in FEATURES)
     assert v["single_parent"] == 1.0
     assert v["n_children"] == 2.0  # the adult child does not count
     assert v["youngest_child_age"] == 3.0
     assert v["school_support"] == 2.0
-    assert v["cw_client"] == 0.5 and v["cw_notifications"] == 2.0  # adult child's notifications not counted
+    assert (
+        v["cw_client"] == 0.5 and v["cw_notifications"] == 2.0
+    )  # adult child's notifications not counted
     assert v["child_mental_health_visits"] == 3.0 and v["parent_mental_health_visits"] == 1.0
     assert v["parents_employed_share"] == 0.54
     assert v["family_work_episodes"] == 1.0

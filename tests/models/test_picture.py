@@ -22,11 +22,24 @@ def ev(eid, type_, data, occurred, person="p1", recorded=None):
 
 
 def added(eid, person, family, role, born, occurred="2025-01-01", recorded=None):
-    return ev(eid, "family.member_added", {"family": family, "role": role, "birth_date": born}, occurred, person, recorded)
+    return ev(
+        eid,
+        "family.member_added",
+        {"family": family, "role": role, "birth_date": born},
+        occurred,
+        person,
+        recorded,
+    )
 
 
 def home(eid, family, postcode, muni, occurred="2025-01-01"):
-    return ev(eid, "family.residence_changed", {"family": family, "postcode": postcode, "municipality": muni}, occurred, None)
+    return ev(
+        eid,
+        "family.residence_changed",
+        {"family": family, "postcode": postcode, "municipality": muni},
+        occurred,
+        None,
+    )
 
 
 BASE = [
@@ -51,45 +64,84 @@ def test_basic_family_is_counted_once():
 
 
 def test_member_added_tie_broken_by_recorded_at_then_event_id():
-    s = summarize_person([
-        added("b", "p", "f1", "parent", "1990-01-01", "2025-01-01", "2025-01-03"),
-        added("a", "p", "f2", "parent", "1990-01-01", "2025-01-01", "2025-01-02"),
-    ])
+    s = summarize_person(
+        [
+            added("b", "p", "f1", "parent", "1990-01-01", "2025-01-01", "2025-01-03"),
+            added("a", "p", "f2", "parent", "1990-01-01", "2025-01-01", "2025-01-02"),
+        ]
+    )
     assert s["family"] == "f1"
-    s = summarize_person([
-        added("b", "p", "f1", "parent", "1990-01-01"),
-        added("a", "p", "f2", "parent", "1990-01-01"),
-    ])
+    s = summarize_person(
+        [
+            added("b", "p", "f1", "parent", "1990-01-01"),
+            added("a", "p", "f2", "parent", "1990-01-01"),
+        ]
+    )
     assert s["family"] == "f1"
 
 
 def test_member_removed_only_counts_when_later_and_same_family():
     a = added("a", "p", "f1", "parent", "1990-01-01", "2025-01-05")
-    assert summarize_person([a, ev("r", "family.member_removed", {"family": "f1"}, "2025-01-06", "p")])["family"] is None
-    assert summarize_person([a, ev("r", "family.member_removed", {"family": "f1"}, "2025-01-04", "p")])["family"] == "f1"
-    assert summarize_person([a, ev("r", "family.member_removed", {"family": "f9"}, "2025-01-06", "p")])["family"] == "f1"
+    assert (
+        summarize_person(
+            [a, ev("r", "family.member_removed", {"family": "f1"}, "2025-01-06", "p")]
+        )["family"]
+        is None
+    )
+    assert (
+        summarize_person(
+            [a, ev("r", "family.member_removed", {"family": "f1"}, "2025-01-04", "p")]
+        )["family"]
+        == "f1"
+    )
+    assert (
+        summarize_person(
+            [a, ev("r", "family.member_removed", {"family": "f9"}, "2025-01-06", "p")]
+        )["family"]
+        == "f1"
+    )
 
 
 def test_episode_active_whatever_the_order_and_kind_from_start():
-    start = ev("s", "benefit.started", {"benefit": "basic_social_assistance", "episode": "e"}, "2025-01-01")
-    end = ev("e", "benefit.ended", {"benefit": "basic_social_assistance", "episode": "e"}, "2025-02-01")
+    start = ev(
+        "s", "benefit.started", {"benefit": "basic_social_assistance", "episode": "e"}, "2025-01-01"
+    )
+    end = ev(
+        "e", "benefit.ended", {"benefit": "basic_social_assistance", "episode": "e"}, "2025-02-01"
+    )
     assert summarize_person([start])["active"] == ["benefit:basic_social_assistance"]
     assert summarize_person([end, start])["active"] == []
     assert summarize_person([end])["active"] == []
 
 
 def test_child_turns_18_as_watermark_passes_birthday():
-    state = {"residence": {"r": home("r", "f", "33100", "837")},
-             "members": {"k": {"role": "child", "birth_date": "2008-02-29", "status": None, "active": [],
-                               "cw_notifications": [], "mh_visits": []}}}
+    state = {
+        "residence": {"r": home("r", "f", "33100", "837")},
+        "members": {
+            "k": {
+                "role": "child",
+                "birth_date": "2008-02-29",
+                "status": None,
+                "active": [],
+                "cw_notifications": [],
+                "mh_visits": [],
+            }
+        },
+    }
     assert contribution(state, "2026-02-27")["counts"]["children"] == 1
     assert contribution(state, "2026-02-27")["due"] == picture.day("2026-02-28")
     assert contribution(state, "2026-02-28") is None
 
 
 def test_window_edges():
-    member = {"role": "child", "birth_date": "2015-01-01", "status": None, "active": [],
-              "cw_notifications": ["2026-05-01", "2026-05-02", "2026-05-31"], "mh_visits": []}
+    member = {
+        "role": "child",
+        "birth_date": "2015-01-01",
+        "status": None,
+        "active": [],
+        "cw_notifications": ["2026-05-01", "2026-05-02", "2026-05-31"],
+        "mh_visits": [],
+    }
     state = {"residence": {"r": home("r", "f", "33100", "837")}, "members": {"k": member}}
     c = contribution(state, "2026-05-31")  # window (2026-05-01, 2026-05-31]
     assert c["counts"]["child_welfare_notifications_30d"] == 2
@@ -171,7 +223,11 @@ def event_sets(draw):
     n = draw(st.integers(3, 25))
     events = []
     for i in range(n):
-        kind = draw(st.sampled_from(["add", "add", "remove", "home", "note", "mh", "status", "benefit", "cw"]))
+        kind = draw(
+            st.sampled_from(
+                ["add", "add", "remove", "home", "note", "mh", "status", "benefit", "cw"]
+            )
+        )
         person = draw(st.sampled_from(PERSONS))
         fam = draw(st.sampled_from(FAMILIES))
         occurred = draw(st.sampled_from(DAYS))
@@ -179,7 +235,9 @@ def event_sets(draw):
         if kind == "add":
             role = draw(st.sampled_from(["parent", "child"]))
             born = draw(st.sampled_from(["1985-01-01", "2008-02-29", "2008-03-15", "2015-05-05"]))
-            events.append(added(eid, person, fam, role, born, occurred, draw(st.sampled_from(DAYS[-3:]))))
+            events.append(
+                added(eid, person, fam, role, born, occurred, draw(st.sampled_from(DAYS[-3:])))
+            )
         elif kind == "remove":
             events.append(ev(eid, "family.member_removed", {"family": fam}, occurred, person))
         elif kind == "home":
@@ -190,7 +248,15 @@ def event_sets(draw):
         elif kind == "mh":
             events.append(ev(eid, "health.visit", {"service": "mental_health"}, occurred, person))
         elif kind == "status":
-            events.append(ev(eid, "employment.status_changed", {"status": draw(st.sampled_from(["employed", "unemployed"]))}, occurred, person))
+            events.append(
+                ev(
+                    eid,
+                    "employment.status_changed",
+                    {"status": draw(st.sampled_from(["employed", "unemployed"]))},
+                    occurred,
+                    person,
+                )
+            )
         else:
             stem = "benefit" if kind == "benefit" else "child_welfare.client"
             suffix = draw(st.sampled_from(["started", "ended"]))
@@ -201,7 +267,15 @@ def event_sets(draw):
             events.append(ev(eid, t, data, occurred, person))
     targets = [e["event_id"] for e in events]
     for j in range(draw(st.integers(0, 3))):
-        events.append(ev(f"x{j}", "event.retracted", {"event_id": draw(st.sampled_from(targets + ["x0"]))}, draw(st.sampled_from(DAYS)), None))
+        events.append(
+            ev(
+                f"x{j}",
+                "event.retracted",
+                {"event_id": draw(st.sampled_from(targets + ["x0"]))},
+                draw(st.sampled_from(DAYS)),
+                None,
+            )
+        )
     return events
 
 
@@ -216,7 +290,7 @@ def test_any_order_with_duplicates_gives_the_same_picture(events, rnd, dups):
     i = 0
     while i < len(shuffled):
         k = rnd.randint(1, 4)
-        pipe.process_many(shuffled[i:i + k])
+        pipe.process_many(shuffled[i : i + k])
         i += k
     assert pipe.aggregates() == reference
 

@@ -18,9 +18,7 @@ from models.service_need import (
     share_at_least,
 )
 
-profiles = st.fixed_dictionaries(
-    {f: st.floats(0, 20, allow_nan=False) for f in FEATURE_NAMES}
-)
+profiles = st.fixed_dictionaries({f: st.floats(0, 20, allow_nan=False) for f in FEATURE_NAMES})
 
 
 def test_weights_name_real_features():
@@ -54,7 +52,10 @@ def test_explanation_adds_up_to_the_score(profile):
     rule = ServiceNeedRule()
     s = rule.need_score(profile)
     assert abs(rule.base + sum(rule.contributions(profile).values()) - s) < 1e-6
-    assert abs(rule.base + sum(p for _, _, p in rule.explain(profile)) - s) < 0.005 * len(NEED_WEIGHTS) + 1e-6
+    assert (
+        abs(rule.base + sum(p for _, _, p in rule.explain(profile)) - s)
+        < 0.005 * len(NEED_WEIGHTS) + 1e-6
+    )
     assert abs(sum(rule.explain_domains(profile).values()) - (s - rule.base)) < 0.005 * 8 + 1e-6
 
 
@@ -149,7 +150,9 @@ def test_stable_calibration_moves_fewer_families_and_stays_within_the_slack(seed
     scores2 = scores + rng.normal(0, 0.05, 100)  # the centroids drift a little
     sizes2 = sizes + rng.integers(0, 40, 100)
     free = ServiceNeedRule.calibrated(scores2, sizes2, REFERENCE_SHARES)
-    stable = ServiceNeedRule.calibrated(scores2, sizes2, REFERENCE_SHARES, previous=before.tolist(), slack=slack)
+    stable = ServiceNeedRule.calibrated(
+        scores2, sizes2, REFERENCE_SHARES, previous=before.tolist(), slack=slack
+    )
     g_free, err_free = _group_errors(free, scores2, sizes2, REFERENCE_SHARES)
     g_stable, err_stable = _group_errors(stable, scores2, sizes2, REFERENCE_SHARES)
     assert err_stable.max() <= err_free.max() + slack + 1e-9

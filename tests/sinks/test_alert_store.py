@@ -25,13 +25,23 @@ def test_record_is_replay_safe_and_served_newest_first(redis_client, redis_test_
         state = await store.load()
         assert state is None
         added = []
-        for i, (day, assist) in enumerate([("2026-01-01", 10), ("2026-02-05", 20), ("2026-03-20", 10),
-                                          ("2026-05-01", 30), ("2026-06-10", 10), ("2026-07-20", 30)]):
+        for i, (day, assist) in enumerate(
+            [
+                ("2026-01-01", 10),
+                ("2026-02-05", 20),
+                ("2026-03-20", 10),
+                ("2026-05-01", 30),
+                ("2026-06-10", 10),
+                ("2026-07-20", 30),
+            ]
+        ):
             before = await store.load()
             state, raised = alert_step(before, pic(assist), day, f"2026-08-01T00:00:{i:02d}Z", rule)
             added.append(await store.record(state, raised))
             # The same tick again (a crash before the state was seen as saved): no new alert.
-            again, raised_again = alert_step(before, pic(assist), day, f"2026-08-01T00:01:{i:02d}Z", rule)
+            again, raised_again = alert_step(
+                before, pic(assist), day, f"2026-08-01T00:01:{i:02d}Z", rule
+            )
             assert [a["id"] for a in raised_again] == [a["id"] for a in raised]
             assert await store.record(again, raised_again) == 0
         await client.aclose()
@@ -50,7 +60,10 @@ def test_keep_bounds_the_served_alerts(redis_client, redis_test_url):
     async def scenario():
         client = aioredis.Redis.from_url(redis_test_url)
         store = AsyncAlertStore(client, keep=2)
-        alerts = [{"id": f"a{i}", "raised_at": f"2026-08-01T00:00:0{i}Z", "as_of": "2026-07-01"} for i in range(5)]
+        alerts = [
+            {"id": f"a{i}", "raised_at": f"2026-08-01T00:00:0{i}Z", "as_of": "2026-07-01"}
+            for i in range(5)
+        ]
         n = await store.record({"history": [], "active": []}, alerts)
         await client.aclose()
         return n

@@ -16,7 +16,11 @@ def contrib(rnd):
     if rnd.random() < 0.2:
         return None
     area, muni = rnd.choice([("33100", "837"), ("33200", "837"), ("01300", "092")])
-    counts = {"families": 1, "children": rnd.randint(1, 4), "mental_health_visits_90d": rnd.randint(0, 3)}
+    counts = {
+        "families": 1,
+        "children": rnd.randint(1, 4),
+        "mental_health_visits_90d": rnd.randint(0, 3),
+    }
     if rnd.random() < 0.5:
         counts["single_parent_families"] = 1
     return {"area": area, "municipality": muni, "counts": counts, "due": rnd.choice([None, 740000])}
@@ -25,7 +29,7 @@ def contrib(rnd):
 def read_aggregates(r):
     out = {}
     for key in r.scan_iter("tk:agg:*"):
-        scope = key.decode()[len("tk:agg:"):]
+        scope = key.decode()[len("tk:agg:") :]
         fields = {k.decode(): int(v) for k, v in r.hgetall(key).items() if int(v)}
         if fields:
             out[scope] = fields
@@ -74,7 +78,15 @@ def test_changes_are_published(redis_client):
     sub = redis_client.pubsub()
     sub.subscribe("tk:changes")
     sub.get_message(timeout=1)
-    sink.write([("f", {"area": "33100", "municipality": "837", "counts": {"families": 1}, "due": None}, None)])
+    sink.write(
+        [
+            (
+                "f",
+                {"area": "33100", "municipality": "837", "counts": {"families": 1}, "due": None},
+                None,
+            )
+        ]
+    )
     assert sink.flush() == ["a:33100", "all", "m:837"]
     msg = sub.get_message(timeout=2)
     assert json.loads(msg["data"]) == ["a:33100", "all", "m:837"]

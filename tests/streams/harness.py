@@ -40,14 +40,21 @@ def read_redis(client: redis.Redis, groups: bool = False) -> dict[str, dict[str,
         fields = {k.decode(): int(v) for k, v in client.hgetall(key).items() if int(v)}
         fields = {k: v for k, v in fields.items() if (k[0] == "g" and k[1:].isdigit()) == groups}
         if fields:
-            out[key.decode()[len("tk:agg:"):]] = fields
+            out[key.decode()[len("tk:agg:") :]] = fields
     return out
 
 
 class Worker:
     """One ``tilannekuva worker`` process with its own app id and topics."""
 
-    def __init__(self, bootstrap: str, redis_url: str, input_topic: str, log_dir: Path, app_id: str | None = None):
+    def __init__(
+        self,
+        bootstrap: str,
+        redis_url: str,
+        input_topic: str,
+        log_dir: Path,
+        app_id: str | None = None,
+    ):
         self.app_id = app_id or f"tktest-{uuid.uuid4().hex[:8]}"
         self.input_topic = input_topic
         self.dlq_topic = f"{self.app_id}-dlq"
@@ -70,8 +77,20 @@ class Worker:
         log = open(self.log_dir / f"worker-{self.app_id}-{self.starts}.log", "wb")
         self.web_port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tilannekuva.cli", "worker", "--web-port", str(self.web_port), "--loglevel", "WARNING"],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "tilannekuva.cli",
+                "worker",
+                "--web-port",
+                str(self.web_port),
+                "--loglevel",
+                "WARNING",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def metrics(self, attempts: int = 3) -> str:
@@ -81,7 +100,11 @@ class Worker:
 
         for attempt in range(attempts):
             try:
-                return urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=60).read().decode()
+                return (
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=60)
+                    .read()
+                    .decode()
+                )
             except OSError:
                 if attempt == attempts - 1:
                     raise
@@ -103,13 +126,18 @@ class Worker:
                 self.proc.wait()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob(f"worker-{self.app_id}-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:]
+            for p in sorted(self.log_dir.glob(f"worker-{self.app_id}-*.log"))
+        )
 
 
 def produce(bootstrap: str, topic: str, lines: list[bytes]) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks="all"
+    )
     for line in lines:
         producer.send(topic, line)
     producer.flush()
@@ -125,12 +153,16 @@ def consume_all(bootstrap: str, topic: str) -> list:
     from aiokafka.structs import TopicPartition
 
     async def read() -> list:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await consumer.start()
         try:
             await consumer._client.force_metadata_update()
-            parts = [TopicPartition(topic, p) for p in consumer._client.cluster.partitions_for_topic(topic) or ()]
+            parts = [
+                TopicPartition(topic, p)
+                for p in consumer._client.cluster.partitions_for_topic(topic) or ()
+            ]
             if not parts:
                 return []
             consumer.assign(parts)
@@ -138,8 +170,12 @@ def consume_all(bootstrap: str, topic: str) -> list:
             end = await consumer.end_offsets(parts)
             out: list = []
             while [p for p in parts if await consumer.position(p) < end[p]]:
-                for messages in (await consumer.getmany(timeout_ms=1000, max_records=100_000)).values():
-                    out.extend(m for m in messages if m.offset < end[TopicPartition(m.topic, m.partition)])
+                for messages in (
+                    await consumer.getmany(timeout_ms=1000, max_records=100_000)
+                ).values():
+                    out.extend(
+                        m for m in messages if m.offset < end[TopicPartition(m.topic, m.partition)]
+                    )
             return out
         finally:
             await consumer.stop()
@@ -147,7 +183,13 @@ def consume_all(bootstrap: str, topic: str) -> list:
     return asyncio.run(read())
 
 
-def wait_for(client: redis.Redis, expected: dict, worker: Worker, timeout: float = 180.0, watermark: str | None = None) -> dict:
+def wait_for(
+    client: redis.Redis,
+    expected: dict,
+    worker: Worker,
+    timeout: float = 180.0,
+    watermark: str | None = None,
+) -> dict:
     """Poll Redis until it shows ``expected`` (and the watermark), or time out."""
     deadline = time.monotonic() + timeout
     got: dict = {}

@@ -56,7 +56,9 @@ def expected_of(events) -> tuple[dict, str]:
     return flatten(pic), pic["as_of"]
 
 
-def run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events, timeout=600, env=None):
+def run_through_worker(
+    tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events, timeout=600, env=None
+):
     url, client = worker_redis
     topic = kafka_topic_factory("in", partitions=4)
     worker = Worker(kafka_bootstrap, url, topic, tmp_path)
@@ -74,18 +76,26 @@ def run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_re
     return worker, expected, got, client
 
 
-def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
-    events = list(generate(300, 11, duplicates=0.03, out_of_order=0.05, retractions=0.02, malformed=0.01))
+def test_small_history_with_every_corruption_knob(
+    tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis
+):
+    events = list(
+        generate(300, 11, duplicates=0.03, out_of_order=0.05, retractions=0.02, malformed=0.01)
+    )
     malformed = [e for e in events if not isinstance(e, dict) or _invalid(e)]
     assert malformed, "the knob should have produced malformed events"
-    worker, expected, got, client = run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events)
+    worker, expected, got, client = run_through_worker(
+        tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events
+    )
     assert got == expected, _diff(expected, got)
 
     # Event → Redis latency is observed, and every sample is a real duration (finite
     # bucket), not a unit mix-up.
     m = worker.metrics_text
     count = float(re.search(r"tk_event_to_redis_seconds_count ([0-9.e+]+)", m).group(1))
-    in_300s = float(re.search(r'tk_event_to_redis_seconds_bucket\{le="300.0"\} ([0-9.e+]+)', m).group(1))
+    in_300s = float(
+        re.search(r'tk_event_to_redis_seconds_bucket\{le="300.0"\} ([0-9.e+]+)', m).group(1)
+    )
     assert count > 0 and in_300s == count
 
     # The API over the worker's Redis against the batch reference of the same file,
@@ -104,12 +114,16 @@ def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kaf
     # Every valid message is forwarded exactly once (duplicates are separate messages).
     valid = [e for e in events if isinstance(e, dict) and not _invalid(e)]
     forwarded = consume_all(kafka_bootstrap, f"{worker.app_id}-events-by-id")
-    forwarded_ids = [item[1]["event_id"] for m in forwarded for item in json.loads(m.value)["items"]]
+    forwarded_ids = [
+        item[1]["event_id"] for m in forwarded for item in json.loads(m.value)["items"]
+    ]
     assert sorted(forwarded_ids) == sorted(e["event_id"] for e in valid)
 
     # No raw identity code or DVV family id anywhere past the door: internal topics,
     # changelogs, Redis.
-    raw_ids = {e["person"] for e in valid if e.get("person")} | {e["data"]["family"] for e in valid if "family" in e.get("data", {})}
+    raw_ids = {e["person"] for e in valid if e.get("person")} | {
+        e["data"]["family"] for e in valid if "family" in e.get("data", {})
+    }
     topics = [f"{worker.app_id}-{s}" for s in ("events-by-id", "events-by-person", "family-inputs")]
     topics += [f"{worker.app_id}-{t}-changelog" for t in ("dedup", "person", "family")]
     token = re.compile(rb"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|F\d+")
@@ -125,25 +139,46 @@ def test_small_history_with_every_corruption_knob(tmp_path, kafka_bootstrap, kaf
         assert not ({x.decode() for x in token.findall(key + value)} & raw_ids)
 
 
-@pytest.mark.timeout(1200)  # generation, batch reference and produce take a few minutes before the worker
-def test_ten_thousand_families_stream_equals_batch(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+@pytest.mark.timeout(
+    1200
+)  # generation, batch reference and produce take a few minutes before the worker
+def test_ten_thousand_families_stream_equals_batch(
+    tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis
+):
     families = int(os.environ.get("TK_TEST_FAMILIES", "10000"))
     # A year of history (the full three years are the bench's and `tilannekuva compare`'s
     # job): every family, every register and the watermark's day-by-day effects, in about
     # 40 % of the events, so that CI stays well inside its time limit.
-    events = list(generate(families, 5, end=ONE_YEAR_END, duplicates=0.01, out_of_order=0.02, retractions=0.005))
+    events = list(
+        generate(
+            families, 5, end=ONE_YEAR_END, duplicates=0.01, out_of_order=0.02, retractions=0.005
+        )
+    )
     started = time.monotonic()
     # Picture only: the claim here is the indicators at scale, and the feature profiles
     # would double the time of this test in CI; the groups have their own test below.
-    _, expected, got, _ = run_through_worker(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis, events,
-                                             timeout=1500, env={"TK_FAMILY_TYPES": "0"})
-    print(f"\n{families} families, {len(events)} events: stream == batch after {time.monotonic() - started:.0f} s")
+    _, expected, got, _ = run_through_worker(
+        tmp_path,
+        kafka_bootstrap,
+        kafka_topic_factory,
+        worker_redis,
+        events,
+        timeout=1500,
+        env={"TK_FAMILY_TYPES": "0"},
+    )
+    print(
+        f"\n{families} families, {len(events)} events: stream == batch after {time.monotonic() - started:.0f} s"
+    )
     assert got == expected, _diff(expected, got)
 
 
-def test_sigkill_mid_stream_then_restart_is_still_exact(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+def test_sigkill_mid_stream_then_restart_is_still_exact(
+    tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis
+):
     url, client = worker_redis
-    events = list(generate(1500, 23, end=ONE_YEAR_END, duplicates=0.02, retractions=0.01, out_of_order=0.02))
+    events = list(
+        generate(1500, 23, end=ONE_YEAR_END, duplicates=0.02, retractions=0.01, out_of_order=0.02)
+    )
     expected, as_of = expected_of(events)
     topic = kafka_topic_factory("in", partitions=4)
     worker = Worker(kafka_bootstrap, url, topic, tmp_path)
@@ -155,7 +190,7 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(tmp_path, kafka_bootstra
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and int(client.hget("tk:agg:all", "families") or 0) < 50:
         time.sleep(0.2)
-    produce(kafka_bootstrap, topic, lines[len(lines) // 2:])
+    produce(kafka_bootstrap, topic, lines[len(lines) // 2 :])
     time.sleep(random.Random(1).uniform(1, 3))
     partial = read_redis(client)
     worker.kill()
@@ -168,7 +203,9 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(tmp_path, kafka_bootstra
     assert got == expected, _diff(expected, got)
 
 
-def test_trend_alerts_reach_the_alert_topic_and_redis(tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+def test_trend_alerts_reach_the_alert_topic_and_redis(
+    tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis
+):
     """History in two parts, a month and more apart in event time, so that the leader's
     alert tick has a baseline; a zero rise makes every pair that did not fall alert."""
     from models.alerts import WATCHED
@@ -178,14 +215,21 @@ def test_trend_alerts_reach_the_alert_topic_and_redis(tmp_path, kafka_bootstrap,
     events = sorted(generate(300, 17), key=lambda e: e["occurred_at"])
     days = sorted({e["occurred_at"] for e in events})
     cut = min(d for d in days if d >= _minus_days(days[-1], 45))
-    first, second = [e for e in events if e["occurred_at"] < cut], [e for e in events if e["occurred_at"] >= cut]
+    first, second = (
+        [e for e in events if e["occurred_at"] < cut],
+        [e for e in events if e["occurred_at"] >= cut],
+    )
     topic = kafka_topic_factory("in", partitions=4)
     worker = Worker(kafka_bootstrap, url, topic, tmp_path)
-    worker.env.update({"TK_ALERT_INTERVAL_S": "0.5", "TK_ALERT_RISE": "0", "TK_ALERT_MIN_FAMILIES": "5"})
+    worker.env.update(
+        {"TK_ALERT_INTERVAL_S": "0.5", "TK_ALERT_RISE": "0", "TK_ALERT_MIN_FAMILIES": "5"}
+    )
     produce(kafka_bootstrap, topic, lines_of(first))
     worker.start()
     try:
-        wait_for(client, expected_of(first)[0], worker, timeout=300, watermark=expected_of(first)[1])
+        wait_for(
+            client, expected_of(first)[0], worker, timeout=300, watermark=expected_of(first)[1]
+        )
         time.sleep(2)  # a tick at the first watermark
         expected, as_of = expected_of(events)
         produce(kafka_bootstrap, topic, lines_of(second))
@@ -203,11 +247,15 @@ def test_trend_alerts_reach_the_alert_topic_and_redis(tmp_path, kafka_bootstrap,
     finally:
         worker.stop()
     in_redis = read_alerts(client, limit=10**6)
-    on_topic = [json.loads(m.value) for m in consume_all(kafka_bootstrap, worker.env["TK_ALERTS_TOPIC"])]
+    on_topic = [
+        json.loads(m.value) for m in consume_all(kafka_bootstrap, worker.env["TK_ALERTS_TOPIC"])
+    ]
     assert in_redis, "a month of history with a zero rise must raise alerts"
     assert sorted(a["id"] for a in on_topic) == sorted(a["id"] for a in in_redis)
     assert len({a["id"] for a in in_redis}) == len(in_redis)
-    assert [a["raised_at"] for a in in_redis] == sorted((a["raised_at"] for a in in_redis), reverse=True)
+    assert [a["raised_at"] for a in in_redis] == sorted(
+        (a["raised_at"] for a in in_redis), reverse=True
+    )
     for a in in_redis:
         assert a["indicator"] in WATCHED and a["scope"] in ("all", "municipality", "area")
         assert a["before"]["as_of"] <= _minus_days(a["as_of"], 30) and a["rise"] >= 0
@@ -223,12 +271,21 @@ def _compare_through_api(worker_env: dict, path) -> subprocess.CompletedProcess:
     """``tilannekuva compare`` against a ``tilannekuva api`` over the worker's Redis."""
     port = free_port()
     env = {**worker_env, "SITUATION_API_TOKEN": "compare-token", "SITUATION_API_PORT": str(port)}
-    api = subprocess.Popen([sys.executable, "-m", "tilannekuva.cli", "api", "--port", str(port)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "tilannekuva.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz")
-        return subprocess.run([sys.executable, "-m", "tilannekuva.cli", "compare", str(path)], env=env,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "tilannekuva.cli", "compare", str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         api.terminate()
         api.wait(timeout=30)
@@ -267,7 +324,8 @@ def _diff(expected: dict, got: dict) -> str:
 
 
 def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
-        tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis):
+    tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis
+):
     """Groups in Redis are exactly the latest snapshot's groups of the families' final
     states; the learner resumes from its compacted snapshot table after a restart."""
     from models.family_types import TypeAssigner, family_group
@@ -279,8 +337,15 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
     cut = int(len(events) * 0.7)
     topic = kafka_topic_factory("in", partitions=4)
     worker = Worker(kafka_bootstrap, url, topic, tmp_path)
-    worker.env.update({"TK_FAMILY_TYPES": "1", "TK_N_TYPES": "12", "TK_MODEL_WARMUP": "150",
-                       "TK_SNAPSHOT_DAYS": "30", "TK_SNAPSHOT_MIN_INTERVAL_S": "1"})
+    worker.env.update(
+        {
+            "TK_FAMILY_TYPES": "1",
+            "TK_N_TYPES": "12",
+            "TK_MODEL_WARMUP": "150",
+            "TK_SNAPSHOT_DAYS": "30",
+            "TK_SNAPSHOT_MIN_INTERVAL_S": "1",
+        }
+    )
 
     def version() -> tuple[int, int] | None:
         raw = client.get("tk:model:version")
@@ -288,7 +353,9 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
 
     def groups_complete() -> bool:
         ind, grp = read_redis(client), read_redis(client, groups=True)
-        return bool(grp) and all(sum(grp.get(s, {}).values()) == c.get("families", 0) for s, c in ind.items())
+        return bool(grp) and all(
+            sum(grp.get(s, {}).values()) == c.get("families", 0) for s, c in ind.items()
+        )
 
     def settle(timeout: float = 300) -> tuple[int, int]:
         """Until the snapshot version and the groups stop changing and are complete."""
@@ -319,7 +386,13 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
     produce(kafka_bootstrap, topic, lines_of(events[:cut]))
     worker.start()
     try:
-        wait_for(client, expected_of(events[:cut])[0], worker, timeout=300, watermark=expected_of(events[:cut])[1])
+        wait_for(
+            client,
+            expected_of(events[:cut])[0],
+            worker,
+            timeout=300,
+            watermark=expected_of(events[:cut])[1],
+        )
         first = settle()
     finally:
         worker.stop()
@@ -345,7 +418,9 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
     path.write_bytes(b"\n".join(lines_of(events)) + b"\n")
     out = _compare_through_api(worker.env, path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert ": 0 differ" in out.stdout and re.search(r"service_need_groups shown in [1-9]\d* scopes: 0 problems", out.stdout)
+    assert ": 0 differ" in out.stdout and re.search(
+        r"service_need_groups shown in [1-9]\d* scopes: 0 problems", out.stdout
+    )
 
     # The snapshot's durable copy is the compacted changelog of the model table.
     changelog = consume_all(kafka_bootstrap, f"{worker.app_id}-model-changelog")
@@ -356,14 +431,22 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
     # the picture's groups follow it.
     worker.start()
     try:
-        out = subprocess.run([sys.executable, "-m", "tilannekuva.cli", "rebase", "--wait", "120"],
-                             env=worker.env, capture_output=True, text=True, timeout=180)
+        out = subprocess.run(
+            [sys.executable, "-m", "tilannekuva.cli", "rebase", "--wait", "120"],
+            env=worker.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert out.returncode == 0, out.stdout + out.stderr + worker.logs()
         rebased = settle()
     finally:
         worker.stop()
     new = json.loads(client.get("tk:model"))
-    assert rebased[0] == final[0] + 1 and new["lineage"]["from_version"] >= final[1], (final, rebased)
+    assert rebased[0] == final[0] + 1 and new["lineage"]["from_version"] >= final[1], (
+        final,
+        rebased,
+    )
     assert sorted(old for old, _ in new["lineage"]["mapping"]) == sorted(snap["type_ids"])
     assert sorted(n for _, n in new["lineage"]["mapping"]) == sorted(new["type_ids"])
     assert not set(new["type_ids"]) & set(snap["type_ids"])

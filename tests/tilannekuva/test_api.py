@@ -332,14 +332,27 @@ async def test_openapi_lists_every_path(client):
 
 async def test_metrics_export_municipality_shares_of_shown_counts_only(client, redis_client):
     for pc, cw in (("33100", 3), ("33200", 0)):
-        redis_client.hset(f"tk:agg:a:{pc}", mapping={"families": 100, "families_social_assistance": 15,
-                                                    "families_child_welfare": cw})
-    redis_client.hset("tk:agg:m:837", mapping={"families": 200, "families_social_assistance": 30,
-                                               "families_child_welfare": 3})
-    redis_client.hset("tk:agg:all", mapping={"families": 200, "families_social_assistance": 30,
-                                             "families_child_welfare": 3})
+        redis_client.hset(
+            f"tk:agg:a:{pc}",
+            mapping={
+                "families": 100,
+                "families_social_assistance": 15,
+                "families_child_welfare": cw,
+            },
+        )
+    redis_client.hset(
+        "tk:agg:m:837",
+        mapping={"families": 200, "families_social_assistance": 30, "families_child_welfare": 3},
+    )
+    redis_client.hset(
+        "tk:agg:all",
+        mapping={"families": 200, "families_social_assistance": 30, "families_child_welfare": 3},
+    )
     redis_client.set("tk:wm", "2026-06-30")
     text = await (await client.get("/metrics", headers=AUTH)).text()
-    assert 'tk_area_indicator_share{indicator="families_social_assistance",municipality="837"} 0.15' in text
+    assert (
+        'tk_area_indicator_share{indicator="families_social_assistance",municipality="837"} 0.15'
+        in text
+    )
     # 3 is a small cell: no share that would let it be recomputed
     assert 'indicator="families_child_welfare",municipality="837"' not in text

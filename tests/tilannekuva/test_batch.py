@@ -47,8 +47,16 @@ class Events:
         self._people += 1
         return hetu.make(dt.date.fromisoformat(born), self._people)
 
-    def add(self, type_: str, occurred: str, person: str | None = None, *, recorded: str | None = None,
-            event_id: str | None = None, **data) -> str:
+    def add(
+        self,
+        type_: str,
+        occurred: str,
+        person: str | None = None,
+        *,
+        recorded: str | None = None,
+        event_id: str | None = None,
+        **data,
+    ) -> str:
         self._n += 1
         event_id = event_id or f"e{self._n:05d}"
         source = "dvv" if type_ == "event.retracted" else SOURCE[type_.split(".")[0]]
@@ -68,20 +76,35 @@ class Events:
 
     # shorthands
     def member(self, person, family, role, born, occurred="2020-01-01", **kw):
-        return self.add("family.member_added", occurred, person, family=family, role=role,
-                        birth_date=born, **kw)
+        return self.add(
+            "family.member_added", occurred, person, family=family, role=role, birth_date=born, **kw
+        )
 
     def residence(self, family, postcode, municipality, occurred="2020-01-01", **kw):
-        return self.add("family.residence_changed", occurred, family=family, postcode=postcode,
-                        municipality=municipality, **kw)
+        return self.add(
+            "family.residence_changed",
+            occurred,
+            family=family,
+            postcode=postcode,
+            municipality=municipality,
+            **kw,
+        )
 
     def retract(self, target, occurred="2020-01-02", **kw):
         event_id = self.add("event.retracted", occurred, **kw)
         self.raw[-1]["data"] = {"event_id": target}
         return event_id
 
-    def family(self, fam, postcode="33100", municipality="837", parents=1, children=1,
-               child_born="2015-05-05", occurred="2020-01-01"):
+    def family(
+        self,
+        fam,
+        postcode="33100",
+        municipality="837",
+        parents=1,
+        children=1,
+        child_born="2015-05-05",
+        occurred="2020-01-01",
+    ):
         """A resident family; returns (parents, children) identity codes."""
         self.residence(fam, postcode, municipality, occurred)
         ps = [self.person("1985-03-03") for _ in range(parents)]
@@ -147,7 +170,9 @@ def test_sums_over_areas_and_municipalities():
     e.family("D", "33100", "837", parents=2, children=0)  # no child: resident, not counted
     pic = e.picture()
     assert pic["areas"]["33100"]["counts"] == counts(families=1, children=1)
-    assert pic["areas"]["33200"]["counts"] == counts(families=1, children=3, single_parent_families=1)
+    assert pic["areas"]["33200"]["counts"] == counts(
+        families=1, children=3, single_parent_families=1
+    )
     assert pic["municipalities"]["837"] == counts(families=2, children=4, single_parent_families=1)
     assert pic["municipalities"]["092"] == counts(families=1, children=1, single_parent_families=1)
     assert pic["all"] == counts(families=3, children=5, single_parent_families=2)
@@ -170,7 +195,9 @@ def test_membership_latest_occurred_wins():
     e.residence("B", "65100", "905")
     kid = e.person("2015-01-01")
     e.member(kid, "B", "child", "2015-01-01", occurred="2021-01-01")
-    e.member(kid, "A", "child", "2015-01-01", occurred="2020-06-01", recorded="2022-01-01T00:00:00Z")
+    e.member(
+        kid, "A", "child", "2015-01-01", occurred="2020-06-01", recorded="2022-01-01T00:00:00Z"
+    )
     pic = e.picture()
     assert pic["municipalities"]["905"]["children"] == 1
     assert pic["municipalities"]["837"]["children"] == 0
@@ -183,10 +210,24 @@ def test_membership_tie_on_occurred_broken_by_recorded_at_as_instant():
     e.residence("A", "33100", "837")
     e.residence("B", "65100", "905")
     kid = e.person("2015-01-01")
-    e.member(kid, "A", "child", "2015-01-01", "2020-01-01",
-             recorded="2020-01-02T01:00:00+03:00", event_id="z-to-A")
-    e.member(kid, "B", "child", "2015-01-01", "2020-01-01",
-             recorded="2020-01-01T23:00:00Z", event_id="a-to-B")
+    e.member(
+        kid,
+        "A",
+        "child",
+        "2015-01-01",
+        "2020-01-01",
+        recorded="2020-01-02T01:00:00+03:00",
+        event_id="z-to-A",
+    )
+    e.member(
+        kid,
+        "B",
+        "child",
+        "2015-01-01",
+        "2020-01-01",
+        recorded="2020-01-01T23:00:00Z",
+        event_id="a-to-B",
+    )
     for events in (e.valid, _copy(e.raw)):  # normalised and as sent, with zones
         pic = batch.compute(events)
         assert pic["municipalities"]["905"]["families"] == 1
@@ -199,10 +240,24 @@ def test_membership_tie_on_occurred_and_recorded_broken_by_greatest_event_id():
     e.residence("B", "65100", "905")
     kid = e.person("2015-01-01")
     # the same instant written in two zones
-    e.member(kid, "B", "child", "2015-01-01", "2020-01-01",
-             recorded="2020-01-01T12:00:00+02:00", event_id="m-2")
-    e.member(kid, "A", "child", "2015-01-01", "2020-01-01",
-             recorded="2020-01-01T10:00:00Z", event_id="m-10")  # "m-2" > "m-10" as strings
+    e.member(
+        kid,
+        "B",
+        "child",
+        "2015-01-01",
+        "2020-01-01",
+        recorded="2020-01-01T12:00:00+02:00",
+        event_id="m-2",
+    )
+    e.member(
+        kid,
+        "A",
+        "child",
+        "2015-01-01",
+        "2020-01-01",
+        recorded="2020-01-01T10:00:00Z",
+        event_id="m-10",
+    )  # "m-2" > "m-10" as strings
     for events in (e.valid, _copy(e.raw), list(reversed(e.valid))):
         pic = batch.compute(events)
         assert pic["municipalities"]["905"]["children"] == 1
@@ -255,9 +310,14 @@ def test_events_before_membership_count():
     e.member(kid, "A", "child", "2015-01-01", W)
     e.residence("A", "33100", "837", W)
     assert e.picture()["all"] == counts(
-        families=1, children=1, single_parent_families=1, families_social_assistance=1,
-        families_unemployed_parent=1, families_child_welfare=1,
-        child_welfare_notifications_30d=1, mental_health_visits_90d=1,
+        families=1,
+        children=1,
+        single_parent_families=1,
+        families_social_assistance=1,
+        families_unemployed_parent=1,
+        families_child_welfare=1,
+        child_welfare_notifications_30d=1,
+        mental_health_visits_90d=1,
     )
 
 
@@ -284,8 +344,9 @@ def test_residence_tie_broken_by_recorded_then_event_id():
     e.residence("A", "65100", "905", "2020-01-01", recorded="2020-01-03T00:00:00Z", event_id="r-a")
     e.residence("A", "00100", "091", "2020-01-01", recorded="2020-01-02T00:00:00Z", event_id="r-b")
     assert e.picture()["municipalities"]["905"]["families"] == 1
-    e.residence("A", "28100", "609", "2020-01-01", recorded="2020-01-03T02:00:00+02:00",
-                event_id="r-c")  # same instant as r-a, greater event_id
+    e.residence(
+        "A", "28100", "609", "2020-01-01", recorded="2020-01-03T02:00:00+02:00", event_id="r-c"
+    )  # same instant as r-a, greater event_id
     assert e.picture()["municipalities"]["609"]["families"] == 1
     assert e.picture()["municipalities"]["905"]["families"] == 0
 
@@ -359,12 +420,26 @@ def test_unemployed_parent_latest_status_of_a_parent():
     e.add("employment.status_changed", "2020-02-01", q, status="unemployed")
     e.add("employment.status_changed", "2020-03-01", q, status="employed")
     _, (k,) = e.family("C", child_born="2004-01-01")
-    e.add("employment.status_changed", "2020-02-01", k, status="unemployed")  # a child, not a parent
+    e.add(
+        "employment.status_changed", "2020-02-01", k, status="unemployed"
+    )  # a child, not a parent
     (r,), _ = e.family("D")
-    e.add("employment.status_changed", "2020-02-01", r, status="employed",
-          recorded="2020-02-02T00:00:00Z", event_id="s-1")
-    e.add("employment.status_changed", "2020-02-01", r, status="unemployed",
-          recorded="2020-02-01T23:00:00Z", event_id="s-2")  # earlier instant: loses
+    e.add(
+        "employment.status_changed",
+        "2020-02-01",
+        r,
+        status="employed",
+        recorded="2020-02-02T00:00:00Z",
+        event_id="s-1",
+    )
+    e.add(
+        "employment.status_changed",
+        "2020-02-01",
+        r,
+        status="unemployed",
+        recorded="2020-02-01T23:00:00Z",
+        event_id="s-2",
+    )  # earlier instant: loses
     pic = e.picture()
     assert pic["all"]["families"] == 4
     assert pic["all"]["families_unemployed_parent"] == 1
@@ -464,8 +539,9 @@ def test_duplicate_retraction_and_duplicate_target():
 def test_watermark_includes_retracted_events_and_retractions():
     e = Events()
     _, (k,) = e.family("A", child_born="2002-07-01")  # 18 on 2020-07-01
-    late = e.add("income.reported", "2020-07-01", e.person("1970-01-01"), month="2020-06",
-                 gross_eur=1.0)
+    late = e.add(
+        "income.reported", "2020-07-01", e.person("1970-01-01"), month="2020-06", gross_eur=1.0
+    )
     e.retract(late, "2020-06-01")
     pic = e.picture()
     assert pic["as_of"] == "2020-07-01"  # the retracted event still moved W
@@ -512,10 +588,26 @@ def test_eighteenth_birthday_leap_year_target():
     # born 29 Feb 2008, 18th birthday year 2026 (common) -> 28 Feb; born 29 Feb 1992 ->
     # 2010 (common) -> 28 Feb; a leap 18th year (born 2012-02-29 -> 2030 is common, so
     # use 2002-02-28 -> 2020-02-28 in a leap year: no shift)
-    got = batch.eighteenth_birthday(["2008-02-29", "1992-02-29", "2002-02-28", "2010-12-31",
-                                     "1582-02-28", "1982-02-28", "1960-01-01"])
-    assert [str(d) for d in got] == ["2026-02-28", "2010-02-28", "2020-02-28", "2028-12-31",
-                                     "1600-02-28", "2000-02-28", "1978-01-01"]
+    got = batch.eighteenth_birthday(
+        [
+            "2008-02-29",
+            "1992-02-29",
+            "2002-02-28",
+            "2010-12-31",
+            "1582-02-28",
+            "1982-02-28",
+            "1960-01-01",
+        ]
+    )
+    assert [str(d) for d in got] == [
+        "2026-02-28",
+        "2010-02-28",
+        "2020-02-28",
+        "2028-12-31",
+        "1600-02-28",
+        "2000-02-28",
+        "1978-01-01",
+    ]
 
 
 # --------------------------------------------------------------------------- windows
@@ -632,11 +724,18 @@ def test_scenario_by_hand():
     # B: r (SA; visits 05-31, 06-01, 06-30 all within 90 days), l1 (placement closed)
     #    -> 1 parent, 1 child
     assert pic["areas"]["33100"]["counts"] == counts(
-        families=1, children=2, single_parent_families=1, families_unemployed_parent=1,
-        families_child_welfare=1, child_welfare_notifications_30d=2,
+        families=1,
+        children=2,
+        single_parent_families=1,
+        families_unemployed_parent=1,
+        families_child_welfare=1,
+        child_welfare_notifications_30d=2,
     )
     assert pic["areas"]["65100"]["counts"] == counts(
-        families=1, children=1, single_parent_families=1, families_social_assistance=1,
+        families=1,
+        children=1,
+        single_parent_families=1,
+        families_social_assistance=1,
         mental_health_visits_90d=3,
     )
     assert pic["all"]["families"] == 2 and pic["all"]["children"] == 3
@@ -727,9 +826,11 @@ def test_cli_suppressed(tmp_path, monkeypatch):
     assert doc["areas"]["65100"]["families"] is None
     assert doc["municipalities"]["905"]["families"] is None
     # every shown cell is the true count
-    for scope, got in [("picture", doc["picture"]), *[
-        (("municipalities", k), v) for k, v in doc["municipalities"].items()], *[
-        (("areas", k), v) for k, v in doc["areas"].items()]]:
+    for scope, got in [
+        ("picture", doc["picture"]),
+        *[(("municipalities", k), v) for k, v in doc["municipalities"].items()],
+        *[(("areas", k), v) for k, v in doc["areas"].items()],
+    ]:
         true = full[scope] if scope == "picture" else full[scope[0]][scope[1]]
         assert all(v is None or v == true[k] for k, v in got.items())
     # and it is exactly what models.suppression makes of the unsuppressed picture

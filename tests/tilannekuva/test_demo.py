@@ -62,8 +62,10 @@ def test_holdback_replays_early_and_late_lines_and_orders_the_trickle_by_arrival
     assert [h.admit(line, ev) for line, ev, _ in lines] == [want for _, _, want in lines]
     assert h.held == 4
     assert h.trickle() == ["may", "may-dup", "future-first", "malformed"]
-    assert h.trickle_days() == [("2026-05-03", ["may", "may-dup"]),
-                                ("2026-06-20", ["future-first", "malformed"])]
+    assert h.trickle_days() == [
+        ("2026-05-03", ["may", "may-dup"]),
+        ("2026-06-20", ["future-first", "malformed"]),
+    ]
 
 
 def test_day_rate_speeds_up_burst_days_only():
@@ -103,7 +105,7 @@ def test_ingest_into_embedded_redis_matches_the_in_process_aggregates():
         trickle = holdback.trickle()
         assert trickle
         for i in range(0, len(trickle), 50):
-            ingest.feed(trickle[i: i + 50])
+            ingest.feed(trickle[i : i + 50])
         assert r.get("tk:wm").decode() == ingest.pipeline.watermark > wm_replay
         expected = ingest.pipeline.aggregates()
         for scope, counts in expected.items():
@@ -150,14 +152,18 @@ def _env() -> dict:
 def _demo(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tilannekuva.cli", "demo", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
     )
 
 
 def test_demo_serves_a_live_picture_and_exits_cleanly_after_duration():
     port = _free_port()
-    proc = _demo("--families", "200", "--seed", "3", "--port", str(port), "--rate", "50",
-                 "--duration", "20")
+    proc = _demo(
+        "--families", "200", "--seed", "3", "--port", str(port), "--rate", "50", "--duration", "20"
+    )
     out: list[str] = []
     lines: queue.Queue[str] = queue.Queue()
 
@@ -187,7 +193,9 @@ def test_demo_serves_a_live_picture_and_exits_cleanly_after_duration():
         assert status == 401 and body == {"error": "unauthorized"}
         status, first = _get(url, TOKEN)
         assert status == 200
-        assert {"area", "municipality", "as_of", "indicators", "suppressed", "updated_at"} <= set(first)
+        assert {"area", "municipality", "as_of", "indicators", "suppressed", "updated_at"} <= set(
+            first
+        )
         assert first["area"] is None and first["municipality"] is None
         assert set(INDICATORS) <= set(first["indicators"])
         assert first["indicators"]["families"] > 0

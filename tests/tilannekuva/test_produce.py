@@ -125,15 +125,22 @@ def test_produce_then_consume_exactly_those_lines(tmp_path, kafka_bootstrap, kaf
     old = os.environ.get("KAFKA_BOOTSTRAP")
     os.environ["KAFKA_BOOTSTRAP"] = kafka_bootstrap
     try:
-        assert cli.main(["produce", str(path), "--topic", topic, "--rate", "0", "--no-progress"]) == 0
+        assert (
+            cli.main(["produce", str(path), "--topic", topic, "--rate", "0", "--no-progress"]) == 0
+        )
     finally:
         if old is None:
             os.environ.pop("KAFKA_BOOTSTRAP", None)
         else:
             os.environ["KAFKA_BOOTSTRAP"] = old
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=10_000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=10_000,
+    )
     got = []
     deadline = time.monotonic() + 60
     try:

@@ -18,7 +18,7 @@ def test_stream_steps_equal_the_batch_reference(events, rnd, dups):
     rnd.shuffle(arrival)
     pipe = Pipeline()
     for i in range(0, len(arrival), 3):
-        pipe.process_many(arrival[i:i + 3])
+        pipe.process_many(arrival[i : i + 3])
     reference = compute(events)
     assert pipe.aggregates() == flatten(reference)
     assert pipe.watermark == reference["as_of"]

@@ -18,8 +18,18 @@ from tilannekuva.synthetic import TRUTH_COLUMNS, generate, planted_truth, synthe
 from tilannekuva.synthetic import model as M
 
 SIX = {"837", "980", "092", "609", "905", "399"}
-SOURCES = {"dvv", "kela", "incomes", "employment", "koski", "varda", "avohilmo", "hilmo", "child_welfare",
-           "social_services"}
+SOURCES = {
+    "dvv",
+    "kela",
+    "incomes",
+    "employment",
+    "koski",
+    "varda",
+    "avohilmo",
+    "hilmo",
+    "child_welfare",
+    "social_services",
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +76,13 @@ def test_dates_order_and_envelope(small):
         if e["type"] == "family.residence_changed":
             assert "person" not in e
     # Most events are recorded a few days after they occurred (the initial load aside).
-    lags = [(dt.date.fromisoformat(e["recorded_at"][:10]) - dt.date.fromisoformat(e["occurred_at"])).days
-            for e in events if e["occurred_at"] >= "2023-08-01"]
+    lags = [
+        (
+            dt.date.fromisoformat(e["recorded_at"][:10]) - dt.date.fromisoformat(e["occurred_at"])
+        ).days
+        for e in events
+        if e["occurred_at"] >= "2023-08-01"
+    ]
     assert min(lags) >= 1 and max(lags) <= 30
 
 
@@ -99,7 +114,9 @@ def test_parents_aged_20_to_45_at_births(small):
     members = collections.defaultdict(list)
     for e in small.events():
         if e["type"] == "family.member_added":
-            members[e["data"]["family"]].append((e["data"]["role"], dt.date.fromisoformat(e["data"]["birth_date"])))
+            members[e["data"]["family"]].append(
+                (e["data"]["role"], dt.date.fromisoformat(e["data"]["birth_date"]))
+            )
     checked = 0
     for ms in members.values():
         parents = [b for role, b in ms if role == "parent"]
@@ -113,8 +130,18 @@ def test_parents_aged_20_to_45_at_births(small):
 
 # ----------------------------------------------------------------- determinism
 def test_same_seed_gives_byte_identical_files(tmp_path):
-    args = ["--families", "120", "--duplicates", "0.02", "--out-of-order", "0.02", "--retractions", "0.02",
-            "--malformed", "0.02"]
+    args = [
+        "--families",
+        "120",
+        "--duplicates",
+        "0.02",
+        "--out-of-order",
+        "0.02",
+        "--retractions",
+        "0.02",
+        "--malformed",
+        "0.02",
+    ]
     outs = []
     for name, seed in (("a.jsonl.gz", "5"), ("b.jsonl.gz", "5"), ("c.jsonl.gz", "6")):
         path = tmp_path / name
@@ -129,7 +156,22 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 def test_truth_csv_matches_planted_truth(tmp_path):
     out = tmp_path / "ev.jsonl"
     truth = tmp_path / "t.csv"
-    assert cli.main(["generate", "--families", "80", "--seed", "2", "--out", str(out), "--truth", str(truth)]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "--families",
+                "80",
+                "--seed",
+                "2",
+                "--out",
+                str(out),
+                "--truth",
+                str(truth),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(truth.open()))
     assert tuple(rows[0]) == TRUTH_COLUMNS
     expected = planted_truth(80, 2)
@@ -152,13 +194,28 @@ def test_municipalities_areas_and_sources(moderate):
     assert munis == SIX
     assert len(areas) >= 140
     assert sources == SOURCES
-    expected_types = {"family.member_added", "family.member_removed", "family.residence_changed",
-                      "benefit.started", "benefit.ended", "income.reported", "employment.status_changed",
-                      "education.completed", "school.support_changed", "ecec.started", "ecec.ended",
-                      "health.visit", "care.episode", "child_welfare.notification",
-                      "child_welfare.client_started", "child_welfare.client_ended",
-                      "child_welfare.placement_started", "child_welfare.placement_ended",
-                      "social_service.started", "social_service.ended"}
+    expected_types = {
+        "family.member_added",
+        "family.member_removed",
+        "family.residence_changed",
+        "benefit.started",
+        "benefit.ended",
+        "income.reported",
+        "employment.status_changed",
+        "education.completed",
+        "school.support_changed",
+        "ecec.started",
+        "ecec.ended",
+        "health.visit",
+        "care.episode",
+        "child_welfare.notification",
+        "child_welfare.client_started",
+        "child_welfare.client_ended",
+        "child_welfare.placement_started",
+        "child_welfare.placement_ended",
+        "social_service.started",
+        "social_service.ended",
+    }
     assert types == expected_types
 
 
@@ -225,7 +282,18 @@ def test_higher_need_means_more_services(moderate):
 
 
 def test_area_variation(moderate):
-    corridor = {"01300", "01600", "01620", "01360", "01450", "01400", "01200", "01280", "01610", "01350"}
+    corridor = {
+        "01300",
+        "01600",
+        "01620",
+        "01360",
+        "01450",
+        "01400",
+        "01200",
+        "01280",
+        "01610",
+        "01350",
+    }
     areas = {a.postcode: a for a in M.load_areas()}
     lv_corr, lv_sparse, lv_all = [], [], []
     for t in moderate.truth:
@@ -251,24 +319,34 @@ def test_archetypes_differ_in_their_events(moderate):
         if f is not None and f in arch:
             a = arch[f]
             if a.severity >= 0.68:
-                prof[a.pattern][e["type"] + ":" + str(e["data"].get("service") or e["data"].get("benefit"))] += 1
+                prof[a.pattern][
+                    e["type"] + ":" + str(e["data"].get("service") or e["data"].get("benefit"))
+                ] += 1
     n_fam = collections.Counter(a.pattern for f, a in arch.items() if a.severity >= 0.68)
 
     def rate(pattern, key):
         return prof[pattern][key] / n_fam[pattern]
 
-    assert rate("substance use", "health.visit:substance_abuse") > 3 * rate("low income", "health.visit:substance_abuse")
+    assert rate("substance use", "health.visit:substance_abuse") > 3 * rate(
+        "low income", "health.visit:substance_abuse"
+    )
     assert rate("low income", "benefit.started:basic_social_assistance") > 2 * rate(
-        "isolation", "benefit.started:basic_social_assistance")
+        "isolation", "benefit.started:basic_social_assistance"
+    )
     assert rate("low income", "benefit.started:housing_allowance") > 3 * rate(
-        "child with special needs", "benefit.started:housing_allowance")
-    assert rate("chronic illness", "health.visit:primary_care") > 1.5 * rate("well-off", "health.visit:primary_care")
+        "child with special needs", "benefit.started:housing_allowance"
+    )
+    assert rate("chronic illness", "health.visit:primary_care") > 1.5 * rate(
+        "well-off", "health.visit:primary_care"
+    )
 
 
 # ----------------------------------------------------------------- knobs
 @pytest.fixture(scope="module")
 def knobbed():
-    return synthesize(300, seed=9, duplicates=0.03, out_of_order=0.03, retractions=0.03, malformed=0.03)
+    return synthesize(
+        300, seed=9, duplicates=0.03, out_of_order=0.03, retractions=0.03, malformed=0.03
+    )
 
 
 def test_malformed_lines_all_fail_and_the_rest_pass(knobbed):
@@ -290,7 +368,16 @@ def test_malformed_variety():
             validate(line)
         except InvalidEvent as exc:
             codes[exc.code] += 1
-    assert {"not_json", "not_object", "schema", "envelope", "unknown_type", "person", "dates", "data"} <= set(codes)
+    assert {
+        "not_json",
+        "not_object",
+        "schema",
+        "envelope",
+        "unknown_type",
+        "person",
+        "dates",
+        "data",
+    } <= set(codes)
 
 
 def test_duplicates_are_identical_lines(knobbed):
@@ -324,7 +411,9 @@ def test_retractions_reference_real_events(knobbed):
     assert all(e["data"]["event_id"] in position for _, e in valid_retr)
     before = sum(1 for i, e in valid_retr if i < position[e["data"]["event_id"]])
     assert before >= 10
-    assert any("person" not in e for _, e in valid_retr) and any("person" in e for _, e in valid_retr)
+    assert any("person" not in e for _, e in valid_retr) and any(
+        "person" in e for _, e in valid_retr
+    )
 
 
 def test_out_of_order_moves_lines_far(knobbed):

@@ -73,8 +73,12 @@ def synthesize(
     end: dt.date = DEFAULT_END,
     progress: bool = False,
 ) -> Synthetic:
-    for name, p in (("duplicates", duplicates), ("out_of_order", out_of_order),
-                    ("retractions", retractions), ("malformed", malformed)):
+    for name, p in (
+        ("duplicates", duplicates),
+        ("out_of_order", out_of_order),
+        ("retractions", retractions),
+        ("malformed", malformed),
+    ):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{name} must be a share in 0..1, got {p}")
     if end <= start:
@@ -94,10 +98,15 @@ def synthesize(
         t0 = time.perf_counter()
         truth = simulate(families, seed, start, end, emit)
         if progress:
-            print(f"simulated {len(truth)} families, {len(records)} events in "
-                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            print(
+                f"simulated {len(truth)} families, {len(records)} events in "
+                f"{time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+            )
         counts = {"valid": len(records)}
-        counts.update(_corrupt(records, seed, duplicates, out_of_order, retractions, malformed, start, end))
+        counts.update(
+            _corrupt(records, seed, duplicates, out_of_order, retractions, malformed, start, end)
+        )
         records.sort()
         lines = [r[2] for r in records]
     finally:
@@ -113,8 +122,9 @@ def generate(families: int, seed: int, **options) -> Iterator[dict | str]:
     yield from synthesize(families, seed, **options).events()
 
 
-def planted_truth(families: int, seed: int, *, start: dt.date = DEFAULT_START,
-                  end: dt.date = DEFAULT_END) -> list[dict]:
+def planted_truth(
+    families: int, seed: int, *, start: dt.date = DEFAULT_START, end: dt.date = DEFAULT_END
+) -> list[dict]:
     """The planted truth rows (``TRUTH_COLUMNS``); independent of the corruption knobs."""
     truth = simulate(families, seed, start, end, lambda key, ev: None)
     return truth
@@ -126,12 +136,19 @@ def _recorded(day: int, sec: int) -> str:
     return f"{d}T{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}Z"
 
 
-def _corrupt(records, seed, duplicates, out_of_order, retractions, malformed, start, end) -> dict[str, int]:
+def _corrupt(
+    records, seed, duplicates, out_of_order, retractions, malformed, start, end
+) -> dict[str, int]:
     """Add corruption to ``records`` (key, seq, line) in place; returns counts per knob."""
     r = random.Random(seed * 7_919 + 17)
     n = len(records)
-    counts = {"duplicates": 0, "out_of_order": 0, "retractions": 0, "retractions_before_target": 0,
-              "malformed": 0}
+    counts = {
+        "duplicates": 0,
+        "out_of_order": 0,
+        "retractions": 0,
+        "retractions_before_target": 0,
+        "malformed": 0,
+    }
     if n == 0:
         return counts
     seq = n
@@ -154,8 +171,14 @@ def _corrupt(records, seed, duplicates, out_of_order, retractions, malformed, st
         occ_day = max(occ_day, dt.date.fromisoformat(target["occurred_at"]).toordinal())
         rday = max(occ_day, rec_day) + r.randint(0, 3)
         sec = r.randrange(14400, 68400)
-        ev = {"schema": SCHEMA, "event_id": _uuid(r), "source": target["source"], "type": "event.retracted",
-              "occurred_at": dt.date.fromordinal(occ_day).isoformat(), "recorded_at": _recorded(rday, sec)}
+        ev = {
+            "schema": SCHEMA,
+            "event_id": _uuid(r),
+            "source": target["source"],
+            "type": "event.retracted",
+            "occurred_at": dt.date.fromordinal(occ_day).isoformat(),
+            "recorded_at": _recorded(rday, sec),
+        }
         if "person" in target and r.random() < 0.5:
             ev["person"] = target["person"]
         ev["data"] = {"event_id": target["event_id"]}
@@ -222,8 +245,23 @@ def _malform(ev: dict, line: str, r: random.Random) -> str:
     """One line that breaks the contract, derived from a valid event."""
     ev = dict(ev)
     ev["event_id"] = "bad-" + _uuid(r)
-    kinds = ["truncated", "garbage", "array", "missing", "check_char", "unknown_type", "unknown_source",
-             "foreign_type", "future", "before_1900", "schema", "bad_date", "no_zone", "long_id", "bad_data"]
+    kinds = [
+        "truncated",
+        "garbage",
+        "array",
+        "missing",
+        "check_char",
+        "unknown_type",
+        "unknown_source",
+        "foreign_type",
+        "future",
+        "before_1900",
+        "schema",
+        "bad_date",
+        "no_zone",
+        "long_id",
+        "bad_data",
+    ]
     if "person" not in ev:
         kinds.remove("check_char")
     if ev["type"] not in BAD_DATA:
@@ -233,8 +271,16 @@ def _malform(ev: dict, line: str, r: random.Random) -> str:
         text = _dumps(ev)
         return text[: r.randint(1, len(text) - 2)]
     if kind == "garbage":
-        return r.choice(("<html><body>502 Bad Gateway</body></html>", "null", "", "\x00\x01\x02",
-                         "event_id=1;source=kela", "{'schema': 'register-event/1'}"))
+        return r.choice(
+            (
+                "<html><body>502 Bad Gateway</body></html>",
+                "null",
+                "",
+                "\x00\x01\x02",
+                "event_id=1;source=kela",
+                "{'schema': 'register-event/1'}",
+            )
+        )
     if kind == "array":
         return _dumps([ev])
     if kind == "missing":
@@ -249,7 +295,9 @@ def _malform(ev: dict, line: str, r: random.Random) -> str:
         wrong = CHECK_CHARS[(CHECK_CHARS.index(code[-1]) + r.randint(1, 30)) % 31]
         ev["person"] = code[:-1] + wrong
     elif kind == "unknown_type":
-        ev["type"] = r.choice(("benefit.paused", "family.member_renamed", "visit", "EVENT.RETRACTED"))
+        ev["type"] = r.choice(
+            ("benefit.paused", "family.member_renamed", "visit", "EVENT.RETRACTED")
+        )
     elif kind == "unknown_source":
         ev["source"] = r.choice(("vero", "KELA", "police", ""))
     elif kind == "foreign_type":
@@ -261,9 +309,13 @@ def _malform(ev: dict, line: str, r: random.Random) -> str:
     elif kind == "before_1900":
         ev["occurred_at"] = r.choice(("1899-12-31", "1066-10-14", "0001-01-01"))
     elif kind == "schema":
-        ev["schema"] = r.choice(("register-event/2", "register-event/0", "Register-Event/1", None, 1))
+        ev["schema"] = r.choice(
+            ("register-event/2", "register-event/0", "Register-Event/1", None, 1)
+        )
     elif kind == "bad_date":
-        ev["occurred_at"] = r.choice(("2024-02-30", "2024/03/01", "01.03.2024", "2024-13-01", "yesterday"))
+        ev["occurred_at"] = r.choice(
+            ("2024-02-30", "2024/03/01", "01.03.2024", "2024-13-01", "yesterday")
+        )
     elif kind == "no_zone":
         ev["recorded_at"] = ev["recorded_at"][:19]
     elif kind == "long_id":
@@ -296,7 +348,7 @@ def write_lines(path: str, lines: list[str]) -> int:
     size = 0
     try:
         for i in range(0, len(lines), 20_000):
-            chunk = "\n".join(lines[i: i + 20_000]) + "\n"
+            chunk = "\n".join(lines[i : i + 20_000]) + "\n"
             size += len(chunk)
             f.write(chunk)
     finally:
@@ -320,14 +372,23 @@ def _share(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--families", type=int, default=80_000, help="families resident at the start (default 80000)")
+    parser.add_argument(
+        "--families",
+        type=int,
+        default=80_000,
+        help="families resident at the start (default 80000)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", required=True, help="JSON Lines output (.gz: gzip)")
     parser.add_argument("--truth", help="planted truth CSV (default <out>.truth.csv)")
     parser.add_argument("--duplicates", type=_share, default=0.0, help="share of events sent again")
-    parser.add_argument("--out-of-order", type=_share, default=0.0, help="share of lines moved far from their place")
+    parser.add_argument(
+        "--out-of-order", type=_share, default=0.0, help="share of lines moved far from their place"
+    )
     parser.add_argument("--retractions", type=_share, default=0.0, help="share of events retracted")
-    parser.add_argument("--malformed", type=_share, default=0.0, help="malformed lines added, as a share of events")
+    parser.add_argument(
+        "--malformed", type=_share, default=0.0, help="malformed lines added, as a share of events"
+    )
     parser.add_argument("--start", type=dt.date.fromisoformat, default=DEFAULT_START)
     parser.add_argument("--end", type=dt.date.fromisoformat, default=DEFAULT_END)
 
@@ -335,17 +396,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings=None) -> int:
     t0 = time.perf_counter()
     truth_path = args.truth or args.out + ".truth.csv"
-    result = synthesize(args.families, args.seed, duplicates=args.duplicates, out_of_order=args.out_of_order,
-                        retractions=args.retractions, malformed=args.malformed, start=args.start, end=args.end,
-                        progress=True)
+    result = synthesize(
+        args.families,
+        args.seed,
+        duplicates=args.duplicates,
+        out_of_order=args.out_of_order,
+        retractions=args.retractions,
+        malformed=args.malformed,
+        start=args.start,
+        end=args.end,
+        progress=True,
+    )
     size = write_lines(args.out, result.lines)
     write_truth(truth_path, result.truth)
     took = time.perf_counter() - t0
     high = sum(1 for t in result.truth if t["need_level"] >= 4) / max(1, len(result.truth))
     top = sum(1 for t in result.truth if t["need_level"] >= 9) / max(1, len(result.truth))
     knobs = ", ".join(f"{k} {v}" for k, v in result.counts.items() if k not in ("valid", "lines"))
-    print(f"wrote {result.counts['lines']} lines ({result.counts['valid']} events; {knobs}) "
-          f"{size / 1e6:.0f} MB uncompressed to {args.out}", file=sys.stderr)
-    print(f"truth: {len(result.truth)} families, {high:.1%} at need level >= 4, {top:.1%} at 9-10 -> "
-          f"{truth_path}; {took:.1f} s", file=sys.stderr)
+    print(
+        f"wrote {result.counts['lines']} lines ({result.counts['valid']} events; {knobs}) "
+        f"{size / 1e6:.0f} MB uncompressed to {args.out}",
+        file=sys.stderr,
+    )
+    print(
+        f"truth: {len(result.truth)} families, {high:.1%} at need level >= 4, {top:.1%} at 9-10 -> "
+        f"{truth_path}; {took:.1f} s",
+        file=sys.stderr,
+    )
     return 0

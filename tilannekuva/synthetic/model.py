@@ -51,7 +51,10 @@ PATTERNS: tuple[tuple[str, dict[int, float]], ...] = (
     ("disability", {HEA: 0.9, WRK: 0.8, MAT: 0.5}),
     ("precarious work", {WRK: 0.8, MAT: 0.6, INS: 0.4}),
     ("deprived neighbourhood", {ENV: 0.9, VOI: 0.6, INS: 0.3, MAT: 0.3}),
-    ("multiple problems", {MAT: 0.9, HEA: 0.8, EDU: 0.6, WRK: 0.8, VOI: 0.5, SOC: 0.8, ENV: 0.6, INS: 0.9}),
+    (
+        "multiple problems",
+        {MAT: 0.9, HEA: 0.8, EDU: 0.6, WRK: 0.8, VOI: 0.5, SOC: 0.8, ENV: 0.6, INS: 0.9},
+    ),
 )
 SEVERITIES = (0.12, 0.3, 0.48, 0.68, 0.9)
 SEVERITY_WEIGHTS = (0.34, 0.27, 0.19, 0.12, 0.08)
@@ -89,11 +92,29 @@ def _archetypes() -> tuple[Archetype, ...]:
             direction[d] = w
         for v, sev in enumerate(SEVERITIES):
             jitter = rng.uniform(-0.04, 0.04, 8)
-            dom = np.clip(0.04 + sev * direction + jitter + (0.05 * sev if name == "well-off" else 0), 0.0, 1.0)
+            dom = np.clip(
+                0.04 + sev * direction + jitter + (0.05 * sev if name == "well-off" else 0),
+                0.0,
+                1.0,
+            )
             need = float(NEED_WEIGHTS @ dom)
-            single = float(np.clip(0.10 + 0.55 * dom[SOC] + 0.15 * dom[INS] + rng.uniform(-0.03, 0.03), 0.03, 0.85))
-            kids = 1.75 + (1.6 * sev if name == "large family" else 0.0) + 0.3 * dom[VOI] + rng.uniform(-0.15, 0.15)
-            first = 30.5 - 5.0 * dom[MAT] - 3.5 * dom[EDU] + (-3.0 * sev if name == "student parents" else 0.0)
+            single = float(
+                np.clip(
+                    0.10 + 0.55 * dom[SOC] + 0.15 * dom[INS] + rng.uniform(-0.03, 0.03), 0.03, 0.85
+                )
+            )
+            kids = (
+                1.75
+                + (1.6 * sev if name == "large family" else 0.0)
+                + 0.3 * dom[VOI]
+                + rng.uniform(-0.15, 0.15)
+            )
+            first = (
+                30.5
+                - 5.0 * dom[MAT]
+                - 3.5 * dom[EDU]
+                + (-3.0 * sev if name == "student parents" else 0.0)
+            )
             out.append(
                 Archetype(
                     index=len(out),
@@ -147,16 +168,39 @@ INDUSTRIAL = {"01740", "01770"}
 # suburbs of Tampere, Pori and Vaasa known for rental housing.
 HIGH_NEED = {
     # Vantaa: ring rail and main line stations, Hakunila and Länsimäki
-    "01300": 1.0, "01350": 0.8, "01360": 1.1, "01400": 0.8, "01450": 0.9, "01600": 1.1,
-    "01610": 0.9, "01620": 1.0, "01200": 1.1, "01280": 1.0, "01370": 0.4, "01670": 0.5,
-    "01480": 0.3, "01230": 0.4, "01380": 0.3, "01420": 0.3,
+    "01300": 1.0,
+    "01350": 0.8,
+    "01360": 1.1,
+    "01400": 0.8,
+    "01450": 0.9,
+    "01600": 1.1,
+    "01610": 0.9,
+    "01620": 1.0,
+    "01200": 1.1,
+    "01280": 1.0,
+    "01370": 0.4,
+    "01670": 0.5,
+    "01480": 0.3,
+    "01230": 0.4,
+    "01380": 0.3,
+    "01420": 0.3,
     # Tampere
-    "33720": 0.7, "33310": 0.6, "33850": 0.6, "33840": 0.5, "33300": 0.4, "33800": 0.3,
+    "33720": 0.7,
+    "33310": 0.6,
+    "33850": 0.6,
+    "33840": 0.5,
+    "33300": 0.4,
+    "33800": 0.3,
     "33100": 0.2,
     # Pori
-    "28300": 0.5, "28100": 0.3, "28430": 0.4, "28130": 0.3,
+    "28300": 0.5,
+    "28100": 0.3,
+    "28430": 0.4,
+    "28130": 0.3,
     # Vaasa
-    "65370": 0.5, "65100": 0.2, "65320": 0.3,
+    "65370": 0.5,
+    "65100": 0.2,
+    "65320": 0.3,
 }
 
 
@@ -172,7 +216,10 @@ def load_municipalities() -> dict[str, Municipality]:
     z = 0.15 * z
     return {
         r["municipality_code"]: Municipality(
-            r["municipality_code"], r["municipality"], int(r["households_with_children_2018"]), float(e)
+            r["municipality_code"],
+            r["municipality"],
+            int(r["households_with_children_2018"]),
+            float(e),
         )
         for r, e in zip(rows, z, strict=True)
     }

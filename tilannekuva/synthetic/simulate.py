@@ -38,7 +38,13 @@ SOURCES = {
     "child_welfare": (1, 10, "local"),
     "social_services": (1, 14, "z"),
 }
-EMP, UNE, STU, PAR, OUT = "employed", "unemployed", "student", "parental_leave", "outside_labour_force"
+EMP, UNE, STU, PAR, OUT = (
+    "employed",
+    "unemployed",
+    "student",
+    "parental_leave",
+    "outside_labour_force",
+)
 
 
 def _last_sunday(year: int, month: int) -> int:
@@ -102,7 +108,9 @@ class World:
         n = self._hetu_count.get(born, 0)
         self._hetu_count[born] = n + 1
         date = dt.date.fromordinal(born)
-        signs = ("-", "Y", "X", "W", "V", "U") if date.year < 2000 else ("A", "B", "C", "D", "E", "F")
+        signs = (
+            ("-", "Y", "X", "W", "V", "U") if date.year < 2000 else ("A", "B", "C", "D", "E", "F")
+        )
         sign = signs[n // 898]
         individual = 2 + ((born * 7919) % 898 + (n % 898) * 37) % 898
         return hetu.make(date, individual, sign)
@@ -161,8 +169,16 @@ class Person:
 class FamilySim:
     """One family (and the family a separating parent founds)."""
 
-    def __init__(self, w: World, index: int, fam_id: str, arch: M.Archetype, level: int,
-                 postcode: str, inmover: bool):
+    def __init__(
+        self,
+        w: World,
+        index: int,
+        fam_id: str,
+        arch: M.Archetype,
+        level: int,
+        postcode: str,
+        inmover: bool,
+    ):
         self.w = w
         self.r = random.Random(w.seed * 1_000_003 + index)
         self.fid = fam_id
@@ -191,7 +207,9 @@ class FamilySim:
             recorded = f"{w.iso[i]}T{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.{ms:03d}Z"
         else:
             off = w.cal.offset[i]
-            recorded = f"{w.iso[i]}T{sec // 3600 + off:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}+0{off}:00"
+            recorded = (
+                f"{w.iso[i]}T{sec // 3600 + off:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}+0{off}:00"
+            )
         s = f"{r.getrandbits(128):032x}"
         e = {
             "schema": SCHEMA,
@@ -209,7 +227,17 @@ class FamilySim:
     def episode_id(self, prefix: str) -> str:
         return f"{prefix}{self.r.getrandbits(48):012x}"
 
-    def episode_events(self, src, stem, person, spans, data, prefix, ended_suffix=".ended", started_suffix=".started"):
+    def episode_events(
+        self,
+        src,
+        stem,
+        person,
+        spans,
+        data,
+        prefix,
+        ended_suffix=".ended",
+        started_suffix=".started",
+    ):
         for start, end in spans:
             ep = self.episode_id(prefix)
             self.ev(src, stem + started_suffix, start, person, {**data, "episode": ep})
@@ -243,7 +271,9 @@ class FamilySim:
         single = r.random() < a.single_parent
         b_born = a_born + int(r.gauss(-1.5, 3.0) * YEAR)
         b_born = min(max(b_born, births[-1] - int(45 * YEAR)), births[0] - int(20 * YEAR))
-        formed = max(births[0] - int(r.uniform(0.2, 5.0) * YEAR), a_born + 19 * 365, b_born + 19 * 365)
+        formed = max(
+            births[0] - int(r.uniform(0.2, 5.0) * YEAR), a_born + 19 * 365, b_born + 19 * 365
+        )
 
         self.A = Person(w.hetu(a_born), a_born, "parent", E)
         self.B = None if single else Person(w.hetu(b_born), b_born, "parent", E)
@@ -256,7 +286,9 @@ class FamilySim:
         residence = []  # (day, postcode, municipality)
         if self.inmover:
             code, posts = M.ELSEWHERE[r.randrange(len(M.ELSEWHERE))]
-            residence.append((formed + r.randrange(max(1, S - formed)), posts[r.randrange(len(posts))], code))
+            residence.append(
+                (formed + r.randrange(max(1, S - formed)), posts[r.randrange(len(posts))], code)
+            )
             t = S + 20 + r.randrange(E - S - 40)
             residence.append((t, self.postcode, muni))
         else:
@@ -297,7 +329,13 @@ class FamilySim:
         # DVV: initial memberships and residences.
         fid = self.fid
         for day, post, m in residence:
-            self.ev("dvv", "family.residence_changed", day, None, {"family": fid, "postcode": post, "municipality": m})
+            self.ev(
+                "dvv",
+                "family.residence_changed",
+                day,
+                None,
+                {"family": fid, "postcode": post, "municipality": m},
+            )
         self.added(self.A, fid, formed)
         if self.B:
             self.added(self.B, fid, formed)
@@ -311,7 +349,13 @@ class FamilySim:
         p_birth = (0.45, 0.32, 0.18, 0.1, 0.05)[min(n_kids, 5) - 1] if n_kids else 0.3
         self.new_births = []
         b_age = (S - b_born) / YEAR if not single else 0.0
-        if youngest < 9 and a_age < 41 and b_age < 41 and n_kids < 5 and r.random() < p_birth * (0.5 if single else 1.0):
+        if (
+            youngest < 9
+            and a_age < 41
+            and b_age < 41
+            and n_kids < 5
+            and r.random() < p_birth * (0.5 if single else 1.0)
+        ):
             tb = first_day + r.randrange(max(1, E - first_day))
             if tb < t_end:
                 k = Person(w.hetu(tb), tb, "child", t_end)
@@ -354,8 +398,18 @@ class FamilySim:
             codes, weights = w.muni_areas.get(cur_muni if t_end == E else muni, w.muni_areas[muni])
             post2 = r.choices(codes, weights)[0]
             muni2 = w.by_code[post2].municipality
-            self.ev("dvv", "family.residence_changed", ts, None, {"family": fid2, "postcode": post2, "municipality": muni2})
-            present = [k for k in self.kids if k.born < ts and k.until > ts and self.birthday(k.born, 18) > ts]
+            self.ev(
+                "dvv",
+                "family.residence_changed",
+                ts,
+                None,
+                {"family": fid2, "postcode": post2, "municipality": muni2},
+            )
+            present = [
+                k
+                for k in self.kids
+                if k.born < ts and k.until > ts and self.birthday(k.born, 18) > ts
+            ]
             if present and r.random() < 0.25:
                 k = present[-1]
                 self.ev("dvv", "family.member_removed", ts, k.hetu, {"family": fid})
@@ -363,11 +417,26 @@ class FamilySim:
                 k.child_of_b = True
                 k.until = min(E, self.birthday(k.born, 18) + 400)
             level_new = min(10, self.level + (1 if r.random() < 0.3 else 0))
-            self.truth.append({"family": fid2, "archetype": a.index, "need_level": level_new,
-                               "municipality": muni2, "postcode": post2})
+            self.truth.append(
+                {
+                    "family": fid2,
+                    "archetype": a.index,
+                    "need_level": level_new,
+                    "municipality": muni2,
+                    "postcode": post2,
+                }
+            )
         last = residence[-1]
-        self.truth.insert(0, {"family": fid, "archetype": a.index, "need_level": self.level,
-                              "municipality": last[2], "postcode": last[1]})
+        self.truth.insert(
+            0,
+            {
+                "family": fid,
+                "archetype": a.index,
+                "need_level": self.level,
+                "municipality": last[2],
+                "postcode": last[1],
+            },
+        )
 
         # Person-level registers.
         adults = [(self.A, True), (self.B, False), (self.C, False)]
@@ -386,8 +455,13 @@ class FamilySim:
         return self.w.new_family_id()
 
     def added(self, p: Person, fid: str, day: int) -> None:
-        self.ev("dvv", "family.member_added", day, p.hetu,
-                {"family": fid, "role": p.role, "birth_date": self.w.iso[p.born - O0]})
+        self.ev(
+            "dvv",
+            "family.member_added",
+            day,
+            p.hetu,
+            {"family": fid, "role": p.role, "birth_date": self.w.iso[p.born - O0]},
+        )
 
     @staticmethod
     def birthday(born: int, years: int) -> int:
@@ -409,8 +483,14 @@ class FamilySim:
         # Highest education so far (initial load), adult education during the history.
         e = d[EDU]
         u = r.random()
-        probs = ((0.04 + 0.35 * e, "basic", 16), (0.30 + 0.1 * e, "vocational", 19), (0.10, "upper_secondary", 19),
-                 (0.30 - 0.25 * e, "bachelor", 24), (0.2 - 0.18 * e, "master", 26), (0.02, "doctoral", 31))
+        probs = (
+            (0.04 + 0.35 * e, "basic", 16),
+            (0.30 + 0.1 * e, "vocational", 19),
+            (0.10, "upper_secondary", 19),
+            (0.30 - 0.25 * e, "bachelor", 24),
+            (0.2 - 0.18 * e, "master", 26),
+            (0.02, "doctoral", 31),
+        )
         total = sum(max(0.0, x[0]) for x in probs)
         acc = 0.0
         level, age = "vocational", 19
@@ -436,8 +516,12 @@ class FamilySim:
         since = max(adult_day, S - 1 - int(r.expovariate(1 / 3.0) * YEAR))
         changes = [(since, st)]
         t = max(S, t0)
-        hz = {EMP: 0.03 + 0.45 * W ** 1.5 + 0.12 * sg * sg, UNE: max(0.25, 1.6 * (1 - W) - 0.6 * sg),
-              STU: 0.45, OUT: 0.1 * (1 - W) + 0.05}
+        hz = {
+            EMP: 0.03 + 0.45 * W**1.5 + 0.12 * sg * sg,
+            UNE: max(0.25, 1.6 * (1 - W) - 0.6 * sg),
+            STU: 0.45,
+            OUT: 0.1 * (1 - W) + 0.05,
+        }
         while True:
             t += int(r.expovariate(hz[st]) * YEAR) + 1
             if t > t1:
@@ -449,8 +533,13 @@ class FamilySim:
                 nst = EMP if u < 0.8 else STU if u < 0.9 else OUT
             elif st == STU:
                 nst = EMP if u < 0.7 else UNE
-                self.ev("koski", "education.completed", t, code,
-                        {"level": r.choice(("vocational", "bachelor", "master"))})
+                self.ev(
+                    "koski",
+                    "education.completed",
+                    t,
+                    code,
+                    {"level": r.choice(("vocational", "bachelor", "master"))},
+                )
             else:
                 nst = EMP if u < 0.6 else UNE
             st = nst
@@ -460,7 +549,11 @@ class FamilySim:
             for tb in [k.born for k in self.kids if k.born > S - 300]:
                 lo, hi = max(tb - 30, since + 1), tb + 280 + r.randrange(200)
                 after = [c for c in changes if c[0] <= hi][-1][1]
-                changes = [c for c in changes if c[0] < lo] + [(lo, PAR), (hi, after)] + [c for c in changes if c[0] > hi]
+                changes = (
+                    [c for c in changes if c[0] < lo]
+                    + [(lo, PAR), (hi, after)]
+                    + [c for c in changes if c[0] > hi]
+                )
         changes.sort()
         prev = None
         for day, status in changes:
@@ -481,9 +574,14 @@ class FamilySim:
                 start = day + r.randrange(15)
                 if start > t1 or end is not None and end <= start:
                     continue
-                self.episode_events("kela", "benefit", code,
-                                    [(start, end if end is not None and end <= t1 else None)],
-                                    {"benefit": "unemployment_benefit"}, "KU")
+                self.episode_events(
+                    "kela",
+                    "benefit",
+                    code,
+                    [(start, end if end is not None and end <= t1 else None)],
+                    {"benefit": "unemployment_benefit"},
+                    "KU",
+                )
         # Monthly incomes while employed.
         base = math.exp(r.gauss(math.log(3500) - 0.8 * d[MAT] - 0.4 * e - 0.2 * W, 0.3))
         for month, payday in w.paydays:
@@ -494,15 +592,31 @@ class FamilySim:
                 g = base * (1 + r.gauss(0, 0.04)) * (0.3 if st == UNE else 1.0)
                 if month.endswith("-06") and r.random() < 0.6:
                     g *= 1.5
-                self.ev("incomes", "income.reported", payday, code, {"month": month, "gross_eur": round(g, 2)})
+                self.ev(
+                    "incomes",
+                    "income.reported",
+                    payday,
+                    code,
+                    {"month": month, "gross_eur": round(g, 2)},
+                )
         # Kela per person.
-        self.episode_events("kela", "benefit", code, episodes(r, 0.05 + 0.5 * H, 35, max(S, t0), t1, adult_day, 7),
-                            {"benefit": "sickness_allowance"}, "KS")
+        self.episode_events(
+            "kela",
+            "benefit",
+            code,
+            episodes(r, 0.05 + 0.5 * H, 35, max(S, t0), t1, adult_day, 7),
+            {"benefit": "sickness_allowance"},
+            "KS",
+        )
         # Health care.
         t0v = max(S, t0)
-        mh = 0.03 + 3.0 * (0.5 * H + 0.5 * d[INS]) ** 2 + 1.2 * sg ** 3
-        for service, rate in (("primary_care", 0.5 + 2.0 * H), ("dental", 0.25), ("mental_health", mh),
-                              ("substance_abuse", 0.005 + 3.0 * d[INS] ** 3)):
+        mh = 0.03 + 3.0 * (0.5 * H + 0.5 * d[INS]) ** 2 + 1.2 * sg**3
+        for service, rate in (
+            ("primary_care", 0.5 + 2.0 * H),
+            ("dental", 0.25),
+            ("mental_health", mh),
+            ("substance_abuse", 0.005 + 3.0 * d[INS] ** 3),
+        ):
             for day in points(r, rate, t0v, t1):
                 self.ev("avohilmo", "health.visit", day, code, {"service": service})
         if is_a:
@@ -514,11 +628,19 @@ class FamilySim:
     def hilmo(self, code, t0, t1, adult):
         r, d, sg = self.r, self.d, self.sigma
         h, ins = d[HEA], d[INS]
-        for service, rate, lo, hi in (("somatic_specialist", 0.06 + 0.35 * h, 0, 7),
-                                      ("psychiatric", (0.004 + 0.25 * h * ins + 0.12 * sg ** 3) * (1 if adult else 0.5), 3, 60),
-                                      ("emergency", 0.06 + 0.2 * ins + 0.1 * h, 0, 2)):
+        for service, rate, lo, hi in (
+            ("somatic_specialist", 0.06 + 0.35 * h, 0, 7),
+            ("psychiatric", (0.004 + 0.25 * h * ins + 0.12 * sg**3) * (1 if adult else 0.5), 3, 60),
+            ("emergency", 0.06 + 0.2 * ins + 0.1 * h, 0, 2),
+        ):
             for day in points(r, rate, t0, t1):
-                self.ev("hilmo", "care.episode", day, code, {"service": service, "days": r.randint(lo, hi)})
+                self.ev(
+                    "hilmo",
+                    "care.episode",
+                    day,
+                    code,
+                    {"service": service, "days": r.randint(lo, hi)},
+                )
 
     # ---------------------------------------------------------------- children
     def child(self, k: Person, first_day: int) -> None:
@@ -543,7 +665,7 @@ class FamilySim:
         visits.append(("child_health_clinic", 1.2 * clinic, max(t0v, b1), min(t1, b7 - 1)))
         visits.append(("school_health", 0.8, max(t0v, b7), tc))
         b12 = self.birthday(k.born, 12)
-        visits.append(("mental_health", 0.02 + 2.0 * ci ** 2 + 0.8 * sg ** 3, max(t0v, b12), t1))
+        visits.append(("mental_health", 0.02 + 2.0 * ci**2 + 0.8 * sg**3, max(t0v, b12), t1))
         for service, rate, lo, hi in visits:
             for day in points(r, rate, lo, hi):
                 self.ev("avohilmo", "health.visit", day, code, {"service": service})
@@ -551,20 +673,40 @@ class FamilySim:
 
         # Child welfare.
         if tc >= t0v:
-            notif = 0.01 + 0.9 * ci ** 2 + 0.35 * sg ** 3
+            notif = 0.01 + 0.9 * ci**2 + 0.35 * sg**3
             for day in points(r, notif, t0v, tc):
                 self.ev("child_welfare", "child_welfare.notification", day, code, {})
-            client = episodes(r, 0.004 + 0.4 * ci ** 2 * sg + 0.22 * sg ** 4, 500, t0v, tc, k.born, 60)
+            client = episodes(r, 0.004 + 0.4 * ci**2 * sg + 0.22 * sg**4, 500, t0v, tc, k.born, 60)
             for start, _ in client:
                 pre = start - r.randint(5, 60)
                 if pre >= t0v:
                     self.ev("child_welfare", "child_welfare.notification", pre, code, {})
-            client = [(s, e if e is not None else (None if tc == t1 or b18 > t1 else b18)) for s, e in client]
-            self.episode_events("child_welfare", "child_welfare.client", code, client, {}, "LS", "_ended", "_started")
+            client = [
+                (s, e if e is not None else (None if tc == t1 or b18 > t1 else b18))
+                for s, e in client
+            ]
+            self.episode_events(
+                "child_welfare",
+                "child_welfare.client",
+                code,
+                client,
+                {},
+                "LS",
+                "_ended",
+                "_started",
+            )
             if client:
-                place = episodes(r, 0.05 * ci + 0.25 * sg ** 4, 450, t0v, tc, k.born, 30)
-                self.episode_events("child_welfare", "child_welfare.placement", code, place, {}, "SI",
-                                    "_ended", "_started")
+                place = episodes(r, 0.05 * ci + 0.25 * sg**4, 450, t0v, tc, k.born, 30)
+                self.episode_events(
+                    "child_welfare",
+                    "child_welfare.placement",
+                    code,
+                    place,
+                    {},
+                    "SI",
+                    "_ended",
+                    "_started",
+                )
 
         # Early childhood education, or child home care allowance.
         if b7 > t0v and k.born < t1:
@@ -573,19 +715,36 @@ class FamilySim:
             end_ecec = dt.date(dt.date.fromordinal(b7).year, 7, 31).toordinal()
             if ecec and start < end_ecec:
                 if start < t1 and end_ecec >= t0v:
-                    self.episode_events("varda", "ecec", code, [(start, end_ecec if end_ecec <= t1 else None)], {}, "VA")
+                    self.episode_events(
+                        "varda",
+                        "ecec",
+                        code,
+                        [(start, end_ecec if end_ecec <= t1 else None)],
+                        {},
+                        "VA",
+                    )
             else:
                 home_end = k.born + int(r.uniform(2.0, 3.0) * YEAR)
                 start_h = k.born + 300
                 if start_h < t1 and home_end >= t0v:
-                    self.episode_events("kela", "benefit", applicant, [(start_h, home_end if home_end <= t1 else None)],
-                                        {"benefit": "child_home_care_allowance"}, "KH")
+                    self.episode_events(
+                        "kela",
+                        "benefit",
+                        applicant,
+                        [(start_h, home_end if home_end <= t1 else None)],
+                        {"benefit": "child_home_care_allowance"},
+                        "KH",
+                    )
         # School: support level, basic education completion.
         if b7 <= tc and b18 > t0v:
             lvl = "general"
-            p_int, p_spec = 0.06 + 0.35 * ce + 0.1 * ci, 0.02 + 0.15 * ce ** 1.5
+            p_int, p_spec = 0.06 + 0.35 * ce + 0.1 * ci, 0.02 + 0.15 * ce**1.5
             for aug in w.augusts:
-                if aug < b7 or aug > tc or aug > dt.date(dt.date.fromordinal(k.born).year + 16, 8, 31).toordinal():
+                if (
+                    aug < b7
+                    or aug > tc
+                    or aug > dt.date(dt.date.fromordinal(k.born).year + 16, 8, 31).toordinal()
+                ):
                     continue
                 u = r.random()
                 if lvl == "general":
@@ -603,8 +762,13 @@ class FamilySim:
             self.ev("koski", "education.completed", g16, code, {"level": "basic"})
         g19 = dt.date(dt.date.fromordinal(k.born).year + 19, 6, 1).toordinal()
         if t0v <= g19 <= t1 and r.random() < 0.85 - 0.3 * ce:
-            self.ev("koski", "education.completed", g19, code,
-                    {"level": "upper_secondary" if r.random() < 0.55 - 0.3 * ce else "vocational"})
+            self.ev(
+                "koski",
+                "education.completed",
+                g19,
+                code,
+                {"level": "upper_secondary" if r.random() < 0.55 - 0.3 * ce else "vocational"},
+            )
 
     # ----------------------------------------------------------------- family
     def family_services(self, p: Person, t0: int, t1: int) -> None:
@@ -613,21 +777,42 @@ class FamilySim:
         code = p.hetu
         born = p.born + 18 * 365
         young = any(k.born > t0 - 3 * 365 for k in self.kids)
-        kela = (("basic_social_assistance", 0.03 + 1.6 * d[MAT] ** 1.5 + 0.5 * d[WRK] ** 2 + 0.6 * sg ** 2,
-                 60 + 300 * d[MAT], 28, "KT"),
-                ("housing_allowance", 0.02 + 0.5 * d[MAT] + 0.3 * d[ENV], 500, 60, "KA"),
-                ("disability_allowance", 0.005 + 0.12 * d[HEA] ** 2, 1500, 180, "KV"))
+        kela = (
+            (
+                "basic_social_assistance",
+                0.03 + 1.6 * d[MAT] ** 1.5 + 0.5 * d[WRK] ** 2 + 0.6 * sg**2,
+                60 + 300 * d[MAT],
+                28,
+                "KT",
+            ),
+            ("housing_allowance", 0.02 + 0.5 * d[MAT] + 0.3 * d[ENV], 500, 60, "KA"),
+            ("disability_allowance", 0.005 + 0.12 * d[HEA] ** 2, 1500, 180, "KV"),
+        )
         for benefit, rate, mean, mn, prefix in kela:
-            self.episode_events("kela", "benefit", code, episodes(r, rate, mean, max(S, t0), t1, born, mn),
-                                {"benefit": benefit}, prefix)
-        social = (("family_work", 0.01 + 0.5 * sg ** 2 + 0.2 * d[SOC], 180, 30),
-                  ("home_service", (0.01 + 0.3 * d[SOC] + 0.2 * sg ** 2) * (1.0 if young else 0.3), 90, 14),
-                  ("family_counselling", 0.03 + 0.3 * d[SOC] + 0.2 * d[INS], 120, 14),
-                  ("multi_professional_support", 1.4 * max(0.0, sg - 0.6), 365, 60),
-                  ("substance_abuse_services", 0.003 + 0.8 * d[INS] ** 2 * d[HEA], 270, 30))
+            self.episode_events(
+                "kela",
+                "benefit",
+                code,
+                episodes(r, rate, mean, max(S, t0), t1, born, mn),
+                {"benefit": benefit},
+                prefix,
+            )
+        social = (
+            ("family_work", 0.01 + 0.5 * sg**2 + 0.2 * d[SOC], 180, 30),
+            ("home_service", (0.01 + 0.3 * d[SOC] + 0.2 * sg**2) * (1.0 if young else 0.3), 90, 14),
+            ("family_counselling", 0.03 + 0.3 * d[SOC] + 0.2 * d[INS], 120, 14),
+            ("multi_professional_support", 1.4 * max(0.0, sg - 0.6), 365, 60),
+            ("substance_abuse_services", 0.003 + 0.8 * d[INS] ** 2 * d[HEA], 270, 30),
+        )
         for service, rate, mean, mn in social:
-            self.episode_events("social_services", "social_service", code,
-                                episodes(r, rate, mean, max(S, t0), t1, born, mn), {"service": service}, "SS")
+            self.episode_events(
+                "social_services",
+                "social_service",
+                code,
+                episodes(r, rate, mean, max(S, t0), t1, born, mn),
+                {"service": service},
+                "SS",
+            )
 
 
 def assign_families(n: int, seed: int, inmover_share: float = 0.06):
@@ -671,7 +856,9 @@ def assign_families(n: int, seed: int, inmover_share: float = 0.06):
     need = np.array([x.need for x in M.ARCHETYPES])
     arch = np.empty(total, dtype=int)
     scores = np.empty(total)
-    prop = np.array([by_code[p].propensity + munis[by_code[p].municipality].effect for p in postcodes])
+    prop = np.array(
+        [by_code[p].propensity + munis[by_code[p].municipality].effect for p in postcodes]
+    )
     for value in np.unique(prop):
         idx = np.flatnonzero(prop == value)
         p = base_w * np.exp(M.AREA_TILT * value * sev_c)
