@@ -60,6 +60,8 @@ INDICATORS: tuple[str, ...] = (
     "child_welfare_notifications_30d",
     "mental_health_visits_90d",
 )
+# The ten service-need group fields of the picture (situation-api.md).
+GROUPS: tuple[str, ...] = tuple(f"g{i}" for i in range(1, 11))
 EARLIEST = dt.date(1900, 1, 1)
 
 # Reason codes: a closed set, so they are safe as metric labels.

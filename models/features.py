@@ -83,7 +83,7 @@ _STEM_KEY = {
 }
 
 # Municipality context (environment domain): unemployed 2017 / inhabitants 2018, from
-# Statistics Finland Paavo (CC BY 4.0), tilannekuva/data/municipalities.csv. Kept here as
+# Statistics Finland Paavo (CC BY 4.0), models/data/municipalities.csv. Kept here as
 # constants so that models/ does not read package data. Unknown municipality -> mean.
 MUNICIPALITY_UNEMPLOYMENT = {
     "092": 11666 / 228166,

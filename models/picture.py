@@ -40,7 +40,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from models.contract import COVERED_MUNICIPALITIES, INDICATORS, RETRACTED  # noqa: F401 - INDICATORS re-exported
+from models.contract import COVERED_MUNICIPALITIES, RETRACTED
 
 COVERED = frozenset(COVERED_MUNICIPALITIES)
 WINDOWS = {"cw_notifications": 30, "mh_visits": 90}

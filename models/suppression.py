@@ -28,9 +28,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from models.contract import INDICATORS
-
-GROUPS: tuple[str, ...] = tuple(f"g{i}" for i in range(1, 11))
+from models.contract import GROUPS, INDICATORS
 
 Cell = tuple[str, str]  # (scope key, field)
 

@@ -2,7 +2,7 @@
 
 One pipeline, one round trip: ``tk:wm``, ``tk:updated``, ``tk:areas``, ``tk:agg:all``,
 the six ``tk:agg:m:{code}`` and ``tk:agg:a:{postcode}`` of every known area (those in
-``tk:areas`` plus the 144 reference areas of ``tilannekuva/data/postcode-areas.csv``;
+``tk:areas`` plus the 144 reference areas of ``models/data/postcode-areas.csv``;
 their names are known before the round trip, so the area hashes are fetched in the same
 pipeline and those only named by ``tk:areas`` in a second one, which is empty unless
 an area outside the reference list has ever held a family).
@@ -21,13 +21,10 @@ must pass it through ``suppress`` before showing it.
 
 from __future__ import annotations
 
-import csv
 import json
-from functools import lru_cache
-from importlib import resources
 
-from models.suppression import GROUPS, INDICATORS
-from tilannekuva.config import COVERED_MUNICIPALITIES
+from models.areas import reference_areas
+from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
 
 PREFIX = "tk:"
 KEY_WM = PREFIX + "wm"
@@ -44,20 +41,6 @@ def key_municipality(code: str) -> str:
 
 def key_area(postcode: str) -> str:
     return f"{PREFIX}agg:a:{postcode}"
-
-
-@lru_cache(maxsize=1)
-def reference_areas() -> dict[str, dict[str, str]]:
-    """postcode -> {"municipality": code, "name": ..., "name_sv": ...} of the 144 areas."""
-    text = resources.files("tilannekuva").joinpath("data/postcode-areas.csv").read_text("utf-8")
-    out = {}
-    for row in csv.DictReader(text.splitlines()):
-        out[row["postcode"]] = {
-            "municipality": row["municipality_code"],
-            "name": row["name"],
-            "name_sv": row["name_sv"],
-        }
-    return out
 
 
 def _s(v) -> str:

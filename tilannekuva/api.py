@@ -30,9 +30,11 @@ from prometheus_client import (
     generate_latest,
 )
 
+from models.areas import reference_areas
+from models.contract import COVERED_MUNICIPALITIES
 from models.suppression import suppress
 from sinks import redis_reader
-from tilannekuva.config import COVERED_MUNICIPALITIES, Settings
+from tilannekuva.config import Settings
 
 CACHE_TTL_S = 1.0
 HEARTBEAT_S = 15.0
@@ -162,7 +164,7 @@ async def municipality(request: web.Request) -> web.Response:
 
 async def areas(request: web.Request) -> web.Response:
     pic = await suppressed_picture(request.app)
-    ref = redis_reader.reference_areas()
+    ref = reference_areas()
     items = []
     for pc, a in pic["areas"].items():
         item = {"area": pc, "municipality": a["municipality"]}
@@ -430,7 +432,7 @@ def make_app(settings: Settings, redis, *, heartbeat_s: float = HEARTBEAT_S) -> 
 
 def openapi_spec() -> dict:
     """OpenAPI 3.1 description of every path."""
-    from models.suppression import INDICATORS
+    from models.contract import INDICATORS
 
     count = {"type": ["integer", "null"], "minimum": 0}
     scope = {

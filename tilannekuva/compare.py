@@ -17,11 +17,10 @@ import sys
 import urllib.error
 import urllib.request
 
-from models.picture import INDICATORS
+from models.areas import reference_areas
+from models.contract import COVERED_MUNICIPALITIES, INDICATORS
 from models.suppression import suppress
-from sinks.redis_reader import reference_areas
 from tilannekuva import batch
-from tilannekuva.config import COVERED_MUNICIPALITIES
 
 
 def add_arguments(parser) -> None:

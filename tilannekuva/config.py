@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from models.contract import COVERED_MUNICIPALITIES  # noqa: F401 - the CLI's modules read it here
-
 # Topics of the output contract.
 TOPIC_INPUT = "register-events"
 TOPIC_DLQ = "register-events-dlq"

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.suppression import GROUPS, INDICATORS, suppress
+from models.contract import GROUPS, INDICATORS
+from models.suppression import suppress
 
 # --------------------------------------------------------------------------- helpers
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from models.suppression import GROUPS, INDICATORS
+from models.areas import reference_areas
+from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
 from sinks import redis_reader
-from tilannekuva.config import COVERED_MUNICIPALITIES
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def check(pic: dict) -> None:
     assert pic["as_of"] == "2026-06-30"
     assert pic["updated_at"]["a:33100"] == "2026-07-01T08:00:01Z"
     assert set(pic["municipalities"]) == set(COVERED_MUNICIPALITIES)
-    ref = redis_reader.reference_areas()
+    ref = reference_areas()
     assert len(ref) == 144
     assert set(pic["areas"]) == set(ref) | {"99999"}
     a = pic["areas"]["33100"]

@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
-from models.suppression import GROUPS, INDICATORS
-from sinks import redis_reader
+from models.areas import reference_areas
+from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
 from tilannekuva import api
-from tilannekuva.config import COVERED_MUNICIPALITIES, Settings
+from tilannekuva.config import Settings
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,7 +32,7 @@ def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:
     munis = {m: dict.fromkeys(fields, 0) for m in COVERED_MUNICIPALITIES}
     total = dict.fromkeys(fields, 0)
     pipe = r.pipeline()
-    for pc, ref in sorted(redis_reader.reference_areas().items()):
+    for pc, ref in sorted(reference_areas().items()):
         if rng.random() < 0.15:
             continue  # never held a family: no hash at all
         c = {f: rng.choice([0, 0, 1, 2, 3, 4, 6, 9, 25]) for f in INDICATORS[1:]}

@@ -15,10 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models import hetu
-from models.contract import validate
+from models.contract import COVERED_MUNICIPALITIES, validate
 from tilannekuva import batch
 from tilannekuva.cli import main
-from tilannekuva.config import COVERED_MUNICIPALITIES
 
 SOURCE = {
     "family": "dvv",
@@ -774,10 +773,10 @@ def _run_cli(argv, monkeypatch):
 
 def _check_structure(doc):
     assert set(doc) == {"as_of", "picture", "municipalities", "areas"}
-    assert set(doc["picture"]) == set(batch.INDICATORS)
+    assert set(doc["picture"]) == set(INDICATORS)
     assert set(doc["municipalities"]) == set(COVERED_MUNICIPALITIES)
     for scope in [*doc["municipalities"].values(), *doc["areas"].values()]:
-        assert set(scope) == set(batch.INDICATORS)
+        assert set(scope) == set(INDICATORS)
         for v in scope.values():
             assert v is None or (isinstance(v, int) and v >= 0)
 

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from models.picture import INDICATORS
+from models.contract import INDICATORS
 from tilannekuva import demo
 from tilannekuva.synthetic import synthesize
 

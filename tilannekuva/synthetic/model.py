@@ -5,7 +5,7 @@ table does not depend on the user's seed, so archetype ``k`` means the same fami
 in every generated file.
 
 Reference data: Statistics Finland, Paavo — open data by postal code area (CC BY 4.0),
-see ``tilannekuva/data/README.md``.
+see ``models/data/README.md``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
+
+from models.areas import data_path
 
 # The eight life domains; an archetype is a vector of intensities (0 = no burden).
 DOMAINS = (
@@ -204,12 +205,8 @@ HIGH_NEED = {
 }
 
 
-def _data_path(name: str):
-    return resources.files("tilannekuva").joinpath("data", name)
-
-
 def load_municipalities() -> dict[str, Municipality]:
-    rows = list(csv.DictReader(_data_path("municipalities.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader(data_path("municipalities.csv").open(encoding="utf-8")))
     unemp = np.array([int(r["unemployed_2017"]) / int(r["inhabitants_2018"]) for r in rows])
     income = np.array([int(r["median_household_income_eur_2017"]) for r in rows], dtype=float)
     z = (unemp - unemp.mean()) / unemp.std() - (income - income.mean()) / income.std()
@@ -226,7 +223,7 @@ def load_municipalities() -> dict[str, Municipality]:
 
 
 def load_areas() -> list[Area]:
-    rows = list(csv.DictReader(_data_path("postcode-areas.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader(data_path("postcode-areas.csv").open(encoding="utf-8")))
     xy = {r["postcode"]: (float(r["x_etrs_tm35fin"]), float(r["y_etrs_tm35fin"])) for r in rows}
     areas = []
     for r in rows:
