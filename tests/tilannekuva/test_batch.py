@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models import hetu
-from models.contract import COVERED_MUNICIPALITIES, validate
+from models.contract import COVERED_MUNICIPALITIES, INDICATORS, validate
 from tilannekuva import batch
 from tilannekuva.cli import main
 
