@@ -1,0 +1,54 @@
+"""Every Redis key and channel of the project, said once (layout: docs/design.md).
+
+Lua scripts receive their keys through ``KEYS[]`` (the aggregate hashes, whose names
+depend on a contribution's area, through the prefix :data:`AGG` passed as an argument);
+no other module spells a key.
+
+>>> municipality("837"), area("33100"), scope("a:33100"), family("f1"), due(3)
+('tk:agg:m:837', 'tk:agg:a:33100', 'tk:agg:a:33100', 'tk:fam:f1', 'tk:due:3')
+>>> due(None)
+'tk:due'
+"""
+
+from __future__ import annotations
+
+PREFIX = "tk:"
+PATTERN = PREFIX + "*"  # everything the project owns, for --reset and the tests
+
+WATERMARK = PREFIX + "wm"  # string: W, YYYY-MM-DD, only ever raised
+AGG = PREFIX + "agg:"  # hash prefix of a scope's counts: all, m:<code>, a:<postcode>
+ALL = AGG + "all"
+AREAS = PREFIX + "areas"  # hash: postcode -> municipality of every area that held a family
+UPDATED = PREFIX + "updated"  # hash: scope -> ISO time of its last change
+CHANGES = PREFIX + "changes"  # pub/sub channel: JSON list of the scopes one batch changed
+FAMILY = PREFIX + "fam:"  # string per family: its last applied contribution (JSON)
+DUE = PREFIX + "due"  # zset per family-topic partition: family -> next day W changes it
+
+MODEL = PREFIX + "model"  # string: the latest family-type snapshot (JSON)
+MODEL_VERSION = PREFIX + "model:version"  # string: "<generation>.<version>" of MODEL
+
+ALERTS = PREFIX + "alerts"  # zset: alert JSON, score = raised-at epoch seconds
+ALERTS_IDS = ALERTS + ":ids"  # hash: alert id -> raised-at, every alert ever recorded
+ALERTS_STATE = ALERTS + ":state"  # string: the alert step's state (JSON)
+
+
+def scope(name: str) -> str:
+    """The counts hash of a scope named as in ``tk:updated``: ``all``, ``m:837``, ``a:33100``."""
+    return AGG + name
+
+
+def municipality(code: str) -> str:
+    return scope(f"m:{code}")
+
+
+def area(postcode: str) -> str:
+    return scope(f"a:{postcode}")
+
+
+def family(pseudonym: str) -> str:
+    return FAMILY + pseudonym
+
+
+def due(partition: int | None) -> str:
+    """The due set of one partition of the family topic (None: the in-process pipeline)."""
+    return DUE if partition is None else f"{DUE}:{partition}"
