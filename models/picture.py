@@ -1,7 +1,9 @@
 """The situation picture as pure stream steps.
 
-Each step is ``step(state, message, ...) -> (state, outputs)``: no I/O, no clock; the
-watermark ``W`` is passed in. The Faust app (``streams/app.py``) and the in-process
+Every step has one signature, ``step(state, key, message) -> (state, outputs)`` with
+outputs ``(stage, key, message)`` for the next stage (:data:`Step`): no I/O, no clock;
+the watermark ``W`` is passed in where it matters. A step with hyper-parameters is a
+small class whose instances are such callables. The Faust app (``streams/app.py``) and the in-process
 pipeline (:class:`Pipeline`, used by the demo and the tests) run the same steps.
 
 The picture is a function of the *set* of accepted, non-retracted events, never of the
@@ -11,9 +13,9 @@ no-ops and a retraction cancels its target whichever comes first.
 
 Stages and their keys:
 
-1. :func:`dedup_step`, keyed by ``event_id`` (a retraction by the id it retracts).
-2. :func:`person_step`, keyed by person pseudonym → :func:`summarize_person`.
-3. :func:`family_step`, keyed by family pseudonym → :func:`contribution` at ``W``.
+1. :class:`Dedup`, keyed by ``event_id`` (a retraction by the id it retracts).
+2. :class:`PersonStep`, keyed by person pseudonym → :func:`summarize_person`.
+3. :func:`family_step`, keyed by family pseudonym; :func:`contribution` at ``W``.
 
 Examples
 --------
@@ -39,12 +41,16 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 from models.contract import COVERED_MUNICIPALITIES, RETRACTED
 
 COVERED = frozenset(COVERED_MUNICIPALITIES)
 WINDOWS = {"cw_notifications": 30, "mh_visits": 90}
 RESIDENCE = "family.residence_changed"
+
+Output: TypeAlias = tuple[str, str, dict]  # (stage, key, message) for the next stage
+Step: TypeAlias = Callable[[Any, str, dict], tuple[Any, list[Output]]]
 _EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
 
 
@@ -86,8 +92,8 @@ def owner(event: dict) -> tuple[str, str]:
     return ("person", event["person"])
 
 
-def dedup_step(state: str | None, event: dict) -> tuple[str, list[tuple[str, str, dict]]]:
-    """Stage 1, keyed by :func:`route_key`.
+def dedup_step(state: str | dict | None, key: str, event: dict) -> tuple[str, list[Output]]:
+    """Stage 1, keyed by :func:`route_key` (``key``; the event says it again).
 
     State: the JSON text ``[stage, key, *retraction_ids]`` (``stage`` and ``key`` of the
     event's owner, or null while only retractions have arrived), small on purpose: this
@@ -100,12 +106,12 @@ def dedup_step(state: str | None, event: dict) -> tuple[str, list[tuple[str, str
     a retraction lands under an id that no ordinary event routes to, so it has no effect,
     as the contract requires.
 
-    >>> state, outs = dedup_step(None, {"event_id": "e1", "type": "health.visit", "person": "p1"})
+    >>> state, outs = dedup_step(None, "e1", {"event_id": "e1", "type": "health.visit", "person": "p1"})
     >>> state, outs[0][:2]
     ('["person","p1"]', ('person', 'p1'))
-    >>> dedup_step(state, {"event_id": "e1", "type": "health.visit", "person": "p1"})[0] is state
+    >>> dedup_step(state, "e1", {"event_id": "e1", "type": "health.visit", "person": "p1"})[0] is state
     True
-    >>> dedup_step(state, {"event_id": "r1", "type": RETRACTED, "data": {"event_id": "e1"}})[0]
+    >>> dedup_step(state, "e1", {"event_id": "r1", "type": RETRACTED, "data": {"event_id": "e1"}})[0]
     '["person","p1","r1"]'
     """
     own, retractions = _dedup_fields(state)
@@ -119,12 +125,36 @@ def dedup_step(state: str | None, event: dict) -> tuple[str, list[tuple[str, str
         state = json.dumps([*(own or (None, None)), *retractions], separators=(",", ":"))
     if own is None:
         return state, []
-    stage, key = own
+    stage, owner_key = own
     if retractions:
         kind = "residence_retract" if stage == "family" else "retract"
-        return state, [(stage, key, {"kind": kind, "event_id": route_key(event)})]
+        return state, [(stage, owner_key, {"kind": kind, "event_id": route_key(event)})]
     kind = "residence" if stage == "family" else "add"
-    return state, [(stage, key, {"kind": kind, "event": event})]
+    return state, [(stage, owner_key, {"kind": kind, "event": event})]
+
+
+class Dedup:
+    """Stage 1 as a :data:`Step`: :func:`dedup_step`, optionally forwarding only events
+    that can change a person summary.
+
+    Without a feature profile, three events in four (incomes, ordinary visits, care,
+    education) can change no summary: the person step would drop them, so with
+    ``summary_only`` they stop here. Their dedup state is kept, so a retraction of one
+    still finds its owner (and changes nothing).
+
+    >>> income = {"event_id": "e1", "type": "income.reported", "person": "p1", "data": {}}
+    >>> Dedup()(None, "e1", income)[1][0][:2], Dedup(summary_only=True)(None, "e1", income)[1]
+    (('person', 'p1'), [])
+    """
+
+    def __init__(self, summary_only: bool = False):
+        self.summary_only = summary_only
+
+    def __call__(self, state: str | dict | None, key: str, event: dict) -> tuple[str, list[Output]]:
+        state, outs = dedup_step(state, key, event)
+        if not self.summary_only:
+            return state, outs
+        return state, [o for o in outs if o[2]["kind"] != "add" or matters(o[2]["event"])]
 
 
 def _dedup_fields(state: str | dict | None) -> tuple[tuple[str, str] | None, list[str]]:
@@ -235,10 +265,22 @@ def summarize_person(
     return out
 
 
+class PersonStep:
+    """Stage 2 as a :data:`Step`, keyed by person pseudonym; ``profile`` (a function of
+    the person's events, :func:`models.features.person_profile`) adds the feature
+    profile to every summary."""
+
+    def __init__(self, profile: Callable[[list[dict]], dict] | None = None):
+        self.profile = profile
+
+    def __call__(self, state: dict | None, key: str, msg: dict) -> tuple[dict, list[Output]]:
+        return person_step(state, key, msg, self.profile)
+
+
 def person_step(
     state: dict | None, person: str, msg: dict, profile: Callable[[list[dict]], dict] | None = None
-) -> tuple[dict, list[tuple[str, str, dict]]]:
-    """Stage 2, keyed by person pseudonym.
+) -> tuple[dict, list[Output]]:
+    """Stage 2, keyed by person pseudonym (:class:`PersonStep` binds ``profile``).
 
     State: ``{"events": {event_id: event}, "sent": last summary sent, or None}``.
     Sends the summary to the person's family when it changes, and a leave message to the
@@ -291,11 +333,16 @@ def person_step(
 # --------------------------------------------------------------------------- stage 3
 
 
-def family_step(state: dict | None, msg: dict) -> dict:
-    """Stage 3 input, keyed by family pseudonym: returns the new state.
+def family_step(state: dict | None, key: str, msg: dict) -> tuple[dict, list[Output]]:
+    """Stage 3 input, keyed by family pseudonym: the new state, no outputs (what the
+    family adds to the picture is :func:`contribution` of the state at ``W``).
 
     State: ``{"residence": {event_id: event}, "members": {person: summary}}``.
     """
+    return _family_state(state, msg), []
+
+
+def _family_state(state: dict | None, msg: dict) -> dict:
     state = state or {"residence": {}, "members": {}}
     kind = msg["kind"]
     if kind == "member":
@@ -420,6 +467,7 @@ class Pipeline:
 
     profile: Callable[[list[dict]], dict] | None = None
     group: Callable[[dict], int | None] | None = None
+    dedup_step: Step = field(default_factory=Dedup)
     on_contribution: Callable[[str, dict | None, dict | None], None] | None = None
     watermark: str = "0001-01-01"
     dedup: dict = field(default_factory=dict)
@@ -437,7 +485,7 @@ class Pipeline:
         for event in events:
             self.watermark = max(self.watermark, event["occurred_at"])
             k = route_key(event)
-            self.dedup[k], outs = dedup_step(self.dedup.get(k), event)
+            self.dedup[k], outs = self.dedup_step(self.dedup.get(k), k, event)
             for _, okey, msg in outs:
                 touched |= self._route(okey, msg)
         self.refresh(touched)
@@ -449,7 +497,7 @@ class Pipeline:
             for _, fkey, fmsg in outs:
                 touched |= self._route(fkey, fmsg)
             return touched
-        self.families[okey] = family_step(self.families.get(okey), msg)
+        self.families[okey], _ = family_step(self.families.get(okey), okey, msg)
         return {okey}
 
     def refresh(self, families: Iterable[str] = ()) -> None:

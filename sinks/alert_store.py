@@ -13,10 +13,8 @@ import datetime as dt
 import json
 from importlib import resources
 
-from sinks.redis_reader import KEY_ALERTS
+from sinks import keys
 
-KEY_STATE = KEY_ALERTS + ":state"
-KEY_IDS = KEY_ALERTS + ":ids"
 RECORD_LUA = resources.files("sinks").joinpath("record_alerts.lua").read_text()
 KEEP = 10_000  # newest alerts served
 
@@ -33,11 +31,15 @@ class AsyncAlertStore:
         self.keep = keep
 
     async def load(self) -> dict | None:
-        raw = await self.redis.get(KEY_STATE)
+        raw = await self.redis.get(keys.ALERTS_STATE)
         return json.loads(raw) if raw else None
 
     async def record(self, state: dict, alerts: list[dict]) -> int:
         argv: list = [json.dumps(state, separators=(",", ":")), self.keep]
         for a in alerts:
             argv += [a["id"], _epoch(a["raised_at"]), json.dumps(a, sort_keys=True)]
-        return int(await self.redis.eval(RECORD_LUA, 3, KEY_STATE, KEY_ALERTS, KEY_IDS, *argv))
+        return int(
+            await self.redis.eval(
+                RECORD_LUA, 3, keys.ALERTS_STATE, keys.ALERTS, keys.ALERTS_IDS, *argv
+            )
+        )

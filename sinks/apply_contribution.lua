@@ -1,9 +1,13 @@
 -- Apply one family's new contribution to the aggregates, idempotently.
--- ARGV: family pseudonym, new contribution JSON ('' = not counted), now (ISO), due zset key.
+-- KEYS: [1] the family's contribution, [2] its partition's due zset, [3] the areas
+--       hash, [4] the updated hash (names from sinks/keys.py).
+-- ARGV: [1] family pseudonym, [2] new contribution JSON ('' = not counted), [3] now
+--       (ISO), [4] the prefix of the scopes' count hashes (keys.AGG): a scope's hash is
+--       named by the contribution it moves, which only this script reads.
 -- The old contribution is read here, inside the same atomic script, so replaying the
 -- same contribution (at-least-once delivery, a restarted worker) changes nothing.
-local fam, new, now, duekey = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local fkey = 'tk:fam:' .. fam
+local fkey, duekey, areaskey, updatedkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local fam, new, now, aggprefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local old = redis.call('GET', fkey)
 if (old == false and new == '') or old == new then
   return {}
@@ -27,7 +31,7 @@ if new ~= '' then
   local c = cjson.decode(new)
   add(c, 1)
   redis.call('SET', fkey, new)
-  redis.call('HSET', 'tk:areas', c.area, c.municipality)
+  redis.call('HSET', areaskey, c.area, c.municipality)
   if type(c.due) == 'number' then
     redis.call('ZADD', duekey, c.due, fam)
   else
@@ -43,12 +47,12 @@ for _, scope in ipairs(order) do
   local moved = false
   for name, v in pairs(delta[scope]) do
     if v ~= 0 then
-      redis.call('HINCRBY', 'tk:agg:' .. scope, name, v)
+      redis.call('HINCRBY', aggprefix .. scope, name, v)
       moved = true
     end
   end
   if moved then
-    redis.call('HSET', 'tk:updated', scope, now)
+    redis.call('HSET', updatedkey, scope, now)
     table.insert(changed, scope)
   end
 end

@@ -25,22 +25,7 @@ import json
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
-
-PREFIX = "tk:"
-KEY_WM = PREFIX + "wm"
-KEY_ALL = PREFIX + "agg:all"
-KEY_AREAS = PREFIX + "areas"
-KEY_UPDATED = PREFIX + "updated"
-KEY_ALERTS = PREFIX + "alerts"
-CHANNEL_CHANGES = PREFIX + "changes"
-
-
-def key_municipality(code: str) -> str:
-    return f"{PREFIX}agg:m:{code}"
-
-
-def key_area(postcode: str) -> str:
-    return f"{PREFIX}agg:a:{postcode}"
+from sinks import keys
 
 
 def _s(v) -> str:
@@ -60,14 +45,14 @@ def _municipalities() -> list[str]:
 
 
 def _first_batch(pipe, areas: list[str]) -> None:
-    pipe.get(KEY_WM)
-    pipe.hgetall(KEY_UPDATED)
-    pipe.hgetall(KEY_AREAS)
-    pipe.hgetall(KEY_ALL)
+    pipe.get(keys.WATERMARK)
+    pipe.hgetall(keys.UPDATED)
+    pipe.hgetall(keys.AREAS)
+    pipe.hgetall(keys.ALL)
     for code in _municipalities():
-        pipe.hgetall(key_municipality(code))
+        pipe.hgetall(keys.municipality(code))
     for pc in areas:
-        pipe.hgetall(key_area(pc))
+        pipe.hgetall(keys.area(pc))
 
 
 def _assemble(results: list, ref_areas: list[str]) -> tuple[dict, list[str]]:
@@ -126,7 +111,7 @@ def read_picture(client) -> dict:
     if missing:
         pipe = client.pipeline(transaction=False)
         for pc in missing:
-            pipe.hgetall(key_area(pc))
+            pipe.hgetall(keys.area(pc))
         for pc, h in zip(missing, pipe.execute(), strict=True):
             picture["areas"][pc]["counts"] = _counts(h)
     return drop_partial_groups(picture)
@@ -141,7 +126,7 @@ async def read_picture_async(client) -> dict:
     if missing:
         pipe = client.pipeline(transaction=False)
         for pc in missing:
-            pipe.hgetall(key_area(pc))
+            pipe.hgetall(keys.area(pc))
         for pc, h in zip(missing, await pipe.execute(), strict=True):
             picture["areas"][pc]["counts"] = _counts(h)
     return drop_partial_groups(picture)
@@ -160,9 +145,9 @@ def _alerts(raw: list) -> list:
 def read_alerts(client, since_epoch: float | None = None, limit: int = 1000) -> list:
     """Alerts of ``tk:alerts`` raised at or after ``since_epoch``, newest first."""
     lo = "-inf" if since_epoch is None else since_epoch
-    return _alerts(client.zrevrangebyscore(KEY_ALERTS, "+inf", lo, start=0, num=limit))
+    return _alerts(client.zrevrangebyscore(keys.ALERTS, "+inf", lo, start=0, num=limit))
 
 
 async def read_alerts_async(client, since_epoch: float | None = None, limit: int = 1000) -> list:
     lo = "-inf" if since_epoch is None else since_epoch
-    return _alerts(await client.zrevrangebyscore(KEY_ALERTS, "+inf", lo, start=0, num=limit))
+    return _alerts(await client.zrevrangebyscore(keys.ALERTS, "+inf", lo, start=0, num=limit))

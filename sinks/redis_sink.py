@@ -2,7 +2,7 @@
 
 ``setup()`` loads the scripts, ``write(batch)`` queues one family contribution each,
 ``flush()`` sends the queue as one transactional pipeline (MULTI/EXEC) and publishes the
-changed scopes on ``tk:changes``. Effects are idempotent (see apply_contribution.lua),
+changed scopes on :data:`sinks.keys.CHANGES`. Effects are idempotent (see apply_contribution.lua),
 so a batch may be written again after a crash.
 
 Two flavours share the command building: :class:`RedisSink` (redis-py, the demo and
@@ -14,13 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from importlib import resources
 
-from sinks import metrics
-
-CHANGES_CHANNEL = "tk:changes"
-WATERMARK_KEY = "tk:wm"
-DUE_KEY = "tk:due"
+from sinks import keys, metrics
 
 
 def _script(name: str) -> str:
@@ -40,17 +37,15 @@ def encode(contribution: dict | None) -> str:
     )
 
 
-def due_key(partition: int | None) -> str:
-    return DUE_KEY if partition is None else f"{DUE_KEY}:{partition}"
-
-
-def _now() -> str:
+def utc_now_iso() -> str:
+    """The wall clock as ``tk:updated`` records it; injected, so tests pass their own."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Base:
-    def __init__(self, redis):
+    def __init__(self, redis, now: Callable[[], str] = utc_now_iso):
         self.redis = redis
+        self.now = now
         self._queue: list[tuple[str, str, str]] = []
         self._wm: str | None = None
         self.apply_sha: str | None = None
@@ -59,24 +54,35 @@ class _Base:
     def write(self, batch) -> None:
         """Queue ``(family, contribution, partition)`` items."""
         for family, contrib, partition in batch:
-            self._queue.append((family, encode(contrib), due_key(partition)))
+            self._queue.append((family, encode(contrib), keys.due(partition)))
 
     def raise_watermark(self, day: str) -> None:
         """Queue a watermark raise (only the highest of a batch is sent)."""
         if self._wm is None or day > self._wm:
             self._wm = day
 
-    def _fill(self, pipe, now: str) -> tuple[int, int]:
+    def _fill(self, pipe) -> tuple[int, int]:
         """Move everything queued into ``pipe``; the queue is taken before any await,
         so whatever other tasks queue meanwhile waits for the next flush."""
         queue, self._queue = self._queue, []
         wm, self._wm = self._wm, None
-        skip = 0
+        skip, now = 0, self.now()
         if wm is not None:
-            pipe.evalsha(self.wm_sha, 0, wm)
+            pipe.evalsha(self.wm_sha, 1, keys.WATERMARK, wm)
             skip = 1
         for family, payload, dkey in queue:
-            pipe.evalsha(self.apply_sha, 0, family, payload, now, dkey)
+            pipe.evalsha(
+                self.apply_sha,
+                4,
+                keys.family(family),
+                dkey,
+                keys.AREAS,
+                keys.UPDATED,
+                family,
+                payload,
+                now,
+                keys.AGG,
+            )
         return skip, len(queue)
 
     @staticmethod
@@ -102,20 +108,20 @@ class RedisSink(_Base):
             return []
         started = time.perf_counter()
         pipe = self.redis.pipeline(transaction=True)
-        skip, n = self._fill(pipe, _now())
+        skip, n = self._fill(pipe)
         results = pipe.execute()
         changed = self._finish(results, skip, n)
         if changed:
-            self.redis.publish(CHANGES_CHANNEL, json.dumps(changed))
+            self.redis.publish(keys.CHANGES, json.dumps(changed))
         metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
         return changed
 
     def watermark(self) -> str | None:
-        v = self.redis.get(WATERMARK_KEY)
+        v = self.redis.get(keys.WATERMARK)
         return v.decode() if isinstance(v, bytes) else v
 
     def due(self, partition: int | None, upto_day: int, limit: int = 10_000) -> list[str]:
-        rows = self.redis.zrangebyscore(due_key(partition), "-inf", upto_day, start=0, num=limit)
+        rows = self.redis.zrangebyscore(keys.due(partition), "-inf", upto_day, start=0, num=limit)
         return [r.decode() if isinstance(r, bytes) else r for r in rows]
 
 
@@ -132,20 +138,20 @@ class AsyncRedisSink(_Base):
             return []
         started = time.perf_counter()
         pipe = self.redis.pipeline(transaction=True)
-        skip, n = self._fill(pipe, _now())
+        skip, n = self._fill(pipe)
         results = await pipe.execute()
         changed = self._finish(results, skip, n)
         if changed:
-            await self.redis.publish(CHANGES_CHANNEL, json.dumps(changed))
+            await self.redis.publish(keys.CHANGES, json.dumps(changed))
         metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
         return changed
 
     async def watermark(self) -> str | None:
-        v = await self.redis.get(WATERMARK_KEY)
+        v = await self.redis.get(keys.WATERMARK)
         return v.decode() if isinstance(v, bytes) else v
 
     async def due(self, partition: int | None, upto_day: int, limit: int = 10_000) -> list[str]:
         rows = await self.redis.zrangebyscore(
-            due_key(partition), "-inf", upto_day, start=0, num=limit
+            keys.due(partition), "-inf", upto_day, start=0, num=limit
         )
         return [r.decode() if isinstance(r, bytes) else r for r in rows]

@@ -175,28 +175,28 @@ def test_dedup_state_is_invisible_to_the_garbage_collector_and_written_only_on_c
 
     note = ev("n1", "child_welfare.notification", {}, "2025-01-10", "kid")
     retract = ev("x1", "event.retracted", {"event_id": "n1"}, "2025-01-11", None)
-    state, outs = picture.dedup_step(None, note)
+    state, outs = picture.dedup_step(None, "n1", note)
     # millions of these live for ever: a tracked container each makes full collections slow
     assert not gc.is_tracked(state)
     assert outs == [("person", "kid", {"kind": "add", "event": note})]
-    again, outs = picture.dedup_step(state, note)
+    again, outs = picture.dedup_step(state, picture.route_key(note), note)
     assert again is state and outs == [("person", "kid", {"kind": "add", "event": note})]
-    retracted, outs = picture.dedup_step(state, retract)
+    retracted, outs = picture.dedup_step(state, picture.route_key(retract), retract)
     assert not gc.is_tracked(retracted)
     assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1"})]
-    assert picture.dedup_step(retracted, retract)[0] is retracted
-    assert picture.dedup_step(retracted, note)[1] == outs
+    assert picture.dedup_step(retracted, picture.route_key(retract), retract)[0] is retracted
+    assert picture.dedup_step(retracted, picture.route_key(note), note)[1] == outs
 
 
 def test_dedup_reads_the_older_dict_state_of_an_older_changelog():
     note = ev("n1", "child_welfare.notification", {}, "2025-01-10", "kid")
     retract = ev("x1", "event.retracted", {"event_id": "n1"}, "2025-01-11", None)
     old = {"owner": ["person", "kid"], "retractions": ["x1"]}
-    new, outs = picture.dedup_step(old, note)
+    new, outs = picture.dedup_step(old, picture.route_key(note), note)
     assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1"})]
-    assert new == picture.dedup_step(picture.dedup_step(None, note)[0], retract)[0]
+    assert new == picture.dedup_step(picture.dedup_step(None, "n1", note)[0], "n1", retract)[0]
     early = {"owner": None, "retractions": ["x1"]}
-    assert picture.dedup_step(early, note)[1] == outs
+    assert picture.dedup_step(early, picture.route_key(note), note)[1] == outs
 
 
 def test_events_before_membership_count_once_it_arrives():

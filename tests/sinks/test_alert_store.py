@@ -6,7 +6,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from models.alerts import TrendRule, alert_step
-from sinks.alert_store import KEY_IDS, AsyncAlertStore
+from sinks import keys
+from sinks.alert_store import AsyncAlertStore
 from sinks.redis_reader import read_alerts
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def test_record_is_replay_safe_and_served_newest_first(redis_client, redis_test_
     assert added == [0, 1, 0, 1, 0, 1]
     served = read_alerts(redis_client)
     assert [a["as_of"] for a in served] == ["2026-07-20", "2026-05-01", "2026-02-05"]
-    assert redis_client.hlen(KEY_IDS) == 3
+    assert redis_client.hlen(keys.ALERTS_IDS) == 3
     since = read_alerts(redis_client, since_epoch=1785542403.0)  # 2026-08-01T00:00:03Z
     assert [a["as_of"] for a in since] == ["2026-07-20", "2026-05-01"]
 

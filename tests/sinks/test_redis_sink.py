@@ -90,3 +90,21 @@ def test_changes_are_published(redis_client):
     assert sink.flush() == ["a:33100", "all", "m:837"]
     msg = sub.get_message(timeout=2)
     assert json.loads(msg["data"]) == ["a:33100", "all", "m:837"]
+
+
+def test_updated_times_come_from_the_injected_clock(redis_client):
+    ticks = iter(["2030-01-01T00:00:00Z", "2030-01-02T00:00:00Z"])
+    sink = RedisSink(redis_client, now=lambda: next(ticks)).setup()
+    a = {"area": "33100", "municipality": "837", "counts": {"families": 1}, "due": None}
+    sink.write([("f1", a, 0)])
+    sink.flush()
+    sink.write([("f2", {**a, "area": "01300", "municipality": "092"}, 0)])
+    sink.flush()
+    updated = {k.decode(): v.decode() for k, v in redis_client.hgetall("tk:updated").items()}
+    assert updated == {
+        "all": "2030-01-02T00:00:00Z",
+        "m:837": "2030-01-01T00:00:00Z",
+        "a:33100": "2030-01-01T00:00:00Z",
+        "m:092": "2030-01-02T00:00:00Z",
+        "a:01300": "2030-01-02T00:00:00Z",
+    }
