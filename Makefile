@@ -19,7 +19,7 @@ help:
 	@echo "make setup           install system packages, Python deps and Kafka jars (start nothing)"
 	@echo "make services-up     infra/up: start Kafka + Redis, create topics, write var/env"
 	@echo "make services-down   infra/down: stop them"
-	@echo "make lint            ruff check"
+	@echo "make lint            ruff check, ruff format --check, layer contract (import-linter), mypy"
 
 setup:
 	bash "$(ROOT)/infra/up" --install-only
@@ -53,5 +53,17 @@ test-unit:
 demo:
 	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m tilannekuva.cli demo $(DEMO_ARGS)
 
+# Every check runs even if an earlier one fails; the summary names the failed ones and
+# the exit code is 1 if any failed. Configuration: pyproject.toml ([tool.ruff],
+# [tool.importlinter], [tool.mypy]).
 lint:
-	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m ruff check .
+	@cd "$(ROOT)"; bash infra/python-deps; failed=""; \
+	step() { local name="$$1"; shift; echo "== lint: $$name"; \
+	         if "$$@"; then echo "   ok: $$name"; else echo "   FAILED: $$name" >&2; failed+=" [$$name]"; fi; }; \
+	step "ruff check" $(PYTHON) -m ruff check .; \
+	step "ruff format --check" $(PYTHON) -m ruff format --check .; \
+	step "layer contract (lint-imports)" $(PYTHON) -c \
+	    "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True, no_logo=True))"; \
+	step "mypy" $(PYTHON) -m mypy; \
+	if [[ -n "$$failed" ]]; then echo "make lint: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "make lint: all checks passed"

@@ -296,14 +296,11 @@ def validate(raw: bytes | str | dict) -> dict:
     except ValidationError as err:
         raise InvalidEvent("envelope", _pydantic_detail(err)) from None
 
-    if env.type == RETRACTED:
-        model: type[_Data] = Retraction
-    else:
-        model = TYPES[env.source].get(env.type)
-        if model is None:
-            raise InvalidEvent(
-                "unknown_type", f"type {env.type!r} is not a type of source {env.source!r}"
-            )
+    model = Retraction if env.type == RETRACTED else TYPES[env.source].get(env.type)
+    if model is None:
+        raise InvalidEvent(
+            "unknown_type", f"type {env.type!r} is not a type of source {env.source!r}"
+        )
 
     try:
         occurred = dt.date.fromisoformat(env.occurred_at)
@@ -317,12 +314,13 @@ def validate(raw: bytes | str | dict) -> dict:
         raise InvalidEvent("dates", "occurred_at is after recorded_at")
 
     person = env.person
-    if env.type == "family.residence_changed":
-        person = None  # residence changes carry no person; a stray one is dropped, not kept
-    elif person is None and env.type != RETRACTED:
-        raise InvalidEvent("person", f"person is required for {env.type}")
     if person is not None:
+        # A value that is present must be valid, even where the type needs none.
         _check_person(person)
+    elif env.type not in NO_PERSON_TYPES:
+        raise InvalidEvent("person", f"person is required for {env.type}")
+    if env.type == "family.residence_changed":
+        person = None  # residence changes carry no person; a valid stray one is dropped
 
     try:
         data = model.model_validate(env.data).model_dump()

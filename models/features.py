@@ -20,7 +20,7 @@ made-up proxy.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -28,9 +28,12 @@ __all__ = [
     "DOMAINS",
     "FEATURES",
     "FEATURE_NAMES",
+    "NEED_BASE",
+    "NEED_WEIGHTS",
     "Feature",
     "family_vector",
     "feature_table_markdown",
+    "need_index",
     "person_profile",
     "state_vector",
 ]
@@ -179,7 +182,7 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
 
     prof: dict[str, float] = {"t": float(_months(last_date))}
     income_by_month: dict[int, list[float]] = {}
-    statuses: list[tuple[tuple, int, str]] = []
+    statuses: list[tuple[tuple, int, str | None]] = []
     episodes: dict[tuple[str, str], list] = {}  # (stem, episode) -> [kind|None, start day, end day]
 
     def bump(key: str, by: float = 1.0) -> None:
@@ -193,10 +196,12 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
             statuses.append((_order_key(ev), _ordinal(ev["occurred_at"]), data.get("status")))
         elif typ == "education.completed":
             prof["edu"] = max(
-                prof.get("edu", 0.0), float(EDUCATION_LEVEL.get(data.get("level"), 0))
+                prof.get("edu", 0.0), float(EDUCATION_LEVEL.get(data.get("level", ""), 0))
             )
         elif typ == "school.support_changed":
-            prof["sup"] = max(prof.get("sup", 0.0), float(SUPPORT_LEVEL.get(data.get("level"), 0)))
+            prof["sup"] = max(
+                prof.get("sup", 0.0), float(SUPPORT_LEVEL.get(data.get("level", ""), 0))
+            )
         elif typ in _EPISODE_TYPES:
             stem, is_start = _EPISODE_TYPES[typ]
             rec = episodes.setdefault((stem, str(data.get("episode"))), [None, None, None])
@@ -453,6 +458,68 @@ FEATURES: tuple[Feature, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 BASE_FEATURES: tuple[str, ...] = FEATURE_NAMES[:-1]
 
+# The composite feature ``need_index`` is the service-need score of the base features:
+# ``NEED_BASE + Σ_j w_j · (x_j − REF_j)``. Its frozen weights live here, with the feature
+# they define; models.service_need builds its rule (and the ten groups) on them.
+# --- frozen constants, written by bench/fit_need_rule.py (seed 101, 20 000 families) ---
+# fitted on synthesize(20000, seed=101): 18220 families, family-level Spearman 0.766, quadratic kappa 0.877 (signs fixed by meaning)
+#: feature -> (weight in need levels per feature unit, reference value = mean family)
+NEED_WEIGHTS: dict[str, tuple[float, float]] = {
+    "income_per_cu": (-0.2788, 2.1350),
+    "social_assistance": (+1.8035, 0.1057),
+    "social_assistance_episodes": (+0.4589, 0.4993),
+    "primary_care_visits": (+0.1090, 1.6036),
+    "parent_mental_health_visits": (+0.3649, 1.0746),
+    "child_mental_health_visits": (+0.1237, 0.2368),
+    "specialist_care_episodes": (+0.0932, 1.7070),
+    "health_allowance": (+0.2368, 0.0497),
+    "parent_education": (-0.0666, 3.0567),
+    "school_support": (+0.0831, 0.3064),
+    "parents_employed_share": (+0.0000, 0.7560),
+    "parents_unemployed_share": (+0.9123, 0.0960),
+    "parents_outside_work_share": (+0.0000, 0.1124),
+    "single_parent": (+0.3834, 0.2264),
+    "n_children": (-0.2650, 1.7131),
+    "youngest_child_age": (-0.0123, 8.2811),
+    "family_work_episodes": (+0.8138, 0.2248),
+    "home_service_episodes": (+0.5184, 0.0953),
+    "family_counselling_episodes": (+0.2710, 0.1929),
+    "multi_professional_support": (+2.0823, 0.0435),
+    "housing_allowance": (+0.3418, 0.1524),
+    "area_unemployment_rate": (+0.0852, 5.7273),
+    "moves": (+0.1792, 0.1787),
+    "cw_notifications": (+0.2329, 0.5055),
+    "cw_client": (+0.9177, 0.0645),
+    "cw_placement": (+0.2071, 0.0250),
+    "substance_abuse_contacts": (+0.0000, 0.3049),
+    "income_gap_share": (+0.0000, 0.2317),
+}
+#: Need score of the reference (average) family.
+NEED_BASE: float = 3.6178
+# --- end of frozen constants ---
+
+# The score as offset + Σ w·x, summed in this order: ServiceNeedRule().need_score gives
+# the same float bit for bit (tests/models/test_service_need.py).
+_NEED_OFFSET = NEED_BASE - float(sum(w * r for w, r in NEED_WEIGHTS.values()))
+
+
+def need_index(profile: Mapping[str, float]) -> float:
+    """The frozen need score of a profile or vector (the ``need_index`` feature), in
+    need levels; :class:`models.service_need.ServiceNeedRule` with its default weights
+    scores the same.
+
+    Examples
+    --------
+    >>> need_index({f: r for f, (_, r) in NEED_WEIGHTS.items()}) == NEED_BASE
+    True
+    >>> need_index({"social_assistance": 1.0}) > need_index({})
+    True
+    """
+    s = _NEED_OFFSET
+    for f, (w, _) in NEED_WEIGHTS.items():
+        s += w * float(profile.get(f, 0.0))
+    return round(s, 6)
+
 
 def _age_months(birth_date: str, ref_months: int) -> int:
     return ref_months - _months(birth_date)
@@ -486,8 +553,6 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
     >>> list(v) == list(FEATURE_NAMES)
     True
     """
-    from models.service_need import need_index  # the rule lives with the groups
-
     ref = max((int((m.get("profile") or {}).get("t", 0)) for m in members), default=0)
     parents = [m for m in members if m.get("role") == "parent"]
     children = [
@@ -516,13 +581,14 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
         cu += 0.5  # a child-only family still needs an adult's unit
     ages = [_age_months(c["birth_date"], ref) // 12 for c in children]
 
+    events: list[dict]
     if residence is None:
         events = []
     elif isinstance(residence, dict):
         events = [{"occurred_at": "", "recorded_at": "", "event_id": "", "data": residence}]
     else:
         events = sorted(residence, key=_order_key)
-    muni = events[-1]["data"].get("municipality") if events else None
+    muni = events[-1]["data"].get("municipality", "") if events else ""
     since = (
         dt.date(1970 + (ref - 23) // 12, (ref - 23) % 12 + 1, 1).isoformat() if ref >= 23 else ""
     )

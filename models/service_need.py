@@ -7,7 +7,8 @@ original feature units (see :mod:`models.features`). Two documented steps:
 
    ``score = BASE + Σ_j w_j · (x_j − REF_j)``
 
-   over the features of :data:`NEED_WEIGHTS`. ``REF`` is the average family of the
+   over the features of :data:`models.features.NEED_WEIGHTS` (``BASE`` is
+   :data:`models.features.NEED_BASE`). ``REF`` is the average family of the
    fitting run, so each term is the points a feature adds (or takes away) compared with
    an average family, and ``BASE`` is that family's score. The weights were fitted
    **once, offline** (least squares of the planted need level on the final family
@@ -15,10 +16,11 @@ original feature units (see :mod:`models.features`). Two documented steps:
    sign of every weight fixed by its meaning: a deprivation never lowers the score, a
    resource never raises it; four features got weight 0, i.e. they add nothing beyond
    the others; script
-   ``bench/fit_need_rule.py``) and are frozen here as constants: nothing is fitted at
-   evaluation or stream time. The score is linear, so a type's score (its centroid's)
-   is the mean of its families' scores; :func:`need_index` puts the same score into the
-   family vector (feature ``need_index``) so that types are homogeneous in need.
+   ``bench/fit_need_rule.py``) and are frozen as constants in :mod:`models.features`,
+   beside the feature they define: nothing is fitted at evaluation or stream time. The
+   score is linear, so a type's score (its centroid's) is the mean of its families'
+   scores; :func:`models.features.need_index` puts the same score into the family vector
+   (feature ``need_index``) so that types are homogeneous in need.
 2. **Groups.** ``group = 1 + #{cuts ≤ score}`` with nine increasing cut points
    (:data:`DEFAULT_CUTS`, frozen in the same fitting run at the quantiles of the family
    scores that give the reference distribution of need levels 30/17/15/8/6/5/5/4/5/5 %).
@@ -34,15 +36,14 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from models.features import FEATURES, NEED_BASE, NEED_WEIGHTS
+
 __all__ = [
-    "BASE",
     "DEFAULT_CUTS",
-    "NEED_WEIGHTS",
     "REFERENCE_SHARES",
     "ServiceNeedRule",
     "boundary_splits",
     "group_shares",
-    "need_index",
     "share_at_least",
 ]
 
@@ -51,40 +52,7 @@ __all__ = [
 REFERENCE_SHARES: tuple[float, ...] = (0.30, 0.17, 0.15, 0.08, 0.06, 0.05, 0.05, 0.04, 0.05, 0.05)
 
 # --- frozen constants, written by bench/fit_need_rule.py (seed 101, 20 000 families) ---
-# fitted on synthesize(20000, seed=101): 18220 families, family-level Spearman 0.766, quadratic kappa 0.877 (signs fixed by meaning)
-#: feature -> (weight in need levels per feature unit, reference value = mean family)
-NEED_WEIGHTS: dict[str, tuple[float, float]] = {
-    "income_per_cu": (-0.2788, 2.1350),
-    "social_assistance": (+1.8035, 0.1057),
-    "social_assistance_episodes": (+0.4589, 0.4993),
-    "primary_care_visits": (+0.1090, 1.6036),
-    "parent_mental_health_visits": (+0.3649, 1.0746),
-    "child_mental_health_visits": (+0.1237, 0.2368),
-    "specialist_care_episodes": (+0.0932, 1.7070),
-    "health_allowance": (+0.2368, 0.0497),
-    "parent_education": (-0.0666, 3.0567),
-    "school_support": (+0.0831, 0.3064),
-    "parents_employed_share": (+0.0000, 0.7560),
-    "parents_unemployed_share": (+0.9123, 0.0960),
-    "parents_outside_work_share": (+0.0000, 0.1124),
-    "single_parent": (+0.3834, 0.2264),
-    "n_children": (-0.2650, 1.7131),
-    "youngest_child_age": (-0.0123, 8.2811),
-    "family_work_episodes": (+0.8138, 0.2248),
-    "home_service_episodes": (+0.5184, 0.0953),
-    "family_counselling_episodes": (+0.2710, 0.1929),
-    "multi_professional_support": (+2.0823, 0.0435),
-    "housing_allowance": (+0.3418, 0.1524),
-    "area_unemployment_rate": (+0.0852, 5.7273),
-    "moves": (+0.1792, 0.1787),
-    "cw_notifications": (+0.2329, 0.5055),
-    "cw_client": (+0.9177, 0.0645),
-    "cw_placement": (+0.2071, 0.0250),
-    "substance_abuse_contacts": (+0.0000, 0.3049),
-    "income_gap_share": (+0.0000, 0.2317),
-}
-#: Need score of the reference (average) family.
-BASE: float = 3.6178
+# (its weights and reference family: models.features.NEED_WEIGHTS, NEED_BASE)
 #: Cut points on the need score between groups 1|2, 2|3, ..., 9|10.
 DEFAULT_CUTS: tuple[float, ...] = (2.205, 2.683, 3.263, 3.741, 4.273, 4.954, 5.97, 7.114, 9.033)
 # --- end of frozen constants ---
@@ -96,9 +64,10 @@ class ServiceNeedRule:
     Parameters
     ----------
     weights
-        feature -> (weight, reference value); defaults to :data:`NEED_WEIGHTS`.
+        feature -> (weight, reference value); defaults to
+        :data:`models.features.NEED_WEIGHTS`.
     base
-        Score of the reference profile; defaults to :data:`BASE`.
+        Score of the reference profile; defaults to :data:`models.features.NEED_BASE`.
     cuts
         Nine non-decreasing cut points on the need score.
 
@@ -120,13 +89,13 @@ class ServiceNeedRule:
         self,
         weights: Mapping[str, tuple[float, float]] | None = None,
         base: float | None = None,
-        cuts: Sequence[float] = None,
+        cuts: Sequence[float] | None = None,
     ):
         self.weights = {
             f: (float(w), float(r))
             for f, (w, r) in (NEED_WEIGHTS if weights is None else weights).items()
         }
-        self.base = float(BASE if base is None else base)
+        self.base = float(NEED_BASE if base is None else base)
         cuts = [float(c) for c in (DEFAULT_CUTS if cuts is None else cuts)]
         if len(cuts) != 9 or any(b < a for a, b in zip(cuts, cuts[1:], strict=False)):
             raise ValueError("cuts must be nine non-decreasing numbers")
@@ -191,8 +160,6 @@ class ServiceNeedRule:
 
     def explain_domains(self, profile: Mapping[str, float]) -> dict[str, float]:
         """Points per life domain (see :data:`models.features.FEATURES`)."""
-        from models.features import FEATURES
-
         domain = {f.name: f.domain for f in FEATURES}
         out: dict[str, float] = {}
         for f, pts in self.contributions(profile).items():
@@ -350,9 +317,6 @@ def _stable_ends(
     return ends[::-1]
 
 
-_DEFAULT_RULE: ServiceNeedRule | None = None
-
-
 def _cut(o: np.ndarray, c: int, down: bool) -> float:
     """A threshold with as near ``c`` of the sorted scores ``o`` below it as ties allow,
     midway between two distinct scores: no family's own score sits on it, so the learner
@@ -439,20 +403,6 @@ def boundary_splits(
             out.append([t, "up", thr])
         split.add(t)
     return out
-
-
-def need_index(profile: Mapping[str, float]) -> float:
-    """Need score of a profile with the frozen default rule (the ``need_index`` feature).
-
-    Examples
-    --------
-    >>> need_index({}) == ServiceNeedRule().need_score({})
-    True
-    """
-    global _DEFAULT_RULE
-    if _DEFAULT_RULE is None:
-        _DEFAULT_RULE = ServiceNeedRule()
-    return _DEFAULT_RULE.need_score(profile)
 
 
 def group_shares(groups: Iterable[int]) -> dict[int, float]:

@@ -42,6 +42,22 @@ SUBCOMMANDS = {
 }
 
 
+# Modules that a plain `pip install tilannekuva` does not bring: top-level import name ->
+# (distribution, extra of pyproject.toml that brings it).
+OPTIONAL_MODULES = {
+    "sklearn": ("scikit-learn", "evaluate"),
+}
+
+
+def missing_extra(command: str, exc: ModuleNotFoundError) -> str | None:
+    """The one-line hint for an optional module that is not installed, else None."""
+    top = (exc.name or "").split(".")[0]
+    if top not in OPTIONAL_MODULES:
+        return None
+    dist, extra = OPTIONAL_MODULES[top]
+    return f"tilannekuva {command} needs {dist}: pip install 'tilannekuva[{extra}]'"
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tilannekuva", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,13 +72,20 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
+    command = next((a for a in argv if a in SUBCOMMANDS), "")
     try:
+        args = build_parser(argv).parse_args(argv)
         settings = Settings.from_env()
         module = importlib.import_module(args._module)
         return int(module.run(args, settings) or 0)
     except ConfigError as exc:
         print(f"tilannekuva: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        hint = missing_extra(command, exc)
+        if hint is None:
+            raise
+        print(hint, file=sys.stderr)
         return 2
 
 

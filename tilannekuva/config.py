@@ -1,14 +1,46 @@
 """Settings, read once at the edge (the CLI) and passed inward.
 
-Names and defaults follow ../shared/contract/situation-api.md; the rest are ours.
+Every setting is declared once, below, as a field of :class:`Settings`: its type, its
+default, its environment variable (the field's alias) and its help text (the field's
+description). Names and defaults of the ``KAFKA_``/``REDIS_``/``SITUATION_`` ones follow
+../shared/contract/situation-api.md; the ``TK_`` ones are ours.
+
+``Settings(**values)`` takes values by attribute name and never reads the environment;
+``Settings.from_env()`` reads ``os.environ`` (or an explicit mapping instead of it).
+An empty variable means its default.
+
+>>> s = Settings.from_env({"SITUATION_MIN_CELL": "3", "TK_FAMILY_TYPES": "off"})
+>>> s.min_cell, s.family_types, s.partitions
+(3, False, 4)
+>>> Settings.from_env({"SITUATION_MIN_CELL": "0"})
+Traceback (most recent call last):
+...
+tilannekuva.config.ConfigError: SITUATION_MIN_CELL='0': input should be greater than or equal to 1
+
+The README's configuration table is this module's output:
+``python -m tilannekuva.config --markdown``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
-# Topics of the output contract.
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+# Topics of the output contract (the defaults of the topic settings below).
 TOPIC_INPUT = "register-events"
 TOPIC_DLQ = "register-events-dlq"
 TOPIC_ALERTS = "situation-alerts"
@@ -25,99 +57,176 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed."""
 
 
-def _int(env: dict, name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
-def _float(env: dict, name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+def _flag(value: Any) -> Any:
+    """0/1, true/false, yes/no, on/off (any case) as a bool; nothing else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise ValueError("must be 0/1, true/false, yes/no or on/off")
 
 
-def _bool(env: dict, name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 0/1, true/false, yes/no or on/off, got {raw!r}")
+Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
-@dataclass(frozen=True)
-class Settings:
-    kafka_bootstrap: str = "localhost:9092"
-    redis_url: str = "redis://localhost:6379/0"
-    api_port: int = 8080
-    api_token: str | None = None
-    pseudonym_key: str | None = field(default=None, repr=False)
-    min_cell: int = 5
-    partitions: int = 4
-    standby_replicas: int = 1
-    session_timeout_s: float = 60.0
-    input_retention_ms: int = 3_600_000
-    app_id: str = "tilannekuva"
-    input_topic: str = TOPIC_INPUT
-    dlq_topic: str = TOPIC_DLQ
-    alerts_topic: str = TOPIC_ALERTS
+def _setting(default: Any, env: str, help: str, *, unset: str | None = None, **kw: Any) -> Any:
+    """One setting: its default, environment variable and help text, said once.
+
+    ``unset`` says what happens when a setting without a default is not set.
+    """
+    extra: JsonDict | None = {"unset": unset} if unset else None
+    return Field(default, validation_alias=env, description=help, json_schema_extra=extra, **kw)
+
+
+class Settings(BaseSettings):
+    """Every setting of tilannekuva (see the module doc)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        populate_by_name=True,  # Settings(min_cell=3): by attribute name
+        extra="forbid",
+        case_sensitive=True,
+        env_ignore_empty=True,  # an empty variable means the default
+        env_file=None,
+        secrets_dir=None,
+        hide_input_in_errors=True,  # ConfigError says the value, unless it is a secret
+    )
+
+    kafka_bootstrap: str = _setting("localhost:9092", "KAFKA_BOOTSTRAP", "Kafka bootstrap servers")
+    redis_url: str = _setting("redis://localhost:6379/0", "REDIS_URL", "Redis")
+    api_port: int = _setting(8080, "SITUATION_API_PORT", "HTTP API port", ge=0, le=65535)
+    api_token: str | None = _setting(
+        None,
+        "SITUATION_API_TOKEN",
+        "API bearer token",
+        unset="none: only `/healthz` answers, everything else is 401",
+        repr=False,
+    )
+    pseudonym_key: str | None = _setting(
+        None,
+        "SITUATION_PSEUDONYM_KEY",
+        "pseudonymisation key (≥ 16 chars)",
+        unset="none: workers refuse to start",
+        repr=False,
+    )
+    min_cell: int = _setting(5, "SITUATION_MIN_CELL", "small-cell threshold", ge=1)
+    partitions: int = _setting(4, "TK_PARTITIONS", "partitions of the topics", ge=1)
+    # Standby table copies in the other workers: faster fail-over, more CPU.
+    standby_replicas: int = _setting(
+        1,
+        "TK_STANDBY_REPLICAS",
+        "standby table copies per worker (0 saves CPU on a small machine)",
+        ge=0,
+    )
+    # A killed worker keeps its partitions until the group gives up on it.
+    session_timeout_s: float = _setting(
+        60.0,
+        "TK_SESSION_TIMEOUT_S",
+        "seconds before the group takes the partitions of a worker that died",
+        gt=0,
+        allow_inf_nan=False,
+    )
+    input_retention_ms: int = _setting(
+        3_600_000, "TK_INPUT_RETENTION_MS", "retention of `register-events` in ms (1 h)", ge=1
+    )
+    app_id: str = _setting(
+        "tilannekuva", "TK_APP_ID", "Faust app id (prefix of internal topics)", min_length=1
+    )
+    # Overridable so that integration tests run isolated on a shared broker.
+    input_topic: str = _setting(TOPIC_INPUT, "TK_INPUT_TOPIC", "input topic", min_length=1)
+    dlq_topic: str = _setting(TOPIC_DLQ, "TK_DLQ_TOPIC", "dead-letter topic", min_length=1)
+    alerts_topic: str = _setting(TOPIC_ALERTS, "TK_ALERTS_TOPIC", "alert topic", min_length=1)
     # Trend alerts (models/alerts.py): checked by the leader worker every interval.
-    alert_interval_s: float = 15.0
-    alert_window_days: int = 30
-    alert_rise: float = 0.05
-    alert_min_families: int = 20
+    alert_interval_s: float = _setting(
+        15.0,
+        "TK_ALERT_INTERVAL_S",
+        "trend alerts: seconds between ticks",
+        gt=0,
+        allow_inf_nan=False,
+    )
+    alert_window_days: int = _setting(
+        30, "TK_ALERT_WINDOW_DAYS", "trend alerts: event-time window in days", ge=1
+    )
+    alert_rise: float = _setting(
+        0.05, "TK_ALERT_RISE", "trend alerts: rise of the share", ge=0, allow_inf_nan=False
+    )
+    alert_min_families: int = _setting(
+        20, "TK_ALERT_MIN_FAMILIES", "trend alerts: shown families needed", ge=0
+    )
     # Family types and service-need groups (models/family_types.py).
-    family_types: bool = True
-    n_types: int = 100
-    model_warmup: int = 5000
-    snapshot_days: int = 30
-    snapshot_min_interval_s: float = 60.0
+    family_types: Flag = _setting(
+        True,
+        "TK_FAMILY_TYPES",
+        "family types and service-need groups (off: picture only, much faster)",
+    )
+    n_types: int = _setting(100, "TK_N_TYPES", "number of family types", ge=1)
+    model_warmup: int = _setting(5000, "TK_MODEL_WARMUP", "learner warm-up vectors", ge=0)
+    snapshot_days: int = _setting(
+        30, "TK_SNAPSHOT_DAYS", "family-type snapshot every N days of W", ge=1
+    )
+    snapshot_min_interval_s: float = _setting(
+        60.0,
+        "TK_SNAPSHOT_MIN_INTERVAL_S",
+        "family-type snapshot at most every S seconds",
+        ge=0,
+        allow_inf_nan=False,
+    )
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        min_cell = _int(env, "SITUATION_MIN_CELL", 5)
-        if min_cell < 1:
-            raise ConfigError("SITUATION_MIN_CELL must be at least 1")
-        return cls(
-            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or "localhost:9092",
-            redis_url=env.get("REDIS_URL") or "redis://localhost:6379/0",
-            api_port=_int(env, "SITUATION_API_PORT", 8080),
-            api_token=env.get("SITUATION_API_TOKEN") or None,
-            pseudonym_key=env.get("SITUATION_PSEUDONYM_KEY") or None,
-            min_cell=min_cell,
-            partitions=_int(env, "TK_PARTITIONS", 4),
-            # Standby table copies in the other workers: faster fail-over, more CPU.
-            standby_replicas=_int(env, "TK_STANDBY_REPLICAS", 1),
-            # A killed worker keeps its partitions until the group gives up on it.
-            session_timeout_s=_float(env, "TK_SESSION_TIMEOUT_S", 60.0),
-            input_retention_ms=_int(env, "TK_INPUT_RETENTION_MS", 3_600_000),
-            app_id=env.get("TK_APP_ID") or "tilannekuva",
-            # Overridable so that integration tests run isolated on a shared broker.
-            input_topic=env.get("TK_INPUT_TOPIC") or TOPIC_INPUT,
-            dlq_topic=env.get("TK_DLQ_TOPIC") or TOPIC_DLQ,
-            alerts_topic=env.get("TK_ALERTS_TOPIC") or TOPIC_ALERTS,
-            alert_interval_s=_float(env, "TK_ALERT_INTERVAL_S", 15.0),
-            alert_window_days=_int(env, "TK_ALERT_WINDOW_DAYS", 30),
-            alert_rise=_float(env, "TK_ALERT_RISE", 0.05),
-            alert_min_families=_int(env, "TK_ALERT_MIN_FAMILIES", 20),
-            family_types=_bool(env, "TK_FAMILY_TYPES", True),
-            n_types=_int(env, "TK_N_TYPES", 100),
-            model_warmup=_int(env, "TK_MODEL_WARMUP", 5000),
-            snapshot_days=_int(env, "TK_SNAPSHOT_DAYS", 30),
-            snapshot_min_interval_s=_float(env, "TK_SNAPSHOT_MIN_INTERVAL_S", 60.0),
-        )
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) holds what it is given and the defaults, nothing else: the
+        # environment is read by from_env only, so tests are hermetic.
+        return (init_settings,)
+
+    @classmethod
+    def env_vars(cls) -> dict[str, str]:
+        """Attribute name -> its environment variable, for every setting."""
+        return {name: str(f.validation_alias) for name, f in cls.model_fields.items()}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from ``env`` (None: ``os.environ``), which is used *instead of*
+        the process environment; no ``.env`` file is read. Raises :class:`ConfigError`."""
+        environ = os.environ if env is None else env
+        values = _EnvMapping(cls, environ)()
+        try:
+            return cls(**values)
+        except ValidationError as err:
+            raise ConfigError(_explain(cls, err, values)) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (by attribute name), validated like the original.
+
+        Raises :class:`ConfigError`."""
+        values = {**self.model_dump(), **changes}
+        try:
+            return type(self)(**values)
+        except ValidationError as err:
+            raise ConfigError(_explain(type(self), err, values)) from None
+
+    def __repr_args__(self):
+        # Secrets are repr=False; a password inside REDIS_URL is masked too.
+        for name, value in super().__repr_args__():
+            if name == "redis_url" and isinstance(value, str):
+                value = _mask_password(value)
+            yield name, value
 
     def internal_topic(self, suffix: str) -> str:
         return f"{self.app_id}-{suffix}"
@@ -132,3 +241,86 @@ class Settings:
         if len(self.pseudonym_key) < 16:
             raise ConfigError("SITUATION_PSEUDONYM_KEY must be at least 16 characters")
         return self.pseudonym_key.encode("utf-8")
+
+
+SECRETS = frozenset(name for name, f in Settings.model_fields.items() if not f.repr)
+
+
+class _EnvMapping(EnvSettingsSource):
+    """pydantic-settings' environment source over an explicit mapping.
+
+    It reads the declared variables only (not also the attribute names, which
+    pydantic-settings would with ``populate_by_name``), and empty ones not at all.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        fields = self.settings_cls.model_fields.values()
+        names = [str(f.validation_alias) for f in fields]
+        return {n: self._environ[n] for n in names if self._environ.get(n) not in (None, "")}
+
+
+def _mask_password(url: str) -> str:
+    """``redis://:secret@host/0`` -> ``redis://:***@host/0``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _explain(cls: type[Settings], err: ValidationError, given: Mapping[str, Any]) -> str:
+    """One line naming each bad variable (or attribute) and its value (never a secret's)."""
+    by_var = {var: name for name, var in cls.env_vars().items()}
+    by_var.update({name: name for name in cls.model_fields})
+    parts = []
+    for e in err.errors():
+        var = str(e["loc"][0]) if e["loc"] else "?"
+        msg = e["msg"].removeprefix("Value error, ")
+        msg = msg[:1].lower() + msg[1:]
+        value = "<hidden>" if by_var.get(var) in SECRETS else repr(given.get(var))
+        parts.append(f"{var}={value}: {msg}")
+    return "; ".join(parts)
+
+
+def _env_default(field: FieldInfo) -> str:
+    """A field's default as one would write it in the environment."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    value = field.default
+    if value is None:
+        return str(extra.get("unset") or "none")
+    if isinstance(value, bool):
+        return f"`{int(value)}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    return f"`{value}`"
+
+
+def markdown_table() -> str:
+    """The README's configuration table: every setting, its variable and default."""
+    rows = ["| setting | environment variable | default |", "| --- | --- | --- |"]
+    for field in Settings.model_fields.values():
+        rows.append(f"| {field.description} | `{field.validation_alias}` | {_env_default(field)} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tilannekuva.config", description="tilannekuva's settings"
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the README's configuration table"
+    )
+    args = parser.parse_args(argv)
+    if not args.markdown:
+        parser.print_help()
+        return 2
+    sys.stdout.write(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import json
 import os
 import secrets
 import signal
@@ -41,11 +40,13 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from models.contract import InvalidEvent, validate
-from models.family_types import FamilyTypes, TypeAssigner, family_group
+from models.family_types import TypeAssigner, family_group
 from models.features import person_profile, state_vector
+from models.learning import Learner, LearnerBatch
 from models.picture import Pipeline
 from models.pseudonym import Pseudonymiser
-from models.service_need import REFERENCE_SHARES
+from sinks import keys
+from sinks.model_store import ModelStore
 from tilannekuva.config import Settings
 
 DEFAULT_FAMILIES = 2000
@@ -267,26 +268,27 @@ class Ingest:
 
     def fit_types(self, n_types: int = 100, seed: int = 42) -> dict | None:
         """Fit family types on the counted families, give every family its group and
-        keep assigning with that snapshot; returns the snapshot (None: no families)."""
+        keep assigning with that snapshot; returns the snapshot (None: no families).
+
+        One step of the worker's learner (:class:`models.learning.Learner`) on every
+        counted family's vector, with a snapshot asked for, published to Redis as the
+        worker publishes (:class:`sinks.model_store.ModelStore`)."""
         fams = sorted(self.pipeline.contributions)
         if not fams:
             return None
-        learner = FamilyTypes(
-            n_types=min(n_types, len(fams)),
-            warmup=len(fams),
-            seed=seed,
-            calibrate_shares=REFERENCE_SHARES,
+        learner = Learner(n_types=min(n_types, len(fams)), warmup=len(fams), seed=seed)
+        batch = LearnerBatch(
+            vectors=[(f, state_vector(self.pipeline.families[f])) for f in fams], snapshot=True
         )
-        learner.learn_many([state_vector(self.pipeline.families[f]) for f in fams], keys=fams)
-        learner.initialise_now()
-        snap = learner.snapshot()
+        _, snap = learner.step(learner.start(None), batch, self.pipeline.watermark, time.time())
+        if snap is None:
+            return None
         self.pipeline.group = functools.partial(
             family_group, assigner=TypeAssigner.from_snapshot(snap)
         )
         self.pipeline.refresh(self.pipeline.contributions)
         self.sink.flush()
-        self.redis.set("tk:model", json.dumps(snap, separators=(",", ":")))
-        self.redis.set("tk:model:version", f"{snap['generation']}.{snap['version']}")
+        ModelStore(self.redis).publish(snap)
         return snap
 
     def _contribution(self, family: str, old, new) -> None:
@@ -646,21 +648,21 @@ def _redis(args, stack: contextlib.ExitStack):
         sync = redis.Redis.from_url(args.redis_url)
         stack.callback(sync.close)
         try:
-            wm = sync.get("tk:wm")
+            wm = sync.get(keys.WATERMARK)
         except redis.RedisError as exc:
             say(f"cannot reach Redis at {shown}: {exc}")
             return None, None
         if wm is not None:
             if not args.reset:
                 say(
-                    f"Redis at {shown} already holds a picture (tk:wm = {wm.decode()}); "
-                    "pass --reset to delete its tk:* keys, or leave out --redis-url"
+                    f"Redis at {shown} already holds a picture ({keys.WATERMARK} = {wm.decode()}); "
+                    f"pass --reset to delete its {keys.PATTERN} keys, or leave out --redis-url"
                 )
                 return None, None
             n = 0
-            for k in sync.scan_iter(match="tk:*", count=1000):
+            for k in sync.scan_iter(match=keys.PATTERN, count=1000):
                 n += sync.delete(k)
-            say(f"--reset: deleted {n} tk:* keys")
+            say(f"--reset: deleted {n} {keys.PATTERN} keys")
         say(f"using Redis at {shown}")
         return sync, aioredis.Redis.from_url(args.redis_url)
     t0 = time.perf_counter()

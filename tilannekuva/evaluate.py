@@ -28,17 +28,19 @@ import os
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: one BLAS thread
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from models.family_types import FamilyTypes, TypeAssigner, family_group  # noqa: E402
-from models.features import person_profile, state_vector  # noqa: E402
-from models.picture import Pipeline, contribution, day, summarize_person  # noqa: E402
-from models.service_need import REFERENCE_SHARES  # noqa: E402
+from models.family_types import TypeAssigner, family_group
+from models.features import person_profile, state_vector
+from models.learning import Learner, LearnerBatch
+from models.picture import Pipeline, contribution, day, summarize_person
+from models.service_need import REFERENCE_SHARES
 
-__all__ = ["add_arguments", "evaluate", "final_states", "run"]
+__all__ = ["Streamed", "add_arguments", "evaluate", "final_states", "run", "score", "stream"]
 
 LEARN_EVERY_DAYS = 7
 
@@ -81,6 +83,37 @@ def final_states(events: Iterable[dict]) -> tuple[dict[str, dict], str]:
     return {f: st for f, st in fams.items() if contribution(st, wm) is not None}, wm
 
 
+@dataclass
+class Streamed:
+    """What streaming the synthetic registers left behind, before any scoring.
+
+    ``truth``: planted rows by family (read only by :func:`score`). ``vectors``: the
+    latest vector of every family counted at the end; ``types``: their types at the last
+    snapshot; ``states``: final family states; ``assigner``: the last snapshot's.
+    ``before``: the types at the snapshot ``snapshot_days`` before the end and the number
+    of learning batches by then; ``last_touch``: the last batch that touched a family.
+    """
+
+    families: int
+    seed: int
+    n_types: int
+    model_seed: int
+    calibrate: bool
+    truth: dict[str, dict]
+    events: int
+    snapshots: int
+    vectors: dict[str, dict]
+    types: dict[str, int]
+    states: dict[str, dict]
+    counted: set[str]
+    assigner: TypeAssigner | None
+    before: tuple[dict[str, int], int] | None
+    last_touch: dict[str, int]
+    vectors_learnt: int
+    timing: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+
+
 def evaluate(
     families: int,
     seed: int,
@@ -91,9 +124,21 @@ def evaluate(
     progress: bool = False,
 ) -> dict:
     """Run the evaluation; returns the report (see module doc)."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score, cohen_kappa_score
+    return score(stream(families, seed, snapshot_days, n_types, model_seed, calibrate, progress))
 
+
+def stream(
+    families: int,
+    seed: int,
+    snapshot_days: int = 30,
+    n_types: int = 100,
+    model_seed: int = 42,
+    calibrate: bool = True,
+    progress: bool = False,
+) -> Streamed:
+    """Generate the registers and stream them, learning and snapshotting as the worker
+    does (the learner's steps, :class:`models.learning.Learner`) at this evaluation's own
+    event-time schedule."""
     from tilannekuva.synthetic import synthesize
 
     t_start = time.perf_counter()
@@ -107,9 +152,14 @@ def evaluate(
 
     t0 = time.perf_counter()
     pipe = _Tracking(profile=person_profile)
-    learner = FamilyTypes(
-        n_types=n_types, seed=model_seed, calibrate_shares=REFERENCE_SHARES if calibrate else None
+    # Snapshots only when asked for: at end - k * snapshot_days of stream time.
+    learner = Learner(
+        n_types=n_types,
+        calibrate_shares=REFERENCE_SHARES if calibrate else None,
+        snapshot_days=None,
+        seed=model_seed,
     )
+    state = learner.start(None)
     vectors: dict[str, dict] = {}
     types: dict[str, int] = {}
     last_touch: dict[str, int] = {}  # family -> index of the learning batch that last touched it
@@ -122,33 +172,38 @@ def evaluate(
     loads = json.loads
 
     def learn() -> None:
-        nonlocal learn_time
+        nonlocal learn_time, state
         ts = time.perf_counter()
-        keys, batch = [], []
+        batch = LearnerBatch()
         for fam in sorted(pipe.touched):
             last_touch[fam] = batch_no
             if fam in pipe.contributions:
                 vec = state_vector(pipe.families[fam])
                 vectors[fam] = vec
-                keys.append(fam)
-                batch.append(vec)
+                batch.vectors.append((fam, vec))
             else:
                 vectors.pop(fam, None)
-                learner.forget(fam)
-        learner.learn_many(batch, keys=keys)
+                batch.vectors.append((fam, None))  # no longer counted: forgotten
+        state, _ = learner.step(state, batch, pipe.watermark, time.time())
         pipe.touched.clear()
         learn_time += time.perf_counter() - ts
 
-    def snapshot() -> None:
-        nonlocal assigner, snapshots, assign_time
-        if not learner.initialised or not vectors:
+    def snapshot(final: bool = False) -> None:
+        """A snapshot, and every counted family re-assigned with it; the final one
+        seeds the model if a tiny run ended before its warm-up buffer was full."""
+        nonlocal assigner, snapshots, assign_time, state
+        if not vectors or not (final or state.model.initialised):
             return
         ts = time.perf_counter()
+        batch = LearnerBatch(snapshot=True)
         for fam in list(vectors):  # aged out by W alone (the stream's sweep does the same)
             if fam not in pipe.contributions:
                 vectors.pop(fam)
-                learner.forget(fam)
-        assigner = TypeAssigner.from_snapshot(learner.snapshot())
+                batch.vectors.append((fam, None))
+        state, snap = learner.step(state, batch, pipe.watermark, time.time())
+        if snap is None:
+            return
+        assigner = TypeAssigner.from_snapshot(snap)
         fams = sorted(vectors)
         for f, t in zip(
             fams, assigner.predict_many([vectors[f] for f in fams]).tolist(), strict=True
@@ -208,17 +263,46 @@ def evaluate(
                 )
     learn()
     batch_no += 1
-    learner.initialise_now()  # a tiny run may end before the warm-up buffer is full
-    snapshot()
-    t_stream = time.perf_counter() - t0
+    snapshot(final=True)
+    return Streamed(
+        families=families,
+        seed=seed,
+        n_types=n_types,
+        model_seed=model_seed,
+        calibrate=calibrate,
+        truth=truth,
+        events=n_events,
+        snapshots=snapshots,
+        vectors=vectors,
+        types=types,
+        states=pipe.families,
+        counted=set(pipe.contributions),
+        assigner=assigner,
+        before=at_minus,
+        last_touch=last_touch,
+        vectors_learnt=state.model.n_seen,
+        timing={
+            "generate_s": t_gen,
+            "stream_s": time.perf_counter() - t0,
+            "learn_s": learn_time,
+            "assign_s": assign_time,
+        },
+        started=t_start,
+    )
 
-    # ---- report: final families, types, groups -------------------------------------
-    fams = sorted(
-        f for f in vectors if f in truth and f in pipe.contributions
-    )  # counted at the end
+
+def score(run: Streamed, truth: dict[str, dict] | None = None) -> dict:
+    """The report of a streamed run against the planted ``truth`` (default: the run's
+    own; a test may pass a deliberately wrong one)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, cohen_kappa_score
+
+    truth = run.truth if truth is None else truth
+    vectors, types, assigner = run.vectors, run.types, run.assigner
+    fams = sorted(f for f in vectors if f in truth and f in run.counted)  # counted at the end
     final_types = np.asarray([types[f] for f in fams])
     ts = time.perf_counter()
-    groups = np.asarray([family_group(pipe.families[f], assigner) for f in fams])
+    groups = np.asarray([family_group(run.states[f], assigner) for f in fams])
     group_us = 1e6 * (time.perf_counter() - ts) / max(len(fams), 1)
     arche = np.asarray([truth[f]["archetype"] for f in fams])
     levels = np.asarray([truth[f]["need_level"] for f in fams])
@@ -226,31 +310,32 @@ def evaluate(
     Xs = (X - assigner.means) * assigner.scale
     tk = time.perf_counter()
     batch = KMeans(
-        n_clusters=min(n_types, len(fams)), n_init=1, random_state=model_seed
+        n_clusters=min(run.n_types, len(fams)), n_init=1, random_state=run.model_seed
     ).fit_predict(Xs)
     t_kmeans = time.perf_counter() - tk
     shares = np.bincount(groups, minlength=11)[1:] / len(fams)
     planted = np.bincount(levels, minlength=11)[1:] / len(fams)
     churned = 0
-    if at_minus is not None:
-        before, b_no = at_minus
+    if run.before is not None:
+        before, b_no = run.before
         churned = sum(
             1
             for f in fams
-            if f in before and before[f] != types[f] and last_touch.get(f, -1) < b_no
+            if f in before and before[f] != types[f] and run.last_touch.get(f, -1) < b_no
         )
     ari = float(adjusted_rand_score(arche, final_types))
     ari_batch = float(adjusted_rand_score(arche, batch))
+    t = run.timing
     return {
-        "families": families,
-        "seed": seed,
+        "families": run.families,
+        "seed": run.seed,
         "cuts": "calibrated per snapshot to REFERENCE_SHARES"
-        if calibrate
+        if run.calibrate
         else "fixed DEFAULT_CUTS",
-        "events": n_events,
+        "events": run.events,
         "counted_families": len(fams),
         "n_types": int(len(np.unique(final_types))),
-        "snapshots": snapshots,
+        "snapshots": run.snapshots,
         "ari": round(ari, 4),
         "ari_batch": round(ari_batch, 4),
         "ari_ratio": round(ari / ari_batch, 3) if ari_batch > 0 else None,
@@ -265,15 +350,15 @@ def evaluate(
         "churn": round(churned / max(len(fams), 1), 5),
         "churn_families": churned,
         "timing": {
-            "generate_s": round(t_gen, 1),
-            "stream_s": round(t_stream, 1),
-            "learn_s": round(learn_time, 1),
-            "learn_us_per_vector": round(1e6 * learn_time / max(learner.n_seen, 1), 1),
-            "vectors_learnt": learner.n_seen,
-            "assign_s": round(assign_time, 2),
+            "generate_s": round(t["generate_s"], 1),
+            "stream_s": round(t["stream_s"], 1),
+            "learn_s": round(t["learn_s"], 1),
+            "learn_us_per_vector": round(1e6 * t["learn_s"] / max(run.vectors_learnt, 1), 1),
+            "vectors_learnt": run.vectors_learnt,
+            "assign_s": round(t["assign_s"], 2),
             "family_group_us": round(group_us, 1),
             "kmeans_batch_s": round(t_kmeans, 1),
-            "total_s": round(time.perf_counter() - t_start, 1),
+            "total_s": round(time.perf_counter() - run.started, 1),
         },
     }
 

@@ -12,15 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from tilannekuva.config import (
-    INTERNAL_TOPICS,
-    TOPIC_ALERTS,
-    TOPIC_DLQ,
-    TOPIC_INPUT,
-    TOPIC_MODEL,
-    TOPIC_VECTORS,
-    Settings,
-)
+from tilannekuva.config import INTERNAL_TOPICS, TOPIC_MODEL, TOPIC_VECTORS, Settings
 
 DLQ_RETENTION_MS = 7 * 24 * 3_600_000  # the DLQ holds raw input: keep it a week, no longer
 
@@ -32,48 +24,31 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
-def topic_specs(
-    partitions: int = 4,
-    input_retention_ms: int = 3_600_000,
-    *,
-    app_id: str = "tilannekuva",
-    input_topic: str = TOPIC_INPUT,
-    dlq_topic: str = TOPIC_DLQ,
-    alerts_topic: str = TOPIC_ALERTS,
-) -> list[TopicSpec]:
+def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the project owns, with its partitions and topic configs.
 
-    Internal topics are named like the Faust app names them,
-    ``Settings.internal_topic(suffix)`` = ``"<app id>-<suffix>"``.
+    Names, partitions and the input's retention come from ``settings``. Internal
+    topics are named like the Faust app names them, ``settings.internal_topic(suffix)``.
+
+    >>> [(s.name, s.partitions) for s in topic_specs(Settings(partitions=2))][:4]
+    [('register-events', 2), ('register-events-dlq', 1), ('situation-alerts', 1), ('tilannekuva-events-by-id', 2)]
     """
-    if partitions < 1:
-        raise ValueError("partitions must be at least 1")
-    names = Settings(app_id=app_id)
+    partitions = settings.partitions
     specs = [
         # Raw input holds identity codes: short retention (contract).
-        TopicSpec(input_topic, partitions, {"retention.ms": str(input_retention_ms)}),
-        TopicSpec(dlq_topic, 1, {"retention.ms": str(DLQ_RETENTION_MS)}),
-        TopicSpec(alerts_topic, 1),
+        TopicSpec(
+            settings.input_topic, partitions, {"retention.ms": str(settings.input_retention_ms)}
+        ),
+        TopicSpec(settings.dlq_topic, 1, {"retention.ms": str(DLQ_RETENTION_MS)}),
+        TopicSpec(settings.alerts_topic, 1),
     ]
     for suffix in INTERNAL_TOPICS:
         # One learner: its input and its snapshot changelog have one partition.
         specs.append(
-            TopicSpec(names.internal_topic(suffix), 1 if suffix == TOPIC_VECTORS else partitions)
+            TopicSpec(settings.internal_topic(suffix), 1 if suffix == TOPIC_VECTORS else partitions)
         )
-    specs.append(TopicSpec(names.internal_topic(TOPIC_MODEL), 1, {"cleanup.policy": "compact"}))
+    specs.append(TopicSpec(settings.internal_topic(TOPIC_MODEL), 1, {"cleanup.policy": "compact"}))
     return specs
-
-
-def specs_for(settings: Settings, partitions: int | None = None) -> list[TopicSpec]:
-    """The topic specs of these settings (app id, topic names, partitions, retention)."""
-    return topic_specs(
-        partitions or settings.partitions,
-        settings.input_retention_ms,
-        app_id=settings.app_id,
-        input_topic=settings.input_topic,
-        dlq_topic=settings.dlq_topic,
-        alerts_topic=settings.alerts_topic,
-    )
 
 
 def _topic_name(info: dict) -> str | None:
@@ -81,7 +56,7 @@ def _topic_name(info: dict) -> str | None:
     return info.get("name", info.get("topic"))
 
 
-def _describe(admin, names: list[str]) -> dict[str, dict]:
+def _describe(admin, names: list[str]) -> dict[str | None, dict]:
     return {_topic_name(t): t for t in admin.describe_topics(names)}
 
 
@@ -96,23 +71,18 @@ def _ready(info: dict | None) -> bool:
 
 def ensure_topics(
     bootstrap: str,
-    partitions: int = 4,
-    input_retention_ms: int = 3_600_000,
+    specs: list[TopicSpec],
     *,
-    specs: list[TopicSpec] | None = None,
     timeout_s: float = 30.0,
 ) -> dict[str, str]:
-    """Create the project's topics that are missing; wait until all have leaders.
+    """Create the topics of ``specs`` (``topic_specs(settings)``) that are missing; wait
+    until all have leaders.
 
-    ``specs`` defaults to ``topic_specs(partitions, input_retention_ms)`` (default
-    names); the CLI passes ``specs_for(settings)``.
     Returns ``{topic: "created" | "exists" | "exists (N partitions, wanted M)"}``.
     """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    if specs is None:
-        specs = topic_specs(partitions, input_retention_ms)
     names = [s.name for s in specs]
     result: dict[str, str] = {}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tilannekuva-topics")
@@ -157,16 +127,20 @@ def ensure_topics(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = Settings.env_vars()
+    defaults = Settings()
     parser.add_argument(
         "--bootstrap",
         default=None,
-        help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP or localhost:9092)",
+        help=f"Kafka bootstrap servers (default: {env['kafka_bootstrap']} "
+        f"or {defaults.kafka_bootstrap})",
     )
     parser.add_argument(
         "--partitions",
         type=int,
         default=None,
-        help="partitions of the input and internal topics (default: TK_PARTITIONS or 4)",
+        help=f"partitions of the input and internal topics (default: {env['partitions']} "
+        f"or {defaults.partitions})",
     )
     parser.add_argument(
         "--timeout",
@@ -177,14 +151,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.partitions is not None:
+        settings = settings.replace(partitions=args.partitions)
     bootstrap = args.bootstrap or settings.kafka_bootstrap
-    specs = specs_for(settings, args.partitions)
+    specs = topic_specs(settings)
     deadline = time.monotonic() + args.timeout
     while True:
         try:
             result = ensure_topics(
                 bootstrap,
-                specs=specs,
+                specs,
                 timeout_s=max(5.0, deadline - time.monotonic()),
             )
             break

@@ -65,10 +65,10 @@ def test_kafka_roundtrip_reads_back_exactly_what_was_sent(kafka_bootstrap, kafka
 def test_project_topics_exist_with_their_configs(kafka_admin):
     """infra/up ran `tilannekuva topics`: every project topic is there."""
     from tilannekuva.config import Settings
-    from tilannekuva.topics import specs_for
+    from tilannekuva.topics import topic_specs
 
     existing = set(kafka_admin.list_topics())
-    specs = specs_for(Settings())
+    specs = topic_specs(Settings())
     missing = [s.name for s in specs if s.name not in existing]
     assert not missing, f"topics missing (run `tilannekuva topics`): {missing}"
     infos = {
@@ -82,23 +82,26 @@ def test_project_topics_exist_with_their_configs(kafka_admin):
 def test_ensure_topics_is_idempotent_and_applies_configs(kafka_bootstrap, kafka_admin):
     from kafka.admin import ConfigResource, ConfigResourceType
 
+    from tilannekuva.config import Settings
     from tilannekuva.topics import ensure_topics, topic_specs
 
     app_id = f"test-topics-{uuid.uuid4().hex[:8]}"
     suffix = app_id[-8:]
     specs = topic_specs(
-        2,
-        123_456,
-        app_id=app_id,
-        input_topic=f"test-in-{suffix}",
-        dlq_topic=f"test-dlq-{suffix}",
-        alerts_topic=f"test-alerts-{suffix}",
+        Settings(
+            partitions=2,
+            input_retention_ms=123_456,
+            app_id=app_id,
+            input_topic=f"test-in-{suffix}",
+            dlq_topic=f"test-dlq-{suffix}",
+            alerts_topic=f"test-alerts-{suffix}",
+        )
     )
     names = [s.name for s in specs]
     try:
-        first = ensure_topics(kafka_bootstrap, specs=specs)
+        first = ensure_topics(kafka_bootstrap, specs)
         assert first == {n: "created" for n in names}
-        second = ensure_topics(kafka_bootstrap, specs=specs)
+        second = ensure_topics(kafka_bootstrap, specs)
         assert second == {n: "exists" for n in names}
 
         model = next(s.name for s in specs if s.name.endswith("model-changelog"))

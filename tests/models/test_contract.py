@@ -75,6 +75,34 @@ def test_residence_change_needs_no_person_and_drops_one():
     assert out["person"] is None
 
 
+RESIDENCE = {"family": "F1", "postcode": "33100", "municipality": "837"}
+
+
+@pytest.mark.parametrize("bad", ["131052-308U", "310252-308T", "131052Q308T", "", "x" * 200])
+def test_residence_change_with_an_invalid_person_goes_to_the_dlq(bad):
+    """A person that is present must be valid, even where the type needs none."""
+    with pytest.raises(InvalidEvent) as exc:
+        validate(ev(source="dvv", type="family.residence_changed", person=bad, data=RESIDENCE))
+    assert exc.value.code == "person"
+    assert bad not in exc.value.detail or bad == ""  # the reason never repeats the code
+
+
+@pytest.mark.parametrize("person", [None, PERSON, "absent"])
+def test_residence_change_with_a_valid_null_or_absent_person_is_accepted(person):
+    event = ev(source="dvv", type="family.residence_changed", person=person, data=RESIDENCE)
+    if person == "absent":
+        del event["person"]
+    out = validate(json.dumps(event))
+    assert out["person"] is None  # a valid stray person is dropped, as before
+    assert out["data"] == RESIDENCE
+
+
+def test_residence_change_with_a_non_string_person_is_bad_input():
+    with pytest.raises(InvalidEvent) as exc:
+        validate(ev(source="dvv", type="family.residence_changed", person=131052, data=RESIDENCE))
+    assert exc.value.code == "envelope"
+
+
 def test_retraction_from_any_source_without_person():
     out = validate(
         ev(source="hilmo", type="event.retracted", person=None, data={"event_id": "e-9"})

@@ -13,10 +13,10 @@ from models.features import (
     FEATURE_NAMES,
     FEATURES,
     family_vector,
+    need_index,
     person_profile,
     state_vector,
 )
-from models.service_need import need_index
 
 
 def ev(i, typ, occurred, data=None, person="p1", source="x"):

@@ -6,15 +6,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.features import BASE_FEATURES, FEATURE_NAMES
+from models.features import BASE_FEATURES, FEATURE_NAMES, NEED_BASE, NEED_WEIGHTS, need_index
 from models.service_need import (
-    BASE,
     DEFAULT_CUTS,
-    NEED_WEIGHTS,
     REFERENCE_SHARES,
     ServiceNeedRule,
     group_shares,
-    need_index,
     share_at_least,
 )
 
@@ -62,7 +59,7 @@ def test_explanation_adds_up_to_the_score(profile):
 def test_reference_family_scores_base_and_constants_are_frozen():
     rule = ServiceNeedRule()
     ref = {f: r for f, (_, r) in NEED_WEIGHTS.items()}
-    assert abs(rule.need_score(ref) - BASE) < 1e-6
+    assert abs(rule.need_score(ref) - NEED_BASE) < 1e-6
     assert len(DEFAULT_CUTS) == 9 and list(DEFAULT_CUTS) == sorted(DEFAULT_CUTS)
     assert set(NEED_WEIGHTS) == set(BASE_FEATURES)  # every base feature has a frozen weight
 
@@ -73,6 +70,16 @@ def test_vector_need_index_is_the_rule_score():
     X = np.asarray([[v[f] for f in BASE_FEATURES], [0.0] * len(BASE_FEATURES)])
     got = ServiceNeedRule().need_scores(X, BASE_FEATURES)
     assert abs(got[0] - need_index(v)) < 1e-6 and abs(got[1] - need_index({})) < 1e-6
+
+
+@settings(max_examples=200, deadline=None)
+@given(profiles)
+def test_need_index_feature_equals_the_default_rule_bit_for_bit(profile):
+    # models.features computes the need_index feature on its own (no import of this
+    # module): it must stay the default rule's score exactly, or a family near a cut
+    # would get one group from its vector and another from the rule.
+    assert need_index(profile) == ServiceNeedRule().need_score(profile)
+    assert need_index({}) == ServiceNeedRule().need_score({})
 
 
 def test_hysteresis_keeps_group_near_a_cut():

@@ -12,7 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
+from sinks import keys
 from tilannekuva import api
+from tilannekuva.api.picture import CACHE_TTL_S
+from tilannekuva.api.routes import ROUTES
 from tilannekuva.config import Settings
 
 TOKEN = "s3cret-token-for-tests"
@@ -42,17 +45,17 @@ def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:
             c["families"] = sum(gs.values())
         else:
             c["families"] = rng.choice([1, 3, 7, 30, 80])
-        pipe.hset(f"tk:agg:a:{pc}", mapping=c)
-        pipe.hset("tk:areas", pc, ref["municipality"])
-        pipe.hset("tk:updated", f"a:{pc}", "2026-07-01T08:00:01Z")
+        pipe.hset(keys.area(pc), mapping=c)
+        pipe.hset(keys.AREAS, pc, ref["municipality"])
+        pipe.hset(keys.UPDATED, f"a:{pc}", "2026-07-01T08:00:01Z")
         for f in fields:
             munis[ref["municipality"]][f] += c[f]
             total[f] += c[f]
     for m, c in munis.items():
-        pipe.hset(f"tk:agg:m:{m}", mapping=c)
-    pipe.hset("tk:agg:all", mapping=total)
-    pipe.hset("tk:updated", "all", "2026-07-01T08:00:02Z")
-    pipe.set("tk:wm", "2026-06-30")
+        pipe.hset(keys.municipality(m), mapping=c)
+    pipe.hset(keys.ALL, mapping=total)
+    pipe.hset(keys.UPDATED, "all", "2026-07-01T08:00:02Z")
+    pipe.set(keys.WATERMARK, "2026-06-30")
     pipe.execute()
     return total
 
@@ -120,17 +123,8 @@ def assert_scope_shape(body, area, municipality, groups=True):
 # --------------------------------------------------------------------------- auth
 
 
-ALL_PATHS = [
-    "/api/v1/picture",
-    "/api/v1/municipalities/837",
-    "/api/v1/areas",
-    "/api/v1/areas/33100",
-    "/api/v1/alerts",
-    "/api/v1/stream",
-    "/metrics",
-    "/openapi.json",
-    "/no/such/path",
-]
+# Every route that needs the token (from the one route table), and one that does not exist.
+ALL_PATHS = [r.example_path() for r in ROUTES if not r.public] + ["/no/such/path"]
 
 
 async def test_healthz_needs_no_token(make_client):
@@ -235,10 +229,10 @@ async def test_404_and_400(client, redis_client):
 async def test_cache_follows_content(client, redis_client):
     seed_picture(redis_client)
     first = await (await client.get("/api/v1/picture", headers=AUTH)).json()
-    redis_client.hincrby("tk:agg:all", "children", 100)
-    redis_client.hincrby("tk:agg:m:837", "children", 100)
-    redis_client.hincrby("tk:agg:a:33100", "children", 100)
-    await asyncio.sleep(api.CACHE_TTL_S + 0.1)
+    redis_client.hincrby(keys.ALL, "children", 100)
+    redis_client.hincrby(keys.municipality("837"), "children", 100)
+    redis_client.hincrby(keys.area("33100"), "children", 100)
+    await asyncio.sleep(CACHE_TTL_S + 0.1)
     second = await (await client.get("/api/v1/picture", headers=AUTH)).json()
     assert second["indicators"]["children"] == first["indicators"]["children"] + 100
 
@@ -253,7 +247,7 @@ async def test_alerts_order_and_since(client, redis_client):
         ({"kind": "drop", "area": "01200", "raised_at": "2026-07-02T08:00:00Z"}, 1782979200),
     ]
     for a, ts in alerts:
-        redis_client.zadd("tk:alerts", {json.dumps(a): ts})
+        redis_client.zadd(keys.ALERTS, {json.dumps(a): ts})
     body = await (await client.get("/api/v1/alerts", headers=AUTH)).json()
     assert [a["area"] for a in body["alerts"]] == ["33200", "01200", "33100"]
     for since, expect in [
@@ -283,7 +277,7 @@ async def test_stream_delivers_area_events(make_client, redis_client, redis_test
     assert await asyncio.wait_for(resp.content.readline(), 5) == b"\n"
     # A heartbeat comment arrives while nothing changes.
     assert (await asyncio.wait_for(resp.content.readline(), 5)).startswith(b":")
-    redis_client.publish("tk:changes", json.dumps(["all", "m:837", "a:33100", "a:33200"]))
+    redis_client.publish(keys.CHANGES, json.dumps(["all", "m:837", "a:33100", "a:33200"]))
     events = []
     while len(events) < 2:
         line = (await asyncio.wait_for(resp.content.readline(), 5)).decode()
@@ -324,16 +318,17 @@ async def test_openapi_lists_every_path(client):
     assert resp.status == 200
     spec = await resp.json()
     assert spec["openapi"].startswith("3.1")
-    assert set(spec["paths"]) == set(api.PATHS)
+    assert set(spec["paths"]) == {r.path for r in ROUTES}
     routes = {r.resource.canonical for r in client.server.app.router.routes()}
     assert routes == set(spec["paths"])
-    assert spec["paths"]["/healthz"]["get"]["security"] == []
+    for r in ROUTES:
+        assert (spec["paths"][r.path][r.method.lower()]["security"] == []) == r.public
 
 
 async def test_metrics_export_municipality_shares_of_shown_counts_only(client, redis_client):
     for pc, cw in (("33100", 3), ("33200", 0)):
         redis_client.hset(
-            f"tk:agg:a:{pc}",
+            keys.area(pc),
             mapping={
                 "families": 100,
                 "families_social_assistance": 15,
@@ -341,14 +336,14 @@ async def test_metrics_export_municipality_shares_of_shown_counts_only(client, r
             },
         )
     redis_client.hset(
-        "tk:agg:m:837",
+        keys.municipality("837"),
         mapping={"families": 200, "families_social_assistance": 30, "families_child_welfare": 3},
     )
     redis_client.hset(
-        "tk:agg:all",
+        keys.ALL,
         mapping={"families": 200, "families_social_assistance": 30, "families_child_welfare": 3},
     )
-    redis_client.set("tk:wm", "2026-06-30")
+    redis_client.set(keys.WATERMARK, "2026-06-30")
     text = await (await client.get("/metrics", headers=AUTH)).text()
     assert (
         'tk_area_indicator_share{indicator="families_social_assistance",municipality="837"} 0.15'

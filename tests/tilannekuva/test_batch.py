@@ -806,7 +806,6 @@ def test_cli_unsuppressed_prints_valid_json(tmp_path, monkeypatch, name):
 
 
 def test_cli_suppressed(tmp_path, monkeypatch):
-    pytest.importorskip("models.suppression")
     e = Events()
     for i in range(6):
         e.family(f"F{i}", "33100", "837", parents=1, children=2)

@@ -1,0 +1,315 @@
+"""The learner's step: family vectors in, family-type snapshots out (one path for all).
+
+The Faust worker's learner agent, the demo and ``tilannekuva evaluate`` all run this
+step, so the rules of learning, of snapshot timing and of a deliberate re-base are said
+once. It is a pure step in the style of bytewax's stateful map: state in, the state and
+its output out; the watermark ``W`` and the wall clock ``now`` are passed in and never
+read inside; nothing is logged (what the step did with re-base requests is in
+:attr:`LearnerState.notes`, for the caller to log). Hyper-parameters are set once, in
+:class:`Learner`'s ``__init__``, as river's estimators do.
+
+The state holds the :class:`~models.family_types.FamilyTypes` model, which the step
+updates in place (copying 100 centroids and a 20,000-vector sample per batch would cost
+more than learning) and returns.
+
+The messages of the learner's topic (``<app>-family-vectors``, one partition) are
+``{"items": [[family, vector or null], ...]}`` from the family step, ``{"items": [],
+"sample": [[family, vector], ...]}`` from a worker refilling a restarted learner's
+sample, and ``{"items": [], "rebase": id}`` from ``tilannekuva rebase``
+(:func:`rebase_request`); :meth:`LearnerBatch.from_messages` reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from models.family_types import FamilyTypes
+from models.picture import day
+from models.service_need import REFERENCE_SHARES
+
+__all__ = ["Learner", "LearnerBatch", "LearnerState", "rebase_request", "snapshot_due"]
+
+
+def snapshot_due(
+    last: dict | None, w_day: int, now: float, days: int | None, min_interval_s: float
+) -> bool:
+    """Publish a model snapshot? The first as soon as the model is seeded; then every
+    ``days`` of event time W, but not more often than ``min_interval_s`` of wall time
+    (a replayed history moves W by years in minutes, and each snapshot re-assigns
+    every family). ``days=None``: never on a schedule (the caller forces snapshots).
+
+    >>> snapshot_due(None, 100, 0.0, 30, 60.0)
+    True
+    >>> last = {"w_day": 100, "at": 1000.0}
+    >>> snapshot_due(last, 129, 5000.0, 30, 60.0), snapshot_due(last, 130, 1030.0, 30, 60.0)
+    (False, False)
+    >>> snapshot_due(last, 130, 1060.0, 30, 60.0)
+    True
+    >>> snapshot_due(None, 100, 0.0, None, 60.0), snapshot_due(last, 999, 9e9, None, 60.0)
+    (False, False)
+    """
+    if days is None:
+        return False
+    if last is None:
+        return True
+    return w_day >= last["w_day"] + days and now >= last["at"] + min_interval_s
+
+
+def rebase_request(request: str) -> dict:
+    """The learner's message asking for a deliberate re-base (``tilannekuva rebase``).
+
+    >>> rebase_request("r1")
+    {'items': [], 'rebase': 'r1'}
+    """
+    return {"items": [], "rebase": request}
+
+
+@dataclass
+class LearnerBatch:
+    """What one step consumes.
+
+    ``vectors``: ``(family, vector)`` of counted families that changed, in arrival
+    order; a vector of ``None`` means the family is no longer counted: forget it.
+    ``sample``: ``(family, vector)`` refilling a restarted learner's sample: remembered
+    for a re-base and the group calibration, not learnt. ``rebase``: re-base request ids.
+    ``snapshot``: publish a snapshot now, seeding the model from its warm-up buffer if
+    it is not yet seeded (the demo and the evaluation choose their own moments).
+
+    >>> b = LearnerBatch.from_messages([
+    ...     {"items": [["f1", {"a": 1.0}], ["f2", None]]},
+    ...     {"items": [], "sample": [["f3", {"a": 2.0}]]},
+    ...     rebase_request("r1"), rebase_request("r1")])
+    >>> b.vectors, b.sample, b.rebase, b.snapshot
+    ([('f1', {'a': 1.0}), ('f2', None)], [('f3', {'a': 2.0})], ['r1'], False)
+    """
+
+    vectors: list[tuple[str, dict | None]] = field(default_factory=list)
+    sample: list[tuple[str, dict]] = field(default_factory=list)
+    rebase: list[str] = field(default_factory=list)
+    snapshot: bool = False
+
+    @classmethod
+    def from_messages(cls, messages: Iterable[dict]) -> LearnerBatch:
+        """The batch of the learner topic's message values, in order (a request id
+        repeated within the batch counts once)."""
+        batch = cls()
+        for msg in messages:
+            request = msg.get("rebase")
+            if request and str(request) not in batch.rebase:
+                batch.rebase.append(str(request))
+            batch.sample.extend((fam, vec) for fam, vec in msg.get("sample") or ())
+            batch.vectors.extend((fam, vec) for fam, vec in msg.get("items") or ())
+        return batch
+
+
+@dataclass
+class LearnerState:
+    """The learner between steps.
+
+    ``model``: the online model. ``last``: ``{"w_day", "at", "as_of"}`` of the last
+    published snapshot (its ``"published"`` field), None before the first. ``pending``:
+    re-base requests waiting for the sample to hold a vector per type. ``notes``: what
+    the latest step did with re-base requests, one line each, for the caller to log
+    (replaced by every step).
+    """
+
+    model: FamilyTypes
+    last: dict | None = None
+    pending: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
+class Learner:
+    """Online family types as one pure step: learn, re-base on request, snapshot on time.
+
+    Parameters
+    ----------
+    n_types
+        Number of family types of a fresh model (a resumed one keeps its own).
+    warmup
+        Vectors buffered before the centroids are seeded.
+    calibrate_shares
+        Reference distribution of the ten service-need groups that every snapshot
+        re-cuts the types to (:class:`~models.family_types.FamilyTypes`); None: fixed cuts.
+    snapshot_days
+        A snapshot every this many days of event time W (the first as soon as the model
+        is seeded); None: never on a schedule, only when a batch asks for one.
+    min_interval_s
+        At least this much wall time between scheduled snapshots.
+    seed
+        Random seed of the model.
+    model_params
+        Further :class:`~models.family_types.FamilyTypes` parameters (``features``,
+        ``weights``, ``rule``, ...); the project's defaults when None. A resumed model
+        takes its features and weights from the snapshot.
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> vec = lambda c: {"a": rng.gauss(c, 0.1), "b": rng.gauss(-c, 0.1)}
+    >>> learner = Learner(n_types=2, warmup=20, calibrate_shares=None, snapshot_days=30,
+    ...                   model_params={"features": ("a", "b"), "weights": (1, 1), "rule": None})
+    >>> state = learner.start(None)
+    >>> batch = LearnerBatch(vectors=[(f"f{i}", vec(i % 2 * 5)) for i in range(10)])
+    >>> state, snap = learner.step(state, batch, "2026-01-01", now=0.0)
+    >>> snap is None, state.model.initialised  # still warming up
+    (True, False)
+    >>> batch = LearnerBatch(vectors=[(f"f{i}", vec(i % 2 * 5)) for i in range(10, 20)])
+    >>> state, snap = learner.step(state, batch, "2026-01-08", now=10.0)
+    >>> snap["version"], snap["published"]
+    (1, {'w_day': 739624, 'at': 10.0, 'as_of': '2026-01-08'})
+    >>> state, snap = learner.step(state, LearnerBatch(), "2026-02-07", now=100.0)
+    >>> snap["version"], state.last["as_of"]
+    (2, '2026-02-07')
+    """
+
+    def __init__(
+        self,
+        n_types: int = 100,
+        warmup: int = 5000,
+        calibrate_shares: Sequence[float] | None = REFERENCE_SHARES,
+        snapshot_days: int | None = 30,
+        min_interval_s: float = 60.0,
+        seed: int | None = 42,
+        model_params: dict | None = None,
+    ):
+        self.n_types = n_types
+        self.warmup = warmup
+        self.calibrate_shares = calibrate_shares
+        self.snapshot_days = snapshot_days
+        self.min_interval_s = min_interval_s
+        self.seed = seed
+        self.model_params = dict(model_params or {})
+
+    # -- state ------------------------------------------------------------------------
+    def start(self, stored: dict | None) -> LearnerState:
+        """A fresh learner, or one resumed from the durable snapshot ``stored`` (the
+        last one published: its ``"published"`` field times the next). A resumed
+        model's sample is empty until the workers refill it."""
+        if stored is None:
+            model = FamilyTypes(
+                n_types=self.n_types,
+                warmup=self.warmup,
+                calibrate_shares=self.calibrate_shares,
+                seed=self.seed,
+                **self.model_params,
+            )
+            return LearnerState(model)
+        params = {
+            k: v
+            for k, v in self.model_params.items()
+            if k not in ("n_types", "features", "weights")
+        }
+        model = FamilyTypes.from_snapshot(
+            stored,
+            **{
+                **params,
+                "warmup": self.warmup,
+                "calibrate_shares": self.calibrate_shares,
+                "seed": self.seed,
+            },
+        )
+        return LearnerState(model, last=stored.get("published"))
+
+    def resume(self, state: LearnerState | None, stored: dict | None) -> LearnerState:
+        """``state``, unless there is none or ``stored`` is newer than its model (another
+        learner published since: a restart or a take-over); then :meth:`start` from it."""
+        if state is None or (stored is not None and stored["version"] > state.model.version):
+            return self.start(stored)
+        return state
+
+    # -- the step ---------------------------------------------------------------------
+    def step(
+        self, state: LearnerState, batch: LearnerBatch, watermark: str | None, now: float
+    ) -> tuple[LearnerState, dict | None]:
+        """Learn ``batch``; return the state and the snapshot to publish (or None).
+
+        1. Families whose vector is None are forgotten, the ``sample`` is remembered
+           without learning, the other vectors are learnt (keyed by family, so the
+           sample holds each family's latest). A family whose last entry in the batch
+           is None is not in the sample afterwards.
+        2. Until the model is seeded (a batch asking for a snapshot seeds it from its
+           warm-up buffer) or while there is no watermark, re-base requests are ignored,
+           pending ones too, and nothing is published.
+        3. Each re-base request (pending ones first) is carried out once: a request
+           whose id is in the model's lineage was done already (a replay). Until the
+           sample holds a vector per type it stays pending, in the state.
+        4. Without a re-base, a snapshot when :func:`snapshot_due` or asked for.
+
+        A published snapshot carries ``"published": {"w_day", "at": now, "as_of": W}``,
+        which becomes ``state.last``.
+        """
+        model = state.model
+        state.notes = []
+        keys, vectors = [], []
+        for fam, vec in batch.vectors:
+            if vec is None:
+                model.forget(fam)
+            else:
+                keys.append(fam)
+                vectors.append(vec)
+        if batch.sample:
+            fams, vecs = zip(*batch.sample, strict=True)
+            model.remember_many(vecs, fams)
+        model.learn_many(vectors, keys=keys)
+        last_word: dict[str, bool] = {}
+        for fam, vec in batch.vectors:
+            last_word[fam] = vec is None
+        for fam, gone in last_word.items():
+            if gone:  # learnt or refilled before its None in this batch
+                model.forget(fam)
+
+        requests = sorted(state.pending)
+        for request in batch.rebase:
+            if request not in requests:
+                requests.append(request)
+        if batch.snapshot:
+            model.initialise_now()
+        if not model.initialised or watermark is None:
+            why = "the model is still warming up" if not model.initialised else "no watermark yet"
+            state.notes += [f"rebase {r} ignored: {why}" for r in requests]
+            state.pending.clear()
+            return state, None
+
+        snap = None
+        for request in requests:
+            snap = self._rebase(state, request) or snap
+        w_day = day(watermark)
+        if snap is None and (
+            batch.snapshot
+            or snapshot_due(state.last, w_day, now, self.snapshot_days, self.min_interval_s)
+        ):
+            snap = model.snapshot()
+        if snap is not None:
+            snap["published"] = state.last = {"w_day": w_day, "at": now, "as_of": watermark}
+        return state, snap
+
+    @staticmethod
+    def _rebase(state: LearnerState, request: str) -> dict | None:
+        """A deliberate re-base: new generation, fresh type ids, the old → new mapping
+        and the request id in the snapshot's ``lineage``."""
+        model = state.model
+        if (model.lineage or {}).get("request") == request:
+            state.pending.discard(request)
+            state.notes.append(
+                f"rebase {request} ignored: carried out already (generation {model.generation})"
+            )
+            return None
+        if model.sample_size < model.n_types:
+            if request not in state.pending:
+                state.notes.append(
+                    f"rebase {request} pending: the model has {model.sample_size} recent "
+                    f"vectors, needs {model.n_types}"
+                )
+            state.pending.add(request)
+            return None
+        state.pending.discard(request)
+        snap = model.rebase()
+        model.lineage = snap["lineage"] = {**snap["lineage"], "request": request}
+        state.notes.append(
+            f"rebase {request}: generation {snap['generation']}, "
+            f"{len(snap['lineage']['mapping'])} types re-based"
+        )
+        return snap

@@ -1,0 +1,120 @@
+"""The shapes of the messages that cross a stage, as TypedDicts (for mypy, not at run time).
+
+Three dicts travel between the stream steps, into Redis and into the model table; each
+is plain JSON on the wire, so its shape is written down once here:
+
+* :class:`PersonSummary`: what :func:`models.picture.summarize_person` reduces a person's
+  events to; the person stage sends it to the family stage.
+* :class:`Contribution`: what one family adds to the picture at ``W``
+  (:func:`models.picture.contribution`); the Redis sink applies it.
+* :class:`FamilyTypesSnapshot`: a frozen family-type model
+  (:meth:`models.family_types.FamilyTypes.snapshot`), stored in ``tk:model`` and in the
+  compacted model changelog, read back by every worker's
+  :class:`models.family_types.TypeAssigner`.
+
+A TypedDict is an ordinary ``dict`` at run time: nothing here validates, copies or
+converts. Only the standard library is imported, so any module may use these types.
+
+>>> c: Contribution = {"area": "33100", "municipality": "837",
+...                    "counts": {"families": 1, "children": 2}, "due": None}
+>>> type(c) is dict
+True
+>>> sorted(Contribution.__required_keys__)
+['area', 'counts', 'due', 'municipality']
+>>> sorted(PersonSummary.__optional_keys__)
+['profile']
+"""
+
+# No ``from __future__ import annotations`` here: TypedDict reads NotRequired[...] from
+# evaluated annotations on Python 3.11 (with string annotations every key is required).
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
+
+__all__ = [
+    "Contribution",
+    "FamilyTypesSnapshot",
+    "Lineage",
+    "NeedLinear",
+    "PersonSummary",
+    "Profile",
+    "Split",
+]
+
+#: A person's feature profile (:func:`models.features.person_profile`) or a family's
+#: feature vector (:func:`models.features.family_vector`): feature -> value.
+Profile: TypeAlias = dict[str, float]
+
+
+class PersonSummary(TypedDict):
+    """A person reduced to what their family needs (:func:`models.picture.summarize_person`).
+
+    ``family``, ``role`` and ``birth_date`` are None while the person belongs to no family
+    (never added, or removed after the latest addition); ``status`` is None before any
+    ``employment.status_changed``.
+    """
+
+    family: str | None
+    role: Literal["parent", "child"] | None
+    birth_date: str | None  # YYYY-MM-DD
+    status: str | None  # latest employment status
+    active: list[str]  # sorted "stem" or "stem:kind" of the episodes still open
+    cw_notifications: list[str]  # dates (YYYY-MM-DD) of child welfare notifications in the window
+    mh_visits: list[str]  # dates of mental health visits in the window
+    profile: NotRequired[Profile]  # only with a profile function (family types on)
+
+
+class Contribution(TypedDict):
+    """What one family adds to the picture at ``W`` (:func:`models.picture.contribution`)."""
+
+    area: str  # postcode of the latest residence
+    municipality: str  # three-digit code
+    counts: dict[str, int]  # indicator (and "g1" … "g10", the service-need group) -> 0/1/n
+    due: int | None  # first day (ordinal, models.picture.day) after W the result may change
+
+
+class Lineage(TypedDict):
+    """How the type ids of a re-based model map to the previous model's."""
+
+    from_version: int
+    mapping: list[list[int]]  # [[old id, new id], ...]
+
+
+class NeedLinear(TypedDict):
+    """The need score of a snapshot as ``offset + x · weights`` over its ``features``."""
+
+    weights: list[float]
+    offset: float
+
+
+#: A boundary split of one type (:func:`models.service_need.boundary_splits`):
+#: ``[type id, "down" | "up", threshold on the family's own need score]``, a JSON list.
+Split: TypeAlias = list[Any]
+
+
+class FamilyTypesSnapshot(TypedDict):
+    """A frozen family-type model (:meth:`models.family_types.FamilyTypes.snapshot`).
+
+    Per-feature lists follow ``features``; per-type lists follow ``type_ids``. The keys
+    marked NotRequired came later than ``family-types/1`` itself: readers must accept a
+    stored snapshot without them.
+    """
+
+    schema: str  # models.family_types.SNAPSHOT_SCHEMA
+    version: int
+    generation: int
+    features: list[str]
+    weights: list[float]  # clustering weight per feature
+    means: list[float]  # scaler means
+    stds: list[float]  # weight / scale, per feature
+    vars: list[float]  # scaler variances
+    scaler_n: int
+    centroids: list[list[float]]  # original feature units, one row per type
+    type_ids: list[int]
+    counts: list[float]  # families assigned per type (learning counts)
+    need_scores: list[float]
+    groups: list[int]  # service-need group 1 … 10 per type
+    cuts: list[float] | None  # the rule's nine cut points; None without a rule
+    n_seen: int
+    splits: NotRequired[list[Split]]
+    need_linear: NotRequired[NeedLinear | None]
+    next_id: NotRequired[int]
+    lineage: NotRequired[Lineage | None]

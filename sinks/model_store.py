@@ -1,0 +1,117 @@
+"""The family-type model in Redis: the learner publishes, every worker loads (one format).
+
+:data:`sinks.keys.MODEL` holds the latest snapshot (compact JSON) and
+:data:`sinks.keys.MODEL_VERSION` its ``"<generation>.<version>"``; :meth:`publish`
+writes both in one MULTI/EXEC. A reader polls the short version string and loads the
+snapshot only when it changed, reading both keys in one MGET, so the version it gets
+is always the snapshot's own.
+
+Two flavours share the encoding, as in :mod:`sinks.redis_sink`: :class:`ModelStore`
+(redis-py: the demo, ``tilannekuva rebase``, tests) and :class:`AsyncModelStore`
+(redis.asyncio: the Faust worker). Clients with or without ``decode_responses`` work.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sinks import keys
+
+__all__ = ["AsyncModelStore", "ModelStore", "decode", "encode", "version_of"]
+
+
+def version_of(snap: dict) -> str:
+    """The version string of a snapshot: ``"<generation>.<version>"``.
+
+    >>> version_of({"generation": 2, "version": 17})
+    '2.17'
+    """
+    return f"{snap['generation']}.{snap['version']}"
+
+
+def encode(snap: dict) -> tuple[str, str]:
+    """``(version, payload)`` as stored: the version string and compact JSON.
+
+    >>> encode({"generation": 0, "version": 3, "type_ids": [1, 2]})
+    ('0.3', '{"generation":0,"version":3,"type_ids":[1,2]}')
+    """
+    return version_of(snap), json.dumps(snap, separators=(",", ":"))
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def decode(version, payload) -> tuple[str, dict] | None:
+    """The stored pair back: ``(version, snapshot)``, None if either is missing.
+
+    >>> decode(b"0.3", b'{"generation":0,"version":3}')
+    ('0.3', {'generation': 0, 'version': 3})
+    >>> decode(None, None), decode(b"0.3", None)
+    (None, None)
+    """
+    if version is None or payload is None:
+        return None
+    return version.decode() if isinstance(version, bytes) else str(version), json.loads(payload)
+
+
+class _Base:
+    def __init__(self, redis):
+        self.redis = redis
+
+    def _publish(self, pipe, snap: dict) -> str:
+        version, payload = encode(snap)
+        pipe.set(keys.MODEL, payload)
+        pipe.set(keys.MODEL_VERSION, version)
+        return version
+
+
+class ModelStore(_Base):
+    """The model store over a ``redis.Redis`` client."""
+
+    def publish(self, snap: dict) -> str:
+        """Store ``snap`` as the latest model (both keys atomically); its version."""
+        pipe = self.redis.pipeline(transaction=True)
+        version = self._publish(pipe, snap)
+        pipe.execute()
+        return version
+
+    def version(self) -> str | None:
+        """The stored model's version, None before the first publish."""
+        return _text(self.redis.get(keys.MODEL_VERSION))
+
+    def load(self) -> tuple[str, dict] | None:
+        """``(version, snapshot)`` of the stored model, None before the first publish."""
+        return decode(*self.redis.mget(keys.MODEL_VERSION, keys.MODEL))
+
+    def load_if_newer(self, known: str | None) -> tuple[str, dict] | None:
+        """:meth:`load`, but None (and no transfer of the model) while the stored
+        version is ``known`` (or there is none)."""
+        version = self.version()
+        if version is None or version == known:
+            return None
+        loaded = self.load()
+        return None if loaded is None or loaded[0] == known else loaded
+
+
+class AsyncModelStore(_Base):
+    """The same over ``redis.asyncio.Redis``, for the Faust worker."""
+
+    async def publish(self, snap: dict) -> str:
+        pipe = self.redis.pipeline(transaction=True)
+        version = self._publish(pipe, snap)
+        await pipe.execute()
+        return version
+
+    async def version(self) -> str | None:
+        return _text(await self.redis.get(keys.MODEL_VERSION))
+
+    async def load(self) -> tuple[str, dict] | None:
+        return decode(*(await self.redis.mget(keys.MODEL_VERSION, keys.MODEL)))
+
+    async def load_if_newer(self, known: str | None) -> tuple[str, dict] | None:
+        version = await self.version()
+        if version is None or version == known:
+            return None
+        loaded = await self.load()
+        return None if loaded is None or loaded[0] == known else loaded

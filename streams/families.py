@@ -1,0 +1,191 @@
+"""From family states to Redis: contributions at W, service-need groups, the sweep.
+
+:class:`ModelFollower` keeps the latest family-type snapshot (every worker assigns with
+it); :class:`FamilyWriter` turns family states into contributions, writes them through
+a Redis sink and, with family types on, sends the counted families' vectors to the
+learner (stage ``"learner"``, its one partition); :class:`Sweep` rewrites families whose result changes because W moved on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from models import picture
+from models.family_types import TypeAssigner
+from models.features import state_vector
+from sinks import metrics
+from sinks.redis_sink import AsyncRedisSink
+from streams.transport import partition_of
+
+REASSIGN_CHUNK = 5000  # families per pipeline when a new snapshot re-assigns them
+
+
+class ModelStore(Protocol):
+    async def load_if_newer(self, known: str | None) -> tuple[str, dict] | None: ...
+
+
+class ModelFollower:
+    """The assigner of the newest snapshot in the model store."""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+        self.assigner: TypeAssigner | None = None
+        self.version: str | None = None
+
+    async def load(self) -> bool:
+        """Take the stored snapshot if it is newer; whether it was."""
+        found = await self.store.load_if_newer(self.version)
+        if found is None:
+            return False
+        self.version, snap = found
+        self.assigner = TypeAssigner.from_snapshot(snap)
+        return True
+
+    def groups_of(
+        self, states: Mapping[str, dict | None], vectors_on: bool
+    ) -> tuple[dict[str, int | None], dict[str, dict]]:
+        """Service-need group and feature vector of each family (one matrix product)."""
+        vectors: dict[str, dict] = {}
+        if vectors_on:
+            for fam, state in states.items():
+                vec = state_vector(state) if state else None
+                if vec is not None:
+                    vectors[fam] = vec
+        groups: dict[str, int | None] = dict.fromkeys(states)
+        if self.assigner is not None and vectors:
+            fams = list(vectors)
+            _, grp = self.assigner.assign_many([vectors[f] for f in fams])
+            groups.update(zip(fams, grp.tolist(), strict=True))
+        return groups, vectors
+
+
+class Send(Protocol):
+    async def send_items(self, stage: str, partition: int, items: list, field: str = ...): ...
+
+
+class FamilyWriter:
+    """Recomputes families' contributions at W and writes them in one pipeline.
+
+    Remembers the group each counted family was last written with and every family
+    written since start, so that a new snapshot rewrites only families whose group it
+    changes (:meth:`adopt`)."""
+
+    def __init__(
+        self,
+        table: Mapping[str, dict | None],
+        follower: ModelFollower,
+        send: Send,
+        partitions: int,
+        types_on: bool,
+    ):
+        self.table = table
+        self.follower = follower
+        self.send = send
+        self.partitions = partitions
+        self.types_on = types_on
+        self.groups_now: dict[str, int | None] = {}
+        self.applied: set[str] = set()
+        self.adopted: str | None = None  # snapshot version the families were re-assigned to
+        self.sampled: set[int] = set()  # partitions whose families went to the learner's sample
+
+    async def apply(
+        self, sink: AsyncRedisSink, families: Mapping[str, int], learn: bool = False
+    ) -> None:
+        """Write ``{family: partition}``; with ``learn``, send the counted families'
+        vectors to the learner. Families no longer counted are sent as ``None`` from
+        every caller: the learner forgets them."""
+        watermark = await sink.watermark()
+        if watermark is None:
+            return
+        states = {fam: self.table.get(fam) for fam in families}
+        groups, vectors = self.follower.groups_of(states, self.types_on)
+        items, learned = [], []
+        for fam, partition in families.items():
+            state = states[fam]
+            contrib = (
+                picture.contribution(state, watermark, lambda _s, g=groups[fam]: g)
+                if state
+                else None
+            )
+            items.append((fam, contrib, partition))
+            self.applied.add(fam)
+            if contrib is None:
+                if fam in self.groups_now and self.types_on:
+                    learned.append([fam, None])
+                self.groups_now.pop(fam, None)
+            else:
+                self.groups_now[fam] = groups[fam]
+                if learn and fam in vectors:
+                    learned.append([fam, vectors[fam]])
+        sink.write(items)
+        await sink.flush()
+        if learned:
+            await self.send.send_items("learner", 0, learned)
+
+    def mine(self, parts: Iterable[int]) -> dict[str, int]:
+        """``{family: partition}`` of this worker's families in ``parts``."""
+        wanted = set(parts)
+        return {
+            fam: p
+            for fam in list(self.table.keys())
+            if (p := partition_of(fam, self.partitions)) in wanted
+        }
+
+    async def refill(self, sink: AsyncRedisSink, parts: set[int]) -> None:
+        """The counted families of newly assigned partitions to the learner's sample
+        (not to learning): a restarted learner resumes with an empty one."""
+        new, self.sampled = parts - self.sampled, set(parts)
+        watermark = await sink.watermark()
+        if not new or watermark is None:
+            return
+        states = {
+            fam: state
+            for fam in self.mine(new)
+            if (state := self.table.get(fam)) and picture.contribution(state, watermark)
+        }
+        _, vectors = self.follower.groups_of(states, True)
+        await self.send.send_items("learner", 0, [[f, v] for f, v in vectors.items()], "sample")
+
+    async def adopt(self, sink: AsyncRedisSink, parts: set[int]) -> int:
+        """Re-assign this worker's families to the follower's snapshot once per version
+        (whoever loaded it), rewriting those whose group it changes (all after a
+        restart); returns how many."""
+        version = self.follower.version
+        if self.follower.assigner is None or self.adopted == version:
+            return 0
+        families = self.mine(parts)
+        groups, _ = self.follower.groups_of({f: self.table.get(f) for f in families}, True)
+        changed = [
+            (fam, p)
+            for fam, p in families.items()
+            if fam not in self.applied
+            or (fam in self.groups_now and self.groups_now[fam] != groups[fam])
+        ]
+        for i in range(0, len(changed), REASSIGN_CHUNK):
+            await self.apply(sink, dict(changed[i : i + REASSIGN_CHUNK]))
+        self.adopted = version
+        metrics.FAMILIES_REASSIGNED.inc(len(changed))
+        return len(changed)
+
+
+class Sweep:
+    """Families whose result changes because W moved on (windows, 18th birthdays)."""
+
+    def __init__(self, writer: FamilyWriter, sink: AsyncRedisSink):
+        self.writer = writer
+        self.sink = sink
+
+    async def __call__(self, parts: Iterable[int]) -> int:
+        """Rewrites the due families of ``parts``; returns how many."""
+        watermark = await self.sink.watermark()
+        if watermark is None:
+            return 0
+        metrics.WATERMARK_DAYS.set(picture.day(watermark) - picture.day("1970-01-01"))
+        w, swept = picture.day(watermark), 0
+        for partition in parts:
+            due = await self.sink.due(partition, w)
+            if due:
+                await self.writer.apply(self.sink, dict.fromkeys(due, partition))
+                swept += len(due)
+        return swept

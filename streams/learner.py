@@ -1,0 +1,67 @@
+"""The one learner of the group: family vectors in, versioned snapshots out.
+
+The step is :class:`models.learning.Learner` (pure); this module feeds it envelopes
+from the vectors topic and keeps what it publishes in two places: the compacted model
+table (its changelog is the model's durable copy, from which a restarted learner
+resumes) and the model store in Redis, which every worker follows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from models.learning import Learner, LearnerBatch, LearnerState
+from sinks import metrics
+from sinks.model_store import AsyncModelStore
+from streams.transport import as_current
+from tilannekuva.config import Settings
+
+log = logging.getLogger("tilannekuva.worker")
+
+
+class LearnerRunner:
+    """Runs the learning step on batches of the vectors topic and publishes what it
+    snapshots; resumes from the model table on start, restart or take-over."""
+
+    def __init__(
+        self,
+        learner: Learner,
+        table: MutableMapping[str, Any],
+        store: AsyncModelStore,
+        watermark: Callable[[], Awaitable[str | None]],
+        now: Callable[[], float],
+    ):
+        self.learner = learner
+        self.table = table
+        self.store = store
+        self.watermark = watermark
+        self.now = now
+        self.state: LearnerState | None = None
+
+    async def __call__(self, batch: list[Any]) -> dict | None:
+        """One batch of envelopes; returns the snapshot it published, if any."""
+        as_current(batch[-1])  # the model table's changelog partition
+        # Start, restart or take-over: resume from the durable snapshot.
+        state = self.learner.resume(self.state, self.table.get("snapshot"))
+        lb = LearnerBatch.from_messages(event.value for event in batch)
+        metrics.EVENTS_IN.labels("learner").inc(sum(v is not None for _, v in lb.vectors))
+        self.state, snap = self.learner.step(state, lb, await self.watermark(), self.now())
+        for note in self.state.notes:
+            log.warning("%s", note)
+        if snap is not None:
+            self.table["snapshot"] = snap
+            await self.store.publish(snap)
+            metrics.MODEL_SNAPSHOTS.inc()
+        return snap
+
+
+def worker_learner(settings: Settings) -> Learner:
+    """The learning step with the worker's settings (types, warm-up, snapshot cadence)."""
+    return Learner(
+        settings.n_types,
+        settings.model_warmup,
+        snapshot_days=settings.snapshot_days,
+        min_interval_s=settings.snapshot_min_interval_s,
+    )

@@ -1,0 +1,137 @@
+"""The worker's stages between topics: the door (ingest) and a pure step over a table.
+
+Each takes a batch of Faust events and returns what to send on; the agents in
+``streams/app.py`` only move it. Nothing here awaits, so a batch runs without yielding
+to the event loop (which is why the internal-topic batches are small).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from models import picture
+from models.contract import InvalidEvent, parse_json, validate
+from models.pseudonym import Pseudonymiser
+from sinks import metrics
+from sinks.redis_sink import AsyncRedisSink
+from streams.transport import Envelopes, as_current
+
+log = logging.getLogger("tilannekuva.worker")
+
+
+def dlq_record(raw: bytes, exc: InvalidEvent, received_at: str) -> dict:
+    """The contract's DLQ shape: the original object if it parses, else the text.
+
+    >>> dlq_record(b"{nope", InvalidEvent("not_json", "x"), "2026-01-01T00:00:00Z")["event"]
+    '{nope'
+    """
+    try:
+        original: object = parse_json(raw)
+    except InvalidEvent:
+        original = raw.decode("utf-8", errors="replace")
+    return {"reason": exc.reason, "event": original, "received_at": received_at}
+
+
+class Door:
+    """Ingest: validate, pseudonymise, route by event id; the rest to the DLQ.
+
+    ``raise_watermark(day)`` is told every accepted ``occurred_at`` (the sink queues
+    the highest); ``now()`` stamps DLQ records.
+    """
+
+    def __init__(
+        self,
+        pseudonymiser: Pseudonymiser,
+        raise_watermark: Callable[[str], None],
+        partitions: int,
+        now: Callable[[], str],
+    ):
+        self.pseudonymiser = pseudonymiser
+        self.raise_watermark = raise_watermark
+        self.partitions = partitions
+        self.now = now
+
+    def __call__(self, batch: list[Any]) -> tuple[Envelopes, list[dict]]:
+        """Envelopes for the dedup topic and the DLQ records of the rejected."""
+        metrics.EVENTS_IN.labels("ingest").inc(len(batch))
+        outs, rejected = Envelopes(self.partitions), []
+        for event in batch:
+            raw = event.value
+            try:
+                ev = self.pseudonymiser.event(validate(raw))
+            except Exception as exc:  # a worker never crashes on data
+                rejected.append(self._reject(raw, exc))
+                continue
+            metrics.ACCEPTED.inc()
+            self.raise_watermark(ev["occurred_at"])
+            outs.add("id", picture.route_key(ev), ev, event.message.timestamp)
+        return outs, rejected
+
+    def _reject(self, raw: bytes, exc: Exception) -> dict:
+        if not isinstance(exc, InvalidEvent):
+            log.exception("unexpected error validating a message")
+            exc = InvalidEvent("internal", type(exc).__name__)
+        metrics.REJECTED.labels(exc.code).inc()
+        return dlq_record(raw, exc, self.now())
+
+
+class TableStep:
+    """A pure :data:`models.picture.Step` over every item of every envelope of a batch,
+    its state in ``table``; each touched key is written to the table once per envelope,
+    with the envelope as Faust's current event (its changelog partition)."""
+
+    def __init__(self, name: str, table: MutableMapping, step: picture.Step, partitions: int):
+        self.name = name
+        self.table = table
+        self.step = step
+        self.partitions = partitions
+
+    def __call__(self, batch: list[Any]) -> Envelopes:
+        outs = Envelopes(self.partitions)
+        for event in batch:
+            as_current(event)
+            items = event.value["items"]
+            metrics.EVENTS_IN.labels(self.name).inc(len(items))
+            states: dict = {}
+            for key, msg, t0 in items:
+                old = states[key] if key in states else self.table.get(key)
+                new, produced = self.step(old, key, msg)
+                if new is not old:
+                    states[key] = new
+                for stage, okey, out in produced:
+                    outs.add(stage, okey, out, t0)
+            for key, state in states.items():
+                self.table[key] = state
+        return outs
+
+
+def touched(batch: list[Any]) -> dict[str, int]:
+    """``{key: partition}`` of every item in a batch of envelopes."""
+    return {key: event.message.partition for event in batch for key, _, _ in event.value["items"]}
+
+
+def observe_event_to_redis(batch: list[Any], now: float) -> None:
+    """``now − t0`` of every item whose effect is now in Redis (Kafka timestamps of
+    arrival in register-events, in seconds)."""
+    for event in batch:
+        for _, _, t0 in event.value["items"]:
+            if t0:
+                metrics.EVENT_TO_REDIS.observe(max(0.0, now - t0))
+
+
+class TaskSinks:
+    """One Redis sink per task, since a sink's queue belongs to whoever flushes it (a
+    flush takes its queue before its first await, so tasks cannot drop each other's
+    writes). ``ready()`` loads the scripts once."""
+
+    def __init__(self, redis: Any, now: Callable[[], str]):
+        self.ingest, self.family, self.sweep, self.model = (
+            AsyncRedisSink(redis, now=now) for _ in range(4)
+        )
+
+    async def ready(self) -> None:
+        for sink in (self.ingest, self.family, self.sweep, self.model):
+            if sink.apply_sha is None:
+                await sink.setup()

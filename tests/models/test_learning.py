@@ -1,0 +1,300 @@
+"""The learner's pure step (models/learning.py): warm-up, snapshot timing by W and wall
+time, forced snapshots, forgetting, the sample refill, re-bases and resuming."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import numpy as np
+import pytest
+
+from models.family_types import FamilyTypes
+from models.features import FEATURE_NAMES
+from models.learning import Learner, LearnerBatch, rebase_request, snapshot_due
+from models.picture import day
+
+SMALL = {"features": ("a", "b"), "weights": (1, 1), "rule": None}
+W0 = "2026-01-01"
+
+
+def w(days: int) -> str:
+    return (dt.date.fromisoformat(W0) + dt.timedelta(days=days)).isoformat()
+
+
+def vectors(n: int, start: int = 0, seed: int = 0) -> list[tuple[str, dict]]:
+    """``n`` families f<start>… in three well separated clusters."""
+    rng = random.Random(seed + start)
+    return [
+        (f"f{i}", {"a": rng.gauss(5 * (i % 3), 0.2), "b": rng.gauss(-3 * (i % 3), 0.2)})
+        for i in range(start, start + n)
+    ]
+
+
+def small(**kw) -> Learner:
+    kw = {"n_types": 3, "warmup": 30, "calibrate_shares": None, "model_params": SMALL, **kw}
+    return Learner(**kw)
+
+
+def seeded(learner: Learner | None = None, n: int = 30):
+    """A learner whose model is seeded, with its first snapshot published at W0, now 0."""
+    learner = learner or small()
+    state, snap = learner.step(learner.start(None), LearnerBatch(vectors(n)), W0, now=0.0)
+    assert snap is not None
+    return learner, state
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def test_warm_up_then_the_first_snapshot():
+    learner = small()
+    state = learner.start(None)
+    state, snap = learner.step(state, LearnerBatch(vectors(29)), W0, now=0.0)
+    assert snap is None and not state.model.initialised and state.last is None
+    state, snap = learner.step(state, LearnerBatch(vectors(1, start=29)), w(1), now=5.0)
+    assert state.model.initialised and snap["version"] == 1
+    assert snap["published"] == state.last == {"w_day": day(w(1)), "at": 5.0, "as_of": w(1)}
+    json.dumps(snap)  # publishable as it is
+    state, snap = learner.step(state, LearnerBatch(vectors(5, start=30)), w(2), now=500.0)
+    assert snap is None and state.model.n_seen == 35
+
+
+def test_no_watermark_no_snapshot():
+    learner = small()
+    state, snap = learner.step(learner.start(None), LearnerBatch(vectors(30)), None, now=0.0)
+    assert state.model.initialised and snap is None and state.last is None
+    state, snap = learner.step(state, LearnerBatch(), W0, now=0.0)
+    assert snap["version"] == 1
+
+
+def test_scheduled_snapshots_need_both_w_days_and_wall_time():
+    learner, state = seeded(small(snapshot_days=30, min_interval_s=60.0))
+    empty = LearnerBatch()
+    state, snap = learner.step(state, empty, w(29), now=1e6)  # W not far enough
+    assert snap is None
+    state, snap = learner.step(state, empty, w(45), now=59.0)  # too soon in wall time
+    assert snap is None
+    state, snap = learner.step(state, empty, w(45), now=60.0)
+    assert snap["version"] == 2 and state.last == {"w_day": day(w(45)), "at": 60.0, "as_of": w(45)}
+    state, snap = learner.step(state, empty, w(74), now=1e6)  # counted from the last one
+    assert snap is None
+    state, snap = learner.step(state, empty, w(75), now=1e6)
+    assert snap["version"] == 3
+
+
+def test_snapshot_days_none_publishes_only_when_asked():
+    learner = small(snapshot_days=None)
+    state, snap = learner.step(learner.start(None), LearnerBatch(vectors(40)), W0, now=0.0)
+    assert state.model.initialised and snap is None  # not even a first one
+    state, snap = learner.step(state, LearnerBatch(), w(400), now=1e9)
+    assert snap is None
+    state, snap = learner.step(state, LearnerBatch(snapshot=True), w(400), now=1e9)
+    assert snap["version"] == 1 and state.last["as_of"] == w(400)
+
+
+def test_a_forced_snapshot_seeds_the_model_before_its_warm_up_is_full():
+    learner = small(warmup=1000, snapshot_days=None)
+    state, snap = learner.step(learner.start(None), LearnerBatch(vectors(12)), W0, now=0.0)
+    assert snap is None and not state.model.initialised
+    state, snap = learner.step(state, LearnerBatch(vectors(3, start=12), snapshot=True), W0, 1.0)
+    assert state.model.initialised and snap["version"] == 1 and state.model.n_seen == 15
+    # Forced twice in a row: two versions (the caller decides).
+    state, snap = learner.step(state, LearnerBatch(snapshot=True), W0, 1.0)
+    assert snap["version"] == 2
+
+
+def test_a_forced_snapshot_of_nothing_is_no_snapshot():
+    learner = small()
+    state, snap = learner.step(learner.start(None), LearnerBatch(snapshot=True), W0, now=0.0)
+    assert snap is None and not state.model.initialised
+
+
+def test_step_learns_as_the_model_does():
+    """The step adds no learning of its own: same vectors, same model."""
+    learner, state = seeded(n=30)
+    for k in range(3):
+        state, _ = learner.step(state, LearnerBatch(vectors(20, start=30 + 20 * k)), W0, now=0.0)
+    model = FamilyTypes(n_types=3, warmup=30, seed=42, **SMALL)
+    model.learn_many([v for _, v in vectors(30)], keys=[f for f, _ in vectors(30)])
+    for k in range(3):
+        batch = vectors(20, start=30 + 20 * k)
+        model.learn_many([v for _, v in batch], keys=[f for f, _ in batch])
+    np.testing.assert_array_equal(state.model.centroids, model.centroids)
+    assert state.model.n_seen == model.n_seen == 90
+
+
+def test_project_defaults_calibrate_the_groups():
+    """With the real features and REFERENCE_SHARES, every snapshot carries ten groups."""
+    rng = np.random.default_rng(1)
+    learner = Learner(n_types=12, warmup=200)
+    batch = LearnerBatch(
+        [
+            (
+                f"f{i}",
+                dict(zip(FEATURE_NAMES, rng.random(len(FEATURE_NAMES)).tolist(), strict=True)),
+            )
+            for i in range(300)
+        ]
+    )
+    state, snap = learner.step(learner.start(None), batch, W0, now=0.0)
+    assert snap["version"] == 1 and len(snap["type_ids"]) == 12
+    assert set(snap["groups"]) <= set(range(1, 11)) and snap["cuts"] is not None
+
+
+# --------------------------------------------------------------------------- the sample
+
+
+def test_forget_drops_a_family_from_the_sample():
+    learner, state = seeded(n=30)
+    assert state.model.sample_size == 30
+    state, _ = learner.step(
+        state, LearnerBatch([("f3", None), ("f4", None), ("nobody", None)]), W0, 0.0
+    )
+    assert state.model.sample_size == 28 and state.model.n_seen == 30
+
+
+def test_within_a_batch_a_familys_last_entry_wins():
+    learner, state = seeded(n=30)
+    vec = {"a": 1.0, "b": 1.0}
+    # learnt, then no longer counted: learnt from, but not in the sample afterwards
+    state, _ = learner.step(state, LearnerBatch([("new", vec), ("new", None)]), W0, 0.0)
+    assert state.model.sample_size == 30 and state.model.n_seen == 31
+    # forgotten, then counted again: in the sample with its new vector
+    state, _ = learner.step(state, LearnerBatch([("f1", None), ("f1", vec)]), W0, 0.0)
+    assert state.model.sample_size == 30 and state.model.n_seen == 32
+    state, _ = learner.step(state, LearnerBatch([("f1", None)]), W0, 0.0)
+    assert state.model.sample_size == 29
+
+
+def test_a_sample_refill_is_remembered_not_learnt():
+    learner, state = seeded(n=30)
+    centroids, n_seen = state.model.centroids.copy(), state.model.n_seen
+    refill = LearnerBatch(sample=vectors(10, start=100))
+    state, snap = learner.step(state, refill, W0, now=0.0)
+    assert snap is None and state.model.n_seen == n_seen
+    np.testing.assert_array_equal(state.model.centroids, centroids)
+    assert state.model.sample_size == 40
+    state, _ = learner.step(state, LearnerBatch(sample=vectors(10, start=100)), W0, 0.0)
+    assert state.model.sample_size == 40  # a family is sampled once, with its latest vector
+
+
+# --------------------------------------------------------------------------- re-base
+
+
+def test_a_rebase_is_carried_out_once():
+    learner, state = seeded(n=30)
+    state, snap = learner.step(state, LearnerBatch(rebase=["r1"]), w(1), now=1.0)
+    assert snap["generation"] == 1 and snap["lineage"]["request"] == "r1"
+    assert sorted(new for _, new in snap["lineage"]["mapping"]) == sorted(snap["type_ids"])
+    assert snap["published"] == state.last and state.last["as_of"] == w(1)
+    assert state.notes == ["rebase r1: generation 1, 3 types re-based"]
+    # The same request again (a replay of the topic): nothing happens.
+    state, snap = learner.step(state, LearnerBatch(rebase=["r1"]), w(2), now=2.0)
+    assert snap is None and state.model.generation == 1 and state.pending == set()
+    assert state.notes == ["rebase r1 ignored: carried out already (generation 1)"]
+    # A new request: a new generation.
+    state, snap = learner.step(state, LearnerBatch(rebase=["r2", "r2"]), w(3), now=3.0)
+    assert snap["generation"] == 2 and snap["lineage"]["request"] == "r2"
+    assert snap["lineage"]["from_version"] == 2
+
+
+def test_a_rebase_replaces_the_scheduled_snapshot():
+    learner, state = seeded(small(snapshot_days=1, min_interval_s=0.0))
+    state, snap = learner.step(state, LearnerBatch(rebase=["r1"]), w(5), now=9.0)
+    assert snap["generation"] == 1 and snap["version"] == 2  # one snapshot, the re-based one
+
+
+def test_a_rebase_waits_for_a_full_sample_after_a_restart():
+    learner, state = seeded(n=30)
+    _, published = learner.step(state, LearnerBatch(snapshot=True), W0, now=0.0)
+    restarted = learner.start(json.loads(json.dumps(published)))
+    assert restarted.model.sample_size == 0
+    restarted, snap = learner.step(restarted, LearnerBatch(rebase=["r1"]), w(1), now=1.0)
+    assert snap is None and restarted.pending == {"r1"}
+    assert restarted.notes == ["rebase r1 pending: the model has 0 recent vectors, needs 3"]
+    restarted, snap = learner.step(restarted, LearnerBatch(sample=vectors(2)), w(1), now=1.0)
+    assert snap is None and restarted.pending == {"r1"} and restarted.notes == []
+    restarted, snap = learner.step(restarted, LearnerBatch(sample=vectors(1, start=2)), w(1), 1.0)
+    assert snap["lineage"]["request"] == "r1" and restarted.pending == set()
+    assert snap["generation"] == 1 and snap["lineage"]["from_version"] == published["version"]
+
+
+def test_rebase_requests_during_warm_up_are_ignored():
+    learner = small()
+    state = learner.start(None)
+    state, snap = learner.step(state, LearnerBatch(vectors(5), rebase=["r1"]), W0, 0.0)
+    assert snap is None and state.pending == set()
+    assert state.notes == ["rebase r1 ignored: the model is still warming up"]
+    # Seeded, but no watermark: ignored as well, a pending request too.
+    learner, state = seeded()
+    state.pending.add("r0")
+    state, snap = learner.step(state, LearnerBatch(rebase=["r1"]), None, 0.0)
+    assert snap is None and state.pending == set() and state.model.generation == 0
+    assert state.notes == [
+        "rebase r0 ignored: no watermark yet",
+        "rebase r1 ignored: no watermark yet",
+    ]
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_resume_from_a_stored_snapshot():
+    learner, state = seeded(n=60)
+    state, stored = learner.step(state, LearnerBatch(snapshot=True), w(3), now=7.0)
+    stored = json.loads(json.dumps(stored))  # as read back from the changelog / Redis
+    resumed = learner.start(stored)
+    assert resumed.last == {"w_day": day(w(3)), "at": 7.0, "as_of": w(3)}
+    assert resumed.model.version == 2 and resumed.model.n_seen == 60
+    assert resumed.pending == set() and resumed.notes == []
+    probe = {"a": 5.0, "b": -3.0}
+    assert resumed.model.predict_one(probe) == state.model.predict_one(probe)
+    # Its schedule continues from the stored snapshot's.
+    resumed, snap = learner.step(resumed, LearnerBatch(vectors(5, start=60)), w(32), now=1e3)
+    assert snap is None
+    resumed, snap = learner.step(resumed, LearnerBatch(), w(33), now=1e3)
+    assert snap["version"] == 3
+
+
+def test_resume_keeps_a_current_state_and_takes_a_newer_snapshot():
+    learner, state = seeded(n=30)
+    assert learner.resume(state, None) is state
+    _, snap = learner.step(state, LearnerBatch(snapshot=True), W0, now=0.0)
+    stored = json.loads(json.dumps(snap))
+    assert learner.resume(state, stored) is state  # our own latest
+    newer = {**stored, "version": stored["version"] + 1}
+    taken = learner.resume(state, newer)
+    assert taken is not state and taken.model.version == newer["version"]
+    fresh = learner.resume(None, None)
+    assert not fresh.model.initialised and fresh.last is None
+
+
+def test_from_messages_reads_the_learner_topic():
+    batch = LearnerBatch.from_messages(
+        [
+            {"items": [["f1", {"a": 1}], ["f2", None]]},
+            {"items": [], "sample": [["f3", {"a": 2}]]},
+            rebase_request("r1"),
+            {"items": [["f1", None]]},
+            rebase_request("r1"),
+        ]
+    )
+    assert batch.vectors == [("f1", {"a": 1}), ("f2", None), ("f1", None)]
+    assert batch.sample == [("f3", {"a": 2})] and batch.rebase == ["r1"]
+    assert not batch.snapshot
+
+
+@pytest.mark.parametrize(
+    ("last", "w_day", "now", "days", "due"),
+    [
+        (None, 0, 0.0, 30, True),
+        (None, 0, 0.0, None, False),
+        ({"w_day": 10, "at": 0.0}, 40, 60.0, 30, True),
+        ({"w_day": 10, "at": 0.0}, 39, 60.0, 30, False),
+        ({"w_day": 10, "at": 0.0}, 40, 59.9, 30, False),
+    ],
+)
+def test_snapshot_due(last, w_day, now, days, due):
+    assert snapshot_due(last, w_day, now, days, 60.0) is due

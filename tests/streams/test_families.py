@@ -1,0 +1,163 @@
+"""FamilyWriter, ModelFollower and Sweep against a real Redis (no broker)."""
+
+import pytest
+import redis.asyncio as aioredis
+
+from models import picture
+from models.contract import validate
+from models.family_types import FamilyTypes, TypeAssigner
+from models.features import person_profile, state_vector
+from models.pseudonym import Pseudonymiser
+from sinks import redis_reader
+from sinks.redis_sink import AsyncRedisSink
+from streams.families import FamilyWriter, ModelFollower, Sweep
+from streams.transport import partition_of
+from tilannekuva.synthetic import synthesize
+
+PARTS = 4
+
+
+@pytest.fixture(scope="module")
+def history():
+    """Family states after a small synthetic history, and its last day."""
+    pseudo = Pseudonymiser(b"unit-test-key-0123456789")
+    pipe = picture.Pipeline(profile=person_profile)
+    pipe.process_many(pseudo.event(validate(line)) for line in synthesize(40, 3).lines)
+    return pipe
+
+
+@pytest.fixture
+async def aredis(redis_test_url, redis_client):
+    client = aioredis.from_url(redis_test_url)
+    yield client
+    await client.aclose()
+
+
+class Store:
+    def __init__(self):
+        self.version, self.snap = None, None
+
+    async def load_if_newer(self, known):
+        return None if self.version in (None, known) else (self.version, self.snap)
+
+
+class Vectors:
+    def __init__(self):
+        self.sent: list[tuple[list, str]] = []
+
+    async def send_items(self, stage, partition, items, field="items"):
+        assert (stage, partition) == ("learner", 0)
+        self.sent.append((items, field))
+
+
+def snapshot_of(states: dict) -> dict:
+    model = FamilyTypes(n_types=3, warmup=10**6)
+    fams = sorted(f for f, s in states.items() if state_vector(s) is not None)
+    model.learn_many([state_vector(states[f]) for f in fams], keys=fams)
+    model.initialise_now()
+    return model.snapshot()
+
+
+async def sink_at(aredis, watermark: str) -> AsyncRedisSink:
+    sink = await AsyncRedisSink(aredis, now=lambda: "2030-01-01T00:00:00Z").setup()
+    sink.raise_watermark(watermark)
+    await sink.flush()
+    return sink
+
+
+def all_of(pipe) -> dict[str, int]:
+    return {f: partition_of(f, PARTS) for f in pipe.families}
+
+
+async def test_apply_writes_the_contributions_at_w_and_sends_counted_vectors(
+    history, aredis, redis_client
+):
+    sink = await sink_at(aredis, history.watermark)
+    vectors = Vectors()
+    writer = FamilyWriter(history.families, ModelFollower(Store()), vectors, PARTS, True)
+    await writer.apply(sink, all_of(history), learn=True)
+    expected = picture.Pipeline()
+    expected.contributions = dict(history.contributions)
+    agg = expected.aggregates()
+    pic = redis_reader.read_picture(redis_client)
+    assert {k: v for k, v in pic["all"].items() if v} == agg["all"]
+    (items, field), *rest = vectors.sent
+    assert rest == [] and field == "items"
+    assert {f for f, _ in items} == set(history.contributions)
+    assert all(v == state_vector(history.families[f]) for f, v in items)
+    # A family that stops being counted is forgotten by the learner, once.
+    gone = sorted(history.contributions)[0]
+    table = {**history.families, gone: None}
+    writer.table = table
+    await writer.apply(sink, {gone: 0}, learn=True)
+    assert vectors.sent[-1] == ([[gone, None]], "items")
+    assert redis_reader.read_picture(redis_client)["all"]["families"] == agg["all"]["families"] - 1
+
+
+async def test_adopt_rewrites_families_once_per_snapshot_version(history, aredis, redis_client):
+    sink = await sink_at(aredis, history.watermark)
+    store = Store()
+    follower = ModelFollower(store)
+    writer = FamilyWriter(history.families, follower, Vectors(), PARTS, True)
+    await writer.apply(sink, all_of(history))
+    assert "g1" not in redis_reader.read_picture(redis_client)["all"]  # no model yet
+    store.version, store.snap = "1.1", snapshot_of(history.families)
+    assert await follower.load() and not await follower.load()
+    everything = set(range(PARTS))
+    # counted families move from no group to their group; uncounted ones stay as they are
+    assert await writer.adopt(sink, everything) == len(history.contributions)
+    assert await writer.adopt(sink, everything) == 0  # the same version again
+    pic = redis_reader.read_picture(redis_client)
+    groups = sum(pic["all"].get(f"g{i}", 0) for i in range(1, 11))
+    assert groups == pic["all"]["families"] == len(history.contributions)
+    assigner = TypeAssigner.from_snapshot(store.snap)
+    fam = sorted(history.contributions)[0]
+    _, grp = assigner.assign_many([state_vector(history.families[fam])])
+    assert writer.groups_now[fam] == int(grp[0])
+
+
+async def test_adopt_only_touches_the_given_partitions(history, aredis):
+    sink = await sink_at(aredis, history.watermark)
+    store = Store()
+    store.version, store.snap = "1.1", snapshot_of(history.families)
+    follower = ModelFollower(store)
+    await follower.load()
+    writer = FamilyWriter(history.families, follower, Vectors(), PARTS, True)
+    n = await writer.adopt(sink, {1})
+    assert n == sum(1 for f in history.families if partition_of(f, PARTS) == 1) > 0
+
+
+async def test_refill_sends_each_new_partitions_counted_families_once(history, aredis):
+    sink = await sink_at(aredis, history.watermark)
+    vectors = Vectors()
+    writer = FamilyWriter(history.families, ModelFollower(Store()), vectors, PARTS, True)
+    await writer.refill(sink, {0, 1})
+    await writer.refill(sink, {0, 1})  # nothing new
+    await writer.refill(sink, {1, 2})  # 2 is new
+    sent = [(field, f) for items, field in vectors.sent for f, _ in items]
+    assert {field for field, _ in sent} == {"sample"}
+    fams = [f for _, f in sent]
+    assert len(fams) == len(set(fams))
+    assert set(fams) == {f for f in history.contributions if partition_of(f, PARTS) in {0, 1, 2}}
+
+
+async def test_sweep_rewrites_families_when_w_moves_past_their_due_day(
+    history, aredis, redis_client
+):
+    sink = await sink_at(aredis, history.watermark)
+    writer = FamilyWriter(history.families, ModelFollower(Store()), Vectors(), PARTS, False)
+    for fam, part in all_of(history).items():
+        await writer.apply(sink, {fam: part})
+    due = [c["due"] for c in history.contributions.values() if c["due"] is not None]
+    assert due, "the history should leave some window event or birthday ahead"
+    later = picture.dt.date.fromordinal(max(due)).isoformat()
+    sink.raise_watermark(later)
+    await sink.flush()
+    swept = await Sweep(writer, sink)(range(PARTS))
+    assert swept >= len(due)
+    after = picture.Pipeline()
+    after.families, after.watermark = history.families, later
+    after.refresh(history.families)
+    expected = after.aggregates()["all"]
+    got = {k: v for k, v in redis_reader.read_picture(redis_client)["all"].items() if v}
+    assert got == expected

@@ -1,0 +1,110 @@
+import json
+
+import orjson
+
+from models import picture
+from models.contract import validate
+from models.pseudonym import Pseudonymiser
+from streams.stages import Door, TableStep, dlq_record, touched
+from streams.transport import partition_of
+from tests.streams.fakes import Event, Message, envelope
+from tilannekuva.synthetic import synthesize
+
+KEY = b"unit-test-key-0123456789"
+
+
+def raw_events(n: int = 60) -> list[bytes]:
+    return [line.encode() for line in synthesize(3, 11).lines[:n]]
+
+
+def test_door_routes_valid_events_by_event_id_and_raises_w():
+    raised: list[str] = []
+    door = Door(Pseudonymiser(KEY), raised.append, 4, lambda: "2030-01-01T00:00:00Z")
+    lines = raw_events()
+    batch = [Event(raw, Message(timestamp=1000.0 + i)) for i, raw in enumerate(lines)]
+    outs, rejected = door(batch)
+    assert rejected == []
+    expected = [Pseudonymiser(KEY).event(validate(raw)) for raw in lines]
+    items = [item for (stage, _), group in outs.items() for item in group]
+    assert sorted(json.dumps(m, sort_keys=True) for _, m, _ in items) == sorted(
+        json.dumps(e, sort_keys=True) for e in expected
+    )
+    for (stage, part), group in outs.items():
+        assert stage == "id"
+        assert all(k == picture.route_key(m) and partition_of(k, 4) == part for k, m, _ in group)
+    assert {t0 for _, _, t0 in items} == {1000.0 + i for i in range(len(lines))}
+    assert sorted(raised) == sorted(e["occurred_at"] for e in expected)
+    raw_persons = {orjson.loads(raw).get("person") for raw in lines} - {None}
+    assert not raw_persons & {m.get("person") for _, m, _ in items}  # pseudonyms only
+
+
+def test_door_sends_invalid_and_unexpected_input_to_the_dlq_with_a_reason():
+    class Exploding(Pseudonymiser):
+        def event(self, event):
+            raise KeyError("boom")
+
+    now = "2030-01-01T00:00:00Z"
+    good = raw_events(1)[0]
+    outs, rejected = Door(Pseudonymiser(KEY), lambda d: None, 4, lambda: now)(
+        [Event(b"{not json"), Event(b"[1, 2]"), Event(good)]
+    )
+    assert [r["reason"].split(":")[0] for r in rejected] == ["not_json", "not_object"]
+    assert rejected[0] == {
+        "reason": rejected[0]["reason"],
+        "event": "{not json",
+        "received_at": now,
+    }
+    assert rejected[1]["event"] == "[1, 2]"  # not an object: kept as the text it was
+    assert sum(len(g) for _, g in outs.items()) == 1
+    _, rejected = Door(Exploding(KEY), lambda d: None, 4, lambda: now)([Event(good)])
+    assert rejected[0]["reason"] == "internal: KeyError"
+    assert rejected[0]["event"] == orjson.loads(good)
+
+
+def test_dlq_record_keeps_the_parsed_original():
+    from models.contract import InvalidEvent
+
+    rec = dlq_record(b'{"a": 1}', InvalidEvent("schema", "no"), "t")
+    assert rec == {"reason": "schema: no", "event": {"a": 1}, "received_at": "t"}
+
+
+class CountingTable(dict):
+    def __init__(self):
+        super().__init__()
+        self.writes: list[str] = []
+
+    def __setitem__(self, key, value):
+        self.writes.append(key)
+        super().__setitem__(key, value)
+
+
+def test_table_step_writes_each_touched_key_once_per_envelope_and_forwards_outputs():
+    def step(state, key, msg):
+        state = (state or 0) + msg["n"]
+        return state, [("family", f"f-{key}", {"total": state})] if msg["n"] else []
+
+    table = CountingTable()
+    run = TableStep("test", table, step, 4)
+    outs = run(
+        [
+            envelope([["a", {"n": 1}, 5], ["a", {"n": 2}, 6], ["b", {"n": 0}, 7]]),
+            envelope([["a", {"n": 3}, 8]]),
+        ]
+    )
+    assert table == {"a": 6, "b": 0}
+    assert table.writes == ["a", "b", "a"]
+    sent = [item for _, group in outs.items() for item in group]
+    assert sent == [["f-a", {"total": 1}, 5], ["f-a", {"total": 3}, 6], ["f-a", {"total": 6}, 8]]
+
+
+def test_table_step_leaves_the_table_alone_when_the_step_returns_the_same_state():
+    table = CountingTable()
+    table["x"] = "state"
+    table.writes.clear()
+    TableStep("test", table, lambda s, k, m: (s, []), 4)([envelope([["x", {}, None]])])
+    assert table.writes == []
+
+
+def test_touched_maps_every_key_to_its_envelope_partition():
+    batch = [envelope([["a", {}, 1], ["b", {}, 2]], 1), envelope([["c", {}, 3]], 3)]
+    assert touched(batch) == {"a": 1, "b": 1, "c": 3}

@@ -1,0 +1,206 @@
+"""The route table drives the router, /openapi.json and the token rule; without servers.
+
+Redis is replaced at the reader's public functions (``sinks.redis_reader``), so these
+run under ``-m "not integration"``; test_api.py covers the same paths on a real Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+
+from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
+from sinks import redis_reader
+from tilannekuva import api
+from tilannekuva.api import schemas
+from tilannekuva.api.openapi import document
+from tilannekuva.api.routes import ROUTES, Raw
+from tilannekuva.config import Settings
+
+TOKEN = "unit-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ALERT = {
+    "id": "0123456789abcdef0123",
+    "rule": "share_rising_30d",
+    "raised_at": "2026-07-01T08:00:02.5Z",
+    "as_of": "2026-06-30",
+    "scope": "area",
+    "area": "33100",
+    "municipality": "837",
+    "indicator": "families_social_assistance",
+    "window_days": 30,
+    "before": {"as_of": "2026-05-31", "share": 0.081},
+    "now": {"as_of": "2026-06-30", "share": 0.142},
+    "rise": 0.061,
+}
+
+
+def raw_picture() -> dict:
+    """An unsuppressed picture as the reader returns it: two areas of Tampere, groups."""
+    a = {f: 6 for f in INDICATORS} | {f: 0 for f in GROUPS} | {"families": 30, "g1": 30}
+    b = a | {"children": 2}  # a small cell: suppressed, and something with it
+    tampere = {f: a[f] + b[f] for f in a}
+    zero = dict.fromkeys(a, 0)
+    return {
+        "as_of": "2026-06-30",
+        "updated_at": {"all": "2026-07-01T08:00:02Z", "a:33100": "2026-07-01T08:00:01Z"},
+        "all": tampere,
+        "municipalities": {m: (tampere if m == "837" else zero) for m in COVERED_MUNICIPALITIES},
+        "areas": {
+            "33100": {"municipality": "837", "counts": a},
+            "33200": {"municipality": "837", "counts": b},
+        },
+    }
+
+
+class _PubSub:
+    """Subscribes and hears nothing: the stream sends its greeting and heartbeats."""
+
+    async def subscribe(self, *channels):
+        pass
+
+    async def get_message(self, ignore_subscribe_messages=False, timeout=None):
+        await asyncio.sleep(timeout or 0)
+
+    async def unsubscribe(self, *channels):
+        pass
+
+    async def aclose(self):
+        pass
+
+
+class _Redis:
+    def pubsub(self):
+        return _PubSub()
+
+
+@pytest.fixture
+async def make_client(monkeypatch):
+    async def read_picture(client):
+        return raw_picture()
+
+    async def read_alerts(client, since_epoch=None, limit=1000):
+        return [ALERT]
+
+    monkeypatch.setattr(redis_reader, "read_picture_async", read_picture)
+    monkeypatch.setattr(redis_reader, "read_alerts_async", read_alerts)
+    clients = []
+
+    async def make(token: str | None = TOKEN) -> TestClient:
+        app = api.make_app(Settings(api_token=token, min_cell=5), _Redis(), heartbeat_s=0.05)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_table_is_well_formed():
+    assert len({(r.method, r.path) for r in ROUTES}) == len(ROUTES)
+    assert len({r.name for r in ROUTES}) == len(ROUTES)
+    for r in ROUTES:
+        in_path = set(re.findall(r"{(\w+)}", r.path))
+        assert in_path == {p.name for p in r.params if p.location == "path"}, r.path
+        assert not (r.public and in_path), "the token rule matches public paths exactly"
+        for p in r.params:
+            if p.pattern:
+                assert re.fullmatch(p.pattern, p.example), (r.path, p.name)
+
+
+async def test_router_serves_exactly_the_table():
+    app = api.make_app(Settings(api_token=TOKEN), _Redis())
+    assert {res.canonical for res in app.router.resources()} == {r.path for r in ROUTES}
+    for r in ROUTES:
+        match = await app.router.resolve(make_mocked_request(r.method, r.example_path()))
+        assert match.http_exception is None, r.path
+        assert match.handler is r.handler and match.route.name == r.name
+
+
+def test_openapi_paths_are_the_table():
+    doc = document()
+    assert set(doc["paths"]) == {r.path for r in ROUTES}
+    for r in ROUTES:
+        op = doc["paths"][r.path][r.method.lower()]
+        assert op["operationId"] == r.name and op["summary"] == r.summary
+        assert (op["security"] == []) == r.public
+        assert ("401" in op["responses"]) != r.public
+        assert {str(s) for s in r.errors} | {"200"} <= set(op["responses"])
+        assert [p["name"] for p in op.get("parameters", [])] == [p.name for p in r.params]
+
+
+def test_openapi_fields_come_from_the_contract():
+    defs = document()["components"]["schemas"]
+    assert list(defs["Indicators"]["properties"]) == list(INDICATORS)
+    assert defs["Indicators"]["required"] == list(INDICATORS)
+    assert list(defs["ServiceNeedGroups"]["properties"]) == [g[1:] for g in GROUPS]
+    assert "service_need_groups" not in defs["Scope"]["required"]  # absent until the model runs
+    refs = re.findall(r'"#/components/schemas/(\w+)"', json.dumps(document()))
+    assert set(refs) <= set(defs)
+
+
+def test_openapi_is_valid():
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(document())
+
+
+# --------------------------------------------------------------------------- served
+
+
+async def test_every_route_answers_its_documented_body(make_client):
+    client = await make_client()
+    for r in ROUTES:
+        resp = await client.request(r.method, r.example_path(), headers=AUTH)
+        assert resp.status == 200, r.path
+        media = r.body.media_type if isinstance(r.body, Raw) else "application/json"
+        assert resp.headers["Content-Type"].startswith(media), r.path
+        if r.path == "/api/v1/stream":
+            assert await asyncio.wait_for(resp.content.readline(), 5) == b": connected\n"
+            resp.close()
+        elif not isinstance(r.body, Raw):
+            r.body.model_validate_json(await resp.read())
+    # Labelled by the table's pattern; the stream is counted only once the server notices
+    # that its client left, so it is not waited for here.
+    metrics = await (await client.get("/metrics", headers=AUTH)).text()
+    for r in ROUTES:
+        if r.path != "/api/v1/stream":
+            assert f'route="{r.path}",status="200"' in metrics, r.path
+
+
+async def test_errors_are_documented_errors(make_client):
+    client = await make_client()
+    for path, status in [
+        ("/api/v1/municipalities/83", 400),
+        ("/api/v1/municipalities/091", 404),
+        ("/api/v1/areas/abcde", 400),
+        ("/api/v1/areas/00100", 404),
+        ("/api/v1/alerts?since=yesterday", 400),
+        ("/api/v1/picture", 401),
+    ]:
+        resp = await client.get(path, headers=AUTH if status != 401 else {})
+        assert resp.status == status, path
+        schemas.Error.model_validate_json(await resp.read())
+
+
+async def test_token_rule_follows_the_table(make_client):
+    for token in (TOKEN, None):
+        client = await make_client(token)
+        for r in ROUTES:
+            resp = await client.request(r.method, r.example_path())
+            assert (resp.status != 401) == r.public, (r.path, token)
+            if r.public:
+                continue
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+            with_token = await client.request(r.method, r.example_path(), headers=AUTH)
+            assert (with_token.status == 401) == (token is None), (r.path, token)
+            with_token.close()
+        assert (await client.get("/no/such/path", headers=AUTH)).status == (404 if token else 401)

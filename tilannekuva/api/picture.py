@@ -1,0 +1,71 @@
+"""The suppressed picture, cached, and the answer bodies cut from it.
+
+Every answer comes from the whole picture suppressed with
+:func:`models.suppression.suppress`; the result is cached briefly and keyed on the
+content read from Redis, so a burst of requests costs one suppression.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+
+from aiohttp import web
+
+from models.suppression import suppress
+from sinks import redis_reader
+from tilannekuva.api.state import REDIS, SETTINGS, STATE, Cached
+
+CACHE_TTL_S = 1.0
+
+
+async def suppressed_picture(app: web.Application, *, fresh: bool = False) -> dict:
+    """The suppressed picture with ``as_of`` and ``updated_at``; cached on content."""
+    state = app[STATE]
+    if not fresh and _recent(state.cache):
+        return state.cache.picture
+    async with state.lock:
+        # Another request may have refreshed it while this one waited for the lock.
+        if not fresh and _recent(state.cache):
+            return state.cache.picture
+        raw = await redis_reader.read_picture_async(app[REDIS])
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+        if state.cache and state.cache.digest == digest:
+            state.cache.at = time.monotonic()
+            return state.cache.picture
+        # Suppression is CPU-bound (a linear audit): off the event loop.
+        loop = asyncio.get_running_loop()
+        sup = await loop.run_in_executor(None, suppress, raw, app[SETTINGS].min_cell)
+        sup["as_of"] = raw["as_of"]
+        sup["updated_at"] = raw["updated_at"]
+        state.cache = Cached(at=time.monotonic(), digest=digest, picture=sup)
+        state.metrics.suppressions.inc()
+        return sup
+
+
+def _recent(cached: Cached | None) -> bool:
+    return cached is not None and time.monotonic() - cached.at < CACHE_TTL_S
+
+
+def scope_body(scope: dict, area: str | None, municipality: str | None, as_of, updated_at) -> dict:
+    """A :class:`~tilannekuva.api.schemas.Scope`, keys in the contract's order."""
+    body = {
+        "area": area,
+        "municipality": municipality,
+        "as_of": as_of,
+        "indicators": scope["indicators"],
+    }
+    if "service_need_groups" in scope:
+        body["service_need_groups"] = scope["service_need_groups"]
+    body["suppressed"] = scope["suppressed"]
+    body["updated_at"] = updated_at
+    return body
+
+
+def area_body(pic: dict, postcode: str) -> dict:
+    a = pic["areas"][postcode]
+    return scope_body(
+        a, postcode, a["municipality"], pic["as_of"], pic["updated_at"].get(f"a:{postcode}")
+    )
