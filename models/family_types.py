@@ -32,6 +32,7 @@ from river import base, preprocessing
 
 from models.features import FEATURE_NAMES, FEATURES, state_vector
 from models.service_need import ServiceNeedRule, boundary_splits
+from models.types import FamilyTypesSnapshot, Lineage
 
 __all__ = ["FamilyTypes", "TypeAssigner", "SNAPSHOT_SCHEMA", "family_group", "family_type"]
 
@@ -187,7 +188,7 @@ class FamilyTypes(base.Clusterer):
         self.version = 0
         self.generation = 0
         self.n_seen = 0
-        self.lineage: dict | None = None
+        self.lineage: Lineage | None = None
         self._next_id = n_types
         self._buffer: list[np.ndarray] = []
         self._sample: list[np.ndarray] = []
@@ -333,6 +334,7 @@ class FamilyTypes(base.Clusterer):
         self.n_seen += len(M)
         means, scale = self._metric()
         C, counts, min_lr = self.centroids, self.counts, self.min_lr
+        assert C is not None and counts is not None  # initialised above
         Cs = C * scale
         for i in range(len(M)):
             v = M[i]
@@ -343,7 +345,7 @@ class FamilyTypes(base.Clusterer):
             C[j] += lr * (v - C[j])
             Cs[j] = C[j] * scale
 
-    def predict_one(self, x: dict) -> int | None:
+    def predict_one(self, x: dict) -> int | None:  # type: ignore[override]  # None in warm-up
         """Type id of the nearest centroid under the current metric (None in warm-up)."""
         if self.centroids is None:
             return None
@@ -353,9 +355,10 @@ class FamilyTypes(base.Clusterer):
 
     # -- snapshots -----------------------------------------------------------------
     def _profiles(self) -> list[dict[str, float]]:
+        assert self.centroids is not None
         return [dict(zip(self.features, c.tolist(), strict=True)) for c in self.centroids]
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> FamilyTypesSnapshot:
         """Freeze the model: a new version, JSON-serialisable.
 
         Keys: ``schema``, ``version``, ``generation``, ``features``, ``weights``,
@@ -370,6 +373,7 @@ class FamilyTypes(base.Clusterer):
         stds = np.asarray(self.weights) / scale
         calibrated = self.rule is not None and self.calibrate_shares is not None
         if calibrated:
+            assert self.rule is not None and self.calibrate_shares is not None
             sample = np.vstack(self._sample) if self._sample else self.centroids
             lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
             sizes = np.bincount(lab, minlength=len(self.centroids))
@@ -400,6 +404,7 @@ class FamilyTypes(base.Clusterer):
             groups.append(g)
         splits = []
         if calibrated and self.split_tol is not None and self._sample:
+            assert self.rule is not None and self.calibrate_shares is not None
             splits = boundary_splits(
                 np.asarray(self.type_ids)[lab],
                 self.rule.need_scores(sample, self.features),
@@ -473,7 +478,9 @@ class FamilyTypes(base.Clusterer):
         return model
 
     # -- deliberate re-basing ---------------------------------------------------------
-    def rebase(self, X: Sequence[dict] | np.ndarray | None = None, n_iter: int = 100) -> dict:
+    def rebase(
+        self, X: Sequence[dict] | np.ndarray | None = None, n_iter: int = 100
+    ) -> FamilyTypesSnapshot:
         """Re-cluster from scratch on ``X`` (default: the sample of recent vectors), give the
         new types fresh ids and return the new snapshot whose ``lineage`` holds the
         ``old → new`` mapping (a bijection, optimal matching of old and new centroids in

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from models.family_types import FamilyTypes
 from models.picture import day
 from models.service_need import REFERENCE_SHARES
+from models.types import FamilyTypesSnapshot, Lineage
 
 __all__ = ["Learner", "LearnerBatch", "LearnerState", "rebase_request", "snapshot_due"]
 
@@ -184,7 +185,7 @@ class Learner:
         self.model_params = dict(model_params or {})
 
     # -- state ------------------------------------------------------------------------
-    def start(self, stored: dict | None) -> LearnerState:
+    def start(self, stored: FamilyTypesSnapshot | None) -> LearnerState:
         """A fresh learner, or one resumed from the durable snapshot ``stored`` (the
         last one published: its ``"published"`` field times the next). A resumed
         model's sample is empty until the workers refill it."""
@@ -203,7 +204,7 @@ class Learner:
             if k not in ("n_types", "features", "weights")
         }
         model = FamilyTypes.from_snapshot(
-            stored,
+            dict(stored),
             **{
                 **params,
                 "warmup": self.warmup,
@@ -213,7 +214,9 @@ class Learner:
         )
         return LearnerState(model, last=stored.get("published"))
 
-    def resume(self, state: LearnerState | None, stored: dict | None) -> LearnerState:
+    def resume(
+        self, state: LearnerState | None, stored: FamilyTypesSnapshot | None
+    ) -> LearnerState:
         """``state``, unless there is none or ``stored`` is newer than its model (another
         learner published since: a restart or a take-over); then :meth:`start` from it."""
         if state is None or (stored is not None and stored["version"] > state.model.version):
@@ -223,7 +226,7 @@ class Learner:
     # -- the step ---------------------------------------------------------------------
     def step(
         self, state: LearnerState, batch: LearnerBatch, watermark: str | None, now: float
-    ) -> tuple[LearnerState, dict | None]:
+    ) -> tuple[LearnerState, FamilyTypesSnapshot | None]:
         """Learn ``batch``; return the state and the snapshot to publish (or None).
 
         1. Families whose vector is None are forgotten, the ``sample`` is remembered
@@ -287,11 +290,11 @@ class Learner:
         return state, snap
 
     @staticmethod
-    def _rebase(state: LearnerState, request: str) -> dict | None:
+    def _rebase(state: LearnerState, request: str) -> FamilyTypesSnapshot | None:
         """A deliberate re-base: new generation, fresh type ids, the old → new mapping
         and the request id in the snapshot's ``lineage``."""
         model = state.model
-        if (model.lineage or {}).get("request") == request:
+        if model.lineage is not None and model.lineage.get("request") == request:
             state.pending.discard(request)
             state.notes.append(
                 f"rebase {request} ignored: carried out already (generation {model.generation})"
@@ -307,9 +310,16 @@ class Learner:
             return None
         state.pending.discard(request)
         snap = model.rebase()
-        model.lineage = snap["lineage"] = {**snap["lineage"], "request": request}
+        done = model.lineage
+        assert done is not None  # a re-base always leaves its lineage
+        lineage: Lineage = {
+            "from_version": done["from_version"],
+            "mapping": done["mapping"],
+            "request": request,
+        }
+        model.lineage = snap["lineage"] = lineage
         state.notes.append(
             f"rebase {request}: generation {snap['generation']}, "
-            f"{len(snap['lineage']['mapping'])} types re-based"
+            f"{len(lineage['mapping'])} types re-based"
         )
         return snap

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from models.contract import COVERED_MUNICIPALITIES, RETRACTED
+from models.types import Contribution, PersonSummary
 
 COVERED = frozenset(COVERED_MUNICIPALITIES)
 WINDOWS = {"cw_notifications": 30, "mh_visits": 90}
@@ -121,7 +122,7 @@ def dedup_step(state: str | dict | None, key: str, event: dict) -> tuple[str, li
             retractions, changed = sorted([*retractions, event["event_id"]]), True
     elif own is None:
         own, changed = owner(event), True
-    if changed:
+    if changed or not isinstance(state, str):
         state = json.dumps([*(own or (None, None)), *retractions], separators=(",", ":"))
     if own is None:
         return state, []
@@ -195,7 +196,7 @@ def matters(event: dict) -> bool:
 
 def summarize_person(
     events: Iterable[dict], profile: Callable[[list[dict]], dict] | None = None
-) -> dict:
+) -> PersonSummary:
     """Reduce a person's accepted events to what their family needs.
 
     Depends only on the set of events. Window-event dates older than the person's own
@@ -247,19 +248,24 @@ def summarize_person(
     active = sorted(
         {k for ep in episodes.values() if ep["start"] and not ep["end"] for k in ep["kinds"]}
     )
-    out = {
+
+    # Dates older than the person's own latest event minus the window can never count.
+    floor = (
+        {n: dt.date.fromordinal(day(latest) - d).isoformat() for n, d in WINDOWS.items()}
+        if latest
+        else {}
+    )
+    out: PersonSummary = {
         "family": family,
         "role": role,
         "birth_date": birth_date,
         "status": status["data"]["status"] if status else None,
         "active": active,
+        "cw_notifications": sorted(
+            d for d in windows["cw_notifications"] if d > floor["cw_notifications"]
+        ),
+        "mh_visits": sorted(d for d in windows["mh_visits"] if d > floor["mh_visits"]),
     }
-    if latest:
-        for name, days in WINDOWS.items():
-            floor = dt.date.fromordinal(day(latest) - days).isoformat()
-            out[name] = sorted(d for d in windows[name] if d > floor)
-    else:
-        out.update({name: [] for name in WINDOWS})
     if profile is not None:
         out["profile"] = profile(events)
     return out
@@ -369,7 +375,7 @@ def _in_window(dates: list[str], w: int, days: int) -> int:
 
 def contribution(
     state: dict, watermark: str, group: Callable[[dict], int | None] | None = None
-) -> dict | None:
+) -> Contribution | None:
     """What one family adds to the picture at ``W``, or None when it is not counted.
 
     ``{"area", "municipality", "counts": {indicator: int}, "due": day or None}``: ``due``
@@ -468,7 +474,7 @@ class Pipeline:
     profile: Callable[[list[dict]], dict] | None = None
     group: Callable[[dict], int | None] | None = None
     dedup_step: Step = field(default_factory=Dedup)
-    on_contribution: Callable[[str, dict | None, dict | None], None] | None = None
+    on_contribution: Callable[[str, Contribution | None, Contribution | None], None] | None = None
     watermark: str = "0001-01-01"
     dedup: dict = field(default_factory=dict)
     persons: dict = field(default_factory=dict)

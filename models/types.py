@@ -76,6 +76,7 @@ class Lineage(TypedDict):
 
     from_version: int
     mapping: list[list[int]]  # [[old id, new id], ...]
+    request: NotRequired[str]  # the re-base request carried out (models.learning)
 
 
 class NeedLinear(TypedDict):
@@ -118,3 +119,4 @@ class FamilyTypesSnapshot(TypedDict):
     need_linear: NotRequired[NeedLinear | None]
     next_id: NotRequired[int]
     lineage: NotRequired[Lineage | None]
+    published: NotRequired[dict[str, Any]]  # {"w_day", "at", "as_of"}: models.learning

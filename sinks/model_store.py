@@ -14,13 +14,16 @@ Two flavours share the encoding, as in :mod:`sinks.redis_sink`: :class:`ModelSto
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
+from models.types import FamilyTypesSnapshot
 from sinks import keys
 
 __all__ = ["AsyncModelStore", "ModelStore", "decode", "encode", "version_of"]
 
 
-def version_of(snap: dict) -> str:
+def version_of(snap: Mapping[str, Any]) -> str:
     """The version string of a snapshot: ``"<generation>.<version>"``.
 
     >>> version_of({"generation": 2, "version": 17})
@@ -29,7 +32,7 @@ def version_of(snap: dict) -> str:
     return f"{snap['generation']}.{snap['version']}"
 
 
-def encode(snap: dict) -> tuple[str, str]:
+def encode(snap: Mapping[str, Any]) -> tuple[str, str]:
     """``(version, payload)`` as stored: the version string and compact JSON.
 
     >>> encode({"generation": 0, "version": 3, "type_ids": [1, 2]})
@@ -42,7 +45,7 @@ def _text(value) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def decode(version, payload) -> tuple[str, dict] | None:
+def decode(version, payload) -> tuple[str, FamilyTypesSnapshot] | None:
     """The stored pair back: ``(version, snapshot)``, None if either is missing.
 
     >>> decode(b"0.3", b'{"generation":0,"version":3}')
@@ -59,7 +62,7 @@ class _Base:
     def __init__(self, redis):
         self.redis = redis
 
-    def _publish(self, pipe, snap: dict) -> str:
+    def _publish(self, pipe, snap: Mapping[str, Any]) -> str:
         version, payload = encode(snap)
         pipe.set(keys.MODEL, payload)
         pipe.set(keys.MODEL_VERSION, version)
@@ -69,7 +72,7 @@ class _Base:
 class ModelStore(_Base):
     """The model store over a ``redis.Redis`` client."""
 
-    def publish(self, snap: dict) -> str:
+    def publish(self, snap: Mapping[str, Any]) -> str:
         """Store ``snap`` as the latest model (both keys atomically); its version."""
         pipe = self.redis.pipeline(transaction=True)
         version = self._publish(pipe, snap)
@@ -80,11 +83,11 @@ class ModelStore(_Base):
         """The stored model's version, None before the first publish."""
         return _text(self.redis.get(keys.MODEL_VERSION))
 
-    def load(self) -> tuple[str, dict] | None:
+    def load(self) -> tuple[str, FamilyTypesSnapshot] | None:
         """``(version, snapshot)`` of the stored model, None before the first publish."""
         return decode(*self.redis.mget(keys.MODEL_VERSION, keys.MODEL))
 
-    def load_if_newer(self, known: str | None) -> tuple[str, dict] | None:
+    def load_if_newer(self, known: str | None) -> tuple[str, FamilyTypesSnapshot] | None:
         """:meth:`load`, but None (and no transfer of the model) while the stored
         version is ``known`` (or there is none)."""
         version = self.version()
@@ -97,7 +100,7 @@ class ModelStore(_Base):
 class AsyncModelStore(_Base):
     """The same over ``redis.asyncio.Redis``, for the Faust worker."""
 
-    async def publish(self, snap: dict) -> str:
+    async def publish(self, snap: Mapping[str, Any]) -> str:
         pipe = self.redis.pipeline(transaction=True)
         version = self._publish(pipe, snap)
         await pipe.execute()
@@ -106,10 +109,10 @@ class AsyncModelStore(_Base):
     async def version(self) -> str | None:
         return _text(await self.redis.get(keys.MODEL_VERSION))
 
-    async def load(self) -> tuple[str, dict] | None:
+    async def load(self) -> tuple[str, FamilyTypesSnapshot] | None:
         return decode(*(await self.redis.mget(keys.MODEL_VERSION, keys.MODEL)))
 
-    async def load_if_newer(self, known: str | None) -> tuple[str, dict] | None:
+    async def load_if_newer(self, known: str | None) -> tuple[str, FamilyTypesSnapshot] | None:
         version = await self.version()
         if version is None or version == known:
             return None

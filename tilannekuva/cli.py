@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from tilannekuva.config import ConfigError, Settings
@@ -47,15 +48,29 @@ SUBCOMMANDS = {
 OPTIONAL_MODULES = {
     "sklearn": ("scikit-learn", "evaluate"),
 }
+# Subcommand -> the optional modules it needs: checked before it runs, so that it fails
+# at once, not after minutes of work.
+NEEDS = {
+    "evaluate": ("sklearn",),
+}
+
+
+def _hint(command: str, module: str) -> str:
+    dist, extra = OPTIONAL_MODULES[module]
+    return f"tilannekuva {command} needs {dist}: pip install 'tilannekuva[{extra}]'"
 
 
 def missing_extra(command: str, exc: ModuleNotFoundError) -> str | None:
     """The one-line hint for an optional module that is not installed, else None."""
     top = (exc.name or "").split(".")[0]
-    if top not in OPTIONAL_MODULES:
-        return None
-    dist, extra = OPTIONAL_MODULES[top]
-    return f"tilannekuva {command} needs {dist}: pip install 'tilannekuva[{extra}]'"
+    return _hint(command, top) if top in OPTIONAL_MODULES else None
+
+
+def _missing_needs(command: str) -> str | None:
+    for module in NEEDS.get(command, ()):
+        if importlib.util.find_spec(module) is None:
+            return _hint(command, module)
+    return None
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -75,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in SUBCOMMANDS), "")
     try:
         args = build_parser(argv).parse_args(argv)
+        hint = _missing_needs(args.command)
+        if hint:
+            print(hint, file=sys.stderr)
+            return 2
         settings = Settings.from_env()
         module = importlib.import_module(args._module)
         return int(module.run(args, settings) or 0)

@@ -100,6 +100,7 @@ class Settings(BaseSettings):
         env_file=None,
         secrets_dir=None,
         hide_input_in_errors=True,  # ConfigError says the value, unless it is a secret
+        protected_namespaces=("settings_",),  # model_warmup is ours (older pydantic warns)
     )
 
     kafka_bootstrap: str = _setting("localhost:9092", "KAFKA_BOOTSTRAP", "Kafka bootstrap servers")

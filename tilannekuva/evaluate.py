@@ -6,10 +6,11 @@ Generates the synthetic registers (no corruption), streams the events in file or
 through the pure stream steps (:class:`models.picture.Pipeline` with
 :func:`models.features.person_profile`), and while streaming
 
-* feeds the vector of every counted family that changed to the one learner
-  (:class:`models.family_types.FamilyTypes`) in weekly micro-batches of stream time,
-* every ``--snapshot-days`` (30) of stream time, counted back from the end, publishes a
-  snapshot and re-assigns *all* counted families with it
+* feeds the vector of every counted family that changed to the one learner in weekly
+  micro-batches of stream time: the worker's learner step (:class:`models.learning.Learner`
+  over :class:`models.family_types.FamilyTypes`) without its wall-clock schedule,
+* every ``--snapshot-days`` (30) of stream time, counted back from the end, asks that
+  step for a snapshot and re-assigns *all* counted families with it
   (:class:`models.family_types.TypeAssigner`, as every worker does on a new snapshot).
 
 At the end it reports, over the families counted in the picture (resident in the six

@@ -13,8 +13,6 @@ import sys
 import time
 from collections.abc import Iterator
 
-from tilannekuva.config import TOPIC_INPUT
-
 PACE_TICK_S = 0.01
 
 
@@ -23,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="events per second (0 = as fast as possible)"
     )
-    parser.add_argument("--topic", default=TOPIC_INPUT)
+    parser.add_argument(
+        "--topic", default=None, help="topic to send to (default: TK_INPUT_TOPIC, register-events)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="send at most this many lines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -85,15 +85,14 @@ def produce(lines, producer, topic: str, rate: float = 0.0, progress=None) -> in
 
 
 def run(args: argparse.Namespace, settings) -> int:
+    topic = args.topic or settings.input_topic
     from tqdm import tqdm
 
     producer = make_producer(settings.kafka_bootstrap)
     t0 = time.perf_counter()
-    bar = tqdm(
-        unit="ev", unit_scale=True, disable=args.no_progress, total=args.limit, desc=args.topic
-    )
+    bar = tqdm(unit="ev", unit_scale=True, disable=args.no_progress, total=args.limit, desc=topic)
     try:
-        n = produce(read_lines(args.file, args.limit), producer, args.topic, args.rate, bar)
+        n = produce(read_lines(args.file, args.limit), producer, topic, args.rate, bar)
     except RuntimeError as exc:
         print(f"tilannekuva produce: {exc}", file=sys.stderr)
         return 1
@@ -102,7 +101,7 @@ def run(args: argparse.Namespace, settings) -> int:
         producer.close()
     took = time.perf_counter() - t0
     print(
-        f"sent {n} events to {args.topic} in {took:.1f} s ({n / took if took else 0:.0f} events/s)",
+        f"sent {n} events to {topic} in {took:.1f} s ({n / took if took else 0:.0f} events/s)",
         file=sys.stderr,
     )
     return 0

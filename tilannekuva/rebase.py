@@ -7,8 +7,9 @@ of centroids). The request travels on the learner's own topic
 (``<app>-family-vectors``), so it is ordered with the vectors and carried out by the one
 learner; its id, kept in the lineage, makes a replayed request a no-op.
 
-With ``--wait`` the command follows ``tk:model`` in Redis until the re-based snapshot is
-published and prints its lineage.
+With ``--wait`` the command follows the published model in Redis
+(:class:`sinks.model_store.ModelStore`) until the re-based snapshot is there and prints
+its lineage.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import sys
 import time
 import uuid
 
+from models.learning import rebase_request
 from tilannekuva import config
 from tilannekuva.config import Settings
-
-MODEL_KEY = "tk:model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_message(request: str) -> bytes:
-    """The learner's envelope with no vectors and a re-base request."""
-    return json.dumps({"items": [], "rebase": request}).encode()
+    """The learner's message with no vectors and a re-base request.
+
+    >>> json.loads(request_message("r1"))
+    {'items': [], 'rebase': 'r1'}
+    """
+    return json.dumps(rebase_request(request)).encode()
 
 
 def run(args, settings: Settings) -> int:
@@ -54,11 +58,18 @@ def run(args, settings: Settings) -> int:
 
     import redis
 
+    from sinks.model_store import ModelStore
+
     client = redis.Redis.from_url(settings.redis_url)
+    store = ModelStore(client)
+    known = None
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
-        raw = client.get(MODEL_KEY)
-        snap = json.loads(raw) if raw else {}
+        loaded = store.load_if_newer(known)
+        if loaded is None:
+            time.sleep(0.5)
+            continue
+        known, snap = loaded
         lineage = snap.get("lineage") or {}
         if lineage.get("request") == request:
             print(

@@ -289,6 +289,27 @@ def test_a_missing_optional_module_says_which_extra_in_one_line(
     )
 
 
+def test_a_needed_optional_module_is_checked_before_the_subcommand_runs(
+    fake_subcommand, monkeypatch, capsys, clean_environ
+):
+    fake_subcommand("must-not-run")  # run() would raise another error
+    monkeypatch.setitem(cli.OPTIONAL_MODULES, "tk_no_such_module", ("tk-dist", "evaluate"))
+    monkeypatch.setitem(cli.NEEDS, "evaluate", ("tk_no_such_module",))
+    assert cli.main(["evaluate"]) == 2
+    assert capsys.readouterr().err == (
+        "tilannekuva evaluate needs tk-dist: pip install 'tilannekuva[evaluate]'\n"
+    )
+    with pytest.raises(SystemExit) as exc:  # --help works without the extra
+        cli.main(["evaluate", "--help"])
+    assert exc.value.code == 0
+
+
+def test_every_needed_module_is_an_optional_module_of_a_subcommand():
+    for command, modules in cli.NEEDS.items():
+        assert command in cli.SUBCOMMANDS
+        assert all(m in cli.OPTIONAL_MODULES for m in modules), command
+
+
 def test_any_other_missing_module_is_a_real_error(fake_subcommand, clean_environ):
     fake_subcommand("no_such_module_at_all")
     with pytest.raises(ModuleNotFoundError):

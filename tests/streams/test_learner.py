@@ -1,0 +1,75 @@
+"""LearnerRunner: envelopes in, snapshots in the model table and the store (real Redis)."""
+
+import random
+
+import redis.asyncio as aioredis
+
+from models.learning import Learner, rebase_request
+from sinks.model_store import AsyncModelStore
+from streams.learner import LearnerRunner
+from tests.streams.fakes import Event
+
+FEATURES = ("a", "b")
+
+
+def vectors(n: int, seed: int = 1) -> list[list]:
+    rnd = random.Random(seed)
+    return [[f"f{i}", {f: rnd.gauss(i % 3 * 5, 1) for f in FEATURES}] for i in range(n)]
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def runner(table, store, day, clock, **kw):
+    learner = Learner(
+        n_types=3,
+        warmup=30,
+        calibrate_shares=None,
+        model_params={"features": FEATURES, "weights": (1, 1), "rule": None},
+        **kw,
+    )
+
+    async def watermark():
+        return day[0]
+
+    return LearnerRunner(learner, table, store, watermark, clock)
+
+
+async def test_first_snapshot_after_warm_up_goes_to_the_table_and_the_store(
+    redis_test_url, redis_client
+):
+    client = aioredis.from_url(redis_test_url)
+    store, table, day, clock = AsyncModelStore(client), {}, ["2026-01-01"], Clock()
+    run = runner(table, store, day, clock)
+    assert await run([Event({"items": vectors(10)})]) is None  # still warming up
+    snap = await run([Event({"items": vectors(40, 2)})])
+    assert snap is not None and table["snapshot"] is snap
+    version, stored = await store.load_if_newer(None)
+    assert stored == snap and version == f"{snap['generation']}.{snap['version']}"
+    day[0], clock.t = "2026-01-10", 1000.0
+    assert await run([Event({"items": vectors(5, 3)})]) is None  # not due: 9 days of W
+    day[0] = "2026-02-01"
+    assert (await run([Event({"items": vectors(5, 4)})]))["version"] == snap["version"] + 1
+    await client.aclose()
+
+
+async def test_a_restarted_runner_resumes_from_the_table_and_carries_out_a_rebase_once(
+    redis_test_url, redis_client
+):
+    client = aioredis.from_url(redis_test_url)
+    store, table, day, clock = AsyncModelStore(client), {}, ["2026-01-01"], Clock()
+    first = await runner(table, store, day, clock)([Event({"items": vectors(60)})])
+    again = runner(table, store, day, clock)  # a new process: only the table survived
+    assert await again([Event({"items": vectors(3, 5)})]) is None
+    assert again.state.model.version == first["version"]
+    refill = {"items": [], "sample": vectors(60, 6)}
+    snap = await again([Event(refill), Event(rebase_request("r1"))])
+    assert snap is not None and snap["generation"] == first["generation"] + 1
+    assert snap["lineage"]["request"] == "r1"
+    assert await again([Event(rebase_request("r1"))]) is None  # replayed: done already
+    await client.aclose()
