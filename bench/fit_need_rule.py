@@ -1,4 +1,5 @@
-"""Fit the frozen need-score weights and cut points of models/service_need.py, once.
+"""Fit the frozen need-score weights (models/features.py) and cut points
+(models/service_need.py), once.
 
     OPENBLAS_NUM_THREADS=1 python bench/fit_need_rule.py [--families 20000] [--seed 101]
 
@@ -7,8 +8,9 @@ synthetic registers, reduce them to the final family vectors (the state the stre
 with), fit ridge least squares (alpha 1) of the planted need level on the base features
 (raw units; by default with the sign of each weight fixed by its meaning, see
 ``SIGNS``), and put the cut points at the quantiles of the fitted family scores that
-give the reference shares of need levels. Prints the constants to paste between the
-"frozen constants" markers of models/service_need.py, plus the fit's quality.
+give the reference shares of need levels. Prints the constants to paste: NEED_WEIGHTS
+and NEED_BASE into models/features.py, DEFAULT_CUTS into models/service_need.py, plus
+the fit's quality.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 #: +1: a deprivation (weight ≥ 0); -1: a resource (weight ≤ 0); absent: structural, free.
 SIGNS = {
@@ -116,7 +118,7 @@ def main(argv=None) -> dict:
     for f, wf, rf in zip(BASE_FEATURES, w, ref, strict=True):
         print(f'    "{f}": ({wf:+.4f}, {rf:.4f}),')
     print("}")
-    print(f"BASE: float = {base}")
+    print(f"NEED_BASE: float = {base}")
     print(f"DEFAULT_CUTS: tuple[float, ...] = {tuple(float(c) for c in cuts)}")
     return {
         "weights": dict(zip(BASE_FEATURES, w.tolist(), strict=True)),

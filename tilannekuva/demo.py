@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import os
@@ -577,7 +576,7 @@ def run(args, settings: Settings) -> int:
         say("SITUATION_PSEUDONYM_KEY is not set: using a random pseudonymisation key for this run")
     args._token_from_env = bool(settings.api_token)
     if not settings.api_token:
-        settings = dataclasses.replace(settings, api_token=secrets.token_urlsafe(24))
+        settings = settings.replace(api_token=secrets.token_urlsafe(24))
 
     from tilannekuva.synthetic import DEFAULT_END, synthesize
 

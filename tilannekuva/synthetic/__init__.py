@@ -328,7 +328,7 @@ def _malform(ev: dict, line: str, r: random.Random) -> str:
 # ---------------------------------------------------------------------------- files and CLI
 def open_out(path: str):
     if path.endswith(".gz"):
-        raw = open(path, "wb")  # noqa: SIM115 - closed with the gzip wrapper
+        raw = open(path, "wb")  # closed with the gzip wrapper (close_out)
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=5)
         text = io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
         text._raw_file = raw  # keep it alive; closed in close_out
