@@ -120,7 +120,12 @@ def worker_run(
     bootstrap = services["KAFKA_BOOTSTRAP"]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     topic = f"{app_id}-in"
-    KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic, 4, 1)])
+    # The worker's own topics: input, and the DLQ and alert topics it writes to (Faust
+    # creates only its internal ones; a missing alert topic failed every alert tick).
+    names = {topic: 4, f"{app_id}-dlq": 1, f"{app_id}-alerts": 1}
+    new = [NewTopic(name, parts, 1) for name, parts in names.items()]
+    KafkaAdminClient(bootstrap_servers=bootstrap).create_topics(new)
+    (ROOT / "var" / "log").mkdir(parents=True, exist_ok=True)
     url = services["REDIS_URL"].rsplit("/", 1)[0] + f"/{db}"
     redis.Redis.from_url(url).flushdb()
     env = {
