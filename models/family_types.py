@@ -715,9 +715,9 @@ class TypeAssigner:
 
 
 def family_type(state: dict, assigner: TypeAssigner | None) -> int | None:
-    """Type id of a family state of :mod:`models.picture` (``{"residence": {...},
-    "members": {person: summary}}``, summaries carrying ``"profile"``) with the latest
-    snapshot's assigner; None without an assigner or members."""
+    """Type id of a family state of :mod:`models.family` (members carrying
+    ``"profile"``) with the latest snapshot's assigner; None without an assigner or
+    members."""
     if assigner is None:
         return None
     vec = state_vector(state)
@@ -727,14 +727,14 @@ def family_type(state: dict, assigner: TypeAssigner | None) -> int | None:
 def family_group(state: dict, assigner: TypeAssigner | None) -> int | None:
     """Service-need group 1 … 10 of a family state (see :func:`family_type`): the group
     of its type in the assigner's snapshot. Pass as
-    ``contribution(state, W, group=functools.partial(family_group, assigner=a))``.
+    ``contribution(state, W, group=family_group(state, a))``.
 
     Examples
     --------
     >>> snap = {"schema": SNAPSHOT_SCHEMA, "version": 1, "features": ["single_parent"],
     ...         "weights": [1], "means": [0], "stds": [1], "centroids": [[0], [1]],
     ...         "type_ids": [3, 4], "groups": [2, 7]}
-    >>> st = {"residence": {}, "members": {"p": {"role": "parent", "birth_date": "1990-01-01",
+    >>> st = {"res": [], "mem": {"p": {"m": [[738000, "parent", "1990-01-01"]],
     ...       "profile": {"t": 674.0}}}}
     >>> family_group(st, TypeAssigner.from_snapshot(snap)), family_group(st, None)
     (7, None)

@@ -23,8 +23,12 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from models.family import members_now, residence_events
+
 __all__ = [
     "BASE_FEATURES",
+    "EPISODE_TYPES",
+    "STEM_KEY",
     "DOMAINS",
     "FEATURES",
     "FEATURE_NAMES",
@@ -67,7 +71,7 @@ SUPPORT_LEVEL = {"general": 1, "intensified": 2, "special": 3}
 STATUSES = ("employed", "unemployed", "student", "parental_leave", "outside_labour_force")
 
 # Episode stems (see design.md "Episode identity") and the profile key of an active one.
-_EPISODE_TYPES = {
+EPISODE_TYPES = {
     "benefit.started": ("benefit", True),
     "benefit.ended": ("benefit", False),
     "ecec.started": ("ecec", True),
@@ -79,7 +83,7 @@ _EPISODE_TYPES = {
     "social_service.started": ("social_service", True),
     "social_service.ended": ("social_service", False),
 }
-_STEM_KEY = {
+STEM_KEY = {
     "ecec": "ecec",
     "child_welfare.client": "cw_client",
     "child_welfare.placement": "cw_placement",
@@ -202,8 +206,8 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
             prof["sup"] = max(
                 prof.get("sup", 0.0), float(SUPPORT_LEVEL.get(data.get("level", ""), 0))
             )
-        elif typ in _EPISODE_TYPES:
-            stem, is_start = _EPISODE_TYPES[typ]
+        elif typ in EPISODE_TYPES:
+            stem, is_start = EPISODE_TYPES[typ]
             rec = episodes.setdefault((stem, str(data.get("episode"))), [None, None, None])
             d = _ordinal(ev["occurred_at"])
             if is_start:
@@ -240,7 +244,7 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
     for (stem, _), (kind, start, stop) in episodes.items():
         if start is None:
             continue
-        key = _STEM_KEY.get(stem) or kind
+        key = STEM_KEY.get(stem) or kind
         if not key:
             continue
         days = min(stop if stop is not None and stop >= start else end, end) - max(start, w0)
@@ -636,21 +640,21 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
 
 
 def state_vector(state: dict) -> dict[str, float] | None:
-    """:func:`family_vector` of a family state of :mod:`models.picture`
-    (``{"residence": {event_id: event}, "members": {person: summary}}``, summaries
-    carrying ``"profile"``); None if the family has no members.
+    """:func:`family_vector` of a family state of :mod:`models.family` (members carrying
+    ``"profile"``, :func:`models.profile.state_profile`); None if the family has no
+    members now.
 
     Examples
     --------
-    >>> st = {"residence": {}, "members": {"p": {"role": "parent", "birth_date": "1990-01-01",
+    >>> st = {"res": [], "mem": {"p": {"m": [[738000, "parent", "1990-01-01"]],
     ...        "profile": {"t": 674.0}}}}
     >>> state_vector(st)["single_parent"]
     1.0
     """
-    members = list(state.get("members", {}).values())
+    members = members_now(state)
     if not members:
         return None
-    return family_vector(members, list(state.get("residence", {}).values()))
+    return family_vector(members, residence_events(state))
 
 
 def feature_table_markdown() -> str:

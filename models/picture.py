@@ -6,16 +6,21 @@ the watermark ``W`` is passed in where it matters. A step with hyper-parameters 
 small class whose instances are such callables. The Faust app (``streams/app.py``) and the in-process
 pipeline (:class:`Pipeline`, used by the demo and the tests) run the same steps.
 
-The picture is a function of the *set* of accepted, non-retracted events, never of the
-order they arrive in: every step keeps sets keyed by ``event_id`` and recomputes its
-output from the whole set ("latest" by :func:`order_key`), so duplicates and replays are
-no-ops and a retraction cancels its target whichever comes first.
+The picture -- on every day, not only on ``W`` -- is a function of the *set* of
+accepted, non-retracted events, never of the order they arrive in: every step keeps its
+rows keyed by ``event_id`` and derives its output from the whole set ("latest" by
+:func:`order_key`), so duplicates and replays are no-ops and a retraction cancels its
+target whichever comes first. An event dated ``d`` changes nothing before ``d``, so
+each stage sends on only what holds from ``d`` on: the cost of an event does not grow
+with the length of the history.
 
 Stages and their keys:
 
 1. :class:`Dedup`, keyed by ``event_id`` (a retraction by the id it retracts).
-2. :class:`PersonStep`, keyed by person pseudonym → :func:`summarize_person`.
-3. :func:`family_step`, keyed by family pseudonym; :func:`contribution` at ``W``.
+2. :class:`PersonStep`, keyed by person pseudonym: :mod:`models.person` rows → tails.
+3. :func:`family_step`, keyed by family pseudonym: :mod:`models.family` → its value on
+   any day: :func:`contribution` at ``W`` (the present) and :func:`history_segments`
+   from a day on (the history, :mod:`models.history`).
 
 Examples
 --------
@@ -32,50 +37,34 @@ Examples
 >>> pipe.process(ev("5", "event.retracted", {"event_id": "4"}, "2026-01-04", None))
 >>> pipe.contributions["f1"]["counts"]["child_welfare_notifications_30d"]
 0
+>>> pipe.aggregates_on("2026-01-01"), pipe.aggregates_on("2026-01-02")["a:33100"]["children"]
+({}, 1)
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
+import bisect
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from models.contract import COVERED_MUNICIPALITIES, RETRACTED
-from models.types import Contribution, PersonSummary
+from models import family, person
+from models.contract import INDICATORS, RETRACTED
+from models.history import History
+from models.person import day
+from models.types import Contribution
 
-COVERED = frozenset(COVERED_MUNICIPALITIES)
-WINDOWS = {"cw_notifications": 30, "mh_visits": 90}
 RESIDENCE = "family.residence_changed"
+MEMBERSHIP = frozenset({"family.member_added", "family.member_removed"})
 
 Output: TypeAlias = tuple[str, str, dict]  # (stage, key, message) for the next stage
 Step: TypeAlias = Callable[[Any, str, dict], tuple[Any, list[Output]]]
-_EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
 
 
 def order_key(event: dict) -> tuple[str, str, str]:
     """ "Latest" order: occurred_at, then recorded_at (UTC-normalised), then event_id."""
     return (event["occurred_at"], event["recorded_at"], event["event_id"])
-
-
-def day(iso: str) -> int:
-    """Days since 0001-01-01 of a ``YYYY-MM-DD`` date (cheap, comparable arithmetic)."""
-    return dt.date.fromisoformat(iso).toordinal()
-
-
-def eighteenth_birthday(birth_date: str) -> int:
-    """The 18th birthday as a day number; born 29 Feb → 28 Feb in a common year.
-
-    >>> dt.date.fromordinal(eighteenth_birthday("2008-02-29")).isoformat()
-    '2026-02-28'
-    """
-    born = dt.date.fromisoformat(birth_date)
-    try:
-        return born.replace(year=born.year + 18).toordinal()
-    except ValueError:
-        return dt.date(born.year + 18, 2, 28).toordinal()
 
 
 # --------------------------------------------------------------------------- stage 1
@@ -170,267 +159,139 @@ def _dedup_fields(state: str | dict | None) -> tuple[tuple[str, str] | None, lis
 # --------------------------------------------------------------------------- stage 2
 
 
-@functools.lru_cache(maxsize=64)
-def stem(event_type: str) -> str | None:
-    """``benefit.started`` → ``benefit``; ``child_welfare.client_ended`` → ``child_welfare.client``."""
-    for suffix in _EPISODE_SUFFIXES:
-        if event_type.endswith(suffix):
-            return event_type[: -len(suffix)]
-    return None
-
-
-# Types that can never change a person summary (without a feature profile): the person
-# step neither stores nor re-reduces them. About three events in four are of these.
-SUMMARY_BLIND = frozenset(
-    {"income.reported", "care.episode", "education.completed", "school.support_changed"}
-)
-
-
 def matters(event: dict) -> bool:
-    """Whether an event can change a person summary that carries no profile."""
-    t = event["type"]
-    if t in SUMMARY_BLIND:
-        return False
-    return t != "health.visit" or event["data"].get("service") == "mental_health"
-
-
-def summarize_person(
-    events: Iterable[dict], profile: Callable[[list[dict]], dict] | None = None
-) -> PersonSummary:
-    """Reduce a person's accepted events to what their family needs.
-
-    Depends only on the set of events. Window-event dates older than the person's own
-    latest event minus the window can never count again (``W`` is at least that date),
-    so they are dropped to keep messages small.
-    """
-    events = list(events)
-    added = None
-    removed: dict[str, tuple] = {}
-    status = None
-    episodes: dict[tuple[str, str], dict] = {}
-    windows: dict[str, list[str]] = {"cw_notifications": [], "mh_visits": []}
-    latest = ""
-    for ev in events:
-        t, d, k = ev["type"], ev["data"], order_key(ev)
-        latest = max(latest, ev["occurred_at"])
-        if t == "family.member_added":
-            if added is None or k > order_key(added):
-                added = ev
-        elif t == "family.member_removed":
-            if k > removed.get(d["family"], ("",)):
-                removed[d["family"]] = k
-        elif t == "employment.status_changed":
-            if status is None or k > order_key(status):
-                status = ev
-        elif t == "child_welfare.notification":
-            windows["cw_notifications"].append(ev["occurred_at"])
-        elif t == "health.visit" and d.get("service") == "mental_health":
-            windows["mh_visits"].append(ev["occurred_at"])
-        else:
-            st_ = stem(t)
-            if st_ is not None and "episode" in d:
-                ep = episodes.setdefault(
-                    (st_, d["episode"]), {"start": False, "end": False, "kinds": set()}
-                )
-                if t.endswith("started"):
-                    ep["start"] = True
-                    kind = d.get("benefit") or d.get("service")
-                    ep["kinds"].add(f"{st_}:{kind}" if kind else st_)
-                else:
-                    ep["end"] = True
-    family = role = birth_date = None
-    if added is not None and removed.get(added["data"]["family"], ("",)) <= order_key(added):
-        family, role, birth_date = (
-            added["data"]["family"],
-            added["data"]["role"],
-            added["data"]["birth_date"],
-        )
-    active = sorted(
-        {k for ep in episodes.values() if ep["start"] and not ep["end"] for k in ep["kinds"]}
-    )
-
-    # Dates older than the person's own latest event minus the window can never count.
-    floor = (
-        {n: dt.date.fromordinal(day(latest) - d).isoformat() for n, d in WINDOWS.items()}
-        if latest
-        else {}
-    )
-    out: PersonSummary = {
-        "family": family,
-        "role": role,
-        "birth_date": birth_date,
-        "status": status["data"]["status"] if status else None,
-        "active": active,
-        "cw_notifications": sorted(
-            d for d in windows["cw_notifications"] if d > floor["cw_notifications"]
-        ),
-        "mh_visits": sorted(d for d in windows["mh_visits"] if d > floor["mh_visits"]),
-    }
-    if profile is not None:
-        out["profile"] = profile(events)
-    return out
+    """Whether an event can change the picture (without a feature profile): about three
+    events in four (incomes, ordinary visits, care, education) cannot."""
+    cat = person.category(event)
+    return cat is not None and cat not in person.PROFILE_ONLY
 
 
 class PersonStep:
     """Stage 2 as a :data:`Step`, keyed by person pseudonym; ``profile`` (a function of
-    the person's events, :func:`models.features.person_profile`) adds the feature
-    profile to every summary."""
+    the person state, :func:`models.profile.state_profile`) adds the feature profile to
+    every message."""
 
-    def __init__(self, profile: Callable[[list[dict]], dict] | None = None):
+    def __init__(self, profile: Callable[[dict], dict] | None = None):
         self.profile = profile
 
-    def __call__(self, state: dict | None, key: str, msg: dict) -> tuple[dict, list[Output]]:
+    def __call__(self, state: dict | None, key: str, msg: dict) -> tuple[dict | None, list[Output]]:
         return person_step(state, key, msg, self.profile)
 
 
 def person_step(
-    state: dict | None, person: str, msg: dict, profile: Callable[[list[dict]], dict] | None = None
-) -> tuple[dict, list[Output]]:
+    state: dict | None, key: str, msg: dict, profile: Callable[[dict], dict] | None = None
+) -> tuple[dict | None, list[Output]]:
     """Stage 2, keyed by person pseudonym (:class:`PersonStep` binds ``profile``).
 
-    State: ``{"events": {event_id: event}, "sent": last summary sent, or None}``.
-    Sends the summary to the person's family when it changes, and a leave message to the
-    previous family when the family changes. A message that changes nothing (duplicate,
-    replay after a crash) re-sends the current summary, since the first send may be the
-    one the crash lost.
+    State: :mod:`models.person` (compact rows, updated in place; a changed state comes
+    back in a new outer dict, so that a table sees the change: Faust and
+    :class:`streams.stages.TableStep` write a key only when its state is another object
+    than before). Sends each family the
+    person belongs to on some day from the event's day on -- before or after the change,
+    so a family the person leaves hears it -- the :func:`models.person.tail` from that
+    day. A message that changes nothing (duplicate, replay after a crash) sends the same
+    again, since the first send may be the one the crash lost.
     """
-    state = state or {"events": {}, "sent": None}
-    events = state["events"]
+    if msg["kind"] == "add" and profile is None and not matters(msg["event"]):
+        return state, []  # kept by the dedup stage only (see Dedup)
+    state = state if state is not None else person.new_state()
     if msg["kind"] == "add":
         ev = msg["event"]
-        if profile is None and not matters(ev):
-            return state, []
-        changed = ev["event_id"] not in events
-        if changed:
-            # The key is the person: no need to keep it in every stored event.
-            events = {**events, ev["event_id"]: {k: v for k, v in ev.items() if k != "person"}}
+        since = person.day(ev["occurred_at"])
+        before = person.families_from(state, since)
+        changed = person.add(state, ev, profile is not None) is not None
+        membership = ev["type"] in MEMBERSHIP
     else:
-        changed = msg["event_id"] in events
-        if changed:
-            events = {k: v for k, v in events.items() if k != msg["event_id"]}
-    summary = summarize_person(events.values(), profile)
-    sent = state["sent"]
-    out: list[tuple[str, str, dict]] = []
-    old_family = sent["family"] if sent else None
-    if old_family and old_family != summary["family"]:
-        out.append(
-            (
-                "family",
-                old_family,
-                {"kind": "member", "person": person, "family": old_family, "summary": None},
-            )
+        where = state["ids"].get(msg["event_id"])
+        since = where[1] if where else state["last"]
+        before = person.families_from(state, since)
+        membership = where is not None and where[0] == "m"
+        changed = person.remove(state, msg["event_id"]) is not None
+    if changed:
+        state = {**state}
+    families = before | person.families_from(state, since) if membership and changed else before
+    if not families:
+        return state, []
+    extra = {"last": state["last"]}
+    if profile is not None:
+        extra["profile"] = profile(state)
+    return state, [
+        (
+            "family",
+            fam,
+            {
+                "kind": "member",
+                "person": key,
+                "family": fam,
+                "since": since,
+                "tail": person.tail(state, fam, since),
+                **extra,
+            },
         )
-    if summary["family"] and (summary != sent or not changed):
-        out.append(
-            (
-                "family",
-                summary["family"],
-                {
-                    "kind": "member",
-                    "person": person,
-                    "family": summary["family"],
-                    "summary": summary,
-                },
-            )
-        )
-    return {"events": events, "sent": summary}, out
+        for fam in sorted(families)
+    ]
 
 
 # --------------------------------------------------------------------------- stage 3
 
 
 def family_step(state: dict | None, key: str, msg: dict) -> tuple[dict, list[Output]]:
-    """Stage 3 input, keyed by family pseudonym: the new state, no outputs (what the
-    family adds to the picture is :func:`contribution` of the state at ``W``).
-
-    State: ``{"residence": {event_id: event}, "members": {person: summary}}``.
-    """
-    return _family_state(state, msg), []
-
-
-def _family_state(state: dict | None, msg: dict) -> dict:
-    state = state or {"residence": {}, "members": {}}
-    kind = msg["kind"]
-    if kind == "member":
-        members = state["members"]
-        if msg["summary"] is None or msg["summary"]["family"] != msg["family"]:
-            members = {p: s for p, s in members.items() if p != msg["person"]}
-        else:
-            members = {**members, msg["person"]: msg["summary"]}
-        return {**state, "members": members}
-    residence = state["residence"]
-    if kind == "residence":
-        ev = msg["event"]
-        residence = {**residence, ev["event_id"]: ev}
-    elif kind == "residence_retract":
-        residence = {k: v for k, v in residence.items() if k != msg["event_id"]}
-    else:
-        raise ValueError(f"unknown family message kind {kind!r}")
-    return {**state, "residence": residence}
-
-
-def _in_window(dates: list[str], w: int, days: int) -> int:
-    return sum(1 for d in dates if w - days < day(d) <= w)
+    """Stage 3, keyed by family pseudonym: :func:`models.family.apply`. Outputs one
+    ``("history", family, {"since": day | None})``: the day from which the family's
+    function changed, or None when only a member's profile did (its present and its group
+    are to be looked at again, its history from a day on is not)."""
+    state = family.new_state() if state is None else {**state}  # a new outer dict: see person_step
+    since = family.apply(state, msg)
+    return state, [("history", key, {"since": since})]
 
 
 def contribution(
-    state: dict, watermark: str, group: Callable[[dict], int | None] | None = None
+    state: dict,
+    watermark: str,
+    group: int | None = None,
+    segments: list[list] | None = None,
 ) -> Contribution | None:
     """What one family adds to the picture at ``W``, or None when it is not counted.
 
     ``{"area", "municipality", "counts": {indicator: int}, "due": day or None}``: ``due``
     is the first day after ``W`` on which the result may change because ``W`` moves on
-    (a window event leaves its window, a child turns 18).
+    (a window event leaves its window, a child turns 18). ``group``: the family's
+    service-need group (counted as ``g<group>``), if any. ``segments``: the family's
+    :func:`history_segments` from a day up to ``W``, if at hand (they hold the answer).
     """
-    if not state["residence"]:
-        return None
-    home = max(state["residence"].values(), key=order_key)["data"]
-    if home["municipality"] not in COVERED:
-        return None
     w = day(watermark)
-    members = state["members"].values()
-    parents = [m for m in members if m["role"] == "parent"]
-    child_until = [eighteenth_birthday(m["birth_date"]) for m in members if m["role"] == "child"]
-    children = sum(1 for b in child_until if b > w)
-    if children == 0:
+    if segments and segments[0][0] <= w:
+        i = bisect.bisect_right(segments, w, key=_start) - 1
+        v = segments[i][1]
+        v = None if v is None else v[:-1]  # the group: as the caller says (below)
+        due = segments[i + 1][0] if i + 1 < len(segments) else None
+    else:
+        v = family.value(state, w)
+        due = None if v is None else family.due(state, w)
+    if v is None:
         return None
-    counts = {
-        "families": 1,
-        "children": children,
-        "single_parent_families": int(len(parents) == 1),
-        "families_social_assistance": int(
-            any("benefit:basic_social_assistance" in m["active"] for m in members)
-        ),
-        "families_unemployed_parent": int(any(m["status"] == "unemployed" for m in parents)),
-        "families_child_welfare": int(
-            any(
-                a in ("child_welfare.client", "child_welfare.placement")
-                for m in members
-                for a in m["active"]
-            )
-        ),
-        "child_welfare_notifications_30d": sum(
-            _in_window(m["cw_notifications"], w, 30) for m in members
-        ),
-        "mental_health_visits_90d": sum(_in_window(m["mh_visits"], w, 90) for m in members),
-    }
+    counts = dict(zip(INDICATORS, v[2:], strict=True))
     if group is not None:
-        g = group(state)
-        if g is not None:
-            counts[f"g{g}"] = 1
-    breakpoints = [b for b in child_until if b > w]
-    for name, days in WINDOWS.items():
-        for m in members:
-            for d in m[name]:
-                dd = day(d)
-                breakpoints.append(dd if dd > w else dd + days)
-    due = min((b for b in breakpoints if b > w), default=None)
-    return {
-        "area": home["postcode"],
-        "municipality": home["municipality"],
-        "counts": counts,
-        "due": due,
-    }
+        counts[f"g{group}"] = 1
+    return {"area": v[0], "municipality": v[1], "counts": counts, "due": due}
+
+
+def _start(segment: list) -> int:
+    return segment[0]
+
+
+def history_segments(state: dict, since: int, group: int | None) -> list[list]:
+    """The family's history values from ``since`` on (:mod:`models.history`): its
+    segments with its present service-need group appended (0: none)."""
+    return [
+        [on, None if v is None else [*v, group or 0]] for on, v in family.segments(state, since)
+    ]
+
+
+def family_clock(state: dict) -> int:
+    """The family's own latest day (its members' latest events): the day from which a
+    change of its service-need group is written into the history."""
+    return max((m.get("last", 0) for m in state["mem"].values()), default=0)
 
 
 # --------------------------------------------------------------------------- deltas
@@ -468,50 +329,74 @@ class Pipeline:
 
     ``contributions`` holds each family's current contribution; :meth:`aggregates`
     sums them. ``on_contribution(family, old, new)`` is called for every change, so a
-    sink can apply :func:`delta`.
+    sink can apply :func:`delta`. ``history`` (:class:`models.history.History`) holds
+    every day; ``on_history(family, since, segments)`` is called for every rewrite.
     """
 
-    profile: Callable[[list[dict]], dict] | None = None
+    profile: Callable[[dict], dict] | None = None
     group: Callable[[dict], int | None] | None = None
     dedup_step: Step = field(default_factory=Dedup)
     on_contribution: Callable[[str, Contribution | None, Contribution | None], None] | None = None
+    on_history: Callable[[str, int, list[list]], None] | None = None
     watermark: str = "0001-01-01"
+    first_day: str | None = None
     dedup: dict = field(default_factory=dict)
     persons: dict = field(default_factory=dict)
     families: dict = field(default_factory=dict)
     contributions: dict = field(default_factory=dict)
     due: dict = field(default_factory=dict)
+    history: History | None = field(default_factory=History)  # None: only on_history
+    groups: dict = field(default_factory=dict)  # the group each family's history holds
 
     def process(self, event: dict) -> None:
         """Process one validated, pseudonymised event (then sweep the due families)."""
         self.process_many([event])
 
     def process_many(self, events: Iterable[dict]) -> None:
-        touched: set[str] = set()
+        touched: dict[str, int | None] = {}
         for event in events:
             self.watermark = max(self.watermark, event["occurred_at"])
+            self.first_day = min(self.first_day or event["occurred_at"], event["occurred_at"])
             k = route_key(event)
             self.dedup[k], outs = self.dedup_step(self.dedup.get(k), k, event)
             for _, okey, msg in outs:
-                touched |= self._route(okey, msg)
-        self.refresh(touched)
+                self._route(okey, msg, touched)
+        self.refresh(since=touched)
 
-    def _route(self, okey: str, msg: dict) -> set[str]:
+    def _route(self, okey: str, msg: dict, touched: dict[str, int | None]) -> None:
         if msg["kind"] in ("add", "retract"):
             self.persons[okey], outs = person_step(self.persons.get(okey), okey, msg, self.profile)
-            touched: set[str] = set()
-            for _, fkey, fmsg in outs:
-                touched |= self._route(fkey, fmsg)
-            return touched
-        self.families[okey], _ = family_step(self.families.get(okey), okey, msg)
-        return {okey}
+        else:
+            self.families[okey], outs = family_step(self.families.get(okey), okey, msg)
+        for stage, key, out in outs:
+            if stage == "history":
+                touched[key] = earliest(touched.get(key), out["since"])
+            else:
+                self._route(key, out, touched)
 
-    def refresh(self, families: Iterable[str] = ()) -> None:
-        """Recompute the given families and every family whose due day has come."""
+    def refresh(
+        self, families: Iterable[str] = (), since: dict[str, int | None] | None = None
+    ) -> None:
+        """Rewrite the given families, those of ``since`` (``{family: day}``: their
+        history from that day on) and every family whose due day has come."""
+        since_of = since or {}
         w = day(self.watermark)
-        todo = set(families) | {f for f, d in self.due.items() if d <= w}
+        todo = set(families) | set(since_of) | {f for f, d in self.due.items() if d <= w}
         for fam in sorted(todo):
-            new = contribution(self.families[fam], self.watermark, self.group)
+            state = self.families[fam]
+            g = self.group(state) if self.group is not None else None
+            start = since_of.get(fam)
+            if g != self.groups.get(fam):
+                start = earliest(start, family_clock(state))
+            segments = None
+            if start is not None:
+                segments = history_segments(state, start, g)
+                if self.history is not None:
+                    self.history.write(fam, start, segments)
+                self.groups[fam] = g
+                if self.on_history is not None:
+                    self.on_history(fam, start, segments)
+            new = contribution(state, self.watermark, g, segments)
             old = self.contributions.get(fam)
             self.due.pop(fam, None)
             if new is not None and new["due"] is not None:
@@ -532,3 +417,18 @@ class Pipeline:
                 bucket = out.setdefault(scope, {})
                 bucket[name] = bucket.get(name, 0) + v
         return out
+
+    def aggregates_on(self, on: str) -> dict[str, dict[str, int]]:
+        """:meth:`aggregates` as the history has them on day ``on`` (non-empty scopes)."""
+        if self.history is None:
+            raise ValueError("this pipeline keeps no history in memory")
+        d = day(on)
+        found = {scope: self.history.on(scope, d) for scope in self.history.scopes()}
+        return {scope: counts for scope, counts in found.items() if counts}
+
+
+def earliest(a: int | None, b: int | None) -> int | None:
+    """The earlier of two days, None standing for "no day"."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)

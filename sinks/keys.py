@@ -16,6 +16,7 @@ PREFIX = "tk:"
 PATTERN = PREFIX + "*"  # everything the project owns, for --reset and the tests
 
 WATERMARK = PREFIX + "wm"  # string: W, YYYY-MM-DD, only ever raised
+FIRST_DAY = PREFIX + "first"  # string: the first day of data, YYYY-MM-DD, only ever lowered
 AGG = PREFIX + "agg:"  # hash prefix of a scope's counts: all, m:<code>, a:<postcode>
 ALL = AGG + "all"
 AREAS = PREFIX + "areas"  # hash: postcode -> municipality of every area that held a family
@@ -23,6 +24,11 @@ UPDATED = PREFIX + "updated"  # hash: scope -> ISO time of its last change
 CHANGES = PREFIX + "changes"  # pub/sub channel: JSON list of the scopes one batch changed
 FAMILY = PREFIX + "fam:"  # string per family: its last applied contribution (JSON)
 DUE = PREFIX + "due"  # zset per family-topic partition: family -> next day W changes it
+FAMILY_HISTORY = PREFIX + "fh:"  # zset per family: its history segments "start|value" by start
+HIST = PREFIX + "hist:"  # hash prefix of a scope's history (sinks/apply_history.lua):
+#   HIST<scope> "<field>:<block>" -> a block's total change, HIST<scope>:<block> "<field>:<day>"
+#   -> a day's change; a block is HIST_BLOCK days (day numbers // HIST_BLOCK)
+HIST_BLOCK = 32
 
 MODEL = PREFIX + "model"  # string: the latest family-type snapshot (JSON)
 MODEL_VERSION = PREFIX + "model:version"  # string: "<generation>.<version>" of MODEL
@@ -47,6 +53,19 @@ def area(postcode: str) -> str:
 
 def family(pseudonym: str) -> str:
     return FAMILY + pseudonym
+
+
+def family_history(pseudonym: str) -> str:
+    return FAMILY_HISTORY + pseudonym
+
+
+def history(name: str, block: int | None = None) -> str:
+    """A scope's block totals (``block`` None) or one block's daily changes.
+
+    >>> history("a:33100"), history("all", 23093)
+    ('tk:hist:a:33100', 'tk:hist:all:23093')
+    """
+    return HIST + name if block is None else f"{HIST}{name}:{block}"
 
 
 def due(partition: int | None) -> str:

@@ -151,3 +151,135 @@ def read_alerts(client, since_epoch: float | None = None, limit: int = 1000) -> 
 async def read_alerts_async(client, since_epoch: float | None = None, limit: int = 1000) -> list:
     lo = "-inf" if since_epoch is None else since_epoch
     return _alerts(await client.zrevrangebyscore(keys.ALERTS, "+inf", lo, start=0, num=limit))
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _history_fetch(pipe, scopes: list[str], blocks: range) -> None:
+    for scope in scopes:
+        pipe.hgetall(keys.history(scope))
+        for b in blocks:
+            pipe.hgetall(keys.history(scope, b))
+
+
+def _field_day(raw) -> tuple[str, int]:
+    name, _, n = _s(raw).rpartition(":")
+    return name, int(n)
+
+
+def history_values(
+    totals: dict, dailies: list[dict], first_block: int, days: list[int]
+) -> dict[int, dict[str, int]]:
+    """Each day's ``{field: value}`` of one scope (non-zero fields), from its block
+    totals and the daily changes of the blocks from ``first_block`` on (``days``
+    sorted, all in those blocks).
+
+    >>> history_values({b"families:0": 2, b"families:1": -1}, [{b"families:33": -1}],
+    ...                1, [32, 33])
+    {32: {'families': 2}, 33: {'families': 1}}
+    """
+    value: dict[str, int] = {}
+    for raw, v in (totals or {}).items():
+        name, block = _field_day(raw)
+        if block < first_block:
+            value[name] = value.get(name, 0) + int(v)
+    changes = sorted(
+        (on, name, int(v))
+        for daily in dailies
+        for raw, v in (daily or {}).items()
+        for name, on in [_field_day(raw)]
+    )
+    out, i = {}, 0
+    for on in days:
+        while i < len(changes) and changes[i][0] <= on:
+            _, name, v = changes[i]
+            value[name] = value.get(name, 0) + v
+            i += 1
+        out[on] = {k: v for k, v in value.items() if v}
+    return out
+
+
+def _history_results(results: list, scopes: list[str], blocks: range, days: list[int]) -> dict:
+    out, i, n = {}, 0, len(blocks) + 1
+    for scope in scopes:
+        totals, *dailies = results[i : i + n]
+        out[scope] = history_values(totals, dailies, blocks.start, days)
+        i += n
+    return out
+
+
+def _blocks(days: list[int]) -> range:
+    return range(days[0] // keys.HIST_BLOCK, days[-1] // keys.HIST_BLOCK + 1)
+
+
+def read_history(client, scopes: list[str], days: list[int]) -> dict[str, dict[int, dict]]:
+    """``{scope: {day: {field: value}}}`` on the given days (sorted day numbers), from a
+    synchronous ``redis.Redis``; unsuppressed, zero fields left out."""
+    if not days:
+        return {scope: {} for scope in scopes}
+    blocks = _blocks(days)
+    pipe = client.pipeline(transaction=True)
+    _history_fetch(pipe, scopes, blocks)
+    return _history_results(pipe.execute(), scopes, blocks, days)
+
+
+async def read_history_async(client, scopes: list[str], days: list[int]) -> dict:
+    """:func:`read_history` from a ``redis.asyncio.Redis``."""
+    if not days:
+        return {scope: {} for scope in scopes}
+    blocks = _blocks(days)
+    pipe = client.pipeline(transaction=True)
+    _history_fetch(pipe, scopes, blocks)
+    return _history_results(await pipe.execute(), scopes, blocks, days)
+
+
+def _span(wm, first) -> tuple[str | None, str | None]:
+    return (_s(first) if first is not None else None, _s(wm) if wm is not None else None)
+
+
+def read_span(client) -> tuple[str | None, str | None]:
+    """``(first day of data, W)`` as ``YYYY-MM-DD`` (None before any event)."""
+    wm, first = client.mget(keys.WATERMARK, keys.FIRST_DAY)
+    return _span(wm, first)
+
+
+async def read_span_async(client) -> tuple[str | None, str | None]:
+    wm, first = await client.mget(keys.WATERMARK, keys.FIRST_DAY)
+    return _span(wm, first)
+
+
+def picture_on(
+    history: dict[str, dict[int, dict]], on: int, areas: dict[str, str], as_of: str
+) -> dict:
+    """The unsuppressed picture (the shape of :func:`read_picture`, without
+    ``updated_at``) on day ``on`` from :func:`read_history` of every scope; ``areas``:
+    postcode → municipality of every area to show."""
+
+    def counts(scope: str) -> dict[str, int]:
+        return _counts(history.get(scope, {}).get(on, {}))
+
+    picture = {
+        "as_of": as_of,
+        "all": counts("all"),
+        "municipalities": {code: counts(f"m:{code}") for code in _municipalities()},
+        "areas": {
+            pc: {"municipality": muni, "counts": counts(f"a:{pc}")}
+            for pc, muni in sorted(areas.items())
+        },
+    }
+    return drop_partial_groups(picture)
+
+
+def known_areas(client) -> dict[str, str]:
+    """Postcode → municipality of the 144 reference areas and every area that has held
+    a family (``tk:areas``)."""
+    out = {pc: a["municipality"] for pc, a in reference_areas().items()}
+    out.update({_s(k): _s(v) for k, v in (client.hgetall(keys.AREAS) or {}).items()})
+    return out
+
+
+async def known_areas_async(client) -> dict[str, str]:
+    out = {pc: a["municipality"] for pc, a in reference_areas().items()}
+    out.update({_s(k): _s(v) for k, v in (await client.hgetall(keys.AREAS) or {}).items()})
+    return out

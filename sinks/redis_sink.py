@@ -1,9 +1,11 @@
-"""The Redis sink: family contributions in, aggregates out (layout in docs/design.md).
+"""The Redis sink: family contributions and histories in, aggregates out (layout in
+docs/design.md).
 
 ``setup()`` loads the scripts, ``write(batch)`` queues one family contribution each,
-``flush()`` sends the queue as one transactional pipeline (MULTI/EXEC) and publishes the
-changed scopes on :data:`sinks.keys.CHANGES`. Effects are idempotent (see apply_contribution.lua),
-so a batch may be written again after a crash.
+``write_history(batch)`` one family's history from a day on, ``flush()`` sends the queue
+as one transactional pipeline (MULTI/EXEC) and publishes the changed scopes of the
+present on :data:`sinks.keys.CHANGES`. Effects are idempotent (see apply_contribution.lua
+and apply_history.lua), so a batch may be written again after a crash.
 
 Two flavours share the command building: :class:`RedisSink` (redis-py, the demo and
 tests) and :class:`AsyncRedisSink` (redis.asyncio, the Faust worker).
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable
 from importlib import resources
 
+from models.contract import INDICATORS
 from sinks import keys, metrics
 
 
@@ -25,6 +28,7 @@ def _script(name: str) -> str:
 
 
 APPLY_LUA = _script("apply_contribution.lua")
+HISTORY_LUA = _script("apply_history.lua")
 RAISE_WM_LUA = _script("raise_watermark.lua")
 
 
@@ -34,6 +38,22 @@ def encode(contribution: dict | None) -> str:
         ""
         if contribution is None
         else json.dumps(contribution, sort_keys=True, separators=(",", ":"))
+    )
+
+
+def encode_segments(segments: list[list]) -> str:
+    """History segments ``[[start, value|None], ...]`` as apply_history.lua reads them:
+    each value as canonical JSON ('' for None), so equal values are equal strings.
+
+    >>> json.loads(encode_segments([[739000, ["33100", "837", 1, 2]], [739100, None]]))
+    [[739000, '["33100","837",1,2]'], [739100, '']]
+    """
+    return json.dumps(
+        [
+            [start, "" if v is None else json.dumps(v, separators=(",", ":"))]
+            for start, v in segments
+        ],
+        separators=(",", ":"),
     )
 
 
@@ -47,8 +67,11 @@ class _Base:
         self.redis = redis
         self.now = now
         self._queue: list[tuple[str, str, str]] = []
+        self._history: list[tuple[str, int, str]] = []
         self._wm: str | None = None
+        self._first: str | None = None
         self.apply_sha: str | None = None
+        self.history_sha: str | None = None
         self.wm_sha: str | None = None
 
     def write(self, batch) -> None:
@@ -56,20 +79,44 @@ class _Base:
         for family, contrib, partition in batch:
             self._queue.append((family, encode(contrib), keys.due(partition)))
 
+    def write_history(self, batch) -> None:
+        """Queue ``(family, since, segments)`` items (:func:`models.picture.history_segments`)."""
+        for family, since, segments in batch:
+            self._history.append((family, since, encode_segments(segments)))
+
     def raise_watermark(self, day: str) -> None:
-        """Queue a watermark raise (only the highest of a batch is sent)."""
+        """Queue a watermark raise and a first-day lowering (the highest and the lowest
+        day of a batch are sent)."""
         if self._wm is None or day > self._wm:
             self._wm = day
+        if self._first is None or day < self._first:
+            self._first = day
+
+    def _pending(self) -> bool:
+        return bool(self._queue or self._history or self._wm is not None)
 
     def _fill(self, pipe) -> tuple[int, int]:
         """Move everything queued into ``pipe``; the queue is taken before any await,
         so whatever other tasks queue meanwhile waits for the next flush."""
         queue, self._queue = self._queue, []
-        wm, self._wm = self._wm, None
+        history, self._history = self._history, []
+        wm, first, self._wm, self._first = self._wm, self._first, None, None
         skip, now = 0, self.now()
         if wm is not None:
-            pipe.evalsha(self.wm_sha, 1, keys.WATERMARK, wm)
+            pipe.evalsha(self.wm_sha, 2, keys.WATERMARK, keys.FIRST_DAY, wm, first)
             skip = 1
+        for family, since, payload in history:
+            pipe.evalsha(
+                self.history_sha,
+                1,
+                keys.family_history(family),
+                since,
+                payload,
+                keys.HIST,
+                keys.HIST_BLOCK,
+                *INDICATORS,
+            )
+        skip += len(history)
         for family, payload, dkey in queue:
             pipe.evalsha(
                 self.apply_sha,
@@ -99,12 +146,13 @@ class RedisSink(_Base):
 
     def setup(self) -> RedisSink:
         self.apply_sha = self.redis.script_load(APPLY_LUA)
+        self.history_sha = self.redis.script_load(HISTORY_LUA)
         self.wm_sha = self.redis.script_load(RAISE_WM_LUA)
         return self
 
     def flush(self) -> list[str]:
         """Send everything queued in one MULTI/EXEC; return the changed scopes."""
-        if not self._queue and self._wm is None:
+        if not self._pending():
             return []
         started = time.perf_counter()
         pipe = self.redis.pipeline(transaction=True)
@@ -130,11 +178,12 @@ class AsyncRedisSink(_Base):
 
     async def setup(self) -> AsyncRedisSink:
         self.apply_sha = await self.redis.script_load(APPLY_LUA)
+        self.history_sha = await self.redis.script_load(HISTORY_LUA)
         self.wm_sha = await self.redis.script_load(RAISE_WM_LUA)
         return self
 
     async def flush(self) -> list[str]:
-        if not self._queue and self._wm is None:
+        if not self._pending():
             return []
         started = time.perf_counter()
         pipe = self.redis.pipeline(transaction=True)

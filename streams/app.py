@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from models import picture
 from models.alerts import TrendRule
-from models.features import person_profile
+from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import utc_now_iso
@@ -34,7 +34,14 @@ from streams.ops import (
     record_lag,
     tables_recovered,
 )
-from streams.stages import Door, TableStep, TaskSinks, observe_event_to_redis, touched
+from streams.stages import (
+    Door,
+    TableStep,
+    TaskSinks,
+    history_since,
+    observe_event_to_redis,
+    touched,
+)
 from streams.transport import Sender
 from tilannekuva import config
 from tilannekuva.config import Settings
@@ -109,7 +116,7 @@ def create_app(
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     door = Door(pseudonymiser, sinks.ingest.raise_watermark, parts, utc_now_iso)
     dedup_step = TableStep("dedup", dedup_table, picture.Dedup(summary_only=not types_on), parts)
-    profile = person_profile if types_on else None  # feature profiles feed the family types
+    profile = state_profile if types_on else None  # feature profiles feed the family types
     person_step = TableStep("person", person_table, picture.PersonStep(profile), parts)
     family_step = TableStep("family", family_table, picture.family_step, parts)
     store = AsyncModelStore(redis)
@@ -152,8 +159,8 @@ def create_app(
             await sinks.ready()
             if types_on and follower.version is None:
                 await follower.load()
-            family_step(batch)
-            await writer.apply(sinks.family, touched(batch), learn=types_on)
+            since = history_since(family_step(batch))
+            await writer.apply(sinks.family, touched(batch), learn=types_on, since=since)
             observe_event_to_redis(batch, time.time())
 
     @app.agent(vectors)

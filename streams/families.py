@@ -1,4 +1,4 @@
-"""From family states to Redis: contributions at W, service-need groups, the sweep.
+"""From family states to Redis: contributions at W, histories, service-need groups, the sweep.
 
 :class:`ModelFollower` keeps the latest family-type snapshot (every worker assigns with
 it); :class:`FamilyWriter` turns family states into contributions, writes them through
@@ -85,28 +85,42 @@ class FamilyWriter:
         self.partitions = partitions
         self.types_on = types_on
         self.groups_now: dict[str, int | None] = {}
+        self.history_groups: dict[str, int | None] = {}  # the group each history holds
         self.applied: set[str] = set()
         self.adopted: str | None = None  # snapshot version the families were re-assigned to
         self.sampled: set[int] = set()  # partitions whose families went to the learner's sample
 
     async def apply(
-        self, sink: AsyncRedisSink, families: Mapping[str, int], learn: bool = False
+        self,
+        sink: AsyncRedisSink,
+        families: Mapping[str, int],
+        learn: bool = False,
+        since: Mapping[str, int | None] | None = None,
     ) -> None:
-        """Write ``{family: partition}``; with ``learn``, send the counted families'
-        vectors to the learner. Families no longer counted are sent as ``None`` from
-        every caller: the learner forgets them."""
+        """Write ``{family: partition}``: the present, and the history from ``since``
+        (``{family: day | None}``) or from the family's own latest day where its group
+        changed; with ``learn``, send the counted families' vectors to the learner.
+        Families no longer counted are sent as ``None`` from every caller: the learner
+        forgets them."""
         watermark = await sink.watermark()
         if watermark is None:
             return
+        since = since or {}
         states = {fam: self.table.get(fam) for fam in families}
         groups, vectors = self.follower.groups_of(states, self.types_on)
-        items, learned = [], []
+        items, learned, history = [], [], []
         for fam, partition in families.items():
-            state = states[fam]
+            state, segments = states[fam], None
+            if state:
+                day = since.get(fam)
+                if groups[fam] != self.history_groups.get(fam):
+                    day = picture.earliest(day, picture.family_clock(state))
+                if day is not None:
+                    segments = picture.history_segments(state, day, groups[fam])
+                    history.append((fam, day, segments))
+                    self.history_groups[fam] = groups[fam]
             contrib = (
-                picture.contribution(state, watermark, lambda _s, g=groups[fam]: g)
-                if state
-                else None
+                picture.contribution(state, watermark, groups[fam], segments) if state else None
             )
             items.append((fam, contrib, partition))
             self.applied.add(fam)
@@ -118,6 +132,7 @@ class FamilyWriter:
                 self.groups_now[fam] = groups[fam]
                 if learn and fam in vectors:
                     learned.append([fam, vectors[fam]])
+        sink.write_history(history)
         sink.write(items)
         await sink.flush()
         if learned:

@@ -107,6 +107,25 @@ class TableStep:
         return outs
 
 
+def history_since(outs: Envelopes) -> dict[str, int | None]:
+    """``{family: day}`` from the family step's ``("history", family, {"since"})``
+    outputs: the earliest day from which each family's history changed (None: it did
+    not, only perhaps its present or its group).
+
+    >>> outs = Envelopes(2)
+    >>> for since in (5, None, 3):
+    ...     outs.add("history", "f", {"since": since}, None)
+    >>> history_since(outs)
+    {'f': 3}
+    """
+    out: dict[str, int | None] = {}
+    for (stage, _), items in outs.items():
+        if stage == "history":
+            for key, msg, _ in items:
+                out[key] = picture.earliest(out.get(key), msg["since"])
+    return out
+
+
 def touched(batch: list[Any]) -> dict[str, int]:
     """``{key: partition}`` of every item in a batch of envelopes."""
     return {key: event.message.partition for event in batch for key, _, _ in event.value["items"]}

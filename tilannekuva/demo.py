@@ -40,9 +40,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from models.contract import InvalidEvent, validate
 from models.family_types import TypeAssigner, family_group
-from models.features import person_profile, state_vector
+from models.features import state_vector
 from models.learning import Learner, LearnerBatch
 from models.picture import Pipeline
+from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from sinks import keys
 from sinks.model_store import ModelStore
@@ -261,7 +262,13 @@ class Ingest:
         self.sink = RedisSink(redis).setup()
         self.pseudonymiser = Pseudonymiser(key)
         self.redis = redis
-        self.pipeline = Pipeline(profile=person_profile, on_contribution=self._contribution)
+        # The history lives in Redis only (the sink), not a second time in memory.
+        self.pipeline = Pipeline(
+            profile=state_profile,
+            on_contribution=self._contribution,
+            on_history=self._history,
+            history=None,
+        )
         self.invalid: Counter[str] = Counter()
         self.accepted = 0
 
@@ -285,13 +292,16 @@ class Ingest:
         self.pipeline.group = functools.partial(
             family_group, assigner=TypeAssigner.from_snapshot(snap)
         )
-        self.pipeline.refresh(self.pipeline.contributions)
+        self.pipeline.refresh(list(self.pipeline.contributions))
         self.sink.flush()
         ModelStore(self.redis).publish(snap)
         return snap
 
     def _contribution(self, family: str, old, new) -> None:
         self.sink.write([(family, new, None)])
+
+    def _history(self, family: str, since: int, segments: list[list]) -> None:
+        self.sink.write_history([(family, since, segments)])
 
     @staticmethod
     def parse(line: str) -> tuple[dict | None, str | None]:
@@ -316,6 +326,7 @@ class Ingest:
             self.accepted += len(events)
         if self.accepted:
             self.sink.raise_watermark(self.pipeline.watermark)
+            self.sink.raise_watermark(self.pipeline.first_day)
         return self.sink.flush()
 
     def feed(self, lines: Iterable[str]) -> list[str]:

@@ -4,7 +4,7 @@
 
 Generates the synthetic registers (no corruption), streams the events in file order
 through the pure stream steps (:class:`models.picture.Pipeline` with
-:func:`models.features.person_profile`), and while streaming
+:func:`models.profile.state_profile`), and while streaming
 
 * feeds the vector of every counted family that changed to the one learner in weekly
   micro-batches of stream time: the worker's learner step (:class:`models.learning.Learner`
@@ -35,10 +35,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: one BLAS thr
 
 import numpy as np
 
+from models import family, person
 from models.family_types import TypeAssigner, family_group
-from models.features import person_profile, state_vector
+from models.features import state_vector
 from models.learning import Learner, LearnerBatch
-from models.picture import Pipeline, contribution, day, summarize_person
+from models.picture import Pipeline, contribution, day
+from models.profile import state_profile
 from models.service_need import REFERENCE_SHARES
 
 __all__ = ["Streamed", "add_arguments", "evaluate", "final_states", "run", "score", "stream"]
@@ -53,10 +55,9 @@ class _Tracking(Pipeline):
         super().__init__(**kw)
         self.touched: set[str] = set()
 
-    def refresh(self, families: Iterable[str] = ()) -> None:
-        families = set(families)
-        self.touched |= families
-        super().refresh(families)
+    def refresh(self, families=(), since=None) -> None:
+        self.touched |= set(families) | set(since or ())
+        super().refresh(families, since)
 
 
 def final_states(events: Iterable[dict]) -> tuple[dict[str, dict], str]:
@@ -65,22 +66,22 @@ def final_states(events: Iterable[dict]) -> tuple[dict[str, dict], str]:
     The picture is a function of the event set, so this reduces each person's events
     once instead of streaming them (used by ``bench/fit_need_rule.py``).
     """
-    persons: dict[str, list] = {}
-    res: dict[str, dict] = {}
+    persons: dict[str, dict] = {}
+    fams: dict[str, dict] = {}
     wm = ""
     for e in events:
         wm = max(wm, e["occurred_at"])
         if e["type"] == "family.residence_changed":
-            res.setdefault(e["data"]["family"], {})[e["event_id"]] = e
+            state = fams.setdefault(e["data"]["family"], family.new_state())
+            family.apply(state, {"kind": "residence", "event": e})
         else:
-            persons.setdefault(e["person"], []).append(e)
-    fams: dict[str, dict] = {}
-    for p, evs in persons.items():
-        s = summarize_person(evs, person_profile)
-        if s["family"]:
-            fams.setdefault(s["family"], {"residence": {}, "members": {}})["members"][p] = s
-    for f, r in res.items():
-        fams.setdefault(f, {"residence": {}, "members": {}})["residence"] = r
+            person.add(persons.setdefault(e["person"], person.new_state()), e)
+    for p, st in persons.items():
+        prof = state_profile(st)
+        for fam in person.families_from(st, 0):
+            msg = {"kind": "member", "person": p, "since": 0, "tail": person.tail(st, fam, 0)}
+            msg |= {"last": st["last"], "profile": prof}
+            family.apply(fams.setdefault(fam, family.new_state()), msg)
     return {f: st for f, st in fams.items() if contribution(st, wm) is not None}, wm
 
 
@@ -152,7 +153,7 @@ def stream(
         print(f"generated {len(lines)} events in {t_gen:.0f} s", file=sys.stderr)
 
     t0 = time.perf_counter()
-    pipe = _Tracking(profile=person_profile)
+    pipe = _Tracking(profile=state_profile)
     # Snapshots only when asked for: at end - k * snapshot_days of stream time.
     learner = Learner(
         n_types=n_types,

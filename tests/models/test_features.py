@@ -193,9 +193,13 @@ def test_vector_has_documented_features():
 
 def test_state_vector_matches_family_vector():
     m = members()
-    state = {"residence": {}, "members": {f"p{i}": x for i, x in enumerate(m)}}
-    assert state_vector(state) == family_vector(m, None)
-    assert state_vector({"residence": {}, "members": {}}) is None
+    mem = {
+        f"p{i}": {"m": [[738000, x["role"], x["birth_date"]]], "profile": x["profile"]}
+        for i, x in enumerate(m)
+    }
+    mem["gone"] = {"m": [[737000, "parent", "1980-01-01"], [738000, None, None]]}
+    assert state_vector({"res": [], "mem": mem}) == family_vector(m, None)
+    assert state_vector({"res": [], "mem": {}}) is None
 
 
 def test_vector_is_member_order_independent_and_pure():

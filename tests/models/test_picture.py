@@ -5,8 +5,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import picture
-from models.picture import Pipeline, contribution, delta, summarize_person
+from models import person, picture
+from models.picture import Pipeline, contribution, delta
 
 
 def ev(eid, type_, data, occurred, person="p1", recorded=None):
@@ -63,89 +63,93 @@ def test_basic_family_is_counted_once():
     assert agg["m:837"]["single_parent_families"] == 1
 
 
+def person_of(events):
+    """The person state of ``events`` (one person), in the given order."""
+    state = person.new_state()
+    for e in events:
+        person.add(state, e)
+    return state
+
+
+def family_now(events) -> str | None:
+    mem = person_of(events)["cp"]["mem"]
+    return mem[-1][1] if mem else None
+
+
 def test_member_added_tie_broken_by_recorded_at_then_event_id():
-    s = summarize_person(
-        [
-            added("b", "p", "f1", "parent", "1990-01-01", "2025-01-01", "2025-01-03"),
-            added("a", "p", "f2", "parent", "1990-01-01", "2025-01-01", "2025-01-02"),
-        ]
-    )
-    assert s["family"] == "f1"
-    s = summarize_person(
-        [
-            added("b", "p", "f1", "parent", "1990-01-01"),
-            added("a", "p", "f2", "parent", "1990-01-01"),
-        ]
-    )
-    assert s["family"] == "f1"
+    later_recorded = [
+        added("b", "p", "f1", "parent", "1990-01-01", "2025-01-01", "2025-01-03"),
+        added("a", "p", "f2", "parent", "1990-01-01", "2025-01-01", "2025-01-02"),
+    ]
+    assert family_now(later_recorded) == family_now(later_recorded[::-1]) == "f1"
+    same = [
+        added("b", "p", "f1", "parent", "1990-01-01"),
+        added("a", "p", "f2", "parent", "1990-01-01"),
+    ]
+    assert family_now(same) == family_now(same[::-1]) == "f1"
 
 
 def test_member_removed_only_counts_when_later_and_same_family():
     a = added("a", "p", "f1", "parent", "1990-01-01", "2025-01-05")
-    assert (
-        summarize_person(
-            [a, ev("r", "family.member_removed", {"family": "f1"}, "2025-01-06", "p")]
-        )["family"]
-        is None
-    )
-    assert (
-        summarize_person(
-            [a, ev("r", "family.member_removed", {"family": "f1"}, "2025-01-04", "p")]
-        )["family"]
-        == "f1"
-    )
-    assert (
-        summarize_person(
-            [a, ev("r", "family.member_removed", {"family": "f9"}, "2025-01-06", "p")]
-        )["family"]
-        == "f1"
-    )
+    removed = ev("r", "family.member_removed", {"family": "f1"}, "2025-01-06", "p")
+    assert family_now([a, removed]) is None
+    assert family_now([removed, a]) is None
+    # ...but the person was in f1 on 2025-01-05: the history keeps that day
+    assert person_of([a, removed])["cp"]["mem"] == [
+        [picture.day("2025-01-05"), "f1", "parent", "1990-01-01"],
+        [picture.day("2025-01-06"), None, None, None],
+    ]
+    earlier = ev("r", "family.member_removed", {"family": "f1"}, "2025-01-04", "p")
+    assert family_now([a, earlier]) == "f1"
+    other = ev("r", "family.member_removed", {"family": "f9"}, "2025-01-06", "p")
+    assert family_now([a, other]) == "f1"
 
 
 def test_episode_active_whatever_the_order_and_kind_from_start():
-    start = ev(
-        "s", "benefit.started", {"benefit": "basic_social_assistance", "episode": "e"}, "2025-01-01"
+    data = {"benefit": "basic_social_assistance", "episode": "e"}
+    start = ev("s", "benefit.started", data, "2025-01-01")
+    end = ev("e", "benefit.ended", data, "2025-02-01")
+    jan, feb = picture.day("2025-01-01"), picture.day("2025-02-01")
+    assert person_of([start])["cp"]["sa"] == [[jan, 1]]
+    assert person_of([end, start])["cp"]["sa"] == [[jan, 1], [feb, 0]]
+    assert person_of([end])["cp"]["sa"] == []
+    other = ev(
+        "s", "benefit.started", {"benefit": "housing_allowance", "episode": "e"}, "2025-01-01"
     )
-    end = ev(
-        "e", "benefit.ended", {"benefit": "basic_social_assistance", "episode": "e"}, "2025-02-01"
-    )
-    assert summarize_person([start])["active"] == ["benefit:basic_social_assistance"]
-    assert summarize_person([end, start])["active"] == []
-    assert summarize_person([end])["active"] == []
+    assert person_of([other])["cp"]["sa"] == []
 
 
 def test_child_turns_18_as_watermark_passes_birthday():
-    state = {
-        "residence": {"r": home("r", "f", "33100", "837")},
-        "members": {
-            "k": {
-                "role": "child",
-                "birth_date": "2008-02-29",
-                "status": None,
-                "active": [],
-                "cw_notifications": [],
-                "mh_visits": [],
-            }
-        },
-    }
+    pipe = run(
+        [
+            added("a", "k", "f", "child", "2008-02-29", "2026-01-01"),
+            home("r", "f", "33100", "837", "2026-01-01"),
+            ev("x", "health.visit", {"service": "dental"}, "2026-02-27", "k"),
+        ]
+    )
+    state = pipe.families["f"]
     assert contribution(state, "2026-02-27")["counts"]["children"] == 1
     assert contribution(state, "2026-02-27")["due"] == picture.day("2026-02-28")
     assert contribution(state, "2026-02-28") is None
 
 
 def test_window_edges():
-    member = {
-        "role": "child",
-        "birth_date": "2015-01-01",
-        "status": None,
-        "active": [],
-        "cw_notifications": ["2026-05-01", "2026-05-02", "2026-05-31"],
-        "mh_visits": [],
-    }
-    state = {"residence": {"r": home("r", "f", "33100", "837")}, "members": {"k": member}}
-    c = contribution(state, "2026-05-31")  # window (2026-05-01, 2026-05-31]
+    notes = [
+        ev(f"n{i}", "child_welfare.notification", {}, d, "k")
+        for i, d in enumerate(["2026-05-01", "2026-05-02", "2026-05-31"])
+    ]
+    pipe = run(
+        [
+            added("a", "k", "f", "child", "2015-01-01", "2026-01-01"),
+            home("r", "f", "33100", "837"),
+            *notes,
+        ]
+    )
+    c = contribution(pipe.families["f"], "2026-05-31")  # window (2026-05-01, 2026-05-31]
     assert c["counts"]["child_welfare_notifications_30d"] == 2
     assert c["due"] == picture.day("2026-06-01")
+    assert pipe.aggregates_on("2026-05-01")["all"]["child_welfare_notifications_30d"] == 1
+    assert pipe.aggregates_on("2026-05-31")["all"]["child_welfare_notifications_30d"] == 2
 
 
 def test_move_out_of_the_six_removes_the_family():
@@ -303,3 +307,77 @@ def test_replaying_everything_again_changes_nothing():
     for e in rnd.sample(events, len(events)):
         pipe.process(e)
     assert pipe.aggregates() == before
+
+
+# ------------------------------------------------------------------ history
+
+
+def as_of_subset(events, on):
+    """The accepted, non-retracted events up to ``on``, with W pinned to ``on`` by an
+    event that changes no picture (an income of a person in no family)."""
+    by_id = {e["event_id"]: e for e in events}
+    retracted = {
+        e["data"]["event_id"]
+        for e in events
+        if e["type"] == "event.retracted"
+        and by_id.get(e["data"]["event_id"], {}).get("type") != "event.retracted"
+    }
+    kept = [
+        e
+        for e in events
+        if e["type"] != "event.retracted"
+        and e["event_id"] not in retracted
+        and e["occurred_at"] <= on
+    ]
+    pin = ev("pin", "income.reported", {"month": on[:7], "gross_eur": 1}, on, "nobody")
+    return [*kept, pin]
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_sets(), st.randoms(use_true_random=False), st.integers(0, 4))
+def test_history_on_every_day_is_the_picture_of_the_events_up_to_that_day(events, rnd, dups):
+    shuffled = list(events) + [rnd.choice(events) for _ in range(dups)]
+    rnd.shuffle(shuffled)
+    pipe = Pipeline()
+    i = 0
+    while i < len(shuffled):
+        k = rnd.randint(1, 4)
+        pipe.process_many(shuffled[i : i + k])
+        i += k
+    days = sorted({e["occurred_at"] for e in events} | {"2026-04-15", "2026-05-30"})
+    for on in days:
+        if on > pipe.watermark:
+            continue
+        assert pipe.aggregates_on(on) == run(as_of_subset(events, on)).aggregates(), on
+    assert pipe.aggregates_on(pipe.watermark) == pipe.aggregates()
+
+
+def test_a_late_event_revises_the_days_from_its_date_on_only():
+    pipe = run([*BASE, ev("n", "child_welfare.notification", {}, "2025-03-01", "kid")])
+    before = {d: pipe.aggregates_on(d) for d in ("2025-01-20", "2025-02-01", "2025-02-15")}
+    pipe.process(ev("late", "child_welfare.notification", {}, "2025-02-01", "kid"))
+    assert pipe.aggregates_on("2025-01-20") == before["2025-01-20"]
+    for d in ("2025-02-01", "2025-02-15"):
+        assert pipe.aggregates_on(d)["all"]["child_welfare_notifications_30d"] == 1
+    assert pipe.aggregates_on("2025-03-02")["all"]["child_welfare_notifications_30d"] == 2
+    assert pipe.aggregates_on("2025-03-03")["all"]["child_welfare_notifications_30d"] == 1
+
+
+def test_state_keeps_no_event_dicts():
+    pipe = run([*BASE, ev("n", "child_welfare.notification", {"x": "y"}, "2025-03-01", "kid")])
+    text = repr(pipe.persons) + repr(pipe.families)
+    assert "child_welfare.notification" not in text and "occurred_at" not in text
+
+
+def test_a_changed_state_is_a_new_object_and_an_unchanged_one_the_same():
+    """Tables write a key only when the step returns another object (TableStep, Faust)."""
+    note = ev("n", "child_welfare.notification", {}, "2025-03-01", "kid")
+    state, _ = picture.person_step(None, "kid", {"kind": "add", "event": note})
+    again, outs = picture.person_step(state, "kid", {"kind": "add", "event": note})
+    assert again is state
+    changed, _ = picture.person_step(
+        state, "kid", {"kind": "add", "event": {**note, "event_id": "n2"}}
+    )
+    assert changed is not state
+    fam, _ = picture.family_step(None, "f", {"kind": "residence", "event": BASE[2]})
+    assert picture.family_step(fam, "f", {"kind": "residence", "event": BASE[2]})[0] is not fam

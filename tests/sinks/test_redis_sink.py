@@ -108,3 +108,75 @@ def test_updated_times_come_from_the_injected_clock(redis_client):
         "m:092": "2030-01-02T00:00:00Z",
         "a:01300": "2030-01-02T00:00:00Z",
     }
+
+
+# ------------------------------------------------------------------ history
+
+
+def history_value(rnd):
+    if rnd.random() < 0.25:
+        return None
+    area, muni = rnd.choice([("33100", "837"), ("33200", "837"), ("01300", "092")])
+    counts = [
+        1,
+        rnd.randint(1, 3),
+        rnd.randint(0, 1),
+        0,
+        rnd.randint(0, 1),
+        0,
+        rnd.randint(0, 2),
+        0,
+    ]
+    return [area, muni, *counts, rnd.choice([0, 3, 7])]
+
+
+def segments_from(rnd, since):
+    out, on = [], since
+    for _ in range(rnd.randint(1, 4)):
+        out.append([on, history_value(rnd)])
+        on += rnd.randint(1, 70)
+    return out
+
+
+def test_lua_history_equals_the_in_memory_history_and_replays_change_nothing(redis_client):
+    from models.history import History
+    from sinks.redis_reader import read_history
+
+    rnd = random.Random(11)
+    sink = RedisSink(redis_client).setup()
+    memory = History()
+    writes = []
+    for step in range(400):
+        fam = f"fam{rnd.randint(0, 15)}"
+        since = 739000 + rnd.randint(0, 200)
+        segments = segments_from(rnd, since)
+        memory.write(fam, since, segments)
+        writes.append((fam, since, segments))
+        sink.write_history([(fam, since, segments)])
+        if rnd.random() < 0.3:
+            sink.write_history([(fam, since, segments)])  # a replay
+        if step % 5 == 0:
+            sink.flush()
+    sink.flush()
+    days = list(range(738990, 739400, 3))
+    scopes = ["all", "m:837", "m:092", "a:33100", "a:33200", "a:01300"]
+    got = read_history(redis_client, scopes, days)
+    for scope in scopes:
+        for on in days:
+            assert got[scope][on] == memory.on(scope, on), (scope, on)
+    # The last write of every family again: nothing moves.
+    before = read_history(redis_client, scopes, days)
+    last = {fam: (since, segs) for fam, since, segs in writes}
+    sink.write_history([(fam, since, segs) for fam, (since, segs) in last.items()])
+    sink.flush()
+    assert read_history(redis_client, scopes, days) == before
+
+
+def test_first_day_only_falls(redis_client):
+    from sinks.redis_reader import read_span
+
+    sink = RedisSink(redis_client).setup()
+    for day in ["2026-01-05", "2026-01-03", "2026-02-01"]:
+        sink.raise_watermark(day)
+        sink.flush()
+    assert read_span(redis_client) == ("2026-01-03", "2026-02-01")

@@ -1,12 +1,15 @@
 """FamilyWriter, ModelFollower and Sweep against a real Redis (no broker)."""
 
+import datetime as dt
+
 import pytest
 import redis.asyncio as aioredis
 
 from models import picture
 from models.contract import validate
 from models.family_types import FamilyTypes, TypeAssigner
-from models.features import person_profile, state_vector
+from models.features import state_vector
+from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from sinks import redis_reader
 from sinks.redis_sink import AsyncRedisSink
@@ -21,7 +24,7 @@ PARTS = 4
 def history():
     """Family states after a small synthetic history, and its last day."""
     pseudo = Pseudonymiser(b"unit-test-key-0123456789")
-    pipe = picture.Pipeline(profile=person_profile)
+    pipe = picture.Pipeline(profile=state_profile)
     pipe.process_many(pseudo.event(validate(line)) for line in synthesize(40, 3).lines)
     return pipe
 
@@ -150,7 +153,7 @@ async def test_sweep_rewrites_families_when_w_moves_past_their_due_day(
         await writer.apply(sink, {fam: part})
     due = [c["due"] for c in history.contributions.values() if c["due"] is not None]
     assert due, "the history should leave some window event or birthday ahead"
-    later = picture.dt.date.fromordinal(max(due)).isoformat()
+    later = dt.date.fromordinal(max(due)).isoformat()
     sink.raise_watermark(later)
     await sink.flush()
     swept = await Sweep(writer, sink)(range(PARTS))
@@ -161,3 +164,22 @@ async def test_sweep_rewrites_families_when_w_moves_past_their_due_day(
     expected = after.aggregates()["all"]
     got = {k: v for k, v in redis_reader.read_picture(redis_client)["all"].items() if v}
     assert got == expected
+
+
+async def test_apply_writes_the_history_the_in_process_pipeline_keeps(
+    history, aredis, redis_client
+):
+    sink = await sink_at(aredis, history.watermark)
+    writer = FamilyWriter(history.families, ModelFollower(Store()), Vectors(), PARTS, False)
+    families = all_of(history)
+    # In two halves and then all again from a later day: the history is the same.
+    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
+    w = picture.day(history.watermark)
+    await writer.apply(sink, families, since=dict.fromkeys(families, w - 100))
+    scopes = sorted(history.history.scopes())
+    days = list(range(w - 400, w + 1, 9)) + [w]
+    got = redis_reader.read_history(redis_client, scopes, days)
+    for on in days:
+        want = history.aggregates_on(dt.date.fromordinal(on).isoformat())
+        assert {s: c for s in scopes if (c := got[s][on])} == want, on
+    assert {s: got[s][w] for s in scopes if got[s][w]} == history.aggregates()

@@ -170,6 +170,42 @@ def test_ten_thousand_families_stream_equals_batch(
         f"\n{families} families, {len(events)} events: stream == batch after {time.monotonic() - started:.0f} s"
     )
     assert got == expected, _diff(expected, got)
+    # The history too: 30 days across all of it, against the batch reference of each day.
+    _, client = worker_redis
+    differing = history_differences(client, events, n_days=30)
+    assert not differing, "\n".join(differing[:40])
+
+
+def history_differences(client, events, n_days: int) -> list[str]:
+    """Cells where the history in Redis differs from the batch reference, on ``n_days``
+    days spread over the whole history (first day of data to W)."""
+    from models.contract import COVERED_MUNICIPALITIES
+    from sinks.redis_reader import read_history, read_span
+    from tilannekuva.batch import EventTable, compute_days
+
+    first, last = (dt.date.fromisoformat(d) for d in read_span(client))
+    span = (last - first).days
+    days = sorted({first + dt.timedelta(days=span * i // (n_days - 1)) for i in range(n_days)})
+    valid = [e for e in events if isinstance(e, dict) and not _invalid(e)]
+    reference = compute_days(EventTable(valid), [d.isoformat() for d in days])
+    scopes = sorted(
+        {s for pic in reference.values() for s in flatten(pic)}
+        | {f"a:{pc.decode()}" for pc in client.hkeys("tk:areas")}
+        | {f"m:{code}" for code in COVERED_MUNICIPALITIES}
+        | {"all"}
+    )
+    got = read_history(client, scopes, [d.toordinal() for d in days])
+    lines = []
+    for d in days:
+        want = flatten(reference[d.isoformat()])
+        have = {
+            s: c
+            for s in scopes
+            if (c := {k: v for k, v in got[s][d.toordinal()].items() if not k.startswith("g")})
+        }
+        if have != want:
+            lines.append(f"{d}: {_diff(want, have)}")
+    return lines
 
 
 def test_sigkill_mid_stream_then_restart_is_still_exact(
@@ -201,6 +237,8 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(
     finally:
         worker.stop()
     assert got == expected, _diff(expected, got)
+    differing = history_differences(client, events, n_days=12)  # replays left no trace
+    assert not differing, "\n".join(differing[:40])
 
 
 def test_trend_alerts_reach_the_alert_topic_and_redis(

@@ -852,3 +852,555 @@ def test_cli_suppressed(tmp_path, monkeypatch):
 def test_cli_missing_file(tmp_path, monkeypatch):
     rc, _, err = _run_cli(["picture", str(tmp_path / "nope.jsonl"), "--unsuppressed"], monkeypatch)
     assert rc == 2 and "no such file" in err
+
+
+# --------------------------------------------------------------------------- history (as_of)
+# The picture on a past day D (situation-api.md, "History (version 1.1)"): the
+# definitions with W = D over the accepted, non-retracted events with occurred_at <= D.
+
+
+def test_as_of_W_is_the_present():
+    ev = _scenario()
+    present = batch.compute(ev)
+    assert present["as_of"] == "2020-06-30"
+    assert batch.compute(ev, as_of="2020-06-30") == present
+    assert batch.compute(ev, as_of=dt.date(2020, 6, 30)) == present
+    t = batch.EventTable(ev)
+    assert batch.compute_table(t, None) == present
+    assert batch.compute_days(t, ["2020-06-30"]) == {"2020-06-30": present}
+    h = batch.History(t)
+    assert (h.first, h.last) == ("2020-01-01", "2020-06-30")
+
+
+def test_membership_before_and_after_it_starts_and_ends():
+    e = Events()
+    e.residence("A", "33100", "837", "2020-01-01")
+    p, k = e.person("1980-01-01"), e.person("2015-01-01")
+    e.member(p, "A", "parent", "1980-01-01", "2020-01-01")
+    e.member(k, "A", "child", "2015-01-01", "2020-03-01")
+    e.add("family.member_removed", "2020-05-01", k, family="A")
+    e.at("2020-06-30")
+    days = batch.compute_days(
+        batch.EventTable(e.valid), ["2020-01-01", "2020-02-29", "2020-03-01", "2020-04-30"]
+    )
+    days["2020-05-01"] = batch.compute(e.valid, "2020-05-01")
+    assert {d: p["all"]["children"] for d, p in days.items()} == {
+        "2020-01-01": 0,
+        "2020-02-29": 0,  # the day before the child is added
+        "2020-03-01": 1,
+        "2020-04-30": 1,
+        "2020-05-01": 0,  # removed on that day
+    }
+    assert days["2020-03-01"]["all"] == counts(families=1, children=1, single_parent_families=1)
+    assert all(p["as_of"] == d for d, p in days.items())
+
+
+def test_member_moving_between_families_on_a_day():
+    e = Events()
+    e.residence("A", "33100", "837", "2020-01-01")
+    e.residence("B", "65100", "905", "2020-01-01")
+    k = e.person("2015-01-01")
+    e.member(k, "A", "child", "2015-01-01", "2020-01-01")
+    e.member(k, "B", "child", "2015-01-01", "2020-04-01")
+    e.at("2020-06-30")
+    before = batch.compute(e.valid, "2020-03-31")
+    on = batch.compute(e.valid, "2020-04-01")
+    assert before["municipalities"]["837"]["children"] == 1
+    assert before["municipalities"]["905"]["children"] == 0
+    assert on["municipalities"]["837"]["children"] == 0
+    assert on["municipalities"]["905"]["children"] == 1
+
+
+def test_residence_on_each_day():
+    e = Events()
+    e.family("A", "33100", "837", occurred="2020-01-01")
+    e.residence("A", "00100", "091", "2021-01-01")  # out of the six
+    e.residence("A", "65100", "905", "2022-01-01")  # back, to Vaasa
+    t = batch.EventTable(e.valid)
+    days = batch.compute_days(t, ["2020-12-31", "2021-01-01", "2021-12-31", "2022-01-01"])
+    assert list(days["2020-12-31"]["areas"]) == ["33100"]
+    assert days["2020-12-31"]["municipalities"]["837"]["families"] == 1
+    for d in ("2021-01-01", "2021-12-31"):
+        assert days[d]["areas"] == {} and days[d]["all"] == counts()
+    assert list(days["2022-01-01"]["areas"]) == ["65100"]
+    assert days["2022-01-01"]["municipalities"]["905"]["families"] == 1
+
+
+def test_family_not_yet_resident_is_not_counted():
+    e = Events()
+    p, k = e.person("1980-01-01"), e.person("2015-01-01")
+    e.member(p, "A", "parent", "1980-01-01", "2020-01-01")
+    e.member(k, "A", "child", "2015-01-01", "2020-01-01")
+    e.residence("A", "33100", "837", "2020-02-01")
+    assert batch.compute(e.valid, "2020-01-31")["all"] == counts()
+    assert batch.compute(e.valid, "2020-02-01")["all"]["families"] == 1
+
+
+def test_episode_on_each_day():
+    e = Events()
+    (p,), (k,) = e.family("A", occurred="2020-01-01")
+    e.add("benefit.started", "2020-02-01", p, benefit="basic_social_assistance", episode="s")
+    e.add("benefit.ended", "2020-03-01", p, benefit="basic_social_assistance", episode="s")
+    # an end dated before its start: inactive between them and after the start
+    e.add("child_welfare.client_ended", "2020-04-01", k, episode="c")
+    e.add("child_welfare.client_started", "2020-05-01", k, episode="c")
+    # a placement that starts and stays open
+    e.add("child_welfare.placement_started", "2020-06-01", k, episode="p")
+    e.at("2020-06-30")
+    t = batch.EventTable(e.valid)
+    days = [
+        "2020-01-31",
+        "2020-02-01",
+        "2020-02-29",
+        "2020-03-01",
+        "2020-04-15",
+        "2020-05-01",
+        "2020-05-31",
+        "2020-06-01",
+    ]
+    pics = batch.compute_days(t, days)
+    sa = {d: pics[d]["all"]["families_social_assistance"] for d in days}
+    cw = {d: pics[d]["all"]["families_child_welfare"] for d in days}
+    assert sa == dict(zip(days, [0, 1, 1, 0, 0, 0, 0, 0], strict=True))
+    assert cw == dict(zip(days, [0, 0, 0, 0, 0, 0, 0, 1], strict=True))
+
+
+def test_status_on_each_day():
+    e = Events()
+    (p,), _ = e.family("A", occurred="2020-01-01")
+    e.add("employment.status_changed", "2020-02-01", p, status="unemployed")
+    e.add("employment.status_changed", "2020-03-01", p, status="employed")
+    e.add("employment.status_changed", "2020-04-01", p, status="unemployed")
+    e.at("2020-06-30")
+    t = batch.EventTable(e.valid)
+    days = ["2020-01-31", "2020-02-01", "2020-02-29", "2020-03-01", "2020-03-31", "2020-04-01"]
+    got = batch.compute_days(t, days)
+    assert [got[d]["all"]["families_unemployed_parent"] for d in days] == [0, 1, 1, 0, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "born,D,child",
+    [
+        ("2002-07-01", "2020-06-30", True),
+        ("2002-07-01", "2020-07-01", False),
+        ("2008-02-29", "2026-02-27", True),
+        ("2008-02-29", "2026-02-28", False),  # common year: birthday on 28 Feb
+        ("1996-02-29", "2014-02-28", False),
+        ("2000-02-29", "2018-02-27", True),
+        ("2004-02-29", "2022-02-28", False),
+        ("2002-02-28", "2020-02-28", False),  # the 18th year is a leap year: plain
+        ("2002-03-01", "2020-02-29", True),
+    ],
+)
+def test_eighteenth_birthday_measured_at_D(born, D, child):
+    e = Events()
+    e.family("A", child_born=born, occurred=born)
+    e.at("2030-01-01")  # W long after: the child is grown up at W
+    assert e.picture()["all"]["children"] == 0
+    pic = batch.compute(e.valid, as_of=D)
+    assert pic["as_of"] == D
+    assert pic["all"]["children"] == int(child)
+    assert pic["all"]["families"] == int(child)
+
+
+def test_window_edges_at_D():
+    D = "2020-06-30"
+    e = Events()
+    _, (k,) = e.family("A")
+    e.at("2020-12-31")  # W far after D
+    # notifications: (D-30, D] = (2020-05-31, 2020-06-30]
+    e.add("child_welfare.notification", "2020-07-01", k)  # D+1: after D
+    e.add("child_welfare.notification", "2020-06-30", k)  # D: in
+    e.add("child_welfare.notification", "2020-06-01", k)  # D-29: in
+    e.add("child_welfare.notification", "2020-05-31", k)  # D-30: out
+    # mental health: (D-90, D] = (2020-04-01, 2020-06-30]
+    e.add("health.visit", "2020-07-01", k, service="mental_health")  # D+1: after D
+    e.add("health.visit", "2020-06-30", k, service="mental_health")  # D: in
+    e.add("health.visit", "2020-04-02", k, service="mental_health")  # D-89: in
+    e.add("health.visit", "2020-04-01", k, service="mental_health")  # D-90: out
+    e.add("health.visit", "2020-06-01", k, service="primary_care")  # other service
+    t = batch.EventTable(e.valid)
+    pics = batch.compute_days(t, [D, "2020-07-01", "2020-04-30", "2020-12-31"])
+    assert pics[D]["all"]["child_welfare_notifications_30d"] == 2
+    assert pics[D]["all"]["mental_health_visits_90d"] == 2
+    # D+1 = 2020-07-01: notifications in (06-01, 07-01], visits in (04-02, 07-01]
+    assert pics["2020-07-01"]["all"]["child_welfare_notifications_30d"] == 2
+    assert pics["2020-07-01"]["all"]["mental_health_visits_90d"] == 2
+    # 2020-04-30: visits in (01-31, 04-30]: 04-01 and 04-02; notifications none
+    assert pics["2020-04-30"]["all"]["child_welfare_notifications_30d"] == 0
+    assert pics["2020-04-30"]["all"]["mental_health_visits_90d"] == 2
+    # at W everything has left both windows
+    assert pics["2020-12-31"]["all"]["child_welfare_notifications_30d"] == 0
+    assert pics["2020-12-31"]["all"]["mental_health_visits_90d"] == 0
+
+
+def test_window_events_follow_the_family_to_its_area_at_D():
+    e = Events()
+    _, (k,) = e.family("A", "33100", "837")
+    e.add("child_welfare.notification", "2020-06-15", k)
+    e.residence("A", "65100", "905", "2020-06-20")
+    e.at("2020-06-30")
+    before = batch.compute(e.valid, "2020-06-19")
+    after = batch.compute(e.valid, "2020-06-20")
+    assert before["areas"]["33100"]["counts"]["child_welfare_notifications_30d"] == 1
+    assert "65100" not in before["areas"]
+    assert after["areas"]["65100"]["counts"]["child_welfare_notifications_30d"] == 1
+    assert "33100" not in after["areas"]
+
+
+def test_retraction_dated_after_D_removes_its_target_on_D():
+    e = Events()
+    e.residence("A", "33100", "837", "2020-01-01")
+    p, k = e.person("1980-01-01"), e.person("2015-01-01")
+    e.member(p, "A", "parent", "1980-01-01", "2020-01-01")
+    add = e.member(k, "A", "child", "2015-01-01", "2020-01-01")
+    _, (k2,) = e.family("B", "33200", "837", occurred="2020-01-01")
+    note = e.add("child_welfare.notification", "2020-02-01", k2)
+    rm = e.add("family.member_removed", "2020-03-01", k2, family="B")
+    e.retract(add, "2020-06-30")
+    e.retract(note, "2020-06-30")
+    e.retract(rm, "2020-06-30")
+    pics = batch.compute_days(batch.EventTable(e.valid), ["2020-01-01", "2020-02-15", "2020-04-01"])
+    for day, pic in pics.items():
+        assert pic["areas"]["33100"]["counts"] == counts(), day
+        assert pic["areas"]["33200"]["counts"]["children"] == 1, day  # removal retracted
+    assert pics["2020-02-15"]["all"]["child_welfare_notifications_30d"] == 0
+    # ... and a retraction dated before its target removes it too
+    e2 = Events()
+    e2.family("A", occurred="2020-01-01")
+    e2.retract("later-note", "2020-01-02")
+    _, (k3,) = e2.family("B", "33200", "837", occurred="2020-01-01")
+    e2.add("child_welfare.notification", "2020-03-01", k3, event_id="later-note")
+    assert batch.compute(e2.valid, "2020-03-01")["all"]["child_welfare_notifications_30d"] == 0
+
+
+def test_event_after_D_does_not_count_on_D_but_the_history_reaches_W():
+    e = Events()
+    (p,), _ = e.family("A", occurred="2020-01-01")
+    e.add("employment.status_changed", "2020-09-01", p, status="unemployed")
+    t = batch.EventTable(e.valid)
+    h = batch.History(t)
+    assert (h.first, h.last) == ("2020-01-01", "2020-09-01")
+    assert batch.compute_table(t, "2020-08-31")["all"]["families_unemployed_parent"] == 0
+    assert batch.compute_table(t, "2020-09-01")["all"]["families_unemployed_parent"] == 1
+    assert batch.compute_table(t)["as_of"] == "2020-09-01"
+
+
+def test_history_bounds_include_retractions_and_retracted_events():
+    e = Events()
+    e.family("A", occurred="2020-03-01")
+    e.retract("nothing", "2020-01-01")  # a retraction alone opens the history earlier
+    gone = e.add(
+        "income.reported", "2020-12-31", e.person("1970-01-01"), month="2020-11", gross_eur=1.0
+    )
+    e.retract(gone, "2020-06-01")  # a retracted event still moves W
+    t = batch.EventTable(e.valid)
+    h = batch.History(t)
+    assert (h.first, h.last) == ("2020-01-01", "2020-12-31")
+    assert batch.compute_table(t, "2020-01-01")["all"] == counts()
+    assert batch.compute_table(t, "2020-03-01")["all"]["families"] == 1
+    assert batch.compute_table(t)["as_of"] == "2020-12-31"
+
+
+def test_a_late_arrival_revises_every_day_from_its_occurred_at():
+    e = Events()
+    _, (k,) = e.family("A", occurred="2020-01-01")
+    e.at("2020-06-30")
+    days = ["2020-03-31", "2020-04-01", "2020-04-15", "2020-06-30"]
+    before = batch.compute_days(batch.EventTable(e.valid), days)
+    e.add("child_welfare.client_started", "2020-04-01", k, episode="late")  # arrives last
+    after = batch.compute_days(batch.EventTable(e.valid), days)
+    assert after["2020-03-31"] == before["2020-03-31"]
+    for d in days[1:]:
+        assert before[d]["all"]["families_child_welfare"] == 0
+        assert after[d]["all"]["families_child_welfare"] == 1
+
+
+@pytest.mark.parametrize(
+    "day",
+    ["2019-12-31", "2020-07-01", "2030-01-01", "1900-01-01"],
+)
+def test_day_outside_the_history_is_an_error(day):
+    e = Events()
+    e.family("A", occurred="2020-01-01")
+    e.at("2020-06-30")
+    t = batch.EventTable(e.valid)
+    with pytest.raises(ValueError, match="outside the history.*2020-01-01.*2020-06-30"):
+        batch.compute_table(t, day)
+    with pytest.raises(ValueError, match="outside the history"):
+        batch.compute(e.valid, as_of=day)
+    # every day is checked before any is computed
+    with pytest.raises(ValueError, match=f"day {day} is outside"):
+        batch.compute_days(t, ["2020-03-01", day])
+
+
+@pytest.mark.parametrize(
+    "day", ["2020-6-1", "2020-02-30", "20200301", "2020-03-01T00:00", "yesterday", "", 20200301]
+)
+def test_malformed_day_is_an_error(day):
+    e = Events()
+    e.family("A", occurred="2020-01-01")
+    e.at("2020-06-30")
+    with pytest.raises(ValueError, match="not a day YYYY-MM-DD"):
+        batch.compute(e.valid, as_of=day)
+
+
+def test_no_events_have_no_history():
+    assert batch.compute([])["as_of"] is None
+    with pytest.raises(ValueError, match="no events"):
+        batch.compute([], as_of="2020-01-01")
+    assert batch.compute_days(batch.EventTable([]), []) == {}
+
+
+def test_history_is_a_function_of_the_set_of_events():
+    ev = _scenario()
+    days = ["2020-01-01", "2020-02-15", "2020-03-01", "2020-04-01", "2020-05-31", "2020-06-02"]
+    expected = batch.compute_days(batch.EventTable(ev), days)
+    rnd = random.Random(3)
+    for _ in range(5):
+        shuffled = list(ev)
+        rnd.shuffle(shuffled)
+        assert batch.compute_days(batch.EventTable(shuffled), days) == expected
+    assert expected["2020-06-02"] == batch.compute(ev, "2020-06-02")
+
+
+# Random small histories: the picture on D computed with as_of=D against compute() over
+# only the events of day D (first copies, retracted ones and retractions dropped), with
+# one harmless event dated D that pins the watermark of that set to D.
+
+H_PERSONS = {
+    "p0": "1985-01-01",
+    "p1": "1986-06-15",
+    "p2": "2008-02-29",  # 18 on 2026-02-28
+    "p3": "2008-04-20",  # 18 on 2026-04-20
+    "p4": "2012-01-01",
+    "p5": "2015-05-05",
+}
+H_FAMILIES = ["f1", "f2"]
+H_HOMES = [("33100", "837"), ("33200", "837"), ("01300", "092"), ("00100", "091")]
+H_START = dt.date(2025, 11, 1)  # the 18th birthdays fall late in the span
+H_SPAN = 200  # days
+
+
+def _h_event(eid, type_, occurred, person, data, rnd_recorded):
+    day = H_START + dt.timedelta(days=occurred)
+    lag, hour, zone = rnd_recorded
+    stamp = f"{day + dt.timedelta(days=lag)}T{hour:02d}:00:00{zone}"
+    ev = {
+        "schema": "register-event/1",
+        "event_id": eid,
+        "source": "dvv",
+        "type": type_,
+        "occurred_at": str(day),
+        "recorded_at": stamp,
+        "data": data,
+    }
+    if person is not None:
+        ev["person"] = person
+    return ev
+
+
+@st.composite
+def histories(draw):
+    recorded = st.tuples(st.integers(0, 2), st.integers(0, 23), st.sampled_from(["Z", "+03:00"]))
+    day = st.integers(0, H_SPAN)
+    person = st.sampled_from(sorted(H_PERSONS))
+    family = st.sampled_from(H_FAMILIES)
+    kinds = ["add"] * 4 + ["remove", "home", "note", "note", "mh", "mh", "visit", "status"]
+    kinds += ["status", "benefit", "benefit", "cw", "cw", "ecec", "income"]
+    events = []
+    for fam in H_FAMILIES:  # mostly an early home in the six, so that families count
+        if draw(st.integers(0, 3)):
+            pc, muni = draw(st.sampled_from(H_HOMES[:3]))
+            data = {"family": fam, "postcode": pc, "municipality": muni}
+            when = draw(st.integers(0, 40))
+            events.append(
+                _h_event(f"h-{fam}", "family.residence_changed", when, None, data, (0, 9, "Z"))
+            )
+    for i in range(draw(st.integers(8, 40))):
+        kind = draw(st.sampled_from(kinds))
+        who, fam, when, rec = draw(person), draw(family), draw(day), draw(recorded)
+        eid = f"e{draw(st.integers(0, 99)):02d}-{i}"  # ids that do not sort as created
+        if kind == "add":
+            roles = ["parent", "child"] if who in ("p0", "p1") else ["child", "child", "parent"]
+            data = {"family": fam, "role": draw(st.sampled_from(roles))}
+            data["birth_date"] = H_PERSONS[who]
+            when = min(when, draw(day))  # memberships rather early
+            events.append(_h_event(eid, "family.member_added", when, who, data, rec))
+        elif kind == "remove":
+            events.append(_h_event(eid, "family.member_removed", when, who, {"family": fam}, rec))
+        elif kind == "home":
+            pc, muni = draw(st.sampled_from(H_HOMES))
+            data = {"family": fam, "postcode": pc, "municipality": muni}
+            events.append(_h_event(eid, "family.residence_changed", when, None, data, rec))
+        elif kind == "note":
+            events.append(_h_event(eid, "child_welfare.notification", when, who, {}, rec))
+        elif kind in ("mh", "visit"):
+            data = {"service": "mental_health" if kind == "mh" else "primary_care"}
+            events.append(_h_event(eid, "health.visit", when, who, data, rec))
+        elif kind == "status":
+            data = {"status": draw(st.sampled_from(["employed", "unemployed"]))}
+            events.append(_h_event(eid, "employment.status_changed", when, who, data, rec))
+        elif kind == "income":
+            data = {"month": "2026-01", "gross_eur": 1.0}
+            events.append(_h_event(eid, "income.reported", when, who, data, rec))
+        else:
+            suffix = draw(st.sampled_from(["started", "ended"]))
+            data = {"episode": draw(st.sampled_from(["a", "b"]))}
+            if kind == "benefit":
+                type_ = f"benefit.{suffix}"
+                data["benefit"] = draw(
+                    st.sampled_from(["basic_social_assistance", "housing_allowance"])
+                )
+            elif kind == "cw":
+                stem = draw(st.sampled_from(["child_welfare.client", "child_welfare.placement"]))
+                type_ = f"{stem}_{suffix}"
+            else:
+                type_ = f"ecec.{suffix}"
+            events.append(_h_event(eid, type_, when, who, data, rec))
+    for j in range(draw(st.integers(0, 4))):
+        targets = [ev["event_id"] for ev in events] + ["no-such-event"]
+        data = {"event_id": draw(st.sampled_from(targets))}
+        events.append(_h_event(f"x{j}", "event.retracted", draw(day), None, data, draw(recorded)))
+    for _ in range(draw(st.integers(0, 3))):  # identical copies
+        events.append(dict(draw(st.sampled_from(events))))
+    return draw(st.permutations(events))
+
+
+def _events_of_day(events: list[dict], day: str) -> list[dict]:
+    """The accepted, non-retracted events up to ``day``, and a harmless event on ``day``."""
+    first = {}
+    for ev in events:
+        first.setdefault(ev["event_id"], ev)
+    retracted = {ev["data"]["event_id"] for ev in first.values() if ev["type"] == "event.retracted"}
+    kept = [
+        ev
+        for ev in first.values()
+        if ev["type"] != "event.retracted"
+        and ev["event_id"] not in retracted
+        and ev["occurred_at"] <= day
+    ]
+    pin = {
+        "schema": "register-event/1",
+        "event_id": "pin",
+        "source": "incomes",
+        "type": "income.reported",
+        "occurred_at": day,
+        "recorded_at": f"{day}T12:00:00Z",
+        "person": "nobody-else",
+        "data": {"month": day[:7], "gross_eur": 0},
+    }
+    return [*kept, pin]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    histories(),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(-1, 1)), min_size=1, max_size=4),
+    st.integers(0, 10_000),
+)
+def test_picture_on_D_is_the_picture_of_the_events_up_to_D(events, near, anywhere):
+    t = batch.EventTable(events)
+    h = batch.History(t)
+    first, last = dt.date.fromisoformat(h.first), dt.date.fromisoformat(h.last)
+    # days on, just before and just after event days (the edges), one anywhere, and W
+    event_days = sorted({ev["occurred_at"] for ev in events})
+    days = [
+        dt.date.fromisoformat(event_days[i % len(event_days)]) + dt.timedelta(shift)
+        for i, shift in near
+    ]
+    days = [str(min(max(d, first), last)) for d in days]
+    days += [str(first + dt.timedelta(days=anywhere % ((last - first).days + 1))), h.last]
+    pictures = batch.compute_days(t, days)
+    assert list(pictures) == list(dict.fromkeys(days))
+    for day, pic in pictures.items():
+        expected = batch.compute(_events_of_day(events, day))
+        assert expected["as_of"] == day
+        assert pic == expected, day
+        assert batch.compute_table(t, day) == pic
+    assert pictures[h.last] == batch.compute(events)
+
+
+# --------------------------------------------------------------------------- CLI: --as-of
+
+
+def _history_file(tmp_path):
+    e = Events()
+    for i in range(6):
+        e.family(f"F{i}", "33100", "837", parents=1, children=2, occurred="2020-01-01")
+    for i in range(3):
+        e.family(f"G{i}", "33200", "837", parents=2, children=1, occurred="2020-03-01")
+    e.at("2020-06-30")
+    path = tmp_path / "events.jsonl"
+    _write(path, _copy(e.raw))
+    return e, path
+
+
+def test_cli_as_of_one_day(tmp_path, monkeypatch):
+    e, path = _history_file(tmp_path)
+    rc, out, err = _run_cli(
+        ["picture", str(path), "--as-of", "2020-02-01", "--unsuppressed"], monkeypatch
+    )
+    assert rc == 0, err
+    doc = json.loads(out)
+    _check_structure(doc)
+    assert doc["as_of"] == "2020-02-01"
+    assert doc["picture"] == counts(families=6, children=12, single_parent_families=6)
+    assert doc == batch.render(batch.compute(e.valid, "2020-02-01"), True, 5)
+    # suppressed, with --min-cell, on a day
+    rc, out, _ = _run_cli(
+        ["picture", str(path), "--as-of", "2020-03-01", "--min-cell", "4"], monkeypatch
+    )
+    assert rc == 0
+    doc = json.loads(out)
+    _check_structure(doc)
+    assert doc == batch.render(batch.compute(e.valid, "2020-03-01"), False, 4)
+    assert doc["areas"]["33200"]["families"] is None  # 3 families < 4
+    assert doc["picture"]["families"] == 9
+    # without --as-of: the present, as before
+    rc, out, _ = _run_cli(["picture", str(path), "--unsuppressed"], monkeypatch)
+    assert json.loads(out) == batch.render(batch.compute(e.valid), True, 5)
+    assert json.loads(out)["as_of"] == "2020-06-30"
+
+
+def test_cli_as_of_several_days(tmp_path, monkeypatch):
+    e, path = _history_file(tmp_path)
+    rc, out, err = _run_cli(
+        ["picture", str(path), "--as-of", "2020-06-30, 2020-01-01,2020-03-01,2020-01-01"],
+        monkeypatch,
+    )
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert list(doc) == ["days"]
+    assert list(doc["days"]) == ["2020-01-01", "2020-03-01", "2020-06-30"]  # in order, once
+    for day, body in doc["days"].items():
+        _check_structure(body)
+        assert body["as_of"] == day
+        assert body == batch.render(batch.compute(e.valid, day), False, 5)
+    assert "3 days" in err
+    # a list of one day (a trailing comma) is still a list
+    rc, out, _ = _run_cli(["picture", str(path), "--as-of", "2020-03-01,"], monkeypatch)
+    assert rc == 0 and list(json.loads(out)["days"]) == ["2020-03-01"]
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("2019-12-31", "outside the history, which runs from 2020-01-01 to 2020-06-30"),
+        ("2020-03-01,2020-07-01", "day 2020-07-01 is outside the history"),
+        ("2020-02-30", "not a day YYYY-MM-DD"),
+        ("2020-03-01,x", "not a day YYYY-MM-DD: 'x'"),
+        (",", "no day"),
+    ],
+)
+def test_cli_as_of_errors(tmp_path, monkeypatch, value, message):
+    _, path = _history_file(tmp_path)
+    rc, out, err = _run_cli(["picture", str(path), "--as-of", value], monkeypatch)
+    assert rc == 2
+    assert out == ""
+    assert message in err
+
+
+def test_cli_malformed_as_of_is_refused_before_reading(tmp_path, monkeypatch):
+    rc, _, err = _run_cli(["picture", str(tmp_path / "nope.jsonl"), "--as-of", "soon"], monkeypatch)
+    assert rc == 2 and "--as-of" in err and "no such file" not in err

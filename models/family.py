@@ -1,0 +1,238 @@
+"""A family's state and what it adds to the picture on any day (the stage 3 state).
+
+The family stage keeps, per family pseudonym, its residence rows and, per member, the
+change-point lists and window-event dates of :mod:`models.person` (merged from the
+tails the person stage sends). From them, :func:`value` is the family's contribution
+on any day ``D`` -- the definitions of register-events.md with ``W = D`` -- and
+:func:`segments` the same as a piecewise-constant function from a day on: the history
+is the sum of these functions over families (:mod:`models.history`), the present its
+value on ``W``.
+
+State (a JSON-able dict, updated in place):
+
+* ``res``: residence rows ``[day, recorded_at, event_id, postcode, municipality]``,
+  sorted (so in "latest" order);
+* ``mem``: ``{person: {"m", "s", "sa", "cw", "cwn", "mh", "last", "profile"}}``: the
+  member's membership of *this* family ``[day, role|None, birth|None]``, status, flags
+  and dates (see :func:`models.person.tail`), its latest event day and, with family
+  types on, its feature profile.
+
+A value is ``None`` (not counted that day) or the list ``[area, municipality, c_1 …
+c_8]`` with the counts of :data:`models.contract.INDICATORS` in order.
+
+Examples
+--------
+>>> from models.person import day
+>>> st = new_state()
+>>> apply(st, {"kind": "residence", "event": {"event_id": "r", "occurred_at": "2026-01-01",
+...            "recorded_at": "2026-01-01T00:00:00Z", "data": {"postcode": "33100", "municipality": "837"}}})
+739617
+>>> apply(st, {"kind": "member", "person": "p", "since": day("2026-01-05"), "last": day("2026-01-05"),
+...            "tail": {"m": [[day("2026-01-05"), "child", "2020-01-01"]], "s": [], "sa": [], "cw": [],
+...                     "cwn": [], "mh": []}})
+739621
+>>> value(st, day("2026-01-04")), value(st, day("2026-01-05"))
+(None, ['33100', '837', 1, 1, 0, 0, 0, 0, 0, 0])
+>>> [(dt.date.fromordinal(s).isoformat(), v and v[3]) for s, v in segments(st, day("2026-01-01"))]
+[('2026-01-01', None), ('2026-01-05', 1), ('2038-01-01', None)]
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import functools
+
+from models.contract import COVERED_MUNICIPALITIES, INDICATORS
+from models.person import WINDOW_DAYS, day, in_force, merge
+
+_NONE: list = []  # an absent list (see models.person.merge)
+
+__all__ = [
+    "apply",
+    "due",
+    "members_now",
+    "new_state",
+    "residence_events",
+    "segments",
+    "until18",
+    "value",
+]
+
+COVERED = frozenset(COVERED_MUNICIPALITIES)
+N = len(INDICATORS)
+_LISTS = ("m", "s", "sa", "cw")
+
+
+def new_state() -> dict:
+    return {"res": [], "mem": {}}
+
+
+@functools.lru_cache(maxsize=65536)
+def until18(birth_date: str) -> int:
+    """The 18th birthday as a day number; born 29 Feb → 28 Feb in a common year.
+
+    >>> dt.date.fromordinal(until18("2008-02-29")).isoformat()
+    '2026-02-28'
+    """
+    born = dt.date.fromisoformat(birth_date)
+    try:
+        return born.replace(year=born.year + 18).toordinal()
+    except ValueError:
+        return dt.date(born.year + 18, 2, 28).toordinal()
+
+
+def _first(row: list) -> int:
+    return row[0]
+
+
+def apply(state: dict, msg: dict) -> int | None:
+    """Apply one message to the state; the day from which the family's function may
+    have changed, or None when nothing did.
+
+    Messages: ``{"kind": "member", "person", "since", "tail", "last"[, "profile"]}`` from
+    the person stage; ``{"kind": "residence", "event"}`` and ``{"kind":
+    "residence_retract", "event_id"}`` from the dedup stage.
+    A member's profile or latest day changing alone returns None: only the service-need
+    group can follow it, and that is the writer's (it knows the model).
+    """
+    kind = msg["kind"]
+    if kind == "member":
+        return _member(state, msg)
+    res = state["res"]
+    if kind == "residence":
+        ev = msg["event"]
+        if any(r[2] == ev["event_id"] for r in res):
+            return None
+        on, d = day(ev["occurred_at"]), ev["data"]
+        row = [on, ev["recorded_at"], ev["event_id"], d["postcode"], d["municipality"]]
+        bisect.insort(res, row)
+        return on
+    if kind == "residence_retract":
+        for i, r in enumerate(res):
+            if r[2] == msg["event_id"]:
+                del res[i]
+                return r[0]
+        return None
+    raise ValueError(f"unknown family message kind {kind!r}")
+
+
+def _member(state: dict, msg: dict) -> int | None:
+    person, since, tail = msg["person"], msg["since"], msg["tail"]
+    copy = state["mem"].get(person)
+    merged = merge(copy, tail, since)
+    changed = copy is None or any(merged.get(k) != copy.get(k) for k in tail)
+    if not any(p[1] is not None for p in merged.get("m", _NONE)):
+        # Never a member of this family (any more): nothing of the person is needed.
+        state["mem"].pop(person, None)
+        return since if copy is not None else None
+    entry = {**merged, "last": msg.get("last", 0)}
+    if "profile" in msg:
+        entry["profile"] = msg["profile"]
+    state["mem"][person] = entry
+    return since if changed else None
+
+
+def value(state: dict, on: int) -> list | None:
+    """The family's contribution on day ``on``: ``[area, municipality, *counts]`` or None."""
+    res = state["res"]
+    i = bisect.bisect_right(res, on, key=_first) - 1
+    if i < 0:
+        return None
+    area, muni = res[i][3], res[i][4]
+    if muni not in COVERED:
+        return None
+    children = parents = cwn = mh = 0
+    sa = cw = unemployed = False
+    for m in state["mem"].values():
+        points = m["m"]
+        j = in_force(points, on)
+        if j < 0 or points[j][1] is None:
+            continue
+        role = points[j][1]
+        if role == "child":
+            children += until18(points[j][2]) > on
+        else:
+            parents += 1
+            if not unemployed and (status := m.get("s")):
+                k = in_force(status, on)
+                unemployed = k >= 0 and status[k][1] == "unemployed"
+        if not sa and (flags := m.get("sa")) and (k := in_force(flags, on)) >= 0:
+            sa = flags[k][1] == 1
+        if not cw and (flags := m.get("cw")) and (k := in_force(flags, on)) >= 0:
+            cw = flags[k][1] == 1
+        if dates := m.get("cwn"):
+            cwn += _in_window(dates, on, WINDOW_DAYS["cwn"])
+        if dates := m.get("mh"):
+            mh += _in_window(dates, on, WINDOW_DAYS["mh"])
+    if children == 0:
+        return None
+    return [area, muni, 1, children, int(parents == 1), int(sa), int(unemployed), int(cw), cwn, mh]
+
+
+def _in_window(dates: list[int], on: int, days: int) -> int:
+    return bisect.bisect_right(dates, on) - bisect.bisect_right(dates, on - days)
+
+
+def _breakpoints(state: dict, since: int) -> set[int]:
+    """Days after ``since`` on which :func:`value` may change: a row or change point of
+    that day, a window event entering or leaving its window, a child turning 18."""
+    days: set[int] = set()
+    res = state["res"]
+    days.update(r[0] for r in res[bisect.bisect_right(res, since, key=_first) :])
+    for m in state["mem"].values():
+        for name in _LISTS:
+            if points := m.get(name):
+                days.update(p[0] for p in points[bisect.bisect_right(points, since, key=_first) :])
+        for p in m["m"][max(in_force(m["m"], since), 0) :]:
+            if p[1] == "child":
+                days.add(until18(p[2]))
+        for name, n in WINDOW_DAYS.items():
+            dates = m.get(name, _NONE)
+            for d in dates[bisect.bisect_right(dates, since - n) :]:
+                days.add(d)
+                days.add(d + n)
+    return {d for d in days if d > since}
+
+
+def segments(state: dict, since: int) -> list[list]:
+    """The family's contribution from day ``since`` on, as ``[[start, value], ...]``:
+    each value holds from its start to the next start (the last one for ever, as far as
+    the events known so far say). The first segment starts on ``since``."""
+    out: list[list] = []
+    for on in sorted({since} | _breakpoints(state, since)):
+        v = value(state, on)
+        if not out or out[-1][1] != v:
+            out.append([on, v])
+    return out
+
+
+def due(state: dict, watermark: int) -> int | None:
+    """The first day after ``watermark`` on which :func:`value` may change without a new
+    event (a window event leaves its window, a child turns 18), or None."""
+    return min(_breakpoints(state, watermark), default=None)
+
+
+def members_now(state: dict) -> list[dict]:
+    """The current members as :func:`models.features.family_vector` wants them:
+    ``{"role", "birth_date", "profile"}`` from each member's latest membership point."""
+    out = []
+    for m in state["mem"].values():
+        last = m["m"][-1] if m["m"] else None
+        if last is not None and last[1] is not None:
+            out.append({"role": last[1], "birth_date": last[2], "profile": m.get("profile") or {}})
+    return out
+
+
+def residence_events(state: dict) -> list[dict]:
+    """The residence rows as :func:`models.features.family_vector` wants them (the
+    event fields it reads), in "latest" order."""
+    return [
+        {
+            "occurred_at": dt.date.fromordinal(on).isoformat(),
+            "recorded_at": rec,
+            "event_id": eid,
+            "data": {"postcode": postcode, "municipality": muni},
+        }
+        for on, rec, eid, postcode, muni in state["res"]
+    ]

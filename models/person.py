@@ -1,0 +1,502 @@
+"""A person's accepted events in compact, order-independent form (the stage 2 state).
+
+The person stage keeps, per person pseudonym, one small row per accepted event -- never
+the event dict -- sorted by day within its category, and a few change-point lists
+derived from them. Every update costs what the changed category holds (a bisect and a
+list insert), not what the person's whole history holds; what the family needs is sent
+as the *tail* of each list from the day an event changed (``since``): an event dated
+``d`` can change nothing the picture shows for a day before ``d`` (every definition of
+the picture on day ``D`` reads only events with ``occurred_at ≤ D``).
+
+State (a JSON-able dict, updated in place: copying it would cost the whole history on
+every event):
+
+==========  ==========================================================================
+key         rows, each a list, sorted
+==========  ==========================================================================
+``ids``     ``{event_id: [category, day]}``: where each stored row is (retractions)
+``m``       membership: ``[day, recorded_at, event_id, added 1|0, family, role, birth]``
+``s``       employment status: ``[day, recorded_at, event_id, status]``
+``ep``      ``{"stem|episode": [[day, event_id, start 1|0, kind|None], ...]}``
+``cwn``     child welfare notifications: ``[day, event_id]``
+``mh``      mental health visits: ``[day, event_id]``
+``v``       other health visits (profile only): ``[day, event_id, service]``
+``c``       specialised care (profile only): ``[day, event_id, service, days]``
+``inc``     incomes (profile only): ``[month, event_id, gross]`` (months since 1970-01)
+``edu``     education (profile only): ``[day, event_id, level]``
+``sup``     school support (profile only): ``[day, event_id, level]``
+``last``    the latest day of any row (0 while none)
+``px``      the profile index (:mod:`models.profile`): ``ep`` ``[[until, "stem|episode"],
+            ...]`` every episode with a start by its latest end day (:data:`OPEN` while
+            open), ``until`` ``{"stem|episode": until}``, ``edu`` and ``sup`` row counts
+            per level
+``cp``      derived change points, ``[day, value...]``, a new item only where the value
+            changes: ``mem`` ``[day, family|None, role, birth]``, ``s`` ``[day, status]``,
+            ``sa`` and ``cw`` ``[day, 0|1]`` (an active basic social assistance episode;
+            an active child welfare client or placement episode)
+==========  ==========================================================================
+
+Days are ordinals (:func:`day`); "latest" is the contract's order
+``(occurred_at, recorded_at, event_id)``, which the sort order of ``m`` and ``s`` rows
+is.
+
+Examples
+--------
+>>> st = new_state()
+>>> add(st, {"event_id": "a", "type": "family.member_added", "occurred_at": "2026-01-05",
+...          "recorded_at": "2026-01-05T00:00:00Z",
+...          "data": {"family": "f1", "role": "child", "birth_date": "2020-01-01"}})
+739621
+>>> add(st, {"event_id": "b", "type": "child_welfare.notification", "occurred_at": "2026-02-01",
+...          "recorded_at": "2026-02-01T00:00:00Z", "data": {}})
+739648
+>>> t = tail(st, "f1", 739648)
+>>> t["m"], t["cwn"]
+([[739621, 'child', '2020-01-01']], [739648])
+>>> remove(st, "b"), st["cwn"], sorted(st["ids"])
+(739648, [], ['a'])
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import functools
+
+__all__ = [
+    "CATEGORIES",
+    "OPEN",
+    "WINDOW_DAYS",
+    "add",
+    "build_index",
+    "category",
+    "day",
+    "episode_span",
+    "families_from",
+    "in_force",
+    "new_index",
+    "new_state",
+    "note",
+    "remove",
+    "tail",
+]
+
+# How far back a date list's tail reaches: a window event dated d counts on (d, d + n].
+WINDOW_DAYS = {"cwn": 30, "mh": 90}
+SA_KIND = "basic_social_assistance"
+CW_STEMS = frozenset({"child_welfare.client", "child_welfare.placement"})
+PROFILE_ONLY = frozenset({"v", "c", "inc", "edu", "sup"})
+CATEGORIES = ("m", "s", "ep", "cwn", "mh", "v", "c", "inc", "edu", "sup")
+_EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
+_EDU = {
+    "basic": 1,
+    "upper_secondary": 2,
+    "vocational": 2,
+    "bachelor": 3,
+    "master": 4,
+    "doctoral": 5,
+}
+_SUP = {"general": 1, "intensified": 2, "special": 3}
+
+
+@functools.lru_cache(maxsize=4096)
+def day(iso: str) -> int:
+    """Days since 0001-01-01 of a ``YYYY-MM-DD`` date.
+
+    >>> day("2026-01-01") - day("2025-12-31")
+    1
+    """
+    return dt.date.fromisoformat(iso[:10]).toordinal()
+
+
+def month(iso: str) -> int:
+    """Months since 1970-01 of a ``YYYY-MM[-DD]`` string."""
+    return (int(iso[0:4]) - 1970) * 12 + int(iso[5:7]) - 1
+
+
+@functools.lru_cache(maxsize=64)
+def stem(event_type: str) -> str | None:
+    """``benefit.started`` → ``benefit``; ``child_welfare.client_ended`` → ``child_welfare.client``."""
+    for suffix in _EPISODE_SUFFIXES:
+        if event_type.endswith(suffix):
+            return event_type[: -len(suffix)]
+    return None
+
+
+def new_state() -> dict:
+    """An empty state. Categories, change points and the profile index appear when
+    first needed: most persons use few of them, and every container costs memory and
+    garbage-collector time (see docs/design.md, "Memory and pauses")."""
+    return {"ids": {}, "last": 0, "cp": {}}
+
+
+_NONE: list = []  # what an absent category or change-point list reads as (never written)
+
+
+def rows_of(state: dict, cat: str) -> list:
+    """A category's rows (empty when absent; do not modify the result)."""
+    return state.get(cat, _NONE)
+
+
+def points(state: dict, name: str) -> list:
+    """A change-point list (``mem``, ``s``, ``sa``, ``cw``; empty when absent)."""
+    return state["cp"].get(name, _NONE)
+
+
+_TYPE_CATEGORY = {
+    "family.member_added": "m",
+    "family.member_removed": "m",
+    "employment.status_changed": "s",
+    "child_welfare.notification": "cwn",
+    "income.reported": "inc",
+    "care.episode": "c",
+    "education.completed": "edu",
+    "school.support_changed": "sup",
+}
+
+
+def category(event: dict) -> str | None:
+    """The category an event's row goes to (None: it has none, e.g. a residence)."""
+    t = event["type"]
+    cat = _TYPE_CATEGORY.get(t)
+    if cat is not None:
+        return cat
+    d = event["data"]
+    if t == "health.visit":
+        return "mh" if d.get("service") == "mental_health" else "v"
+    if "episode" in d and stem(t) is not None:
+        return "ep"
+    return None
+
+
+def _row(cat: str, event: dict) -> list:
+    d, eid, on = event["data"], event["event_id"], day(event["occurred_at"])
+    if cat == "m":
+        if event["type"] == "family.member_added":
+            return [on, event["recorded_at"], eid, 1, d["family"], d["role"], d["birth_date"]]
+        return [on, event["recorded_at"], eid, 0, d["family"], None, None]
+    if cat == "s":
+        return [on, event["recorded_at"], eid, d["status"]]
+    if cat == "ep":
+        start = 1 if event["type"].endswith("started") else 0
+        return [on, eid, start, (d.get("benefit") or d.get("service")) if start else None]
+    if cat in ("cwn", "mh"):
+        return [on, eid]
+    if cat == "v":
+        return [on, eid, d.get("service")]
+    if cat == "c":
+        return [on, eid, d.get("service"), int(d.get("days") or 0)]
+    if cat == "inc":
+        return [month(d["month"]), eid, float(d["gross_eur"])]
+    if cat == "edu":
+        return [on, eid, _EDU.get(d.get("level", ""), 0)]
+    return [on, eid, _SUP.get(d.get("level", ""), 0)]  # sup
+
+
+def _episode_key(event: dict) -> str:
+    return f"{stem(event['type'])}|{event['data']['episode']}"
+
+
+def add(state: dict, event: dict, profile: bool = True) -> int | None:
+    """Store one accepted event; the day from which the picture may change, or None when
+    nothing changed (a duplicate, or a profile-only event while ``profile`` is off)."""
+    eid = event["event_id"]
+    if eid in state["ids"]:
+        return None
+    cat = category(event)
+    if cat is None or (not profile and cat in PROFILE_ONLY):
+        return None
+    row = _row(cat, event)
+    on = day(event["occurred_at"])
+    key = _episode_key(event) if cat == "ep" else ""
+    if profile and "px" not in state:
+        build_index(state)  # the first event with profiles on: the rows so far (usually none)
+    if cat == "ep":
+        bisect.insort(state.setdefault("ep", {}).setdefault(key, []), row)
+        state["ids"][eid] = [f"ep:{key}", on]
+    else:
+        bisect.insort(state.setdefault(cat, []), row)
+        state["ids"][eid] = [cat, on, row[0]]  # row[0]: the sort key (a month for incomes)
+    state["last"] = max(state["last"], on)
+    _derive(state, cat, key)
+    note(state, cat, row, key, 1)
+    return on
+
+
+def remove(state: dict, event_id: str) -> int | None:
+    """Remove a retracted event's row; the day from which the picture may change, or
+    None when the person holds no such event."""
+    where = state["ids"].pop(event_id, None)
+    if where is None:
+        return None
+    cat, on = where[0], where[1]
+    if cat.startswith("ep:"):
+        key, row = cat[3:], None
+        rows = state["ep"][key]
+        rows[:] = [r for r in rows if r[1] != event_id]
+        if not rows:
+            del state["ep"][key]
+        cat = "ep"
+    else:
+        key = ""
+        rows = state[cat]
+        i = bisect.bisect_left(rows, [where[2]])
+        while rows[i][_ID[cat]] != event_id:
+            i += 1
+        row = rows.pop(i)
+    if on == state["last"]:
+        state["last"] = _latest(state)
+    _derive(state, cat, key)
+    note(state, cat, row, key, -1)
+    return on
+
+
+_ID = {"m": 2, "s": 2, "cwn": 1, "mh": 1, "v": 1, "c": 1, "inc": 1, "edu": 1, "sup": 1}
+
+
+def _latest(state: dict) -> int:
+    # Only when the latest row itself is retracted: rare enough to look at every row.
+    return max((where[1] for where in state["ids"].values()), default=0)
+
+
+def _derive(state: dict, cat: str, key: str = "") -> None:
+    """Recompute the change points a changed row can move."""
+    cp = state["cp"]
+    if cat == "m":
+        cp["mem"] = _membership(state["m"])
+    elif cat == "s":
+        cp["s"] = _compress([[r[0], r[3]] for r in state["s"]])
+    elif cat == "ep":
+        stem_ = key.split("|", 1)[0]
+        if stem_ == "benefit":
+            cp["sa"] = _flags(state["ep"], "benefit", SA_KIND)
+        elif stem_ in CW_STEMS:
+            cp["cw"] = _flags(state["ep"], CW_STEMS)
+
+
+# The profile index (models.profile reads it: the episodes that overlap a window or are
+# open, by a bisect; the highest edu/sup level without a scan).
+
+#: ``until`` of an open episode: after every day (``date.max`` is day 3 652 059).
+OPEN = 10_000_000
+_LEVELS = {"edu": max(_EDU.values()) + 1, "sup": max(_SUP.values()) + 1}
+
+
+def new_index() -> dict:
+    """An empty profile index (``state["px"]``): ``ep`` and ``until`` the episodes by
+    their latest end day, ``edu`` and ``sup`` row counts per level, ``vd`` the days of
+    the other health visits per service (sorted), ``im`` each reported month's income
+    total (``[month, the sum of its sorted reports]``, by month), so that a profile counts its
+    window with bisects and sums 24 numbers, whatever the window holds."""
+    return {
+        "ep": [],
+        "until": {},
+        "edu": [0] * _LEVELS["edu"],
+        "sup": [0] * _LEVELS["sup"],
+        "vd": {},
+        "im": [],
+    }
+
+
+def build_index(state: dict) -> dict:
+    """Make ``state["px"]`` from the rows (once, for a state made without it): O(history)."""
+    px = state["px"] = new_index()
+    for key, rows in state.get("ep", {}).items():
+        _reindex(px, key, rows)
+    for cat in ("edu", "sup"):
+        for r in rows_of(state, cat):
+            px[cat][r[2]] += 1
+    for r in rows_of(state, "v"):
+        bisect.insort(px["vd"].setdefault(r[2], []), r[0])
+    for m in {r[0] for r in rows_of(state, "inc")}:
+        _month_total(state, px, m)
+    return px
+
+
+def note(state: dict, cat: str, row: list | None, key: str = "", sign: int = 1) -> None:
+    """Keep ``state["px"]`` after a row change: :func:`add` calls it with the added
+    ``row`` and ``sign=1``, :func:`remove` with the removed row (None for an episode) and
+    ``sign=-1``; ``key`` is the ``"stem|episode"`` of an episode row. Cost: the changed
+    episode's rows and a bisect. No-op without an index (a state made before it)."""
+    px = state.get("px")
+    if px is None:
+        return
+    if cat == "ep":
+        _reindex(px, key, state["ep"].get(key))
+    elif cat in _LEVELS:
+        assert row is not None
+        px[cat][row[2]] += sign
+    elif cat == "v":
+        assert row is not None
+        days = px["vd"].setdefault(row[2], [])
+        if sign > 0:
+            bisect.insort(days, row[0])
+        else:
+            del days[bisect.bisect_left(days, row[0])]
+            if not days:
+                del px["vd"][row[2]]
+    elif cat == "inc":
+        assert row is not None
+        _month_total(state, px, row[0])
+
+
+def _month_total(state: dict, px: dict, month: int) -> None:
+    """``px["im"]`` of one month from its income rows (sorted within the month, as
+    :func:`models.features.person_profile` sums them)."""
+    rows = rows_of(state, "inc")
+    grosses = rows[bisect.bisect_left(rows, [month]) : bisect.bisect_left(rows, [month + 1])]
+    totals = px["im"]
+    i = bisect.bisect_left(totals, [month])
+    if i < len(totals) and totals[i][0] == month:
+        del totals[i]
+    if grosses:
+        totals.insert(i, [month, sum(sorted(r[2] for r in grosses))])
+
+
+def episode_span(rows: list[list]) -> tuple[int, int | None] | None:
+    """(first start day, last end day|None) of an episode's day-sorted rows; None if it
+    has no start."""
+    start: int | None = None
+    stop: int | None = None
+    for on, _, is_start, _ in rows:
+        if not is_start:
+            stop = on  # the last end is the latest
+        elif start is None:
+            start = on  # the first start is the earliest
+    return None if start is None else (start, stop)
+
+
+def _reindex(px: dict, key: str, rows: list[list] | None) -> None:
+    old = px["until"].pop(key, None)
+    if old is not None:
+        index = px["ep"]
+        del index[bisect.bisect_left(index, [old, key])]
+    span = episode_span(rows) if rows else None
+    if span is not None:
+        start, stop = span
+        until = stop if stop is not None and stop >= start else OPEN
+        px["until"][key] = until
+        bisect.insort(px["ep"], [until, key])
+
+
+def _compress(points: list[list]) -> list[list]:
+    """One item per day (the last of the day: rows are in "latest" order), and one only
+    where the value changes."""
+    out: list[list] = []
+    for p in points:
+        if out and out[-1][0] == p[0]:
+            out.pop()
+        if not out or out[-1][1:] != p[1:]:
+            out.append(p)
+    return out
+
+
+def _membership(rows: list[list]) -> list[list]:
+    """``[day, family|None, role, birth]`` change points: on day ``D`` the latest
+    ``member_added`` up to ``D`` wins, unless a ``member_removed`` of that family up to
+    ``D`` is later still (rows are few: a person joins a family or two in a lifetime)."""
+    points = []
+    for i, r in enumerate(rows):
+        if i + 1 < len(rows) and rows[i + 1][0] == r[0]:
+            continue  # the day's last row decides the day
+        upto = rows[: i + 1]
+        added = next((a for a in reversed(upto) if a[3] == 1), None)
+        value = [None, None, None]
+        if added is not None:
+            fam = added[4]
+            removed = any(x[3] == 0 and x[4] == fam and x[:3] > added[:3] for x in upto)
+            if not removed:
+                value = [fam, added[5], added[6]]
+        points.append([r[0], *value])
+    return _compress(points)
+
+
+def _flags(episodes: dict, stems, kind: str | None = None) -> list[list]:
+    """``[day, 0|1]`` change points of "an episode of ``stems`` (of ``kind``) is active":
+    active on ``D`` when a start (of the kind) is known by ``D`` and no end is."""
+    stems = {stems} if isinstance(stems, str) else stems
+    edges: list[tuple[int, int]] = []
+    for key, rows in episodes.items():
+        if key.split("|", 1)[0] not in stems:
+            continue
+        starts = [r[0] for r in rows if r[2] == 1 and (kind is None or r[3] == kind)]
+        ends = [r[0] for r in rows if r[2] == 0]
+        if not starts:
+            continue
+        begin, end = min(starts), min(ends, default=None)
+        if end is not None and end <= begin:
+            continue
+        edges.append((begin, 1))
+        if end is not None:
+            edges.append((end, -1))
+    edges.sort()
+    points, active = [], 0
+    for on, step in edges:
+        active += step
+        points.append([on, int(active > 0)])
+    return _compress(points)
+
+
+def in_force(points: list[list], on: int) -> int:
+    """Index of the change point in force on day ``on`` (-1: none yet)."""
+    return bisect.bisect_right(points, on, key=_first) - 1
+
+
+def _first(point: list) -> int:
+    return point[0]
+
+
+def families_from(state: dict, since: int) -> set[str]:
+    """Families the person belongs to on some day from ``since`` on."""
+    mem = points(state, "mem")
+    i = max(in_force(mem, since), 0)
+    return {p[1] for p in mem[i:] if p[1] is not None}
+
+
+def _tail(points: list[list], since: int) -> list[list]:
+    return points[max(in_force(points, since), 0) :]
+
+
+def tail(state: dict, family: str, since: int) -> dict:
+    """What the family needs of this person from day ``since`` on: each change-point list
+    from the point in force on ``since``, each window-event date list from the earliest
+    date that still counts on ``since`` (see :func:`merge`)."""
+    member = _compress(
+        [[p[0], *(p[2:] if p[1] == family else (None, None))] for p in points(state, "mem")]
+    )
+    out = {
+        "m": _tail(member, since),
+        "s": _tail(points(state, "s"), since),
+        "sa": _tail(points(state, "sa"), since),
+        "cw": _tail(points(state, "cw"), since),
+    }
+    for name, n in WINDOW_DAYS.items():
+        rows = rows_of(state, name)
+        out[name] = [r[0] for r in rows[bisect.bisect_left(rows, [since - n + 1]) :]]
+    return out
+
+
+def merge(copy: dict | None, tail_: dict, since: int) -> dict:
+    """A family's copy of a member with a :func:`tail` from ``since`` laid over it.
+
+    Points before the tail's first (which is the one in force on ``since``) and dates
+    that no longer count on ``since`` cannot have changed, so they are kept.
+
+    >>> old = {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"], [5, "unemployed"]],
+    ...        "sa": [], "cw": [], "cwn": [2, 40], "mh": []}
+    >>> new = merge(old, {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"]],
+    ...                   "sa": [], "cw": [], "cwn": [40, 41], "mh": []}, 41)
+    >>> new["s"], new["cwn"], "sa" in new
+    ([[1, 'employed']], [2, 40, 41], False)
+    """
+    out = {}
+    for name, new in tail_.items():
+        old = (copy or {}).get(name, _NONE)
+        if name in WINDOW_DAYS:
+            merged = old[: bisect.bisect_left(old, since - WINDOW_DAYS[name] + 1)] + new
+        else:
+            cut = min(new[0][0], since) if new else since
+            merged = old[: bisect.bisect_left(old, cut, key=_first)] + new
+        if merged:  # an empty list is left out: every container costs (see new_state)
+            out[name] = merged
+    return out
