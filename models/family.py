@@ -119,17 +119,16 @@ def apply(state: dict, msg: dict) -> int | None:
 
 def _member(state: dict, msg: dict) -> int | None:
     person, since, tail = msg["person"], msg["since"], msg["tail"]
-    copy = state["mem"].get(person)
-    merged = merge(copy, tail, since)
-    changed = copy is None or any(merged.get(k) != copy.get(k) for k in tail)
-    if not any(p[1] is not None for p in merged.get("m", _NONE)):
+    known = person in state["mem"]
+    entry = state["mem"].setdefault(person, {})
+    changed = merge(entry, tail, since) or not known
+    if not any(p[1] is not None for p in entry.get("m", _NONE)):
         # Never a member of this family (any more): nothing of the person is needed.
-        state["mem"].pop(person, None)
-        return since if copy is not None else None
-    entry = {**merged, "last": msg.get("last", 0)}
+        del state["mem"][person]
+        return since if known else None
+    entry["last"] = msg.get("last", 0)
     if "profile" in msg:
         entry["profile"] = msg["profile"]
-    state["mem"][person] = entry
     return since if changed else None
 
 

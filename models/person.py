@@ -476,27 +476,39 @@ def tail(state: dict, family: str, since: int) -> dict:
     return out
 
 
-def merge(copy: dict | None, tail_: dict, since: int) -> dict:
-    """A family's copy of a member with a :func:`tail` from ``since`` laid over it.
+def merge(copy: dict, tail_: dict, since: int) -> bool:
+    """Lay a :func:`tail` from ``since`` over a family's copy of a member, in place;
+    whether anything changed.
 
     Points before the tail's first (which is the one in force on ``since``) and dates
-    that no longer count on ``since`` cannot have changed, so they are kept.
+    that no longer count on ``since`` cannot have changed, so they are kept: the cost is
+    the tail's, not the copy's. Emptied lists are left out (every container costs, see
+    :func:`new_state`).
 
-    >>> old = {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"], [5, "unemployed"]],
-    ...        "sa": [], "cw": [], "cwn": [2, 40], "mh": []}
-    >>> new = merge(old, {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"]],
-    ...                   "sa": [], "cw": [], "cwn": [40, 41], "mh": []}, 41)
-    >>> new["s"], new["cwn"], "sa" in new
+    >>> copy = {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"], [5, "unemployed"]],
+    ...         "cwn": [2, 40]}
+    >>> merge(copy, {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"]],
+    ...              "sa": [], "cw": [], "cwn": [40, 41], "mh": []}, 41)
+    True
+    >>> copy["s"], copy["cwn"], "sa" in copy
     ([[1, 'employed']], [2, 40, 41], False)
     """
-    out = {}
+    changed = False
     for name, new in tail_.items():
-        old = (copy or {}).get(name, _NONE)
+        old = copy.get(name)
+        if old is None:
+            if new:
+                copy[name] = list(new)
+                changed = True
+            continue
         if name in WINDOW_DAYS:
-            merged = old[: bisect.bisect_left(old, since - WINDOW_DAYS[name] + 1)] + new
+            i = bisect.bisect_left(old, since - WINDOW_DAYS[name] + 1)
         else:
-            cut = min(new[0][0], since) if new else since
-            merged = old[: bisect.bisect_left(old, cut, key=_first)] + new
-        if merged:  # an empty list is left out: every container costs (see new_state)
-            out[name] = merged
-    return out
+            i = bisect.bisect_left(old, min(new[0][0], since) if new else since, key=_first)
+        if old[i:] != new:
+            del old[i:]
+            old.extend(new)
+            changed = True
+        if not old:
+            del copy[name]
+    return changed

@@ -40,6 +40,10 @@ SUBCOMMANDS = {
         "tilannekuva.compare",
         "compare the API's answers with the batch reference, cell by cell",
     ),
+    "export": (
+        "tilannekuva.export",
+        "the published history (suppressed as the API) as a tidy Parquet or CSV table",
+    ),
 }
 
 
@@ -47,6 +51,7 @@ SUBCOMMANDS = {
 # (distribution, extra of pyproject.toml that brings it).
 OPTIONAL_MODULES = {
     "sklearn": ("scikit-learn", "evaluate"),
+    "pyarrow": ("pyarrow", "export"),  # only for --format parquet: checked by the command
 }
 # Subcommand -> the optional modules it needs: checked before it runs, so that it fails
 # at once, not after minutes of work.

@@ -34,6 +34,13 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--show", type=int, default=20, help="differing cells to print (default 20)"
     )
+    parser.add_argument(
+        "--as-of",
+        default=None,
+        metavar="D[,D...]",
+        help="compare the history on these days (API ?as_of=D against the batch picture of D) "
+        "instead of the present",
+    )
 
 
 def _get(base: str, path: str, token: str) -> dict:
@@ -43,17 +50,18 @@ def _get(base: str, path: str, token: str) -> dict:
 
 
 def api_scopes(
-    base: str, token: str, bodies: dict | None = None
+    base: str, token: str, bodies: dict | None = None, as_of: str | None = None
 ) -> tuple[str | None, dict[str, dict]]:
-    """``(as_of, {scope: indicators})`` for all, every municipality and every area;
-    the whole answers go into ``bodies`` if given."""
+    """``(as_of, {scope: indicators})`` for all, every municipality and every area, at
+    present or on the day ``as_of``; the whole answers go into ``bodies`` if given."""
     bodies = {} if bodies is None else bodies
-    whole = bodies["all"] = _get(base, "/api/v1/picture", token)
+    query = f"?as_of={as_of}" if as_of else ""
+    whole = bodies["all"] = _get(base, f"/api/v1/picture{query}", token)
     for code in sorted(COVERED_MUNICIPALITIES):
-        bodies[f"m:{code}"] = _get(base, f"/api/v1/municipalities/{code}", token)
+        bodies[f"m:{code}"] = _get(base, f"/api/v1/municipalities/{code}{query}", token)
     listing = _get(base, "/api/v1/areas", token)
     for row in listing["areas"]:
-        bodies[f"a:{row['area']}"] = _get(base, f"/api/v1/areas/{row['area']}", token)
+        bodies[f"a:{row['area']}"] = _get(base, f"/api/v1/areas/{row['area']}{query}", token)
     return whole["as_of"], {scope: body["indicators"] for scope, body in bodies.items()}
 
 
@@ -79,6 +87,12 @@ def batch_scopes(path: str, areas: set[str], min_cell: int) -> tuple[str | None,
     """The batch picture of ``path``, suppressed over ``areas`` as the API is."""
     stats = batch.InputStats()
     pic = batch.compute(batch.load_events(path, stats))
+    return pic["as_of"], suppressed_scopes(pic, areas, min_cell)
+
+
+def suppressed_scopes(pic: dict, areas: set[str], min_cell: int) -> dict[str, dict]:
+    """``{scope: indicators}`` of a batch picture, suppressed over ``areas`` (and the
+    reference areas) as the API is."""
     ref = reference_areas()
     all_areas = dict(pic["areas"])
     for pc in areas | set(ref):
@@ -90,7 +104,7 @@ def batch_scopes(path: str, areas: set[str], min_cell: int) -> tuple[str | None,
     out = {"all": sup["all"]["indicators"]}
     out.update({f"m:{c}": v["indicators"] for c, v in sup["municipalities"].items()})
     out.update({f"a:{p}": v["indicators"] for p, v in sup["areas"].items()})
-    return pic["as_of"], out
+    return out
 
 
 def diff(expected: dict[str, dict], got: dict[str, dict]) -> list[str]:
@@ -112,6 +126,8 @@ def run(args, settings) -> int:
     if not token:
         print("compare: a token is needed (--token or SITUATION_API_TOKEN)", file=sys.stderr)
         return 2
+    if args.as_of:
+        return run_days(args, settings, base, token)
     bodies: dict[str, dict] = {}
     try:
         api_as_of, got = api_scopes(base, token, bodies)
@@ -138,3 +154,40 @@ def run(args, settings) -> int:
     else:
         print("service_need_groups: not shown (no model snapshot yet, or types off)")
     return 1 if cells or problems else 0
+
+
+def run_days(args, settings, base: str, token: str) -> int:
+    """The history on each day of ``--as-of``: every scope the API lists, cell by cell,
+    against the batch reference of that day (one read of the file for all days)."""
+    try:
+        days = sorted({str(batch.parse_day(d.strip())) for d in args.as_of.split(",") if d.strip()})
+    except ValueError as exc:
+        print(f"compare: {exc}", file=sys.stderr)
+        return 2
+    stats = batch.InputStats()
+    table = batch.EventTable(batch.load_events(args.file, stats))
+    try:
+        reference = batch.compute_days(table, days)
+    except ValueError as exc:
+        print(f"compare: {exc}", file=sys.stderr)
+        return 2
+    failed, total_cells = 0, 0
+    for day in days:
+        try:
+            api_as_of, got = api_scopes(base, token, as_of=day)
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"compare: the API at {base} did not answer for {day}: {exc}", file=sys.stderr)
+            return 2
+        areas = {s[2:] for s in got if s.startswith("a:")}
+        expected = suppressed_scopes(reference[day], areas, settings.min_cell)
+        cells = diff(expected, got)
+        if api_as_of != day:
+            cells.insert(0, f"as_of: asked {day} api {api_as_of}")
+        n_cells = sum(len(v) for v in expected.values())
+        total_cells += n_cells
+        failed += bool(cells)
+        print(f"{day}: {len(expected)} scopes, {n_cells} cells: {len(cells)} differ")
+        for line in cells[: args.show]:
+            print("  " + line)
+    print(f"{len(days)} days, {total_cells} cells: {failed} days with differing cells")
+    return 1 if failed else 0

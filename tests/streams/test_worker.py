@@ -105,6 +105,12 @@ def test_small_history_with_every_corruption_knob(
     out = _compare_through_api(worker.env, path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert ": 0 differ" in out.stdout
+    # ...and the history on past days the same way (?as_of=D against the batch of D).
+    w = dt.date.fromisoformat(client.get("tk:wm").decode())
+    days = ",".join((w - dt.timedelta(days=n)).isoformat() for n in (0, 17, 90, 200))
+    out = _compare_through_api(worker.env, path, "--as-of", days)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 days," in out.stdout and ": 0 days with differing cells" in out.stdout
 
     # Every malformed message is in the DLQ with a reason; nothing valid is.
     dlq = [json.loads(m.value) for m in consume_all(kafka_bootstrap, worker.dlq_topic)]
@@ -305,7 +311,7 @@ def _minus_days(day: str, n: int) -> str:
     return (dt.date.fromisoformat(day) - dt.timedelta(days=n)).isoformat()
 
 
-def _compare_through_api(worker_env: dict, path) -> subprocess.CompletedProcess:
+def _compare_through_api(worker_env: dict, path, *extra: str) -> subprocess.CompletedProcess:
     """``tilannekuva compare`` against a ``tilannekuva api`` over the worker's Redis."""
     port = free_port()
     env = {**worker_env, "SITUATION_API_TOKEN": "compare-token", "SITUATION_API_PORT": str(port)}
@@ -318,7 +324,7 @@ def _compare_through_api(worker_env: dict, path) -> subprocess.CompletedProcess:
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz")
         return subprocess.run(
-            [sys.executable, "-m", "tilannekuva.cli", "compare", str(path)],
+            [sys.executable, "-m", "tilannekuva.cli", "compare", str(path), *extra],
             env=env,
             capture_output=True,
             text=True,

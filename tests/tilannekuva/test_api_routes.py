@@ -1,17 +1,25 @@
-"""The route table drives the router, /openapi.json and the token rule; without servers.
+"""The route table drives the router, /openapi.json and the token rule.
 
-Redis is replaced at the reader's public functions (``sinks.redis_reader``), so these
-run under ``-m "not integration"``; test_api.py covers the same paths on a real Redis.
+The table's own checks need no server. The served routes run over the real Redis (db 15
+of infra/up's server) holding a history written through the real sink
+(``test_history_cube.SinkHistory``), so they are marked ``integration`` by
+tests/conftest.py; the present picture and the alerts are taken from the reader's public
+functions (``sinks.redis_reader``), replaced here by fixed answers (test_api.py and
+test_api_history.py check those answers on a real Redis).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import random
 import re
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from test_history_cube import SinkHistory, random_family
 
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
 from sinks import redis_reader
@@ -57,29 +65,21 @@ def raw_picture() -> dict:
     }
 
 
-class _PubSub:
-    """Subscribes and hears nothing: the stream sends its greeting and heartbeats."""
-
-    async def subscribe(self, *channels):
-        pass
-
-    async def get_message(self, ignore_subscribe_messages=False, timeout=None):
-        await asyncio.sleep(timeout or 0)
-
-    async def unsubscribe(self, *channels):
-        pass
-
-    async def aclose(self):
-        pass
-
-
-class _Redis:
-    def pubsub(self):
-        return _PubSub()
+def fill_history(client) -> None:
+    """A history of 2025-07-01 … 2026-06-30 (W of raw_picture) in the test database:
+    nothing until families arrive in two Tampere areas on 2026-05-01."""
+    r = SinkHistory(client)
+    rng = random.Random(1)
+    start, end = dt.date(2026, 5, 1).toordinal(), dt.date(2026, 6, 30).toordinal()
+    areas = [("33100", "837"), ("33200", "837")]
+    for f in range(120):
+        since, segments = random_family(rng, areas, start, end, from_start=True)
+        r.write(f"f{f}", since, segments, flush=False)
+    r.span("2025-07-01", "2026-06-30")
 
 
 @pytest.fixture
-async def make_client(monkeypatch):
+async def make_client(monkeypatch, redis_client, redis_test_url):
     async def read_picture(client):
         return raw_picture()
 
@@ -88,18 +88,26 @@ async def make_client(monkeypatch):
 
     monkeypatch.setattr(redis_reader, "read_picture_async", read_picture)
     monkeypatch.setattr(redis_reader, "read_alerts_async", read_alerts)
+    fill_history(redis_client)  # db 15, flushed before and after the test
     clients = []
 
     async def make(token: str | None = TOKEN) -> TestClient:
-        app = api.make_app(Settings(api_token=token, min_cell=5), _Redis(), heartbeat_s=0.05)
+        r = aioredis.from_url(redis_test_url)
+        app = api.make_app(
+            Settings(api_token=token, min_cell=5, redis_url=redis_test_url),
+            r,
+            heartbeat_s=0.05,
+            history_refresh_s=None,
+        )
         client = TestClient(TestServer(app))
         await client.start_server()
-        clients.append(client)
+        clients.append((client, r))
         return client
 
     yield make
-    for client in clients:
+    for client, r in clients:
         await client.close()
+        await r.aclose()
 
 
 # --------------------------------------------------------------------------- the table
@@ -115,10 +123,12 @@ def test_table_is_well_formed():
         for p in r.params:
             if p.pattern:
                 assert re.fullmatch(p.pattern, p.example), (r.path, p.name)
+            if p.enum:
+                assert p.example in p.enum, (r.path, p.name)
 
 
 async def test_router_serves_exactly_the_table():
-    app = api.make_app(Settings(api_token=TOKEN), _Redis())
+    app = api.make_app(Settings(api_token=TOKEN), None)  # never started: no Redis needed
     assert {res.canonical for res in app.router.resources()} == {r.path for r in ROUTES}
     for r in ROUTES:
         match = await app.router.resolve(make_mocked_request(r.method, r.example_path()))
@@ -184,11 +194,50 @@ async def test_errors_are_documented_errors(make_client):
         ("/api/v1/areas/abcde", 400),
         ("/api/v1/areas/00100", 404),
         ("/api/v1/alerts?since=yesterday", 400),
+        ("/api/v1/picture?as_of=2026-6-1", 400),
+        ("/api/v1/picture?as_of=2025-06-30", 400),
+        ("/api/v1/municipalities/837?as_of=2026-07-01", 400),
+        ("/api/v1/areas?as_of=yesterday", 400),
+        ("/api/v1/areas/33100?as_of=2026-02-30", 400),
+        ("/api/v1/areas/00100?as_of=2026-06-01", 404),
+        ("/api/v1/picture/history?step=year", 400),
+        ("/api/v1/picture/history?indicators=families,kids", 400),
+        ("/api/v1/picture/history?from=2026-06-02&to=2026-06-01", 400),
+        ("/api/v1/municipalities/837/history?from=2025-06-30", 400),
+        ("/api/v1/municipalities/091/history", 404),
+        ("/api/v1/areas/33100/history?to=2026-07-01", 400),
+        ("/api/v1/areas/00100/history", 404),
+        ("/api/v1/areas/abcde/history", 400),
         ("/api/v1/picture", 401),
     ]:
         resp = await client.get(path, headers=AUTH if status != 401 else {})
         assert resp.status == status, path
         schemas.Error.model_validate_json(await resp.read())
+
+
+async def test_query_examples_answer_their_documented_bodies(make_client):
+    """Every route with its query parameters' examples (as_of, from, to, step, indicators)."""
+    client = await make_client()
+    for r in ROUTES:
+        query = {p.name: p.example for p in r.params if p.location == "query"}
+        if not query or isinstance(r.body, Raw):
+            continue
+        resp = await client.get(r.example_path(), params=query, headers=AUTH)
+        assert resp.status == 200, (r.path, await resp.text())
+        body = r.body.model_validate_json(await resp.read())
+        if "as_of" in query:
+            assert str(body.as_of) == query["as_of"]
+    body = await (
+        await client.get(
+            "/api/v1/areas/33100/history",
+            params={"from": "2026-05-01", "step": "week", "indicators": "children"},
+            headers=AUTH,
+        )
+    ).json()
+    assert body["area"] == "33100" and body["municipality"] == "837"
+    assert [p["as_of"] for p in body["series"]][-2:] == ["2026-06-23", "2026-06-30"]
+    assert all(list(p["indicators"]) == ["children"] for p in body["series"])
+    assert all("service_need_groups" in p for p in body["series"])
 
 
 async def test_token_rule_follows_the_table(make_client):

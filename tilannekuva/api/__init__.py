@@ -5,11 +5,15 @@ with :func:`make_app`. The package, like aiohttp's demos:
 
 - ``routes.py``: the route table, the one list of paths (router, OpenAPI, auth, tests);
 - ``handlers.py``: the handlers; ``picture.py``: the cached suppressed picture;
+- ``history.py``: the history cache (every day's whole picture suppressed once, kept
+  while its raw content holds), ``cube.py``: the history as arrays ``[day, scope,
+  field]`` (pure), ``series.py``: the days and parameters of a history request (pure);
 - ``schemas.py``: the answers as pydantic models; ``openapi.py``: /openapi.json from both;
 - ``middleware.py``: bearer token and request metrics; ``app.py``: the factory.
 
 Every answer is cut from the whole picture suppressed with
-:func:`models.suppression.suppress` (``SITUATION_MIN_CELL``). Nothing served names a
+:func:`models.suppression.suppress` (``SITUATION_MIN_CELL``): the present's, or, for a
+past day (``?as_of=D``, ``…/history``), that day's. Nothing served names a
 family or a person: the API only ever reads the aggregates, the watermark and the alerts.
 """
 

@@ -2,22 +2,58 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiohttp import web
 
 from tilannekuva.api import openapi, routes
+from tilannekuva.api.history import REFRESH_S, HistoryCache
 from tilannekuva.api.middleware import authenticate, observe
-from tilannekuva.api.state import OPENAPI, REDIS, SETTINGS, STATE, State
+from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, SETTINGS, STATE, State
 from tilannekuva.config import Settings
 
 HEARTBEAT_S = 15.0
 
 
-def make_app(settings: Settings, redis, *, heartbeat_s: float = HEARTBEAT_S) -> web.Application:
-    """The aiohttp application; ``redis`` is a ``redis.asyncio.Redis`` (bytes or str)."""
+def make_app(
+    settings: Settings,
+    redis,
+    *,
+    heartbeat_s: float = HEARTBEAT_S,
+    history_refresh_s: float | None = REFRESH_S,
+) -> web.Application:
+    """The aiohttp application; ``redis`` is a ``redis.asyncio.Redis`` (bytes or str).
+
+    With ``history_refresh_s`` (seconds), a background task keeps the history cache
+    fresh and warm from start-up on (see :mod:`tilannekuva.api.history`); None leaves
+    it to the requests (each then refreshes only when its days are not held yet)."""
     app = web.Application(middlewares=[observe, authenticate])
     app[SETTINGS] = settings
     app[REDIS] = redis
     app[STATE] = State(heartbeat_s=heartbeat_s)
     app[OPENAPI] = openapi.document()
+    app[HISTORY] = HistoryCache(
+        redis, settings.min_cell, on_suppressed=app[STATE].metrics.history_days.inc
+    )
     routes.register(app.router)
+    app.cleanup_ctx.append(_history_task(history_refresh_s))
     return app
+
+
+def _history_task(refresh_s: float | None):
+    async def ctx(app: web.Application):
+        cache: HistoryCache = app[HISTORY]
+        task = asyncio.create_task(cache.run(refresh_s)) if refresh_s is not None else None
+        yield
+        for _ in range(10):  # bounded: a shutdown never waits on the cache for long
+            if task is None or task.done():
+                break
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+        if task is not None and task.done() and not task.cancelled():
+            with contextlib.suppress(BaseException):
+                task.result()
+        cache.close()
+
+    return ctx

@@ -12,15 +12,31 @@ import re
 import time
 from datetime import UTC, datetime
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES
 from sinks import keys, redis_reader
-from tilannekuva.api.picture import area_body, scope_body, suppressed_picture
+from tilannekuva.api.cube import HIDDEN
+from tilannekuva.api.history import series
+from tilannekuva.api.picture import (
+    PastDay,
+    area_body,
+    past_scope_body,
+    scope_body,
+    suppressed_picture,
+)
 from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE, http_error
-from tilannekuva.api.state import OPENAPI, REDIS, STATE
+from tilannekuva.api.series import (
+    BadRequest,
+    check_in_history,
+    iso,
+    parse_day,
+    parse_history_query,
+)
+from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, STATE
 
 ALERTS_LIMIT = 1000
 # Exported as shares per municipality for the Prometheus trend rule.
@@ -30,6 +46,7 @@ SHARE_INDICATORS = (
     "families_unemployed_parent",
     "families_child_welfare",
 )
+REBUILDING = "the history was reset while answering; retry"
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -42,18 +59,36 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def picture(request: web.Request) -> web.Response:
+    past = await _past_day(request)
+    if past is not None:
+        return web.json_response(past_scope_body(past, "all", None, None))
     pic = await suppressed_picture(request.app)
     return web.json_response(
         scope_body(pic["all"], None, None, pic["as_of"], pic["updated_at"].get("all"))
     )
 
 
-async def municipality(request: web.Request) -> web.Response:
+def _municipality_code(request: web.Request) -> str:
     code = request.match_info["code"]
     if not re.fullmatch(MUNICIPALITY_CODE, code):
         raise http_error(web.HTTPBadRequest, "municipality code must be 3 digits")
     if code not in COVERED_MUNICIPALITIES:
         raise http_error(web.HTTPNotFound, "municipality not covered")
+    return code
+
+
+def _postcode(request: web.Request) -> str:
+    postcode = request.match_info["postcode"]
+    if not re.fullmatch(POSTCODE, postcode):
+        raise http_error(web.HTTPBadRequest, "postcode must be 5 digits")
+    return postcode
+
+
+async def municipality(request: web.Request) -> web.Response:
+    code = _municipality_code(request)
+    past = await _past_day(request)
+    if past is not None:
+        return web.json_response(past_scope_body(past, f"m:{code}", None, code))
     pic = await suppressed_picture(request.app)
     m = pic["municipalities"][code]
     return web.json_response(
@@ -62,28 +97,115 @@ async def municipality(request: web.Request) -> web.Response:
 
 
 async def areas(request: web.Request) -> web.Response:
-    pic = await suppressed_picture(request.app)
     ref = reference_areas()
+    past = await _past_day(request)
+    if past is not None:
+        idx = past.layout.index
+        listing = [(pc, muni, int(past.shown[idx[f"a:{pc}"], 0])) for pc, muni in past.layout.areas]
+        as_of = iso(past.day)
+    else:
+        pic = await suppressed_picture(request.app)
+        listing = [
+            (pc, a["municipality"], a["indicators"]["families"]) for pc, a in pic["areas"].items()
+        ]
+        as_of = pic["as_of"]
     items = []
-    for pc, a in pic["areas"].items():
-        item = {"area": pc, "municipality": a["municipality"]}
+    for pc, muni, families in listing:
+        item = {"area": pc, "municipality": muni}
         if pc in ref:
             item["name"] = ref[pc]["name"]
             item["name_sv"] = ref[pc]["name_sv"]
-        item["families"] = a["indicators"]["families"]
-        item["suppressed"] = "families" in a["suppressed"]
+        shown = families is not None and families != HIDDEN
+        item["families"] = families if shown else None
+        item["suppressed"] = not shown
         items.append(item)
-    return web.json_response({"as_of": pic["as_of"], "areas": items})
+    return web.json_response({"as_of": as_of, "areas": items})
 
 
 async def area(request: web.Request) -> web.Response:
-    postcode = request.match_info["postcode"]
-    if not re.fullmatch(POSTCODE, postcode):
-        raise http_error(web.HTTPBadRequest, "postcode must be 5 digits")
+    postcode = _postcode(request)
+    past = await _past_day(request)
+    if past is not None:
+        scope = f"a:{postcode}"
+        if scope not in past.layout.index:
+            raise http_error(web.HTTPNotFound, "unknown postcode area")
+        muni = past.layout.municipality_of[postcode]
+        return web.json_response(past_scope_body(past, scope, postcode, muni))
     pic = await suppressed_picture(request.app)
     if postcode not in pic["areas"]:
         raise http_error(web.HTTPNotFound, "unknown postcode area")
     return web.json_response(area_body(pic, postcode))
+
+
+# --------------------------------------------------------------------------- history
+
+
+async def _span(request: web.Request) -> tuple[int | None, int | None]:
+    """(first day of data, W) as day numbers, read now."""
+    first, last = await redis_reader.read_span_async(request.app[REDIS])
+    return (
+        parse_day(first, "first") if first is not None else None,
+        parse_day(last, "W") if last is not None else None,
+    )
+
+
+async def _past_day(request: web.Request) -> PastDay | None:
+    """``?as_of=D`` before W: D's whole picture, suppressed. None without ``as_of`` or
+    when D is W: the present answers then (the present is day W)."""
+    raw = request.query.get("as_of")
+    if raw is None:
+        return None
+    try:
+        day = parse_day(raw, "as_of")
+        first, last = await _span(request)
+        check_in_history(day, "as_of", first, last)
+    except BadRequest as exc:
+        raise http_error(web.HTTPBadRequest, str(exc)) from None
+    if day == last:
+        return None
+    got = await request.app[HISTORY].pictures([day])
+    if got is None:
+        raise http_error(web.HTTPServiceUnavailable, REBUILDING)
+    layout, shown, groups = got
+    return PastDay(day, layout, shown[0], bool(groups[0]))
+
+
+async def _history(
+    request: web.Request, scope: str, area: str | None, municipality: str | None
+) -> web.Response:
+    try:
+        first, last = await _span(request)
+        query = parse_history_query(request.query, first, last)
+    except BadRequest as exc:
+        raise http_error(web.HTTPBadRequest, str(exc)) from None
+    body = {"area": area, "municipality": municipality, "series": []}
+    if query.days:
+        got = await request.app[HISTORY].pictures(query.days)
+        if got is None:
+            raise http_error(web.HTTPServiceUnavailable, REBUILDING)
+        layout, shown, groups = got
+        i = layout.index.get(scope)
+        if i is None:
+            raise http_error(web.HTTPNotFound, "unknown postcode area")
+        body["series"] = series(query.days, shown[:, i], groups, query.indicators)
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def picture_history(request: web.Request) -> web.Response:
+    return await _history(request, "all", None, None)
+
+
+async def municipality_history(request: web.Request) -> web.Response:
+    code = _municipality_code(request)
+    return await _history(request, f"m:{code}", None, code)
+
+
+async def area_history(request: web.Request) -> web.Response:
+    postcode = _postcode(request)
+    known = await redis_reader.known_areas_async(request.app[REDIS])
+    if postcode not in known:
+        raise http_error(web.HTTPNotFound, "unknown postcode area")
+    return await _history(request, f"a:{postcode}", postcode, known[postcode])
 
 
 def parse_since(raw: str) -> float:

@@ -12,8 +12,10 @@ from tilannekuva.api.schemas import Error
 REF = "#/components/schemas/{model}"
 INFO = {
     "title": "tilannekuva — situation picture of families with children",
-    "version": "1",
-    "description": "Output contract situation-api.md, version 1. Small cells are suppressed.",
+    "version": "1.1",
+    "description": "Output contract situation-api.md, version 1.1 (with the history). Small "
+    "cells are suppressed; every day of the history is suppressed as a whole picture, "
+    "exactly as the present is.",
 }
 UNAUTHORIZED = "missing or wrong bearer token (always, when no token is configured)"
 
@@ -79,6 +81,8 @@ def _operation(r: Route, schemas: dict) -> dict:
 
 def _parameter(p: Param) -> dict:
     schema = {"type": "string"} | ({"pattern": p.pattern} if p.pattern else {})
+    if p.enum:
+        schema["enum"] = list(p.enum)
     return {
         "name": p.name,
         "in": p.location,

@@ -11,11 +11,15 @@ import asyncio
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 
+import numpy as np
 from aiohttp import web
 
 from models.suppression import suppress
 from sinks import redis_reader
+from tilannekuva.api.cube import Layout, cells
+from tilannekuva.api.series import iso
 from tilannekuva.api.state import REDIS, SETTINGS, STATE, Cached
 
 CACHE_TTL_S = 1.0
@@ -69,3 +73,25 @@ def area_body(pic: dict, postcode: str) -> dict:
     return scope_body(
         a, postcode, a["municipality"], pic["as_of"], pic["updated_at"].get(f"a:{postcode}")
     )
+
+
+@dataclass(frozen=True)
+class PastDay:
+    """A past day's whole picture, suppressed: ``shown`` is ``int32 [scope, field]`` in
+    the order of ``layout`` (:mod:`tilannekuva.api.cube`)."""
+
+    day: int
+    layout: Layout
+    shown: np.ndarray
+    groups: bool
+
+
+def past_scope_body(past: PastDay, scope: str, area: str | None, municipality: str | None) -> dict:
+    """A :class:`~tilannekuva.api.schemas.Scope` on a past day: ``updated_at`` null."""
+    ind, grp, sup = cells(past.shown[past.layout.index[scope]].tolist(), past.groups)
+    body = {"area": area, "municipality": municipality, "as_of": iso(past.day), "indicators": ind}
+    if grp is not None:
+        body["service_need_groups"] = grp
+    body["suppressed"] = sup
+    body["updated_at"] = None
+    return body

@@ -20,8 +20,10 @@ from tilannekuva.api.schemas import (
     AlertList,
     AreaList,
     Health,
+    HistorySeries,
     Scope,
 )
+from tilannekuva.api.series import DATE_PATTERN, STEPS
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Param:
     description: str
     example: str  # shown in the OpenAPI document; the tests request it
     pattern: str | None = None
+    enum: tuple[str, ...] | None = None
 
     @property
     def required(self) -> bool:
@@ -66,6 +69,48 @@ class Route:
         return self.path.format_map({p.name: p.example for p in self.params if p.required})
 
 
+CODE = Param("code", "path", "3-digit municipality code", "837", MUNICIPALITY_CODE)
+POSTCODE_PARAM = Param("postcode", "path", "5-digit postcode", "33100", POSTCODE)
+AS_OF = Param(
+    "as_of",
+    "query",
+    "a day of the history, YYYY-MM-DD, from the first day of data to W: the picture "
+    "of that day, suppressed as a whole as the present is (W: the present itself)",
+    "2026-06-01",
+    DATE_PATTERN,
+)
+HISTORY_PARAMS = (
+    Param(
+        "from",
+        "query",
+        "first day, YYYY-MM-DD (default: to − 364 days, not before the first day of data)",
+        "2025-07-01",
+        DATE_PATTERN,
+    ),
+    Param("to", "query", "last day, YYYY-MM-DD (default: W)", "2026-06-30", DATE_PATTERN),
+    Param(
+        "step",
+        "query",
+        "day (default); week: every 7th day counting back from to; month: the day of "
+        "the month of to in each month (clamped to the month's end)",
+        "week",
+        enum=STEPS,
+    ),
+    Param(
+        "indicators",
+        "query",
+        "comma-separated indicator names (default: all eight); service-need groups "
+        "come with every day that has them",
+        "families,families_social_assistance",
+    ),
+)
+AS_OF_ERROR = "as_of malformed or outside the history (first day of data … W; none yet)"
+HISTORY_ERROR = (
+    "a date malformed or outside the history (first day of data … W; none yet), "
+    "from after to, an unknown step or indicator"
+)
+REBUILDING = "the history changed shape while answering (e.g. Redis was reset): retry"
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
@@ -85,6 +130,19 @@ ROUTES: tuple[Route, ...] = (
         summary="the picture for all six municipalities together",
         body=Scope,
         body_description="all",
+        params=(AS_OF,),
+        errors={400: AS_OF_ERROR, 503: REBUILDING},
+    ),
+    Route(
+        "GET",
+        "/api/v1/picture/history",
+        handlers.picture_history,
+        name="picture_history",
+        summary="the history of all six municipalities together, one point per step",
+        body=HistorySeries,
+        body_description="series",
+        params=HISTORY_PARAMS,
+        errors={400: HISTORY_ERROR, 503: REBUILDING},
     ),
     Route(
         "GET",
@@ -94,8 +152,27 @@ ROUTES: tuple[Route, ...] = (
         summary="one municipality",
         body=Scope,
         body_description="municipality",
-        params=(Param("code", "path", "3-digit municipality code", "837", MUNICIPALITY_CODE),),
-        errors={400: "malformed code", 404: "not a covered municipality"},
+        params=(CODE, AS_OF),
+        errors={
+            400: f"malformed code; {AS_OF_ERROR}",
+            404: "not a covered municipality",
+            503: REBUILDING,
+        },
+    ),
+    Route(
+        "GET",
+        "/api/v1/municipalities/{code}/history",
+        handlers.municipality_history,
+        name="municipality_history",
+        summary="the history of one municipality, one point per step",
+        body=HistorySeries,
+        body_description="series",
+        params=(CODE, *HISTORY_PARAMS),
+        errors={
+            400: f"malformed code; {HISTORY_ERROR}",
+            404: "not a covered municipality",
+            503: REBUILDING,
+        },
     ),
     Route(
         "GET",
@@ -105,6 +182,8 @@ ROUTES: tuple[Route, ...] = (
         summary="every postcode area with its municipality and families",
         body=AreaList,
         body_description="areas",
+        params=(AS_OF,),
+        errors={400: AS_OF_ERROR, 503: REBUILDING},
     ),
     Route(
         "GET",
@@ -114,8 +193,19 @@ ROUTES: tuple[Route, ...] = (
         summary="one postcode area",
         body=Scope,
         body_description="area",
-        params=(Param("postcode", "path", "5-digit postcode", "33100", POSTCODE),),
-        errors={400: "malformed postcode", 404: "unknown area"},
+        params=(POSTCODE_PARAM, AS_OF),
+        errors={400: f"malformed postcode; {AS_OF_ERROR}", 404: "unknown area", 503: REBUILDING},
+    ),
+    Route(
+        "GET",
+        "/api/v1/areas/{postcode}/history",
+        handlers.area_history,
+        name="area_history",
+        summary="the history of one postcode area, one point per step",
+        body=HistorySeries,
+        body_description="series",
+        params=(POSTCODE_PARAM, *HISTORY_PARAMS),
+        errors={400: f"malformed postcode; {HISTORY_ERROR}", 404: "unknown area", 503: REBUILDING},
     ),
     Route(
         "GET",

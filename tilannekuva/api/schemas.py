@@ -48,7 +48,9 @@ class Scope(BaseModel):
 
     area: Postcode | None = Field(description="postcode; null for a municipality or all")
     municipality: MunicipalityCode | None = Field(description="null for all")
-    as_of: dt.date | None = Field(description="the watermark W")
+    as_of: dt.date | None = Field(
+        description="the watermark W, or the day asked for with as_of; null before any data"
+    )
     indicators: Indicators  # type: ignore[valid-type]
     service_need_groups: ServiceNeedGroups | Absent = Field(  # type: ignore[valid-type]
         None, description="present once the family-types model runs"
@@ -56,7 +58,42 @@ class Scope(BaseModel):
     suppressed: list[str] = Field(
         description="names of null cells, groups as service_need_groups.N"
     )
-    updated_at: dt.datetime | None
+    updated_at: dt.datetime | None = Field(
+        description="last change of the scope; null for a past day (as_of before W)"
+    )
+
+
+# The indicators asked for (all eight by default), each a shown count or null.
+SomeIndicators = create_model(
+    "SomeIndicators",
+    __doc__="The indicators asked for (indicators=a,b; all eight by default), as in "
+    "Indicators: null is a suppressed cell.",
+    **{name: (Count, Field(None)) for name in INDICATORS},
+)
+
+
+class HistoryPoint(BaseModel):
+    """One day of a history series, suppressed exactly as the picture of that day."""
+
+    as_of: dt.date = Field(description="the day D (the picture with W = D)")
+    indicators: SomeIndicators  # type: ignore[valid-type]
+    service_need_groups: ServiceNeedGroups | Absent = Field(  # type: ignore[valid-type]
+        None, description="present on days whose picture has the groups"
+    )
+    suppressed: list[str] = Field(
+        description="names of null cells shown, groups as service_need_groups.N"
+    )
+
+
+class HistorySeries(BaseModel):
+    """The history of all six municipalities, one municipality or one postcode area."""
+
+    area: Postcode | None = Field(description="postcode; null for a municipality or all")
+    municipality: MunicipalityCode | None = Field(description="null for all")
+    series: list[HistoryPoint] = Field(
+        description="ascending, ending on to; empty while there is no data and no date "
+        "was asked for"
+    )
 
 
 class Error(BaseModel):

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tilannekuva.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
+HISTORY = web.AppKey("history", object)  # a tilannekuva.api.history.HistoryCache
 REDIS = web.AppKey("redis", object)  # a redis.asyncio.Redis, bytes or str responses
 OPENAPI = web.AppKey("openapi", dict)
 
@@ -28,6 +29,7 @@ class Metrics:
     requests: Counter
     latency: Histogram
     suppressions: Counter
+    history_days: Counter
     events: Counter
     share: Gauge
     streams: Gauge
@@ -49,6 +51,11 @@ class Metrics:
             suppressions=Counter(
                 "tk_api_picture_suppressions",
                 "times the whole picture was suppressed anew",
+                registry=reg,
+            ),
+            history_days=Counter(
+                "tk_api_history_days_suppressed",
+                "days of the history whose whole picture was suppressed (anew or changed)",
                 registry=reg,
             ),
             events=Counter("tk_api_stream_events", "server-sent area events", registry=reg),

@@ -1,0 +1,170 @@
+"""``tilannekuva export``: the published history as a tidy table (Parquet or CSV).
+
+One row per (day, scope, cell) of exactly what the API publishes: the same history
+cache and the same suppression of each day's whole picture
+(:class:`tilannekuva.api.history.HistoryCache`), read from Redis (``REDIS_URL``)
+directly, so an export and the API's answers agree cell by cell.
+
+Columns: ``as_of`` (date), ``scope_type`` (``all`` | ``municipality`` | ``area``),
+``scope`` (``all``, the municipality code or the postcode), ``municipality`` (null for
+``all``), ``indicator`` (an indicator name, or ``service_need_groups.N`` on days that
+show the groups), ``value`` (null where suppressed) and ``suppressed`` (bool).
+
+    tilannekuva export --from 2025-07-01 --to 2026-06-30 --step month \\
+        --scope all --scope m:837 --scope a:33100 --format parquet --out history.parquet
+
+Parquet needs pyarrow (``pip install 'tilannekuva[export]'``); CSV needs nothing more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import re
+import sys
+
+from models.contract import COVERED_MUNICIPALITIES
+from sinks import redis_reader
+from tilannekuva.api.cube import FIELD_INDEX, GROUP_NAMES, HIDDEN, N_IND, Layout
+from tilannekuva.api.history import HistoryCache
+from tilannekuva.api.series import STEPS, BadRequest, iso, parse_day, parse_history_query
+from tilannekuva.config import Settings
+
+COLUMNS = ("as_of", "scope_type", "scope", "municipality", "indicator", "value", "suppressed")
+FORMATS = ("parquet", "csv")
+_SCOPE = re.compile(r"^(all|m:\d{3}|a:\d{5})$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_", metavar="D1", help="first day (default: to − 364)")
+    parser.add_argument("--to", metavar="D2", help="last day (default: W)")
+    parser.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="all, m:<code> or a:<postcode>; repeat for more (default: every scope)",
+    )
+    parser.add_argument("--step", choices=STEPS, default="day", help="day (default), week, month")
+    parser.add_argument(
+        "--indicators", metavar="A,B", help="comma-separated indicators (default: all eight)"
+    )
+    parser.add_argument("--format", choices=FORMATS, required=True)
+    parser.add_argument("--out", required=True, metavar="FILE")
+
+
+def scope_row(scope: str, municipality_of: dict[str, str]) -> tuple[str, str, str | None]:
+    """``(scope_type, scope, municipality)`` of ``all``, ``m:837``, ``a:33100``.
+
+    >>> scope_row("a:33100", {"33100": "837"}), scope_row("all", {})
+    (('area', '33100', '837'), ('all', 'all', None))
+    """
+    if scope == "all":
+        return "all", "all", None
+    kind, code = scope.split(":")
+    if kind == "m":
+        return "municipality", code, code
+    return "area", code, municipality_of[code]
+
+
+def tidy(
+    days: list[int],
+    scopes: list[str],
+    layout: Layout,
+    shown,
+    groups,
+    indicators: tuple[str, ...],
+) -> dict[str, list]:
+    """The table's columns from suppressed pictures (``shown[day, scope, field]``)."""
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    cells = [(name, FIELD_INDEX[name]) for name in indicators]
+    group_cells = [(name, N_IND + j) for j, name in enumerate(GROUP_NAMES)]
+    for scope in scopes:
+        kind, code, muni = scope_row(scope, layout.municipality_of)
+        i = layout.index[scope]
+        for k, day in enumerate(days):
+            row = shown[k, i].tolist()
+            as_of = iso(day)
+            for name, j in cells + (group_cells if groups[k] else []):
+                v = row[j]
+                cols["as_of"].append(as_of)
+                cols["scope_type"].append(kind)
+                cols["scope"].append(code)
+                cols["municipality"].append(muni)
+                cols["indicator"].append(name)
+                cols["value"].append(None if v == HIDDEN else v)
+                cols["suppressed"].append(v == HIDDEN)
+    return cols
+
+
+async def collect(
+    redis, min_cell: int, query: dict[str, str], scopes: list[str] | None
+) -> dict[str, list]:
+    """The columns of the export, through the API's history cache."""
+    first_s, last_s = await redis_reader.read_span_async(redis)
+    first = parse_day(first_s, "first") if first_s else None
+    last = parse_day(last_s, "W") if last_s else None
+    q = parse_history_query(query, first, last)
+    cache = HistoryCache(redis, min_cell)
+    try:
+        got = await cache.pictures(q.days) if q.days else None
+    finally:
+        cache.close()
+    if got is None:
+        return {c: [] for c in COLUMNS}
+    layout, shown, groups = got
+    chosen = list(layout.scopes) if not scopes else scopes
+    for s in chosen:
+        if s not in layout.index:
+            raise BadRequest(f"unknown scope {s!r}")
+    return tidy(q.days, chosen, layout, shown, groups, q.indicators)
+
+
+def frame(cols: dict[str, list]):
+    """The columns as a pandas DataFrame with their types (``value`` nullable)."""
+    import pandas as pd
+
+    df = pd.DataFrame(cols, columns=list(COLUMNS))
+    df["as_of"] = pd.to_datetime(df["as_of"]).dt.date
+    df["value"] = df["value"].astype("Int64")
+    df["suppressed"] = df["suppressed"].astype(bool)
+    return df
+
+
+def run(args, settings: Settings) -> int:
+    if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        # The CLI turns this into its one-line hint: pip install 'tilannekuva[export]'.
+        raise ModuleNotFoundError("No module named 'pyarrow'", name="pyarrow")
+    for s in args.scope or ():
+        if not _SCOPE.match(s) or (s.startswith("m:") and s[2:] not in COVERED_MUNICIPALITIES):
+            print(
+                f"tilannekuva export: bad --scope {s!r} (all, m:<code>, a:<postcode>)",
+                file=sys.stderr,
+            )
+            return 2
+    query = {"step": args.step}
+    for name, value in (("from", args.from_), ("to", args.to), ("indicators", args.indicators)):
+        if value is not None:
+            query[name] = value
+
+    async def main() -> dict[str, list]:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await collect(client, settings.min_cell, query, args.scope)
+        finally:
+            await client.aclose()
+
+    try:
+        cols = asyncio.run(main())
+    except BadRequest as exc:
+        print(f"tilannekuva export: {exc}", file=sys.stderr)
+        return 2
+    df = frame(cols)
+    if args.format == "parquet":
+        df.to_parquet(args.out, index=False)
+    else:
+        df.to_csv(args.out, index=False)
+    print(f"tilannekuva export: {len(df):,} rows to {args.out}")
+    return 0
