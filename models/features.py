@@ -24,6 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from models.family import members_now, residence_events
+from models.person import EDUCATION_LEVEL, SUPPORT_LEVEL
+from models.person import day as _ordinal
+from models.person import month as _months
 
 __all__ = [
     "BASE_FEATURES",
@@ -59,15 +62,6 @@ DOMAINS = (
 WINDOW_DAYS = 730
 INCOME_MONTHS = 24
 
-EDUCATION_LEVEL = {
-    "basic": 1,
-    "upper_secondary": 2,
-    "vocational": 2,
-    "bachelor": 3,
-    "master": 4,
-    "doctoral": 5,
-}
-SUPPORT_LEVEL = {"general": 1, "intensified": 2, "special": 3}
 STATUSES = ("employed", "unemployed", "student", "parental_leave", "outside_labour_force")
 
 # Episode stems (see design.md "Episode identity") and the profile key of an active one.
@@ -100,24 +94,6 @@ MUNICIPALITY_UNEMPLOYMENT = {
     "905": 3233 / 67552,
     "399": 278 / 8058,
 }
-
-
-def _months(date: str) -> int:
-    """Months since 1970-01 of a ``YYYY-MM[-DD]`` string."""
-    return (int(date[0:4]) - 1970) * 12 + int(date[5:7]) - 1
-
-
-def _ordinal(date: str) -> int:
-    """Day number of a ``YYYY-MM-DD`` string (cached: dates repeat a lot)."""
-    try:
-        return _ORD[date]
-    except KeyError:
-        if len(_ORD) > 100_000:
-            _ORD.clear()
-        return _ORD.setdefault(date, dt.date.fromisoformat(date[:10]).toordinal())
-
-
-_ORD: dict[str, int] = {}
 
 
 def _order_key(ev: dict) -> tuple:

@@ -88,7 +88,8 @@ CW_STEMS = frozenset({"child_welfare.client", "child_welfare.placement"})
 PROFILE_ONLY = frozenset({"v", "c", "inc", "edu", "sup"})
 CATEGORIES = ("m", "s", "ep", "cwn", "mh", "v", "c", "inc", "edu", "sup")
 _EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
-_EDU = {
+#: Education and school support levels (the feature profile's ``edu`` and ``sup``).
+EDUCATION_LEVEL = {
     "basic": 1,
     "upper_secondary": 2,
     "vocational": 2,
@@ -96,7 +97,7 @@ _EDU = {
     "master": 4,
     "doctoral": 5,
 }
-_SUP = {"general": 1, "intensified": 2, "special": 3}
+SUPPORT_LEVEL = {"general": 1, "intensified": 2, "special": 3}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -189,8 +190,8 @@ def _row(cat: str, event: dict) -> list:
     if cat == "inc":
         return [month(d["month"]), eid, float(d["gross_eur"])]
     if cat == "edu":
-        return [on, eid, _EDU.get(d.get("level", ""), 0)]
-    return [on, eid, _SUP.get(d.get("level", ""), 0)]  # sup
+        return [on, eid, EDUCATION_LEVEL.get(d.get("level", ""), 0)]
+    return [on, eid, SUPPORT_LEVEL.get(d.get("level", ""), 0)]  # sup
 
 
 def _episode_key(event: dict) -> str:
@@ -279,7 +280,7 @@ def _derive(state: dict, cat: str, key: str = "") -> None:
 
 #: ``until`` of an open episode: after every day (``date.max`` is day 3 652 059).
 OPEN = 10_000_000
-_LEVELS = {"edu": max(_EDU.values()) + 1, "sup": max(_SUP.values()) + 1}
+_LEVELS = {"edu": max(EDUCATION_LEVEL.values()) + 1, "sup": max(SUPPORT_LEVEL.values()) + 1}
 
 
 def new_index() -> dict:

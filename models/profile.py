@@ -82,15 +82,22 @@ from collections import Counter
 from operator import itemgetter
 
 from models.features import (
-    EDUCATION_LEVEL,
     EPISODE_TYPES,
     INCOME_MONTHS,
     STATUSES,
     STEM_KEY,
-    SUPPORT_LEVEL,
     WINDOW_DAYS,
 )
-from models.person import OPEN, build_index, episode_span, new_index, note, rows_of
+from models.person import (
+    EDUCATION_LEVEL,
+    OPEN,
+    SUPPORT_LEVEL,
+    build_index,
+    episode_span,
+    new_index,
+    note,
+    rows_of,
+)
 
 __all__ = ["OPEN", "build_index", "episode_span", "new_index", "note", "state_profile"]
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models import person
-from models.features import EDUCATION_LEVEL, SUPPORT_LEVEL, person_profile
+from models.features import person_profile
+from models.person import EDUCATION_LEVEL, SUPPORT_LEVEL
 from models.profile import OPEN, build_index, new_index, state_profile
 
 DAY0 = dt.date(2020, 1, 1).toordinal()
@@ -303,7 +304,6 @@ def test_levels_and_removal():
 
 def test_person_levels_are_the_feature_levels():
     # state rows carry models.person's level numbers; the profile those of models.features
-    assert person._EDU == EDUCATION_LEVEL and person._SUP == SUPPORT_LEVEL
     px = new_index()
     assert len(px["edu"]) == max(EDUCATION_LEVEL.values()) + 1
     assert len(px["sup"]) == max(SUPPORT_LEVEL.values()) + 1
