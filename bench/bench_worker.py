@@ -23,6 +23,7 @@ import argparse
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -265,6 +266,9 @@ def main() -> int:
         "--redis-db", type=int, default=11, help="Redis database the worker writes (default 11)"
     )
     args = parser.parse_args()
+    # A SIGTERM (kill, pkill) unwinds like Ctrl-C, so the finally blocks stop the workers
+    # this run started; otherwise they outlive it and skew every later measurement.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n, secs = in_process(args.file, args.baseline_lines)
     print(f"in-process steps (baseline): {n} lines in {secs:.1f} s = {n / secs:,.0f} events/s")
     w = worker_run(args.file, args.rate, args.workers, args.redis_db, args.limit)
