@@ -44,7 +44,7 @@ import datetime as dt
 import functools
 
 from models.contract import COVERED_MUNICIPALITIES, INDICATORS
-from models.person import WINDOW_DAYS, day, in_force, merge
+from models.person import WINDOWS, day, in_force, merge
 
 _NONE: list = []  # an absent list (see models.person.merge)
 
@@ -161,9 +161,9 @@ def value(state: dict, on: int) -> list | None:
         if not cw and (flags := m.get("cw")) and (k := in_force(flags, on)) >= 0:
             cw = flags[k][1] == 1
         if dates := m.get("cwn"):
-            cwn += _in_window(dates, on, WINDOW_DAYS["cwn"])
+            cwn += _in_window(dates, on, WINDOWS["cwn"])
         if dates := m.get("mh"):
-            mh += _in_window(dates, on, WINDOW_DAYS["mh"])
+            mh += _in_window(dates, on, WINDOWS["mh"])
     if children == 0:
         return None
     return [area, muni, 1, children, int(parents == 1), int(sa), int(unemployed), int(cw), cwn, mh]
@@ -186,7 +186,7 @@ def _breakpoints(state: dict, since: int) -> set[int]:
         for p in m["m"][max(in_force(m["m"], since), 0) :]:
             if p[1] == "child":
                 days.add(until18(p[2]))
-        for name, n in WINDOW_DAYS.items():
+        for name, n in WINDOWS.items():
             dates = m.get(name, _NONE)
             for d in dates[bisect.bisect_right(dates, since - n) :]:
                 days.add(d)

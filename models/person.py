@@ -63,10 +63,11 @@ import bisect
 import datetime as dt
 import functools
 
+from models.types import PersonTail
+
 __all__ = [
-    "CATEGORIES",
     "OPEN",
-    "WINDOW_DAYS",
+    "WINDOWS",
     "add",
     "build_index",
     "category",
@@ -82,11 +83,10 @@ __all__ = [
 ]
 
 # How far back a date list's tail reaches: a window event dated d counts on (d, d + n].
-WINDOW_DAYS = {"cwn": 30, "mh": 90}
+WINDOWS = {"cwn": 30, "mh": 90}
 SA_KIND = "basic_social_assistance"
 CW_STEMS = frozenset({"child_welfare.client", "child_welfare.placement"})
 PROFILE_ONLY = frozenset({"v", "c", "inc", "edu", "sup"})
-CATEGORIES = ("m", "s", "ep", "cwn", "mh", "v", "c", "inc", "edu", "sup")
 _EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
 #: Education and school support levels (the feature profile's ``edu`` and ``sup``).
 EDUCATION_LEVEL = {
@@ -458,23 +458,27 @@ def _tail(points: list[list], since: int) -> list[list]:
     return points[max(in_force(points, since), 0) :]
 
 
-def tail(state: dict, family: str, since: int) -> dict:
+def tail(state: dict, family: str, since: int) -> PersonTail:
     """What the family needs of this person from day ``since`` on: each change-point list
     from the point in force on ``since``, each window-event date list from the earliest
     date that still counts on ``since`` (see :func:`merge`)."""
     member = _compress(
         [[p[0], *(p[2:] if p[1] == family else (None, None))] for p in points(state, "mem")]
     )
-    out = {
+    return {
         "m": _tail(member, since),
         "s": _tail(points(state, "s"), since),
         "sa": _tail(points(state, "sa"), since),
         "cw": _tail(points(state, "cw"), since),
+        "cwn": _dates_from(state, "cwn", since),
+        "mh": _dates_from(state, "mh", since),
     }
-    for name, n in WINDOW_DAYS.items():
-        rows = rows_of(state, name)
-        out[name] = [r[0] for r in rows[bisect.bisect_left(rows, [since - n + 1]) :]]
-    return out
+
+
+def _dates_from(state: dict, name: str, since: int) -> list[int]:
+    """The days of a window category that still count on ``since`` or later."""
+    rows = rows_of(state, name)
+    return [r[0] for r in rows[bisect.bisect_left(rows, [since - WINDOWS[name] + 1]) :]]
 
 
 def merge(copy: dict, tail_: dict, since: int) -> bool:
@@ -502,8 +506,8 @@ def merge(copy: dict, tail_: dict, since: int) -> bool:
                 copy[name] = list(new)
                 changed = True
             continue
-        if name in WINDOW_DAYS:
-            i = bisect.bisect_left(old, since - WINDOW_DAYS[name] + 1)
+        if name in WINDOWS:
+            i = bisect.bisect_left(old, since - WINDOWS[name] + 1)
         else:
             i = bisect.bisect_left(old, min(new[0][0], since) if new else since, key=_first)
         if old[i:] != new:

@@ -288,6 +288,20 @@ def history_segments(state: dict, since: int, group: int | None) -> list[list]:
     ]
 
 
+def history_rewrite(
+    state: dict, since: int | None, group: int | None, written_group: int | None
+) -> tuple[int, list[list]] | None:
+    """``(start, segments)`` of a family's history to write, or None: from ``since``
+    (its function changed from that day on) or, where its group is not the one its
+    history holds (``written_group``), from its own latest day (:func:`family_clock`),
+    whichever is earlier."""
+    if group != written_group:
+        since = earliest(since, family_clock(state))
+    if since is None:
+        return None
+    return since, history_segments(state, since, group)
+
+
 def family_clock(state: dict) -> int:
     """The family's own latest day (its members' latest events): the day from which a
     change of its service-need group is written into the history."""
@@ -385,12 +399,9 @@ class Pipeline:
         for fam in sorted(todo):
             state = self.families[fam]
             g = self.group(state) if self.group is not None else None
-            start = since_of.get(fam)
-            if g != self.groups.get(fam):
-                start = earliest(start, family_clock(state))
             segments = None
-            if start is not None:
-                segments = history_segments(state, start, g)
+            if rewrite := history_rewrite(state, since_of.get(fam), g, self.groups.get(fam)):
+                start, segments = rewrite
                 if self.history is not None:
                     self.history.write(fam, start, segments)
                 self.groups[fam] = g

@@ -3,8 +3,8 @@
 Three dicts travel between the stream steps, into Redis and into the model table; each
 is plain JSON on the wire, so its shape is written down once here:
 
-* :class:`PersonSummary`: what :func:`models.picture.summarize_person` reduces a person's
-  events to; the person stage sends it to the family stage.
+* :class:`PersonTail`: what the person stage sends a family of what it knows of the
+  person from a day on (:func:`models.person.tail`).
 * :class:`Contribution`: what one family adds to the picture at ``W``
   (:func:`models.picture.contribution`); the Redis sink applies it.
 * :class:`FamilyTypesSnapshot`: a frozen family-type model
@@ -21,20 +21,20 @@ converts. Only the standard library is imported, so any module may use these typ
 True
 >>> sorted(Contribution.__required_keys__)
 ['area', 'counts', 'due', 'municipality']
->>> sorted(PersonSummary.__optional_keys__)
-['profile']
+>>> sorted(PersonTail.__required_keys__)
+['cw', 'cwn', 'm', 'mh', 's', 'sa']
 """
 
 # No ``from __future__ import annotations`` here: TypedDict reads NotRequired[...] from
 # evaluated annotations on Python 3.11 (with string annotations every key is required).
-from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
+from typing import Any, NotRequired, TypeAlias, TypedDict
 
 __all__ = [
     "Contribution",
     "FamilyTypesSnapshot",
     "Lineage",
     "NeedLinear",
-    "PersonSummary",
+    "PersonTail",
     "Profile",
     "Split",
 ]
@@ -44,22 +44,19 @@ __all__ = [
 Profile: TypeAlias = dict[str, float]
 
 
-class PersonSummary(TypedDict):
-    """A person reduced to what their family needs (:func:`models.picture.summarize_person`).
+class PersonTail(TypedDict):
+    """A person's lists from a day on, for one family (:func:`models.person.tail`).
 
-    ``family``, ``role`` and ``birth_date`` are None while the person belongs to no family
-    (never added, or removed after the latest addition); ``status`` is None before any
-    ``employment.status_changed``.
+    Days are ``date.toordinal()`` numbers. Each change-point list starts with the point in
+    force on that day; the date lists start with the earliest date still counting then.
     """
 
-    family: str | None
-    role: Literal["parent", "child"] | None
-    birth_date: str | None  # YYYY-MM-DD
-    status: str | None  # latest employment status
-    active: list[str]  # sorted "stem" or "stem:kind" of the episodes still open
-    cw_notifications: list[str]  # dates (YYYY-MM-DD) of child welfare notifications in the window
-    mh_visits: list[str]  # dates of mental health visits in the window
-    profile: NotRequired[Profile]  # only with a profile function (family types on)
+    m: list[list[Any]]  # membership of this family: [day, role, birth] or [day, None, None]
+    s: list[list[Any]]  # employment status: [day, status]
+    sa: list[list[int]]  # an active basic social assistance episode: [day, 0|1]
+    cw: list[list[int]]  # an active child welfare client or placement episode: [day, 0|1]
+    cwn: list[int]  # days of child welfare notifications
+    mh: list[int]  # days of mental health visits
 
 
 class Contribution(TypedDict):

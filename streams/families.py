@@ -111,14 +111,14 @@ class FamilyWriter:
         items, learned, history = [], [], []
         for fam, partition in families.items():
             state, segments = states[fam], None
-            if state:
-                day = since.get(fam)
-                if groups[fam] != self.history_groups.get(fam):
-                    day = picture.earliest(day, picture.family_clock(state))
-                if day is not None:
-                    segments = picture.history_segments(state, day, groups[fam])
-                    history.append((fam, day, segments))
-                    self.history_groups[fam] = groups[fam]
+            if state and (
+                rewrite := picture.history_rewrite(
+                    state, since.get(fam), groups[fam], self.history_groups.get(fam)
+                )
+            ):
+                start, segments = rewrite
+                history.append((fam, start, segments))
+                self.history_groups[fam] = groups[fam]
             contrib = (
                 picture.contribution(state, watermark, groups[fam], segments) if state else None
             )
