@@ -60,7 +60,10 @@ dir $RDIR
 dbfilename dump.rdb
 save 300 1
 save 60 1000
-appendonly no
+# AOF, fsync'd every second: a crash loses at most about a second of writes (RDB alone
+# lost up to a minute whose Kafka offsets were already committed). docs/design.md, "Redis".
+appendonly yes
+appendfsync everysec
 databases 16
 CONF
     )

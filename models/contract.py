@@ -62,6 +62,26 @@ INDICATORS: tuple[str, ...] = (
 )
 # The ten service-need group fields of the picture (situation-api.md).
 GROUPS: tuple[str, ...] = tuple(f"g{i}" for i in range(1, 11))
+# Family-type fields of the aggregates: "t<type id>" -> families of that type (present
+# only; never in the picture's answers, only in /api/v1/types).
+TYPE_PREFIX = "t"
+
+
+def type_field(type_id: int) -> str:
+    """The aggregate field counting the families of one family type.
+
+    >>> type_field(37), type_id_of("t37"), type_id_of("families"), type_id_of("t")
+    ('t37', 37, None, None)
+    """
+    return f"{TYPE_PREFIX}{type_id}"
+
+
+def type_id_of(name: str) -> int | None:
+    """The type id of a family-type field (:func:`type_field`), None for any other field."""
+    rest = name[len(TYPE_PREFIX) :] if name.startswith(TYPE_PREFIX) else ""
+    return int(rest) if rest.isdigit() else None
+
+
 EARLIEST = dt.date(1900, 1, 1)
 
 # Reason codes: a closed set, so they are safe as metric labels.

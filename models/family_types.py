@@ -724,6 +724,29 @@ def family_type(state: dict, assigner: TypeAssigner | None) -> int | None:
     return None if vec is None else assigner.predict_one(vec)
 
 
+def family_assignment(state: dict, assigner: TypeAssigner | None) -> tuple[int | None, int | None]:
+    """``(type id, service-need group)`` of a family state (see :func:`family_type`),
+    both from one row of :meth:`TypeAssigner.assign_many`; ``(None, None)`` without an
+    assigner or members. Pass as ``Pipeline(assign=functools.partial(family_assignment,
+    assigner=a))``: the contribution then counts ``t<type>`` and ``g<group>``.
+
+    >>> snap = {"schema": SNAPSHOT_SCHEMA, "version": 1, "features": ["single_parent"],
+    ...         "weights": [1], "means": [0], "stds": [1], "centroids": [[0], [1]],
+    ...         "type_ids": [3, 4], "groups": [2, 7]}
+    >>> st = {"res": [], "mem": {"p": {"m": [[738000, "parent", "1990-01-01"]],
+    ...       "profile": {"t": 674.0}}}}
+    >>> family_assignment(st, TypeAssigner.from_snapshot(snap)), family_assignment(st, None)
+    ((4, 7), (None, None))
+    """
+    if assigner is None:
+        return None, None
+    vec = state_vector(state)
+    if vec is None:
+        return None, None
+    types, groups = assigner.assign_many([vec])
+    return int(types[0]), int(groups[0])
+
+
 def family_group(state: dict, assigner: TypeAssigner | None) -> int | None:
     """Service-need group 1 … 10 of a family state (see :func:`family_type`): the group
     of its type in the assigner's snapshot. Pass as

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from models import family, person
-from models.contract import INDICATORS, RETRACTED
+from models.contract import INDICATORS, RETRACTED, type_field
 from models.history import History
 from models.person import day
 from models.types import Contribution
@@ -250,6 +250,7 @@ def contribution(
     watermark: str,
     group: int | None = None,
     segments: list[list] | None = None,
+    type_id: int | None = None,
 ) -> Contribution | None:
     """What one family adds to the picture at ``W``, or None when it is not counted.
 
@@ -258,6 +259,8 @@ def contribution(
     (a window event leaves its window, a child turns 18). ``group``: the family's
     service-need group (counted as ``g<group>``), if any. ``segments``: the family's
     :func:`history_segments` from a day up to ``W``, if at hand (they hold the answer).
+    ``type_id``: the family's type (counted as ``t<type id>``,
+    :func:`models.contract.type_field`), if any: present only, never in the history.
     """
     w = day(watermark)
     if segments and segments[0][0] <= w:
@@ -273,6 +276,8 @@ def contribution(
     counts = dict(zip(INDICATORS, v[2:], strict=True))
     if group is not None:
         counts[f"g{group}"] = 1
+    if type_id is not None:
+        counts[type_field(type_id)] = 1
     return {"area": v[0], "municipality": v[1], "counts": counts, "due": due}
 
 
@@ -345,10 +350,14 @@ class Pipeline:
     sums them. ``on_contribution(family, old, new)`` is called for every change, so a
     sink can apply :func:`delta`. ``history`` (:class:`models.history.History`) holds
     every day; ``on_history(family, since, segments)`` is called for every rewrite.
+    ``assign(state) -> (type id, group)`` (e.g.
+    :func:`models.family_types.family_assignment`) gives each family its type and
+    service-need group; ``group(state) -> group`` alone, the group without a type.
     """
 
     profile: Callable[[dict], dict] | None = None
     group: Callable[[dict], int | None] | None = None
+    assign: Callable[[dict], tuple[int | None, int | None]] | None = None
     dedup_step: Step = field(default_factory=Dedup)
     on_contribution: Callable[[str, Contribution | None, Contribution | None], None] | None = None
     on_history: Callable[[str, int, list[list]], None] | None = None
@@ -398,7 +407,7 @@ class Pipeline:
         todo = set(families) | set(since_of) | {f for f, d in self.due.items() if d <= w}
         for fam in sorted(todo):
             state = self.families[fam]
-            g = self.group(state) if self.group is not None else None
+            t, g = self._assigned(state)
             segments = None
             if rewrite := history_rewrite(state, since_of.get(fam), g, self.groups.get(fam)):
                 start, segments = rewrite
@@ -407,7 +416,7 @@ class Pipeline:
                 self.groups[fam] = g
                 if self.on_history is not None:
                     self.on_history(fam, start, segments)
-            new = contribution(state, self.watermark, g, segments)
+            new = contribution(state, self.watermark, g, segments, t)
             old = self.contributions.get(fam)
             self.due.pop(fam, None)
             if new is not None and new["due"] is not None:
@@ -419,6 +428,12 @@ class Pipeline:
                     self.contributions[fam] = new
                 if self.on_contribution is not None:
                     self.on_contribution(fam, old, new)
+
+    def _assigned(self, state: dict) -> tuple[int | None, int | None]:
+        """(type id, group) of a family state, each None where nothing assigns it."""
+        if self.assign is not None:
+            return self.assign(state)
+        return None, (self.group(state) if self.group is not None else None)
 
     def aggregates(self) -> dict[str, dict[str, int]]:
         """``{scope: {field: count}}`` over all current contributions (non-zero only)."""

@@ -64,7 +64,7 @@ class Contribution(TypedDict):
 
     area: str  # postcode of the latest residence
     municipality: str  # three-digit code
-    counts: dict[str, int]  # indicator (and "g1" … "g10", the service-need group) -> 0/1/n
+    counts: dict[str, int]  # indicator (and "g1" … "g10", the group; "t<id>", the type) -> n
     due: int | None  # first day (ordinal, models.picture.day) after W the result may change
 
 

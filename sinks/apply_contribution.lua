@@ -6,6 +6,10 @@
 --       named by the contribution it moves, which only this script reads.
 -- The old contribution is read here, inside the same atomic script, so replaying the
 -- same contribution (at-least-once delivery, a restarted worker) changes nothing.
+-- Family-type fields ("t<type id>", models.contract.type_field) move like any count
+-- but are not a change of the picture: a scope whose only moves are type counts keeps
+-- its tk:updated time and is not announced, and a type count back at 0 is deleted
+-- (a re-base gives every type a fresh id: the old ids' fields do not pile up).
 local fkey, duekey, areaskey, updatedkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local fam, new, now, aggprefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local old = redis.call('GET', fkey)
@@ -47,8 +51,12 @@ for _, scope in ipairs(order) do
   local moved = false
   for name, v in pairs(delta[scope]) do
     if v ~= 0 then
-      redis.call('HINCRBY', aggprefix .. scope, name, v)
-      moved = true
+      local now_v = redis.call('HINCRBY', aggprefix .. scope, name, v)
+      if string.match(name, '^t%d+$') then
+        if now_v == 0 then redis.call('HDEL', aggprefix .. scope, name) end
+      else
+        moved = true
+      end
     end
   end
   if moved then

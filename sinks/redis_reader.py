@@ -16,7 +16,9 @@ The result is the input of :func:`models.suppression.suppress`::
 
 ``counts`` holds the eight indicators (missing fields are 0) and ``g1`` … ``g10`` only
 when the group fields add up to ``families`` in every scope (:func:`drop_partial_groups`). Never suppressed: callers
-must pass it through ``suppress`` before showing it.
+must pass it through ``suppress`` before showing it. The family-type fields of the same
+hashes (``t<type id>``) are never part of the picture: :func:`read_types` reads them,
+with the picture they must be suppressed with, in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 
 from models.areas import reference_areas
-from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
+from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, type_id_of
 from sinks import keys
 
 
@@ -37,6 +39,20 @@ def _counts(h: dict) -> dict[str, int]:
     out = {f: int(h.get(f) or 0) for f in INDICATORS}
     if any(g in h for g in GROUPS):
         out.update({g: int(h.get(g) or 0) for g in GROUPS})
+    return out
+
+
+def _types(h: dict) -> dict[int, int]:
+    """The non-zero family-type counts of one scope's hash: ``{type id: families}``.
+
+    >>> _types({b"families": b"3", b"t7": b"2", b"t9": b"0", b"g1": b"3"})
+    {7: 2}
+    """
+    out = {}
+    for k, v in (h or {}).items():
+        tid = type_id_of(_s(k))
+        if tid is not None and int(v):
+            out[tid] = int(v)
     return out
 
 
@@ -130,6 +146,71 @@ async def read_picture_async(client) -> dict:
         for pc, h in zip(missing, await pipe.execute(), strict=True):
             picture["areas"][pc]["counts"] = _counts(h)
     return drop_partial_groups(picture)
+
+
+# --------------------------------------------------------------------------- family types
+
+
+def _scope_names(ref_areas: list[str]) -> list[str]:
+    """The scopes of :func:`_first_batch`'s hashes, in its order."""
+    return ["all", *(f"m:{m}" for m in _municipalities()), *(f"a:{pc}" for pc in ref_areas)]
+
+
+def _types_result(results: list, ref_areas: list[str]) -> tuple[dict, list[str], dict, str | None]:
+    *batch, version = results
+    picture, missing = _assemble(batch, ref_areas)
+    types = {s: _types(h) for s, h in zip(_scope_names(ref_areas), batch[3:], strict=True)}
+    return picture, missing, types, (_s(version) if version is not None else None)
+
+
+def _with_types(picture: dict, types: dict, version: str | None) -> dict:
+    return {
+        "as_of": picture["as_of"],
+        "model_version": version,
+        "picture": drop_partial_groups(picture),
+        "types": types,
+    }
+
+
+def read_types(client) -> dict:
+    """The family-type counts of every scope, with the unsuppressed picture of the same
+    moment (one transaction: the types must be suppressed together with it, see
+    :func:`models.suppression.suppress_types`) and the model version then stored::
+
+        {"as_of": W | None, "model_version": "<generation>.<version>" | None,
+         "picture": <read_picture>, "types": {scope: {type id: families}}}
+
+    Zero counts are left out; a scope without types maps to ``{}``."""
+    ref_areas = sorted(reference_areas())
+    pipe = client.pipeline(transaction=True)
+    _first_batch(pipe, ref_areas)
+    pipe.get(keys.MODEL_VERSION)
+    picture, missing, types, version = _types_result(pipe.execute(), ref_areas)
+    if missing:
+        pipe = client.pipeline(transaction=False)
+        for pc in missing:
+            pipe.hgetall(keys.area(pc))
+        for pc, h in zip(missing, pipe.execute(), strict=True):
+            picture["areas"][pc]["counts"] = _counts(h)
+            types[f"a:{pc}"] = _types(h)
+    return _with_types(picture, types, version)
+
+
+async def read_types_async(client) -> dict:
+    """:func:`read_types` from a ``redis.asyncio.Redis``."""
+    ref_areas = sorted(reference_areas())
+    pipe = client.pipeline(transaction=True)
+    _first_batch(pipe, ref_areas)
+    pipe.get(keys.MODEL_VERSION)
+    picture, missing, types, version = _types_result(await pipe.execute(), ref_areas)
+    if missing:
+        pipe = client.pipeline(transaction=False)
+        for pc in missing:
+            pipe.hgetall(keys.area(pc))
+        for pc, h in zip(missing, await pipe.execute(), strict=True):
+            picture["areas"][pc]["counts"] = _counts(h)
+            types[f"a:{pc}"] = _types(h)
+    return _with_types(picture, types, version)
 
 
 def _alerts(raw: list) -> list:

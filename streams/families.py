@@ -46,18 +46,28 @@ class ModelFollower:
         self, states: Mapping[str, dict | None], vectors_on: bool
     ) -> tuple[dict[str, int | None], dict[str, dict]]:
         """Service-need group and feature vector of each family (one matrix product)."""
+        _, groups, vectors = self.assign(states, vectors_on)
+        return groups, vectors
+
+    def assign(
+        self, states: Mapping[str, dict | None], vectors_on: bool
+    ) -> tuple[dict[str, int | None], dict[str, int | None], dict[str, dict]]:
+        """Family type, service-need group and feature vector of each family (one matrix
+        product); type and group None without a snapshot or a vector."""
         vectors: dict[str, dict] = {}
         if vectors_on:
             for fam, state in states.items():
                 vec = state_vector(state) if state else None
                 if vec is not None:
                     vectors[fam] = vec
+        types: dict[str, int | None] = dict.fromkeys(states)
         groups: dict[str, int | None] = dict.fromkeys(states)
         if self.assigner is not None and vectors:
             fams = list(vectors)
-            _, grp = self.assigner.assign_many([vectors[f] for f in fams])
+            typ, grp = self.assigner.assign_many([vectors[f] for f in fams])
+            types.update(zip(fams, typ.tolist(), strict=True))
             groups.update(zip(fams, grp.tolist(), strict=True))
-        return groups, vectors
+        return types, groups, vectors
 
 
 class Send(Protocol):
@@ -67,9 +77,9 @@ class Send(Protocol):
 class FamilyWriter:
     """Recomputes families' contributions at W and writes them in one pipeline.
 
-    Remembers the group each counted family was last written with and every family
-    written since start, so that a new snapshot rewrites only families whose group it
-    changes (:meth:`adopt`)."""
+    Remembers the type and group each counted family was last written with and every
+    family written since start, so that a new snapshot rewrites only families whose
+    type or group it changes (:meth:`adopt`)."""
 
     def __init__(
         self,
@@ -85,6 +95,7 @@ class FamilyWriter:
         self.partitions = partitions
         self.types_on = types_on
         self.groups_now: dict[str, int | None] = {}
+        self.types_now: dict[str, int | None] = {}
         self.history_groups: dict[str, int | None] = {}  # the group each history holds
         self.applied: set[str] = set()
         self.adopted: str | None = None  # snapshot version the families were re-assigned to
@@ -107,7 +118,7 @@ class FamilyWriter:
             return
         since = since or {}
         states = {fam: self.table.get(fam) for fam in families}
-        groups, vectors = self.follower.groups_of(states, self.types_on)
+        types, groups, vectors = self.follower.assign(states, self.types_on)
         items, learned, history = [], [], []
         for fam, partition in families.items():
             state, segments = states[fam], None
@@ -120,7 +131,9 @@ class FamilyWriter:
                 history.append((fam, start, segments))
                 self.history_groups[fam] = groups[fam]
             contrib = (
-                picture.contribution(state, watermark, groups[fam], segments) if state else None
+                picture.contribution(state, watermark, groups[fam], segments, types[fam])
+                if state
+                else None
             )
             items.append((fam, contrib, partition))
             self.applied.add(fam)
@@ -128,8 +141,10 @@ class FamilyWriter:
                 if fam in self.groups_now and self.types_on:
                     learned.append([fam, None])
                 self.groups_now.pop(fam, None)
+                self.types_now.pop(fam, None)
             else:
                 self.groups_now[fam] = groups[fam]
+                self.types_now[fam] = types[fam]
                 if learn and fam in vectors:
                     learned.append([fam, vectors[fam]])
         sink.write_history(history)
@@ -164,18 +179,22 @@ class FamilyWriter:
 
     async def adopt(self, sink: AsyncRedisSink, parts: set[int]) -> int:
         """Re-assign this worker's families to the follower's snapshot once per version
-        (whoever loaded it), rewriting those whose group it changes (all after a
-        restart); returns how many."""
+        (whoever loaded it), rewriting those whose type or group it changes (all after a
+        restart, and all after a re-base, which gives every type a fresh id: the deltas
+        move the old ids' counts to the new ones); returns how many."""
         version = self.follower.version
         if self.follower.assigner is None or self.adopted == version:
             return 0
         families = self.mine(parts)
-        groups, _ = self.follower.groups_of({f: self.table.get(f) for f in families}, True)
+        types, groups, _ = self.follower.assign({f: self.table.get(f) for f in families}, True)
         changed = [
             (fam, p)
             for fam, p in families.items()
             if fam not in self.applied
-            or (fam in self.groups_now and self.groups_now[fam] != groups[fam])
+            or (
+                fam in self.groups_now
+                and (self.groups_now[fam] != groups[fam] or self.types_now.get(fam) != types[fam])
+            )
         ]
         for i in range(0, len(changed), REASSIGN_CHUNK):
             await self.apply(sink, dict(changed[i : i + REASSIGN_CHUNK]))

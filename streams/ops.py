@@ -20,12 +20,12 @@ class TrendAlerts:
     """One tick of area trends in event time (models/alerts.py), from the suppressed
     picture. Alerts go to the alert topic first, then to Redis with the new state; a
     crash in between repeats the tick with the same alert ids, which Redis skips and
-    consumers can drop."""
+    consumers can drop. ``topic`` None: Redis only (the demo runs without Kafka)."""
 
     def __init__(
         self,
         redis: Any,
-        topic: Topic,
+        topic: Topic | None,
         rule: TrendRule,
         min_cell: int,
         now: Callable[[], str],
@@ -45,7 +45,7 @@ class TrendAlerts:
             shown = await loop.run_in_executor(None, suppress, raw, self.min_cell)
             previous = await self.store.load()
             state, raised = alert_step(previous, shown, raw["as_of"], self.now(), self.rule)
-            for alert in raised:
+            for alert in raised if self.topic is not None else ():
                 await self.topic.send(key=alert["id"].encode(), value=alert)
             await self.store.record(state, raised)
         except Exception:  # alerts are derived; the picture must go on

@@ -38,8 +38,9 @@ from collections import Counter
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
+from models.alerts import TrendRule
 from models.contract import InvalidEvent, validate
-from models.family_types import TypeAssigner, family_group
+from models.family_types import TypeAssigner, family_assignment
 from models.features import state_vector
 from models.learning import Learner, LearnerBatch
 from models.picture import Pipeline
@@ -47,6 +48,8 @@ from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from sinks import keys
 from sinks.model_store import ModelStore
+from sinks.redis_sink import utc_now_iso
+from streams.ops import TrendAlerts
 from tilannekuva.config import Settings
 
 DEFAULT_FAMILIES = 2000
@@ -54,6 +57,7 @@ DEFAULT_RATE = 20.0
 DEFAULT_HOLDBACK_DAYS = 60
 REPLAY_BATCH = 5000
 TICK_S = 0.25
+ALERT_TICK_S = 2.0  # the worker ticks every TK_ALERT_INTERVAL_S; a demo shows its alerts at once
 STATUS_EVERY_S = 10.0
 MAX_DAY_S = 5.0  # the trickle spends at most this long on one arrival day
 # A little of every kind of corruption, so the demo exercises what the worker must survive.
@@ -248,6 +252,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reset", action="store_true", help="with --redis-url: delete the tk:* keys there first"
     )
+    parser.add_argument(
+        "--events",
+        metavar="FILE",
+        help="also ingest register events appended to FILE (JSON lines, created if "
+        "missing), as they come: the demo's producer, since it runs without Kafka",
+    )
 
 
 # --------------------------------------------------------------------------- the run
@@ -273,8 +283,9 @@ class Ingest:
         self.accepted = 0
 
     def fit_types(self, n_types: int = 100, seed: int = 42) -> dict | None:
-        """Fit family types on the counted families, give every family its group and
-        keep assigning with that snapshot; returns the snapshot (None: no families).
+        """Fit family types on the counted families, give every family its type and
+        group and keep assigning with that snapshot; returns the snapshot (None: no
+        families).
 
         One step of the worker's learner (:class:`models.learning.Learner`) on every
         counted family's vector, with a snapshot asked for, published to Redis as the
@@ -289,8 +300,8 @@ class Ingest:
         _, snap = learner.step(learner.start(None), batch, self.pipeline.watermark, time.time())
         if snap is None:
             return None
-        self.pipeline.group = functools.partial(
-            family_group, assigner=TypeAssigner.from_snapshot(snap)
+        self.pipeline.assign = functools.partial(
+            family_assignment, assigner=TypeAssigner.from_snapshot(snap)
         )
         self.pipeline.refresh(list(self.pipeline.contributions))
         self.sink.flush()
@@ -375,10 +386,16 @@ def _invalid_note(invalid: Counter) -> str:
 
 
 async def trickle(
-    ingest: Ingest, days: list[tuple[str, list[str]]], rate: float, max_day_s: float = MAX_DAY_S
+    ingest: Ingest,
+    days: list[tuple[str, list[str]]],
+    rate: float,
+    max_day_s: float = MAX_DAY_S,
+    lock: asyncio.Lock | None = None,
 ) -> None:
     """Feed the held-back days at ``rate`` lines/s (see :func:`day_rate`), one batch per
-    tick, the processing off the event loop so the API stays responsive."""
+    tick, the processing off the event loop so the API stays responsive. ``lock``: held
+    while feeding, when another feeder (:func:`follow`) shares the pipeline."""
+    lock = lock or asyncio.Lock()
     total = sum(len(lines) for _, lines in days)
     fed, credit = 0, 0.0
     last = time.monotonic()
@@ -399,7 +416,8 @@ async def trickle(
             credit -= len(chunk)
             i += len(chunk)
             fed += len(chunk)
-            await asyncio.to_thread(ingest.feed, chunk)
+            async with lock:
+                await asyncio.to_thread(ingest.feed, chunk)
             if now - status_at >= STATUS_EVERY_S and ingest.pipeline.watermark != last_status:
                 bad = sum(ingest.invalid.values()) - invalid_before
                 say(
@@ -412,6 +430,35 @@ async def trickle(
             f"live trickle done: the generated history ends at W {ingest.pipeline.watermark}; "
             "the API keeps serving this picture"
         )
+
+
+async def raise_alerts(alerts, every_s: float = ALERT_TICK_S) -> None:
+    """The worker's trend-alert tick (``streams.ops.TrendAlerts``), every ``every_s``."""
+    while True:
+        await asyncio.sleep(every_s)
+        await alerts()
+
+
+def events_end(path: str) -> int:
+    """Where :func:`follow` starts reading ``path``: its end now (created if missing)."""
+    with open(path, "ab") as f:
+        return f.tell()
+
+
+async def follow(ingest: Ingest, path: str, offset: int, lock: asyncio.Lock) -> None:
+    """Feed the complete lines appended to ``path`` after ``offset``, as a consumer of a
+    topic would."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        pending = b""
+        while True:
+            await asyncio.sleep(TICK_S)
+            pending += f.read()
+            *complete, pending = pending.split(b"\n")
+            lines = [line.decode("utf-8", "replace") for line in complete if line.strip()]
+            if lines:
+                async with lock:
+                    await asyncio.to_thread(ingest.feed, lines)
 
 
 @contextlib.contextmanager
@@ -477,6 +524,7 @@ def _print_ready(
     )
     print(flush=True)
     print(f"  tilannekuva demo is ready ({took:.1f} s)", flush=True)
+    print(f"  page:   {url_base}/   (sign in with the token below)", flush=True)
     print(f"  API:    {url_base}/api/v1/picture", flush=True)
     print(f"  token:  {'(from SITUATION_API_TOKEN)' if token_from_env else token}", flush=True)
     print(f"  as_of:  {as_of} (the watermark W); {live}", flush=True)
@@ -528,6 +576,10 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    events_at = events_end(args.events) if args.events else 0
+    rule = TrendRule(settings.alert_window_days, settings.alert_rise, settings.alert_min_families)
+    alerts = TrendAlerts(async_redis, None, rule, settings.min_cell, utc_now_iso)
+    await alerts()  # the first snapshot: what the live part's rises are measured against
     _print_ready(
         url_base,
         settings.api_token,
@@ -538,7 +590,12 @@ async def serve(
         sum(len(x) for _, x in trickle_days),
         end,
     )
-    task = asyncio.create_task(trickle(ingest, trickle_days, args.rate))
+    lock = asyncio.Lock()  # one feeder at a time: the pipeline is not thread-safe
+    task = asyncio.create_task(trickle(ingest, trickle_days, args.rate, lock=lock))
+    follower = (
+        asyncio.create_task(follow(ingest, args.events, events_at, lock)) if args.events else None
+    )
+    alerter = asyncio.create_task(raise_alerts(alerts))
     waiter = asyncio.create_task(stop.wait())
     deadline = None if args.duration is None else time.monotonic() + args.duration
     code = 0
@@ -560,7 +617,12 @@ async def serve(
     finally:
         waiter.cancel()
         task.cancel()
-        for t in (waiter, task):
+        alerter.cancel()
+        if follower is not None:
+            follower.cancel()
+        for t in (waiter, task, follower, alerter):
+            if t is None:
+                continue
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await runner.cleanup()

@@ -381,3 +381,49 @@ def test_a_changed_state_is_a_new_object_and_an_unchanged_one_the_same():
     assert changed is not state
     fam, _ = picture.family_step(None, "f", {"kind": "residence", "event": BASE[2]})
     assert picture.family_step(fam, "f", {"kind": "residence", "event": BASE[2]})[0] is not fam
+
+
+def test_the_family_type_is_counted_beside_the_group_in_the_present_only():
+    """With ``assign``, every contribution counts ``t<type>`` and ``g<group>``; the types
+    add up to the families of every scope; a new assignment (fresh ids, as after a
+    re-base) moves the type counts, leaving none of the old ids; the history keeps the
+    groups and never a type."""
+    families = {
+        "f1": ("a1", "33100", "837"),
+        "f2": ("a2", "33100", "837"),
+        "f3": ("a3", "01300", "092"),
+    }
+    events = []
+    for fam, (parent, pc, muni) in families.items():
+        events += [
+            added(f"{fam}m", parent, fam, "parent", "1990-01-01"),
+            added(f"{fam}k", f"{parent}k", fam, "child", "2016-01-01"),
+            home(f"{fam}r", fam, pc, muni),
+        ]
+    types = {"f1": 4, "f2": 4, "f3": 9}
+    pipe = Pipeline(assign=lambda state: (types[_family_of(state)], 2))
+    pipe.process_many(events)
+    assert pipe.contributions["f1"]["counts"]["t4"] == 1
+    assert pipe.contributions["f3"]["counts"]["g2"] == 1
+    agg = pipe.aggregates()
+    assert agg["all"]["t4"] == 2 and agg["all"]["t9"] == 1 and agg["a:33100"]["t4"] == 2
+    for counts in agg.values():
+        assert sum(v for k, v in counts.items() if k[0] == "t") == counts["families"]
+    changed = []
+    pipe.on_contribution = lambda fam, old, new: changed.append(fam)
+    types.update(f1=104, f2=109, f3=109)
+    pipe.refresh(list(pipe.contributions))
+    assert sorted(changed) == ["f1", "f2", "f3"]
+    agg = pipe.aggregates()
+    assert {k: v for k, v in agg["all"].items() if k[0] == "t"} == {"t104": 1, "t109": 2}
+    assert {k for k in agg["a:33100"] if k[0] == "t"} == {"t104", "t109"}
+    day = picture.day(pipe.watermark)
+    assert all(
+        not k.startswith("t") for s in pipe.history.scopes() for k in pipe.history.on(s, day)
+    )
+    assert pipe.history.on("all", day)["g2"] == 3
+
+
+def _family_of(state: dict) -> str:
+    """The family of a test state: its residence event's id is ``<family>r``."""
+    return state["res"][0][2].removesuffix("r")

@@ -380,3 +380,268 @@ def test_full_size_picture_hides_what_it_must_and_little_more(monkeypatch):
     hidden = sum(len(a["suppressed"]) for a in out["areas"].values())
     # ... and secondary suppression adds at most one cell per municipality and field.
     assert primary <= hidden <= primary + len(areas_by_muni) * len(fields)
+
+
+# --------------------------------------------------------------------------- family types
+
+
+def typed_picture(rng: random.Random, n_types: int, groups: bool = True, split: int | None = None):
+    """A picture whose areas' families are split into family types (each type in one
+    service-need group; with ``split``, that type's families in its group or the next),
+    ``{scope: {type id: families}}``, both consistent sums, and ``{type id: [groups]}``."""
+    group_of = {t: rng.randint(1, 4) for t in range(1, n_types + 1)}
+    areas_by_muni: dict[str, dict[str, dict]] = {}
+    types: dict[str, dict[int, int]] = {}
+    pc = 33000
+    for i in range(rng.randint(1, 3)):
+        m = f"{200 + i:03d}"
+        areas_by_muni[m] = {}
+        for _ in range(rng.randint(1, 4)):
+            pc += 10
+            tc = {t: rng.choice([0, 0, 1, 2, 3, 4, 6, 9, 20]) for t in group_of}
+            c = {f: rng.choice([0, 1, 3, 8]) for f in INDICATORS[1:]}
+            c["families"] = sum(tc.values())
+            if not c["families"]:
+                c = dict.fromkeys(INDICATORS, 0)  # nobody there: nothing to count
+            if groups:
+                c.update(dict.fromkeys(GROUPS, 0))
+                for t, n in tc.items():
+                    for _ in range(n):
+                        c[f"g{group_of[t] + (t == split and rng.random() < 0.5)}"] += 1
+            areas_by_muni[m][f"{pc:05d}"] = c
+            types[f"a:{pc:05d}"] = {t: n for t, n in tc.items() if n}
+    for m, areas in areas_by_muni.items():
+        types[f"m:{m}"] = _sum([types[f"a:{pc}"] for pc in areas], group_of)
+    types["all"] = _sum([types[f"m:{m}"] for m in areas_by_muni], group_of)
+    types = {s: {t: n for t, n in c.items() if n} for s, c in types.items()}
+    groups_of = {t: [g, g + 1] if t == split else [g] for t, g in group_of.items()}
+    return build_picture(areas_by_muni, groups), types, groups_of
+
+
+def _attack_types(picture, types, groups_of, min_cell, groups):
+    """The published picture and type answers together: every hidden type count, and
+    every families or group count the picture hides, stays undetermined."""
+    from models import suppression
+
+    type_ids = sorted(groups_of)
+    out = suppress(picture, min_cell)
+    answers = suppression.suppress_types(picture, types, min_cell, groups_of)
+    if answers is None:
+        return False  # nothing published
+    _, _, _, hidden, _ = suppression._solve_types(picture, types, min_cell, groups_of)
+    fields = ("families", *(GROUPS if groups else ()))
+    raw, rels = cells(picture, groups)
+    raw = {c: v for c, v in raw.items() if c[1] in fields}
+    rels = [(t, p) for t, p in rels if t[1] in fields]
+    vis = {c: v for c, v in shown(out, groups).items() if c[1] in fields}
+    # Scopes that hold nothing are granted as known 0, but for the cells the picture's
+    # own secondary suppression relies on (an empty scope is blanked like a small one,
+    # so nobody can tell them apart: test_attacker_random_seeds draws none).
+    empty = {s for s, _ in raw if raw[(s, "families")] == 0}
+    relied = suppression._solve(picture, min_cell).hidden
+    vis = {
+        c: (raw[c] if v is None and c[0] in empty and c not in relied else v)
+        for c, v in vis.items()
+    }
+    # A group without any type holds no family anywhere: the groups of the types say so.
+    if groups:
+        present = {t for c in types.values() for t, n in c.items() if n}
+        used = {g for t, gs in groups_of.items() if t in present for g in gs}
+        vis = {
+            c: (0 if c[1] in GROUPS and int(c[1][1:]) not in used else v) for c, v in vis.items()
+        }
+    scopes = sorted({s for s, _ in raw})
+    tf = [f"t{t}" for t in type_ids]
+    for s in scopes:
+        ans = answers[s]
+        assert ans["families"] == vis[(s, "families")] or (s in empty and ans["families"] is None)
+        assert all(n >= min_cell for n in ans["types"].values()), (s, ans)
+        assert ans["hidden_families"] in (None, 0) or ans["hidden_families"] >= min_cell
+        for t, f in zip(type_ids, tf, strict=True):
+            raw[(s, f)] = types.get(s, {}).get(t, 0)
+            if t in ans["types"]:
+                assert ans["types"][t] == raw[(s, f)]
+                assert (s, f) not in hidden
+            vis[(s, f)] = None if (s, f) in hidden else raw[(s, f)]
+            assert vis[(s, f)] is None or vis[(s, f)] == 0 or t in ans["types"]
+        assert ans["hidden"] == sum(1 for f in tf if (s, f) in hidden)
+    munis = sorted(picture["municipalities"])
+    for f in tf:
+        rels.append((("all", f), [(f"m:{m}", f) for m in munis]))
+        for m in munis:
+            areas = [pc for pc, a in picture["areas"].items() if a["municipality"] == m]
+            rels.append(((f"m:{m}", f), [(f"a:{pc}", f) for pc in areas]))
+    rels += [((s, "families"), [(s, f) for f in tf]) for s in scopes]
+    # Each type's group is published with it: Σ a group's types = the group, or over a
+    # block of groups where a type may be in either (a boundary split).
+    sums = [([total], parts) for total, parts in rels]
+    if groups:
+        blocks: list[tuple[set, set]] = []
+        for t, gs in groups_of.items():
+            joined = [b for b in blocks if b[0] & set(gs)]
+            merged = (set(gs).union(*(b[0] for b in joined)), {t}.union(*(b[1] for b in joined)))
+            blocks = [b for b in blocks if b not in joined] + [merged]
+        for gs, ts in blocks:
+            for s in scopes:
+                sums.append(([(s, f"g{g}") for g in sorted(gs)], [(s, f"t{t}") for t in ts]))
+    for plus, minus in sums:
+        rest = [c for c in (*plus, *minus) if vis[c] is None]
+        assert len(rest) != 1, f"{rest[0]} = {raw[rest[0]]} recoverable from {plus}"
+    unknown = sorted(c for c, v in vis.items() if v is None)
+    if not unknown:
+        return True
+    col = {c: i for i, c in enumerate(unknown)}
+    rows = []
+    for plus, minus in sums:
+        r = np.zeros(len(unknown))
+        for c in plus:
+            if vis[c] is None:
+                r[col[c]] += 1
+        for p in minus:
+            if vis[p] is None:
+                r[col[p]] -= 1
+        if r.any():
+            rows.append(r)
+    if not rows:
+        return True
+    _, s, vt = np.linalg.svd(np.array(rows), full_matrices=True)
+    null = vt[int((s > 1e-9).sum()) :]
+    for c, i in col.items():
+        assert null.shape[0] and np.abs(null[:, i]).max() > 1e-6, f"{c} = {raw[c]} determined"
+    return True
+
+
+def test_types_attacker_random_seeds():
+    """Types suppressed with the picture: no small count shown, the hidden ones add up
+    to 0 or at least min_cell, and nothing hidden (a type count, or a families or group
+    count of the picture) is determined by the picture and the type answers together."""
+    rng = random.Random(20261202)
+    published = 0
+    for _ in range(150):
+        groups = rng.random() < 0.8
+        picture, types, groups_of = typed_picture(rng, rng.randint(2, 6), groups)
+        published += _attack_types(picture, types, groups_of, rng.randint(2, 6), groups)
+    assert published >= 120  # withheld only where no choice of cells would be safe
+
+
+def test_types_cannot_be_recovered_from_their_published_group():
+    """A type's group is published with it: a shown group count minus the shown types
+    of that group must not give a hidden type away."""
+    from models.suppression import suppress_types
+
+    counts = {"families": 40, "g1": 30, "g2": 10}
+    pic = build_picture({"837": {"33100": counts}}, True)
+    area = {1: 30, 2: 7, 3: 3}  # types 2 and 3 are of group 2: 10 = 7 + 3
+    types = {"all": area, "m:837": area, "a:33100": area}
+    got = suppress_types(pic, types, 5, {1: [1], 2: [2], 3: [2]})["a:33100"]
+    assert got["types"] == {1: 30} and got["hidden"] == 2
+    # Without the groups, the families − 30 − 7 = 3 rule alone hides the same, here.
+    assert suppress_types(pic, types, 5)["a:33100"]["types"] == {1: 30}
+
+
+def test_types_split_across_two_groups_form_one_block():
+    """Type 2 is split between its group and the next: only the sum of the two groups is
+    the sum of their types, and it must hold the attacker off as well."""
+    rng = random.Random(5)
+    published = 0
+    for _ in range(60):
+        picture, types, groups_of = typed_picture(rng, 4, True, split=2)
+        published += _attack_types(picture, types, groups_of, rng.randint(2, 6), True)
+    assert published >= 30
+
+
+def test_types_follow_the_picture_where_it_hides_families():
+    """An area whose families the picture hides only by secondary suppression (its
+    neighbour is small) must not have every type shown: Σ types would give it away."""
+    from models.suppression import suppress_types
+
+    pic = build_picture(
+        {
+            "837": {
+                "33100": {"families": 30, "g1": 30},
+                "33200": {"families": 3, "g1": 3},
+            }
+        },
+        True,
+    )
+    out = suppress(pic, 5)
+    assert out["areas"]["33100"]["indicators"]["families"] is None  # secondary, in the picture
+    types = {"all": {1: 23, 2: 10}, "m:837": {1: 23, 2: 10}, "a:33100": {1: 20, 2: 10}}
+    types["a:33200"] = {1: 3}
+    got = suppress_types(pic, types, 5)
+    assert got["a:33100"]["families"] is None and got["a:33100"]["hidden"] >= 1
+    assert got["a:33100"]["hidden_families"] is None
+    assert got["a:33200"] == {"families": None, "types": {}, "hidden": 2, "hidden_families": None}
+    assert got["all"]["types"] == {1: 23, 2: 10} and got["all"]["hidden_families"] == 0
+    # 20 + 10 shown in 33100 would be its families; one of them is hidden.
+    assert len(got["a:33100"]["types"]) <= 1
+
+
+def test_types_must_add_up_to_families():
+    from models.suppression import suppress_types
+
+    pic = build_picture({"837": {"33100": {"families": 30}}}, False)
+    with pytest.raises(ValueError, match="add up"):
+        suppress_types(pic, {"all": {1: 29}, "m:837": {1: 29}, "a:33100": {1: 29}}, 5)
+    assert suppress_types(pic, {"all": {1: 30}, "m:837": {1: 30}, "a:33100": {1: 30}}, 5)[
+        "a:33100"
+    ] == {"families": 30, "types": {1: 30}, "hidden": 0, "hidden_families": 0}
+
+
+def test_types_of_a_full_size_picture():
+    """144 areas, 100 types of very uneven size: the whole system is audited in one
+    round of the Gram-matrix projection and stays safe; the large scopes show most
+    types. (Time is not asserted: see above.)"""
+    from models.suppression import suppress_types
+
+    rng = np.random.default_rng(3)
+    n_types, group_of = 100, {t: int(rng.integers(1, 11)) for t in range(100)}
+    base = rng.dirichlet(np.full(n_types, 0.5))
+    areas_by_muni: dict[str, dict[str, dict]] = {}
+    types: dict[str, dict[int, int]] = {"all": {}}
+    pc = 1000
+    for m, n in {"837": 36, "980": 19, "092": 37, "609": 32, "905": 15, "399": 5}.items():
+        areas_by_muni[m] = {}
+        types[f"m:{m}"] = {}
+        for _ in range(n):
+            pc += 5
+            drawn = rng.choice(
+                n_types, int(rng.integers(50, 900)), p=rng.dirichlet(base * 40 + 1e-3)
+            )
+            ids, counts = np.unique(drawn, return_counts=True)
+            tc = {int(t): int(k) for t, k in zip(ids, counts, strict=True)}
+            c = {f: 0 for f in INDICATORS} | {g: 0 for g in GROUPS}
+            c["families"] = sum(tc.values())
+            for t, k in tc.items():
+                c[f"g{group_of[t]}"] += k
+                for s in ("all", f"m:{m}"):
+                    types[s][t] = types[s].get(t, 0) + k
+            areas_by_muni[m][f"{pc:05d}"] = c
+            types[f"a:{pc:05d}"] = tc
+    pic = build_picture(areas_by_muni, True)
+    got = suppress_types(pic, types, 5)
+    assert got["all"]["hidden"] <= 5
+    for s, ans in got.items():
+        assert all(n >= 5 for n in ans["types"].values()), s
+        assert ans["hidden_families"] in (None, 0) or ans["hidden_families"] >= 5, s
+
+
+def test_gram_projection_is_the_svd_projection():
+    """The audit's pivoted-Cholesky projection (large systems) equals the SVD's on random
+    ±1 systems with dependent rows, to rounding."""
+    from models.suppression import _projection_gram
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        m, n = int(rng.integers(2, 40)), int(rng.integers(2, 60))
+        a = np.zeros((m, n))
+        for i in range(m):
+            k = int(rng.integers(1, min(n, 6) + 1))
+            a[i, rng.choice(n, k, replace=False)] = rng.choice([-1.0, 1.0], k)
+        if m > 3:
+            a[-1] = a[0] - a[1]
+        rows = [{("s", f"c{j}"): a[i, j] for j in range(n) if a[i, j]} for i in range(m)]
+        _, s, vt = np.linalg.svd(a, full_matrices=False)
+        want = (vt[: int((s > 1e-9 * max(1, s[0])).sum())] ** 2).sum(0)
+        got = _projection_gram(rows, {("s", f"c{j}"): j for j in range(n)})
+        assert np.abs(got - want).max() < 1e-8

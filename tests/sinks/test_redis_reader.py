@@ -88,6 +88,43 @@ def test_one_round_trip_for_reference_areas(redis_client, monkeypatch):
     assert len(calls) == 1
 
 
+def seed_types(r) -> None:
+    """seed() with family-type fields beside the groups, and a model version."""
+    seed(r)
+    r.hset("tk:agg:all", mapping={"t3": 25, "t8": 15, "t9": 0})
+    r.hset("tk:agg:m:837", mapping={"t3": 25, "t8": 15})
+    r.hset("tk:agg:a:33100", mapping={"t3": 20, "t8": 10})
+    r.hset("tk:agg:a:99999", mapping={"t3": 5, "t8": 5})
+    r.set("tk:model:version", "2.7")
+
+
+async def test_read_types_with_the_picture_of_the_same_moment(redis_client, redis_test_url):
+    seed_types(redis_client)
+    got = redis_reader.read_types(redis_client)
+    assert got["as_of"] == "2026-06-30" and got["model_version"] == "2.7"
+    check(got["picture"])  # the very same picture: the type fields are no part of it
+    assert got["picture"] == redis_reader.read_picture(redis_client)
+    assert got["types"]["all"] == {3: 25, 8: 15}  # zero counts left out
+    assert got["types"]["a:33100"] == {3: 20, 8: 10}
+    assert got["types"]["a:99999"] == {3: 5, 8: 5}  # outside the reference list
+    assert got["types"]["m:092"] == {} and got["types"]["a:01200"] == {}
+    assert set(got["types"]) == {"all"} | {f"m:{m}" for m in COVERED_MUNICIPALITIES} | {
+        f"a:{pc}" for pc in got["picture"]["areas"]
+    }
+    for decode in (False, True):
+        client = aioredis.Redis.from_url(redis_test_url, decode_responses=decode)
+        try:
+            assert await redis_reader.read_types_async(client) == got
+        finally:
+            await client.aclose()
+
+
+def test_read_types_before_any_model(redis_client):
+    seed(redis_client)
+    got = redis_reader.read_types(redis_client)
+    assert got["model_version"] is None and got["types"]["all"] == {}
+
+
 async def test_alerts_newest_first(redis_client, redis_test_url):
     for i, ts in enumerate([1_700_000_000, 1_700_000_100, 1_700_000_050]):
         redis_client.zadd("tk:alerts", {json.dumps({"n": i}): ts})

@@ -110,6 +110,43 @@ def test_updated_times_come_from_the_injected_clock(redis_client):
     }
 
 
+def test_type_fields_move_silently_and_leave_no_zero_behind(redis_client):
+    """A family whose type alone changes (a new snapshot) moves the type counts, and
+    nothing the picture shows: no scope's tk:updated time, no change notice. A type
+    count back at 0 is deleted, so a re-base's old ids do not pile up."""
+    from sinks import redis_reader
+
+    ticks = iter(f"2030-01-0{i}T00:00:00Z" for i in range(1, 10))
+    sink = RedisSink(redis_client, now=lambda: next(ticks)).setup()
+    base = {"area": "33100", "municipality": "837", "due": None}
+    a = {**base, "counts": {"families": 1, "children": 2, "g3": 1, "t7": 1}}
+    sink.write([("f1", a, 0), ("f2", {**a, "counts": {**a["counts"]}}, 0)])
+    assert sink.flush() == ["a:33100", "all", "m:837"]
+    picture = redis_reader.read_picture(redis_client)
+    updated = redis_client.hgetall("tk:updated")
+    moved = {**base, "counts": {"families": 1, "children": 2, "g3": 1, "t12": 1}}
+    sink.write([("f1", moved, 0)])
+    assert sink.flush() == []  # no scope of the picture changed: nothing is announced
+    assert redis_client.hgetall("tk:updated") == updated
+    assert redis_reader.read_picture(redis_client) == picture
+    assert read_aggregates(redis_client)["a:33100"] == {
+        "families": 2,
+        "children": 4,
+        "g3": 2,
+        "t7": 1,
+        "t12": 1,
+    }
+    sink.write([("f2", {**moved, "counts": {**moved["counts"]}}, 0)])
+    sink.flush()
+    for scope in ("all", "m:837", "a:33100"):
+        fields = {k.decode() for k in redis_client.hkeys(f"tk:agg:{scope}")}
+        assert "t7" not in fields and "t12" in fields, scope
+    # Leaving: every field back to 0; the type fields are gone, the others stay as 0.
+    sink.write([("f1", None, 0), ("f2", None, 0)])
+    assert sink.flush() == ["a:33100", "all", "m:837"]
+    assert {k.decode() for k in redis_client.hkeys("tk:agg:all")} == {"families", "children", "g3"}
+
+
 # ------------------------------------------------------------------ history
 
 

@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from models import picture
-from models.contract import validate
+from models.contract import type_id_of, validate
 from models.family_types import FamilyTypes, TypeAssigner
 from models.features import state_vector
 from models.profile import state_profile
@@ -183,3 +183,93 @@ async def test_apply_writes_the_history_the_in_process_pipeline_keeps(
         want = history.aggregates_on(dt.date.fromordinal(on).isoformat())
         assert {s: c for s in scopes if (c := got[s][on])} == want, on
     assert {s: got[s][w] for s in scopes if got[s][w]} == history.aggregates()
+
+
+def types_in_redis(client) -> dict[str, dict[int, int]]:
+    """``{scope: {type id: families}}`` of every scope, as the API reads them."""
+    got = redis_reader.read_types(client)
+    return {s: c for s, c in got["types"].items() if c}
+
+
+def types_of_snapshot(snap: dict, families: dict, contributions: dict) -> dict:
+    """The type counts a snapshot gives the counted families, per scope."""
+    assigner = TypeAssigner.from_snapshot(snap)
+    want: dict[str, dict[int, int]] = {}
+    for fam, c in contributions.items():
+        (t,), _ = assigner.assign_many([state_vector(families[fam])])
+        for scope in picture.scopes(c):
+            want.setdefault(scope, {}).setdefault(int(t), 0)
+            want[scope][int(t)] += 1
+    return want
+
+
+async def test_contributions_carry_the_type_and_a_re_base_moves_the_counts(
+    history, aredis, redis_client
+):
+    """Each counted family is written with its type beside its group; a re-based snapshot
+    (fresh ids, groups as they were) rewrites every family, and the old ids' counts are
+    gone from Redis, not left at 0."""
+    sink = await sink_at(aredis, history.watermark)
+    store = Store()
+    follower = ModelFollower(store)
+    writer = FamilyWriter(history.families, follower, Vectors(), PARTS, True)
+    await writer.apply(sink, all_of(history))
+    assert types_in_redis(redis_client) == {}  # no model yet: no types
+    model = FamilyTypes(n_types=3, warmup=10**6, seed=1)
+    fams = sorted(f for f, s in history.families.items() if state_vector(s) is not None)
+    model.learn_many([state_vector(history.families[f]) for f in fams], keys=fams)
+    model.initialise_now()
+    store.version, store.snap = "0.1", model.snapshot()
+    await follower.load()
+    everything = set(range(PARTS))
+    await writer.adopt(sink, everything)
+    want = types_of_snapshot(store.snap, history.families, history.contributions)
+    assert types_in_redis(redis_client) == want
+    pic = redis_reader.read_picture(redis_client)
+    assert sum(want["all"].values()) == pic["all"]["families"] == len(history.contributions)
+    fam = sorted(history.contributions)[0]
+    (t,), _ = TypeAssigner.from_snapshot(store.snap).assign_many(
+        [state_vector(history.families[fam])]
+    )
+    assert writer.types_now[fam] == int(t)
+
+    rebased = model.rebase()
+    assert not set(rebased["type_ids"]) & set(store.snap["type_ids"])
+    old_ids = set(store.snap["type_ids"])
+    store.version, store.snap = "1.2", rebased
+    await follower.load()
+    n = await writer.adopt(sink, everything)
+    assert n >= len(history.contributions)  # every counted family: its type id is new
+    assert types_in_redis(redis_client) == types_of_snapshot(
+        rebased, history.families, history.contributions
+    )
+    for key in redis_client.scan_iter("tk:agg:*"):
+        ids = {type_id_of(k.decode()) for k in redis_client.hkeys(key)} - {None}
+        assert not ids & old_ids, key  # deleted at 0, not left behind
+
+
+async def test_a_snapshot_that_changes_types_only_rewrites_those_families(
+    history, aredis, redis_client
+):
+    """Groups equal, types renumbered: the families are rewritten for their type alone."""
+    sink = await sink_at(aredis, history.watermark)
+    store = Store()
+    follower = ModelFollower(store)
+    writer = FamilyWriter(history.families, follower, Vectors(), PARTS, True)
+    snap = snapshot_of(history.families)
+    store.version, store.snap = "0.1", snap
+    await follower.load()
+    everything = set(range(PARTS))
+    await writer.adopt(sink, everything)
+    before = redis_reader.read_picture(redis_client)
+    renumbered = {**snap, "type_ids": [t + 50 for t in snap["type_ids"]], "version": 2}
+    store.version, store.snap = "0.2", renumbered
+    await follower.load()
+    assert await writer.adopt(sink, everything) == len(history.contributions)
+    assert await writer.adopt(sink, everything) == 0
+    # The picture (groups included) is exactly as it was; the types moved to the new ids.
+    after = redis_reader.read_picture(redis_client)
+    assert after == before
+    got = types_in_redis(redis_client)
+    assert got == types_of_snapshot(renumbered, history.families, history.contributions)
+    assert all(t >= 50 for counts in got.values() for t in counts)

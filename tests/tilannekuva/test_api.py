@@ -15,7 +15,7 @@ from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
 from sinks import keys
 from tilannekuva import api
 from tilannekuva.api.picture import CACHE_TTL_S
-from tilannekuva.api.routes import ROUTES
+from tilannekuva.api.routes import ROUTES, STATIC_PREFIX
 from tilannekuva.config import Settings
 
 TOKEN = "s3cret-token-for-tests"
@@ -135,6 +135,21 @@ async def test_healthz_needs_no_token(make_client):
         assert await resp.json() == {"status": "ok"}
 
 
+async def test_the_page_and_its_files_need_no_token_and_carry_the_security_headers(client):
+    for path in ("/", f"{STATIC_PREFIX}app.js", f"{STATIC_PREFIX}data/postcode-areas.geojson"):
+        resp = await client.get(path)
+        assert resp.status == 200, path
+        csp = resp.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert "text/html" in (await client.get("/")).headers["Content-Type"]
+    # Nothing outside the static folder is served from it.
+    for path in (f"{STATIC_PREFIX}../handlers.py", f"{STATIC_PREFIX}%2e%2e/handlers.py"):
+        assert (await client.get(path)).status in (401, 403, 404), path
+    assert (await client.get("/api/v1/picture")).status == 401
+    assert "Content-Security-Policy" in (await client.get("/api/v1/picture")).headers
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -195,6 +210,15 @@ async def test_shapes_and_suppression(client, redis_client):
         assert_no_small(body)
     assert some_hidden
 
+    # detail=full: the same listing, each area carrying its own whole answer.
+    full = await (await client.get("/api/v1/areas?detail=full", headers=AUTH)).json()
+    assert [{k: v for k, v in a.items() if k != "picture"} for a in full["areas"]] == listing[
+        "areas"
+    ]
+    for item in full["areas"]:
+        own = await (await client.get(f"/api/v1/areas/{item['area']}", headers=AUTH)).json()
+        assert item["picture"] == own
+
 
 async def test_groups_omitted_without_g_fields(client, redis_client):
     seed_picture(redis_client, seed=5, groups=False)
@@ -221,6 +245,7 @@ async def test_404_and_400(client, redis_client):
         ("/api/v1/areas/3310", 400),
         ("/api/v1/areas/abcde", 400),
         ("/api/v2/picture", 404),
+        ("/api/v1/areas?detail=everything", 400),
     ]:
         resp = await client.get(path, headers=AUTH)
         assert resp.status == status, path
@@ -320,7 +345,7 @@ async def test_openapi_lists_every_path(client):
     assert spec["openapi"].startswith("3.1")
     assert set(spec["paths"]) == {r.path for r in ROUTES}
     routes = {r.resource.canonical for r in client.server.app.router.routes()}
-    assert routes == set(spec["paths"])
+    assert routes == set(spec["paths"]) | {STATIC_PREFIX.rstrip("/")}
     for r in ROUTES:
         assert (spec["paths"][r.path][r.method.lower()]["security"] == []) == r.public
 

@@ -209,7 +209,13 @@ async def test_no_history_yet(redis_test_url, make_client):
     try:
         c = await make_client()
         body = await (await c.get("/api/v1/picture/history", headers=AUTH)).json()
-        assert body == {"area": None, "municipality": None, "series": []}
+        assert body == {
+            "area": None,
+            "municipality": None,
+            "first_day": None,
+            "last_day": None,
+            "series": [],
+        }
         for path, query in [
             ("/api/v1/picture", {"as_of": "2026-06-01"}),
             ("/api/v1/picture/history", {"to": "2026-06-01"}),

@@ -26,7 +26,7 @@ from sinks import redis_reader
 from tilannekuva import api
 from tilannekuva.api import schemas
 from tilannekuva.api.openapi import document
-from tilannekuva.api.routes import ROUTES, Raw
+from tilannekuva.api.routes import ROUTES, STATIC_PREFIX, Raw
 from tilannekuva.config import Settings
 
 TOKEN = "unit-test-token"
@@ -129,7 +129,8 @@ def test_table_is_well_formed():
 
 async def test_router_serves_exactly_the_table():
     app = api.make_app(Settings(api_token=TOKEN), None)  # never started: no Redis needed
-    assert {res.canonical for res in app.router.resources()} == {r.path for r in ROUTES}
+    static = STATIC_PREFIX.rstrip("/")  # the page's files: outside the table and OpenAPI
+    assert {res.canonical for res in app.router.resources()} == {r.path for r in ROUTES} | {static}
     for r in ROUTES:
         match = await app.router.resolve(make_mocked_request(r.method, r.example_path()))
         assert match.http_exception is None, r.path

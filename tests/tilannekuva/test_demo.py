@@ -112,9 +112,10 @@ def test_ingest_into_embedded_redis_matches_the_in_process_aggregates():
             got = {k.decode(): int(v) for k, v in r.hgetall(f"tk:agg:{scope}").items()}
             assert {k: v for k, v in got.items() if v} == counts, scope
         assert expected["all"]["families"] > 0
-        # Every counted family has its group, also those the trickle changed.
+        # Every counted family has its group and its type, also those the trickle changed.
         for counts in expected.values():
             assert sum(v for k, v in counts.items() if k[0] == "g") == counts["families"]
+            assert sum(v for k, v in counts.items() if k[0] == "t") == counts["families"]
         n_lines = len(history.lines)
         assert ingest.accepted + sum(ingest.invalid.values()) == n_lines
         assert sum(ingest.invalid.values()) == history.counts["malformed"]

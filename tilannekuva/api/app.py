@@ -9,8 +9,9 @@ from aiohttp import web
 
 from tilannekuva.api import openapi, routes
 from tilannekuva.api.history import REFRESH_S, HistoryCache
-from tilannekuva.api.middleware import authenticate, observe
-from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, SETTINGS, STATE, State
+from tilannekuva.api.middleware import authenticate, observe, secure, unavailable
+from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, SETTINGS, STATE, TYPES, State
+from tilannekuva.api.types import TypesCache
 from tilannekuva.config import Settings
 
 HEARTBEAT_S = 15.0
@@ -28,7 +29,7 @@ def make_app(
     With ``history_refresh_s`` (seconds), a background task keeps the history cache
     fresh and warm from start-up on (see :mod:`tilannekuva.api.history`); None leaves
     it to the requests (each then refreshes only when its days are not held yet)."""
-    app = web.Application(middlewares=[observe, authenticate])
+    app = web.Application(middlewares=[observe, authenticate, unavailable])
     app[SETTINGS] = settings
     app[REDIS] = redis
     app[STATE] = State(heartbeat_s=heartbeat_s)
@@ -36,7 +37,9 @@ def make_app(
     app[HISTORY] = HistoryCache(
         redis, settings.min_cell, on_suppressed=app[STATE].metrics.history_days.inc
     )
+    app[TYPES] = TypesCache(redis, settings.min_cell)
     routes.register(app.router)
+    app.on_response_prepare.append(secure)
     app.cleanup_ctx.append(_history_task(history_refresh_s))
     return app
 

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 from aiohttp import web
@@ -28,7 +29,7 @@ from tilannekuva.api.picture import (
     scope_body,
     suppressed_picture,
 )
-from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE, http_error
+from tilannekuva.api.schemas import AREA_DETAIL, MUNICIPALITY_CODE, POSTCODE, http_error
 from tilannekuva.api.series import (
     BadRequest,
     check_in_history,
@@ -36,9 +37,12 @@ from tilannekuva.api.series import (
     parse_day,
     parse_history_query,
 )
-from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, STATE
+from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, STATE, TYPES
+from tilannekuva.api.types import BadQuery, parse_query
+from tilannekuva.api.types import scope_body as types_body
 
 ALERTS_LIMIT = 1000
+STATIC_DIR = Path(__file__).parent / "static"  # the page (routes.STATIC_PREFIX)
 # Exported as shares per municipality for the Prometheus trend rule.
 SHARE_INDICATORS = (
     "single_parent_families",
@@ -52,6 +56,10 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx would otherwise hold the events back
 }
+
+
+async def page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -97,6 +105,9 @@ async def municipality(request: web.Request) -> web.Response:
 
 
 async def areas(request: web.Request) -> web.Response:
+    detail = request.query.get("detail", "families")
+    if detail not in AREA_DETAIL:
+        raise http_error(web.HTTPBadRequest, f"detail must be one of {', '.join(AREA_DETAIL)}")
     ref = reference_areas()
     past = await _past_day(request)
     if past is not None:
@@ -118,8 +129,17 @@ async def areas(request: web.Request) -> web.Response:
         shown = families is not None and families != HIDDEN
         item["families"] = families if shown else None
         item["suppressed"] = not shown
+        if detail == "full":
+            # The same body as the area's own answer: one request draws the whole map.
+            item["picture"] = (
+                past_scope_body(past, f"a:{pc}", pc, muni)
+                if past is not None
+                else area_body(pic, pc)
+            )
         items.append(item)
-    return web.json_response({"as_of": as_of, "areas": items})
+    return web.Response(
+        body=orjson.dumps({"as_of": as_of, "areas": items}), content_type="application/json"
+    )
 
 
 async def area(request: web.Request) -> web.Response:
@@ -135,6 +155,28 @@ async def area(request: web.Request) -> web.Response:
     if postcode not in pic["areas"]:
         raise http_error(web.HTTPNotFound, "unknown postcode area")
     return web.json_response(area_body(pic, postcode))
+
+
+async def family_types(request: web.Request) -> web.Response:
+    """The most common family types of all, a municipality or an area
+    (:mod:`tilannekuva.api.types`)."""
+    try:
+        municipality, postcode, limit = parse_query(request.query)
+    except BadQuery as exc:
+        raise http_error(web.HTTPBadRequest, str(exc)) from None
+    if municipality is not None and municipality not in COVERED_MUNICIPALITIES:
+        raise http_error(web.HTTPNotFound, "municipality not covered")
+    scope = "all" if municipality is None else f"m:{municipality}"
+    if postcode is not None:
+        known = await redis_reader.known_areas_async(request.app[REDIS])
+        if postcode not in known:
+            raise http_error(web.HTTPNotFound, "unknown postcode area")
+        if municipality is not None and known[postcode] != municipality:
+            raise http_error(web.HTTPBadRequest, "the area is not in that municipality")
+        scope, municipality = f"a:{postcode}", known[postcode]
+    tp = await request.app[TYPES].get()
+    body = types_body(tp, scope, postcode, municipality, limit)
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 # --------------------------------------------------------------------------- history
@@ -178,7 +220,13 @@ async def _history(
         query = parse_history_query(request.query, first, last)
     except BadRequest as exc:
         raise http_error(web.HTTPBadRequest, str(exc)) from None
-    body = {"area": area, "municipality": municipality, "series": []}
+    body = {
+        "area": area,
+        "municipality": municipality,
+        "first_day": iso(first) if first is not None else None,
+        "last_day": iso(last) if last is not None else None,
+        "series": [],
+    }
     if query.days:
         got = await request.app[HISTORY].pictures(query.days)
         if got is None:

@@ -1,13 +1,15 @@
-"""Request metrics and the bearer token. ``observe`` runs outermost, so refusals count."""
+"""Request metrics, the bearer token and the security headers. ``observe`` runs
+outermost, so refusals count."""
 
 from __future__ import annotations
 
 import hmac
 import time
 
+import redis.exceptions
 from aiohttp import web
 
-from tilannekuva.api.routes import PATHS, PUBLIC_PATHS
+from tilannekuva.api.routes import PATHS, is_public
 from tilannekuva.api.schemas import http_error
 from tilannekuva.api.state import SETTINGS, STATE
 
@@ -41,7 +43,7 @@ async def observe(request: web.Request, handler):
 @web.middleware
 async def authenticate(request: web.Request, handler):
     # By path, before routing: an unknown path is 401 too, so it tells nothing without a token.
-    if request.path in PUBLIC_PATHS:
+    if is_public(request.path):
         return await handler(request)
     token = request.app[SETTINGS].api_token
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -57,3 +59,38 @@ async def authenticate(request: web.Request, handler):
             headers={"WWW-Authenticate": 'Bearer realm="tilannekuva"'},
         )
     return await handler(request)
+
+
+RETRY_AFTER_S = 5
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@web.middleware
+async def unavailable(request: web.Request, handler):
+    """Redis unreachable: 503 with Retry-After, never a 500. The client's pool connects
+    again by itself on a later request, so the API recovers without a restart."""
+    try:
+        return await handler(request)
+    except UNREACHABLE:
+        raise http_error(
+            web.HTTPServiceUnavailable,
+            "the picture's store (Redis) is unreachable; retry",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from None
+
+
+# The page loads nothing from another origin and runs no inline script: the browser
+# itself then refuses any request that would leave the server's origin.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def secure(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: runs before the headers of every answer leave, the
+    stream's and the static files' too (a middleware would see those too late)."""
+    response.headers.update(SECURITY_HEADERS)

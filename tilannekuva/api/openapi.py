@@ -18,6 +18,7 @@ INFO = {
     "exactly as the present is.",
 }
 UNAUTHORIZED = "missing or wrong bearer token (always, when no token is configured)"
+UNREACHABLE = "Redis is unreachable: retry after the Retry-After header's seconds"
 
 
 class _Schemas(GenerateJsonSchema):
@@ -66,10 +67,14 @@ def _operation(r: Route, schemas: dict) -> dict:
     responses = {"200": ok}
     if not r.public:
         responses["401"] = answer(UNAUTHORIZED, "application/json", schemas[Error])
-    for status, when in sorted(r.errors.items()):
+    errors = dict(r.errors)
+    if r.reads_redis:  # middleware.unavailable
+        errors[503] = f"{errors[503]}; or {UNREACHABLE}" if 503 in errors else UNREACHABLE
+    for status, when in sorted(errors.items()):
         responses[str(status)] = answer(when, "application/json", schemas[Error])
     op = {
         "summary": r.summary,
+        **({"description": r.description} if r.description else {}),
         "operationId": r.name,
         "security": [] if r.public else [{"bearer": []}],
         "responses": responses,

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from tilannekuva.api import handlers
 from tilannekuva.api.schemas import (
+    AREA_DETAIL,
     MUNICIPALITY_CODE,
     POSTCODE,
     AlertList,
@@ -22,8 +23,10 @@ from tilannekuva.api.schemas import (
     Health,
     HistorySeries,
     Scope,
+    TypeList,
 )
 from tilannekuva.api.series import DATE_PATTERN, STEPS
+from tilannekuva.api.types import LIMIT_DEFAULT, LIMIT_MAX
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,10 @@ class Route:
     body: type[BaseModel] | Raw  # the 200 answer: a model is JSON
     body_description: str
     public: bool = False  # answers without the bearer token (a static path only)
+    reads_redis: bool = True  # 503 with Retry-After while Redis is unreachable
     params: tuple[Param, ...] = ()
     errors: dict[int, str] = field(default_factory=dict)  # status -> when; body: Error
+    description: str | None = None  # the operation's longer text in OpenAPI, if any
 
     def example_path(self) -> str:
         """The path with each path parameter's example filled in."""
@@ -110,8 +115,44 @@ HISTORY_ERROR = (
     "from after to, an unknown step or indicator"
 )
 REBUILDING = "the history changed shape while answering (e.g. Redis was reset): retry"
+STATIC_PREFIX = "/static/"
+TYPES_DESCRIPTION = (
+    "Every counted family has a family type of the latest model (online k-means, "
+    "docs/family-types.md). The scope's types are listed by their families, largest "
+    "first; each with its five features furthest from the whole population (z against "
+    "the population mean and standard deviation) and a phrase in Finnish, Swedish and "
+    "English from the strongest of them. The counts are of the present (W) and may "
+    "trail the picture by up to 15 s.\n\n"
+    "Small cells: a type's count from 1 to SITUATION_MIN_CELL−1 is never shown. A "
+    "scope's type counts add up to its families, a group's to the counts of its types "
+    "(the group is published with each type), and each type's counts add up over areas "
+    "→ municipality → all; so the type counts of every scope are suppressed as one "
+    "table with the picture's families and service-need groups, which stay as the "
+    "picture shows them: secondary suppression hides more type counts until no hidden "
+    "count (a type's, or a families or group count the picture hides) can be recovered "
+    "by subtraction, within a scope or across scopes. Hidden types are not listed (nor "
+    "are types without families); `suppressed` says how many type counts of the scope "
+    "are hidden and how many families they hold together (0 or at least "
+    "SITUATION_MIN_CELL).\n\n"
+    "`published` is false and `types` empty before the first model, while not every "
+    "counted family has a type of it (a re-base's new ids being written), and when no "
+    "choice of hidden counts would be safe (a model whose groups give away a count the "
+    "picture hides)."
+)
 
 ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/",
+        handlers.page,
+        name="page",
+        summary="the situation page (HTML): it asks for the token once, in the browser, and "
+        f"reads this API; its scripts, styles and map data are under {STATIC_PREFIX} (public)",
+        body=Raw("text/html", {"type": "string"}),
+        body_description="the page",
+        public=True,
+        reads_redis=False,
+    ),
     Route(
         "GET",
         "/healthz",
@@ -121,6 +162,7 @@ ROUTES: tuple[Route, ...] = (
         body=Health,
         body_description="ok",
         public=True,
+        reads_redis=False,
     ),
     Route(
         "GET",
@@ -182,8 +224,18 @@ ROUTES: tuple[Route, ...] = (
         summary="every postcode area with its municipality and families",
         body=AreaList,
         body_description="areas",
-        params=(AS_OF,),
-        errors={400: AS_OF_ERROR, 503: REBUILDING},
+        params=(
+            AS_OF,
+            Param(
+                "detail",
+                "query",
+                "families (default): each area's families; full: each area's whole answer "
+                "as well (what /api/v1/areas/{postcode} answers), for a map in one request",
+                "full",
+                enum=AREA_DETAIL,
+            ),
+        ),
+        errors={400: f"{AS_OF_ERROR}; an unknown detail", 503: REBUILDING},
     ),
     Route(
         "GET",
@@ -206,6 +258,45 @@ ROUTES: tuple[Route, ...] = (
         body_description="series",
         params=(POSTCODE_PARAM, *HISTORY_PARAMS),
         errors={400: f"malformed postcode; {HISTORY_ERROR}", 404: "unknown area", 503: REBUILDING},
+    ),
+    Route(
+        "GET",
+        "/api/v1/types",
+        handlers.family_types,
+        name="types",
+        summary="the most common family types of all, a municipality or an area: each "
+        "described by what sets it apart from the average family, with its size and its "
+        "service-need group",
+        description=TYPES_DESCRIPTION,
+        body=TypeList,
+        body_description="types",
+        params=(
+            Param(
+                "municipality",
+                "query",
+                "3-digit municipality code (default: all six together)",
+                "837",
+                MUNICIPALITY_CODE,
+            ),
+            Param(
+                "area",
+                "query",
+                "5-digit postcode (with municipality: the area must lie in it)",
+                "33100",
+                POSTCODE,
+            ),
+            Param(
+                "limit",
+                "query",
+                f"types listed, 1 … {LIMIT_MAX} (default {LIMIT_DEFAULT})",
+                "20",
+                r"^\d{1,3}$",
+            ),
+        ),
+        errors={
+            400: "malformed municipality, area or limit; an area outside the municipality",
+            404: "not a covered municipality; unknown area",
+        },
     ),
     Route(
         "GET",
@@ -247,11 +338,17 @@ ROUTES: tuple[Route, ...] = (
         summary="this description",
         body=Raw("application/json", {"type": "object"}),
         body_description="OpenAPI 3.1",
+        reads_redis=False,
     ),
 )
 
 PATHS = frozenset(r.path for r in ROUTES)
 PUBLIC_PATHS = frozenset(r.path for r in ROUTES if r.public)
+
+
+def is_public(path: str) -> bool:
+    """Answers without the token: the public routes and the page's static files."""
+    return path in PUBLIC_PATHS or path.startswith(STATIC_PREFIX)
 
 
 def register(router: web.UrlDispatcher) -> None:
@@ -260,3 +357,5 @@ def register(router: web.UrlDispatcher) -> None:
             router.add_get(r.path, r.handler, name=r.name)  # answers HEAD too
         else:
             router.add_route(r.method, r.path, r.handler, name=r.name)
+    # Files, not operations: outside the OpenAPI document, like any site's assets.
+    router.add_static(STATIC_PREFIX, handlers.STATIC_DIR, name="static")

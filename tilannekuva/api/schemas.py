@@ -20,6 +20,7 @@ from models.contract import GROUPS, INDICATORS
 
 POSTCODE = r"^\d{5}$"
 MUNICIPALITY_CODE = r"^\d{3}$"
+AREA_DETAIL = ("families", "full")  # /api/v1/areas?detail=
 
 # A shown count, or null where suppression hides it.
 Count = Annotated[int, Field(ge=0)] | None
@@ -90,6 +91,10 @@ class HistorySeries(BaseModel):
 
     area: Postcode | None = Field(description="postcode; null for a municipality or all")
     municipality: MunicipalityCode | None = Field(description="null for all")
+    first_day: dt.date | None = Field(
+        description="the first day of data: the history's first day (null: no data yet)"
+    )
+    last_day: dt.date | None = Field(description="W: the history's last day (null: no data yet)")
     series: list[HistoryPoint] = Field(
         description="ascending, ending on to; empty while there is no data and no date "
         "was asked for"
@@ -111,6 +116,9 @@ class AreaItem(BaseModel):
     name_sv: str | Absent = Field(None, description="Swedish name (reference areas only)")
     families: Count
     suppressed: bool = Field(description="true: families is not shown")
+    picture: Scope | Absent = Field(
+        None, description="with detail=full: the area's whole answer, as /api/v1/areas/{postcode}"
+    )
 
 
 class AreaList(BaseModel):
@@ -145,6 +153,79 @@ class Alert(BaseModel):
 class AlertList(BaseModel):
     since: str | None = Field(description="the since parameter as given")
     alerts: list[Alert] = Field(description="newest first")
+
+
+class TypeFeature(BaseModel):
+    """A feature that sets the type apart (models/features.py, docs/family-types.md)."""
+
+    name: str = Field(description="feature name")
+    value: float = Field(description="the type's centroid, in the feature's own units")
+    population_mean: float = Field(description="the mean over all families learnt")
+    z: float = Field(
+        description="(value − population_mean) / population standard deviation; the "
+        "features are listed by |z|, strongest first"
+    )
+
+
+class TypeDescription(BaseModel):
+    """The type in words: the phrases of its strongest features (|z| ≥ 0.5, at most
+    four), or 'average family'."""
+
+    fi: str
+    sv: str
+    en: str
+
+
+class FamilyType(BaseModel):
+    type: int = Field(description="type id of the model (stable between re-bases)")
+    families: Annotated[int, Field(ge=1)] = Field(
+        description="families of the type in the scope (never 1 … SITUATION_MIN_CELL−1)"
+    )
+    share: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        description="families / the scope's families; null where the scope's families is not shown"
+    )
+    group: Annotated[int, Field(ge=1, le=10)] = Field(
+        description="service-need group of the type (of its centroid; where the model "
+        "splits the type at a group boundary, some of its families are in the next group)"
+    )
+    features: list[TypeFeature] = Field(description="the five strongest features")
+    description: TypeDescription
+
+
+class TypesSuppressed(BaseModel):
+    types: Annotated[int, Field(ge=0)] = Field(
+        description="types whose count in the scope is not shown (not listed; among them "
+        "possibly types without families, hidden to protect others)"
+    )
+    families: Count = Field(
+        description="their families together: families − Σ shown types (0 or at least "
+        "SITUATION_MIN_CELL); null where families is"
+    )
+
+
+class TypeList(BaseModel):
+    """The family types of all six municipalities, one municipality or one area."""
+
+    area: Postcode | None = Field(description="postcode; null for a municipality or all")
+    municipality: MunicipalityCode | None = Field(description="null for all")
+    as_of: dt.date | None = Field(description="the watermark W; null before any data")
+    model_version: str | None = Field(
+        description="'<generation>.<version>' of the family-type model; null before the first model"
+    )
+    published: bool = Field(
+        description="false before the first model, while not every counted family has a "
+        "type of it yet (a new generation being written), or when no choice of hidden "
+        "counts would be safe: types is then empty"
+    )
+    families: Count = Field(
+        description="the scope's families as the picture shows them (null: suppressed, "
+        "or types not published)"
+    )
+    shown_types: Annotated[int, Field(ge=0)] = Field(
+        description="types shown in the scope (types lists the first `limit` of them)"
+    )
+    types: list[FamilyType] = Field(description="by families, largest first (then by type)")
+    suppressed: TypesSuppressed
 
 
 def http_error(cls: type[web.HTTPException], message: str, **kwargs) -> web.HTTPException:

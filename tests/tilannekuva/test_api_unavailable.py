@@ -1,0 +1,102 @@
+"""The API while its Redis is down: 503 with Retry-After, never a 500, and back to 200 by
+itself once Redis is up again. A Redis server of the test's own (Debian's redis-server
+on a free port) is stopped and started under a running app."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+
+from sinks import keys
+from tilannekuva import api
+from tilannekuva.api.middleware import RETRY_AFTER_S
+from tilannekuva.api.picture import CACHE_TTL_S
+from tilannekuva.api.routes import ROUTES
+from tilannekuva.config import Settings
+
+TOKEN = "unavailable-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SERVER = "/usr/bin/redis-server"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OwnRedis:
+    def __init__(self, tmp_path):
+        if not shutil.which(SERVER):
+            pytest.fail(f"{SERVER} is missing: infra/up installs Debian's redis-server")
+        self.port = _free_port()
+        self.dir = tmp_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    r = OwnRedis(tmp_path)
+    r.start()
+    yield r
+    if r.proc and r.proc.poll() is None:
+        r.kill()
+
+
+async def test_redis_down_answers_503_with_retry_after_and_recovers(own_redis):
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    redis.Redis.from_url(url).set(keys.WATERMARK, "2026-06-30")
+    app = api.make_app(Settings(api_token=TOKEN, redis_url=url), client, history_refresh_s=None)
+    async with TestClient(TestServer(app)) as c:
+        assert (await c.get("/api/v1/picture", headers=AUTH)).status == 200
+
+        own_redis.kill()
+        await asyncio.sleep(CACHE_TTL_S + 0.1)  # the present's cache may answer for 1 s
+        paths = [r.example_path() for r in ROUTES if r.reads_redis and r.name != "stream"]
+        assert len(paths) >= 10
+        for path in paths:
+            resp = await c.get(path, headers=AUTH)
+            assert resp.status == 503, (path, resp.status, await resp.text())
+            assert resp.headers["Retry-After"] == str(RETRY_AFTER_S)
+            assert "unreachable" in (await resp.json())["error"]
+        assert (await c.get("/healthz")).status == 200  # alive, only the data is away
+        stream = await c.get("/api/v1/stream", headers=AUTH)
+        assert stream.status == 503
+
+        own_redis.start()  # empty, on the same port
+        redis.Redis.from_url(url).set(keys.WATERMARK, "2026-06-30")
+        resp = await c.get("/api/v1/picture", headers=AUTH)
+        assert resp.status == 200
+        assert (await resp.json())["as_of"] == "2026-06-30"
+    await client.aclose()
