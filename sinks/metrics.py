@@ -55,6 +55,9 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
+REDIS_WAITING = Gauge(
+    "tk_redis_waiting", "Redis commands waiting for an unreachable Redis (sinks/connection.py)"
+)
 ALERTS = Counter("tk_alerts_raised_total", "Trend alerts raised (models/alerts.py)")
 MODEL_SNAPSHOTS = Counter(
     "tk_model_snapshots_total", "Family-type model snapshots published by the learner"

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from importlib import resources
 
+from redis.exceptions import NoScriptError
+
 from models.contract import INDICATORS
 from sinks import keys, metrics
 
@@ -95,12 +97,16 @@ class _Base:
     def _pending(self) -> bool:
         return bool(self._queue or self._history or self._wm is not None)
 
-    def _fill(self, pipe) -> tuple[int, int]:
-        """Move everything queued into ``pipe``; the queue is taken before any await,
-        so whatever other tasks queue meanwhile waits for the next flush."""
-        queue, self._queue = self._queue, []
-        history, self._history = self._history, []
-        wm, first, self._wm, self._first = self._wm, self._first, None, None
+    def _take(self) -> tuple:
+        """Everything queued, taken before any await, so whatever other tasks queue
+        meanwhile waits for the next flush."""
+        taken = (self._queue, self._history, self._wm, self._first)
+        self._queue, self._history, self._wm, self._first = [], [], None, None
+        return taken
+
+    def _fill(self, pipe, taken: tuple) -> tuple[int, int]:
+        """Put what :meth:`_take` took into ``pipe``."""
+        queue, history, wm, first = taken
         skip, now = 0, self.now()
         if wm is not None:
             pipe.evalsha(self.wm_sha, 2, keys.WATERMARK, keys.FIRST_DAY, wm, first)
@@ -155,9 +161,15 @@ class RedisSink(_Base):
         if not self._pending():
             return []
         started = time.perf_counter()
-        pipe = self.redis.pipeline(transaction=True)
-        skip, n = self._fill(pipe)
-        results = pipe.execute()
+        taken = self._take()
+        while True:
+            pipe = self.redis.pipeline(transaction=True)
+            skip, n = self._fill(pipe, taken)
+            try:
+                results = pipe.execute()
+                break
+            except NoScriptError:  # a restarted Redis lost its scripts: load, send again
+                self.setup()
         changed = self._finish(results, skip, n)
         if changed:
             self.redis.publish(keys.CHANGES, json.dumps(changed))
@@ -186,9 +198,16 @@ class AsyncRedisSink(_Base):
         if not self._pending():
             return []
         started = time.perf_counter()
-        pipe = self.redis.pipeline(transaction=True)
-        skip, n = self._fill(pipe)
-        results = await pipe.execute()
+        taken = self._take()
+        while True:
+            pipe = self.redis.pipeline(transaction=True)
+            skip, n = self._fill(pipe, taken)
+            try:
+                results = await pipe.execute()
+                break
+            except NoScriptError:  # a restarted Redis lost its scripts: load, send again
+                # (every script is idempotent, so what ran of the failed one is harmless)
+                await self.setup()
         changed = self._finish(results, skip, n)
         if changed:
             await self.redis.publish(keys.CHANGES, json.dumps(changed))

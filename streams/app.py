@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import faust
-import redis.asyncio as aioredis
 
 from models import picture
 from models.alerts import TrendRule
 from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
+from sinks.connection import patient_client
 from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.families import FamilyWriter, ModelFollower, Sweep
@@ -90,7 +90,7 @@ def create_app(
 ) -> faust.App:
     """The worker for ``settings``: ``/metrics`` on ``web_bind:web_port``."""
     app = faust_app(settings, web_bind, web_port)
-    redis = redis_client or aioredis.from_url(settings.redis_url)
+    redis = redis_client or patient_client(settings.redis_url)  # waits out a Redis restart
     parts, types_on = settings.partitions, settings.family_types
 
     # ------------------------------------------------------------------ topics

@@ -194,3 +194,57 @@ def redis_client(redis_test_url):
     yield client
     client.flushdb()
     client.close()
+
+
+# --------------------------------------------------------------------------- a Redis of a test's own
+
+
+class OwnRedis:
+    """Debian's redis-server on a free port, for tests that stop and start it (the
+    shared server must stay up). ``aof``: fsync every write, so a kill loses nothing
+    acknowledged; without it a restart comes back empty."""
+
+    SERVER = "/usr/bin/redis-server"
+
+    def __init__(self, tmp_path: Path, aof: bool = False):
+        import shutil
+        import socket
+
+        if not shutil.which(self.SERVER):
+            pytest.fail(f"{self.SERVER} is missing: infra/up installs Debian's redis-server")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tmp_path
+        self.aof = aof
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else []
+        self.proc = subprocess.Popen(
+            [self.SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--dir", str(self.dir), *persistence],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown save."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

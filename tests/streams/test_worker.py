@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from sinks import keys
-from tests.conftest import redis_url_for_db
+from tests.conftest import OwnRedis, redis_url_for_db
 from tests.streams.harness import (
     Worker,
     consume_all,
@@ -246,6 +246,41 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(
     assert got == expected, _diff(expected, got)
     differing = history_differences(client, events, n_days=12)  # replays left no trace
     assert not differing, "\n".join(differing[:40])
+
+
+def test_a_redis_killed_and_restarted_mid_stream_is_waited_out(
+    tmp_path, kafka_bootstrap, kafka_topic_factory
+):
+    """Redis (its own server, AOF fsync'd on every write) is killed with -9 while the
+    worker writes and started again 5 s later: the worker waits, never exits, and the
+    picture and its history end exact."""
+    redis_server = OwnRedis(tmp_path, aof=True)
+    redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    events = list(generate(1000, 29, end=ONE_YEAR_END, duplicates=0.01, out_of_order=0.01))
+    expected, as_of = expected_of(events)
+    topic = kafka_topic_factory("in", partitions=4)
+    worker = Worker(kafka_bootstrap, redis_server.url, topic, tmp_path)
+    lines = lines_of(events)
+    produce(kafka_bootstrap, topic, lines[: len(lines) // 2])
+    worker.start()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and int(client.hget(keys.ALL, "families") or 0) < 50:
+            time.sleep(0.2)
+        produce(kafka_bootstrap, topic, lines[len(lines) // 2 :])
+        redis_server.kill()
+        time.sleep(5)
+        assert worker.proc.poll() is None, "the worker exited while Redis was away"
+        redis_server.start()
+        got = wait_for(client, expected, worker, timeout=600, watermark=as_of)
+        assert worker.proc.poll() is None and worker.starts == 1
+    finally:
+        worker.stop()
+        redis_server.kill()
+    assert got == expected, _diff(expected, got)
+    log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
+    assert "Redis unreachable" in log and "Redis reachable again" in log
 
 
 def test_trend_alerts_reach_the_alert_topic_and_redis(

@@ -5,10 +5,6 @@ on a free port) is stopped and started under a running app."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 import redis
@@ -16,6 +12,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from sinks import keys
+from tests.conftest import OwnRedis
 from tilannekuva import api
 from tilannekuva.api.middleware import RETRY_AFTER_S
 from tilannekuva.api.picture import CACHE_TTL_S
@@ -24,44 +21,6 @@ from tilannekuva.config import Settings
 
 TOKEN = "unavailable-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-SERVER = "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class OwnRedis:
-    def __init__(self, tmp_path):
-        if not shutil.which(SERVER):
-            pytest.fail(f"{SERVER} is missing: infra/up installs Debian's redis-server")
-        self.port = _free_port()
-        self.dir = tmp_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
 
 
 @pytest.fixture
@@ -69,12 +28,11 @@ def own_redis(tmp_path):
     r = OwnRedis(tmp_path)
     r.start()
     yield r
-    if r.proc and r.proc.poll() is None:
-        r.kill()
+    r.kill()
 
 
 async def test_redis_down_answers_503_with_retry_after_and_recovers(own_redis):
-    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    url = own_redis.url
     client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     redis.Redis.from_url(url).set(keys.WATERMARK, "2026-06-30")
     app = api.make_app(Settings(api_token=TOKEN, redis_url=url), client, history_refresh_s=None)
