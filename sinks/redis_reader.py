@@ -118,6 +118,22 @@ def drop_partial_groups(picture: dict) -> dict:
     return picture
 
 
+def _areas_pipe(client, postcodes: list[str]):
+    """A pipeline reading the hashes of areas outside the reference areas."""
+    pipe = client.pipeline(transaction=False)
+    for pc in postcodes:
+        pipe.hgetall(keys.area(pc))
+    return pipe
+
+
+def _add_areas(picture: dict, postcodes: list[str], hashes: list, types: dict | None = None):
+    """The counts (and, with ``types``, the type counts) of :func:`_areas_pipe`'s areas."""
+    for pc, h in zip(postcodes, hashes, strict=True):
+        picture["areas"][pc]["counts"] = _counts(h)
+        if types is not None:
+            types[f"a:{pc}"] = _types(h)
+
+
 def read_picture(client) -> dict:
     """The unsuppressed picture, from a synchronous ``redis.Redis``."""
     ref_areas = sorted(reference_areas())
@@ -125,11 +141,7 @@ def read_picture(client) -> dict:
     _first_batch(pipe, ref_areas)
     picture, missing = _assemble(pipe.execute(), ref_areas)
     if missing:
-        pipe = client.pipeline(transaction=False)
-        for pc in missing:
-            pipe.hgetall(keys.area(pc))
-        for pc, h in zip(missing, pipe.execute(), strict=True):
-            picture["areas"][pc]["counts"] = _counts(h)
+        _add_areas(picture, missing, _areas_pipe(client, missing).execute())
     return drop_partial_groups(picture)
 
 
@@ -140,11 +152,7 @@ async def read_picture_async(client) -> dict:
     _first_batch(pipe, ref_areas)
     picture, missing = _assemble(await pipe.execute(), ref_areas)
     if missing:
-        pipe = client.pipeline(transaction=False)
-        for pc in missing:
-            pipe.hgetall(keys.area(pc))
-        for pc, h in zip(missing, await pipe.execute(), strict=True):
-            picture["areas"][pc]["counts"] = _counts(h)
+        _add_areas(picture, missing, await _areas_pipe(client, missing).execute())
     return drop_partial_groups(picture)
 
 
@@ -187,12 +195,7 @@ def read_types(client) -> dict:
     pipe.get(keys.MODEL_VERSION)
     picture, missing, types, version = _types_result(pipe.execute(), ref_areas)
     if missing:
-        pipe = client.pipeline(transaction=False)
-        for pc in missing:
-            pipe.hgetall(keys.area(pc))
-        for pc, h in zip(missing, pipe.execute(), strict=True):
-            picture["areas"][pc]["counts"] = _counts(h)
-            types[f"a:{pc}"] = _types(h)
+        _add_areas(picture, missing, _areas_pipe(client, missing).execute(), types)
     return _with_types(picture, types, version)
 
 
@@ -204,12 +207,7 @@ async def read_types_async(client) -> dict:
     pipe.get(keys.MODEL_VERSION)
     picture, missing, types, version = _types_result(await pipe.execute(), ref_areas)
     if missing:
-        pipe = client.pipeline(transaction=False)
-        for pc in missing:
-            pipe.hgetall(keys.area(pc))
-        for pc, h in zip(missing, await pipe.execute(), strict=True):
-            picture["areas"][pc]["counts"] = _counts(h)
-            types[f"a:{pc}"] = _types(h)
+        _add_areas(picture, missing, await _areas_pipe(client, missing).execute(), types)
     return _with_types(picture, types, version)
 
 

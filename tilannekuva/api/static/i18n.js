@@ -115,77 +115,6 @@ const STRINGS = {
   error: { fi: "Virhe", sv: "Fel", en: "Error" },
 };
 
-// What the map and trends show of each indicator: a count, a share of the scope's
-// families (percent) or a rate per family (window counts, children).
-export const MEASURES = [
-  {
-    id: "families_social_assistance",
-    kind: "share",
-    fi: "Perustoimeentulotukea saavat perheet",
-    sv: "Familjer med grundläggande utkomststöd",
-    en: "Families with basic social assistance",
-  },
-  {
-    id: "families_unemployed_parent",
-    kind: "share",
-    fi: "Perheet, joissa työtön vanhempi",
-    sv: "Familjer med arbetslös förälder",
-    en: "Families with an unemployed parent",
-  },
-  {
-    id: "single_parent_families",
-    kind: "share",
-    fi: "Yhden huoltajan perheet",
-    sv: "Ensamförsörjarfamiljer",
-    en: "Single-parent families",
-  },
-  {
-    id: "families_child_welfare",
-    kind: "share",
-    fi: "Lastensuojelun asiakasperheet",
-    sv: "Familjer inom barnskyddet",
-    en: "Families in child welfare",
-  },
-  {
-    id: "child_welfare_notifications_30d",
-    kind: "rate100",
-    fi: "Lastensuojeluilmoitukset (30 pv)",
-    sv: "Barnskyddsanmälningar (30 d)",
-    en: "Child welfare notifications (30 days)",
-  },
-  {
-    id: "mental_health_visits_90d",
-    kind: "rate100",
-    fi: "Mielenterveyskäynnit (90 pv)",
-    sv: "Mentalvårdsbesök (90 d)",
-    en: "Mental health visits (90 days)",
-  },
-  {
-    id: "groups_4_10",
-    kind: "share",
-    groups: [4, 5, 6, 7, 8, 9, 10],
-    fi: "Palvelutarveryhmät 4–10",
-    sv: "Servicebehovsgrupper 4–10",
-    en: "Service-need groups 4–10",
-  },
-  {
-    id: "groups_9_10",
-    kind: "share",
-    groups: [9, 10],
-    fi: "Palvelutarveryhmät 9–10",
-    sv: "Servicebehovsgrupper 9–10",
-    en: "Service-need groups 9–10",
-  },
-  {
-    id: "children",
-    kind: "rate",
-    fi: "Lapsia perhettä kohden",
-    sv: "Barn per familj",
-    en: "Children per family",
-  },
-  { id: "families", kind: "count", fi: "Lapsiperheet", sv: "Barnfamiljer", en: "Families with children" },
-];
-
 // The API's eight indicators, labelled as counts (the panels' tables).
 export const INDICATOR_LABELS = {
   families: { fi: "Lapsiperheet", sv: "Barnfamiljer", en: "Families with children" },
@@ -221,6 +150,43 @@ export const INDICATOR_LABELS = {
     en: "Mental health visits (90 days)",
   },
 };
+
+// What the map and trends show of each indicator: a count, a share of the scope's
+// families (percent) or a rate per family (window counts, children); labelled as the
+// indicator unless the measure reads differently.
+const I = INDICATOR_LABELS;
+export const MEASURES = [
+  { id: "families_social_assistance", kind: "share", ...I.families_social_assistance },
+  { id: "families_unemployed_parent", kind: "share", ...I.families_unemployed_parent },
+  { id: "single_parent_families", kind: "share", ...I.single_parent_families },
+  { id: "families_child_welfare", kind: "share", ...I.families_child_welfare },
+  { id: "child_welfare_notifications_30d", kind: "rate100", ...I.child_welfare_notifications_30d },
+  { id: "mental_health_visits_90d", kind: "rate100", ...I.mental_health_visits_90d },
+  {
+    id: "groups_4_10",
+    kind: "share",
+    groups: [4, 5, 6, 7, 8, 9, 10],
+    fi: "Palvelutarveryhmät 4–10",
+    sv: "Servicebehovsgrupper 4–10",
+    en: "Service-need groups 4–10",
+  },
+  {
+    id: "groups_9_10",
+    kind: "share",
+    groups: [9, 10],
+    fi: "Palvelutarveryhmät 9–10",
+    sv: "Servicebehovsgrupper 9–10",
+    en: "Service-need groups 9–10",
+  },
+  {
+    id: "children",
+    kind: "rate",
+    fi: "Lapsia perhettä kohden",
+    sv: "Barn per familj",
+    en: "Children per family",
+  },
+  { id: "families", kind: "count", ...I.families },
+];
 
 export const MUNICIPALITIES = {
   "837": { fi: "Tampere", sv: "Tammerfors" },
