@@ -42,13 +42,6 @@ class ModelFollower:
         self.assigner = TypeAssigner.from_snapshot(snap)
         return True
 
-    def groups_of(
-        self, states: Mapping[str, dict | None], vectors_on: bool
-    ) -> tuple[dict[str, int | None], dict[str, dict]]:
-        """Service-need group and feature vector of each family (one matrix product)."""
-        _, groups, vectors = self.assign(states, vectors_on)
-        return groups, vectors
-
     def assign(
         self, states: Mapping[str, dict | None], vectors_on: bool
     ) -> tuple[dict[str, int | None], dict[str, int | None], dict[str, dict]]:
@@ -174,7 +167,7 @@ class FamilyWriter:
             for fam in self.mine(new)
             if (state := self.table.get(fam)) and picture.contribution(state, watermark)
         }
-        _, vectors = self.follower.groups_of(states, True)
+        _, _, vectors = self.follower.assign(states, True)
         await self.send.send_items("learner", 0, [[f, v] for f, v in vectors.items()], "sample")
 
     async def adopt(self, sink: AsyncRedisSink, parts: set[int]) -> int:
