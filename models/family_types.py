@@ -32,7 +32,7 @@ from river import base, preprocessing
 
 from models.features import FEATURE_NAMES, FEATURES, state_vector
 from models.service_need import ServiceNeedRule, boundary_splits
-from models.types import FamilyTypesSnapshot, Lineage
+from models.types import Calibration, FamilyTypesSnapshot, Lineage
 
 __all__ = ["FamilyTypes", "TypeAssigner", "SNAPSHOT_SCHEMA", "family_group", "family_type"]
 
@@ -115,12 +115,16 @@ class FamilyTypes(base.Clusterer):
         :class:`~models.service_need.ServiceNeedRule` giving each type its group.
     calibrate_shares
         Optional reference distribution of the ten groups (e.g.
-        :data:`models.service_need.REFERENCE_SHARES`). If given, every snapshot re-cuts
-        the rule: types ranked by need score, weighted by their share of the families in
-        the rebase sample (latest vector per sampled family), fill the groups with these
-        shares as closely as whole types allow; the cuts are frozen into the snapshot.
-        This pins the overall distribution (areas still differ); None keeps the rule's
-        fixed cuts. ``group_margin`` applies to fixed cuts only.
+        :data:`models.service_need.REFERENCE_SHARES`). If given, a snapshot cuts the
+        rule to the *baseline*: types ranked by need score, weighted by their share of
+        the families in the rebase sample (latest vector per sampled family), fill the
+        groups with these shares as closely as whole types allow. Snapshots re-cut like
+        this until one is taken with ``snapshot(freeze=True)``: from then on the cuts
+        and the boundary splits stay as that snapshot had them (:attr:`calibration`),
+        so that a real change in need shows as a change in the groups' shares instead
+        of being calibrated away; only a deliberate :meth:`rebase` cuts again (a new
+        baseline). None keeps the rule's fixed cuts. ``group_margin`` applies to fixed
+        and frozen cuts.
     share_slack
         With ``calibrate_shares``: how far (as a share) a group may stay from its best
         reachable share so that fewer families change group between snapshots.
@@ -189,6 +193,8 @@ class FamilyTypes(base.Clusterer):
         self.generation = 0
         self.n_seen = 0
         self.lineage: Lineage | None = None
+        # The frozen baseline: {"version", "cuts", "splits"}, None while cuts still move.
+        self.calibration: Calibration | None = None
         self._next_id = n_types
         self._buffer: list[np.ndarray] = []
         self._sample: list[np.ndarray] = []
@@ -358,26 +364,34 @@ class FamilyTypes(base.Clusterer):
         assert self.centroids is not None
         return [dict(zip(self.features, c.tolist(), strict=True)) for c in self.centroids]
 
-    def snapshot(self) -> FamilyTypesSnapshot:
+    def snapshot(self, freeze: bool = False) -> FamilyTypesSnapshot:
         """Freeze the model: a new version, JSON-serialisable.
 
         Keys: ``schema``, ``version``, ``generation``, ``features``, ``weights``,
         ``means``, ``stds``, ``vars``, ``scaler_n``, ``centroids`` (original units),
-        ``type_ids``, ``counts``, ``need_scores``, ``groups``, ``cuts``, ``n_seen``,
-        ``lineage`` (``{"from_version", "mapping": [[old, new], ...]}`` after a rebase).
+        ``type_ids``, ``counts``, ``need_scores``, ``groups``, ``cuts``, ``splits``,
+        ``calibration`` (``{"version"}`` of the baseline whose cuts and splits these are,
+        None while they are re-cut at every snapshot), ``n_seen``, ``lineage``
+        (``{"from_version", "mapping": [[old, new], ...], "cuts": {"from", "to"}}``
+        after a rebase).
+
+        ``freeze``: with ``calibrate_shares``, make this snapshot's calibration the
+        baseline that later snapshots keep (no effect once frozen).
         """
         if self.centroids is None:
             raise RuntimeError("model still in warm-up: no snapshot yet")
         self.version += 1
         means, scale = self._metric()
         stds = np.asarray(self.weights) / scale
-        calibrated = self.rule is not None and self.calibrate_shares is not None
-        if calibrated:
+        profiles = self._profiles()
+        recut = self.rule is not None and self.calibrate_shares is not None
+        recut = recut and self.calibration is None
+        sample = np.vstack(self._sample) if self._sample else self.centroids
+        lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
+        if recut:
             assert self.rule is not None and self.calibrate_shares is not None
-            sample = np.vstack(self._sample) if self._sample else self.centroids
-            lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
             sizes = np.bincount(lab, minlength=len(self.centroids))
-            type_scores = [self.rule.need_score(p) for p in self._profiles()]
+            type_scores = [self.rule.need_score(p) for p in profiles]
             # stability is in the cuts (least families moved within the share slack), so
             # no score hysteresis on top: it would undo the calibration
             self.rule = ServiceNeedRule.calibrated(
@@ -389,11 +403,9 @@ class FamilyTypes(base.Clusterer):
                 previous=[self.groups.get(t) for t in self.type_ids],
                 slack=self.share_slack,
             )
-            margin = 0.0
-        else:
-            margin = self.group_margin
+        margin = 0.0 if recut else self.group_margin
         scores, groups = [], []
-        for tid, prof in zip(self.type_ids, self._profiles(), strict=True):
+        for tid, prof in zip(self.type_ids, profiles, strict=True):
             if self.rule is None:
                 s, g = 0.0, 1
             else:
@@ -402,8 +414,10 @@ class FamilyTypes(base.Clusterer):
             self.groups[tid] = g
             scores.append(s)
             groups.append(g)
-        splits = []
-        if calibrated and self.split_tol is not None and self._sample:
+        splits: list = []
+        if self.calibration is not None:
+            splits = self.calibration["splits"]
+        elif recut and self.split_tol is not None and self._sample:
             assert self.rule is not None and self.calibrate_shares is not None
             splits = boundary_splits(
                 np.asarray(self.type_ids)[lab],
@@ -413,6 +427,13 @@ class FamilyTypes(base.Clusterer):
                 self.calibrate_shares,
                 self.split_tol,
             )
+        if recut and freeze:
+            assert self.rule is not None
+            self.calibration = {
+                "version": self.version,
+                "cuts": list(self.rule.cuts),
+                "splits": splits,
+            }
         need_w, need_offset = (
             self.rule.linear(self.features) if self.rule is not None else (None, 0.0)
         )
@@ -434,6 +455,9 @@ class FamilyTypes(base.Clusterer):
             "groups": groups,
             "cuts": list(self.rule.cuts) if self.rule is not None else None,
             "splits": splits,
+            "calibration": None
+            if self.calibration is None
+            else {"version": self.calibration["version"]},
             "need_linear": None
             if need_w is None
             else {"weights": need_w.tolist(), "offset": need_offset},
@@ -475,6 +499,12 @@ class FamilyTypes(base.Clusterer):
         model.n_seen = int(snap["n_seen"])
         model._next_id = int(snap.get("next_id", max(model.type_ids) + 1))
         model.lineage = snap.get("lineage")
+        if snap.get("calibration") and model.rule is not None:
+            model.calibration = {
+                "version": int(snap["calibration"]["version"]),
+                "cuts": list(model.rule.cuts),
+                "splits": [list(x) for x in snap.get("splits") or ()],
+            }
         return model
 
     # -- deliberate re-basing ---------------------------------------------------------
@@ -484,7 +514,9 @@ class FamilyTypes(base.Clusterer):
         """Re-cluster from scratch on ``X`` (default: the sample of recent vectors), give the
         new types fresh ids and return the new snapshot whose ``lineage`` holds the
         ``old → new`` mapping (a bijection, optimal matching of old and new centroids in
-        the current metric; Hungarian via scipy when available, else greedy).
+        the current metric; Hungarian via scipy when available, else greedy). A model
+        with a frozen :attr:`calibration` is calibrated anew on the same sample and frozen
+        again (a new baseline); the lineage then holds the cuts before and after.
         """
         if X is None:
             data = np.vstack(self._sample) if self._sample else np.vstack(self._buffer)
@@ -522,7 +554,17 @@ class FamilyTypes(base.Clusterer):
                 self.groups[new_ids[q]] = old_groups[old_ids[p]]
         self.generation += 1
         self.lineage = {"from_version": old_version, "mapping": sorted(mapping)}
-        return self.snapshot()
+        baseline = self.calibration
+        if baseline is None:
+            return self.snapshot()
+        # Fresh ids need fresh splits: a re-base is also a new baseline of the groups,
+        # and says so with the cuts before and after.
+        self.calibration = None
+        snap = self.snapshot(freeze=True)
+        assert snap["cuts"] is not None
+        self.lineage = {**self.lineage, "cuts": {"from": baseline["cuts"], "to": snap["cuts"]}}
+        snap["lineage"] = self.lineage
+        return snap
 
 
 def _match(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

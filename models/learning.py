@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from models.family_types import FamilyTypes
+from models.features import WINDOW_DAYS
 from models.picture import day
 from models.service_need import REFERENCE_SHARES
 from models.types import FamilyTypesSnapshot, Lineage
@@ -108,8 +109,11 @@ class LearnerBatch:
 class LearnerState:
     """The learner between steps.
 
-    ``model``: the online model. ``last``: ``{"w_day", "at", "as_of"}`` of the last
-    published snapshot (its ``"published"`` field), None before the first. ``pending``:
+    ``model``: the online model. ``last``: ``{"w_day", "at", "as_of", "first_w_day"}``
+    of the last published snapshot (its ``"published"`` field), None before the first.
+    ``first_w``: the watermark day of the learner's first step (kept through restarts in
+    ``"published"``): the baseline of the groups is taken ``baseline_days`` after it.
+    ``pending``:
     re-base requests waiting for the sample to hold a vector per type. ``notes``: what
     the latest step did with re-base requests, one line each, for the caller to log
     (replaced by every step).
@@ -117,6 +121,7 @@ class LearnerState:
 
     model: FamilyTypes
     last: dict | None = None
+    first_w: int | None = None
     pending: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
 
@@ -131,8 +136,14 @@ class Learner:
     warmup
         Vectors buffered before the centroids are seeded.
     calibrate_shares
-        Reference distribution of the ten service-need groups that every snapshot
-        re-cuts the types to (:class:`~models.family_types.FamilyTypes`); None: fixed cuts.
+        Reference distribution of the ten service-need groups that the baseline cuts the
+        types to (:class:`~models.family_types.FamilyTypes`); None: fixed cuts.
+    baseline_days
+        The groups' calibration is frozen at the first snapshot taken at least this many
+        days of event time after the learner's first watermark (by default the feature
+        window: before it is full, profiles are still filling up, and their rise is no
+        change in need); snapshots before it re-cut the groups to ``calibrate_shares``.
+        After it only a deliberate re-base cuts anew. None: never frozen.
     snapshot_days
         A snapshot every this many days of event time W (the first as soon as the model
         is seeded); None: never on a schedule, only when a batch asks for one.
@@ -160,7 +171,7 @@ class Learner:
     >>> batch = LearnerBatch(vectors=[(f"f{i}", vec(i % 2 * 5)) for i in range(10, 20)])
     >>> state, snap = learner.step(state, batch, "2026-01-08", now=10.0)
     >>> snap["version"], snap["published"]
-    (1, {'w_day': 739624, 'at': 10.0, 'as_of': '2026-01-08'})
+    (1, {'w_day': 739624, 'at': 10.0, 'as_of': '2026-01-08', 'first_w_day': 739617})
     >>> state, snap = learner.step(state, LearnerBatch(), "2026-02-07", now=100.0)
     >>> snap["version"], state.last["as_of"]
     (2, '2026-02-07')
@@ -171,6 +182,7 @@ class Learner:
         n_types: int = 100,
         warmup: int = 5000,
         calibrate_shares: Sequence[float] | None = REFERENCE_SHARES,
+        baseline_days: int | None = WINDOW_DAYS,
         snapshot_days: int | None = 30,
         min_interval_s: float = 60.0,
         seed: int | None = 42,
@@ -179,6 +191,7 @@ class Learner:
         self.n_types = n_types
         self.warmup = warmup
         self.calibrate_shares = calibrate_shares
+        self.baseline_days = baseline_days
         self.snapshot_days = snapshot_days
         self.min_interval_s = min_interval_s
         self.seed = seed
@@ -212,7 +225,8 @@ class Learner:
                 "seed": self.seed,
             },
         )
-        return LearnerState(model, last=stored.get("published"))
+        last = stored.get("published")
+        return LearnerState(model, last=last, first_w=(last or {}).get("first_w_day"))
 
     def resume(
         self, state: LearnerState | None, stored: FamilyTypesSnapshot | None
@@ -239,13 +253,16 @@ class Learner:
         3. Each re-base request (pending ones first) is carried out once: a request
            whose id is in the model's lineage was done already (a replay). Until the
            sample holds a vector per type it stays pending, in the state.
-        4. Without a re-base, a snapshot when :func:`snapshot_due` or asked for.
+        4. Without a re-base, a snapshot when :func:`snapshot_due` or asked for; the first
+           one :meth:`baseline_due` freezes the groups' calibration.
 
-        A published snapshot carries ``"published": {"w_day", "at": now, "as_of": W}``,
-        which becomes ``state.last``.
+        A published snapshot carries ``"published": {"w_day", "at": now, "as_of": W,
+        "first_w_day"}``, which becomes ``state.last``.
         """
         model = state.model
         state.notes = []
+        if state.first_w is None and watermark is not None:
+            state.first_w = day(watermark)
         keys, vectors = [], []
         for fam, vec in batch.vectors:
             if vec is None:
@@ -284,10 +301,28 @@ class Learner:
             batch.snapshot
             or snapshot_due(state.last, w_day, now, self.snapshot_days, self.min_interval_s)
         ):
-            snap = model.snapshot()
+            snap = model.snapshot(freeze=self.baseline_due(state, w_day))
         if snap is not None:
-            snap["published"] = state.last = {"w_day": w_day, "at": now, "as_of": watermark}
+            state.last = {
+                "w_day": w_day,
+                "at": now,
+                "as_of": watermark,
+                "first_w_day": state.first_w,
+            }
+            snap["published"] = state.last
         return state, snap
+
+    def baseline_due(self, state: LearnerState, w_day: int) -> bool:
+        """Freeze the groups' calibration with the next snapshot?
+
+        >>> learner = Learner(baseline_days=730)
+        >>> state = LearnerState(model=None, first_w=1000)  # type: ignore[arg-type]
+        >>> learner.baseline_due(state, 1729), learner.baseline_due(state, 1730)
+        (False, True)
+        """
+        if self.baseline_days is None or state.first_w is None:
+            return False
+        return w_day >= state.first_w + self.baseline_days
 
     @staticmethod
     def _rebase(state: LearnerState, request: str) -> FamilyTypesSnapshot | None:

@@ -30,6 +30,7 @@ True
 from typing import Any, NotRequired, TypeAlias, TypedDict
 
 __all__ = [
+    "Calibration",
     "Contribution",
     "FamilyTypesSnapshot",
     "Lineage",
@@ -74,6 +75,9 @@ class Lineage(TypedDict):
     from_version: int
     mapping: list[list[int]]  # [[old id, new id], ...]
     request: NotRequired[str]  # the re-base request carried out (models.learning)
+    # The groups' cut points before and after, where the re-base cut them anew (a new
+    # baseline: models.family_types.FamilyTypes.calibration)
+    cuts: NotRequired[dict[str, list[float]]]  # {"from": [...], "to": [...]}
 
 
 class NeedLinear(TypedDict):
@@ -86,6 +90,15 @@ class NeedLinear(TypedDict):
 #: A boundary split of one type (:func:`models.service_need.boundary_splits`):
 #: ``[type id, "down" | "up", threshold on the family's own need score]``, a JSON list.
 Split: TypeAlias = list[Any]
+
+
+class Calibration(TypedDict):
+    """The frozen baseline of the service-need groups (:attr:`FamilyTypes.calibration`):
+    the cuts and boundary splits of snapshot ``version``, kept by every later snapshot."""
+
+    version: int
+    cuts: list[float]
+    splits: list[Split]
 
 
 class FamilyTypesSnapshot(TypedDict):
@@ -116,4 +129,5 @@ class FamilyTypesSnapshot(TypedDict):
     need_linear: NotRequired[NeedLinear | None]
     next_id: NotRequired[int]
     lineage: NotRequired[Lineage | None]
-    published: NotRequired[dict[str, Any]]  # {"w_day", "at", "as_of"}: models.learning
+    calibration: NotRequired[dict[str, int] | None]  # {"version"} of the frozen baseline
+    published: NotRequired[dict[str, Any]]  # {"w_day", "at", "as_of", "first_w_day"}

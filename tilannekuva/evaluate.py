@@ -331,7 +331,7 @@ def score(run: Streamed, truth: dict[str, dict] | None = None) -> dict:
     return {
         "families": run.families,
         "seed": run.seed,
-        "cuts": "calibrated per snapshot to REFERENCE_SHARES"
+        "cuts": "calibrated to REFERENCE_SHARES, frozen at the baseline"
         if run.calibrate
         else "fixed DEFAULT_CUTS",
         "events": run.events,

@@ -286,3 +286,27 @@ def test_boundary_splits_bring_coarse_types_to_the_reference_shares():
     lin, M = assigned_snap["need_linear"], TypeAssigner.from_snapshot(assigned_snap).to_matrix(X)
     own = set((lin["offset"] + (M * lin["weights"]).sum(1)).tolist())
     assert not own & {thr for _, _, thr in assigned[0.01][1]}
+
+
+def test_a_rebase_of_a_frozen_model_is_a_new_baseline_with_its_cuts_in_the_lineage():
+    from models.service_need import REFERENCE_SHARES
+
+    X, _ = blobs(3000, n_profiles=20, seed=4)
+    model = FamilyTypes(n_types=20, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES)
+    model.learn_many(X, keys=list(range(len(X))))
+    s1 = model.snapshot(freeze=True)
+    assert s1["calibration"] == {"version": 1} and model.calibration is not None
+    # the world moves: the same families, need features doubled; frozen cuts stay
+    Y = [
+        {f: v * (2.0 if f in ("social_assistance", "cw_client") else 1.0) for f, v in x.items()}
+        for x in X
+    ]
+    model.learn_many(Y, keys=list(range(len(Y))))
+    s2 = model.snapshot()
+    assert s2["cuts"] == s1["cuts"] and s2["splits"] == s1["splits"]
+    s3 = model.rebase()
+    assert s3["calibration"] == {"version": 3}
+    assert s3["lineage"]["cuts"] == {"from": s1["cuts"], "to": s3["cuts"]}
+    again = FamilyTypes.from_snapshot(json.loads(json.dumps(s3)), calibrate_shares=REFERENCE_SHARES)
+    assert again.calibration == model.calibration
+    assert again.snapshot()["cuts"] == s3["cuts"]

@@ -55,7 +55,11 @@ def test_warm_up_then_the_first_snapshot():
     assert snap is None and not state.model.initialised and state.last is None
     state, snap = learner.step(state, LearnerBatch(vectors(1, start=29)), w(1), now=5.0)
     assert state.model.initialised and snap["version"] == 1
-    assert snap["published"] == state.last == {"w_day": day(w(1)), "at": 5.0, "as_of": w(1)}
+    assert (
+        snap["published"]
+        == state.last
+        == {"w_day": day(w(1)), "at": 5.0, "as_of": w(1), "first_w_day": day(W0)}
+    )
     json.dumps(snap)  # publishable as it is
     state, snap = learner.step(state, LearnerBatch(vectors(5, start=30)), w(2), now=500.0)
     assert snap is None and state.model.n_seen == 35
@@ -77,7 +81,12 @@ def test_scheduled_snapshots_need_both_w_days_and_wall_time():
     state, snap = learner.step(state, empty, w(45), now=59.0)  # too soon in wall time
     assert snap is None
     state, snap = learner.step(state, empty, w(45), now=60.0)
-    assert snap["version"] == 2 and state.last == {"w_day": day(w(45)), "at": 60.0, "as_of": w(45)}
+    assert snap["version"] == 2 and state.last == {
+        "w_day": day(w(45)),
+        "at": 60.0,
+        "as_of": w(45),
+        "first_w_day": day(W0),
+    }
     state, snap = learner.step(state, empty, w(74), now=1e6)  # counted from the last one
     assert snap is None
     state, snap = learner.step(state, empty, w(75), now=1e6)
@@ -246,7 +255,7 @@ def test_resume_from_a_stored_snapshot():
     state, stored = learner.step(state, LearnerBatch(snapshot=True), w(3), now=7.0)
     stored = json.loads(json.dumps(stored))  # as read back from the changelog / Redis
     resumed = learner.start(stored)
-    assert resumed.last == {"w_day": day(w(3)), "at": 7.0, "as_of": w(3)}
+    assert resumed.last == {"w_day": day(w(3)), "at": 7.0, "as_of": w(3), "first_w_day": day(W0)}
     assert resumed.model.version == 2 and resumed.model.n_seen == 60
     assert resumed.pending == set() and resumed.notes == []
     probe = {"a": 5.0, "b": -3.0}
@@ -298,3 +307,104 @@ def test_from_messages_reads_the_learner_topic():
 )
 def test_snapshot_due(last, w_day, now, days, due):
     assert snapshot_due(last, w_day, now, days, 60.0) is due
+
+
+# --------------------------------------------------------------------------- the baseline
+
+
+def _need_world(shift: float, baseline_days: int | None) -> dict[str, float]:
+    """Two snapshots of a 40-type learner on 6,000 families, 59 days apart; between them
+    a share ``shift`` of families from the lower half of the need scores take on the
+    profile of a family in the top fifth. Returns the change in the shares of groups
+    4–10 and 9–10 as published (the snapshots' assignment) and as the families' own
+    need scores put them against the first snapshot's cuts."""
+    from models.family_types import TypeAssigner
+    from models.service_need import ServiceNeedRule
+    from tests.models.test_family_types import blobs
+
+    X, _ = blobs(6000, seed=5)
+    learner = Learner(n_types=40, warmup=2000, baseline_days=baseline_days)
+    state = learner.start(None)
+    first = LearnerBatch([(f"f{i}", x) for i, x in enumerate(X)], snapshot=True)
+    state, s1 = learner.step(state, first, W0, now=0.0)
+    a1 = TypeAssigner.from_snapshot(s1)
+    rule = ServiceNeedRule(cuts=s1["cuts"])
+    own1 = rule.need_scores(a1.to_matrix(X), FEATURE_NAMES)
+    X2 = [dict(x) for x in X]
+    rng = np.random.default_rng(9)
+    order = np.argsort(own1, kind="stable")
+    needy, low = order[-len(X) // 5 :], order[: len(X) // 2]
+    for m in rng.choice(low, size=int(shift * len(X)), replace=False):
+        X2[m] = dict(X[rng.choice(needy)])
+    second = LearnerBatch([(f"f{i}", x) for i, x in enumerate(X2)], snapshot=True)
+    state, s2 = learner.step(state, second, w(59), now=100.0)
+    a2 = TypeAssigner.from_snapshot(s2)
+    g1, g2 = a1.assign_many(X)[1], a2.assign_many(X2)[1]
+    own2 = rule.need_scores(a2.to_matrix(X2), FEATURE_NAMES)
+    c = s1["cuts"]
+    return {
+        "published_4": float((g2 >= 4).mean() - (g1 >= 4).mean()),
+        "published_9": float((g2 >= 9).mean() - (g1 >= 9).mean()),
+        "own_4": float((own2 >= c[2]).mean() - (own1 >= c[2]).mean()),
+        "own_9": float((own2 >= c[7]).mean() - (own1 >= c[7]).mean()),
+        "frozen": s2["calibration"] is not None and s2["cuts"] == s1["cuts"],
+    }
+
+
+def test_a_rise_in_need_shows_in_the_groups_once_the_baseline_is_frozen():
+    """Issue 15, item 0: 8 % of families become needy. With the calibration frozen at
+    the baseline, the published share of groups 4–10 rises by what the families' own
+    scores say (±1.5 pp) and that of 9–10 rises too; re-cut at every snapshot (the old
+    way), the same rise is calibrated away."""
+    frozen = _need_world(0.08, baseline_days=0)
+    assert frozen["frozen"]
+    assert frozen["own_4"] > 0.06
+    assert abs(frozen["published_4"] - frozen["own_4"]) <= 0.015, frozen
+    assert frozen["published_9"] >= frozen["own_9"] / 2 > 0.01, frozen
+    rolling = _need_world(0.08, baseline_days=None)
+    assert not rolling["frozen"] and abs(rolling["published_4"]) < 0.01, rolling
+
+
+def test_no_change_in_need_leaves_the_frozen_groups_still():
+    still = _need_world(0.0, baseline_days=0)
+    assert still["frozen"]
+    assert abs(still["published_4"]) <= 0.01 and abs(still["published_9"]) <= 0.01, still
+
+
+def test_the_baseline_is_frozen_baseline_days_after_the_first_watermark():
+    """Snapshots re-cut until ``baseline_days`` of W have passed since the learner's
+    first step; the first snapshot after that freezes, and a restart keeps both the
+    frozen calibration and the day it counts from."""
+    rng = np.random.default_rng(1)
+
+    def batch(n, start):
+        return LearnerBatch(
+            [
+                (
+                    f"f{i}",
+                    dict(
+                        zip(
+                            FEATURE_NAMES,
+                            (rng.random(len(FEATURE_NAMES)) * 3).tolist(),
+                            strict=True,
+                        )
+                    ),
+                )
+                for i in range(start, start + n)
+            ],
+            snapshot=True,
+        )
+
+    learner = Learner(n_types=12, warmup=200, baseline_days=100)
+    state, s1 = learner.step(learner.start(None), batch(300, 0), W0, now=0.0)
+    assert s1["calibration"] is None and state.first_w == day(W0)
+    state, s2 = learner.step(state, batch(300, 300), w(99), now=10.0)
+    assert s2["calibration"] is None  # still re-cut: 99 days
+    state, s3 = learner.step(state, batch(300, 600), w(100), now=20.0)
+    assert s3["calibration"] == {"version": 3}
+    stored = json.loads(json.dumps(s3))
+    resumed = learner.start(stored)
+    assert resumed.first_w == day(W0) and resumed.model.calibration is not None
+    resumed, s4 = learner.step(resumed, batch(300, 900), w(200), now=30.0)
+    assert s4["calibration"] == {"version": 3}
+    assert s4["cuts"] == s3["cuts"] and s4["splits"] == s3["splits"]

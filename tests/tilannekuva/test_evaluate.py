@@ -91,7 +91,7 @@ def test_counted_families_and_planted_shares_match_the_batch_reduction(run, repo
 def test_report_invariants(run, report):
     assert set(report) == KEYS
     assert report["families"] == FAMILIES and report["seed"] == SEED
-    assert report["cuts"] == "calibrated per snapshot to REFERENCE_SHARES"
+    assert report["cuts"] == "calibrated to REFERENCE_SHARES, frozen at the baseline"
     n = report["counted_families"]
     # Groups: one per counted family, every one in 1 … 10, the shares of the final snapshot.
     groups = [family_group(run.states[f], run.assigner) for f in sorted(run.vectors)]
