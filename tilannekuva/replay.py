@@ -1,0 +1,151 @@
+"""The worker in one process: an event file's stream, in arrival order, without Kafka.
+
+:class:`Replay` runs what a worker runs on a stream, with the same pure steps: the
+picture (:class:`models.picture.Pipeline` with the feature profile), the learner
+(:class:`models.learning.Learner`) fed the vectors of the families that changed once a
+week of ``W``, its snapshots on its own schedule of ``W`` (no wall clock), and every
+counted family re-assigned its type and service-need group on a new snapshot. Each time
+``W`` reaches a new day it calls ``on_tick(day, picture)`` with the unsuppressed present
+picture in the shape of :func:`sinks.redis_reader.read_picture` (what the worker's alert
+tick reads from Redis), so a backtest sees only what had arrived by then.
+
+Ticks start when the registers go live: at the first ``W`` on or after the day of the
+earliest ``recorded_at`` (an initial load carries decades of ``occurred_at`` in its
+first days; those days are history, not moments anyone watched).
+
+>>> ev = lambda i, t, d, day, person="p1": {"event_id": i, "source": "x", "type": t,
+...     "occurred_at": day, "recorded_at": "2026-01-01T12:00:00Z", "person": person, "data": d}
+>>> ticks = []
+>>> replay = Replay(learner=None, on_tick=lambda d, pic: ticks.append((d, pic["all"]["families"])))
+>>> replay.feed([ev("1", "family.member_added", {"family": "f1", "role": "parent", "birth_date": "1990-01-01"}, "2025-12-01"),
+...              ev("2", "family.member_added", {"family": "f1", "role": "child", "birth_date": "2020-01-01"}, "2026-01-01", "p2"),
+...              ev("3", "family.residence_changed", {"family": "f1", "postcode": "33100", "municipality": "837"}, "2026-01-01", None),
+...              ev("4", "health.visit", {"service": "primary_care"}, "2026-01-02", "p2")], batch=1)
+>>> ticks  # on the first tick, the family's residence had not arrived yet
+[('2026-01-01', 0), ('2026-01-02', 1)]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+
+from models.areas import reference_areas
+from models.family_types import TypeAssigner, family_assignment
+from models.features import state_vector
+from models.history import History
+from models.learning import Learner, LearnerBatch
+from models.picture import Pipeline, day
+from models.profile import state_profile
+from sinks.redis_reader import picture_on
+
+__all__ = ["LEARN_EVERY_DAYS", "Replay"]
+
+#: The learner's micro-batches: the vectors of the families that changed, once a week of W.
+LEARN_EVERY_DAYS = 7
+
+
+class _Touched(Pipeline):
+    """A pipeline that remembers the families its refreshes touched."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.touched: set[str] = set()
+
+    def refresh(self, families=(), since=None) -> None:
+        self.touched |= set(families) | set(since or ())
+        super().refresh(families, since)
+
+
+class Replay:
+    """A worker's steps over events in arrival order (see the module doc).
+
+    Parameters
+    ----------
+    learner
+        The learning step (:func:`worker_learner` for the worker's settings); None: no
+        family types and no groups.
+    on_tick
+        ``(day, picture)`` each time ``W`` reaches a new day, after the batch that moved
+        it.
+    keep_history
+        Keep the in-memory history (every day of every scope); off by default, since a
+        backtest reads only the present at each tick.
+    """
+
+    def __init__(
+        self,
+        learner: Learner | None,
+        on_tick: Callable[[str, dict], None] | None = None,
+        keep_history: bool = False,
+    ):
+        self.learner = learner
+        self.on_tick = on_tick
+        self.pipe = _Touched(profile=state_profile, history=History() if keep_history else None)
+        self.state = learner.start(None) if learner is not None else None
+        self.assigner: TypeAssigner | None = None
+        self.snapshots = 0
+        self.events = 0
+        self.areas = {pc: a["municipality"] for pc, a in reference_areas().items()}
+        self._live_from: int | None = None  # the day of the earliest recorded_at
+        self._ticked: int | None = None
+        self._next_learn: int | None = None
+
+    # -- feeding ------------------------------------------------------------------------
+    def feed(self, events: Iterable[dict], batch: int = 200) -> None:
+        """Process validated, pseudonymised events in order, ``batch`` at a time."""
+        chunk: list[dict] = []
+        for ev in events:
+            chunk.append(ev)
+            if len(chunk) >= batch:
+                self._process(chunk)
+                chunk = []
+        if chunk:
+            self._process(chunk)
+
+    def _process(self, chunk: list[dict]) -> None:
+        for ev in chunk:
+            rec = day(ev["recorded_at"][:10])
+            self._live_from = rec if self._live_from is None else min(self._live_from, rec)
+        self.pipe.process_many(chunk)
+        self.events += len(chunk)
+        w = day(self.pipe.watermark)
+        if self.learner is not None:
+            self._learn(w)
+        if w >= (self._live_from or w) and w != self._ticked:
+            self._ticked = w
+            if self.on_tick is not None:
+                self.on_tick(self.pipe.watermark, self.picture())
+
+    # -- the learner --------------------------------------------------------------------
+    def _learn(self, w: int) -> None:
+        if self._next_learn is None:
+            self._next_learn = w + LEARN_EVERY_DAYS
+        if w < self._next_learn:
+            return
+        self._next_learn = w + LEARN_EVERY_DAYS
+        assert self.learner is not None and self.state is not None
+        batch = LearnerBatch()
+        for fam in sorted(self.pipe.touched):
+            counted = fam in self.pipe.contributions
+            batch.vectors.append((fam, state_vector(self.pipe.families[fam]) if counted else None))
+        self.pipe.touched.clear()
+        # the learner's own schedule of W; a replay has no wall clock to wait for
+        self.state, snap = self.learner.step(
+            self.state, batch, self.pipe.watermark, now=float(w) * 86400
+        )
+        if snap is not None:
+            self.assigner = TypeAssigner.from_snapshot(snap)
+            self.pipe.assign = functools.partial(family_assignment, assigner=self.assigner)
+            self.snapshots += 1
+            self.pipe.refresh(families=list(self.pipe.families))
+            self.pipe.touched.clear()
+
+    # -- the picture --------------------------------------------------------------------
+    def picture(self) -> dict:
+        """The unsuppressed present picture, as the worker's alert tick reads it."""
+        aggregates = self.pipe.aggregates()
+        on = day(self.pipe.watermark)
+        history = {scope: {on: counts} for scope, counts in aggregates.items()}
+        areas = {c["area"]: c["municipality"] for c in self.pipe.contributions.values()}
+        return picture_on(history, on, self.areas | areas, self.pipe.watermark)
