@@ -3,13 +3,17 @@
 Families with children in the 144 real postcode areas of the six municipalities, three
 years of events from all ten registers, a planted latent profile per family (archetype
 and service-need level, written to a separate truth CSV) and optional corruption
-(duplicates, out-of-order, retractions, malformed lines). See ``docs/synthetic.md``.
+(duplicates, out-of-order, retractions, malformed lines). Opt-in dynamics (family
+trajectories, seasonality, planted area shifts with their own truth file) live in
+``dynamics.py``. See ``docs/synthetic.md``.
 
 Python API
 ----------
 ``generate(families, seed, ...)`` yields the events in file order (dicts; malformed
 lines that are not JSON objects as raw strings); ``planted_truth(families, seed, ...)``
-returns the truth rows; ``synthesize(...)`` returns both at once.
+returns the truth rows; ``synthesize(...)`` returns both at once (and, with
+``dynamics=True``, ``shifts=N`` or ``population_shift=PP``, the trajectories and the
+shift truth).
 
 >>> events = list(generate(3, seed=1))
 >>> {"dvv", "employment", "incomes"} <= {e["source"] for e in events}
@@ -28,15 +32,22 @@ import json
 import random
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
-from tilannekuva.synthetic.simulate import SCHEMA, SOURCES, simulate
+from tilannekuva.synthetic import dynamics as D
+from tilannekuva.synthetic.simulate import SCHEMA, SOURCES, assign_families, simulate
 
 DEFAULT_START = dt.date(2023, 7, 1)
 DEFAULT_END = dt.date(2026, 6, 30)
 DAY_MS = 86_400_000
 TRUTH_COLUMNS = ("family", "archetype", "need_level", "municipality", "postcode")
+# With dynamics the need level changes: need_level is the family's first day's,
+# need_level_end its last day's (W, or the day it left); the changes are in the
+# trajectories file.
+DYNAMIC_TRUTH_COLUMNS = (*TRUTH_COLUMNS, "need_level_end")
+TRAJECTORY_COLUMNS = ("family", "day", "need_level", "cause")
 
 
 @dataclass
@@ -46,6 +57,9 @@ class Synthetic:
     lines: list[str]
     truth: list[dict]
     counts: dict[str, int]
+    shifts: list[dict] = field(default_factory=list)  # shift truth (dynamics.shift_truth)
+    trajectories: list[dict] = field(default_factory=list)  # need-level changes
+    dynamic: bool = False  # dynamics, shifts or a population shift were on
 
     def events(self) -> Iterator[dict | str]:
         for line in self.lines:
@@ -72,7 +86,19 @@ def synthesize(
     start: dt.date = DEFAULT_START,
     end: dt.date = DEFAULT_END,
     progress: bool = False,
+    dynamics: bool = False,
+    shifts: int | Sequence[D.Shift] = 0,
+    population_shift: float | None = None,
+    population_shift_onset: dt.date | None = None,
 ) -> Synthetic:
+    """Events (file order), truth and counts of a synthetic history.
+
+    ``dynamics``: family trajectories and seasonality; ``shifts``: the number of planted
+    area/municipality shifts (:func:`dynamics.plan_shifts`) or the shifts themselves;
+    ``population_shift``: percentage points of families moved to need level >= 4 over
+    six months from ``population_shift_onset`` (default mid-history). Shifts do not
+    imply ``dynamics``: on the flat background they are the only change.
+    """
     for name, p in (
         ("duplicates", duplicates),
         ("out_of_order", out_of_order),
@@ -85,6 +111,10 @@ def synthesize(
         raise ValueError("end must be after start")
     if families < 0:
         raise ValueError("families must be >= 0")
+    dyn = _dynamics(
+        families, seed, start, end, dynamics, shifts, population_shift, population_shift_onset
+    )
+    record = D.Record()
     records: list[tuple[int, int, str]] = []
     append = records.append
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -96,7 +126,7 @@ def synthesize(
     gc.disable()  # millions of small, acyclic objects: the collector only costs time
     try:
         t0 = time.perf_counter()
-        truth = simulate(families, seed, start, end, emit)
+        truth = simulate(families, seed, start, end, emit, dyn, record)
         if progress:
             print(
                 f"simulated {len(truth)} families, {len(records)} events in "
@@ -113,7 +143,33 @@ def synthesize(
         if gc_was:
             gc.enable()
     counts["lines"] = len(lines)
-    return Synthetic(lines, truth, counts)
+    if not dyn.active:
+        return Synthetic(lines, truth, counts)
+    return Synthetic(
+        lines, truth, counts, D.shift_truth(dyn.shifts, record), record.trajectories, True
+    )
+
+
+def _dynamics(families, seed, start, end, dynamics, shifts, population_shift, onset):
+    """The :class:`dynamics.Dynamics` of the options (all off: the flat default)."""
+    if isinstance(shifts, int):
+        if shifts < 0:
+            raise ValueError("shifts must be >= 0")
+        planned = (
+            D.plan_shifts(shifts, seed, start, end, area_families(families, seed)) if shifts else []
+        )
+    else:
+        planned = list(shifts)
+    if population_shift:
+        planned.append(D.population_shift(population_shift, start, end, onset))
+    if len({s.id for s in planned}) != len(planned):
+        raise ValueError("shift ids must be unique")
+    return D.Dynamics(trajectories=dynamics, seasonality=dynamics, shifts=planned)
+
+
+def area_families(families: int, seed: int) -> dict[str, int]:
+    """Families per postcode at the start (without in-movers): the scopes' sizes."""
+    return dict(Counter(pc for pc, _, _, inmover in assign_families(families, seed) if not inmover))
 
 
 def generate(families: int, seed: int, **options) -> Iterator[dict | str]:
@@ -123,11 +179,22 @@ def generate(families: int, seed: int, **options) -> Iterator[dict | str]:
 
 
 def planted_truth(
-    families: int, seed: int, *, start: dt.date = DEFAULT_START, end: dt.date = DEFAULT_END
+    families: int,
+    seed: int,
+    *,
+    start: dt.date = DEFAULT_START,
+    end: dt.date = DEFAULT_END,
+    dynamics: bool = False,
+    shifts: int | Sequence[D.Shift] = 0,
+    population_shift: float | None = None,
+    population_shift_onset: dt.date | None = None,
 ) -> list[dict]:
-    """The planted truth rows (``TRUTH_COLUMNS``); independent of the corruption knobs."""
-    truth = simulate(families, seed, start, end, lambda key, ev: None)
-    return truth
+    """The planted truth rows (``TRUTH_COLUMNS``, with dynamics
+    ``DYNAMIC_TRUTH_COLUMNS``); independent of the corruption knobs."""
+    dyn = _dynamics(
+        families, seed, start, end, dynamics, shifts, population_shift, population_shift_onset
+    )
+    return simulate(families, seed, start, end, lambda key, ev: None, dyn, D.Record())
 
 
 # ---------------------------------------------------------------------------- corruption
@@ -356,12 +423,24 @@ def write_lines(path: str, lines: list[str]) -> int:
     return size
 
 
-def write_truth(path: str, truth: list[dict]) -> None:
+def write_truth(path: str, truth: list[dict], columns: Sequence[str] = TRUTH_COLUMNS) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=TRUTH_COLUMNS, lineterminator="\n")
+        w = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         for row in truth:
             w.writerow(row)
+
+
+def write_shift_truth(path: str, result: Synthetic, seed: int, start, end) -> None:
+    doc = {
+        "seed": seed,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "shifts": result.shifts,
+    }
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        json.dump(doc, f, indent=2, ensure_ascii=False)
+        f.write("\n")
 
 
 def _share(text: str) -> float:
@@ -391,6 +470,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--start", type=dt.date.fromisoformat, default=DEFAULT_START)
     parser.add_argument("--end", type=dt.date.fromisoformat, default=DEFAULT_END)
+    dyn = parser.add_argument_group("dynamics (all off by default; see docs/synthetic.md)")
+    dyn.add_argument(
+        "--dynamics",
+        action="store_true",
+        help="family trajectories (need levels that change) and seasonality",
+    )
+    dyn.add_argument(
+        "--shifts", type=int, default=0, metavar="N", help="plant N area/municipality shifts"
+    )
+    dyn.add_argument(
+        "--population-shift",
+        type=float,
+        default=None,
+        metavar="PP",
+        help="move PP percentage points of all families to need level >= 4 over six months",
+    )
+    dyn.add_argument(
+        "--population-shift-onset",
+        type=dt.date.fromisoformat,
+        default=None,
+        metavar="DAY",
+        help="onset of --population-shift (default: the middle of the history)",
+    )
+    dyn.add_argument("--shifts-truth", help="shift truth JSON (default <out>.shifts.json)")
+    dyn.add_argument(
+        "--trajectories", help="need-level changes CSV (default <out>.trajectories.csv)"
+    )
 
 
 def run(args: argparse.Namespace, settings=None) -> int:
@@ -406,9 +512,25 @@ def run(args: argparse.Namespace, settings=None) -> int:
         start=args.start,
         end=args.end,
         progress=True,
+        dynamics=args.dynamics,
+        shifts=args.shifts,
+        population_shift=args.population_shift,
+        population_shift_onset=args.population_shift_onset,
     )
     size = write_lines(args.out, result.lines)
-    write_truth(truth_path, result.truth)
+    if not result.dynamic:
+        write_truth(truth_path, result.truth)
+    else:
+        write_truth(truth_path, result.truth, DYNAMIC_TRUTH_COLUMNS)
+        traj_path = args.trajectories or args.out + ".trajectories.csv"
+        write_truth(traj_path, result.trajectories, TRAJECTORY_COLUMNS)
+        shifts_path = args.shifts_truth or args.out + ".shifts.json"
+        write_shift_truth(shifts_path, result, args.seed, args.start, args.end)
+        print(
+            f"dynamics: {len(result.trajectories)} need-level rows -> {traj_path}; "
+            f"{len(result.shifts)} shifts -> {shifts_path}",
+            file=sys.stderr,
+        )
     took = time.perf_counter() - t0
     high = sum(1 for t in result.truth if t["need_level"] >= 4) / max(1, len(result.truth))
     top = sum(1 for t in result.truth if t["need_level"] >= 9) / max(1, len(result.truth))

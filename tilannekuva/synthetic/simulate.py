@@ -5,6 +5,10 @@ index), so a family's events do not depend on the others, except for the individ
 numbers of identity codes, which are handed out in family order (deterministic).
 Days are ``date.toordinal()`` integers. Events are handed to ``emit(key, event)``
 where ``key`` is the UTC millisecond of ``recorded_at`` (the file's sort key).
+
+Rates are functions of a family's state read on the day from its state path
+(``dynamics.Path``). Without dynamics the path is one constant segment and the draws
+are exactly those of the flat model, so default files stay byte-identical.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from models import hetu
+from tilannekuva.synthetic import dynamics as D
 from tilannekuva.synthetic import model as M
 from tilannekuva.synthetic.model import EDU, ENV, HEA, INS, MAT, SOC, VOI, WRK
 
@@ -73,8 +78,18 @@ class Calendar:
 class World:
     """Shared state of one generation run."""
 
-    def __init__(self, seed: int, start: dt.date, end: dt.date, emit: Callable[[int, dict], None]):
+    def __init__(
+        self,
+        seed: int,
+        start: dt.date,
+        end: dt.date,
+        emit: Callable[[int, dict], None],
+        dyn: D.Dynamics | None = None,
+        record: D.Record | None = None,
+    ):
         self.seed = seed
+        self.dyn = dyn if dyn is not None and dyn.active else None
+        self.record = record if record is not None else D.Record()
         self.S = start.toordinal()
         self.E = end.toordinal()
         self.cal = Calendar(end + dt.timedelta(days=400))
@@ -99,6 +114,9 @@ class World:
                 self.paydays.append((d.strftime("%Y-%m"), last))
             d = nxt
         self.augusts = [dt.date(y, 8, 10).toordinal() for y in range(start.year - 20, end.year + 1)]
+        # Seasonal thinning tables (peak, acceptance per day), None: flat rates.
+        self.seasonal = seasonal = self.dyn is not None and self.dyn.seasonality
+        self.season = {c: D.season_table(c, self.iso) if seasonal else None for c in D.SEASONS}
 
     def new_family_id(self) -> str:
         self.next_family += 1
@@ -137,21 +155,108 @@ def points(r: random.Random, rate: float, t0: int, t1: int) -> list[int]:
     return sorted(r.randint(t0, t1) for _ in range(n))
 
 
-def episodes(r, rate, mean_days, t0, t1, born, min_days=7, warm=3 * 365):
-    """Alternating renewal process: (start, end or None) of episodes seen on [t0, t1]."""
+def seg_points(r, path: D.Path, rate_of, t0: int, t1: int, season=None) -> list[int]:
+    """:func:`points` with the rate ``rate_of(state)`` of the state in force on each day,
+    thinned by a seasonal table. A one-segment path without season draws exactly what
+    :func:`points` draws (the default files stay byte-identical)."""
+    if season is None and len(path.days) == 1:
+        return points(r, rate_of(path.states[0]), t0, t1)
+    out: list[int] = []
+    peak, accept = season if season is not None else (1.0, None)
+    for lo, hi, rate in _coalesced(path, rate_of, t0, t1):
+        days = points(r, rate * peak, lo, hi)
+        out.extend(days if accept is None else [t for t in days if r.random() < accept[t - O0]])
+    return out
+
+
+def _coalesced(path: D.Path, rate_of, t0: int, t1: int) -> list[list]:
+    """[lo, hi, rate] of the path's segments, neighbours with the same rate joined (a
+    multiplier's steps change one channel's rate, not the others')."""
+    out: list[list] = []
+    for lo, hi, st in path.segments(t0, t1):
+        rate = rate_of(st)
+        if out and out[-1][2] == rate:
+            out[-1][1] = hi
+        else:
+            out.append([lo, hi, rate])
+    return out
+
+
+def seg_episodes(
+    r, path: D.Path, rate_of, mean_of, t0, t1, born, min_days=7, warm=3 * 365, season=None
+):
+    """Alternating renewal process: (start, end or None) of the episodes seen on
+    [t0, t1], begun up to ``warm`` days before t0. Start rates and mean durations
+    follow the state path (the state at the start); starts are thinned by a seasonal
+    table. Exponential gaps are memoryless, so a gap crossing a change day is redrawn
+    from that day with the new rate; a one-segment path without season draws exactly
+    what the flat process always drew."""
     out = []
-    if rate <= 0 or t1 < t0:
+    if t1 < t0:
         return out
+    peak, accept = season if season is not None else (1.0, None)
     t = max(t0 - warm, born)
     while True:
-        t += int(r.expovariate(rate / YEAR)) + 1
+        st, nb = path.at(t + 1)
+        rate = rate_of(st)
+        if rate <= 0:
+            if nb is None:
+                return out
+            t = nb - 1
+            continue
+        cand = t + int(r.expovariate(rate * peak / YEAR)) + 1
+        if nb is not None and cand >= nb:
+            t = nb - 1
+            continue
+        t = cand
         if t > t1:
             return out
-        dur = max(min_days, int(r.expovariate(1.0 / mean_days)))
+        if accept is not None and r.random() >= accept[t - O0]:
+            continue
+        dur = max(min_days, int(r.expovariate(1.0 / mean_of(st))))
         end = t + dur
         if end >= t0:
             out.append((t, end if end <= t1 else None))
         t = end
+
+
+def employment_hazard(status: str, W: float, sg: float) -> float:
+    """Per year: leaving ``status`` (W work burden, sg = sigma)."""
+    if status == EMP:
+        return 0.03 + 0.45 * W**1.5 + 0.12 * sg * sg
+    if status == UNE:
+        return max(0.25, 1.6 * (1 - W) - 0.6 * sg)
+    if status == STU:
+        return 0.45
+    return 0.1 * (1 - W) + 0.05
+
+
+def status_on(p: Person, day: int) -> str | None:
+    """An adult's employment status on ``day`` (None: not simulated or not yet known)."""
+    if p.status is None:
+        return None
+    days, stats = p.status
+    i = bisect.bisect_right(days, day) - 1
+    return stats[i] if i >= 0 else None
+
+
+def adult_mental_health(s: D.State) -> float:
+    return (0.03 + 3.0 * (0.5 * s.d[HEA] + 0.5 * s.d[INS]) ** 2 + 1.2 * s.sigma**3) * s.mh
+
+
+# Exit hazards of spells a shift forced (a layoff by a job loss in a trajectory: none).
+FORCED_HAZARD = {"up": D.SHIFT_UNEMPLOYED_EXIT, "down": D.SHIFT_EMPLOYED_LOSS}
+
+
+def forced_status(status: str, token: dict) -> str | None:
+    """The status a forced change gives (None: it does not fit this person)."""
+    if token["kind"] in ("up", "loss"):
+        return UNE if status == EMP else None
+    return EMP if status == UNE else None
+
+
+def const(value: float):
+    return lambda st: value
 
 
 def clip(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -159,11 +264,12 @@ def clip(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
 
 
 class Person:
-    __slots__ = ("hetu", "born", "role", "until", "child_of_b")
+    __slots__ = ("hetu", "born", "role", "until", "child_of_b", "status")
 
     def __init__(self, code, born, role, until):
         self.hetu, self.born, self.role, self.until = code, born, role, until
         self.child_of_b = False
+        self.status = None  # (change days, statuses) of an adult, once simulated
 
 
 class FamilySim:
@@ -180,6 +286,7 @@ class FamilySim:
         inmover: bool,
     ):
         self.w = w
+        self.index = index
         self.r = random.Random(w.seed * 1_000_003 + index)
         self.fid = fam_id
         self.arch = arch
@@ -191,6 +298,10 @@ class FamilySim:
         self.d = [clip(x * math.exp(r.gauss(0, 0.15)) + r.gauss(0, 0.02)) for x in arch.domains]
         self.sigma = (level - 1) / 9.0
         self.truth: list[dict] = []
+        # The state over time of the family (path_a) and of the family a separating
+        # parent founds (path_b); one constant segment unless dynamics are on.
+        self.path_a = self.path_b = D.Path(D.State(level, self.sigma, tuple(self.d)))
+        self.tokens: list[dict] = []  # employment changes forced on a day (layoffs, …)
 
     # ------------------------------------------------------------------ events
     def ev(self, src: str, typ: str, occ: int, person: str | None, data: dict) -> None:
@@ -381,9 +492,14 @@ class FamilySim:
                 self.sep = ts
         np_from = first_day if self.B is None else (self.sep + 90 if self.sep else None)
         self.C = None
+        self.c_joined = None
+        self.residence = residence
+        self.first_day = first_day
+        self.home_b = None
         if np_from is not None:
             tn = np_from + int(r.expovariate(0.09) * YEAR)
             if tn < t_end:
+                self.c_joined = tn
                 c_born = a_born + int(r.gauss(-1.0, 4.0) * YEAR)
                 self.C = Person(w.hetu(c_born), c_born, "parent", t_end)
                 self.added(self.C, fid, tn)
@@ -398,6 +514,7 @@ class FamilySim:
             codes, weights = w.muni_areas.get(cur_muni if t_end == E else muni, w.muni_areas[muni])
             post2 = r.choices(codes, weights)[0]
             muni2 = w.by_code[post2].municipality
+            self.home_b = (post2, muni2)
             self.ev(
                 "dvv",
                 "family.residence_changed",
@@ -438,6 +555,8 @@ class FamilySim:
             },
         )
 
+        if w.dyn is not None:
+            self.dynamics(w.dyn)
         # Person-level registers.
         adults = [(self.A, True), (self.B, False), (self.C, False)]
         for p, is_a in adults:
@@ -446,10 +565,152 @@ class FamilySim:
         for k in self.kids:
             self.child(k, first_day)
         # Family-level services: applicant A for the family, B for the new family.
-        self.family_services(self.A, first_day, t_end)
+        self.family_services(self.A, first_day, t_end, self.path_a)
         if self.sep is not None:
-            self.family_services(self.B, self.sep, E)
+            self.family_services(self.B, self.sep, E, self.path_b)
+        if self.tokens:
+            self.tally_employment()
         return self.truth
+
+    # --------------------------------------------------------------- dynamics
+    def path_of(self, p: Person) -> D.Path:
+        """The state path a person's rates read: B (and a child who went with B) follow
+        the family before the separation and B's new family after it."""
+        joined = self.sep is not None and self.path_b is not self.path_a
+        if joined and (p is self.B or p.child_of_b):
+            return self.path_a.joined(self.path_b, self.sep)
+        return self.path_a
+
+    def units(self) -> list[tuple[str, str]]:
+        """The DVV families of this simulation: ("a", id) and, after a separation, ("b", id)."""
+        out = [("a", self.fid)]
+        if self.sep is not None:
+            out.append(("b", self.truth[1]["family"]))
+        return out
+
+    def home(self, unit: str, day: int) -> tuple[str, str] | None:
+        """(postcode, municipality) of the unit on ``day`` (None: not yet founded)."""
+        if unit == "b":
+            return self.home_b if self.sep is not None and self.sep <= day else None
+        if day >= self.t_end:
+            return None
+        i = bisect.bisect_right([x[0] for x in self.residence], day) - 1
+        return (self.residence[i][1], self.residence[i][2]) if i >= 0 else None
+
+    def has_child(self, unit: str, day: int) -> bool:
+        """The unit counts as a family on ``day`` (a member child under 18), as the
+        picture counts it."""
+        for k in self.kids:
+            mine = k.child_of_b and self.sep is not None and day >= self.sep
+            if (unit == "b") != mine:
+                continue
+            if k.born <= day < k.until and self.birthday(k.born, 18) > day:
+                return True
+        return False
+
+    def parents(self, unit: str, day: int) -> list[Person]:
+        if unit == "b":
+            return [self.B]
+        out = [self.A]
+        if self.B is not None and (self.sep is None or day < self.sep):
+            out.append(self.B)
+        if self.C is not None and self.c_joined is not None and self.c_joined <= day:
+            out.append(self.C)
+        return out
+
+    def dynamics(self, dyn: D.Dynamics) -> None:
+        """Build the state paths (trajectories, planted shocks, rate multipliers) and the
+        forced employment changes, with an RNG of their own."""
+        q = random.Random(f"dyn:{self.w.seed}:{self.index}")
+        fixed: dict[str, list] = {"a": [], "b": []}
+        mults: dict[str, list] = {"a": [], "b": []}
+        if dyn.trajectories and self.sep is not None:
+            fixed["a"].append((self.sep, D.SEPARATION))
+        for s in dyn.shifts:
+            self.plant(s, q, fixed, mults)
+        start = self.path_a.states[0]
+        t_end = min(self.t_end, self.w.E)
+        path_a, changes_a, layoffs_a = self.trajectory(
+            q, dyn, start, self.first_day, t_end, fixed["a"], D.WARMUP_DAYS
+        )
+        start = path_a.states[0]
+        self.path_a = self.multiplied(path_a, mults["a"])
+        self.tokens += [{"day": t, "kind": "loss", "unit": "a"} for t in layoffs_a]
+        rows = [(self.fid, self.first_day, start.level, "start")] + [
+            (self.fid, t, lv, c) for t, lv, c in changes_a
+        ]
+        self.truth[0]["need_level"] = start.level
+        self.truth[0]["need_level_end"] = path_a.level_at(t_end)
+        if self.sep is not None:
+            before = path_a.at(self.sep - 1)[0]
+            start_b = before
+            if dyn.trajectories:
+                start_b = D.shocked(before, D.SEPARATION, int(q.random() < D.SEPARATION.level_up2))
+            path_b, changes_b, layoffs_b = self.trajectory(
+                q, dyn, start_b, self.sep, self.w.E, fixed["b"]
+            )
+            self.path_b = self.multiplied(path_b, mults["b"])
+            self.tokens += [{"day": t, "kind": "loss", "unit": "b"} for t in layoffs_b]
+            fid2 = self.truth[1]["family"]
+            rows += [(fid2, self.sep, start_b.level, "separation")]
+            rows += [(fid2, t, lv, c) for t, lv, c in changes_b]
+            self.truth[1]["need_level"] = start_b.level
+            self.truth[1]["need_level_end"] = path_b.level_at(self.w.E)
+        if self.path_b.days == [D.NEVER] and self.path_a.days == [D.NEVER]:
+            if self.path_b.states == self.path_a.states:
+                self.path_b = self.path_a  # untouched: draw exactly as without dynamics
+        self.tokens.sort(key=lambda x: x["day"])
+        iso = self.w.iso
+        self.w.record.trajectories.extend(
+            {"family": f, "day": iso[t - O0], "need_level": lv, "cause": c} for f, t, lv, c in rows
+        )
+
+    @staticmethod
+    def trajectory(q, dyn, start, t0, t1, fixed, warm=0):
+        if dyn.trajectories:
+            return D.life_events(q, start, t0, t1, fixed, warm)
+        return D.fixed_events(q, start, fixed)
+
+    @staticmethod
+    def multiplied(path: D.Path, mults: list[tuple[str, list]]) -> D.Path:
+        for name, schedule in mults:
+            path = path.with_multiplier(name, schedule)
+        return path
+
+    def plant(self, s: D.Shift, q: random.Random, fixed: dict, mults: dict) -> None:
+        """Apply shift ``s`` to the units resident in its scope on the onset day."""
+        onset = s.onset.toordinal()
+        for unit, _ in self.units():
+            home = self.home(unit, onset)
+            if home is None or not s.covers(*home) or not self.has_child(unit, onset):
+                continue
+            tally = self.w.record.tally(s.id)
+            tally.families_at_onset += 1
+            if s.kind == "ratio":
+                name = "notif" if s.mechanism == "child_welfare" else "mh"
+                mults[unit].append((name, s.schedule()))
+                tally.hit += 1
+                tally.moved += 1
+            elif q.random() < s.hit_probability():
+                tally.hit += 1
+                day = s.shock_day(q)
+                if s.mechanism == "need":
+                    fixed[unit].append((day, D.need_shock(s, tally)))
+                else:
+                    self.tokens.append({"day": day, "kind": s.direction, "unit": unit, "shift": s})
+
+    def tally_employment(self) -> None:
+        """Count the families a shift's layoffs (or hires) moved into (out of) having an
+        unemployed parent: none before the day, one after it (or the reverse)."""
+        for tok in self.tokens:
+            s = tok.get("shift")
+            if s is None or tok["day"] > self.w.E:
+                continue
+            parents = self.parents(tok["unit"], tok["day"])
+            before = any(status_on(p, tok["day"] - 1) == UNE for p in parents)
+            after = any(status_on(p, tok["day"]) == UNE for p in parents)
+            if (not before and after) if s.direction == "up" else (before and not after):
+                self.w.record.tally(s.id).moved += 1
 
     def new_family_id(self) -> str:
         return self.w.new_family_id()
@@ -516,16 +777,36 @@ class FamilySim:
         since = max(adult_day, S - 1 - int(r.expovariate(1 / 3.0) * YEAR))
         changes = [(since, st)]
         t = max(S, t0)
-        hz = {
-            EMP: 0.03 + 0.45 * W**1.5 + 0.12 * sg * sg,
-            UNE: max(0.25, 1.6 * (1 - W) - 0.6 * sg),
-            STU: 0.45,
-            OUT: 0.1 * (1 - W) + 0.05,
-        }
+        path = self.path_of(p)
+        forced = [
+            x
+            for x in self.tokens
+            if t < x["day"] <= t1 and not x.get("done") and p in self.parents(x["unit"], x["day"])
+        ]
+        override = None  # the exit hazard of a spell a shift forced
+        # Competing hazards that follow the state path: a draw crossing a change day
+        # (or a forced change) is redrawn from there (memoryless).
         while True:
-            t += int(r.expovariate(hz[st]) * YEAR) + 1
+            now, nb = path.at(t + 1)
+            h = override if override is not None else employment_hazard(st, now.d[WRK], now.sigma)
+            cand = t + int(r.expovariate(h) * YEAR) + 1
+            f = forced[0]["day"] if forced else None
+            if f is not None and cand >= f and (nb is None or f <= nb):
+                tok = forced.pop(0)
+                t = f
+                nst = forced_status(st, tok)
+                if nst is not None and not tok.get("done"):
+                    tok["done"] = True  # a token changes one parent, the first it fits
+                    st, override = nst, FORCED_HAZARD.get(tok["kind"])
+                    changes.append((t, st))
+                continue
+            if nb is not None and cand >= nb:
+                t = nb - 1
+                continue
+            t = cand
             if t > t1:
                 break
+            override = None
             u = r.random()
             if st == EMP:
                 nst = UNE if u < 0.9 else STU if u < 0.95 else OUT
@@ -563,6 +844,7 @@ class FamilySim:
             prev = status
         days = [c[0] for c in changes]
         stats = [c[1] for c in changes]
+        p.status = (days, stats)
 
         def status_at(day: int) -> str:
             return stats[max(0, bisect.bisect_right(days, day) - 1)]
@@ -584,6 +866,9 @@ class FamilySim:
                 )
         # Monthly incomes while employed.
         base = math.exp(r.gauss(math.log(3500) - 0.8 * d[MAT] - 0.4 * e - 0.2 * W, 0.3))
+        # Holiday pay not paid in June comes in July or August (seasonality only).
+        later_pay = dict(D.HOLIDAY_PAY_LATER) if w.seasonal else None
+        holiday_paid = None
         for month, payday in w.paydays:
             if payday < t0 or payday > t1:
                 continue
@@ -592,6 +877,11 @@ class FamilySim:
                 g = base * (1 + r.gauss(0, 0.04)) * (0.3 if st == UNE else 1.0)
                 if month.endswith("-06") and r.random() < 0.6:
                     g *= 1.5
+                    holiday_paid = month[:4]
+                elif later_pay and holiday_paid != month[:4] and month[4:] in later_pay:
+                    if r.random() < later_pay[month[4:]]:
+                        g *= 1.5
+                        holiday_paid = month[:4]
                 self.ev(
                     "incomes",
                     "income.reported",
@@ -604,36 +894,42 @@ class FamilySim:
             "kela",
             "benefit",
             code,
-            episodes(r, 0.05 + 0.5 * H, 35, max(S, t0), t1, adult_day, 7),
+            seg_episodes(
+                r, path, lambda s: 0.05 + 0.5 * s.d[HEA], const(35), max(S, t0), t1, adult_day, 7
+            ),
             {"benefit": "sickness_allowance"},
             "KS",
         )
         # Health care.
         t0v = max(S, t0)
-        mh = 0.03 + 3.0 * (0.5 * H + 0.5 * d[INS]) ** 2 + 1.2 * sg**3
-        for service, rate in (
-            ("primary_care", 0.5 + 2.0 * H),
-            ("dental", 0.25),
-            ("mental_health", mh),
-            ("substance_abuse", 0.005 + 3.0 * d[INS] ** 3),
+        for service, rate_of in (
+            ("primary_care", lambda s: 0.5 + 2.0 * s.d[HEA]),
+            ("dental", const(0.25)),
+            ("mental_health", adult_mental_health),
+            ("substance_abuse", lambda s: 0.005 + 3.0 * s.d[INS] ** 3),
         ):
-            for day in points(r, rate, t0v, t1):
+            for day in seg_points(r, path, rate_of, t0v, t1):
                 self.ev("avohilmo", "health.visit", day, code, {"service": service})
         if is_a:
             for tb in self.new_births:
                 for day in points(r, 11, max(t0v, tb - 270), tb - 1):
                     self.ev("avohilmo", "health.visit", day, code, {"service": "maternity_clinic"})
-        self.hilmo(code, t0v, t1, adult=True)
+        self.hilmo(code, t0v, t1, path, adult=True)
 
-    def hilmo(self, code, t0, t1, adult):
-        r, d, sg = self.r, self.d, self.sigma
-        h, ins = d[HEA], d[INS]
-        for service, rate, lo, hi in (
-            ("somatic_specialist", 0.06 + 0.35 * h, 0, 7),
-            ("psychiatric", (0.004 + 0.25 * h * ins + 0.12 * sg**3) * (1 if adult else 0.5), 3, 60),
-            ("emergency", 0.06 + 0.2 * ins + 0.1 * h, 0, 2),
+    def hilmo(self, code, t0, t1, path, adult):
+        r = self.r
+        f = 1 if adult else 0.5
+        for service, rate_of, lo, hi in (
+            ("somatic_specialist", lambda s: 0.06 + 0.35 * s.d[HEA], 0, 7),
+            (
+                "psychiatric",
+                lambda s: (0.004 + 0.25 * s.d[HEA] * s.d[INS] + 0.12 * s.sigma**3) * f,
+                3,
+                60,
+            ),
+            ("emergency", lambda s: 0.06 + 0.2 * s.d[INS] + 0.1 * s.d[HEA], 0, 2),
         ):
-            for day in points(r, rate, t0, t1):
+            for day in seg_points(r, path, rate_of, t0, t1):
                 self.ev(
                     "hilmo",
                     "care.episode",
@@ -644,7 +940,7 @@ class FamilySim:
 
     # ---------------------------------------------------------------- children
     def child(self, k: Person, first_day: int) -> None:
-        w, r, d, sg = self.w, self.r, self.d, self.sigma
+        w, r, d = self.w, self.r, self.d
         S = w.S
         code = k.hetu
         t0, t1 = max(first_day, k.born), k.until
@@ -653,34 +949,67 @@ class FamilySim:
         b18 = self.birthday(k.born, 18)
         b7 = self.birthday(k.born, 7)
         tc = min(t1, b18 - 1)  # childhood part of the window
-        ci = clip(d[INS] * math.exp(r.gauss(0, 0.25)))  # the child's own exposure
+        exposure = math.exp(r.gauss(0, 0.25))  # the child's own exposure to insecurity
+
+        def ci_of(s: D.State) -> float:
+            return clip(s.d[INS] * exposure)
+
+        ci = ci_of(self.path_a.states[0])
         ce = clip(d[EDU] * math.exp(r.gauss(0, 0.3)) + r.gauss(0, 0.05))
         applicant = self.B.hetu if k.child_of_b else self.A.hetu
+        path = self.path_of(k)
+        season = w.season
         t0v = max(S, t0)
         # Health care visits.
-        visits = [("primary_care", 0.6 + 1.0 * d[HEA], t0v, t1), ("dental", 0.3, t0v, t1)]
+        visits = [
+            ("primary_care", lambda s: 0.6 + 1.0 * s.d[HEA], t0v, t1, None),
+            ("dental", const(0.3), t0v, t1, None),
+        ]
         clinic = 1 - 0.3 * d[VOI]
         b1 = self.birthday(k.born, 1)
-        visits.append(("child_health_clinic", 7.0 * clinic, t0v, min(t1, b1 - 1)))
-        visits.append(("child_health_clinic", 1.2 * clinic, max(t0v, b1), min(t1, b7 - 1)))
-        visits.append(("school_health", 0.8, max(t0v, b7), tc))
+        visits.append(("child_health_clinic", const(7.0 * clinic), t0v, min(t1, b1 - 1), None))
+        visits.append(
+            ("child_health_clinic", const(1.2 * clinic), max(t0v, b1), min(t1, b7 - 1), None)
+        )
+        visits.append(("school_health", const(0.8), max(t0v, b7), tc, season["school_health"]))
         b12 = self.birthday(k.born, 12)
-        visits.append(("mental_health", 0.02 + 2.0 * ci**2 + 0.8 * sg**3, max(t0v, b12), t1))
-        for service, rate, lo, hi in visits:
-            for day in points(r, rate, lo, hi):
+        visits.append(
+            (
+                "mental_health",
+                lambda s: (0.02 + 2.0 * ci_of(s) ** 2 + 0.8 * s.sigma**3) * s.mh,
+                max(t0v, b12),
+                t1,
+                season["mental_health_child"],
+            )
+        )
+        for service, rate_of, lo, hi, seas in visits:
+            for day in seg_points(r, path, rate_of, lo, hi, seas):
                 self.ev("avohilmo", "health.visit", day, code, {"service": service})
-        self.hilmo(code, t0v, t1, adult=False)
+        self.hilmo(code, t0v, t1, path, adult=False)
 
         # Child welfare.
         if tc >= t0v:
-            notif = 0.01 + 0.9 * ci**2 + 0.35 * sg**3
-            for day in points(r, notif, t0v, tc):
+
+            def notif(s: D.State) -> float:
+                return (0.01 + 0.9 * ci_of(s) ** 2 + 0.35 * s.sigma**3) * s.notif
+
+            for day in seg_points(r, path, notif, t0v, tc, season["notification"]):
                 self.ev("child_welfare", "child_welfare.notification", day, code, {})
-            client = episodes(r, 0.004 + 0.4 * ci**2 * sg + 0.22 * sg**4, 500, t0v, tc, k.born, 60)
+            client = seg_episodes(
+                r,
+                path,
+                lambda s: 0.004 + 0.4 * ci_of(s) ** 2 * s.sigma + 0.22 * s.sigma**4,
+                const(500),
+                t0v,
+                tc,
+                k.born,
+                60,
+            )
             for start, _ in client:
                 pre = start - r.randint(5, 60)
-                if pre >= t0v:
-                    self.ev("child_welfare", "child_welfare.notification", pre, code, {})
+                for day in self.multiplied_notification(path, pre):
+                    if day >= t0v:
+                        self.ev("child_welfare", "child_welfare.notification", day, code, {})
             client = [
                 (s, e if e is not None else (None if tc == t1 or b18 > t1 else b18))
                 for s, e in client
@@ -696,7 +1025,16 @@ class FamilySim:
                 "_started",
             )
             if client:
-                place = episodes(r, 0.05 * ci + 0.25 * sg**4, 450, t0v, tc, k.born, 30)
+                place = seg_episodes(
+                    r,
+                    path,
+                    lambda s: 0.05 * ci_of(s) + 0.25 * s.sigma**4,
+                    const(450),
+                    t0v,
+                    tc,
+                    k.born,
+                    30,
+                )
                 self.episode_events(
                     "child_welfare",
                     "child_welfare.placement",
@@ -770,46 +1108,84 @@ class FamilySim:
                 {"level": "upper_secondary" if r.random() < 0.55 - 0.3 * ce else "vocational"},
             )
 
+    def multiplied_notification(self, path: D.Path, day: int) -> list[int]:
+        """The notification before a client episode, under the notification multiplier
+        in force (a shift's ratio then holds for all of the child's notifications)."""
+        m = path.at(day)[0].notif
+        if m == 1.0:
+            return [day]
+        r = self.r
+        if m < 1.0:
+            return [day] if r.random() < m else []
+        extra = poisson(r, m - 1.0)
+        return sorted([day] + [day - r.randint(0, 30) for _ in range(extra)])
+
     # ----------------------------------------------------------------- family
-    def family_services(self, p: Person, t0: int, t1: int) -> None:
-        w, r, d, sg = self.w, self.r, self.d, self.sigma
+    def family_services(self, p: Person, t0: int, t1: int, path: D.Path) -> None:
+        w, r = self.w, self.r
         S = w.S
         code = p.hetu
         born = p.born + 18 * 365
-        young = any(k.born > t0 - 3 * 365 for k in self.kids)
+        young = 1.0 if any(k.born > t0 - 3 * 365 for k in self.kids) else 0.3
+        starts = w.season["benefit_start"]
         kela = (
             (
                 "basic_social_assistance",
-                0.03 + 1.6 * d[MAT] ** 1.5 + 0.5 * d[WRK] ** 2 + 0.6 * sg**2,
-                60 + 300 * d[MAT],
+                lambda s: 0.03 + 1.6 * s.d[MAT] ** 1.5 + 0.5 * s.d[WRK] ** 2 + 0.6 * s.sigma**2,
+                lambda s: 60 + 300 * s.d[MAT],
                 28,
                 "KT",
+                starts,
             ),
-            ("housing_allowance", 0.02 + 0.5 * d[MAT] + 0.3 * d[ENV], 500, 60, "KA"),
-            ("disability_allowance", 0.005 + 0.12 * d[HEA] ** 2, 1500, 180, "KV"),
+            (
+                "housing_allowance",
+                lambda s: 0.02 + 0.5 * s.d[MAT] + 0.3 * s.d[ENV],
+                const(500),
+                60,
+                "KA",
+                starts,
+            ),
+            (
+                "disability_allowance",
+                lambda s: 0.005 + 0.12 * s.d[HEA] ** 2,
+                const(1500),
+                180,
+                "KV",
+                None,
+            ),
         )
-        for benefit, rate, mean, mn, prefix in kela:
+        for benefit, rate_of, mean_of, mn, prefix, season in kela:
             self.episode_events(
                 "kela",
                 "benefit",
                 code,
-                episodes(r, rate, mean, max(S, t0), t1, born, mn),
+                seg_episodes(r, path, rate_of, mean_of, max(S, t0), t1, born, mn, season=season),
                 {"benefit": benefit},
                 prefix,
             )
         social = (
-            ("family_work", 0.01 + 0.5 * sg**2 + 0.2 * d[SOC], 180, 30),
-            ("home_service", (0.01 + 0.3 * d[SOC] + 0.2 * sg**2) * (1.0 if young else 0.3), 90, 14),
-            ("family_counselling", 0.03 + 0.3 * d[SOC] + 0.2 * d[INS], 120, 14),
-            ("multi_professional_support", 1.4 * max(0.0, sg - 0.6), 365, 60),
-            ("substance_abuse_services", 0.003 + 0.8 * d[INS] ** 2 * d[HEA], 270, 30),
+            ("family_work", lambda s: 0.01 + 0.5 * s.sigma**2 + 0.2 * s.d[SOC], 180, 30),
+            (
+                "home_service",
+                lambda s: (0.01 + 0.3 * s.d[SOC] + 0.2 * s.sigma**2) * young,
+                90,
+                14,
+            ),
+            ("family_counselling", lambda s: 0.03 + 0.3 * s.d[SOC] + 0.2 * s.d[INS], 120, 14),
+            ("multi_professional_support", lambda s: 1.4 * max(0.0, s.sigma - 0.6), 365, 60),
+            (
+                "substance_abuse_services",
+                lambda s: 0.003 + 0.8 * s.d[INS] ** 2 * s.d[HEA],
+                270,
+                30,
+            ),
         )
-        for service, rate, mean, mn in social:
+        for service, rate_of, mean, mn in social:
             self.episode_events(
                 "social_services",
                 "social_service",
                 code,
-                episodes(r, rate, mean, max(S, t0), t1, born, mn),
+                seg_episodes(r, path, rate_of, const(mean), max(S, t0), t1, born, mn),
                 {"service": service},
                 "SS",
             )
@@ -875,9 +1251,20 @@ def family_id(index: int, seed: int) -> str:
     return "F" + f"{(index * 722_916_833 + seed * 7_654_321 + 12_345) % 1_000_000_000:09d}"
 
 
-def simulate(families: int, seed: int, start: dt.date, end: dt.date, emit) -> list[dict]:
-    """Run the simulation; events go to ``emit(key, event)``; returns the planted truth."""
-    w = World(seed, start, end, emit)
+def simulate(
+    families: int,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    emit,
+    dynamics: D.Dynamics | None = None,
+    record: D.Record | None = None,
+) -> list[dict]:
+    """Run the simulation; events go to ``emit(key, event)``; returns the planted truth.
+
+    ``dynamics``: trajectories, seasonality and planted shifts (None: flat, as always);
+    what they did goes to ``record`` (trajectories, shift tallies)."""
+    w = World(seed, start, end, emit, dynamics, record)
     truth: list[dict] = []
     for i, (postcode, arch, level, inmover) in enumerate(assign_families(families, seed)):
         fam = FamilySim(w, i, family_id(i, seed), M.ARCHETYPES[arch], level, postcode, inmover)
