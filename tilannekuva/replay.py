@@ -27,15 +27,14 @@ first days; those days are history, not moments anyone watched).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 
 from models.areas import reference_areas
-from models.family_types import TypeAssigner, family_assignment
+from models.family_types import TypeAssigner
 from models.features import state_vector
 from models.history import History
 from models.learning import Learner, LearnerBatch
-from models.picture import Pipeline, day
+from models.picture import Pipeline, day, delta
 from models.profile import state_profile
 from sinks.redis_reader import picture_on
 
@@ -81,12 +80,18 @@ class Replay:
     ):
         self.learner = learner
         self.on_tick = on_tick
-        self.pipe = _Touched(profile=state_profile, history=History() if keep_history else None)
+        self.pipe = _Touched(
+            profile=state_profile,
+            history=History() if keep_history else None,
+            on_contribution=self._count,
+        )
         self.state = learner.start(None) if learner is not None else None
         self.assigner: TypeAssigner | None = None
         self.snapshots = 0
         self.events = 0
         self.areas = {pc: a["municipality"] for pc, a in reference_areas().items()}
+        self.totals: dict[str, dict[str, int]] = {}  # the aggregates, kept by deltas
+        self._vectors: dict[int, tuple[dict, dict | None]] = {}  # id(state) -> (state, vector)
         self._live_from: int | None = None  # the day of the earliest recorded_at
         self._ticked: int | None = None
         self._next_learn: int | None = None
@@ -128,24 +133,50 @@ class Replay:
         batch = LearnerBatch()
         for fam in sorted(self.pipe.touched):
             counted = fam in self.pipe.contributions
-            batch.vectors.append((fam, state_vector(self.pipe.families[fam]) if counted else None))
+            batch.vectors.append((fam, self._vector(self.pipe.families[fam]) if counted else None))
         self.pipe.touched.clear()
+        self._vectors.clear()
         # the learner's own schedule of W; a replay has no wall clock to wait for
         self.state, snap = self.learner.step(
             self.state, batch, self.pipe.watermark, now=float(w) * 86400
         )
         if snap is not None:
             self.assigner = TypeAssigner.from_snapshot(snap)
-            self.pipe.assign = functools.partial(family_assignment, assigner=self.assigner)
+            self.pipe.assign = self._assign
             self.snapshots += 1
             self.pipe.refresh(families=list(self.pipe.families))
             self.pipe.touched.clear()
 
+    def _vector(self, state: dict) -> dict | None:
+        """The family's vector, computed once per state: the assignment of a refresh and
+        the learner's batch read the same one (a vector costs more than the rest of a
+        family's refresh)."""
+        hit = self._vectors.get(id(state))
+        if hit is not None and hit[0] is state:
+            return hit[1]
+        vec = state_vector(state)
+        self._vectors[id(state)] = (state, vec)
+        return vec
+
+    def _assign(self, state: dict) -> tuple[int | None, int | None]:
+        """:func:`models.family_types.family_assignment` through the vector cache."""
+        vec = self._vector(state)
+        if vec is None or self.assigner is None:
+            return None, None
+        types, groups = self.assigner.assign_many([vec])
+        return int(types[0]), int(groups[0])
+
     # -- the picture --------------------------------------------------------------------
+    def _count(self, fam: str, old: dict | None, new: dict | None) -> None:
+        for (scope, name), v in delta(old, new).items():
+            bucket = self.totals.setdefault(scope, {})
+            bucket[name] = bucket.get(name, 0) + v
+            if not bucket[name]:
+                del bucket[name]
+
     def picture(self) -> dict:
         """The unsuppressed present picture, as the worker's alert tick reads it."""
-        aggregates = self.pipe.aggregates()
         on = day(self.pipe.watermark)
-        history = {scope: {on: counts} for scope, counts in aggregates.items()}
+        history = {scope: {on: counts} for scope, counts in self.totals.items()}
         areas = {c["area"]: c["municipality"] for c in self.pipe.contributions.values()}
         return picture_on(history, on, self.areas | areas, self.pipe.watermark)

@@ -256,3 +256,16 @@ def test_cli_writes_the_truth_files(tmp_path):
     with open(str(out) + ".trajectories.csv") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == TRAJECTORY_COLUMNS and rows[0]["cause"] == "start"
+
+
+def test_shifts_from_sets_the_earliest_onset():
+    """An evaluation plants its shifts after its detectors' baselines are complete."""
+    from tilannekuva.synthetic import DEFAULT_END, DEFAULT_START, area_families
+    from tilannekuva.synthetic import dynamics as D
+
+    sizes = area_families(2000, 3)
+    late = dt.date(2025, 7, 1)
+    default = D.plan_shifts(10, 3, DEFAULT_START, DEFAULT_END, sizes)
+    planned = D.plan_shifts(10, 3, DEFAULT_START, DEFAULT_END, sizes, onset_from=late)
+    assert min(s.onset for s in default) < late <= min(s.onset for s in planned)
+    assert max(s.onset.toordinal() + s.ramp_days for s in planned) <= DEFAULT_END.toordinal() - 180

@@ -90,6 +90,7 @@ def synthesize(
     shifts: int | Sequence[D.Shift] = 0,
     population_shift: float | None = None,
     population_shift_onset: dt.date | None = None,
+    shifts_from: dt.date | None = None,
 ) -> Synthetic:
     """Events (file order), truth and counts of a synthetic history.
 
@@ -98,6 +99,8 @@ def synthesize(
     ``population_shift``: percentage points of families moved to need level >= 4 over
     six months from ``population_shift_onset`` (default mid-history). Shifts do not
     imply ``dynamics``: on the flat background they are the only change.
+    ``shifts_from``: the earliest onset of a planted shift (default: 270 days after
+    ``start``), e.g. after the day a detector's baseline is complete.
     """
     for name, p in (
         ("duplicates", duplicates),
@@ -112,7 +115,15 @@ def synthesize(
     if families < 0:
         raise ValueError("families must be >= 0")
     dyn = _dynamics(
-        families, seed, start, end, dynamics, shifts, population_shift, population_shift_onset
+        families,
+        seed,
+        start,
+        end,
+        dynamics,
+        shifts,
+        population_shift,
+        population_shift_onset,
+        shifts_from,
     )
     record = D.Record()
     records: list[tuple[int, int, str]] = []
@@ -150,14 +161,15 @@ def synthesize(
     )
 
 
-def _dynamics(families, seed, start, end, dynamics, shifts, population_shift, onset):
+def _dynamics(
+    families, seed, start, end, dynamics, shifts, population_shift, onset, shifts_from=None
+):
     """The :class:`dynamics.Dynamics` of the options (all off: the flat default)."""
     if isinstance(shifts, int):
         if shifts < 0:
             raise ValueError("shifts must be >= 0")
-        planned = (
-            D.plan_shifts(shifts, seed, start, end, area_families(families, seed)) if shifts else []
-        )
+        sizes = area_families(families, seed) if shifts else {}
+        planned = D.plan_shifts(shifts, seed, start, end, sizes, shifts_from) if shifts else []
     else:
         planned = list(shifts)
     if population_shift:
@@ -188,11 +200,20 @@ def planted_truth(
     shifts: int | Sequence[D.Shift] = 0,
     population_shift: float | None = None,
     population_shift_onset: dt.date | None = None,
+    shifts_from: dt.date | None = None,
 ) -> list[dict]:
     """The planted truth rows (``TRUTH_COLUMNS``, with dynamics
     ``DYNAMIC_TRUTH_COLUMNS``); independent of the corruption knobs."""
     dyn = _dynamics(
-        families, seed, start, end, dynamics, shifts, population_shift, population_shift_onset
+        families,
+        seed,
+        start,
+        end,
+        dynamics,
+        shifts,
+        population_shift,
+        population_shift_onset,
+        shifts_from,
     )
     return simulate(families, seed, start, end, lambda key, ev: None, dyn, D.Record())
 
@@ -493,6 +514,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DAY",
         help="onset of --population-shift (default: the middle of the history)",
     )
+    dyn.add_argument(
+        "--shifts-from",
+        type=dt.date.fromisoformat,
+        default=None,
+        metavar="DAY",
+        help="earliest onset of a planted shift (default: 270 days after --start)",
+    )
     dyn.add_argument("--shifts-truth", help="shift truth JSON (default <out>.shifts.json)")
     dyn.add_argument(
         "--trajectories", help="need-level changes CSV (default <out>.trajectories.csv)"
@@ -516,6 +544,7 @@ def run(args: argparse.Namespace, settings=None) -> int:
         shifts=args.shifts,
         population_shift=args.population_shift,
         population_shift_onset=args.population_shift_onset,
+        shifts_from=args.shifts_from,
     )
     size = write_lines(args.out, result.lines)
     if not result.dynamic:

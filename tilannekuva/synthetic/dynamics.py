@@ -397,11 +397,18 @@ def _validate(s: Shift) -> Shift:
 
 
 def plan_shifts(
-    n: int, seed: int, start: dt.date, end: dt.date, area_families: dict[str, int]
+    n: int,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    area_families: dict[str, int],
+    onset_from: dt.date | None = None,
 ) -> list[Shift]:
     """``n`` shifts on disjoint scopes of every size, sizes spread over the ranges.
 
     ``area_families``: expected families per postcode at the start (scope sizes).
+    Onsets fall between ``onset_from`` (default 270 days after ``start``) and 180 days
+    before ``end``.
     """
     r = random.Random(f"shifts:{seed}")
     areas = {a.postcode: a for a in M.load_areas()}
@@ -416,7 +423,8 @@ def plan_shifts(
     }
     used_areas: set[str] = set()
     used_munis: set[str] = set()
-    lo, hi = start.toordinal() + 270, end.toordinal() - 180
+    lo = onset_from.toordinal() if onset_from else start.toordinal() + 270
+    hi = end.toordinal() - 180
     if hi <= lo:
         raise ValueError("the history is too short for shifts (needs > 15 months)")
     kinds = [MECHANISMS[TEMPLATES[i % len(TEMPLATES)][1]][1] for i in range(n)]
