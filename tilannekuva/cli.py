@@ -40,6 +40,14 @@ SUBCOMMANDS = {
         "tilannekuva.compare",
         "compare the API's answers with the batch reference, cell by cell",
     ),
+    "alerts": (
+        "tilannekuva.alerts",
+        "alerts backtest: replay an event file and list the alerts each method would raise",
+    ),
+    "evaluate-alerts": (
+        "tilannekuva.evaluate_alerts",
+        "evaluate the alert methods against planted shifts, side by side",
+    ),
     "export": (
         "tilannekuva.export",
         "the published history (suppressed as the API) as a tidy Parquet or CSV table",

@@ -98,13 +98,17 @@ class Replay:
 
     # -- feeding ------------------------------------------------------------------------
     def feed(self, events: Iterable[dict], batch: int = 200) -> None:
-        """Process validated, pseudonymised events in order, ``batch`` at a time."""
+        """Process validated, pseudonymised events in order, at most ``batch`` at a time
+        and never past an event that moves ``W`` on: each day that is ``W`` gets its tick
+        with everything that arrived while it was."""
         chunk: list[dict] = []
+        w = self.pipe.watermark
         for ev in events:
-            chunk.append(ev)
-            if len(chunk) >= batch:
+            if chunk and (len(chunk) >= batch or ev["occurred_at"] > w):
                 self._process(chunk)
                 chunk = []
+            w = max(w, ev["occurred_at"])
+            chunk.append(ev)
         if chunk:
             self._process(chunk)
 

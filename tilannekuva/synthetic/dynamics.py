@@ -440,7 +440,8 @@ def plan_shifts(
         else:
             size = round(RATIO_RANGE[0] + frac * (RATIO_RANGE[1] - RATIO_RANGE[0]), 2)
             size = size if direction == "up" else round(1 / size, 3)
-        onset = dt.date.fromordinal(r.randint(lo, hi - ramp))
+        # a ramp longer than the window may end after it (the onset is what is scored)
+        onset = dt.date.fromordinal(r.randint(lo, max(lo, hi - ramp)))
         out.append(
             _validate(
                 Shift(

@@ -1,0 +1,149 @@
+"""The published history of the watched series, one suppressed picture a day (pure).
+
+A detector reads every watched series of every scope over days (a
+:class:`models.detection.Table`). Its values must be what was *published* on each day,
+as it was published then: :class:`ShownSeries` keeps, per scope × series × day, the
+shown numerator and per scope × day the shown families, from the suppressed picture of
+each tick (:func:`models.suppression.suppress`). A hidden cell is NaN; a day without a
+tick shows what the tick before it published (that was on display that day: a stream
+that moves ``W`` by several days at once, or a worker whose ticks are seconds apart,
+skips days); a later tick of the same day replaces it. Arrays grow by doubling, so a
+tick costs the width of one day, not the length of the history.
+
+>>> def pic(fam, sa, groups=None):
+...     scope = {"indicators": {"families": fam, "families_social_assistance": sa}}
+...     if groups is not None:
+...         scope["service_need_groups"] = groups
+...     return {"all": scope, "municipalities": {}, "areas": {}}
+>>> s = ShownSeries(series=("families_social_assistance", "service_need_9_10"))
+>>> g = {str(i): 1 for i in range(1, 11)}
+>>> s.put("2026-01-01", pic(100, 10, g))
+>>> s.put("2026-01-03", pic(100, None, g | {"10": None}))
+>>> t = s.table()
+>>> t.first_day, t.scopes, t.num[0].tolist(), t.den[0, 0].tolist()
+('2026-01-01', ('all',), [[10.0, 10.0, nan], [2.0, 2.0, nan]], [100.0, 100.0, 100.0])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["ShownSeries", "shown_values"]
+
+
+def _ordinal(day: str) -> int:
+    return dt.date.fromisoformat(day[:10]).toordinal()
+
+
+def shown_values(body: Mapping, series: tuple[str, ...], group_series: Mapping) -> list[float]:
+    """The shown numerator of each series in one scope of a suppressed picture (NaN where
+    hidden; a group series is a sum of groups, unknown if any of them is hidden)."""
+    ind = body.get("indicators") or {}
+    groups = body.get("service_need_groups") or {}
+    out = []
+    for name in series:
+        if name in group_series:
+            vals = [groups.get(str(g)) for g in group_series[name]]
+            v = None if any(x is None for x in vals) else sum(int(x) for x in vals if x is not None)
+        else:
+            v = ind.get(name)
+        out.append(np.nan if v is None else float(v))
+    return out
+
+
+class ShownSeries:
+    """Per scope × series × day, what the suppressed pictures showed (module doc).
+
+    Parameters
+    ----------
+    series
+        The watched series (default :data:`models.detection.SERIES`).
+    """
+
+    def __init__(self, series: tuple[str, ...] | None = None):
+        from models.detection import GROUP_SERIES, SERIES
+
+        self.series = tuple(series or SERIES)
+        self.group_series = GROUP_SERIES
+        self.scopes: list[str] = []
+        self.municipalities: list[str | None] = []
+        self._pos: dict[str, int] = {}
+        self._first: int | None = None
+        self._days = 0
+        self._num = np.full((8, len(self.series), 64), np.nan)
+        self._den = np.full((8, 64), np.nan)
+
+    @property
+    def days(self) -> list[str]:
+        """The days held, first to last (with or without a tick)."""
+        if self._first is None:
+            return []
+        return [dt.date.fromordinal(self._first + t).isoformat() for t in range(self._days)]
+
+    def put(self, day: str, picture: Mapping) -> None:
+        """The suppressed picture published on ``day`` (on or after the first day put)."""
+        d = _ordinal(day)
+        if self._first is None:
+            self._first = d
+        t = d - self._first
+        if t < 0:
+            raise ValueError(f"{day} is before the first day held")
+        self._grow(days=t + 1)
+        if t > self._days:  # the days skipped show what was last published
+            last = self._days - 1
+            self._num[:, :, self._days : t] = self._num[:, :, last : last + 1]
+            self._den[:, self._days : t] = self._den[:, last : last + 1]
+        self._days = max(self._days, t + 1)
+        bodies = [("all", None, picture.get("all") or {})]
+        bodies += [
+            (f"m:{c}", c, b) for c, b in sorted((picture.get("municipalities") or {}).items())
+        ]
+        bodies += [
+            (f"a:{pc}", b.get("municipality"), b)
+            for pc, b in sorted((picture.get("areas") or {}).items())
+        ]
+        for key, muni, body in bodies:
+            s = self._scope(key, muni)
+            fam = ((body or {}).get("indicators") or {}).get("families")
+            self._den[s, t] = np.nan if fam is None else float(fam)
+            self._num[s, :, t] = shown_values(body or {}, self.series, self.group_series)
+
+    def table(self):
+        """The :class:`models.detection.Table` of everything held (views, no copy)."""
+        from models.detection import Table
+
+        if self._first is None:
+            raise ValueError("no day put yet")
+        n, t = len(self.scopes), self._days
+        return Table(
+            dt.date.fromordinal(self._first).isoformat(),
+            tuple(self.scopes),
+            tuple(self.municipalities),
+            self.series,
+            self._num[:n, :, :t],
+            self._den[:n, :t],
+        )
+
+    def _scope(self, key: str, muni: str | None) -> int:
+        s = self._pos.get(key)
+        if s is None:
+            s = self._pos[key] = len(self.scopes)
+            self.scopes.append(key)
+            self.municipalities.append(muni)
+            self._grow(scopes=s + 1)
+        return s
+
+    def _grow(self, scopes: int = 0, days: int = 0) -> None:
+        S, K, T = self._num.shape
+        if scopes <= S and days <= T:
+            return
+        S2 = S if scopes <= S else max(2 * S, scopes)
+        T2 = T if days <= T else max(2 * T, days)
+        num = np.full((S2, K, T2), np.nan)
+        den = np.full((S2, T2), np.nan)
+        num[:S, :, :T] = self._num
+        den[:S, :T] = self._den
+        self._num, self._den = num, den
