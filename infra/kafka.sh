@@ -5,7 +5,9 @@
 #   infra/kafka.sh start|stop|status|restart
 #
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-#              KAFKA_START_TIMEOUT seconds (120), KAFKA_HEAP ("-Xms256m -Xmx512m").
+#              KAFKA_START_TIMEOUT seconds (120), KAFKA_HEAP ("-Xms256m -Xmx512m"),
+#              KAFKA_STATE (var/kafka): a second broker (a test's, stopped and
+#              restarted) gets its own state, pid file and logs there.
 # State: var/kafka/ (server.properties, cluster.id, data/), var/kafka.pid,
 #        logs in var/log/kafka.log (log4j) and var/log/kafka.out (stdout/stderr).
 set -euo pipefail
@@ -17,10 +19,14 @@ CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 HEAP="${KAFKA_HEAP:--Xms256m -Xmx512m}"
 LIBS="$VAR/kafka-libs"
-KDIR="$VAR/kafka"
+KDIR="${KAFKA_STATE:-$VAR/kafka}"
+if [[ -n "${KAFKA_STATE:-}" ]]; then
+    LOG_DIR="$KDIR/log"
+fi
 DATA="$KDIR/data"
 PROPS="$KDIR/server.properties"
-PIDFILE="$VAR/kafka.pid"
+PIDFILE="${KAFKA_STATE:+$KDIR/kafka.pid}"
+PIDFILE="${PIDFILE:-$VAR/kafka.pid}"
 PATTERN="kafka.Kafka"
 
 java_cmd() {

@@ -248,3 +248,70 @@ class OwnRedis:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class OwnKafka:
+    """A second Kafka broker (the project's infra/kafka.sh, its own ports and state under
+    ``tmp_path``), for tests that kill and restart it: the shared broker must stay up."""
+
+    SCRIPT = ROOT / "infra" / "kafka.sh"
+
+    def __init__(self, tmp_path: Path):
+        import socket
+
+        ports = []
+        for _ in range(2):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                ports.append(s.getsockname()[1])
+        self.port, self.controller_port = ports
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.state = tmp_path / "kafka"
+        self.env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "KAFKA_STATE": str(self.state),
+        }
+
+    def start(self) -> None:
+        import subprocess
+
+        done = subprocess.run(
+            ["bash", str(self.SCRIPT), "start"], env=self.env, capture_output=True, text=True
+        )
+        if done.returncode:
+            pytest.fail(f"own Kafka broker did not start:\n{done.stderr[-3000:]}")
+
+    def pid(self) -> int | None:
+        f = self.state / "kafka.pid"
+        return int(f.read_text().strip()) if f.exists() and f.read_text().strip() else None
+
+    def kill(self) -> None:
+        """``kill -9`` of the broker's JVM: no controlled shutdown."""
+        import signal
+
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                import time
+
+                time.sleep(0.1)
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="tk-test-own")
+        try:
+            admin.create_topics([NewTopic(name, partitions, 1)])
+            _wait_for_leaders(admin, [name])
+        finally:
+            admin.close()

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from sinks import keys
-from tests.conftest import OwnRedis, redis_url_for_db
+from tests.conftest import OwnKafka, OwnRedis, redis_url_for_db
 from tests.streams.harness import (
     Worker,
     consume_all,
@@ -281,6 +281,42 @@ def test_a_redis_killed_and_restarted_mid_stream_is_waited_out(
     assert got == expected, _diff(expected, got)
     log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
     assert "Redis unreachable" in log and "Redis reachable again" in log
+
+
+def test_a_kafka_broker_killed_and_restarted_mid_stream_is_survived(tmp_path, worker_redis):
+    """The broker (its own, so the shared one stays up) is killed with -9 while the
+    worker consumes, produces to its internal topics and commits, and started again 10 s
+    later: the worker rides it out without exiting, resumes from its committed offsets
+    and ends exact, present and history (issue 13's Kafka drill)."""
+    url, client = worker_redis
+    broker = OwnKafka(tmp_path)
+    broker.start()
+    events = list(generate(1000, 29, end=ONE_YEAR_END, duplicates=0.01, out_of_order=0.01))
+    expected, as_of = expected_of(events)
+    topic = f"drill-in-{os.getpid()}"
+    broker.create_topic(topic, partitions=4)
+    worker = Worker(broker.bootstrap, url, topic, tmp_path)
+    lines = lines_of(events)
+    produce(broker.bootstrap, topic, lines[: len(lines) // 2])
+    worker.start()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and int(client.hget(keys.ALL, "families") or 0) < 50:
+            time.sleep(0.2)
+        assert int(client.hget(keys.ALL, "families") or 0) >= 50, "the worker never got going"
+        produce(broker.bootstrap, topic, lines[len(lines) // 2 :])
+        broker.kill()
+        time.sleep(10)
+        assert worker.proc.poll() is None, "the worker exited while Kafka was away"
+        broker.start()
+        got = wait_for(client, expected, worker, timeout=600, watermark=as_of)
+        assert worker.proc.poll() is None and worker.starts == 1
+    finally:
+        worker.stop()
+        broker.kill()
+    assert got == expected, _diff(expected, got)
+    differing = history_differences(client, events, n_days=12)
+    assert not differing, "\n".join(differing[:40])
 
 
 def test_trend_alerts_reach_the_alert_topic_and_redis(
