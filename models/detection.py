@@ -24,6 +24,9 @@ The pieces:
     residuals of the same baseline: the AR(1) left in the weekly residuals of a stock
     is removed first, so the increments are close to independent and the p-value of
     the CUSUM statistic (its stationary null distribution) is honest;
+  - :class:`Level`: today's level against the same series 1–13 weeks ago, each lag
+    with the variance it has in the series' own baseline (an empirical variogram), so
+    autocorrelated stocks and overlapping windows get an honest variance;
   - :class:`Rise5pp`: today's rule, for comparison;
 
 * :class:`Detector`: minimum counts, Benjamini–Hochberg q-values over all the tests of
@@ -69,6 +72,7 @@ __all__ = [
     "Cusum",
     "Detector",
     "Farrington",
+    "Level",
     "Method",
     "Rise5pp",
     "Scores",
@@ -438,8 +442,10 @@ class _Seasonal(Method):
         reweight: float = 2.58,
         max_years: float = 5.0,
         min_baseline_weeks: int = 52,
+        warmup_weeks: int = 13,
     ):
         self.guard_weeks = guard_weeks
+        self.warmup_weeks = warmup_weeks
         self.harmonics = harmonics
         self.trend = trend
         self.ridge = ridge
@@ -449,6 +455,9 @@ class _Seasonal(Method):
 
     def _baseline(self, table: Table, as_of_day: str):
         days, y, n = _weekly(table, as_of_day, int(self.max_years * 52.18) + 1)
+        # The first weeks of a stream are not a baseline: the first pictures are partial
+        # (the initial load still arriving) and the window counts are still filling.
+        y[:, days < _ordinal(table.first_day) + 7 * self.warmup_weeks] = np.nan
         rate = np.repeat(np.array([is_rate(s) for s in table.series]), len(table.scopes))
         rate = rate.reshape(len(table.series), len(table.scopes)).T.reshape(-1)
         fit = _fit_baseline(
@@ -669,9 +678,17 @@ class Cusum(_Seasonal):
         reweight: float = 2.58,
         max_years: float = 5.0,
         min_baseline_weeks: int = 52,
+        warmup_weeks: int = 13,
     ):
         super().__init__(
-            guard_weeks, harmonics, trend, ridge, reweight, max_years, min_baseline_weeks
+            guard_weeks,
+            harmonics,
+            trend,
+            ridge,
+            reweight,
+            max_years,
+            min_baseline_weeks,
+            warmup_weeks,
         )
         self.k = k
         self.df = df
@@ -736,6 +753,153 @@ class Cusum(_Seasonal):
         strength = np.where(ok, -np.log10(np.clip(p, 1e-300, 1)), np.nan)
         arrays = (y_now, n_now, obs, exp_share, lower, upper, np.where(ok, s_t, np.nan), p, onset)
         return _scores(table, (*arrays, strength), {"rho": rho, "phi": fit.phi, "df": df})
+
+
+class Level(_Seasonal):
+    """Today's level against the same series ``K`` weeks ago, for a few lags ``K``, with
+    the variance each lag has *in this series' own history* (an empirical variogram).
+
+    A stock's share wanders (its families are mostly the same from week to week), and
+    a window count is a rolling sum; a test that treats weekly samples as independent
+    is overconfident, and one that takes the stock's whole wandering around a seasonal
+    curve as its variance (:class:`Farrington`) is too cautious to see anything. The
+    change over ``K`` weeks has a variance between the two, which the series' own
+    history measures: for each lag, ``γ_K = mean (r_t − r_{t−K})²`` over the pairs of
+    shown baseline weeks, where ``r`` is the share (rate per family) minus the seasonal
+    baseline of :class:`Farrington` (so the season's own rise is not a change). Today's
+    change ``D_K = r_today − r_{today−K}`` is compared with ``√γ_K``:
+
+    * a step shows in full at every lag that reaches back before it, at the variance of
+      the shortest such lag (for a stock, nearly a week's turnover);
+    * a ramp accumulates at the longer lags, whose variance grows slower than the
+      ramp's square (a stock's change over ``K`` weeks is bounded by its turnover);
+    * a window count compared with a week at least a window back compares disjoint
+      windows, with their true variance.
+
+    ``γ_K`` is estimated from overlapping differences, so its precision is that of
+    about ``pairs / K`` independent ones: the p-value of each lag is that of a Student
+    t with ``ν = min(pairs / K − 1, 4 + 6 Var)`` degrees of freedom (the second term is
+    the small-count kurtosis of :class:`Cusum`), and the lags are combined by
+    Bonferroni (``p = L · min p_K``). ``γ_K`` is floored at ``floor_families`` families
+    (a stock that never moved would otherwise make a one-family move certain).
+
+    ``expected`` is the share ``K*`` weeks ago moved by the season to today (``K*`` the
+    lag with the smallest p), with the 95 % interval of that lag; ``statistic`` the
+    lag's t; ``onset`` the first weekly sample after the one compared with.
+
+    Parameters
+    ----------
+    lags
+        Lags in weeks.
+    floor_families
+        Lower bound of the standard deviation of a lag's change, in families.
+    guard_weeks, harmonics, trend, ridge, reweight, max_years, min_baseline_weeks
+        As in :class:`Farrington` (the variogram uses baseline weeks only).
+
+    Examples
+    --------
+    The stock of :class:`Cusum`'s example (300 families, stays of about 4 months), with
+    five more scopes; scope 1 gets +5 pp (15 families) on day ``T − 15``.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(3)
+    >>> T, n, p, stay = 3 * 365, 300, 0.10, 1 - 1 / 120
+    >>> on = np.zeros((6, T)); k = np.full(6, int(n * p))
+    >>> for t in range(T):
+    ...     k = k - rng.binomial(k, 1 - stay) + rng.binomial(n - k, p * (1 - stay) / (1 - p))
+    ...     if t == T - 15:
+    ...         k[1] += 15
+    ...     on[:, t] = k
+    >>> table = Table("2023-01-01", tuple(f"a:{i}" for i in range(6)), ("837",) * 6,
+    ...               ("families_social_assistance",), on[:, None, :], np.full((6, T), n))
+    >>> sc = Level().score(table, table.last_day)
+    >>> bool(np.delete(sc.p[:, 0], 1).min() > 0.01), bool(sc.p[1, 0] < 1e-4)
+    (True, True)
+    >>> table.index(_iso(int(sc.onset[1, 0]))) >= T - 21
+    True
+    """
+
+    name = "level"
+
+    def __init__(
+        self,
+        lags: tuple[int, ...] = (1, 2, 3, 4, 6, 9, 13),
+        floor_families: float = 1.0,
+        guard_weeks: int = 4,
+        harmonics: int = 1,
+        trend: bool = False,
+        ridge: float = 4.0,
+        reweight: float = 2.58,
+        max_years: float = 5.0,
+        min_baseline_weeks: int = 52,
+        warmup_weeks: int = 13,
+    ):
+        super().__init__(
+            guard_weeks,
+            harmonics,
+            trend,
+            ridge,
+            reweight,
+            max_years,
+            min_baseline_weeks,
+            warmup_weeks,
+        )
+        self.lags = tuple(int(x) for x in lags)
+        self.floor_families = floor_families
+
+    def score(self, table: Table, as_of_day: str) -> Scores:
+        days, y, n, fit, y_now, n_now, e_now, lower, upper, _z, ok = self._baseline(
+            table, as_of_day
+        )
+        j = y.shape[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(fit.shown, y / np.where(fit.shown, n, 1.0) - fit.mu, np.nan)
+            obs = y_now / n_now
+        b = r.shape[0]
+        best_p = np.ones(b)
+        best = dict(
+            t=np.full(b, np.nan),
+            ref=np.full(b, np.nan),
+            sd=np.full(b, np.nan),
+            lag=np.zeros(b, int),
+        )
+        tested = np.zeros(b, bool)
+        floor = self.floor_families / np.where(n_now >= 1, n_now, np.nan)
+        for lag in self.lags:
+            if lag >= j:
+                continue
+            d = r[:, lag:] - r[:, :-lag]
+            pair = fit.base[:, lag:] & fit.base[:, :-lag] & np.isfinite(d)
+            m = pair.sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gamma = np.where(pair, d, 0.0) ** 2
+                gamma = gamma.sum(1) / np.maximum(m, 1)
+                sd = np.sqrt(np.maximum(gamma, floor**2))
+                d_now = r[:, -1] - r[:, -1 - lag]
+                tt = d_now / sd
+                var_count = (sd * n_now) ** 2
+            df = np.minimum(m / lag - 1.0, 4.0 + 6.0 * np.nan_to_num(var_count, nan=0.0))
+            can = ok & np.isfinite(tt) & (m >= self.min_baseline_weeks // 2) & (df >= 2.0)
+            p = np.where(can, stats.t.sf(np.nan_to_num(tt, nan=0.0), np.maximum(df, 2.0)), 1.0)
+            better = can & (p < best_p)
+            best_p = np.where(better, p, best_p)
+            best["t"] = np.where(better, tt, best["t"])
+            best["ref"] = np.where(better, r[:, -1 - lag], best["ref"])
+            best["sd"] = np.where(better, sd, best["sd"])
+            best["lag"] = np.where(better, lag, best["lag"])
+            tested |= can
+        n_lags = sum(1 for lag in self.lags if lag < j)
+        p = np.where(tested, np.minimum(1.0, n_lags * best_p), np.nan)
+        mu_now = fit.mu[:, -1]
+        hit = tested & np.isfinite(best["t"])
+        exp_share = np.where(hit, np.maximum(mu_now + best["ref"], 0.0), np.nan)
+        q = float(stats.norm.ppf(0.975))
+        lo = np.where(hit, np.maximum(exp_share - q * best["sd"], 0.0), np.nan)
+        hi = np.where(hit, exp_share + q * best["sd"], np.nan)
+        onset = np.where(hit & (best["t"] > 0), days[np.clip(j - best["lag"], 0, j - 1)], 0)
+        strength = np.where(tested, -np.log10(np.clip(p, 1e-300, 1)), np.nan)
+        arrays = (y_now, n_now, obs, exp_share, lo, hi, np.where(hit, best["t"], np.nan), p, onset)
+        return _scores(table, (*arrays, strength), {"lag": best["lag"], "phi": fit.phi})
 
 
 class Rise5pp(Method):
@@ -817,7 +981,7 @@ class Rise5pp(Method):
 
 
 #: The methods by name, with default hyper-parameters.
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Farrington, Cusum, Rise5pp)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Farrington, Cusum, Level, Rise5pp)}
 
 
 # --------------------------------------------------------------------------- the detector
@@ -858,6 +1022,11 @@ class Detector:
     min_expected
         Expected count (expected share × families) needed; None: the method's own
         default (5; 0 for :class:`Rise5pp`, which reproduces today's rule).
+    fdr_by
+        ``"tick"``: one Benjamini–Hochberg family of all the tests of the tick;
+        ``"series"``: one family per series (each controls its own FDR at ``q``; under
+        the global null a tick then raises something with probability up to
+        ``q`` × the number of series).
 
     Only pairs whose numerator and denominator are shown today, with at least
     ``min_families`` families and ``min_expected`` expected, are tested: a pair that
@@ -892,7 +1061,11 @@ class Detector:
         release_p: float = 0.2,
         min_families: int = 20,
         min_expected: float | None = None,
+        fdr_by: str = "tick",
     ):
+        if fdr_by not in ("tick", "series"):
+            raise ValueError("fdr_by is 'tick' or 'series'")
+        self.fdr_by = fdr_by
         self.method = method if method is not None else Cusum()
         self.q = q
         self.release_p = release_p
@@ -916,8 +1089,16 @@ class Detector:
                 & (np.nan_to_num(sc.expected * fam, nan=-1.0) >= self.min_expected)
             )
         q = np.full(sc.p.shape, np.nan)
-        if tested.any():
-            q[tested] = stats.false_discovery_control(np.clip(sc.p[tested], 0.0, 1.0), method="bh")
+        groups = (
+            [tested]
+            if self.fdr_by == "tick"
+            else [
+                tested & (np.arange(tested.shape[1]) == k)[None, :] for k in range(tested.shape[1])
+            ]
+        )
+        for g in groups:
+            if g.any():
+                q[g] = stats.false_discovery_control(np.clip(sc.p[g], 0.0, 1.0), method="bh")
         fire = tested & self.method.raises(sc, np.nan_to_num(q, nan=2.0), self.q)
         hold = tested & self.method.holds(sc, self.release_p)
         alerts = []

@@ -24,6 +24,7 @@ from models.detection import (
     Cusum,
     Detector,
     Farrington,
+    Level,
     Rise5pp,
     Scores,
     Table,
@@ -280,7 +281,7 @@ def null_table():
     )
 
 
-@pytest.mark.parametrize("method", [Cusum(), Farrington()], ids=lambda m: m.name)
+@pytest.mark.parametrize("method", [Cusum(), Farrington(), Level()], ids=lambda m: m.name)
 def test_p_values_are_honest_on_seasonal_null_series(method, null_table):
     """P(p < α) ≤ α for a valid test. Bound: 1.5 α + 3 Monte Carlo standard errors
     (counted as if only one tick in four were independent). A CUSUM on undifferenced
@@ -397,3 +398,47 @@ def test_a_whole_tick_is_fast():
     for _ in range(5):
         det.step(None, table.last_day, table)
     assert (time.perf_counter() - start) / 5 < 0.25
+
+
+@pytest.mark.parametrize("method", [Cusum(), Level()], ids=lambda m: m.name)
+def test_a_partial_first_picture_does_not_blind_the_method(method):
+    """The first ticks of a stream show a partial picture (the initial load still
+    arriving): a stock at a tenth of its level on day 0. Those weeks are no baseline
+    (``warmup_weeks``): one huge first-week jump in the variance of the week's change
+    would hide a +5 pp step for ever after (as it did in the 20k backtest)."""
+    rng = np.random.default_rng(31)
+    s, t0 = 20, T - 14
+    planted = np.zeros(s, bool)
+    planted[0] = True
+    num = sim_stock(rng, np.full(s, 400), duration=365.0, t0=t0, delta=0.05, planted=planted)
+    num[:, :3] = np.round(num[:, :3] / 10)  # the partial first days
+    table = one_series_table(num, np.full(s, 400))
+    p = method.score(table, table.last_day).p[:, 0]
+    assert p[0] < 1e-4 and np.nanmin(p[1:]) > 1e-3
+    blind = type(method)(warmup_weeks=0).score(table, table.last_day).p[:, 0]
+    assert blind[0] > 10 * p[0]
+
+
+def test_fdr_by_series_is_bh_within_each_series():
+    """``fdr_by="series"``: the q-values of a series do not depend on the other series."""
+    rng = np.random.default_rng(2)
+    base = mixed_table(rng, s=20)
+    k = SERIES.index("families_unemployed_parent")
+    num = base.num.copy()
+    num[0, :, -10:] += 36  # +12 pp in every series of scope 0
+    table = Table(FIRST, base.scopes, base.municipalities, SERIES, num, base.den)
+    one = Table(
+        FIRST,
+        base.scopes,
+        base.municipalities,
+        (SERIES[k],),
+        num[:, k : k + 1],
+        base.den[:, k : k + 1],
+    )
+    a = Detector(Cusum(), fdr_by="series")
+    _, alerts_all = a.step(None, table.last_day, table)
+    _, alerts_one = a.step(None, table.last_day, one)
+    assert len(alerts_one) >= 1
+    assert [x["q"] for x in alerts_all if x["series"] == SERIES[k]] == [x["q"] for x in alerts_one]
+    with pytest.raises(ValueError):
+        Detector(Cusum(), fdr_by="scope")
