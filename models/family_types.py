@@ -416,7 +416,12 @@ class FamilyTypes(base.Clusterer):
             groups.append(g)
         splits: list = []
         if self.calibration is not None:
-            splits = self.calibration["splits"]
+            # A baseline split is made for its type's boundary at the baseline: once the
+            # type has moved to another group it no longer applies (it would send
+            # families past group 1 or 10, or across the wrong boundary).
+            splits = [
+                x[:3] for x in self.calibration["splits"] if self.groups.get(x[0]) == x[3]
+            ]
         elif recut and self.split_tol is not None and self._sample:
             assert self.rule is not None and self.calibrate_shares is not None
             splits = boundary_splits(
@@ -432,7 +437,7 @@ class FamilyTypes(base.Clusterer):
             self.calibration = {
                 "version": self.version,
                 "cuts": list(self.rule.cuts),
-                "splits": splits,
+                "splits": [[*x, self.groups[x[0]]] for x in splits],
             }
         need_w, need_offset = (
             self.rule.linear(self.features) if self.rule is not None else (None, 0.0)
@@ -457,7 +462,10 @@ class FamilyTypes(base.Clusterer):
             "splits": splits,
             "calibration": None
             if self.calibration is None
-            else {"version": self.calibration["version"]},
+            else {
+                "version": self.calibration["version"],
+                "splits": self.calibration["splits"],
+            },
             "need_linear": None
             if need_w is None
             else {"weights": need_w.tolist(), "offset": need_offset},
@@ -500,10 +508,14 @@ class FamilyTypes(base.Clusterer):
         model._next_id = int(snap.get("next_id", max(model.type_ids) + 1))
         model.lineage = snap.get("lineage")
         if snap.get("calibration") and model.rule is not None:
+            groups = dict(zip(snap["type_ids"], snap["groups"], strict=True))
+            baseline = snap["calibration"].get("splits")
+            if baseline is None:  # an older snapshot: its splits, at their types' groups
+                baseline = [[*x, groups[x[0]]] for x in snap.get("splits") or ()]
             model.calibration = {
                 "version": int(snap["calibration"]["version"]),
                 "cuts": list(model.rule.cuts),
-                "splits": [list(x) for x in snap.get("splits") or ()],
+                "splits": [list(x) for x in baseline],
             }
         return model
 
@@ -753,6 +765,7 @@ class TypeAssigner:
             own = self._need_b + (M * self._need_w).sum(1)  # as ServiceNeedRule.need_scores
             groups -= own < self._down[pos]
             groups += own >= self._up[pos]
+            np.clip(groups, 1, 10, out=groups)  # a split never leaves the ten groups
         return self.type_ids[pos], groups
 
 

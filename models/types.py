@@ -94,11 +94,13 @@ Split: TypeAlias = list[Any]
 
 class Calibration(TypedDict):
     """The frozen baseline of the service-need groups (:attr:`FamilyTypes.calibration`):
-    the cuts and boundary splits of snapshot ``version``, kept by every later snapshot."""
+    the cuts and boundary splits of snapshot ``version``, kept by every later snapshot;
+    each split with the group its type had then (``[type id, way, threshold, group]``:
+    a split applies only while its type is in that group)."""
 
     version: int
     cuts: list[float]
-    splits: list[Split]
+    splits: list[list[Any]]
 
 
 class FamilyTypesSnapshot(TypedDict):
@@ -129,5 +131,5 @@ class FamilyTypesSnapshot(TypedDict):
     need_linear: NotRequired[NeedLinear | None]
     next_id: NotRequired[int]
     lineage: NotRequired[Lineage | None]
-    calibration: NotRequired[dict[str, int] | None]  # {"version"} of the frozen baseline
+    calibration: NotRequired[dict[str, Any] | None]  # {"version", "splits"} of the baseline
     published: NotRequired[dict[str, Any]]  # {"w_day", "at", "as_of", "first_w_day"}
