@@ -16,12 +16,13 @@ tick costs the width of one day, not the length of the history.
 ...         scope["service_need_groups"] = groups
 ...     return {"all": scope, "municipalities": {}, "areas": {}}
 >>> s = ShownSeries(series=("families_social_assistance", "service_need_9_10"))
->>> g = {str(i): 1 for i in range(1, 11)}
+>>> g = {str(i): 10 for i in range(1, 11)}
 >>> s.put("2026-01-01", pic(100, 10, g))
->>> s.put("2026-01-03", pic(100, None, g | {"10": None}))
+>>> s.put("2026-01-03", pic(100, None, g | {"9": None, "10": None}))
+>>> s.put("2026-01-04", pic(100, 9, g | {"8": None, "10": None}))
 >>> t = s.table()
 >>> t.first_day, t.scopes, t.num[0].tolist(), t.den[0, 0].tolist()
-('2026-01-01', ('all',), [[10.0, 10.0, nan], [2.0, 2.0, nan]], [100.0, 100.0, 100.0])
+('2026-01-01', ('all',), [[10.0, 10.0, nan, 9.0], [20.0, 20.0, 20.0, nan]], [100.0, 100.0, 100.0, 100.0])
 """
 
 from __future__ import annotations
@@ -40,18 +41,36 @@ def _ordinal(day: str) -> int:
 
 def shown_values(body: Mapping, series: tuple[str, ...], group_series: Mapping) -> list[float]:
     """The shown numerator of each series in one scope of a suppressed picture (NaN where
-    hidden; a group series is a sum of groups, unknown if any of them is hidden)."""
+    hidden). A group series is a sum of groups: where one of them is hidden, it is still
+    known as the families less the other groups if those are all shown (the groups add
+    up to the families: anyone can subtract, so nothing hidden is revealed).
+
+    >>> g = {str(i): 10 for i in range(1, 11)} | {"5": None, "6": None}
+    >>> body = {"indicators": {"families": 100}, "service_need_groups": g}
+    >>> shown_values(body, ("service_need_4_10", "service_need_9_10"),
+    ...              {"service_need_4_10": range(4, 11), "service_need_9_10": (9, 10)})
+    [70.0, 20.0]
+    """
     ind = body.get("indicators") or {}
     groups = body.get("service_need_groups") or {}
     out = []
     for name in series:
         if name in group_series:
-            vals = [groups.get(str(g)) for g in group_series[name]]
-            v = None if any(x is None for x in vals) else sum(int(x) for x in vals if x is not None)
+            v = _group_sum(groups, set(group_series[name]), ind.get("families"))
         else:
             v = ind.get(name)
         out.append(np.nan if v is None else float(v))
     return out
+
+
+def _group_sum(groups: Mapping, members: set[int], families: int | None) -> int | None:
+    inside = [groups.get(str(g)) for g in sorted(members)]
+    if all(x is not None for x in inside):
+        return sum(int(x) for x in inside if x is not None)
+    outside = [groups.get(str(g)) for g in range(1, 11) if g not in members]
+    if families is None or any(x is None for x in outside):
+        return None
+    return families - sum(int(x) for x in outside if x is not None)
 
 
 class ShownSeries:
