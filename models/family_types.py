@@ -419,9 +419,7 @@ class FamilyTypes(base.Clusterer):
             # A baseline split is made for its type's boundary at the baseline: once the
             # type has moved to another group it no longer applies (it would send
             # families past group 1 or 10, or across the wrong boundary).
-            splits = [
-                x[:3] for x in self.calibration["splits"] if self.groups.get(x[0]) == x[3]
-            ]
+            splits = [x[:3] for x in self.calibration["splits"] if self.groups.get(x[0]) == x[3]]
         elif recut and self.split_tol is not None and self._sample:
             assert self.rule is not None and self.calibrate_shares is not None
             splits = boundary_splits(
