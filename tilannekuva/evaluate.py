@@ -39,25 +39,12 @@ from models import family, person
 from models.family_types import TypeAssigner, family_group
 from models.features import state_vector
 from models.learning import Learner, LearnerBatch
-from models.picture import Pipeline, contribution, day
+from models.picture import contribution, day
 from models.profile import state_profile
 from models.service_need import REFERENCE_SHARES
+from tilannekuva.replay import LEARN_EVERY_DAYS, TouchedPipeline
 
 __all__ = ["Streamed", "add_arguments", "evaluate", "final_states", "run", "score", "stream"]
-
-LEARN_EVERY_DAYS = 7
-
-
-class _Tracking(Pipeline):
-    """Pipeline that remembers which families were touched by events."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.touched: set[str] = set()
-
-    def refresh(self, families=(), since=None) -> None:
-        self.touched |= set(families) | set(since or ())
-        super().refresh(families, since)
 
 
 def final_states(events: Iterable[dict]) -> tuple[dict[str, dict], str]:
@@ -153,7 +140,7 @@ def stream(
         print(f"generated {len(lines)} events in {t_gen:.0f} s", file=sys.stderr)
 
     t0 = time.perf_counter()
-    pipe = _Tracking(profile=state_profile)
+    pipe = TouchedPipeline(profile=state_profile)
     # Snapshots only when asked for: at end - k * snapshot_days of stream time.
     learner = Learner(
         n_types=n_types,

@@ -38,13 +38,13 @@ from models.picture import Pipeline, day, delta
 from models.profile import state_profile
 from sinks.redis_reader import picture_on
 
-__all__ = ["LEARN_EVERY_DAYS", "Replay"]
+__all__ = ["LEARN_EVERY_DAYS", "Replay", "TouchedPipeline"]
 
 #: The learner's micro-batches: the vectors of the families that changed, once a week of W.
 LEARN_EVERY_DAYS = 7
 
 
-class _Touched(Pipeline):
+class TouchedPipeline(Pipeline):
     """A pipeline that remembers the families its refreshes touched."""
 
     def __init__(self, **kw):
@@ -80,7 +80,7 @@ class Replay:
     ):
         self.learner = learner
         self.on_tick = on_tick
-        self.pipe = _Touched(
+        self.pipe = TouchedPipeline(
             profile=state_profile,
             history=History() if keep_history else None,
             on_contribution=self._count,
