@@ -45,14 +45,18 @@ LEARN_EVERY_DAYS = 7
 
 
 class TouchedPipeline(Pipeline):
-    """A pipeline that remembers the families its refreshes touched."""
+    """A pipeline that remembers the families its refreshes touched (those whose due
+    day came too)."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self.touched: set[str] = set()
 
     def refresh(self, families=(), since=None) -> None:
-        self.touched |= set(families) | set(since or ())
+        # families aged out by W alone are refreshed too: the learner must forget them
+        w = day(self.watermark)
+        due = {f for f, d in self.due.items() if d <= w}
+        self.touched |= set(families) | set(since or ()) | due
         super().refresh(families, since)
 
 
