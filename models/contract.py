@@ -65,6 +65,10 @@ GROUPS: tuple[str, ...] = tuple(f"g{i}" for i in range(1, 11))
 # Family-type fields of the aggregates: "t<type id>" -> families of that type (present
 # only; never in the picture's answers, only in /api/v1/types).
 TYPE_PREFIX = "t"
+# Cell-key fields beside every count field (docs/disclosure.md): "~<field>" -> Σ v·r of the
+# families counted in it (v their count, r their record key, models.cellkey), kept by the
+# same deltas as the count; never published, read only to perturb the published count.
+KEY_PREFIX = "~"
 
 
 def type_field(type_id: int) -> str:
@@ -74,6 +78,15 @@ def type_field(type_id: int) -> str:
     ('t37', 37, None, None)
     """
     return f"{TYPE_PREFIX}{type_id}"
+
+
+def key_field(name: str) -> str:
+    """The cell-key field of a count field.
+
+    >>> key_field("families"), key_field("g3"), type_id_of(key_field("t7"))
+    ('~families', '~g3', None)
+    """
+    return KEY_PREFIX + name
 
 
 def type_id_of(name: str) -> int | None:

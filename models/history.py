@@ -35,51 +35,58 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable
 
-from models.contract import INDICATORS
+from models.cellkey import record_key
+from models.contract import INDICATORS, KEY_PREFIX, key_field
 
 __all__ = ["History", "changes", "rewrite", "scope_names"]
 
 
-def scope_names(value: list) -> Iterable[tuple[str, str, int]]:
-    """``(scope, field, count)`` of one history value (non-zero counts only)."""
+def scope_names(value: list, rk: int | None = None) -> Iterable[tuple[str, str, int]]:
+    """``(scope, field, count)`` of one history value (non-zero counts only); with a
+    record key ``rk``, each count's cell-key field too (``count · rk``)."""
     area, muni = value[0], value[1]
     group = value[2 + len(INDICATORS)] if len(value) > 2 + len(INDICATORS) else 0
+    named = [(n, c) for n, c in zip(INDICATORS, value[2 : 2 + len(INDICATORS)], strict=True) if c]
+    if group:
+        named.append((f"g{group}", 1))
     for scope in ("all", f"m:{muni}", f"a:{area}"):
-        for name, count in zip(INDICATORS, value[2 : 2 + len(INDICATORS)], strict=True):
-            if count:
-                yield scope, name, count
-        if group:
-            yield scope, f"g{group}", 1
+        for name, count in named:
+            yield scope, name, count
+            if rk is not None:
+                yield scope, key_field(name), count * rk
 
 
-def changes(before: list | None, segments: Iterable[list]) -> dict[tuple[str, str, int], int]:
+def changes(
+    before: list | None, segments: Iterable[list], rk: int | None = None
+) -> dict[tuple[str, str, int], int]:
     """The difference-array entries ``{(scope, field, day): change}`` of a chain of
-    segments that follows the value ``before``."""
+    segments that follows the value ``before`` (with cell-key fields for ``rk``)."""
     out: dict[tuple[str, str, int], int] = defaultdict(int)
     prev = before
     for start, value in segments:
         if value == prev:
             continue
         if prev is not None:
-            for scope, name, count in scope_names(prev):
+            for scope, name, count in scope_names(prev, rk):
                 out[scope, name, start] -= count
         if value is not None:
-            for scope, name, count in scope_names(value):
+            for scope, name, count in scope_names(value, rk):
                 out[scope, name, start] += count
         prev = value
     return out
 
 
 def rewrite(
-    stored: list[list], since: int, new: list[list]
+    stored: list[list], since: int, new: list[list], rk: int | None = None
 ) -> tuple[list[list], dict[tuple[str, str, int], int]]:
     """Replace a family's stored segments from ``since`` on by ``new`` (which start on
     ``since``); the new stored list and the difference-array entries that move the
-    history from the old function to the new one (zero entries left out)."""
+    history from the old function to the new one (zero entries left out; cell-key
+    fields too for the family's record key ``rk``)."""
     i = bisect.bisect_left(stored, since, key=_start)
     before = stored[i - 1][1] if i else None
-    out = changes(before, new)
-    for k, v in changes(before, stored[i:]).items():
+    out = changes(before, new, rk)
+    for k, v in changes(before, stored[i:], rk).items():
         out[k] -= v
     return stored[:i] + _canonical(before, new), {k: v for k, v in out.items() if v}
 
@@ -105,7 +112,8 @@ class History:
         self.diff: dict[str, dict[str, dict[int, int]]] = {}
 
     def write(self, family: str, since: int, segments: list[list]) -> None:
-        stored, entries = rewrite(self.families.get(family, []), since, segments)
+        rk = record_key(family)
+        stored, entries = rewrite(self.families.get(family, []), since, segments, rk)
         if stored:
             self.families[family] = stored
         else:
@@ -116,10 +124,13 @@ class History:
             if not days[on]:
                 del days[on]
 
-    def on(self, scope: str, day: int) -> dict[str, int]:
-        """``{field: value}`` of a scope on a day (non-zero only)."""
+    def on(self, scope: str, day: int, keys: bool = False) -> dict[str, int]:
+        """``{field: value}`` of a scope on a day (non-zero only; with ``keys``, the
+        cell-key fields too)."""
         out = {}
         for name, days in self.diff.get(scope, {}).items():
+            if not keys and name.startswith(KEY_PREFIX):
+                continue
             v = sum(c for d, c in days.items() if d <= day)
             if v:
                 out[name] = v

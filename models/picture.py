@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from models import family, person
-from models.contract import INDICATORS, RETRACTED, type_field
+from models.cellkey import record_key
+from models.contract import INDICATORS, RETRACTED, key_field, type_field
 from models.history import History
 from models.person import day
 from models.types import Contribution
@@ -320,8 +321,9 @@ def scopes(contrib: dict) -> tuple[str, str, str]:
     return ("all", f"m:{contrib['municipality']}", f"a:{contrib['area']}")
 
 
-def delta(old: dict | None, new: dict | None) -> dict[tuple[str, str], int]:
-    """Increments per ``(scope, field)`` that turn the aggregates from ``old`` to ``new``.
+def delta(old: dict | None, new: dict | None, rk: int | None = None) -> dict[tuple[str, str], int]:
+    """Increments per ``(scope, field)`` that turn the aggregates from ``old`` to ``new``
+    (with the family's record key ``rk``: the cell-key fields' too, as the sink has them).
 
     >>> a = {"area": "33100", "municipality": "837", "counts": {"families": 1, "children": 2}}
     >>> b = {"area": "33200", "municipality": "837", "counts": {"families": 1, "children": 3}}
@@ -336,6 +338,9 @@ def delta(old: dict | None, new: dict | None) -> dict[tuple[str, str], int]:
             for name, value in contrib["counts"].items():
                 k = (scope, name)
                 out[k] = out.get(k, 0) + sign * value
+                if rk is not None:
+                    k = (scope, key_field(name))
+                    out[k] = out.get(k, 0) + sign * value * rk
     return {k: v for k, v in out.items() if v}
 
 
@@ -435,21 +440,23 @@ class Pipeline:
             return self.assign(state)
         return None, (self.group(state) if self.group is not None else None)
 
-    def aggregates(self) -> dict[str, dict[str, int]]:
-        """``{scope: {field: count}}`` over all current contributions (non-zero only)."""
+    def aggregates(self, keys: bool = False) -> dict[str, dict[str, int]]:
+        """``{scope: {field: count}}`` over all current contributions (non-zero only;
+        with ``keys``, the cell-key fields too)."""
         out: dict[str, dict[str, int]] = {}
-        for contrib in self.contributions.values():
-            for (scope, name), v in delta(None, contrib).items():
+        for fam, contrib in self.contributions.items():
+            rk = record_key(fam) if keys else None
+            for (scope, name), v in delta(None, contrib, rk).items():
                 bucket = out.setdefault(scope, {})
                 bucket[name] = bucket.get(name, 0) + v
         return out
 
-    def aggregates_on(self, on: str) -> dict[str, dict[str, int]]:
+    def aggregates_on(self, on: str, keys: bool = False) -> dict[str, dict[str, int]]:
         """:meth:`aggregates` as the history has them on day ``on`` (non-empty scopes)."""
         if self.history is None:
             raise ValueError("this pipeline keeps no history in memory")
         d = day(on)
-        found = {scope: self.history.on(scope, d) for scope in self.history.scopes()}
+        found = {scope: self.history.on(scope, d, keys) for scope in self.history.scopes()}
         return {scope: counts for scope, counts in found.items() if counts}
 
 

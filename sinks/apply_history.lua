@@ -4,7 +4,10 @@
 -- ARGV: [1] since (day number), [2] the new segments from since on, JSON
 --       [[start, "value"], ...] ("value": canonical JSON of the history value, '' = not
 --       counted), [3] the prefix of the history hashes (keys.HIST), [4] the block length
---       in days, [5...] the indicator names in order.
+--       in days, [5] the family's record key (models.cellkey.record_key), [6] the
+--       cell-key field prefix (models.contract.KEY_PREFIX), [7...] the indicator names
+--       in order. Every count moves its cell-key field "<prefix><field>" by count ×
+--       record key on the same day (docs/disclosure.md).
 -- A scope's history is a difference array: hash <prefix><scope>:<block> holds
 -- "<field>:<day>" -> change on that day, hash <prefix><scope> holds "<field>:<block>" ->
 -- the block's total change, so a day's value is the totals of the blocks before it plus
@@ -14,8 +17,9 @@ local fkey = KEYS[1]
 local since = tonumber(ARGV[1])
 local new = cjson.decode(ARGV[2])
 local prefix, block = ARGV[3], tonumber(ARGV[4])
+local rk, keyprefix = tonumber(ARGV[5]), ARGV[6]
 local names = {}
-for i = 5, #ARGV do names[#names + 1] = ARGV[i] end
+for i = 7, #ARGV do names[#names + 1] = ARGV[i] end
 local n = #names
 
 local function split(member)
@@ -40,6 +44,8 @@ local function bump(scope, name, day, v)
   end
   local k = name .. ':' .. day
   d[k] = (d[k] or 0) + v
+  k = keyprefix .. k
+  d[k] = (d[k] or 0) + v * rk
 end
 
 local decoded = {}

@@ -21,7 +21,8 @@ from importlib import resources
 
 from redis.exceptions import NoScriptError
 
-from models.contract import INDICATORS
+from models.cellkey import record_key
+from models.contract import INDICATORS, KEY_PREFIX
 from sinks import keys, metrics
 
 
@@ -120,6 +121,8 @@ class _Base:
                 payload,
                 keys.HIST,
                 keys.HIST_BLOCK,
+                record_key(family),
+                KEY_PREFIX,
                 *INDICATORS,
             )
         skip += len(history)
@@ -135,6 +138,8 @@ class _Base:
                 payload,
                 now,
                 keys.AGG,
+                record_key(family),
+                KEY_PREFIX,
             )
         return skip, len(queue)
 

@@ -180,9 +180,9 @@ async def test_apply_writes_the_history_the_in_process_pipeline_keeps(
     days = list(range(w - 400, w + 1, 9)) + [w]
     got = redis_reader.read_history(redis_client, scopes, days)
     for on in days:
-        want = history.aggregates_on(dt.date.fromordinal(on).isoformat())
+        want = history.aggregates_on(dt.date.fromordinal(on).isoformat(), keys=True)
         assert {s: c for s in scopes if (c := got[s][on])} == want, on
-    assert {s: got[s][w] for s in scopes if got[s][w]} == history.aggregates()
+    assert {s: got[s][w] for s in scopes if got[s][w]} == history.aggregates(keys=True)
 
 
 def types_in_redis(client) -> dict[str, dict[int, int]]:

@@ -20,10 +20,21 @@ import redis.asyncio as aioredis
 from models.areas import reference_areas
 from models.contract import GROUPS, INDICATORS
 from models.history import History
+from models.publication import keysums_of, publish_picture
 from models.suppression import suppress
 from sinks import keys, redis_reader
 from sinks.redis_sink import RedisSink
-from tilannekuva.api.cube import FIELDS, HIDDEN, Cube, Layout, cells, raw_picture, suppress_rows
+from tilannekuva.api.cube import (
+    FIELDS,
+    HIDDEN,
+    KEYED,
+    Cube,
+    Layout,
+    cells,
+    publish_rows,
+    raw_picture,
+    suppress_rows,
+)
 from tilannekuva.api.history import READ_LUA, HistoryCache, Snapshot, series, window_start
 from tilannekuva.api.series import (
     DEFAULT_SPAN_DAYS,
@@ -236,10 +247,10 @@ def layout_of(r: SinkHistory) -> Layout:
 
 def present(r: SinkHistory, layout: Layout, day: int) -> np.ndarray:
     """Every scope's values on ``day`` (the present when ``day`` is W)."""
-    out = np.zeros((len(layout.scopes), len(FIELDS)), dtype=np.int64)
+    out = np.zeros((len(layout.scopes), len(KEYED)), dtype=np.int64)
     for i, scope in enumerate(layout.scopes):
-        for f, v in r.history.on(scope, day).items():
-            out[i, FIELDS.index(f)] = v
+        for f, v in r.history.on(scope, day, keys=True).items():
+            out[i, KEYED.index(f)] = v
     return out
 
 
@@ -259,18 +270,18 @@ def test_cube_values_are_the_history_on_every_day(hist):
     # The present the sink keeps (tk:agg:*) is the history on W: the cache's anchor.
     for scope in layout.scopes:
         got = {k.decode(): int(v) for k, v in r.client.hgetall(keys.scope(scope)).items()}
-        assert {f: v for f, v in got.items() if v} == r.history.on(scope, end), scope
+        assert {f: v for f, v in got.items() if v} == r.history.on(scope, end, keys=True), scope
     lo = start + 40  # the window starts inside the history, anchored on the present
     cube = cube_of(r, layout, Cube(layout).keys(lo, end))
     values, base = cube.values(lo, end, present(r, layout, end))
     origin = lo // keys.HIST_BLOCK * keys.HIST_BLOCK
     assert (base == present(r, layout, origin - 1)).all()
-    assert values.shape == (end - lo + 1, len(layout.scopes), len(FIELDS))
+    assert values.shape == (end - lo + 1, len(layout.scopes), len(KEYED))
     for scope in ("all", "m:837", "a:33100", "a:01300", "a:01200"):
         i = layout.index[scope]
         for day in range(lo, end + 1):
-            want = r.history.on(scope, day)
-            got = {f: int(v) for f, v in zip(FIELDS, values[day - lo, i], strict=True) if v}
+            want = r.history.on(scope, day, keys=True)
+            got = {f: int(v) for f, v in zip(KEYED, values[day - lo, i], strict=True) if v}
             assert got == want, (scope, day)
     # Scattered days from their own blocks and the totals.
     days = [start, start + 3, start + 33, lo + 1, end]
@@ -278,8 +289,8 @@ def test_cube_values_are_the_history_on_every_day(hist):
     on = cube2.values_on(days)
     for k, day in enumerate(days):
         for scope in ("all", "a:33200"):
-            want = r.history.on(scope, day)
-            got = {f: int(v) for f, v in zip(FIELDS, on[k, layout.index[scope]], strict=True) if v}
+            want = r.history.on(scope, day, keys=True)
+            got = {f: int(v) for f, v in zip(KEYED, on[k, layout.index[scope]], strict=True) if v}
             assert got == want, (scope, day)
 
 
@@ -308,24 +319,36 @@ def test_day_suppressed_as_the_whole_picture_of_picture_on(hist):
     days = [start + 5, start + 29, start + 31, end]
     values = cube.values(start, end, present(r, layout, end))[0][[d - start for d in days]]
     shown, groups = suppress_rows(values, layout, MIN_CELL)
-    assert groups.tolist() == [True, True, False, False]
+    published, groups2 = publish_rows(values, layout, MIN_CELL)
+    assert groups.tolist() == groups2.tolist() == [True, True, False, False]
+    assert ((published == HIDDEN) == (shown == HIDDEN)).all()
+    assert (published != shown).any()  # perturbed, yet never more than 2 away
+    assert (np.abs(published - shown) <= 2).all()
     scopes = list(layout.scopes)
-    history = {s: {d: r.history.on(s, d) for d in days} for s in scopes}
+    history = {s: {d: r.history.on(s, d, keys=True) for d in days} for s in scopes}
     areas = dict(layout.areas)
     for k, day in enumerate(days):
         pic = redis_reader.picture_on(history, day, areas, "x")
         assert raw_picture(values[k], layout, "x") == pic
         want = suppress(pic, MIN_CELL)
-        for scope, exp in [
-            ("all", want["all"]),
-            ("m:837", want["municipalities"]["837"]),
-            ("a:33100", want["areas"]["33100"]),
-            ("a:01200", want["areas"]["01200"]),
+        pub = publish_picture(want, {s: keysums_of(history[s][day]) for s in scopes}, MIN_CELL)
+        for scope, exp, exp_pub in [
+            ("all", want["all"], pub["all"]),
+            ("m:837", want["municipalities"]["837"], pub["municipalities"]["837"]),
+            ("a:33100", want["areas"]["33100"], pub["areas"]["33100"]),
+            ("a:01200", want["areas"]["01200"], pub["areas"]["01200"]),
         ]:
             ind, grp, sup = cells(shown[k, layout.index[scope]].tolist(), bool(groups[k]))
             assert ind == exp["indicators"]
             assert grp == exp.get("service_need_groups")
             assert sup == exp["suppressed"]
+            # The array path publishes what the cell-by-cell reference does.
+            ind, grp, sup = cells(published[k, layout.index[scope]].tolist(), bool(groups[k]))
+            assert (ind, grp, sup) == (
+                exp_pub["indicators"],
+                exp_pub.get("service_need_groups"),
+                exp_pub["suppressed"],
+            )
 
 
 def test_cells_limits_to_the_indicators_asked_and_keeps_groups():
@@ -391,7 +414,7 @@ async def test_cache_suppresses_again_only_the_days_a_late_event_changed(hist, a
         assert cache.suppressed_days - before == changed  # only those, before publishing
         assert new.ready.all()
         # Every day equals suppressing its whole picture now.
-        shown, groups = suppress_rows(new.values, new.layout, MIN_CELL)
+        shown, groups = publish_rows(new.values, new.layout, MIN_CELL)
         assert (shown == new.shown).all() and (groups == new.groups).all()
     finally:
         cache.close()
@@ -407,10 +430,11 @@ async def test_cache_answers_days_before_the_window_and_keeps_them(hist, aredis)
         layout, shown, groups = await cache.pictures(days)
         assert cache.snapshot.first > start + 100  # three of the days are older
         scopes = list(layout.scopes)
-        history = {s: {d: r.history.on(s, d) for d in days} for s in scopes}
+        history = {s: {d: r.history.on(s, d, keys=True) for d in days} for s in scopes}
         for k, day in enumerate(days):
             pic = redis_reader.picture_on(history, day, dict(layout.areas), None)
-            want = suppress(pic, MIN_CELL)
+            keysums = {s: keysums_of(history[s][day]) for s in scopes}
+            want = publish_picture(suppress(pic, MIN_CELL), keysums, MIN_CELL)
             ind, grp, sup = cells(shown[k, layout.index["a:33100"]].tolist(), bool(groups[k]))
             assert (ind, grp, sup) == (
                 want["areas"]["33100"]["indicators"],

@@ -21,12 +21,12 @@ the answer's ``indicators``, ``service_need_groups`` and ``suppressed``.
 >>> key = "tk:hist:a:33100:23093"  # days 738976 … 739007
 >>> cube.update(key, "d1", [b"families:738980", b"2", b"children:738990", b"3"])
 True
->>> present = np.zeros((8, 18), dtype=np.int64)
+>>> present = np.zeros((8, WIDTH), dtype=np.int64)
 >>> present[:, :2] = [2, 3]  # on 738991 (W) every scope has 2 families, 3 children
 >>> v, base = cube.values(738979, 738991, present)
 >>> a = layout.index["a:33100"]
 >>> v.shape, int(v[0, a, 0]), int(v[1, a, 0]), int(v[-3, a, 1]), int(v[-2, a, 1]), int(base[0, 0])
-((13, 8, 18), 0, 2, 0, 3, 2)
+((13, 8, 36), 0, 2, 0, 3, 2)
 """
 
 from __future__ import annotations
@@ -37,13 +37,17 @@ from functools import cached_property
 
 import numpy as np
 
-from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
+from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, key_field
+from models.publication import perturb
 from models.suppression import suppress
 from sinks import keys
 from sinks.redis_reader import drop_partial_groups
 
-FIELDS: tuple[str, ...] = INDICATORS + GROUPS
-FIELD_INDEX = {f: i for i, f in enumerate(FIELDS)}
+FIELDS: tuple[str, ...] = INDICATORS + GROUPS  # the published fields
+# The raw cube holds each field's cell key (models.contract.key_field) after them.
+KEYED: tuple[str, ...] = FIELDS + tuple(key_field(f) for f in FIELDS)
+WIDTH = len(KEYED)
+FIELD_INDEX = {f: i for i, f in enumerate(KEYED)}
 N_IND = len(INDICATORS)
 HIDDEN = -1  # a suppressed (null) cell in a shown row
 GROUP_NAMES = tuple(f"service_need_groups.{g[1:]}" for g in GROUPS)
@@ -214,7 +218,7 @@ class Cube:
         origin = b0 * keys.HIST_BLOCK
         rows = (b1 + 1) * keys.HIST_BLOCK - origin
         n_scopes = len(self.layout.scopes)
-        diff = np.zeros((rows, n_scopes, len(FIELDS)), dtype=np.int64)
+        diff = np.zeros((rows, n_scopes, WIDTH), dtype=np.int64)
         for k, e in self._entries.items():
             where = self._where.get(k)
             if where is None or where[1] is None or not b0 <= where[1] <= b1:
@@ -230,7 +234,7 @@ class Cube:
     def totals_before(self, block: int) -> np.ndarray:
         """``int64 [scope, field]``: the block totals read, summed over the blocks before
         ``block`` (the values just before it, without the present)."""
-        base = np.zeros((len(self.layout.scopes), len(FIELDS)), dtype=np.int64)
+        base = np.zeros((len(self.layout.scopes), WIDTH), dtype=np.int64)
         for k, e in self._entries.items():
             where = self._where.get(k)
             if where is not None and where[1] is None:
@@ -242,7 +246,7 @@ class Cube:
         """``int64 [day, scope, field]`` on scattered ``days`` (their blocks read): each
         day is the totals of the blocks before its own plus its block's changes up to it."""
         n_scopes = len(self.layout.scopes)
-        out = np.zeros((len(days), n_scopes, len(FIELDS)), dtype=np.int64)
+        out = np.zeros((len(days), n_scopes, WIDTH), dtype=np.int64)
         if not len(days):
             return out
         by_block: dict[int, list[int]] = {}
@@ -257,14 +261,14 @@ class Cube:
         at = np.concatenate([e.at for _, e in parts] or [np.zeros(0, np.int64)])
         b_min = int(at.min()) if len(at) else 0
         n_b = int(at.max()) - b_min + 1 if len(at) else 1
-        prefix = np.zeros((n_b, n_scopes, len(FIELDS)), dtype=np.int64)
+        prefix = np.zeros((n_b, n_scopes, WIDTH), dtype=np.int64)
         for scope, e in parts:
             np.add.at(prefix, (e.at - b_min, scope, e.fields), e.changes)
         np.cumsum(prefix, axis=0, out=prefix)
         for b in sorted(by_block):
             k = min(b - b_min, n_b) - 1  # the last block before b
             base = prefix[k] if k >= 0 else 0
-            diff = np.zeros((keys.HIST_BLOCK, n_scopes, len(FIELDS)), dtype=np.int64)
+            diff = np.zeros((keys.HIST_BLOCK, n_scopes, WIDTH), dtype=np.int64)
             for scope in range(n_scopes):
                 e = self._entries.get(keys.history(self.layout.scopes[scope], b))
                 if e is not None:
@@ -278,7 +282,7 @@ class Cube:
 def present_counts(layout: Layout, replies: Sequence) -> np.ndarray:
     """``int64 [scope, field]`` from the packed counts hashes of every scope
     (``"<field>,<value>,…"``, in the layout's order)."""
-    out = np.zeros((len(layout.scopes), len(FIELDS)), dtype=np.int64)
+    out = np.zeros((len(layout.scopes), WIDTH), dtype=np.int64)
     for i, reply in enumerate(replies):
         flat = _s(reply).split(",") if reply else []
         for j in range(0, len(flat) - 1, 2):
@@ -305,7 +309,7 @@ def _moved(old: _Entries | None, new: _Entries) -> set[int]:
 def raw_picture(row: np.ndarray, layout: Layout, as_of: str | None = None) -> dict:
     """The unsuppressed picture of one day (``row``: ``[scope, field]``), in the shape
     of :func:`sinks.redis_reader.picture_on` (groups kept only where they add up)."""
-    values = row.tolist()
+    values = row[:, : len(FIELDS)].tolist()
 
     def counts(i: int) -> dict[str, int]:
         r = values[i]
@@ -350,15 +354,25 @@ def shown_row(suppressed: dict, layout: Layout) -> tuple[np.ndarray, bool]:
 def suppress_rows(
     values: np.ndarray, layout: Layout, min_cell: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Suppress each day of ``values`` (``[day, scope, field]``) as a whole picture:
-    ``(shown int32 [day, scope, field], groups bool [day])``. CPU-bound: run it off the
-    event loop."""
-    shown = np.empty(values.shape, dtype=np.int32)
+    """Suppress each day of ``values`` (``[day, scope, keyed field]``) as a whole
+    picture: ``(shown int32 [day, scope, field], groups bool [day])``, the exact counts
+    of the shown cells. CPU-bound: run it off the event loop."""
+    shown = np.empty((*values.shape[:2], len(FIELDS)), dtype=np.int32)
     groups = np.zeros(len(values), dtype=bool)
     for d in range(len(values)):
         sup = suppress(raw_picture(values[d], layout), min_cell)
         shown[d], groups[d] = shown_row(sup, layout)
     return shown, groups
+
+
+def publish_rows(
+    values: np.ndarray, layout: Layout, min_cell: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """What is published of each day of ``values``: :func:`suppress_rows`, then every
+    shown count perturbed by its cell key (:func:`models.publication.perturb`).
+    ``(published int32 [day, scope, field], groups bool [day])``."""
+    shown, groups = suppress_rows(values, layout, min_cell)
+    return perturb(shown, values[..., len(FIELDS) :], min_cell), groups
 
 
 def cells(

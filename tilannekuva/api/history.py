@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sinks import keys, redis_reader
-from tilannekuva.api.cube import Cube, Layout, cells, present_counts, suppress_rows
+from tilannekuva.api.cube import FIELDS, Cube, Layout, cells, present_counts, publish_rows
 from tilannekuva.api.series import iso
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class Snapshot:
             first,
             last,
             values,
-            np.zeros(values.shape, dtype=np.int32),
+            np.zeros((*values.shape[:2], len(FIELDS)), dtype=np.int32),
             np.zeros(n, dtype=bool),
             np.zeros(n, dtype=bool),
         )
@@ -388,7 +388,7 @@ class HistoryCache:
         if snap is None:
             return None
         n_old = sum(1 for d in days if d < snap.first)
-        shown = np.empty((len(days), len(snap.layout.scopes), snap.values.shape[2]), np.int32)
+        shown = np.empty((len(days), len(snap.layout.scopes), len(FIELDS)), np.int32)
         groups = np.zeros(len(days), dtype=bool)
         rows = snap.rows(days[n_old:])
         await self.ensure(snap, rows)
@@ -412,7 +412,7 @@ class HistoryCache:
             ok = not (values < 0).any() and (values[:, 0] == values[:, 1:7].sum(axis=1)).all()
             if ok or attempt == 2:
                 break  # (a read that straddled a write is read again)
-        shown = np.empty(values.shape, dtype=np.int32)
+        shown = np.empty((*values.shape[:2], len(FIELDS)), dtype=np.int32)
         groups = np.zeros(len(days), dtype=bool)
         tag = repr(layout.areas).encode()
         todo, digests = [], []
@@ -428,7 +428,7 @@ class HistoryCache:
         for j in range(0, len(todo), self.chunk_days):
             idx = np.array(todo[j : j + self.chunk_days], dtype=np.intp)
             got, grp = await loop.run_in_executor(
-                self.executor, suppress_rows, values[idx], layout, self.min_cell
+                self.executor, publish_rows, values[idx], layout, self.min_cell
             )
             shown[idx], groups[idx] = got, grp
             self._count(len(idx))
@@ -475,7 +475,7 @@ class HistoryCache:
         try:
             idx = np.array(rows, dtype=np.intp)
             shown, groups = await asyncio.get_running_loop().run_in_executor(
-                self.executor, suppress_rows, snap.values[idx], snap.layout, self.min_cell
+                self.executor, publish_rows, snap.values[idx], snap.layout, self.min_cell
             )
             snap.shown[idx] = shown
             snap.groups[idx] = groups
