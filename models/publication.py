@@ -29,7 +29,15 @@ import numpy as np
 from models.cellkey import KEYS, PerturbationTable
 from models.contract import KEY_PREFIX
 
-__all__ = ["HIDDEN", "keysums_of", "lookup", "perturb", "publish_picture", "table"]
+__all__ = [
+    "HIDDEN",
+    "keysums_of",
+    "lookup",
+    "perturb",
+    "publish_picture",
+    "publish_types",
+    "table",
+]
 
 HIDDEN = -1  # a suppressed cell in a packed row (tilannekuva.api.cube.HIDDEN)
 
@@ -116,3 +124,39 @@ def publish_picture(
         },
         "areas": {pc: scope(b, f"a:{pc}") for pc, b in suppressed.get("areas", {}).items()},
     }
+
+
+def publish_types(
+    scopes: Mapping[str, Mapping] | None, keysums: Mapping[str, Mapping[str, int]], min_cell: int
+) -> dict[str, dict] | None:
+    """A :func:`models.suppression.suppress_types` answer published: each shown type
+    count by its own cell key (field ``t<id>``), ``families`` as the picture publishes
+    it, and ``hidden_families`` (the hidden types' families together, a cell like any
+    other) by the key of those families: the scope's ``families`` key less the shown
+    types' keys.
+
+    >>> sup = {"all": {"families": 40, "types": {3: 30, 4: 0}, "hidden": 1, "hidden_families": 10}}
+    >>> out = publish_types(sup, {"all": {"families": 900, "t3": 500}}, 5)["all"]
+    >>> abs(out["types"][3] - 30) <= 2, out["types"][4], abs(out["hidden_families"] - 10) <= 2
+    (True, 0, True)
+    """
+    if scopes is None:
+        return None
+    t = table(min_cell)
+    out = {}
+    for name, body in scopes.items():
+        ks = keysums.get(name, {})
+
+        def pub(n, key):
+            return n if not n else t.published(n, key % KEYS)
+
+        types = {tid: pub(n, ks.get(f"t{tid}", 0)) for tid, n in body["types"].items()}
+        rest = ks.get("families", 0) - sum(ks.get(f"t{tid}", 0) for tid in body["types"])
+        hidden = body.get("hidden_families")
+        out[name] = {
+            **body,
+            "families": pub(body["families"], ks.get("families", 0)),
+            "types": types,
+            "hidden_families": None if hidden is None else pub(hidden, rest),
+        }
+    return out

@@ -14,7 +14,9 @@ The result is the input of :func:`models.suppression.suppress`::
      "all": counts, "municipalities": {code: counts},
      "areas": {postcode: {"municipality": code, "counts": counts}}}
 
-``counts`` holds the eight indicators (missing fields are 0) and ``g1`` … ``g10`` only
+``keys`` holds each scope's cell-key sums (``{scope: {field: Σ v·r}}``, scopes named
+``all``, ``m:<code>``, ``a:<postcode>``), which :func:`models.publication.publish_picture`
+needs to publish the suppressed counts. ``counts`` holds the eight indicators (missing fields are 0) and ``g1`` … ``g10`` only
 when the group fields add up to ``families`` in every scope (:func:`drop_partial_groups`). Never suppressed: callers
 must pass it through ``suppress`` before showing it. The family-type fields of the same
 hashes (``t<type id>``) are never part of the picture: :func:`read_types` reads them,
@@ -27,6 +29,7 @@ import json
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, type_id_of
+from models.publication import keysums_of
 from sinks import keys
 
 
@@ -40,6 +43,30 @@ def _counts(h: dict) -> dict[str, int]:
     if any(g in h for g in GROUPS):
         out.update({g: int(h.get(g) or 0) for g in GROUPS})
     return out
+
+
+def counts_of(fields: dict) -> dict[str, int]:
+    """The counts of one scope's stored fields (indicators, and the groups if any),
+    without its cell keys and type counts."""
+    return _counts(fields)
+
+
+def scope_counts(picture: dict, scope: str) -> dict[str, int] | None:
+    """The counts of one scope (``all``, ``m:<code>``, ``a:<postcode>``) of a picture as
+    :func:`read_picture` reads it; None for an area it does not hold."""
+    if scope == "all":
+        return picture["all"]
+    if scope.startswith("m:"):
+        return picture["municipalities"].get(scope[2:])
+    area = picture["areas"].get(scope[2:])
+    return None if area is None else area["counts"]
+
+
+def _keysums(h: dict, types: bool = False) -> dict[str, int]:
+    """The cell-key sums of one scope's hash (:func:`models.publication.keysums_of`): of
+    the picture's fields, or (``types``) of its family-type fields."""
+    sums = keysums_of({_s(k): v for k, v in (h or {}).items()})
+    return {k: v for k, v in sums.items() if (type_id_of(k) is not None) == types}
 
 
 def _types(h: dict) -> dict[int, int]:
@@ -90,6 +117,11 @@ def _assemble(results: list, ref_areas: list[str]) -> tuple[dict, list[str]]:
         "all": _counts(agg_all),
         "municipalities": {code: _counts(h) for code, h in zip(munis, m_hashes, strict=True)},
         "areas": dict(sorted(areas.items())),
+        "keys": {
+            "all": _keysums(agg_all),
+            **{f"m:{c}": _keysums(h) for c, h in zip(munis, m_hashes, strict=True)},
+            **{f"a:{pc}": _keysums(h) for pc, h in zip(ref_areas, a_hashes, strict=True)},
+        },
     }
     return picture, missing
 
@@ -126,12 +158,21 @@ def _areas_pipe(client, postcodes: list[str]):
     return pipe
 
 
-def _add_areas(picture: dict, postcodes: list[str], hashes: list, types: dict | None = None):
-    """The counts (and, with ``types``, the type counts) of :func:`_areas_pipe`'s areas."""
+def _add_areas(
+    picture: dict,
+    postcodes: list[str],
+    hashes: list,
+    types: dict | None = None,
+    type_keys: dict | None = None,
+):
+    """The counts (and, with ``types``, the type counts and their cell keys) of
+    :func:`_areas_pipe`'s areas."""
     for pc, h in zip(postcodes, hashes, strict=True):
         picture["areas"][pc]["counts"] = _counts(h)
-        if types is not None:
+        picture["keys"][f"a:{pc}"] = _keysums(h)
+        if types is not None and type_keys is not None:
             types[f"a:{pc}"] = _types(h)
+            type_keys[f"a:{pc}"] = _keysums(h, types=True)
 
 
 def read_picture(client) -> dict:
@@ -164,19 +205,24 @@ def _scope_names(ref_areas: list[str]) -> list[str]:
     return ["all", *(f"m:{m}" for m in _municipalities()), *(f"a:{pc}" for pc in ref_areas)]
 
 
-def _types_result(results: list, ref_areas: list[str]) -> tuple[dict, list[str], dict, str | None]:
+def _types_result(
+    results: list, ref_areas: list[str]
+) -> tuple[dict, list[str], dict, dict, str | None]:
     *batch, version = results
     picture, missing = _assemble(batch, ref_areas)
-    types = {s: _types(h) for s, h in zip(_scope_names(ref_areas), batch[3:], strict=True)}
-    return picture, missing, types, (_s(version) if version is not None else None)
+    names = _scope_names(ref_areas)
+    types = {s: _types(h) for s, h in zip(names, batch[3:], strict=True)}
+    type_keys = {s: _keysums(h, types=True) for s, h in zip(names, batch[3:], strict=True)}
+    return picture, missing, types, type_keys, (_s(version) if version is not None else None)
 
 
-def _with_types(picture: dict, types: dict, version: str | None) -> dict:
+def _with_types(picture: dict, types: dict, type_keys: dict, version: str | None) -> dict:
     return {
         "as_of": picture["as_of"],
         "model_version": version,
         "picture": drop_partial_groups(picture),
         "types": types,
+        "type_keys": type_keys,
     }
 
 
@@ -186,17 +232,18 @@ def read_types(client) -> dict:
     :func:`models.suppression.suppress_types`) and the model version then stored::
 
         {"as_of": W | None, "model_version": "<generation>.<version>" | None,
-         "picture": <read_picture>, "types": {scope: {type id: families}}}
+         "picture": <read_picture>, "types": {scope: {type id: families}},
+         "type_keys": {scope: {"t<type id>": cell-key sum}}}
 
     Zero counts are left out; a scope without types maps to ``{}``."""
     ref_areas = sorted(reference_areas())
     pipe = client.pipeline(transaction=True)
     _first_batch(pipe, ref_areas)
     pipe.get(keys.MODEL_VERSION)
-    picture, missing, types, version = _types_result(pipe.execute(), ref_areas)
+    picture, missing, types, type_keys, version = _types_result(pipe.execute(), ref_areas)
     if missing:
-        _add_areas(picture, missing, _areas_pipe(client, missing).execute(), types)
-    return _with_types(picture, types, version)
+        _add_areas(picture, missing, _areas_pipe(client, missing).execute(), types, type_keys)
+    return _with_types(picture, types, type_keys, version)
 
 
 async def read_types_async(client) -> dict:
@@ -205,10 +252,11 @@ async def read_types_async(client) -> dict:
     pipe = client.pipeline(transaction=True)
     _first_batch(pipe, ref_areas)
     pipe.get(keys.MODEL_VERSION)
-    picture, missing, types, version = _types_result(await pipe.execute(), ref_areas)
+    picture, missing, types, type_keys, version = _types_result(await pipe.execute(), ref_areas)
     if missing:
-        _add_areas(picture, missing, await _areas_pipe(client, missing).execute(), types)
-    return _with_types(picture, types, version)
+        hashes = await _areas_pipe(client, missing).execute()
+        _add_areas(picture, missing, hashes, types, type_keys)
+    return _with_types(picture, types, type_keys, version)
 
 
 def _alerts(raw: list) -> list:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from models.alerts import TrendRule, alert_step
+from models.publication import publish_picture
 from models.suppression import suppress
 from sinks import metrics, redis_reader
 from sinks.alert_store import AsyncAlertStore
@@ -43,6 +44,8 @@ class TrendAlerts:
             raw = await redis_reader.read_picture_async(self.redis)
             loop = asyncio.get_running_loop()
             shown = await loop.run_in_executor(None, suppress, raw, self.min_cell)
+            # Alerts see only what is published (docs/disclosure.md): the perturbed counts.
+            shown = publish_picture(shown, raw["keys"], self.min_cell)
             previous = await self.store.load()
             state, raised = alert_step(previous, shown, raw["as_of"], self.now(), self.rule)
             for alert in raised if self.topic is not None else ():

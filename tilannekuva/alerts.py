@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from models.detection import METHODS, Detector
 from models.learning import Learner
 from models.pseudonym import Pseudonymiser
+from models.publication import publish_picture
 from models.shown_series import ShownSeries
 from models.suppression import suppress
 from tilannekuva.replay import Replay
@@ -48,7 +49,9 @@ class Backtest:
         self.seconds = {name: 0.0 for name in self.detectors}
 
     def __call__(self, day: str, picture: dict) -> None:
-        self.series.put(day, suppress(picture, self.min_cell))
+        # What the API publishes that day: suppressed, then perturbed by the cell keys.
+        shown = suppress(picture, self.min_cell)
+        self.series.put(day, publish_picture(shown, picture["keys"], self.min_cell))
         table = self.series.table()
         self.ticks += 1
         for name, detector in self.detectors.items():

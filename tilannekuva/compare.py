@@ -1,13 +1,14 @@
 """``tilannekuva compare FILE``: the live API against the batch reference, cell by cell.
 
 The batch side is ``tilannekuva.batch`` (pandas, independent of the stream code) on the
-same event file, suppressed with the same rule over the same set of areas as the API
-(the 144 reference areas and every area the API lists). The API side is read over HTTP
-with the bearer token, for the whole picture, every municipality and every area.
-Where the API shows ``service_need_groups`` it also checks them against its own
-indicators (the batch reference has no model): every shown group count is 0 or at least
-``SITUATION_MIN_CELL``, and where all ten and ``families`` are shown they add up.
-Exit status 0 only when no cell differs and no group check fails.
+same event file. The API side is read over HTTP on the audit paths
+(``/api/v1/audit/…``, with ``SITUATION_AUDIT_TOKEN``: the exact, unsuppressed counts,
+docs/disclosure.md), for the whole picture, every municipality and every area the batch
+or the reference list knows (an area only the API held would show in its
+municipality's counts). Every count is compared, not only those a dashboard sees.
+Where the API has ``service_need_groups`` they must add up to its ``families`` (the
+batch reference has no model). Exit status 0 only when no cell differs and no group
+check fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import urllib.request
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, INDICATORS
-from models.suppression import suppress
 from tilannekuva import batch
 
 
@@ -30,7 +30,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--api", default=None, help="API base URL (default http://127.0.0.1:$SITUATION_API_PORT)"
     )
-    parser.add_argument("--token", default=None, help="bearer token (default $SITUATION_API_TOKEN)")
+    parser.add_argument(
+        "--token", default=None, help="the audit token (default $SITUATION_AUDIT_TOKEN)"
+    )
     parser.add_argument(
         "--show", type=int, default=20, help="differing cells to print (default 20)"
     )
@@ -43,68 +45,72 @@ def add_arguments(parser) -> None:
     )
 
 
-def _get(base: str, path: str, token: str) -> dict:
+def _get(base: str, path: str, token: str) -> dict | None:
+    """The JSON answer of ``path``; None for a 404 (an area the API never held)."""
     req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
 
 
 def api_scopes(
-    base: str, token: str, bodies: dict | None = None, as_of: str | None = None
+    base: str, token: str, areas: set[str], bodies: dict | None = None, as_of: str | None = None
 ) -> tuple[str | None, dict[str, dict]]:
-    """``(as_of, {scope: indicators})`` for all, every municipality and every area, at
-    present or on the day ``as_of``; the whole answers go into ``bodies`` if given."""
+    """``(as_of, {scope: indicators})`` of the audit paths for all, every municipality
+    and ``areas``, at present or on the day ``as_of``; the whole answers go into
+    ``bodies`` if given."""
     bodies = {} if bodies is None else bodies
     query = f"?as_of={as_of}" if as_of else ""
-    whole = bodies["all"] = _get(base, f"/api/v1/picture{query}", token)
+    whole = bodies["all"] = _get(base, f"/api/v1/audit/picture{query}", token)
     for code in sorted(COVERED_MUNICIPALITIES):
-        bodies[f"m:{code}"] = _get(base, f"/api/v1/municipalities/{code}{query}", token)
-    listing = _get(base, "/api/v1/areas", token)
-    for row in listing["areas"]:
-        bodies[f"a:{row['area']}"] = _get(base, f"/api/v1/areas/{row['area']}{query}", token)
+        bodies[f"m:{code}"] = _get(base, f"/api/v1/audit/municipalities/{code}{query}", token)
+    for pc in sorted(areas):
+        body = _get(base, f"/api/v1/audit/areas/{pc}{query}", token)
+        if body is not None:
+            bodies[f"a:{pc}"] = body
     return whole["as_of"], {scope: body["indicators"] for scope, body in bodies.items()}
 
 
-def check_groups(bodies: dict[str, dict], min_cell: int) -> tuple[int, list[str]]:
-    """``(scopes with groups, problems)``: shown group counts are 0 or ≥ ``min_cell``
-    and, where all ten and ``families`` are shown, add up to ``families``."""
+def check_groups(bodies: dict[str, dict]) -> tuple[int, list[str]]:
+    """``(scopes with groups, problems)``: the exact group counts add up to ``families``."""
     problems, with_groups = [], 0
     for scope, body in sorted(bodies.items()):
         groups = body.get("service_need_groups")
         if groups is None:
             continue
         with_groups += 1
-        shown = [v for v in groups.values() if v is not None]
-        if any(0 < v < min_cell for v in shown):
-            problems.append(f"{scope}: a group count under {min_cell} is shown")
         families = body["indicators"].get("families")
-        if len(shown) == 10 and families is not None and sum(shown) != families:
-            problems.append(f"{scope}: groups add up to {sum(shown)}, families {families}")
+        if sum(groups.values()) != families:
+            problems.append(
+                f"{scope}: groups add up to {sum(groups.values())}, families {families}"
+            )
     return with_groups, problems
 
 
-def batch_scopes(path: str, areas: set[str], min_cell: int) -> tuple[str | None, dict[str, dict]]:
-    """The batch picture of ``path``, suppressed over ``areas`` as the API is."""
-    stats = batch.InputStats()
-    pic = batch.compute(batch.load_events(path, stats))
-    return pic["as_of"], suppressed_scopes(pic, areas, min_cell)
-
-
-def suppressed_scopes(pic: dict, areas: set[str], min_cell: int) -> dict[str, dict]:
-    """``{scope: indicators}`` of a batch picture, suppressed over ``areas`` (and the
-    reference areas) as the API is."""
-    ref = reference_areas()
-    all_areas = dict(pic["areas"])
-    for pc in areas | set(ref):
-        if pc not in all_areas:
-            muni = ref[pc]["municipality"] if pc in ref else None
-            all_areas[pc] = {"municipality": muni, "counts": batch.zero_counts()}
-    body = {"all": pic["all"], "municipalities": pic["municipalities"], "areas": all_areas}
-    sup = suppress(body, min_cell)
-    out = {"all": sup["all"]["indicators"]}
-    out.update({f"m:{c}": v["indicators"] for c, v in sup["municipalities"].items()})
-    out.update({f"a:{p}": v["indicators"] for p, v in sup["areas"].items()})
+def exact_scopes(pic: dict, areas: set[str]) -> dict[str, dict]:
+    """``{scope: indicators}`` of a batch picture over its own areas and ``areas`` (an
+    area without families: zero counts)."""
+    out = {"all": dict(pic["all"])}
+    out.update({f"m:{c}": dict(v) for c, v in pic["municipalities"].items()})
+    for pc in set(pic["areas"]) | areas:
+        a = pic["areas"].get(pc)
+        out[f"a:{pc}"] = dict(a["counts"]) if a is not None else batch.zero_counts()
     return out
+
+
+def _areas(pic: dict) -> set[str]:
+    return set(pic["areas"]) | set(reference_areas())
+
+
+def _only_held(expected: dict[str, dict], got: dict[str, dict]) -> dict[str, dict]:
+    """The batch's scopes, less the areas the API never held that are empty anyway."""
+    return {
+        s: v for s, v in expected.items() if s in got or not s.startswith("a:") or any(v.values())
+    }
 
 
 def diff(expected: dict[str, dict], got: dict[str, dict]) -> list[str]:
@@ -122,43 +128,46 @@ def diff(expected: dict[str, dict], got: dict[str, dict]) -> list[str]:
 
 def run(args, settings) -> int:
     base = (args.api or f"http://127.0.0.1:{settings.api_port}").rstrip("/")
-    token = args.token or settings.api_token
+    token = args.token or settings.audit_token
     if not token:
-        print("compare: a token is needed (--token or SITUATION_API_TOKEN)", file=sys.stderr)
+        print(
+            "compare: the audit token is needed (--token or SITUATION_AUDIT_TOKEN)", file=sys.stderr
+        )
         return 2
     if args.as_of:
-        return run_days(args, settings, base, token)
+        return run_days(args, base, token)
+    pic = batch.compute(batch.load_events(args.file, batch.InputStats()))
     bodies: dict[str, dict] = {}
     try:
-        api_as_of, got = api_scopes(base, token, bodies)
+        api_as_of, got = api_scopes(base, token, _areas(pic), bodies)
     except (urllib.error.URLError, OSError) as exc:
         print(f"compare: the API at {base} did not answer: {exc}", file=sys.stderr)
         return 2
-    areas = {s[2:] for s in got if s.startswith("a:")}
-    as_of, expected = batch_scopes(args.file, areas, settings.min_cell)
+    expected = _only_held(exact_scopes(pic, _areas(pic)), got)
     cells = diff(expected, got)
-    if api_as_of != as_of:
-        cells.insert(0, f"as_of: batch {as_of} api {api_as_of}")
+    if api_as_of != pic["as_of"]:
+        cells.insert(0, f"as_of: batch {pic['as_of']} api {api_as_of}")
     n_cells = sum(len(v) for v in expected.values())
     print(
         f"compared {len(expected)} scopes (all, {len(COVERED_MUNICIPALITIES)} municipalities, "
-        f"{len(expected) - 1 - len(COVERED_MUNICIPALITIES)} areas), {n_cells} cells: {len(cells)} differ"
+        f"{len(expected) - 1 - len(COVERED_MUNICIPALITIES)} areas), {n_cells} exact cells "
+        f"(audit path): {len(cells)} differ"
     )
     for line in cells[: args.show]:
         print("  " + line)
-    with_groups, problems = check_groups(bodies, settings.min_cell)
+    with_groups, problems = check_groups(bodies)
     if with_groups:
-        print(f"service_need_groups shown in {with_groups} scopes: {len(problems)} problems")
+        print(f"service_need_groups in {with_groups} scopes: {len(problems)} problems")
         for line in problems[: args.show]:
             print("  " + line)
     else:
-        print("service_need_groups: not shown (no model snapshot yet, or types off)")
+        print("service_need_groups: none (no model snapshot yet, or types off)")
     return 1 if cells or problems else 0
 
 
-def run_days(args, settings, base: str, token: str) -> int:
-    """The history on each day of ``--as-of``: every scope the API lists, cell by cell,
-    against the batch reference of that day (one read of the file for all days)."""
+def run_days(args, base: str, token: str) -> int:
+    """The history on each day of ``--as-of``: every scope, cell by cell, against the
+    batch reference of that day (one read of the file for all days)."""
     try:
         days = sorted({str(batch.parse_day(d.strip())) for d in args.as_of.split(",") if d.strip()})
     except ValueError as exc:
@@ -173,20 +182,20 @@ def run_days(args, settings, base: str, token: str) -> int:
         return 2
     failed, total_cells = 0, 0
     for day in days:
+        pic = reference[day]
         try:
-            api_as_of, got = api_scopes(base, token, as_of=day)
+            api_as_of, got = api_scopes(base, token, _areas(pic), as_of=day)
         except (urllib.error.URLError, OSError) as exc:
             print(f"compare: the API at {base} did not answer for {day}: {exc}", file=sys.stderr)
             return 2
-        areas = {s[2:] for s in got if s.startswith("a:")}
-        expected = suppressed_scopes(reference[day], areas, settings.min_cell)
+        expected = _only_held(exact_scopes(pic, _areas(pic)), got)
         cells = diff(expected, got)
         if api_as_of != day:
             cells.insert(0, f"as_of: asked {day} api {api_as_of}")
         n_cells = sum(len(v) for v in expected.values())
         total_cells += n_cells
         failed += bool(cells)
-        print(f"{day}: {len(expected)} scopes, {n_cells} cells: {len(cells)} differ")
+        print(f"{day}: {len(expected)} scopes, {n_cells} exact cells: {len(cells)} differ")
         for line in cells[: args.show]:
             print("  " + line)
     print(f"{len(days)} days, {total_cells} cells: {failed} days with differing cells")

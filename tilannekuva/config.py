@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         unset="none: only `/healthz` answers, everything else is 401",
         repr=False,
     )
+    audit_token: str | None = _setting(
+        None,
+        "SITUATION_AUDIT_TOKEN",
+        "the data controller's token for the exact counts (/api/v1/audit/…)",
+        unset="none: the audit paths answer 401",
+        repr=False,
+    )
     pseudonym_key: str | None = _setting(
         None,
         "SITUATION_PSEUDONYM_KEY",

@@ -30,12 +30,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from models.areas import reference_areas
+from models.cellkey import record_key
 from models.family_types import TypeAssigner
 from models.features import state_vector
 from models.history import History
 from models.learning import Learner, LearnerBatch
 from models.picture import Pipeline, day, delta
 from models.profile import state_profile
+from models.publication import keysums_of
 from sinks.redis_reader import picture_on
 
 __all__ = ["LEARN_EVERY_DAYS", "Replay", "TouchedPipeline"]
@@ -176,15 +178,18 @@ class Replay:
 
     # -- the picture --------------------------------------------------------------------
     def _count(self, fam: str, old: dict | None, new: dict | None) -> None:
-        for (scope, name), v in delta(old, new).items():
+        for (scope, name), v in delta(old, new, record_key(fam)).items():
             bucket = self.totals.setdefault(scope, {})
             bucket[name] = bucket.get(name, 0) + v
             if not bucket[name]:
                 del bucket[name]
 
     def picture(self) -> dict:
-        """The unsuppressed present picture, as the worker's alert tick reads it."""
+        """The unsuppressed present picture with its cell keys (``keys``), as the
+        worker's alert tick reads it."""
         on = day(self.pipe.watermark)
         history = {scope: {on: counts} for scope, counts in self.totals.items()}
         areas = {c["area"]: c["municipality"] for c in self.pipe.contributions.values()}
-        return picture_on(history, on, self.areas | areas, self.pipe.watermark)
+        picture = picture_on(history, on, self.areas | areas, self.pipe.watermark)
+        picture["keys"] = {scope: keysums_of(counts) for scope, counts in self.totals.items()}
+        return picture

@@ -394,7 +394,12 @@ def _minus_days(day: str, n: int) -> str:
 def _compare_through_api(worker_env: dict, path, *extra: str) -> subprocess.CompletedProcess:
     """``tilannekuva compare`` against a ``tilannekuva api`` over the worker's Redis."""
     port = free_port()
-    env = {**worker_env, "SITUATION_API_TOKEN": "compare-token", "SITUATION_API_PORT": str(port)}
+    env = {
+        **worker_env,
+        "SITUATION_API_TOKEN": "dashboard-token",
+        "SITUATION_AUDIT_TOKEN": "compare-audit-token",
+        "SITUATION_API_PORT": str(port),
+    }
     api = subprocess.Popen(
         [sys.executable, "-m", "tilannekuva.cli", "api", "--port", str(port)],
         env=env,

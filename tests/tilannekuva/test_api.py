@@ -11,7 +11,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from models.areas import reference_areas
-from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS
+from models.cellkey import KEYS
+from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, key_field
+from models.publication import table
 from sinks import keys
 from tilannekuva import api
 from tilannekuva.api.picture import CACHE_TTL_S
@@ -32,8 +34,9 @@ def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:
     """A consistent random picture over every reference area, with small cells."""
     rng = random.Random(seed)
     fields = INDICATORS + (GROUPS if groups else ())
-    munis = {m: dict.fromkeys(fields, 0) for m in COVERED_MUNICIPALITIES}
-    total = dict.fromkeys(fields, 0)
+    keyed = fields + tuple(key_field(f) for f in fields)
+    munis = {m: dict.fromkeys(keyed, 0) for m in COVERED_MUNICIPALITIES}
+    total = dict.fromkeys(keyed, 0)
     pipe = r.pipeline()
     for pc, ref in sorted(reference_areas().items()):
         if rng.random() < 0.15:
@@ -45,10 +48,12 @@ def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:
             c["families"] = sum(gs.values())
         else:
             c["families"] = rng.choice([1, 3, 7, 30, 80])
+        # Cell keys as the sink keeps them beside the counts (any sums will do here).
+        c |= {key_field(f): rng.randrange(1 << 20) * (c[f] > 0) for f in fields}
         pipe.hset(keys.area(pc), mapping=c)
         pipe.hset(keys.AREAS, pc, ref["municipality"])
         pipe.hset(keys.UPDATED, f"a:{pc}", "2026-07-01T08:00:01Z")
-        for f in fields:
+        for f in keyed:
             munis[ref["municipality"]][f] += c[f]
             total[f] += c[f]
     for m, c in munis.items():
@@ -184,7 +189,10 @@ async def test_shapes_and_suppression(client, redis_client):
     body = await resp.json()
     assert_scope_shape(body, None, None)
     assert body["updated_at"] == "2026-07-01T08:00:02Z"
-    assert body["indicators"]["families"] == total["families"]
+    # Published: the exact count moved by its cell key's perturbation (docs/disclosure.md).
+    published = table(MIN_CELL).published(total["families"], total["~families"] % KEYS)
+    assert body["indicators"]["families"] == published
+    assert abs(published - total["families"]) <= 2
     assert_no_small(body)
 
     for code in COVERED_MUNICIPALITIES:
@@ -370,8 +378,10 @@ async def test_metrics_export_municipality_shares_of_shown_counts_only(client, r
     )
     redis_client.set(keys.WATERMARK, "2026-06-30")
     text = await (await client.get("/metrics", headers=AUTH)).text()
+    # From the published counts (no cell keys were written here: key sums 0).
+    share = table(MIN_CELL).published(30, 0) / table(MIN_CELL).published(200, 0)
     assert (
-        'tk_area_indicator_share{indicator="families_social_assistance",municipality="837"} 0.15'
+        f'tk_area_indicator_share{{indicator="families_social_assistance",municipality="837"}} {share}'
         in text
     )
     # 3 is a small cell: no share that would let it be recomputed

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from models.contract import GROUPS, INDICATORS
+from models.publication import keysums_of, publish_picture
 from models.suppression import suppress
 from sinks import keys, redis_reader
 from tilannekuva import api, cli, demo, export
@@ -28,6 +29,8 @@ from tilannekuva.synthetic import synthesize
 
 TOKEN = "history-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUDIT_TOKEN = "history-test-audit-token"
+AUDIT = {"Authorization": f"Bearer {AUDIT_TOKEN}"}
 MIN_CELL = 5
 KEY = b"0123456789abcdef-history-test"
 LATE_FROM = "2026-05-15"  # events on and after this day arrive late (the second feed)
@@ -85,7 +88,10 @@ async def make_client(redis_test_url):
 
     async def make(**kw) -> TestClient:
         r = aioredis.Redis.from_url(redis_test_url)
-        settings = Settings(api_token=TOKEN, min_cell=MIN_CELL, redis_url=redis_test_url)
+        audit = kw.pop("audit_token", AUDIT_TOKEN)
+        settings = Settings(
+            api_token=TOKEN, audit_token=audit, min_cell=MIN_CELL, redis_url=redis_test_url
+        )
         kw.setdefault("history_refresh_s", None)
         client = TestClient(TestServer(api.make_app(settings, r, **kw)))
         await client.start_server()
@@ -99,15 +105,58 @@ async def make_client(redis_test_url):
 
 
 def reference(r, on: str) -> dict:
-    """The picture of day ``on`` from the reader, suppressed as a whole."""
+    """The published picture of day ``on`` from the reader: suppressed as a whole, then
+    each shown count perturbed by its cell key (cell by cell, the reference path)."""
     areas = redis_reader.known_areas(r)
     scopes = ["all"] + [f"m:{m}" for m in MUNIS] + [f"a:{pc}" for pc in sorted(areas)]
     hist = redis_reader.read_history(r, scopes, [day(on)])
-    return suppress(redis_reader.picture_on(hist, day(on), areas, on), MIN_CELL)
+    sup = suppress(redis_reader.picture_on(hist, day(on), areas, on), MIN_CELL)
+    return publish_picture(sup, {s: keysums_of(hist[s][day(on)]) for s in scopes}, MIN_CELL)
 
 
 def cells_of(scope: dict) -> tuple:
     return scope["indicators"], scope.get("service_need_groups"), scope["suppressed"]
+
+
+async def test_the_audit_paths_answer_the_exact_counts_with_the_audit_token_only(
+    history_redis, make_client
+):
+    r, _ = history_redis
+    c = await make_client()
+    first, w = redis_reader.read_span(r)
+    areas = redis_reader.known_areas(r)
+    scopes = ["all"] + [f"m:{m}" for m in MUNIS] + [f"a:{pc}" for pc in sorted(areas)]
+    differs = 0
+    for on in (w, "2026-06-01", "2024-03-15"):
+        hist = redis_reader.read_history(r, scopes, [day(on)])
+        exact = redis_reader.picture_on(hist, day(on), areas, on)
+        published = reference(r, on)
+        for path, scope, pick in (
+            ("picture", "all", lambda p: p["all"]),
+            ("municipalities/837", "m:837", lambda p: p["municipalities"]["837"]),
+            ("areas/33100", "a:33100", lambda p: p["areas"]["33100"]["counts"]),
+        ):
+            query = {} if on == w else {"as_of": on}
+            resp = await c.get(f"/api/v1/audit/{path}", params=query, headers=AUDIT)
+            assert resp.status == 200, (path, on)
+            body = await resp.json()
+            assert body["as_of"] == on and body["suppressed"] == []
+            want = pick(exact)
+            assert body["indicators"] == {f: want[f] for f in INDICATORS}, (path, on)
+            if "g1" in want:
+                assert body["service_need_groups"] == {g[1:]: want[g] for g in GROUPS}
+            public = published["all"] if scope == "all" else None
+            if public is not None:
+                shown = public["indicators"]
+                differs += sum(
+                    v is not None and v != body["indicators"][f] for f, v in shown.items()
+                )
+            # The dashboard token never opens the exact counts.
+            assert (await c.get(f"/api/v1/audit/{path}", headers=AUTH)).status == 401
+    assert differs > 0  # the published picture is not the exact one
+    no_audit = await make_client(audit_token=None)  # without the setting: always 401
+    for token in (AUDIT, AUTH):
+        assert (await no_audit.get("/api/v1/audit/picture", headers=token)).status == 401
 
 
 PATHS = (

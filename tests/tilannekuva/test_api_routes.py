@@ -26,11 +26,20 @@ from sinks import redis_reader
 from tilannekuva import api
 from tilannekuva.api import schemas
 from tilannekuva.api.openapi import document
-from tilannekuva.api.routes import ROUTES, STATIC_PREFIX, Raw
+from tilannekuva.api.routes import ROUTES, STATIC_PREFIX, Raw, is_audit
 from tilannekuva.config import Settings
 
 TOKEN = "unit-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUDIT_TOKEN = "unit-test-audit-token"
+AUDIT = {"Authorization": f"Bearer {AUDIT_TOKEN}"}
+
+
+def auth(path: str) -> dict:
+    """The token a path opens with: the audit paths only with the audit token."""
+    return AUDIT if is_audit(path) else AUTH
+
+
 ALERT = {
     "id": "0123456789abcdef0123",
     "rule": "share_rising_30d",
@@ -62,6 +71,7 @@ def raw_picture() -> dict:
             "33100": {"municipality": "837", "counts": a},
             "33200": {"municipality": "837", "counts": b},
         },
+        "keys": {"all": {"families": 4242, "children": 99}, "a:33100": {"families": 17}},
     }
 
 
@@ -91,10 +101,10 @@ async def make_client(monkeypatch, redis_client, redis_test_url):
     fill_history(redis_client)  # db 15, flushed before and after the test
     clients = []
 
-    async def make(token: str | None = TOKEN) -> TestClient:
+    async def make(token: str | None = TOKEN, audit: str | None = AUDIT_TOKEN) -> TestClient:
         r = aioredis.from_url(redis_test_url)
         app = api.make_app(
-            Settings(api_token=token, min_cell=5, redis_url=redis_test_url),
+            Settings(api_token=token, audit_token=audit, min_cell=5, redis_url=redis_test_url),
             r,
             heartbeat_s=0.05,
             history_refresh_s=None,
@@ -170,7 +180,7 @@ def test_openapi_is_valid():
 async def test_every_route_answers_its_documented_body(make_client):
     client = await make_client()
     for r in ROUTES:
-        resp = await client.request(r.method, r.example_path(), headers=AUTH)
+        resp = await client.request(r.method, r.example_path(), headers=auth(r.path))
         assert resp.status == 200, r.path
         media = r.body.media_type if isinstance(r.body, Raw) else "application/json"
         assert resp.headers["Content-Type"].startswith(media), r.path
@@ -210,8 +220,13 @@ async def test_errors_are_documented_errors(make_client):
         ("/api/v1/areas/00100/history", 404),
         ("/api/v1/areas/abcde/history", 400),
         ("/api/v1/picture", 401),
+        ("/api/v1/audit/picture?as_of=2025-06-30", 400),
+        ("/api/v1/audit/municipalities/091", 404),
+        ("/api/v1/audit/areas/00100", 404),
+        ("/api/v1/audit/areas/abcde", 400),
+        ("/api/v1/audit/picture", 401),
     ]:
-        resp = await client.get(path, headers=AUTH if status != 401 else {})
+        resp = await client.get(path, headers=auth(path) if status != 401 else {})
         assert resp.status == status, path
         schemas.Error.model_validate_json(await resp.read())
 
@@ -223,7 +238,7 @@ async def test_query_examples_answer_their_documented_bodies(make_client):
         query = {p.name: p.example for p in r.params if p.location == "query"}
         if not query or isinstance(r.body, Raw):
             continue
-        resp = await client.get(r.example_path(), params=query, headers=AUTH)
+        resp = await client.get(r.example_path(), params=query, headers=auth(r.path))
         assert resp.status == 200, (r.path, await resp.text())
         body = r.body.model_validate_json(await resp.read())
         if "as_of" in query:
@@ -243,14 +258,19 @@ async def test_query_examples_answer_their_documented_bodies(make_client):
 
 async def test_token_rule_follows_the_table(make_client):
     for token in (TOKEN, None):
-        client = await make_client(token)
+        client = await make_client(token, audit=None if token is None else AUDIT_TOKEN)
         for r in ROUTES:
             resp = await client.request(r.method, r.example_path())
             assert (resp.status != 401) == r.public, (r.path, token)
             if r.public:
                 continue
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-            with_token = await client.request(r.method, r.example_path(), headers=AUTH)
+            with_token = await client.request(r.method, r.example_path(), headers=auth(r.path))
             assert (with_token.status == 401) == (token is None), (r.path, token)
             with_token.close()
+            # Each token opens its own paths only: the dashboard's never the exact counts.
+            other = AUTH if is_audit(r.path) else AUDIT
+            crossed = await client.request(r.method, r.example_path(), headers=other)
+            assert crossed.status == 401, (r.path, token)
+            crossed.close()
         assert (await client.get("/no/such/path", headers=AUTH)).status == (404 if token else 401)

@@ -201,9 +201,12 @@ def test_settings_are_immutable_and_replace_validates():
 def test_secrets_are_never_shown():
     token, key = "tok-SECRET-abc", "key-SECRET-0123456789"
     s = Settings(
-        api_token=token, pseudonym_key=key, redis_url="redis://:pw-SECRET@redis.example:6379/0"
+        api_token=token,
+        audit_token="audit-SECRET-x",
+        pseudonym_key=key,
+        redis_url="redis://:pw-SECRET@redis.example:6379/0",
     )
-    assert SECRETS == {"api_token", "pseudonym_key"}
+    assert SECRETS == {"api_token", "audit_token", "pseudonym_key"}
     for text in (repr(s), str(s), f"{s}"):
         assert "SECRET" not in text, text
     assert "redis.example" in repr(s)

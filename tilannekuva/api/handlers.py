@@ -25,9 +25,10 @@ from tilannekuva.api.history import series
 from tilannekuva.api.picture import (
     PastDay,
     area_body,
+    exact_scope,
     past_scope_body,
+    published_picture,
     scope_body,
-    suppressed_picture,
 )
 from tilannekuva.api.schemas import AREA_DETAIL, MUNICIPALITY_CODE, POSTCODE, http_error
 from tilannekuva.api.series import (
@@ -70,7 +71,7 @@ async def picture(request: web.Request) -> web.Response:
     past = await _past_day(request)
     if past is not None:
         return web.json_response(past_scope_body(past, "all", None, None))
-    pic = await suppressed_picture(request.app)
+    pic = await published_picture(request.app)
     return web.json_response(
         scope_body(pic["all"], None, None, pic["as_of"], pic["updated_at"].get("all"))
     )
@@ -97,7 +98,7 @@ async def municipality(request: web.Request) -> web.Response:
     past = await _past_day(request)
     if past is not None:
         return web.json_response(past_scope_body(past, f"m:{code}", None, code))
-    pic = await suppressed_picture(request.app)
+    pic = await published_picture(request.app)
     m = pic["municipalities"][code]
     return web.json_response(
         scope_body(m, None, code, pic["as_of"], pic["updated_at"].get(f"m:{code}"))
@@ -115,7 +116,7 @@ async def areas(request: web.Request) -> web.Response:
         listing = [(pc, muni, int(past.shown[idx[f"a:{pc}"], 0])) for pc, muni in past.layout.areas]
         as_of = iso(past.day)
     else:
-        pic = await suppressed_picture(request.app)
+        pic = await published_picture(request.app)
         listing = [
             (pc, a["municipality"], a["indicators"]["families"]) for pc, a in pic["areas"].items()
         ]
@@ -151,7 +152,7 @@ async def area(request: web.Request) -> web.Response:
             raise http_error(web.HTTPNotFound, "unknown postcode area")
         muni = past.layout.municipality_of[postcode]
         return web.json_response(past_scope_body(past, scope, postcode, muni))
-    pic = await suppressed_picture(request.app)
+    pic = await published_picture(request.app)
     if postcode not in pic["areas"]:
         raise http_error(web.HTTPNotFound, "unknown postcode area")
     return web.json_response(area_body(pic, postcode))
@@ -256,6 +257,52 @@ async def area_history(request: web.Request) -> web.Response:
     return await _history(request, f"a:{postcode}", postcode, known[postcode])
 
 
+# --------------------------------------------------------------------------- audit
+
+
+async def _audit(
+    request: web.Request, scope: str, area: str | None, municipality: str | None
+) -> web.Response:
+    """The exact counts of one scope on ``?as_of=D`` (default W): the present hashes on
+    W, the history's difference arrays on an earlier day."""
+    client = request.app[REDIS]
+    raw = request.query.get("as_of")
+    first, last = await _span(request)
+    if raw is not None:
+        try:
+            on = parse_day(raw, "as_of")
+            check_in_history(on, "as_of", first, last)
+        except BadRequest as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+        if on != last:
+            hist = await redis_reader.read_history_async(client, [scope], [on])
+            counts = redis_reader.counts_of(hist[scope][on])
+            return web.json_response(exact_scope(counts, area, municipality, iso(on), None))
+    pic = await redis_reader.read_picture_async(client)
+    counts = redis_reader.scope_counts(pic, scope)
+    if counts is None:
+        raise http_error(web.HTTPNotFound, "unknown postcode area")
+    updated = pic["updated_at"].get(scope)
+    return web.json_response(exact_scope(counts, area, municipality, pic["as_of"], updated))
+
+
+async def audit_picture(request: web.Request) -> web.Response:
+    return await _audit(request, "all", None, None)
+
+
+async def audit_municipality(request: web.Request) -> web.Response:
+    code = _municipality_code(request)
+    return await _audit(request, f"m:{code}", None, code)
+
+
+async def audit_area(request: web.Request) -> web.Response:
+    postcode = _postcode(request)
+    known = await redis_reader.known_areas_async(request.app[REDIS])
+    if postcode not in known:
+        raise http_error(web.HTTPNotFound, "unknown postcode area")
+    return await _audit(request, f"a:{postcode}", postcode, known[postcode])
+
+
 def parse_since(raw: str) -> float:
     """Epoch seconds of an ISO-8601 date or timestamp (naive means UTC)."""
     text = raw.strip()
@@ -316,7 +363,7 @@ async def _relay(app: web.Application, pubsub, resp: web.StreamResponse) -> None
         postcodes = _changed_postcodes(msg["data"])
         if not postcodes:
             continue
-        pic = await suppressed_picture(app, fresh=True)
+        pic = await published_picture(app, fresh=True)
         for pc in postcodes:
             if pc in pic["areas"]:
                 data = json.dumps(area_body(pic, pc), separators=(",", ":"))
@@ -338,7 +385,7 @@ def _changed_postcodes(data: bytes | str) -> list[str]:
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    _export_shares(state.metrics.share, await suppressed_picture(request.app))
+    _export_shares(state.metrics.share, await published_picture(request.app))
     body = generate_latest(state.metrics.registry) + generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

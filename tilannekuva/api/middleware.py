@@ -9,7 +9,7 @@ import time
 import redis.exceptions
 from aiohttp import web
 
-from tilannekuva.api.routes import PATHS, is_public
+from tilannekuva.api.routes import PATHS, is_audit, is_public
 from tilannekuva.api.schemas import http_error
 from tilannekuva.api.state import SETTINGS, STATE
 
@@ -45,7 +45,10 @@ async def authenticate(request: web.Request, handler):
     # By path, before routing: an unknown path is 401 too, so it tells nothing without a token.
     if is_public(request.path):
         return await handler(request)
-    token = request.app[SETTINGS].api_token
+    # The exact counts open only with the data controller's own token, never the
+    # dashboard's (and the dashboard paths never with the audit token).
+    settings = request.app[SETTINGS]
+    token = settings.audit_token if is_audit(request.path) else settings.api_token
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     ok = (
         bool(token)

@@ -12,10 +12,19 @@ from tilannekuva.api.schemas import Error
 REF = "#/components/schemas/{model}"
 INFO = {
     "title": "tilannekuva — situation picture of families with children",
-    "version": "1.1",
-    "description": "Output contract situation-api.md, version 1.1 (with the history). Small "
-    "cells are suppressed; every day of the history is suppressed as a whole picture, "
-    "exactly as the present is.",
+    "version": "1.2",
+    "description": "Output contract situation-api.md, version 1.2 (history; disclosure "
+    "control). Small cells are suppressed (a count from 1 to SITUATION_MIN_CELL−1 is "
+    "null); every day of the history is suppressed as a whole picture, exactly as the "
+    "present is. Protected values (docs/disclosure.md): every shown count of the "
+    "picture, its history, the stream, the export, the alerts and the metrics is "
+    "published as the exact count plus a perturbation drawn by its cell key (the cell "
+    "key method): at most ±2, an exact 0 stays 0, a count of at least SITUATION_MIN_CELL "
+    "is never published below it, and the same families always give the same value. "
+    "Published counts therefore need not add up (areas to municipality, groups to "
+    "families). The family-type counts of /api/v1/types are suppressed, not yet "
+    "perturbed. The exact counts are answered only on /api/v1/audit/…, with "
+    "SITUATION_AUDIT_TOKEN.",
 }
 UNAUTHORIZED = "missing or wrong bearer token (always, when no token is configured)"
 UNREACHABLE = "Redis is unreachable: retry after the Retry-After header's seconds"

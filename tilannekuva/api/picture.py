@@ -1,8 +1,10 @@
-"""The suppressed picture, cached, and the answer bodies cut from it.
+"""The published picture, cached, and the answer bodies cut from it.
 
 Every answer comes from the whole picture suppressed with
-:func:`models.suppression.suppress`; the result is cached briefly and keyed on the
-content read from Redis, so a burst of requests costs one suppression.
+:func:`models.suppression.suppress` and its shown counts perturbed by their cell keys
+(:func:`models.publication.publish_picture`, docs/disclosure.md); the result is cached
+briefly and keyed on the content read from Redis, so a burst of requests costs one
+suppression. The exact counts are answered only on the audit paths (:func:`exact_scope`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from aiohttp import web
 
+from models.contract import GROUPS, INDICATORS
+from models.publication import publish_picture
 from models.suppression import suppress
 from sinks import redis_reader
 from tilannekuva.api.cube import Layout, cells
@@ -25,8 +29,8 @@ from tilannekuva.api.state import REDIS, SETTINGS, STATE, Cached
 CACHE_TTL_S = 1.0
 
 
-async def suppressed_picture(app: web.Application, *, fresh: bool = False) -> dict:
-    """The suppressed picture with ``as_of`` and ``updated_at``; cached on content."""
+async def published_picture(app: web.Application, *, fresh: bool = False) -> dict:
+    """The published picture with ``as_of`` and ``updated_at``; cached on content."""
     state = app[STATE]
     if not fresh and _recent(state.cache):
         return state.cache.picture
@@ -41,7 +45,9 @@ async def suppressed_picture(app: web.Application, *, fresh: bool = False) -> di
             return state.cache.picture
         # Suppression is CPU-bound (a linear audit): off the event loop.
         loop = asyncio.get_running_loop()
-        sup = await loop.run_in_executor(None, suppress, raw, app[SETTINGS].min_cell)
+        min_cell = app[SETTINGS].min_cell
+        sup = await loop.run_in_executor(None, suppress, raw, min_cell)
+        sup = publish_picture(sup, raw["keys"], min_cell)
         sup["as_of"] = raw["as_of"]
         sup["updated_at"] = raw["updated_at"]
         state.cache = Cached(at=time.monotonic(), digest=digest, picture=sup)
@@ -94,4 +100,20 @@ def past_scope_body(past: PastDay, scope: str, area: str | None, municipality: s
         body["service_need_groups"] = grp
     body["suppressed"] = sup
     body["updated_at"] = None
+    return body
+
+
+def exact_scope(counts: dict, area: str | None, municipality: str | None, as_of, updated_at):
+    """An audit answer: a :class:`~tilannekuva.api.schemas.Scope` of the exact,
+    unsuppressed counts (``counts`` as :mod:`sinks.redis_reader` reads them)."""
+    body = {
+        "area": area,
+        "municipality": municipality,
+        "as_of": as_of,
+        "indicators": {f: int(counts.get(f, 0)) for f in INDICATORS},
+    }
+    if any(g in counts for g in GROUPS):
+        body["service_need_groups"] = {g[1:]: int(counts.get(g, 0)) for g in GROUPS}
+    body["suppressed"] = []
+    body["updated_at"] = updated_at
     return body

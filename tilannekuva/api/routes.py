@@ -116,6 +116,23 @@ HISTORY_ERROR = (
 )
 REBUILDING = "the history changed shape while answering (e.g. Redis was reset): retry"
 STATIC_PREFIX = "/static/"
+AUDIT_AS_OF = Param(
+    "as_of",
+    "query",
+    "a day of the history, YYYY-MM-DD, from the first day of data to W (default: W)",
+    "2026-06-01",
+    DATE_PATTERN,
+)
+AUDIT_AS_OF_ERROR = "as_of malformed or outside the history (first day of data … W)"
+AUDIT_DESCRIPTION = (
+    "Disclosure control (contract 1.2, docs/disclosure.md): every other answer publishes "
+    "counts perturbed by their cell keys (at most ±2, zero stays zero, never below "
+    "SITUATION_MIN_CELL) after small-cell suppression. These paths answer the exact "
+    "counts, unsuppressed, so that the data controller can verify the picture against "
+    "the batch reference (tilannekuva compare). They open only with "
+    "SITUATION_AUDIT_TOKEN, never with the dashboard token; without that setting they "
+    "answer 401. `suppressed` is always empty."
+)
 TYPES_DESCRIPTION = (
     "Every counted family has a family type of the latest model (online k-means, "
     "docs/family-types.md). The scope's types are listed by their families, largest "
@@ -259,6 +276,38 @@ ROUTES: tuple[Route, ...] = (
         params=(POSTCODE_PARAM, *HISTORY_PARAMS),
         errors={400: f"malformed postcode; {HISTORY_ERROR}", 404: "unknown area", 503: REBUILDING},
     ),
+    *(
+        Route(
+            "GET",
+            f"/api/v1/audit/{path}",
+            handler,
+            name=f"audit_{name}",
+            summary=f"the exact, unsuppressed counts of {what} on W or a day of the history "
+            "(the data controller's verification; SITUATION_AUDIT_TOKEN only)",
+            description=AUDIT_DESCRIPTION,
+            body=Scope,
+            body_description="exact counts",
+            params=(*params, AUDIT_AS_OF),
+            errors={400: f"malformed {name}; {AUDIT_AS_OF_ERROR}", 404: "unknown scope"},
+        )
+        for path, handler, name, what, params in (
+            ("picture", handlers.audit_picture, "picture", "all six municipalities", ()),
+            (
+                "municipalities/{code}",
+                handlers.audit_municipality,
+                "municipality",
+                "one municipality",
+                (CODE,),
+            ),
+            (
+                "areas/{postcode}",
+                handlers.audit_area,
+                "area",
+                "one postcode area",
+                (POSTCODE_PARAM,),
+            ),
+        )
+    ),
     Route(
         "GET",
         "/api/v1/types",
@@ -343,12 +392,18 @@ ROUTES: tuple[Route, ...] = (
 )
 
 PATHS = frozenset(r.path for r in ROUTES)
+AUDIT_PREFIX = "/api/v1/audit/"
 PUBLIC_PATHS = frozenset(r.path for r in ROUTES if r.public)
 
 
 def is_public(path: str) -> bool:
     """Answers without the token: the public routes and the page's static files."""
     return path in PUBLIC_PATHS or path.startswith(STATIC_PREFIX)
+
+
+def is_audit(path: str) -> bool:
+    """Answers only with ``SITUATION_AUDIT_TOKEN``: the exact counts."""
+    return path.startswith(AUDIT_PREFIX)
 
 
 def register(router: web.UrlDispatcher) -> None:

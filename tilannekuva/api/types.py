@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.publication import publish_types
 from models.suppression import suppress_types
 from models.type_descriptions import catalogue, type_groups
 from sinks import redis_reader
@@ -220,4 +221,9 @@ class TypesCache:
         scopes = await loop.run_in_executor(
             None, suppress_types, read["picture"], read["types"], self.min_cell, groups
         )
+        # Published like the picture: every shown count perturbed by its cell key.
+        keysums = {
+            s: {**k, **read["type_keys"].get(s, {})} for s, k in read["picture"]["keys"].items()
+        }
+        scopes = publish_types(scopes, keysums, self.min_cell)
         return TypesPicture(read["as_of"], version, scopes, words)
