@@ -28,7 +28,14 @@ from models.contract import COVERED_MUNICIPALITIES
 from sinks import redis_reader
 from tilannekuva.api.cube import FIELD_INDEX, GROUP_NAMES, HIDDEN, N_IND, Layout
 from tilannekuva.api.history import HistoryCache
-from tilannekuva.api.series import STEPS, BadRequest, iso, parse_day, parse_history_query
+from tilannekuva.api.series import (
+    STEPS,
+    BadRequest,
+    iso,
+    parse_day,
+    parse_history_query,
+    published_last,
+)
 from tilannekuva.config import Settings
 
 COLUMNS = ("as_of", "scope_type", "scope", "municipality", "indicator", "value", "suppressed")
@@ -38,7 +45,9 @@ _SCOPE = re.compile(r"^(all|m:\d{3}|a:\d{5})$")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="from_", metavar="D1", help="first day (default: to − 364)")
-    parser.add_argument("--to", metavar="D2", help="last day (default: W)")
+    parser.add_argument(
+        "--to", metavar="D2", help="last day (default: the last published day, W − 1)"
+    )
     parser.add_argument(
         "--scope",
         action="append",
@@ -103,7 +112,7 @@ async def collect(
     """The columns of the export, through the API's history cache."""
     first_s, last_s = await redis_reader.read_span_async(redis)
     first = parse_day(first_s, "first") if first_s else None
-    last = parse_day(last_s, "W") if last_s else None
+    last = published_last(first, parse_day(last_s, "W") if last_s else None)
     q = parse_history_query(query, first, last)
     cache = HistoryCache(redis, min_cell)
     try:

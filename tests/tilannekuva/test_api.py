@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import random
 
@@ -16,7 +17,6 @@ from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, key_fiel
 from models.publication import table
 from sinks import keys
 from tilannekuva import api
-from tilannekuva.api.picture import CACHE_TTL_S
 from tilannekuva.api.routes import ROUTES, STATIC_PREFIX
 from tilannekuva.config import Settings
 
@@ -30,8 +30,32 @@ pytestmark = pytest.mark.integration
 # --------------------------------------------------------------------------- fixtures
 
 
+W = "2026-06-30"  # the watermark of the seeded picture
+PUBLISHED = "2026-06-29"  # what is published: the last completed day, W − 1
+SINCE = "2026-06-01"  # the seeded counts hold from this day on (the first day of data)
+
+
+def ordinal(day: str) -> int:
+    return dt.date.fromisoformat(day).toordinal()
+
+
+def bump(pipe, scope: str, fields: dict, day: str = SINCE, present: bool = True) -> None:
+    """Counts that hold from ``day`` on, as the sink writes them: the present hash (if
+    ``day`` is not after W) and the history's difference arrays of the scope."""
+    on = ordinal(day)
+    block = on // keys.HIST_BLOCK
+    for f, v in fields.items():
+        if not v:
+            continue
+        if present:
+            pipe.hincrby(keys.scope(scope), f, v)
+        pipe.hincrby(keys.history(scope), f"{f}:{block}", v)
+        pipe.hincrby(keys.history(scope, block), f"{f}:{on}", v)
+
+
 def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:
-    """A consistent random picture over every reference area, with small cells."""
+    """A consistent random picture over every reference area, with small cells, holding
+    from SINCE to W (present and history)."""
     rng = random.Random(seed)
     fields = INDICATORS + (GROUPS if groups else ())
     keyed = fields + tuple(key_field(f) for f in fields)
@@ -50,17 +74,18 @@ def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:
             c["families"] = rng.choice([1, 3, 7, 30, 80])
         # Cell keys as the sink keeps them beside the counts (any sums will do here).
         c |= {key_field(f): rng.randrange(1 << 20) * (c[f] > 0) for f in fields}
-        pipe.hset(keys.area(pc), mapping=c)
+        bump(pipe, f"a:{pc}", c)
         pipe.hset(keys.AREAS, pc, ref["municipality"])
         pipe.hset(keys.UPDATED, f"a:{pc}", "2026-07-01T08:00:01Z")
         for f in keyed:
             munis[ref["municipality"]][f] += c[f]
             total[f] += c[f]
     for m, c in munis.items():
-        pipe.hset(keys.municipality(m), mapping=c)
-    pipe.hset(keys.ALL, mapping=total)
+        bump(pipe, f"m:{m}", c)
+    bump(pipe, "all", total)
     pipe.hset(keys.UPDATED, "all", "2026-07-01T08:00:02Z")
-    pipe.set(keys.WATERMARK, "2026-06-30")
+    pipe.set(keys.WATERMARK, W)
+    pipe.set(keys.FIRST_DAY, SINCE)
     pipe.execute()
     return total
 
@@ -112,7 +137,7 @@ def assert_scope_shape(body, area, municipality, groups=True):
     )
     assert list(body) == keys + ["suppressed", "updated_at"]
     assert body["area"] == area and body["municipality"] == municipality
-    assert body["as_of"] == "2026-06-30"
+    assert body["as_of"] == PUBLISHED
     assert list(body["indicators"]) == list(INDICATORS)
     if groups:
         assert list(body["service_need_groups"]) == [str(i) for i in range(1, 11)]
@@ -188,7 +213,7 @@ async def test_shapes_and_suppression(client, redis_client):
     assert resp.status == 200
     body = await resp.json()
     assert_scope_shape(body, None, None)
-    assert body["updated_at"] == "2026-07-01T08:00:02Z"
+    assert body["updated_at"].endswith("Z")  # when this day was published
     # Published: the exact count moved by its cell key's perturbation (docs/disclosure.md).
     published = table(MIN_CELL).published(total["families"], total["~families"] % KEYS)
     assert body["indicators"]["families"] == published
@@ -201,7 +226,7 @@ async def test_shapes_and_suppression(client, redis_client):
         assert_no_small(body)
 
     listing = await (await client.get("/api/v1/areas", headers=AUTH)).json()
-    assert listing["as_of"] == "2026-06-30"
+    assert listing["as_of"] == PUBLISHED
     assert len(listing["areas"]) == 144
     assert_no_small(listing)
     some_hidden = False
@@ -237,10 +262,14 @@ async def test_groups_omitted_without_g_fields(client, redis_client):
     assert "service_need_groups" not in body
 
 
-async def test_empty_redis(client):
+async def test_empty_redis(client, redis_client):
     body = await (await client.get("/api/v1/picture", headers=AUTH)).json()
     assert body["as_of"] is None and body["updated_at"] is None
     assert body["indicators"]["families"] is None  # 0 families is under the threshold
+    # One day of data is not a completed day: nothing is published yet.
+    redis_client.mset({keys.WATERMARK: W, keys.FIRST_DAY: W})
+    body = await (await client.get("/api/v1/picture", headers=AUTH)).json()
+    assert body["as_of"] is None
 
 
 async def test_404_and_400(client, redis_client):
@@ -259,15 +288,30 @@ async def test_404_and_400(client, redis_client):
         assert resp.status == status, path
 
 
-async def test_cache_follows_content(client, redis_client):
+async def test_publication_moves_once_per_day_of_w(client, redis_client):
+    """The fixed cadence: late events and the day W itself stay unpublished until W
+    moves on; then everything up to the new W − 1 is published at once."""
     seed_picture(redis_client)
     first = await (await client.get("/api/v1/picture", headers=AUTH)).json()
-    redis_client.hincrby(keys.ALL, "children", 100)
-    redis_client.hincrby(keys.municipality("837"), "children", 100)
-    redis_client.hincrby(keys.area("33100"), "children", 100)
-    await asyncio.sleep(CACHE_TTL_S + 0.1)
-    second = await (await client.get("/api/v1/picture", headers=AUTH)).json()
-    assert second["indicators"]["children"] == first["indicators"]["children"] + 100
+    pipe = redis_client.pipeline()
+    for scope in ("all", "m:837", "a:33100"):
+        bump(pipe, scope, {"children": 100, "~children": 1000}, day="2026-06-20")  # late
+        bump(pipe, scope, {"families": 50, "~families": 77}, day=W)  # the day still filling
+    pipe.execute()
+    await asyncio.sleep(0.2)
+    again = await (await client.get("/api/v1/picture", headers=AUTH)).json()
+    assert again == first  # nothing published while W stays
+    past = await client.get("/api/v1/picture", params={"as_of": "2026-06-25"}, headers=AUTH)
+    assert (await past.json())["indicators"] == first["indicators"]  # the past neither
+    assert (await client.get("/api/v1/picture", params={"as_of": W}, headers=AUTH)).status == 400
+    redis_client.set(keys.WATERMARK, "2026-07-01")
+    moved = await (await client.get("/api/v1/picture", headers=AUTH)).json()
+    assert moved["as_of"] == W
+    got = moved["indicators"]
+    assert abs(got["children"] - (first["indicators"]["children"] + 100)) <= 4
+    assert abs(got["families"] - (first["indicators"]["families"] + 50)) <= 4
+    late = await client.get("/api/v1/picture", params={"as_of": "2026-06-25"}, headers=AUTH)
+    assert abs((await late.json())["indicators"]["children"] - got["children"]) <= 4
 
 
 # --------------------------------------------------------------------------- alerts
@@ -308,9 +352,16 @@ async def test_stream_delivers_area_events(make_client, redis_client, redis_test
     assert resp.headers["Content-Type"].startswith("text/event-stream")
     assert await asyncio.wait_for(resp.content.readline(), 5) == b": connected\n"
     assert await asyncio.wait_for(resp.content.readline(), 5) == b"\n"
-    # A heartbeat comment arrives while nothing changes.
+    # A heartbeat comment arrives while nothing changes, and a late event is not sent.
+    pipe = redis_client.pipeline()
+    for scope in ("all", "m:837", "a:33100"):
+        bump(pipe, scope, {"children": 100, "~children": 1000}, day="2026-06-20")
+    pipe.execute()
     assert (await asyncio.wait_for(resp.content.readline(), 5)).startswith(b":")
-    redis_client.publish(keys.CHANGES, json.dumps(["all", "m:837", "a:33100", "a:33200"]))
+    assert (await asyncio.wait_for(resp.content.readline(), 5)) == b"\n"
+    assert (await asyncio.wait_for(resp.content.readline(), 5)).startswith(b":")
+    # W moves on: every area's published answer is new (its day), each sent once.
+    redis_client.set(keys.WATERMARK, "2026-07-01")
     events = []
     while len(events) < 2:
         line = (await asyncio.wait_for(resp.content.readline(), 5)).decode()
@@ -319,11 +370,12 @@ async def test_stream_delivers_area_events(make_client, redis_client, redis_test
             data = (await asyncio.wait_for(resp.content.readline(), 5)).decode()
             assert data.startswith("data: ")
             events.append(json.loads(data[6:]))
-    assert [e["area"] for e in events] == ["33100", "33200"]
+    first_two = sorted(pc for pc, _ in reference_areas().items())[:2]
+    assert [e["area"] for e in events] == first_two
     for e in events:
-        assert_scope_shape(e, e["area"], "837")
+        assert e["as_of"] == W
         assert_no_small(e)
-    direct = await (await c.get("/api/v1/areas/33100", headers=AUTH)).json()
+    direct = await (await c.get(f"/api/v1/areas/{first_two[0]}", headers=AUTH)).json()
     assert events[0] == direct
     resp.close()
 
@@ -359,24 +411,16 @@ async def test_openapi_lists_every_path(client):
 
 
 async def test_metrics_export_municipality_shares_of_shown_counts_only(client, redis_client):
+    pipe = redis_client.pipeline()
     for pc, cw in (("33100", 3), ("33200", 0)):
-        redis_client.hset(
-            keys.area(pc),
-            mapping={
-                "families": 100,
-                "families_social_assistance": 15,
-                "families_child_welfare": cw,
-            },
-        )
-    redis_client.hset(
-        keys.municipality("837"),
-        mapping={"families": 200, "families_social_assistance": 30, "families_child_welfare": 3},
-    )
-    redis_client.hset(
-        keys.ALL,
-        mapping={"families": 200, "families_social_assistance": 30, "families_child_welfare": 3},
-    )
-    redis_client.set(keys.WATERMARK, "2026-06-30")
+        fields = {"families": 100, "families_social_assistance": 15, "families_child_welfare": cw}
+        bump(pipe, f"a:{pc}", fields)
+        pipe.hset(keys.AREAS, pc, "837")
+    for scope in ("m:837", "all"):
+        bump(pipe, scope, {"families": 200, "families_social_assistance": 30})
+        bump(pipe, scope, {"families_child_welfare": 3})
+    pipe.mset({keys.WATERMARK: W, keys.FIRST_DAY: SINCE})
+    pipe.execute()
     text = await (await client.get("/metrics", headers=AUTH)).text()
     # From the published counts (no cell keys were written here: key sums 0).
     share = table(MIN_CELL).published(30, 0) / table(MIN_CELL).published(200, 0)

@@ -171,7 +171,9 @@ async def test_as_of_answers_the_whole_picture_of_that_day(history_redis, make_c
     c = await make_client()
     first, w = redis_reader.read_span(r)
     assert first < "2000-01-01" < w  # the history reaches back decades: births, memberships
-    for on in (w, "2026-06-01", "2025-01-31", "2023-07-01", "2010-06-15"):
+    for path, _pick in PATHS:  # the day W is still filling: never published
+        assert (await c.get(path, params={"as_of": w}, headers=AUTH)).status == 400
+    for on in (published(w), "2026-06-01", "2025-01-31", "2023-07-01", "2010-06-15"):
         ref = reference(r, on)
         for path, pick in PATHS:
             resp = await c.get(path, params={"as_of": on}, headers=AUTH)
@@ -179,10 +181,11 @@ async def test_as_of_answers_the_whole_picture_of_that_day(history_redis, make_c
             body = await resp.json()
             assert body["as_of"] == on
             assert cells_of(body) == cells_of(pick(ref)), (path, on)
-            if on == w:  # the present is day W: the same answer
-                assert body == await (await c.get(path, headers=AUTH)).json()
-            else:
-                assert body["updated_at"] is None
+            assert body["updated_at"] is None
+            if on == published(w):  # the present is the last completed day, W − 1
+                present = await (await c.get(path, headers=AUTH)).json()
+                assert present["updated_at"] is not None
+                assert {**body, "updated_at": None} == {**present, "updated_at": None}
         listing = await (await c.get("/api/v1/areas", params={"as_of": on}, headers=AUTH)).json()
         assert listing["as_of"] == on
         for item in listing["areas"]:
@@ -201,7 +204,7 @@ async def test_series_points_are_the_days_answers_and_end_on_the_present(
         assert resp.status == 200
         body = await resp.json()
         series = body["series"]
-        assert len(series) == 12 and series[-1]["as_of"] == w
+        assert len(series) == 12 and series[-1]["as_of"] == published(w)
         for point in series[::4] + series[-1:]:
             single = await (
                 await c.get(path, params={"as_of": point["as_of"]}, headers=AUTH)
@@ -216,7 +219,7 @@ async def test_series_points_are_the_days_answers_and_end_on_the_present(
             headers=AUTH,
         )
     ).json()
-    assert len(body["series"]) == w_minus(w, "2026-06-20") + 1
+    assert len(body["series"]) == w_minus(published(w), "2026-06-20") + 1
     for point in body["series"]:
         assert list(point["indicators"]) == ["families", "mental_health_visits_90d"]
         assert list(point.get("service_need_groups", {})) in ([], [g[1:] for g in GROUPS])
@@ -228,12 +231,17 @@ def w_minus(w: str, d: str) -> int:
     return day(w) - day(d)
 
 
+def published(w: str) -> str:
+    """The last published day of the watermark ``w``: W − 1 (docs/disclosure.md)."""
+    return (dt.date.fromisoformat(w) - dt.timedelta(days=1)).isoformat()
+
+
 async def test_errors(history_redis, make_client):
     r, _ = history_redis
     c = await make_client()
     first, w = redis_reader.read_span(r)
     before = (dt.date.fromisoformat(first) - dt.timedelta(days=1)).isoformat()
-    after = (dt.date.fromisoformat(w) + dt.timedelta(days=1)).isoformat()
+    after = w  # the day W is not published yet
     for path, query, status in [
         ("/api/v1/picture", {"as_of": "2026-6-1"}, 400),
         ("/api/v1/picture", {"as_of": after}, 400),
@@ -345,7 +353,8 @@ async def test_a_late_event_revises_the_days_from_its_date_only(history_redis, m
     """Runs last: it feeds the held-back events into the module's history."""
     r, feed_late = history_redis
     c = await make_client()
-    query = {"from": "2026-05-01", "to": redis_reader.read_span(r)[1]}
+    w = redis_reader.read_span(r)[1]
+    query = {"from": "2026-05-01", "to": published(w)}
     before = (await (await c.get("/api/v1/picture/history", params=query, headers=AUTH)).json())[
         "series"
     ]
@@ -353,6 +362,13 @@ async def test_a_late_event_revises_the_days_from_its_date_only(history_redis, m
     done = cache.suppressed_days
     feed_late()
     await cache.refresh()
+    # The fixed cadence: nothing of the late events is published while W stays.
+    held = (await (await c.get("/api/v1/picture/history", params=query, headers=AUTH)).json())[
+        "series"
+    ]
+    assert held == before and cache.suppressed_days == done
+    r.set(keys.WATERMARK, (dt.date.fromisoformat(w) + dt.timedelta(days=1)).isoformat())
+    await cache.refresh()  # W moved on: the revisions and the day W are published
     revised = cache.suppressed_days - done
     after = (await (await c.get("/api/v1/picture/history", params=query, headers=AUTH)).json())[
         "series"
@@ -360,7 +376,8 @@ async def test_a_late_event_revises_the_days_from_its_date_only(history_redis, m
     assert [p["as_of"] for p in after] == [p["as_of"] for p in before]
     changed = [a["as_of"] for a, b in zip(after, before, strict=True) if a != b]
     assert changed and min(changed) >= LATE_FROM
-    assert 0 < revised <= day(after[-1]["as_of"]) - day(LATE_FROM) + 1
+    # The days revised, and the two new days (W, now published, and the new W).
+    assert 0 < revised <= day(after[-1]["as_of"]) - day(LATE_FROM) + 1 + 2
     for on in (changed[0], "2026-05-10", after[-2]["as_of"]):
         point = next(p for p in after if p["as_of"] == on)
         assert cells_of(point) == cells_of(reference(r, on)["all"]), on

@@ -251,7 +251,7 @@ async def test_query_examples_answer_their_documented_bodies(make_client):
         )
     ).json()
     assert body["area"] == "33100" and body["municipality"] == "837"
-    assert [p["as_of"] for p in body["series"]][-2:] == ["2026-06-23", "2026-06-30"]
+    assert [p["as_of"] for p in body["series"]][-2:] == ["2026-06-22", "2026-06-29"]
     assert all(list(p["indicators"]) == ["children"] for p in body["series"])
     assert all("service_need_groups" in p for p in body["series"])
 

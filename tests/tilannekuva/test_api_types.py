@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from models.contract import type_id_of
+from models.publication import publish_types
 from models.suppression import suppress_types
 from models.type_descriptions import catalogue, type_groups
 from sinks import keys, redis_reader
@@ -100,8 +101,14 @@ async def test_types_of_every_scope_are_the_suppressed_counts_in_words(typed_red
     assert read["picture"] == redis_reader.read_picture(r)
     assert not any(type_id_of(f) is not None for f in read["picture"]["all"])
 
-    expected = suppress_types(pic, read["types"], MIN_CELL, type_groups(snap))
-    assert expected is not None, "this history's types can be shown"
+    suppressed = suppress_types(pic, read["types"], MIN_CELL, type_groups(snap))
+    assert suppressed is not None, "this history's types can be shown"
+    # Published as the picture is: each shown count perturbed by its cell key.
+    keysums = {s: {**k, **read["type_keys"].get(s, {})} for s, k in pic["keys"].items()}
+    expected = publish_types(suppressed, keysums, MIN_CELL)
+    assert any(
+        expected[s]["types"] != suppressed[s]["types"] for s in suppressed
+    )  # the perturbation is there
     words = catalogue(snap)
     c = await make_client()
     cases = [({}, "all", None, None), ({"municipality": "837"}, "m:837", None, "837")]

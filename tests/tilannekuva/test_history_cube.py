@@ -393,7 +393,7 @@ async def test_cache_suppresses_again_only_the_days_a_late_event_changed(hist, a
     r = hist
     start, end = o("2025-01-01"), o("2025-04-30")
     fill(r, 80, start, end, seed=7)
-    cache = HistoryCache(aredis, MIN_CELL, window_days=60)
+    cache = HistoryCache(aredis, MIN_CELL, window_days=60, cadence=False)
     try:
         snap = await cache.refresh()
         assert snap.last == end and snap.first == window_start(start, end, 60)
@@ -506,7 +506,7 @@ async def test_refresh_finds_changes_in_older_blocks(hist, aredis):
     r = hist
     start, end = o("2024-01-01"), o("2025-02-28")
     fill(r, 40, start, end, seed=11)
-    cache = HistoryCache(aredis, MIN_CELL, window_days=300, full_every=3)
+    cache = HistoryCache(aredis, MIN_CELL, window_days=300, full_every=3, cadence=False)
     try:
         snap = await cache.refresh()  # tick 1 (every block is new: all read)
         old_block = snap.first // keys.HIST_BLOCK + 1  # far from the recent blocks
@@ -542,11 +542,41 @@ async def test_refresh_falls_back_to_the_totals_when_the_present_disagrees(hist,
     for k in (keys.area("33100"), keys.ALL, keys.municipality("837")):
         assert r.client.hexists(k, "families")
         r.client.hincrby(k, "families", 1)
-    cache = HistoryCache(aredis, MIN_CELL, window_days=60)
+    cache = HistoryCache(aredis, MIN_CELL, window_days=60, cadence=False)
     try:
         snap = await cache.refresh()
         layout = layout_of(r)
         for day in (snap.first, end):
             assert (snap.values[day - snap.first] == present(r, layout, day)).all()
+    finally:
+        cache.close()
+
+
+async def test_with_the_cadence_a_snapshot_is_taken_only_when_w_moves_on(hist, aredis):
+    """The fixed cadence (docs/disclosure.md): a late event is held back until W moves
+    on, then published with everything else of that moment."""
+    r = hist
+    start, end = o("2025-01-01"), o("2025-04-30")
+    fill(r, 40, start, end, seed=17)
+    times = iter(f"2026-01-0{i}T00:00:00Z" for i in range(1, 9))
+    cache = HistoryCache(aredis, MIN_CELL, window_days=60, now=lambda: next(times))
+    try:
+        snap = await cache.refresh()
+        assert snap.published_at == "2026-01-01T00:00:00Z"
+        a = layout_of(r).index["a:33100"]
+        late = end - 20
+        r.write("late", late, [[late, ["33100", "837", 1, 2, 0, 0, 0, 0, 0, 0, 4]]])
+        assert await cache.refresh() is snap  # W stays: nothing new is published
+        assert (
+            int(snap.values[late - snap.first, a, 0])
+            == r.history.on("a:33100", late)["families"] - 1
+        )
+        r.span(dt.date.fromordinal(start).isoformat(), dt.date.fromordinal(end + 1).isoformat())
+        moved = await cache.refresh()
+        assert moved is not snap and moved.last == end + 1
+        assert moved.published_at == "2026-01-02T00:00:00Z"
+        for day in (late, end):
+            want = r.history.on("a:33100", day)["families"]
+            assert int(moved.values[day - moved.first, a, 0]) == want, day
     finally:
         cache.close()

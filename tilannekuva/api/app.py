@@ -23,19 +23,25 @@ def make_app(
     *,
     heartbeat_s: float = HEARTBEAT_S,
     history_refresh_s: float | None = REFRESH_S,
+    history_cadence: bool = True,
 ) -> web.Application:
     """The aiohttp application; ``redis`` is a ``redis.asyncio.Redis`` (bytes or str).
 
     With ``history_refresh_s`` (seconds), a background task keeps the history cache
     fresh and warm from start-up on (see :mod:`tilannekuva.api.history`); None leaves
-    it to the requests (each then refreshes only when its days are not held yet)."""
+    it to the requests (each then refreshes only when its days are not held yet).
+    ``history_cadence`` False publishes every refresh rather than once per day of ``W``:
+    only for measuring the refresh itself (bench/), never for serving."""
     app = web.Application(middlewares=[observe, authenticate, unavailable])
     app[SETTINGS] = settings
     app[REDIS] = redis
     app[STATE] = State(heartbeat_s=heartbeat_s)
     app[OPENAPI] = openapi.document()
     app[HISTORY] = HistoryCache(
-        redis, settings.min_cell, on_suppressed=app[STATE].metrics.history_days.inc
+        redis,
+        settings.min_cell,
+        on_suppressed=app[STATE].metrics.history_days.inc,
+        cadence=history_cadence,
     )
     app[TYPES] = TypesCache(redis, settings.min_cell)
     routes.register(app.router)

@@ -6,6 +6,7 @@ picture, the watermark and the alerts, through :mod:`sinks.redis_reader`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -19,17 +20,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES
-from sinks import keys, redis_reader
-from tilannekuva.api.cube import HIDDEN
+from sinks import redis_reader
+from tilannekuva.api.cube import FIELD_INDEX, HIDDEN
 from tilannekuva.api.history import series
-from tilannekuva.api.picture import (
-    PastDay,
-    area_body,
-    exact_scope,
-    past_scope_body,
-    published_picture,
-    scope_body,
-)
+from tilannekuva.api.picture import PastDay, empty_body, exact_scope, past_scope_body
 from tilannekuva.api.schemas import AREA_DETAIL, MUNICIPALITY_CODE, POSTCODE, http_error
 from tilannekuva.api.series import (
     BadRequest,
@@ -37,6 +31,7 @@ from tilannekuva.api.series import (
     iso,
     parse_day,
     parse_history_query,
+    published_last,
 )
 from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, STATE, TYPES
 from tilannekuva.api.types import BadQuery, parse_query
@@ -52,6 +47,7 @@ SHARE_INDICATORS = (
     "families_child_welfare",
 )
 REBUILDING = "the history was reset while answering; retry"
+STREAM_POLL_S = 1.0  # how often a stream looks at the publication
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -68,13 +64,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def picture(request: web.Request) -> web.Response:
-    past = await _past_day(request)
-    if past is not None:
-        return web.json_response(past_scope_body(past, "all", None, None))
-    pic = await published_picture(request.app)
-    return web.json_response(
-        scope_body(pic["all"], None, None, pic["as_of"], pic["updated_at"].get("all"))
-    )
+    day = await _published(request)
+    if day is None:
+        return web.json_response(empty_body(None, None))
+    return web.json_response(past_scope_body(day, "all", None, None))
 
 
 def _municipality_code(request: web.Request) -> str:
@@ -95,14 +88,10 @@ def _postcode(request: web.Request) -> str:
 
 async def municipality(request: web.Request) -> web.Response:
     code = _municipality_code(request)
-    past = await _past_day(request)
-    if past is not None:
-        return web.json_response(past_scope_body(past, f"m:{code}", None, code))
-    pic = await published_picture(request.app)
-    m = pic["municipalities"][code]
-    return web.json_response(
-        scope_body(m, None, code, pic["as_of"], pic["updated_at"].get(f"m:{code}"))
-    )
+    day = await _published(request)
+    if day is None:
+        return web.json_response(empty_body(None, code))
+    return web.json_response(past_scope_body(day, f"m:{code}", None, code))
 
 
 async def areas(request: web.Request) -> web.Response:
@@ -110,32 +99,29 @@ async def areas(request: web.Request) -> web.Response:
     if detail not in AREA_DETAIL:
         raise http_error(web.HTTPBadRequest, f"detail must be one of {', '.join(AREA_DETAIL)}")
     ref = reference_areas()
-    past = await _past_day(request)
-    if past is not None:
-        idx = past.layout.index
-        listing = [(pc, muni, int(past.shown[idx[f"a:{pc}"], 0])) for pc, muni in past.layout.areas]
-        as_of = iso(past.day)
+    day = await _published(request)
+    if day is not None:
+        idx = day.layout.index
+        listing = [(pc, muni, int(day.shown[idx[f"a:{pc}"], 0])) for pc, muni in day.layout.areas]
+        as_of = iso(day.day)
     else:
-        pic = await published_picture(request.app)
-        listing = [
-            (pc, a["municipality"], a["indicators"]["families"]) for pc, a in pic["areas"].items()
-        ]
-        as_of = pic["as_of"]
+        listing = [(pc, a["municipality"], HIDDEN) for pc, a in sorted(ref.items())]
+        as_of = None
     items = []
     for pc, muni, families in listing:
         item = {"area": pc, "municipality": muni}
         if pc in ref:
             item["name"] = ref[pc]["name"]
             item["name_sv"] = ref[pc]["name_sv"]
-        shown = families is not None and families != HIDDEN
+        shown = families != HIDDEN
         item["families"] = families if shown else None
         item["suppressed"] = not shown
         if detail == "full":
             # The same body as the area's own answer: one request draws the whole map.
             item["picture"] = (
-                past_scope_body(past, f"a:{pc}", pc, muni)
-                if past is not None
-                else area_body(pic, pc)
+                past_scope_body(day, f"a:{pc}", pc, muni)
+                if day is not None
+                else empty_body(pc, muni)
             )
         items.append(item)
     return web.Response(
@@ -145,17 +131,17 @@ async def areas(request: web.Request) -> web.Response:
 
 async def area(request: web.Request) -> web.Response:
     postcode = _postcode(request)
-    past = await _past_day(request)
-    if past is not None:
-        scope = f"a:{postcode}"
-        if scope not in past.layout.index:
+    day = await _published(request)
+    if day is None:
+        known = await redis_reader.known_areas_async(request.app[REDIS])
+        if postcode not in known:
             raise http_error(web.HTTPNotFound, "unknown postcode area")
-        muni = past.layout.municipality_of[postcode]
-        return web.json_response(past_scope_body(past, scope, postcode, muni))
-    pic = await published_picture(request.app)
-    if postcode not in pic["areas"]:
+        return web.json_response(empty_body(postcode, known[postcode]))
+    scope = f"a:{postcode}"
+    if scope not in day.layout.index:
         raise http_error(web.HTTPNotFound, "unknown postcode area")
-    return web.json_response(area_body(pic, postcode))
+    muni = day.layout.municipality_of[postcode]
+    return web.json_response(past_scope_body(day, scope, postcode, muni))
 
 
 async def family_types(request: web.Request) -> web.Response:
@@ -192,32 +178,46 @@ async def _span(request: web.Request) -> tuple[int | None, int | None]:
     )
 
 
-async def _past_day(request: web.Request) -> PastDay | None:
-    """``?as_of=D`` before W: D's whole picture, suppressed. None without ``as_of`` or
-    when D is W: the present answers then (the present is day W)."""
+async def _published_span(request: web.Request) -> tuple[int | None, int | None]:
+    """(first day of data, the last published day) — the completed days: W − 1, since
+    the day W is still filling (docs/disclosure.md); (first, None) before any is."""
+    first, w = await _span(request)
+    return first, published_last(first, w)
+
+
+async def _published(request: web.Request) -> PastDay | None:
+    """The day an answer is of, published: ``?as_of=D`` (first day of data … W − 1),
+    else the present, W − 1 (None before any day is complete)."""
+    first, last = await _published_span(request)
     raw = request.query.get("as_of")
     if raw is None:
-        return None
-    try:
-        day = parse_day(raw, "as_of")
-        first, last = await _span(request)
-        check_in_history(day, "as_of", first, last)
-    except BadRequest as exc:
-        raise http_error(web.HTTPBadRequest, str(exc)) from None
-    if day == last:
-        return None
-    got = await request.app[HISTORY].pictures([day])
+        if last is None:
+            return None
+        on = last
+    else:
+        try:
+            on = parse_day(raw, "as_of")
+            check_in_history(on, "as_of", first, last)
+        except BadRequest as exc:
+            raise http_error(web.HTTPBadRequest, str(exc)) from None
+    cache = request.app[HISTORY]
+    if cache.snapshot is None or cache.snapshot.last < on + 1:
+        # W moved on since the last publication: publish (a no-op if another request
+        # or the background refresh just did).
+        await cache.refresh(since_generation=cache.generation)
+    got = await cache.pictures([on])
     if got is None:
         raise http_error(web.HTTPServiceUnavailable, REBUILDING)
     layout, shown, groups = got
-    return PastDay(day, layout, shown[0], bool(groups[0]))
+    updated = cache.snapshot.published_at if raw is None and cache.snapshot else None
+    return PastDay(on, layout, shown[0], bool(groups[0]), updated)
 
 
 async def _history(
     request: web.Request, scope: str, area: str | None, municipality: str | None
 ) -> web.Response:
     try:
-        first, last = await _span(request)
+        first, last = await _published_span(request)
         query = parse_history_query(request.query, first, last)
     except BadRequest as exc:
         raise http_error(web.HTTPBadRequest, str(exc)) from None
@@ -329,75 +329,73 @@ async def alerts(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: ``event: area`` with the suppressed area per changed area."""
+    """Server-sent events: ``event: area`` with the published area, for every area whose
+    published answer changed (once per published day: :func:`_relay`)."""
     app = request.app
-    pubsub = app[REDIS].pubsub()
-    await pubsub.subscribe(keys.CHANGES)
+    sent = await _area_bodies(request)  # what the client can already read (Redis away: 503)
     resp = web.StreamResponse(headers=SSE_HEADERS)
     app[STATE].metrics.streams.inc()
     try:
         await resp.prepare(request)
-        await resp.write(b": connected\n\n")  # subscribed: changes from now on arrive
-        await _relay(app, pubsub, resp)
+        await resp.write(b": connected\n\n")  # from now on, changes arrive
+        await _relay(request, resp, sent)
     except ConnectionResetError:
         pass  # the client went away; cancellation propagates through finally
     finally:
         app[STATE].metrics.streams.dec()
-        with contextlib.suppress(Exception):
-            await pubsub.unsubscribe(keys.CHANGES)
-            await pubsub.aclose()
     return resp
 
 
-async def _relay(app: web.Application, pubsub, resp: web.StreamResponse) -> None:
-    """Forever: the changed areas as events, a comment after ``heartbeat_s`` of quiet."""
+async def _area_bodies(request: web.Request) -> dict[str, str]:
+    """``{postcode: the area's published answer as JSON}`` of the present."""
+    day = await _published(request)
+    if day is None:
+        return {}
+    return {
+        pc: json.dumps(past_scope_body(day, f"a:{pc}", pc, muni), separators=(",", ":"))
+        for pc, muni in day.layout.areas
+    }
+
+
+async def _relay(request: web.Request, resp: web.StreamResponse, sent: dict[str, str]) -> None:
+    """Forever: look at the publication every second (it changes only when W moves on,
+    :mod:`tilannekuva.api.history`), send the areas whose answer changed, and a comment
+    after ``heartbeat_s`` of quiet."""
+    app = request.app
     heartbeat = app[STATE].heartbeat_s
     last = time.monotonic()
     while True:
-        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(1.0, heartbeat))
-        if msg is None or msg.get("type") != "message":
-            if time.monotonic() - last >= heartbeat:
-                await resp.write(b": heartbeat\n\n")
-                last = time.monotonic()
-            continue
-        postcodes = _changed_postcodes(msg["data"])
-        if not postcodes:
-            continue
-        pic = await published_picture(app, fresh=True)
-        for pc in postcodes:
-            if pc in pic["areas"]:
-                data = json.dumps(area_body(pic, pc), separators=(",", ":"))
-                await resp.write(f"event: area\ndata: {data}\n\n".encode())
-                app[STATE].metrics.events.inc()
-        last = time.monotonic()
-
-
-def _changed_postcodes(data: bytes | str) -> list[str]:
-    """The postcodes of the area scopes (``a:33100``) in one change notice, sorted."""
-    try:
-        scopes = json.loads(data)
-    except ValueError:
-        return []
-    if not isinstance(scopes, list):
-        return []
-    return sorted({s[2:] for s in scopes if isinstance(s, str) and s.startswith("a:")})
+        await asyncio.sleep(min(STREAM_POLL_S, heartbeat))
+        bodies = await _area_bodies(request)
+        changed = sorted(pc for pc, data in bodies.items() if sent.get(pc) != data)
+        for pc in changed:
+            await resp.write(f"event: area\ndata: {bodies[pc]}\n\n".encode())
+            app[STATE].metrics.events.inc()
+        sent.update(bodies)
+        if changed:
+            last = time.monotonic()
+        elif time.monotonic() - last >= heartbeat:
+            await resp.write(b": heartbeat\n\n")
+            last = time.monotonic()
 
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    _export_shares(state.metrics.share, await published_picture(request.app))
+    _export_shares(state.metrics.share, await _published(request))
     body = generate_latest(state.metrics.registry) + generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def _export_shares(gauge, pic: dict) -> None:
-    """Shares per municipality from the suppressed picture only: a share is exported
-    where both its counts are shown, so none lets a hidden count be recomputed."""
-    for code, scope in pic["municipalities"].items():
-        ind = scope["indicators"]
+def _export_shares(gauge, day: PastDay | None) -> None:
+    """Shares per municipality from the published day only: a share is exported where
+    both its counts are shown, so none lets a hidden count be recomputed."""
+    for code in sorted(COVERED_MUNICIPALITIES):
+        row = day.shown[day.layout.index[f"m:{code}"]] if day is not None else None
+        families = None if row is None else int(row[FIELD_INDEX["families"]])
         for name in SHARE_INDICATORS:
-            if ind.get(name) is not None and ind.get("families"):
-                gauge.labels(code, name).set(ind[name] / ind["families"])
+            v = None if row is None else int(row[FIELD_INDEX[name]])
+            if v is not None and v != HIDDEN and families not in (None, HIDDEN, 0):
+                gauge.labels(code, name).set(v / families)
             else:
                 with contextlib.suppress(KeyError):
                     gauge.remove(code, name)

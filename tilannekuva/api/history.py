@@ -41,8 +41,13 @@ families, more when areas are small; bench/README.md), so the API (and
   suppressed unless the last :data:`PAST_DAYS_HELD` asked for hold the same raw content
   (a digest of the day's row).
 
-The present day ``W`` of the history is the present picture; the API answers
-``?as_of=W`` from the present itself (:mod:`tilannekuva.api.handlers`).
+**The fixed cadence** (docs/disclosure.md): with ``cadence`` (the API's setting), a
+refresh takes a new snapshot only when ``W`` has moved on since the last one (or Redis was
+reset), so what is published (the completed days, up to ``W − 1``: the day ``W`` is still
+filling and never published) changes once per day of ``W``: a day's events, late events
+and revisions are seen together, never one by one. ``published_at`` is the wall-clock
+time the snapshot was taken. Days before the window are read when asked for, not held
+back by the cadence: a late event that reaches more than three years back shows at once.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sinks import keys, redis_reader
+from sinks.redis_sink import utc_now_iso
 from tilannekuva.api.cube import FIELDS, Cube, Layout, cells, present_counts, publish_rows
 from tilannekuva.api.series import iso
 
@@ -154,6 +160,7 @@ class Snapshot:
     groups: np.ndarray  # bool [day]: the day's picture shows service-need groups
     ready: np.ndarray  # bool [day]: shown and groups are computed
     inflight: dict[int, asyncio.Future] = field(default_factory=dict)
+    published_at: str | None = None  # wall clock (ISO) when this snapshot was taken
 
     @classmethod
     def of(cls, layout: Layout, first: int, last: int, values: np.ndarray) -> Snapshot:
@@ -212,6 +219,8 @@ class HistoryCache:
         window_days: int = WINDOW_DAYS,
         full_every: int = FULL_EVERY,
         on_suppressed: Callable[[int], None] | None = None,
+        cadence: bool = True,
+        now: Callable[[], str] | None = None,
     ) -> None:
         self.redis = redis
         self.min_cell = min_cell
@@ -220,6 +229,8 @@ class HistoryCache:
         self.chunk_days = chunk_days
         self.window_days = window_days
         self.on_suppressed = on_suppressed
+        self.cadence = cadence
+        self.now = now or utc_now_iso
         self.snapshot: Snapshot | None = None
         self.cube: Cube | None = None
         self.refreshed_at: float | None = None  # monotonic time of the last refresh
@@ -288,6 +299,13 @@ class HistoryCache:
             return snap
 
     async def _refresh(self) -> Snapshot | None:
+        if self.cadence and self.snapshot is not None:
+            # The fixed cadence (docs/disclosure.md): what is published changes only when
+            # W moves on, so late events, revisions and a day's changes are seen together,
+            # never one by one. A reset Redis (no span) is noticed all the same.
+            first_s, last_s = await redis_reader.read_span_async(self.redis)
+            if first_s is not None and last_s is not None and _day(last_s) == self.snapshot.last:
+                return self.snapshot
         for attempt in range(3):
             got = await self._refresh_once(full=attempt > 0, totals=attempt == 2)
             if got is not _AGAIN:
@@ -363,6 +381,7 @@ class HistoryCache:
         ):
             return old
         new = Snapshot.of(layout, first, last, values)
+        new.published_at = self.now()
         must = new.carry(old)
         if must:
             await self.ensure(new, must)

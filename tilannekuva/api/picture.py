@@ -1,62 +1,22 @@
-"""The published picture, cached, and the answer bodies cut from it.
+"""The answer bodies of the picture: published days, empty answers, audit answers.
 
-Every answer comes from the whole picture suppressed with
-:func:`models.suppression.suppress` and its shown counts perturbed by their cell keys
-(:func:`models.publication.publish_picture`, docs/disclosure.md); the result is cached
-briefly and keyed on the content read from Redis, so a burst of requests costs one
-suppression. The exact counts are answered only on the audit paths (:func:`exact_scope`).
+What is published is the picture of a *completed* day (the present is ``W − 1``: the day
+``W`` is still filling), from the history cache (:mod:`tilannekuva.api.history`, which
+takes a new snapshot only when ``W`` moves on): the whole picture of the day suppressed
+with :func:`models.suppression.suppress` and its shown counts perturbed by their cell
+keys (:func:`tilannekuva.api.cube.publish_rows`, docs/disclosure.md). The exact counts
+are answered only on the audit paths (:func:`exact_scope`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import time
 from dataclasses import dataclass
 
 import numpy as np
-from aiohttp import web
 
 from models.contract import GROUPS, INDICATORS
-from models.publication import publish_picture
-from models.suppression import suppress
-from sinks import redis_reader
 from tilannekuva.api.cube import Layout, cells
 from tilannekuva.api.series import iso
-from tilannekuva.api.state import REDIS, SETTINGS, STATE, Cached
-
-CACHE_TTL_S = 1.0
-
-
-async def published_picture(app: web.Application, *, fresh: bool = False) -> dict:
-    """The published picture with ``as_of`` and ``updated_at``; cached on content."""
-    state = app[STATE]
-    if not fresh and _recent(state.cache):
-        return state.cache.picture
-    async with state.lock:
-        # Another request may have refreshed it while this one waited for the lock.
-        if not fresh and _recent(state.cache):
-            return state.cache.picture
-        raw = await redis_reader.read_picture_async(app[REDIS])
-        digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
-        if state.cache and state.cache.digest == digest:
-            state.cache.at = time.monotonic()
-            return state.cache.picture
-        # Suppression is CPU-bound (a linear audit): off the event loop.
-        loop = asyncio.get_running_loop()
-        min_cell = app[SETTINGS].min_cell
-        sup = await loop.run_in_executor(None, suppress, raw, min_cell)
-        sup = publish_picture(sup, raw["keys"], min_cell)
-        sup["as_of"] = raw["as_of"]
-        sup["updated_at"] = raw["updated_at"]
-        state.cache = Cached(at=time.monotonic(), digest=digest, picture=sup)
-        state.metrics.suppressions.inc()
-        return sup
-
-
-def _recent(cached: Cached | None) -> bool:
-    return cached is not None and time.monotonic() - cached.at < CACHE_TTL_S
 
 
 def scope_body(scope: dict, area: str | None, municipality: str | None, as_of, updated_at) -> dict:
@@ -74,33 +34,40 @@ def scope_body(scope: dict, area: str | None, municipality: str | None, as_of, u
     return body
 
 
-def area_body(pic: dict, postcode: str) -> dict:
-    a = pic["areas"][postcode]
-    return scope_body(
-        a, postcode, a["municipality"], pic["as_of"], pic["updated_at"].get(f"a:{postcode}")
-    )
-
-
 @dataclass(frozen=True)
 class PastDay:
-    """A past day's whole picture, suppressed: ``shown`` is ``int32 [scope, field]`` in
-    the order of ``layout`` (:mod:`tilannekuva.api.cube`)."""
+    """A completed day's whole picture, published: ``shown`` is ``int32 [scope, field]``
+    in the order of ``layout`` (:mod:`tilannekuva.api.cube`); ``updated_at`` the time it
+    was published, for the present (None for ``?as_of``)."""
 
     day: int
     layout: Layout
     shown: np.ndarray
     groups: bool
+    updated_at: str | None = None
 
 
 def past_scope_body(past: PastDay, scope: str, area: str | None, municipality: str | None) -> dict:
-    """A :class:`~tilannekuva.api.schemas.Scope` on a past day: ``updated_at`` null."""
+    """A :class:`~tilannekuva.api.schemas.Scope` of a published day."""
     ind, grp, sup = cells(past.shown[past.layout.index[scope]].tolist(), past.groups)
     body = {"area": area, "municipality": municipality, "as_of": iso(past.day), "indicators": ind}
     if grp is not None:
         body["service_need_groups"] = grp
     body["suppressed"] = sup
-    body["updated_at"] = None
+    body["updated_at"] = past.updated_at
     return body
+
+
+def empty_body(area: str | None, municipality: str | None) -> dict:
+    """A scope before any day is complete: nothing published yet (no families, so no
+    counts, as for any scope under the threshold)."""
+    return scope_body(
+        {"indicators": dict.fromkeys(INDICATORS), "suppressed": list(INDICATORS)},
+        area,
+        municipality,
+        None,
+        None,
+    )
 
 
 def exact_scope(counts: dict, area: str | None, municipality: str | None, as_of, updated_at):

@@ -79,8 +79,10 @@ POSTCODE_PARAM = Param("postcode", "path", "5-digit postcode", "33100", POSTCODE
 AS_OF = Param(
     "as_of",
     "query",
-    "a day of the history, YYYY-MM-DD, from the first day of data to W: the picture "
-    "of that day, suppressed as a whole as the present is (W: the present itself)",
+    "a day of the history, YYYY-MM-DD, from the first day of data to W − 1 (the last "
+    "completed day, which the present answers; the day W is still filling and never "
+    "published): the picture of that day, suppressed as a whole and perturbed as the "
+    "present is",
     "2026-06-01",
     DATE_PATTERN,
 )
@@ -92,7 +94,13 @@ HISTORY_PARAMS = (
         "2025-07-01",
         DATE_PATTERN,
     ),
-    Param("to", "query", "last day, YYYY-MM-DD (default: W)", "2026-06-30", DATE_PATTERN),
+    Param(
+        "to",
+        "query",
+        "last day, YYYY-MM-DD (default: the last published day, W − 1)",
+        "2026-06-29",
+        DATE_PATTERN,
+    ),
     Param(
         "step",
         "query",
@@ -109,9 +117,9 @@ HISTORY_PARAMS = (
         "families,families_social_assistance",
     ),
 )
-AS_OF_ERROR = "as_of malformed or outside the history (first day of data … W; none yet)"
+AS_OF_ERROR = "as_of malformed or outside the history (first day of data … W − 1; none yet)"
 HISTORY_ERROR = (
-    "a date malformed or outside the history (first day of data … W; none yet), "
+    "a date malformed or outside the history (first day of data … W − 1; none yet), "
     "from after to, an unknown step or indicator"
 )
 REBUILDING = "the history changed shape while answering (e.g. Redis was reset): retry"
@@ -365,8 +373,9 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/stream",
         handlers.stream,
         name="stream",
-        summary="server-sent events: `event: area` with the area's JSON (Scope) per changed "
-        "area; comments as heartbeats",
+        summary="server-sent events: `event: area` with the area's published JSON (Scope) "
+        "for every area whose answer changed, which happens once per published day (when W "
+        "moves on); comments as heartbeats",
         body=Raw("text/event-stream", {"type": "string"}),
         body_description="event stream",
     ),

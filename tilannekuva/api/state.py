@@ -6,7 +6,6 @@ without importing the factory that imports them.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -29,7 +28,6 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
-    suppressions: Counter
     history_days: Counter
     events: Counter
     share: Gauge
@@ -49,11 +47,6 @@ class Metrics:
             latency=Histogram(
                 "tk_api_request_duration_seconds", "HTTP request latency", ["route"], registry=reg
             ),
-            suppressions=Counter(
-                "tk_api_picture_suppressions",
-                "times the whole picture was suppressed anew",
-                registry=reg,
-            ),
             history_days=Counter(
                 "tk_api_history_days_suppressed",
                 "days of the history whose whole picture was suppressed (anew or changed)",
@@ -71,20 +64,9 @@ class Metrics:
 
 
 @dataclass
-class Cached:
-    """The suppressed picture, when it was checked and the digest of what it came from."""
-
-    at: float
-    digest: str
-    picture: dict
-
-
-@dataclass
 class State:
     heartbeat_s: float  # the SSE stream's comment interval while nothing changes
     metrics: Metrics = field(default_factory=Metrics.create)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one suppression at a time
-    cache: Cached | None = None
 
 
 STATE = web.AppKey("state", State)

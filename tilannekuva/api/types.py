@@ -190,7 +190,16 @@ class TypesCache:
             digest = hashlib.sha256(
                 json.dumps([raw, model[0] if model else None], sort_keys=True, default=str).encode()
             ).hexdigest()
-            if self._current is None or digest != self._digest:
+            # The fixed cadence of the picture (docs/disclosure.md): new counts are
+            # published when W moves on or a new model arrives, never event by event.
+            held = self._current
+            due = (
+                held is None
+                or held.scopes is None
+                or held.as_of != read["as_of"]
+                or held.model_version != (model[0] if model else None)
+            )
+            if due and digest != self._digest:
                 self._current = await self._compute(read, model)
                 self._digest = digest
             self._at = time.monotonic()
