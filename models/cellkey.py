@@ -104,6 +104,26 @@ class PerturbationTable:
         """The published value of count ``n`` with cell key ``key``."""
         return n + self.perturbation(n, key)
 
+    def preimage(self, v: int) -> tuple[int, int]:
+        """``(lowest, highest)`` exact count that can publish as ``v``: what a reader who
+        knows the table (its parameters are documented) learns from one value. Read off
+        the rows, and checked to be an interval, so that an attacker's bounds on a cell
+        are exactly these two numbers (:mod:`tilannekuva.disclosure_attack`). Near
+        ``min_cell`` it is narrower than ``v ± max_deviation``: no count below
+        ``min_cell`` is published perturbed, and ``n = min_cell`` is never moved.
+
+        >>> t = PerturbationTable(min_cell=5)
+        >>> [t.preimage(v) for v in (0, 3, 5, 6, 7, 8, 9, 40)]
+        [(0, 0), (3, 3), (5, 7), (6, 8), (6, 9), (6, 10), (7, 11), (38, 42)]
+        """
+        d = self.max_deviation
+        ns = [n for n in range(max(v - d, 0), v + d + 1) if v - n in self.distribution(n)]
+        if not ns:
+            raise ValueError(f"{v} is never published")
+        if ns != list(range(ns[0], ns[-1] + 1)):
+            raise ValueError(f"the counts that publish as {v} are not an interval: {ns}")
+        return ns[0], ns[-1]
+
     # -- building the table ---------------------------------------------------------------
     def _row(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Support and cumulative probabilities of ``p`` at count ``n``."""

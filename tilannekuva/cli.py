@@ -48,6 +48,7 @@ SUBCOMMANDS = {
         "tilannekuva.evaluate_alerts",
         "evaluate the alert methods against planted shifts, side by side",
     ),
+    "disclosure": ("tilannekuva.disclosure_eval", "attack the published history (issue 17)"),
     "export": (
         "tilannekuva.export",
         "the published history (suppressed as the API) as a tidy Parquet or CSV table",

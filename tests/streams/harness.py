@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from models.contract import type_id_of
+from models.contract import KEY_PREFIX, type_id_of
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-pseudonym-key-0123456789"
@@ -37,14 +37,16 @@ def flatten(picture: dict) -> dict[str, dict[str, int]]:
 def read_redis(client: redis.Redis, groups: bool = False) -> dict[str, dict[str, int]]:
     """Non-zero aggregate fields per scope: the indicators, or with ``groups`` only the
     service-need groups ``g1`` … ``g10`` (which the batch reference does not compute).
-    The family-type counts (``t<id>``) are neither."""
+    The family-type counts (``t<id>``) and the cell keys (``~<field>``) are neither."""
     out = {}
     for key in client.scan_iter("tk:agg:*", count=1000):
         fields = {k.decode(): int(v) for k, v in client.hgetall(key).items() if int(v)}
         fields = {
             k: v
             for k, v in fields.items()
-            if (k[0] == "g" and k[1:].isdigit()) == groups and type_id_of(k) is None
+            if (k[0] == "g" and k[1:].isdigit()) == groups
+            and type_id_of(k) is None
+            and not k.startswith(KEY_PREFIX)
         }
         if fields:
             out[key.decode()[len("tk:agg:") :]] = fields
