@@ -36,6 +36,7 @@ __all__ = [
     "perturb",
     "publish_picture",
     "publish_types",
+    "published_last",
     "table",
 ]
 
@@ -160,3 +161,15 @@ def publish_types(
             "hidden_families": None if hidden is None else pub(hidden, rest),
         }
     return out
+
+
+def published_last(first: int | None, w: int | None) -> int | None:
+    """The last published day: W − 1, the last completed day (the day W is still
+    filling, docs/disclosure.md); None while no day is complete.
+
+    >>> published_last(700000, 700010), published_last(700010, 700010), published_last(None, None)
+    (700009, None, None)
+    """
+    if first is None or w is None or w - 1 < first:
+        return None
+    return w - 1

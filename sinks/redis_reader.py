@@ -25,11 +25,12 @@ with the picture they must be suppressed with, in the same transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, type_id_of
-from models.publication import keysums_of
+from models.publication import keysums_of, published_last
 from sinks import keys
 
 
@@ -410,3 +411,25 @@ async def known_areas_async(client) -> dict[str, str]:
     out = {pc: a["municipality"] for pc, a in reference_areas().items()}
     out.update({_s(k): _s(v) for k, v in (await client.hgetall(keys.AREAS) or {}).items()})
     return out
+
+
+async def read_published_async(client) -> dict | None:
+    """The unsuppressed picture of the last published day, ``W − 1`` (the shape of
+    :func:`picture_on`, with each scope's cell-key sums as ``keys``: what is published
+    is this, suppressed and perturbed), from the history; None while no day is complete."""
+    first, w = await read_span_async(client)
+    on = published_last(
+        None if first is None else _ordinal(first), None if w is None else _ordinal(w)
+    )
+    if on is None:
+        return None
+    areas = await known_areas_async(client)
+    scopes = ["all", *(f"m:{m}" for m in _municipalities()), *(f"a:{pc}" for pc in sorted(areas))]
+    history = await read_history_async(client, scopes, [on])
+    picture = picture_on(history, on, areas, dt.date.fromordinal(on).isoformat())
+    picture["keys"] = {s: keysums_of(history[s][on]) for s in scopes}
+    return picture
+
+
+def _ordinal(day: str) -> int:
+    return dt.date.fromisoformat(day).toordinal()

@@ -41,10 +41,13 @@ class TrendAlerts:
     async def __call__(self) -> int:
         """Raise what the tick finds; returns how many (0 after a failed tick)."""
         try:
-            raw = await redis_reader.read_picture_async(self.redis)
+            # Alerts see only what is published (docs/disclosure.md): the last completed
+            # day, W − 1, suppressed and perturbed as the API publishes it.
+            raw = await redis_reader.read_published_async(self.redis)
+            if raw is None:
+                return 0
             loop = asyncio.get_running_loop()
             shown = await loop.run_in_executor(None, suppress, raw, self.min_cell)
-            # Alerts see only what is published (docs/disclosure.md): the perturbed counts.
             shown = publish_picture(shown, raw["keys"], self.min_cell)
             previous = await self.store.load()
             state, raised = alert_step(previous, shown, raw["as_of"], self.now(), self.rule)

@@ -199,6 +199,25 @@ def redis_client(redis_test_url):
 # --------------------------------------------------------------------------- a Redis of a test's own
 
 
+def write_counts(pipe, scope: str, fields: dict, day: str, present: bool = True) -> None:
+    """Counts that hold from ``day`` on, as the sink writes them: the scope's present hash
+    (``present``) and its history's difference arrays (``sinks/apply_history.lua``) —
+    for tests that set a picture without a family behind it."""
+    import datetime as dt
+
+    from sinks import keys
+
+    on = dt.date.fromisoformat(day).toordinal()
+    block = on // keys.HIST_BLOCK
+    for f, v in fields.items():
+        if not v:
+            continue
+        if present:
+            pipe.hincrby(keys.scope(scope), f, v)
+        pipe.hincrby(keys.history(scope), f"{f}:{block}", v)
+        pipe.hincrby(keys.history(scope, block), f"{f}:{on}", v)
+
+
 class OwnRedis:
     """Debian's redis-server on a free port, for tests that stop and start it (the
     shared server must stay up). ``aof``: fsync every write, so a kill loses nothing

@@ -39,9 +39,10 @@ class Backtest:
     pass (an evaluation compares methods side by side on the same stream).
     """
 
-    def __init__(self, detectors: Mapping[str, Detector], min_cell: int):
+    def __init__(self, detectors: Mapping[str, Detector], min_cell: int, perturb: bool = True):
         self.detectors = dict(detectors)
         self.min_cell = min_cell
+        self.perturb = perturb  # False: the exact shown counts (a comparison, never served)
         self.series = ShownSeries()
         self.states: dict[str, dict | None] = {name: None for name in self.detectors}
         self.alerts: dict[str, list[dict]] = {name: [] for name in self.detectors}
@@ -51,7 +52,9 @@ class Backtest:
     def __call__(self, day: str, picture: dict) -> None:
         # What the API publishes that day: suppressed, then perturbed by the cell keys.
         shown = suppress(picture, self.min_cell)
-        self.series.put(day, publish_picture(shown, picture["keys"], self.min_cell))
+        if self.perturb:
+            shown = publish_picture(shown, picture["keys"], self.min_cell)
+        self.series.put(day, shown)
         table = self.series.table()
         self.ticks += 1
         for name, detector in self.detectors.items():
@@ -75,9 +78,12 @@ def backtest(
     min_cell: int,
     learner: Learner | None = None,
     on_progress: Callable[[Replay], None] | None = None,
+    perturb: bool = True,
 ) -> Backtest:
-    """Replay validated, pseudonymised ``events`` with a detector per method."""
-    bt = Backtest(detectors_of(methods), min_cell)
+    """Replay validated, pseudonymised ``events`` with a detector per method, on the
+    published values (``perturb`` False: the exact shown counts, to measure what the
+    cell key perturbation costs detection)."""
+    bt = Backtest(detectors_of(methods), min_cell, perturb)
     replay = Replay(learner if learner is not None else default_learner(), on_tick=bt)
     if on_progress is None:
         replay.feed(events)

@@ -25,6 +25,7 @@ import re
 import sys
 
 from models.contract import COVERED_MUNICIPALITIES
+from models.publication import published_last
 from sinks import redis_reader
 from tilannekuva.api.cube import FIELD_INDEX, GROUP_NAMES, HIDDEN, N_IND, Layout
 from tilannekuva.api.history import HistoryCache
@@ -34,7 +35,6 @@ from tilannekuva.api.series import (
     iso,
     parse_day,
     parse_history_query,
-    published_last,
 )
 from tilannekuva.config import Settings
 

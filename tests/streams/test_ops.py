@@ -1,5 +1,6 @@
 """TrendAlerts against a real Redis (no broker); the upkeep helpers."""
 
+import datetime as dt
 import logging
 
 import redis.asyncio as aioredis
@@ -8,16 +9,24 @@ from models.alerts import TrendRule
 from sinks import keys
 from sinks.alert_store import AsyncAlertStore
 from streams.ops import TrendAlerts, quiet_logs, record_lag
+from tests.conftest import write_counts
 from tests.streams.fakes import Topic
 
 RULE = TrendRule(window_days=30, rise=0.05, min_families=20)
 
 
 def set_picture(client, as_of: str, assisted: int) -> None:
-    client.set(keys.WATERMARK, as_of)
-    client.hset(
-        keys.ALL, mapping={"families": 400, "children": 700, "families_social_assistance": assisted}
-    )
+    """A picture that is published on ``as_of`` (W is the day after: the day ``as_of`` is
+    complete), the same on every day since 2025-12-01."""
+    for k in client.scan_iter(keys.PATTERN):
+        if k.startswith(keys.HIST.encode()) or k.startswith(keys.AGG.encode()):
+            client.delete(k)
+    pipe = client.pipeline()
+    fields = {"families": 400, "children": 700, "families_social_assistance": assisted}
+    write_counts(pipe, "all", fields, "2025-12-01")
+    w = dt.date.fromisoformat(as_of) + dt.timedelta(days=1)
+    pipe.mset({keys.WATERMARK: w.isoformat(), keys.FIRST_DAY: "2025-12-01"})
+    pipe.execute()
 
 
 async def test_a_tick_raises_to_the_topic_and_records_once(redis_test_url, redis_client):
@@ -31,6 +40,7 @@ async def test_a_tick_raises_to_the_topic_and_records_once(redis_test_url, redis
     assert await ticks() == 0  # still active: raised once
     (sent,) = topic.sent
     assert sent["value"]["scope"] == "all" and sent["key"] == sent["value"]["id"].encode()
+    assert sent["value"]["as_of"] == "2026-02-05"  # the published day, W − 1
     recorded = await AsyncAlertStore(client).load()
     assert recorded is not None and redis_client.zcard(keys.ALERTS) == 1
     await client.aclose()
@@ -42,8 +52,7 @@ async def test_a_failed_tick_is_logged_and_returns_nothing(redis_test_url, redis
     ticks = TrendAlerts(client, Topic(fail=RuntimeError("broker down")), RULE, 5, lambda: "t")
     set_picture(redis_client, "2026-03-01", 120)
     await TrendAlerts(client, Topic(), RULE, 5, lambda: "t")()  # baseline tick
-    redis_client.set(keys.WATERMARK, "2026-05-01")
-    redis_client.hset(keys.ALL, "families_social_assistance", 300)
+    set_picture(redis_client, "2026-05-01", 300)
     with caplog.at_level(logging.ERROR, logger="tilannekuva.worker"):
         assert await ticks() == 0
     assert "trend alert tick failed" in caplog.text

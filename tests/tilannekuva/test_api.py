@@ -16,6 +16,7 @@ from models.cellkey import KEYS
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, key_field
 from models.publication import table
 from sinks import keys
+from tests.conftest import write_counts
 from tilannekuva import api
 from tilannekuva.api.routes import ROUTES, STATIC_PREFIX
 from tilannekuva.config import Settings
@@ -39,18 +40,9 @@ def ordinal(day: str) -> int:
     return dt.date.fromisoformat(day).toordinal()
 
 
-def bump(pipe, scope: str, fields: dict, day: str = SINCE, present: bool = True) -> None:
-    """Counts that hold from ``day`` on, as the sink writes them: the present hash (if
-    ``day`` is not after W) and the history's difference arrays of the scope."""
-    on = ordinal(day)
-    block = on // keys.HIST_BLOCK
-    for f, v in fields.items():
-        if not v:
-            continue
-        if present:
-            pipe.hincrby(keys.scope(scope), f, v)
-        pipe.hincrby(keys.history(scope), f"{f}:{block}", v)
-        pipe.hincrby(keys.history(scope, block), f"{f}:{on}", v)
+def bump(pipe, scope: str, fields: dict, day: str = SINCE) -> None:
+    """Counts that hold from ``day`` on, in the present and the history."""
+    write_counts(pipe, scope, fields, day)
 
 
 def seed_picture(r, seed: int = 3, groups: bool = True) -> dict:

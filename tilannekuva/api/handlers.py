@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES
+from models.publication import published_last
 from sinks import redis_reader
 from tilannekuva.api.cube import FIELD_INDEX, HIDDEN
 from tilannekuva.api.history import series
@@ -31,7 +32,6 @@ from tilannekuva.api.series import (
     iso,
     parse_day,
     parse_history_query,
-    published_last,
 )
 from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, STATE, TYPES
 from tilannekuva.api.types import BadQuery, parse_query

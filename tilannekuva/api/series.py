@@ -56,18 +56,6 @@ def iso(day: int) -> str:
     return dt.date.fromordinal(day).isoformat()
 
 
-def published_last(first: int | None, w: int | None) -> int | None:
-    """The last published day: W − 1, the last completed day (the day W is still
-    filling, docs/disclosure.md); None while no day is complete.
-
-    >>> published_last(700000, 700010), published_last(700010, 700010), published_last(None, None)
-    (700009, None, None)
-    """
-    if first is None or w is None or w - 1 < first:
-        return None
-    return w - 1
-
-
 def check_in_history(day: int, name: str, first: int | None, last: int | None) -> None:
     """A 400 unless ``first <= day <= last`` (the history: first day of data … W)."""
     if first is None or last is None:
