@@ -356,7 +356,8 @@ async def test_stream_delivers_area_events(make_client, redis_client, redis_test
     redis_client.set(keys.WATERMARK, "2026-07-01")
     events = []
     while len(events) < 2:
-        line = (await asyncio.wait_for(resp.content.readline(), 5)).decode()
+        # (a publication suppresses the days the move revised: seconds on a busy box)
+        line = (await asyncio.wait_for(resp.content.readline(), 20)).decode()
         if line.startswith("event:"):
             assert line == "event: area\n"
             data = (await asyncio.wait_for(resp.content.readline(), 5)).decode()

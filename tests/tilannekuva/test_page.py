@@ -439,9 +439,10 @@ def _family(fam: str, day: str, pc: str, muni: str, n: int) -> list[dict]:
 
 
 def test_alerts_are_listed_with_their_explanation_and_their_area_marked(browser, demo):
-    """Last in the module: it moves W on by 31 days. Six families with social
-    assistance move into a middle-sized area; the demo's alert tick (the worker's rule)
-    raises the rise, and the page lists it and marks the area."""
+    """Last in the module: it moves W on by 32 days. Six families with social
+    assistance move into a middle-sized area, and an event of the next day completes
+    their day (alerts see only published days); the demo's alert tick (the worker's
+    rule) raises the rise, and the page lists it and marks the area."""
     areas = demo.json("/api/v1/areas?detail=full")
     w = dt.date.fromisoformat(areas["as_of"])
     candidates = [
@@ -455,7 +456,11 @@ def test_alerts_are_listed_with_their_explanation_and_their_area_marked(browser,
     target = min(candidates, key=lambda a: a["families"])
     pc, muni = target["area"], target["municipality"]
     later = (w + dt.timedelta(days=31)).isoformat()
-    demo.produce([ev for n in range(6) for ev in _family(f"F-alert-{pc}-{n}", later, pc, muni, n)])
+    after = (w + dt.timedelta(days=32)).isoformat()
+    moved = [ev for n in range(6) for ev in _family(f"F-alert-{pc}-{n}", later, pc, muni, n)]
+    # The next day begins: a person joins a family that lives nowhere (counts nothing).
+    mover = _family(f"F-alert-next-{pc}", after, pc, muni, 7)[0]
+    demo.produce([*moved, mover])
     deadline = time.monotonic() + 60
     mine = []
     while not mine and time.monotonic() < deadline:
