@@ -6,9 +6,11 @@ as the demo does, with its cell keys) and publishes every day of it: suppressed 
 exact, as before cell keys; perturbed by the history's cell keys, as the API publishes
 it now (:func:`~tilannekuva.api.cube.publish_rows`); and perturbed by random keys,
 drawn anew for every day and cell. It runs
-:func:`~tilannekuva.disclosure_attack.differencing` and
-:func:`~tilannekuva.disclosure_attack.interval_attack` on each, and :func:`utility`, the
-figures the issue asks for, on the perturbed one. One JSON object on stdout::
+:func:`~tilannekuva.disclosure_attack.differencing`,
+:func:`~tilannekuva.disclosure_attack.interval_attack` and
+:func:`~tilannekuva.disclosure_attack.window_attack` (the 30- and 90-day windows across
+days) on each, and :func:`utility`, the figures the issue asks for, on the perturbed
+one. One JSON object on stdout::
 
     tilannekuva disclosure --families 1500 --seed 11 --days 90
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import zlib
 from dataclasses import asdict, dataclass
@@ -30,7 +33,12 @@ from models.contract import validate
 from models.picture import Pipeline, day
 from models.pseudonym import Pseudonymiser
 from tilannekuva.api.cube import FIELDS, HIDDEN, N_IND, Layout, suppress_rows
-from tilannekuva.disclosure_attack import differencing, history_values, interval_attack
+from tilannekuva.disclosure_attack import (
+    differencing,
+    history_values,
+    interval_attack,
+    window_attack,
+)
 
 __all__ = ["SIZES", "Utility", "World", "evaluate", "simulate", "stand_in_group", "utility"]
 
@@ -142,9 +150,13 @@ def utility(exact: np.ndarray, published: np.ndarray) -> Utility:
     return Utility(n, differing, mad, shares)
 
 
-def evaluate(world: World, min_cell: int, seed: int = 0) -> dict:
+def evaluate(
+    world: World, min_cell: int, seed: int = 0, window_days: int | None = None, log=None
+) -> dict:
     """The attackers on each publication of ``world`` and the utility of the perturbed
-    one (module doc)."""
+    one (module doc). ``window_days``: the window attacker joins only the last so many
+    days (None: all; its programs grow with the days). ``log``: called with each
+    attacker's findings as they come (a long run shows its progress)."""
     table = publication.table(min_cell)
     random_keys = np.random.default_rng(seed).integers(0, KEYS, world.shown.shape)
     out: dict = {"days": len(world.shown), "scopes": len(world.layout.scopes)}
@@ -154,8 +166,9 @@ def evaluate(world: World, min_cell: int, seed: int = 0) -> dict:
         ("cell_keys", world.published(min_cell), table),
         ("random_keys", world.published(min_cell, random_keys), table),
     )
+    last = slice(-window_days if window_days else None, None)
     for name, published, tab in runs:
-        out[name] = {
+        out[name] = here = {
             "differencing": asdict(differencing(published, min_cell)),
             "differencing_right": _right(published, world.counts, min_cell),
             "interval": asdict(
@@ -164,6 +177,15 @@ def evaluate(world: World, min_cell: int, seed: int = 0) -> dict:
                 )
             ),
         }
+        if log:
+            log(name, here)
+        here["window"] = asdict(
+            window_attack(
+                published[last], world.layout, min_cell, tab, exact=world.counts[last], seed=seed
+            )
+        )
+        if log:
+            log(name, {"window": here["window"]})
     out["utility"] = asdict(utility(world.counts, world.published(min_cell)))
     return out
 
@@ -177,10 +199,20 @@ def _right(published: np.ndarray, counts: np.ndarray, min_cell: int) -> float:
     return round(float((d == np.diff(counts, axis=0))[small].mean()), 3) if small.any() else 0.0
 
 
+def _log(name: str, findings: dict) -> None:
+    print(name, json.dumps(findings), file=sys.stderr, flush=True)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--days", type=int, default=90, help="the last D days (default 90)")
+    parser.add_argument(
+        "--window-days",
+        type=int,
+        default=None,
+        help="the window attacker joins the last K days only (default: all D)",
+    )
 
 
 def run(args: argparse.Namespace, settings) -> int:
@@ -188,7 +220,8 @@ def run(args: argparse.Namespace, settings) -> int:
     world = simulate(args.families, args.seed, args.days, settings.min_cell)
     simulated = time.perf_counter() - t0
     report = {"families": args.families, "seed": args.seed, "min_cell": settings.min_cell}
-    report.update(evaluate(world, settings.min_cell, args.seed))
+    report["window_days"] = args.window_days or args.days
+    report.update(evaluate(world, settings.min_cell, args.seed, args.window_days, _log))
     report["simulate_seconds"] = round(simulated, 1)
     print(json.dumps(report, indent=1))
     return 0

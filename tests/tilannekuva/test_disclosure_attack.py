@@ -18,6 +18,7 @@ from tilannekuva.disclosure_attack import (
     interval_attack,
     published_days,
     shows_groups,
+    window_attack,
 )
 from tilannekuva.disclosure_eval import SIZES, simulate, utility
 
@@ -221,3 +222,87 @@ def test_utility_of_the_perturbed_days(world):
     assert 0.3 < u.differing < 0.9, u
     mad = [u.mad[name] for name, *_ in SIZES]
     assert all(u.shares.values()) and mad[0] > mad[1] > mad[2] > 0, u
+
+
+# -- the window identities across days ----------------------------------------------------
+
+CWN = FIELDS.index("child_welfare_notifications_30d")
+# Notifications per day (day 0: the first published one) in each area of HAND: a:33100
+# has none in the 30 days to day 0, six on day 1, two on day 3 (which leave its window
+# on day 33), one on day 31 (when day 1's six have left); a:33200 one every day, from
+# before the window on; a:33210 none.
+ARRIVALS = {"33100": {1: 6, 3: 2, 31: 1}, "33200": dict.fromkeys(range(-29, 33), 1)}
+WINDOW_DAYS = 33
+
+
+def _window_hand(record_keys: np.random.Generator | None = None):
+    """``(layout, exact, cell-key sums)`` of the window field on days 0 … 32: each
+    notification is its own family with its own record key (``record_keys`` None: 0)."""
+    layout = Layout.of(HAND)
+    counts = np.zeros((WINDOW_DAYS, len(layout.scopes), F), dtype=np.int64)
+    keys = np.zeros_like(counts)
+    for pc, days in ARRIVALS.items():
+        for d, k in days.items():
+            for _ in range(k):
+                r = int(record_keys.integers(KEYS)) if record_keys is not None else 0
+                on = slice(max(d, 0), d + 30)  # in the window of days d … d + 29
+                for s in ("all", f"m:{HAND[pc]}", f"a:{pc}"):
+                    counts[on, layout.index[s], CWN] += 1
+                    keys[on, layout.index[s], CWN] += r
+    shown = np.where((counts >= 1) & (counts < 5), HIDDEN, counts)
+    shown[:, layout.index["a:33210"], CWN] = HIDDEN  # secondary: a:33100 not recovered
+    return layout, counts, keys, shown
+
+
+def test_the_window_identities_leak_arrivals_before_cell_keys():
+    layout, counts, _, shown = _window_hand()
+    # Day by day: the change of +2 on day 3; a:33100 on day 31 is 0 … 3, nothing more.
+    daily = interval_attack(shown, None, layout, 5, exact=counts)
+    assert (daily.changes, daily.counts, daily.bounded_counts) == (3, 0, 0), daily
+    found = window_attack(shown, layout, 5, exact=counts)
+    assert found.kept["child_welfare_notifications_30d"] == len(layout.scopes)
+    # The zero of day 0 empties the window, so the +2 of day 3 is two notifications on
+    # day 3; a:33210's zeros (m:837 less the others) leave a:33100 at 2 or 3 on days
+    # 31 and 32 (its 8 less day 1's 6, plus day 31's one, here or in a:33210).
+    assert "arrival child_welfare_notifications_30d a:33100 day +3: 2…2" in found.examples
+    assert found.arrivals >= 1 and found.single_arrivals == 0, found
+    assert found.bounded_counts == 2 and found.counts == 0, found
+    assert found.changes >= daily.changes, found
+
+
+def test_perturbed_the_window_identities_give_nothing_away():
+    rng = np.random.default_rng(7)
+    table = publication.table(5)
+    for _ in range(30):
+        layout, counts, keys, shown = _window_hand(rng)
+        published = publication.perturb(shown, keys, 5)
+        found = window_attack(published, layout, 5, table, exact=counts)
+        assert _window_sure(found) == WINDOW_NOTHING, (found, published[:, :, CWN].T)
+
+
+WINDOW_NOTHING = dict.fromkeys(
+    ("counts", "bounded_counts", "changes", "bounded_changes", "arrivals", "bounded_arrivals"), 0
+)
+
+
+def _window_sure(found) -> dict[str, int]:
+    return {k: getattr(found, k) for k in WINDOW_NOTHING}
+
+
+def test_window_identities_on_the_generated_history(world):
+    """The last 30 days (the 90-day window reaches 119 days back): before cell keys the
+    joint programs find every change the daily ones find in the two window fields, and
+    more besides; with the history's cell keys, nothing."""
+    last = slice(-30, None)
+    layout, counts, shown = world.layout, world.counts[last], world.shown[last]
+    found = window_attack(shown, layout, 5, exact=counts)
+    daily = interval_attack(shown, world.groups[last], layout, 5, exact=counts)
+    names = ("child_welfare_notifications_30d", "mental_health_visits_90d")
+    assert found.changes >= sum(daily.by_field.get(f, 0) for f in names) > 100, (found, daily)
+    assert found.bounded_counts > daily.counts + daily.bounded_counts == 0, found
+    assert found.arrivals + found.bounded_arrivals > 10, found
+    # Families move: in a few areas the 90-day counts admit no arrivals (no identity).
+    assert found.kept[names[0]] == len(layout.scopes) > found.kept[names[1]] > 140, found.kept
+    published = world.published(5)[last]
+    found = window_attack(published, layout, 5, publication.table(5), exact=counts)
+    assert _window_sure(found) == WINDOW_NOTHING, found
