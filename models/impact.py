@@ -1,0 +1,429 @@
+"""Service impact: cohorts of families that start a service, against alike families that
+have not, month by month (issue 16; ``docs/impact.md``).
+
+Three pieces, each pure:
+
+1. **The outcome**: :data:`OUTCOME_RULE`, the need score of
+   :mod:`models.service_need` over every domain *but* the services themselves (the
+   features of :data:`SERVICE_FEATURES` held at the reference family's value), cut into
+   ten outcome groups. The published groups count services received as need: measured
+   with them, a family that starts family work moves up *because* it did, and every
+   service looks harmful.
+2. **The panel** (:class:`Panel`): each family's outcome group and municipality at the
+   end of each month, as the stream knew them then, and the months in which it started
+   each service.
+3. **The estimate** (:func:`cohort_cells`, :func:`estimate`): a family that starts a
+   service in month ``c`` (an *entry*: no start of that service in the 12 months before)
+   is compared with the families of its *stratum* (the same municipality, the same
+   outcome group at the end of month ``c − 1`` and ``LAG`` months before that: alike at
+   the start, and on the same course) that had not started the service in the 12 months
+   before ``c`` nor up to the horizon (not yet treated). The outcome at horizon ``k``
+   is "the group at the end of month ``c + k`` is lower (better) than at ``c − 1``" (or
+   higher). The effect is the mean over entries of their outcome less the mean of their
+   stratum's comparison families: an exactly matched difference in differences, the
+   average effect on the treated, with Callaway & Sant'Anna's not-yet-treated
+   comparison. Months before the start (``k < −1``) give the pre-trend check; the naive
+   before/after compares the entries' moves over the ``k`` months after the start with
+   their moves over the ``k`` months before.
+
+Examples
+--------
+Six families over ten months in one municipality: two start family work in month 5;
+all are in group 5 from month 0 on, and the treated move to group 3 from month 6.
+
+>>> g = np.full((6, 10), 5, dtype=np.int8)
+>>> g[:2, 6:] = 3
+>>> g[2, 8:] = 4  # one comparison family improves too
+>>> panel = Panel(groups=g, municipality=np.zeros((6, 10), dtype=np.int8),
+...               starts={"family_work": [[5], [5], [], [], [], []]})
+>>> cells = cohort_cells(panel, "family_work", horizons=(-2, 3))
+>>> e = estimate(cells, 3, "lower")
+>>> e.treated, e.comparison, e.effect, e.naive  # 1.0 - 1/4 moved lower
+(2, 4, 0.75, 1.0)
+>>> estimate(cells, -2, "lower").effect  # no pre-trend
+0.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.features import NEED_BASE, NEED_WEIGHTS
+from models.service_need import ServiceNeedRule
+
+__all__ = [
+    "ENTRY_GAP",
+    "HORIZONS",
+    "LAG",
+    "OUTCOME_CUTS",
+    "OUTCOME_RULE",
+    "SERVICES",
+    "SERVICE_FEATURES",
+    "Cells",
+    "Estimate",
+    "Panel",
+    "PanelBuilder",
+    "cohort_cells",
+    "estimate",
+    "month_of",
+    "outcome_group",
+    "service_of",
+    "withheld",
+]
+
+#: The services whose impact is estimated: the social services' codes and child welfare
+#: open care (a child welfare client episode), as ``models.contract`` names them.
+SERVICES: tuple[str, ...] = (
+    "family_work",
+    "home_service",
+    "family_counselling",
+    "multi_professional_support",
+    "substance_abuse_services",
+    "child_welfare_open_care",
+)
+
+#: The features that count services received (or the child welfare measures a service
+#: brings): left out of the outcome, held at the reference family's value.
+SERVICE_FEATURES: tuple[str, ...] = (
+    "family_work_episodes",
+    "home_service_episodes",
+    "family_counselling_episodes",
+    "multi_professional_support",
+    "substance_abuse_contacts",
+    "cw_client",
+    "cw_placement",
+)
+
+#: Cut points of the outcome score between outcome groups 1|2 … 9|10: the quantiles of
+#: the outcome scores of the need rule's fitting run (``bench/fit_need_rule.py``) at the
+#: reference shares, as the published groups' cuts are of the full score.
+OUTCOME_CUTS: tuple[float, ...] = (2.205, 2.683, 3.263, 3.741, 4.273, 4.954, 5.97, 7.114, 9.033)
+
+#: The outcome: the frozen need score without the service features.
+OUTCOME_RULE = ServiceNeedRule(
+    {f: wr for f, wr in NEED_WEIGHTS.items() if f not in SERVICE_FEATURES},
+    base=NEED_BASE,
+    cuts=OUTCOME_CUTS,
+)
+
+#: Months before the last month before the start whose group is matched too (the
+#: family's course, not only its level).
+LAG = 3
+#: A start is an entry when the family started no episode of that service in the
+#: months before it (and a comparison family none in those before the cohort month).
+ENTRY_GAP = 12
+#: Relative months of the event study: −6 … +12 (−1, the reference, is 0 by definition).
+HORIZONS: tuple[int, ...] = tuple(range(-6, 13))
+
+_OUTCOMES = ("lower", "higher")
+
+
+def outcome_group(vector: Mapping[str, float]) -> int:
+    """The outcome group 1 … 10 of a family vector (:data:`OUTCOME_RULE`).
+
+    >>> from models.features import NEED_WEIGHTS
+    >>> ref = {f: r for f, (_, r) in NEED_WEIGHTS.items()}
+    >>> outcome_group(ref) == outcome_group({**ref, "family_work_episodes": 3.0})
+    True
+    >>> outcome_group({**ref, "social_assistance": 1.0}) > outcome_group(ref)
+    True
+    """
+    return OUTCOME_RULE.group_of_score(OUTCOME_RULE.need_score(vector))
+
+
+def month_of(day: str) -> int:
+    """A month's index (``year × 12 + month − 1``) from an ISO day.
+
+    >>> month_of("2024-01-31") - month_of("2023-12-01")
+    1
+    """
+    return int(day[:4]) * 12 + int(day[5:7]) - 1
+
+
+def service_of(event: dict) -> str | None:
+    """The service of :data:`SERVICES` an event starts, or None.
+
+    >>> service_of({"type": "social_service.started", "data": {"service": "family_work"}})
+    'family_work'
+    >>> service_of({"type": "child_welfare.client_started", "data": {}})
+    'child_welfare_open_care'
+    >>> service_of({"type": "social_service.ended", "data": {"service": "family_work"}})
+    """
+    if event.get("type") == "social_service.started":
+        service = (event.get("data") or {}).get("service")
+        return service if service in SERVICES else None
+    if event.get("type") == "child_welfare.client_started":
+        return "child_welfare_open_care"
+    return None
+
+
+@dataclass
+class Panel:
+    """Families × months: ``groups`` the outcome group at the end of each month (0: not
+    counted then), ``municipality`` an index (any small integers; −1 or anything where
+    the group is 0), ``starts`` per service each family's start months (any order,
+    repeats allowed)."""
+
+    groups: np.ndarray
+    municipality: np.ndarray
+    starts: Mapping[str, Sequence[Sequence[int]]] = field(default_factory=dict)
+
+    def started(self, service: str) -> np.ndarray:
+        """``[families, months + 1]``: how many starts of ``service`` each family had
+        before each month (column ``m``: in months ``< m``)."""
+        f, m = self.groups.shape
+        out = np.zeros((f, m + 1), dtype=np.int32)
+        for i, months in enumerate(self.starts.get(service, ())):
+            for c in months:
+                if 0 <= c < m:
+                    out[i, c + 1] += 1
+        return np.cumsum(out, axis=1)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The counts an estimate needs, per stratum: for each horizon ``k`` (of
+    ``horizons``) and outcome, arrays over the strata (cohort month × municipality ×
+    group at ``c − 1`` × group at ``c − 1 − LAG``) of entries (``n_t``) and of those
+    that moved (``y_t``), of comparison families (``n_c``, ``y_c``), and, for the naive
+    before/after, the entries observed ``k`` months before (``n_b``) and those that
+    had moved then (``y_b``). Nothing per family."""
+
+    horizons: tuple[int, ...]
+    n_t: dict[int, np.ndarray]
+    n_c: dict[int, np.ndarray]
+    y_t: dict[tuple[int, str], np.ndarray]
+    y_c: dict[tuple[int, str], np.ndarray]
+    n_b: dict[int, np.ndarray]
+    y_b: dict[tuple[int, str], np.ndarray]
+
+
+def cohort_cells(
+    panel: Panel,
+    service: str,
+    horizons: Sequence[int] = HORIZONS,
+    municipalities: Sequence[int] | None = None,
+    lag: int = LAG,
+    gap: int = ENTRY_GAP,
+) -> Cells:
+    """The stratum counts of ``service``'s cohorts (module doc); ``municipalities``:
+    only entries there (None: all)."""
+    g = np.asarray(panel.groups, dtype=np.int64)
+    mu = np.asarray(panel.municipality, dtype=np.int64)
+    n_f, n_m = g.shape
+    cum = panel.started(service)
+    n_mu = int(mu[g > 0].max(initial=0)) + 1
+    shape = (n_m, n_mu, 11, 11)
+    size = int(np.prod(shape))
+    only = None if municipalities is None else np.asarray(municipalities)
+    ks = tuple(horizons)
+    n_t = {k: np.zeros(size) for k in ks}
+    n_c = {k: np.zeros(size) for k in ks}
+    n_b = {k: np.zeros(size) for k in ks}
+    y_t = {(k, o): np.zeros(size) for k in ks for o in _OUTCOMES}
+    y_c = {(k, o): np.zeros(size) for k in ks for o in _OUTCOMES}
+    y_b = {(k, o): np.zeros(size) for k in ks for o in _OUTCOMES}
+
+    def moved(later: np.ndarray, base: np.ndarray, outcome: str) -> np.ndarray:
+        return (later < base) if outcome == "lower" else (later > base)
+
+    for c in range(lag + 1, n_m):
+        g0, gl, m0 = g[:, c - 1], g[:, c - 1 - lag], mu[:, c - 1]
+        base = (g0 > 0) & (gl > 0)
+        if only is not None:
+            base &= np.isin(m0, only)
+        recent = cum[:, c] - cum[:, max(c - gap, 0)]  # starts in c − gap … c − 1
+        entry = base & (cum[:, c + 1] - cum[:, c] > 0) & (recent == 0)
+        if not entry.any():
+            continue
+        stratum = np.ravel_multi_index((np.full(n_f, c), np.where(base, m0, 0), g0, gl), shape)
+        for k in ks:
+            t = c + k
+            if not 0 <= t < n_m:
+                continue
+            gk = g[:, t]
+            seen = gk > 0
+            # not yet treated: no start from c − gap up to the horizon's month
+            clean = (cum[:, max(t, c) + 1] - cum[:, max(c - gap, 0)]) == 0
+            tr, co = entry & seen, base & seen & clean
+            n_t[k] += np.bincount(stratum[tr], minlength=size)
+            n_c[k] += np.bincount(stratum[co], minlength=size)
+            for o in _OUTCOMES:
+                mv = moved(gk, g0, o)
+                y_t[k, o] += np.bincount(stratum[tr & mv], minlength=size)
+                y_c[k, o] += np.bincount(stratum[co & mv], minlength=size)
+            if k > 0 and c - 1 - k >= 0:  # the same entries, k months before the start
+                gb = g[:, c - 1 - k]
+                before = entry & seen & (gb > 0)
+                n_b[k] += np.bincount(stratum[before], minlength=size)
+                for o in _OUTCOMES:
+                    mv = moved(g0, gb, o)
+                    y_b[k, o] += np.bincount(stratum[before & mv], minlength=size)
+    return Cells(ks, n_t, n_c, y_t, y_c, n_b, y_b)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The effect of a service on the probability of moving to a ``lower`` (or
+    ``higher``) outcome group ``horizon`` months after the start, as a difference of
+    probabilities: ``effect`` with its standard error ``se``, the 95 % interval, the
+    minimum detectable effect (80 % power, two-sided 5 %: 2.8 standard errors); the
+    entries matched (``treated``), those without any comparison family in their
+    stratum (``unmatched``, left out), the comparison families (``comparison``, counted
+    once per stratum they stand in), the raw counts behind it (``moved_treated``,
+    ``moved_comparison``) and the ``naive`` before/after of the same entries (None for
+    ``horizon ≤ 0``)."""
+
+    horizon: int
+    outcome: str
+    effect: float | None
+    se: float | None
+    ci_low: float | None
+    ci_high: float | None
+    mde: float | None
+    treated: int
+    unmatched: int
+    comparison: int
+    moved_treated: int
+    moved_comparison: int
+    naive: float | None
+
+
+def estimate(cells: Cells, horizon: int, outcome: str = "lower") -> Estimate:
+    """The matched effect at ``horizon`` (module doc, :class:`Estimate`).
+
+    The variance treats each stratum's comparison mean as estimated: that of the mean
+    over entries of (outcome − their stratum's comparison mean), plus
+    ``Σ (n_t / N)² μ (1 − μ) / n_c`` over strata.
+    """
+    nt, nc = cells.n_t[horizon], cells.n_c[horizon]
+    yt, yc = cells.y_t[horizon, outcome], cells.y_c[horizon, outcome]
+    ok = (nt > 0) & (nc > 0)
+    n = float(nt[ok].sum())
+    naive = None
+    if horizon > 0 and cells.n_b[horizon].sum() > 0 and nt.sum() > 0:
+        after = yt.sum() / nt.sum()
+        before = cells.y_b[horizon, outcome].sum() / cells.n_b[horizon].sum()
+        naive = round(float(after - before), 6)
+    common = dict(
+        horizon=horizon,
+        outcome=outcome,
+        treated=int(n),
+        unmatched=int(nt[~ok].sum()),
+        comparison=int(nc[ok].sum()),
+        moved_treated=int(yt[ok].sum()),
+        moved_comparison=int(yc[ok].sum()),
+        naive=naive,
+    )
+    if n == 0:
+        return Estimate(effect=None, se=None, ci_low=None, ci_high=None, mde=None, **common)
+    nt, nc, yt, yc = nt[ok], nc[ok], yt[ok], yc[ok]
+    mu = yc / nc
+    att = float(((yt - nt * mu).sum()) / n)
+    sq = (yt * (1 - mu) ** 2 + (nt - yt) * mu**2).sum()  # Σ over entries of (Y − μ)²
+    var_t = max(float(sq) - n * att**2, 0.0) / max(n - 1, 1) / n
+    var_c = float(((nt / n) ** 2 * mu * (1 - mu) / nc).sum())
+    se = (var_t + var_c) ** 0.5
+    return Estimate(
+        effect=round(att, 6),
+        se=round(se, 6),
+        ci_low=round(att - 1.96 * se, 6),
+        ci_high=round(att + 1.96 * se, 6),
+        mde=round(2.8 * se, 6),
+        **common,
+    )
+
+
+class PanelBuilder:
+    """A :class:`Panel` from a stream: the starts as they arrive (:meth:`start`, once
+    per episode), the families' outcome groups and municipalities at each month's end
+    (:meth:`month_end`, months in order; the caller says when a month has ended). A
+    start counts for the family its person belongs to at the end of the start's month.
+
+    >>> b = PanelBuilder(month_of("2025-01-01"))
+    >>> b.start("family_work", "p1", "e1", "2025-02-03")
+    >>> b.start("family_work", "p1", "e1", "2025-02-03")  # a duplicate
+    >>> for m, g in (("2025-01-31", 5), ("2025-02-28", 5), ("2025-03-31", 4)):
+    ...     b.month_end(month_of(m), [("f1", "837", g, ("p1", "p2"))])
+    >>> panel, families, entries = b.panel()
+    >>> panel.groups.tolist(), panel.starts["family_work"], families, entries
+    ([[5, 5, 4]], [[1]], ['f1'], {('family_work', 'e1'): (0, 1)})
+    """
+
+    def __init__(self, first_month: int, municipalities: Sequence[str] | None = None):
+        self.first = first_month
+        self.munis = {m: i for i, m in enumerate(sorted(municipalities or ()))}
+        self.rows: dict[str, int] = {}
+        self.columns: list[dict[int, tuple[int, int]]] = []  # month -> {row: (group, muni)}
+        self.pending: dict[tuple[str, str], tuple[str, int]] = {}  # episode -> person, month
+        self.entries: dict[tuple[str, str], tuple[int, int]] = {}  # episode -> row, month
+
+    def start(self, service: str, person: str, episode: str, day: str) -> None:
+        m = month_of(day) - self.first
+        if m >= 0 and (service, episode) not in self.entries:
+            self.pending.setdefault((service, episode), (person, m))
+
+    def month_end(self, month: int, families) -> None:
+        """``families``: ``(family, municipality, outcome group, member persons)`` of
+        every family counted at the end of ``month``."""
+        m = month - self.first
+        while len(self.columns) <= m:
+            self.columns.append({})
+        column, member_of = self.columns[m], {}
+        for fam, muni, group, members in families:
+            row = self.rows.setdefault(fam, len(self.rows))
+            column[row] = (group, self.munis.setdefault(muni, len(self.munis)))
+            for p in members:
+                member_of[p] = row
+        for key, (person, sm) in list(self.pending.items()):
+            if sm <= m:
+                del self.pending[key]
+                if person in member_of:
+                    self.entries[key] = (member_of[person], sm)
+
+    def panel(self) -> tuple[Panel, list[str], dict[tuple[str, str], tuple[int, int]]]:
+        """``(panel, family of each row, (service, episode) -> (row, start month))``."""
+        shape = (len(self.rows), len(self.columns))
+        groups = np.zeros(shape, dtype=np.int8)
+        munis = np.full(shape, -1, dtype=np.int16)
+        for m, column in enumerate(self.columns):
+            if column:
+                rows = np.fromiter(column, dtype=np.int64)
+                vals = np.array(list(column.values()), dtype=np.int64)
+                groups[rows, m], munis[rows, m] = vals[:, 0], vals[:, 1]
+        starts: dict[str, list[list[int]]] = {s: [[] for _ in range(shape[0])] for s in SERVICES}
+        for (service, _), (row, m) in self.entries.items():
+            starts[service][row].append(m)
+        return Panel(groups, munis, starts), list(self.rows), dict(self.entries)
+
+
+#: Fewer entries than this and an estimate is not published (its interval would be
+#: too wide to tell anything, and a few families' moves would show in it).
+MIN_ENTRIES = 20
+
+
+def withheld(e: Estimate, min_cell: int, min_entries: int = MIN_ENTRIES) -> str | None:
+    """Why ``e`` may not be published, or None: too few entries, or a count behind it
+    (entries that moved, that did not; comparison families that moved, that did not)
+    within 1 … ``min_cell − 1``, the small-cell rule of the picture.
+
+    >>> e = Estimate(6, "lower", 0.1, 0.05, 0.0, 0.2, 0.14, 40, 0, 400, 3, 20, 0.2)
+    >>> withheld(e, 5)
+    'a count behind the estimate is 1 to 4 families'
+    >>> withheld(e, 3) is None, withheld(e, 3, 50)
+    (True, 'fewer than 50 entries (40)')
+    """
+    if e.effect is None or e.treated < min_entries:
+        return f"fewer than {min_entries} entries ({e.treated})"
+    counts = (
+        e.moved_treated,
+        e.treated - e.moved_treated,
+        e.moved_comparison,
+        e.comparison - e.moved_comparison,
+    )
+    if any(0 < c < min_cell for c in counts):
+        return f"a count behind the estimate is 1 to {min_cell - 1} families"
+    return None
