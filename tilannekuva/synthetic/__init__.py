@@ -13,7 +13,8 @@ Python API
 lines that are not JSON objects as raw strings); ``planted_truth(families, seed, ...)``
 returns the truth rows; ``synthesize(...)`` returns both at once (and, with
 ``dynamics=True``, ``shifts=N`` or ``population_shift=PP``, the trajectories and the
-shift truth).
+shift truth; with ``services=True`` the planted services' truth, and with
+``counterfactual=True`` the same history's twin in which no service has an effect).
 
 >>> events = list(generate(3, seed=1))
 >>> {"dvv", "employment", "incomes"} <= {e["source"] for e in events}
@@ -60,6 +61,7 @@ class Synthetic:
     shifts: list[dict] = field(default_factory=list)  # shift truth (dynamics.shift_truth)
     trajectories: list[dict] = field(default_factory=list)  # need-level changes
     dynamic: bool = False  # dynamics, shifts or a population shift were on
+    services: dict = field(default_factory=dict)  # planted services (dynamics.service_truth)
 
     def events(self) -> Iterator[dict | str]:
         for line in self.lines:
@@ -91,6 +93,8 @@ def synthesize(
     population_shift: float | None = None,
     population_shift_onset: dt.date | None = None,
     shifts_from: dt.date | None = None,
+    services: bool = False,
+    counterfactual: bool = False,
 ) -> Synthetic:
     """Events (file order), truth and counts of a synthetic history.
 
@@ -101,6 +105,9 @@ def synthesize(
     imply ``dynamics``: on the flat background they are the only change.
     ``shifts_from``: the earliest onset of a planted shift (default: 270 days after
     ``start``), e.g. after the day a detector's baseline is complete.
+    ``services``: planted service starts with planted effects on latent need (implies
+    ``dynamics``); ``counterfactual``: the same starts, no effect applied (the twin
+    world an evaluation compares with).
     """
     for name, p in (
         ("duplicates", duplicates),
@@ -124,6 +131,8 @@ def synthesize(
         population_shift,
         population_shift_onset,
         shifts_from,
+        services,
+        counterfactual,
     )
     record = D.Record()
     records: list[tuple[int, int, str]] = []
@@ -157,14 +166,32 @@ def synthesize(
     if not dyn.active:
         return Synthetic(lines, truth, counts)
     return Synthetic(
-        lines, truth, counts, D.shift_truth(dyn.shifts, record), record.trajectories, True
+        lines,
+        truth,
+        counts,
+        D.shift_truth(dyn.shifts, record),
+        record.trajectories,
+        True,
+        D.service_truth(seed, start, end, dyn, record) if dyn.services else {},
     )
 
 
 def _dynamics(
-    families, seed, start, end, dynamics, shifts, population_shift, onset, shifts_from=None
+    families,
+    seed,
+    start,
+    end,
+    dynamics,
+    shifts,
+    population_shift,
+    onset,
+    shifts_from=None,
+    services=False,
+    counterfactual=False,
 ):
     """The :class:`dynamics.Dynamics` of the options (all off: the flat default)."""
+    if counterfactual and not services:
+        raise ValueError("counterfactual is the twin of a services run: give services too")
     if isinstance(shifts, int):
         if shifts < 0:
             raise ValueError("shifts must be >= 0")
@@ -176,7 +203,16 @@ def _dynamics(
         planned.append(D.population_shift(population_shift, start, end, onset))
     if len({s.id for s in planned}) != len(planned):
         raise ValueError("shift ids must be unique")
-    return D.Dynamics(trajectories=dynamics, seasonality=dynamics, shifts=planned)
+    if not services:
+        return D.Dynamics(trajectories=dynamics, seasonality=dynamics, shifts=planned)
+    return D.Dynamics(  # services imply dynamics
+        trajectories=True,
+        seasonality=True,
+        shifts=planned,
+        services=True,
+        counterfactual=counterfactual,
+        supply=D.service_supply(seed),
+    )
 
 
 def area_families(families: int, seed: int) -> dict[str, int]:
@@ -201,6 +237,8 @@ def planted_truth(
     population_shift: float | None = None,
     population_shift_onset: dt.date | None = None,
     shifts_from: dt.date | None = None,
+    services: bool = False,
+    counterfactual: bool = False,
 ) -> list[dict]:
     """The planted truth rows (``TRUTH_COLUMNS``, with dynamics
     ``DYNAMIC_TRUTH_COLUMNS``); independent of the corruption knobs."""
@@ -214,6 +252,8 @@ def planted_truth(
         population_shift,
         population_shift_onset,
         shifts_from,
+        services,
+        counterfactual,
     )
     return simulate(families, seed, start, end, lambda key, ev: None, dyn, D.Record())
 
@@ -464,6 +504,17 @@ def write_shift_truth(path: str, result: Synthetic, seed: int, start, end) -> No
         f.write("\n")
 
 
+def write_services_truth(path: str, doc: dict) -> None:
+    """The services truth JSON (:func:`dynamics.service_truth`), one start a line."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("{\n")
+        for key, value in doc.items():
+            if key != "starts":
+                f.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n")
+        rows = ",\n".join("    " + json.dumps(s, ensure_ascii=False) for s in doc["starts"])
+        f.write('  "starts": [\n' + rows + ("\n" if rows else "") + "  ]\n}\n")
+
+
 def _share(text: str) -> float:
     v = float(text)
     if not 0.0 <= v <= 1.0:
@@ -523,6 +574,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     dyn.add_argument("--shifts-truth", help="shift truth JSON (default <out>.shifts.json)")
     dyn.add_argument(
+        "--services",
+        action="store_true",
+        help="planted service starts (selection on need) with planted effects on latent "
+        "need; implies --dynamics",
+    )
+    dyn.add_argument(
+        "--counterfactual",
+        action="store_true",
+        help="with --services: the same starts and episodes, no effect applied",
+    )
+    dyn.add_argument("--services-truth", help="services truth JSON (default <out>.services.json)")
+    dyn.add_argument(
         "--trajectories", help="need-level changes CSV (default <out>.trajectories.csv)"
     )
 
@@ -545,6 +608,8 @@ def run(args: argparse.Namespace, settings=None) -> int:
         population_shift=args.population_shift,
         population_shift_onset=args.population_shift_onset,
         shifts_from=args.shifts_from,
+        services=args.services,
+        counterfactual=args.counterfactual,
     )
     size = write_lines(args.out, result.lines)
     if not result.dynamic:
@@ -558,6 +623,17 @@ def run(args: argparse.Namespace, settings=None) -> int:
         print(
             f"dynamics: {len(result.trajectories)} need-level rows -> {traj_path}; "
             f"{len(result.shifts)} shifts -> {shifts_path}",
+            file=sys.stderr,
+        )
+    if result.services:
+        services_path = args.services_truth or args.out + ".services.json"
+        write_services_truth(services_path, result.services)
+        starts = result.services["starts"]
+        applied = sum(1 for s in starts if s["applied"])
+        world = "counterfactual (no effect applied)" if args.counterfactual else "factual"
+        print(
+            f"services: {len(starts)} planted starts, {applied} with an effect drawn, "
+            f"{world} -> {services_path}",
             file=sys.stderr,
         )
     took = time.perf_counter() - t0

@@ -14,8 +14,12 @@ it the simulation draws exactly what it drew before, so default files stay byte-
   :func:`plan_shifts` picks ``N`` of them for a seed, :func:`population_shift` makes
   the population-wide rise. Their truth (:func:`shift_truth`) is computed from what the
   simulation actually did and never appears in the events.
+* Services (``--services``): the starts of the planted services are drawn on the need
+  path (selection: :data:`RISING_FACTOR`, :func:`service_supply`) and a start may lower
+  the family's latent need (:data:`SERVICE_EFFECTS`, :meth:`Path.with_effect`); a
+  counterfactual twin draws the same starts and applies no effect.
 
-See ``docs/synthetic.md``, "Dynamics".
+See ``docs/synthetic.md``, "Dynamics" and "Services and their planted effects".
 """
 
 from __future__ import annotations
@@ -167,6 +171,33 @@ class Path:
             out.days.append(day)
             out.states.append(replace(st, **{name: getattr(st, name) * m}))
         return out
+
+    def with_effect(self, day: int, levels: int, keep: float) -> Path:
+        """The path with every state from ``day`` on lowered by ``levels`` need levels
+        (clamped at 1) and its domain intensities multiplied by ``keep``: a lasting
+        improvement, so later life events and recoveries (the baseline too) act on the
+        shifted states. No effect (0 levels, keep 1): the path itself, no cut day."""
+        if levels == 0 and keep == 1.0:
+            return self
+        out = Path(self.states[0])
+        out.days, out.states = [], []
+        for d in sorted(set(self.days) | {day}):
+            st, _ = self.at(d)
+            if d >= day:
+                st = make_state(
+                    st.level - levels, [x * keep for x in st.d], notif=st.notif, mh=st.mh
+                )
+            out.days.append(d)
+            out.states.append(st)
+        return out
+
+    def rises(self) -> list[int]:
+        """The change days on which the need level went up (life events, shift shocks)."""
+        return [
+            d
+            for i, d in enumerate(self.days)
+            if i and self.states[i].level > self.states[i - 1].level
+        ]
 
     def level_at(self, t: int) -> int:
         return self.at(t)[0].level
@@ -512,6 +543,47 @@ def population_shift(
     )
 
 
+# ---------------------------------------------------------------- planted services
+@dataclass(frozen=True)
+class ServiceEffect:
+    """The planted effect of a service start on the unit's latent need: with
+    ``probability`` (drawn at the start), ``delay_days`` after the start the need level
+    goes down by ``levels`` (clamped at 1) and the domain intensities are multiplied by
+    ``keep``, for good (:meth:`Path.with_effect`)."""
+
+    service: str
+    probability: float
+    levels: int
+    delay_days: int
+    keep: float
+
+
+CLIENT_SERVICE = "child_welfare_open_care"  # child welfare client episodes (LS…)
+# The planted effects (docs/synthetic.md, "Services and their planted effects").
+# Family counselling and child welfare open care have none: a before/after comparison
+# of open care looks harmful through selection alone (its starts follow crises).
+SERVICE_EFFECTS = (
+    ServiceEffect("family_work", 0.5, 1, 60, IMPROVEMENT_KEEP),
+    ServiceEffect("home_service", 0.3, 1, 30, IMPROVEMENT_KEEP),
+    ServiceEffect("family_counselling", 0.0, 0, 0, 1.0),
+    ServiceEffect("multi_professional_support", 0.6, 1, 120, IMPROVEMENT_KEEP),
+    ServiceEffect("substance_abuse_services", 0.4, 1, 90, IMPROVEMENT_KEEP),
+    ServiceEffect(CLIENT_SERVICE, 0.0, 0, 0, 1.0),
+)
+EFFECTS = {e.service: e for e in SERVICE_EFFECTS}
+RISING_FACTOR = 3.0  # start hazard x this ...
+RISING_DAYS = 180  # ... within this many days from a rise of the need level
+SUPPLY_RANGE = (0.6, 1.6)  # per-municipality supply factor, uniform, once per seed
+SERVICE_WARM_DAYS = 3 * 365  # starts drawn from this long before the unit's history
+
+
+def service_supply(seed: int) -> dict[str, float]:
+    """The supply factor of each of the six municipalities (rounded: the truth holds
+    exactly the factors used); elsewhere (before moving in) the factor is 1."""
+    r = random.Random(f"services:{seed}")
+    return {m: round(r.uniform(*SUPPLY_RANGE), 3) for m in sorted(M.CENTRES)}
+
+
 # ---------------------------------------------------------------- options and records
 @dataclass
 class Dynamics:
@@ -520,10 +592,13 @@ class Dynamics:
     trajectories: bool = False
     seasonality: bool = False
     shifts: list[Shift] = field(default_factory=list)
+    services: bool = False  # planted services (selection and effects)
+    counterfactual: bool = False  # the same starts, no effect applied
+    supply: dict[str, float] = field(default_factory=dict)  # municipality -> factor
 
     @property
     def active(self) -> bool:
-        return self.trajectories or self.seasonality or bool(self.shifts)
+        return self.trajectories or self.seasonality or bool(self.shifts) or self.services
 
 
 @dataclass
@@ -535,10 +610,12 @@ class ShiftTally:
 
 @dataclass
 class Record:
-    """What the simulation did: trajectories (family, day, level, cause) and tallies."""
+    """What the simulation did: trajectories (family, day, level, cause), shift tallies
+    and the planted service starts."""
 
     trajectories: list[dict] = field(default_factory=list)
     tallies: dict[str, ShiftTally] = field(default_factory=dict)
+    services: list[dict] = field(default_factory=list)  # planted service starts
 
     def tally(self, shift_id: str) -> ShiftTally:
         return self.tallies.setdefault(shift_id, ShiftTally())
@@ -573,3 +650,16 @@ def shift_truth(shifts: list[Shift], record: Record) -> list[dict]:
         )
         out.append(row)
     return out
+
+
+def service_truth(seed: int, start: dt.date, end: dt.date, dyn: Dynamics, record: Record) -> dict:
+    """The truth of the planted services (docs/synthetic.md, "The services truth file")."""
+    return {
+        "seed": seed,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "counterfactual": dyn.counterfactual,
+        "supply": dict(dyn.supply),
+        "effects": [asdict(e) for e in SERVICE_EFFECTS],
+        "starts": record.services,
+    }

@@ -18,6 +18,7 @@ import datetime as dt
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -259,8 +260,65 @@ def const(value: float):
     return lambda st: value
 
 
+# Family social services: (service, start rate per year of (state, young), mean days,
+# minimum days). ``young`` is 1 with a child under three at the unit's first day, else
+# 0.3. The same rates for the flat draws (family_services) and the planted services.
+SOCIAL_SERVICES = (
+    ("family_work", lambda s, young: 0.01 + 0.5 * s.sigma**2 + 0.2 * s.d[SOC], 180, 30),
+    (
+        "home_service",
+        lambda s, young: (0.01 + 0.3 * s.d[SOC] + 0.2 * s.sigma**2) * young,
+        90,
+        14,
+    ),
+    (
+        "family_counselling",
+        lambda s, young: 0.03 + 0.3 * s.d[SOC] + 0.2 * s.d[INS],
+        120,
+        14,
+    ),
+    ("multi_professional_support", lambda s, young: 1.4 * max(0.0, s.sigma - 0.6), 365, 60),
+    (
+        "substance_abuse_services",
+        lambda s, young: 0.003 + 0.8 * s.d[INS] ** 2 * s.d[HEA],
+        270,
+        30,
+    ),
+)
+
+
+def client_rate(s: D.State, ci: float) -> float:
+    """Child welfare client episodes per year of a child with insecurity ``ci``."""
+    return 0.004 + 0.4 * ci**2 * s.sigma + 0.22 * s.sigma**4
+
+
+CLIENT_MEAN, CLIENT_MIN = 500, 60  # days of a client episode (mean, minimum)
+
+
 def clip(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
     return lo if x < lo else hi if x > hi else x
+
+
+@dataclass(slots=True)
+class Planned:
+    """One planted service episode of a unit (``--services``): drawn on the unit's need
+    path, its effect (if drawn) applied ``delay_days`` after the start."""
+
+    unit: str  # "a" | "b"
+    service: str  # a social service or D.CLIENT_SERVICE
+    person: Person  # the applicant, or the child of a client episode
+    start: int
+    shown_end: int | None  # the end day the events show (None: open at the end)
+    episode: str
+    notice: int | None  # days from the notification before a client episode
+    rising: bool  # within RISING_DAYS of a rise of the need level
+    level: int  # need level at the start
+    home: tuple[str, str]  # (postcode, municipality) at the start
+    applied: bool = False  # the effect was drawn (a start in the history)
+    effect_day: int | None = None  # start + delay (a start in the history, an effect)
+    level_before: int | None = None
+    level_after: int | None = None
+    in_path: bool = False  # the effect day fell in the unit's history: the path changed
 
 
 class Person:
@@ -302,10 +360,13 @@ class FamilySim:
         # parent founds (path_b); one constant segment unless dynamics are on.
         self.path_a = self.path_b = D.Path(D.State(level, self.sigma, tuple(self.d)))
         self.tokens: list[dict] = []  # employment changes forced on a day (layoffs, …)
+        self.planned: list[Planned] | None = None  # planted service episodes (--services)
+        self.svc: random.Random | None = None  # their RNG (starts, then their events)
 
     # ------------------------------------------------------------------ events
-    def ev(self, src: str, typ: str, occ: int, person: str | None, data: dict) -> None:
-        w, r = self.w, self.r
+    def ev(self, src: str, typ: str, occ: int, person: str | None, data: dict, rng=None) -> None:
+        """Emit one event; recording time and id from ``rng`` (default: the family's)."""
+        w, r = self.w, self.r if rng is None else rng
         lo, hi, style = SOURCES[src]
         rec = w.S + r.randrange(3) if occ < w.S else occ + r.randint(lo, hi)
         sec = r.randrange(14400, 68400)
@@ -656,6 +717,9 @@ class FamilySim:
             rows += [(fid2, t, lv, c) for t, lv, c in changes_b]
             self.truth[1]["need_level"] = start_b.level
             self.truth[1]["need_level_end"] = path_b.level_at(self.w.E)
+        if dyn.services:
+            rise_b = self.sep is not None and start_b.level > before.level
+            rows = self.plan_services(dyn, rows, t_end, rise_b)
         if self.path_b.days == [D.NEVER] and self.path_a.days == [D.NEVER]:
             if self.path_b.states == self.path_a.states:
                 self.path_b = self.path_a  # untouched: draw exactly as without dynamics
@@ -698,6 +762,234 @@ class FamilySim:
                     fixed[unit].append((day, D.need_shock(s, tally)))
                 else:
                     self.tokens.append({"day": day, "kind": s.direction, "unit": unit, "shift": s})
+
+    # --------------------------------------------------------------- services
+    def plan_services(self, dyn: D.Dynamics, rows: list[tuple], t_end: int, rise_b: bool):
+        """Draw the planted service starts of the unit(s) on their need paths, in time,
+        with an RNG of their own (``"svc:<seed>:<index>"``), applying each drawn effect
+        to the path the later starts see. The factual world keeps the changed paths; the
+        counterfactual twin keeps the same starts on the paths without the effects.
+        Returns the trajectory rows (levels of the world, ``service:<code>`` rows)."""
+        w = self.w
+        svc = self.svc = random.Random(f"svc:{w.seed}:{self.index}")
+        base_a, base_b = self.path_a, self.path_b
+        eff_a, planned = self.draw_services(
+            svc, "a", base_a, self.first_day, t_end, self.A, base_a.rises(), dyn.supply
+        )
+        eff_b = base_b
+        if self.sep is not None:
+            # An effect on the family before the separation holds for both families.
+            for pl in planned:
+                if pl.in_path and pl.effect_day < self.sep:
+                    e = D.EFFECTS[pl.service]
+                    eff_b = eff_b.with_effect(D.NEVER, e.levels, e.keep)
+            rises_b = sorted(set(base_b.rises()) | ({self.sep} if rise_b else set()))
+            eff_b, planned_b = self.draw_services(
+                svc, "b", eff_b, self.sep, w.E, self.B, rises_b, dyn.supply
+            )
+            planned += planned_b
+        self.planned = planned
+        fids = {"a": self.fid, "b": self.truth[1]["family"] if self.sep is not None else None}
+        iso = w.iso
+        for pl in planned:
+            w.record.services.append(
+                {
+                    "family": fids[pl.unit],
+                    "unit": pl.unit,
+                    "person": pl.person.hetu,
+                    "service": pl.service,
+                    "episode": pl.episode,
+                    "start": iso[pl.start - O0],
+                    "end": None if pl.shown_end is None else iso[pl.shown_end - O0],
+                    "municipality": pl.home[1],
+                    "postcode": pl.home[0],
+                    "level_at_start": pl.level,
+                    "rising": pl.rising,
+                    "applied": pl.applied,
+                    "effect_day": None if pl.effect_day is None else iso[pl.effect_day - O0],
+                    "level_before": pl.level_before,
+                    "level_after": pl.level_after,
+                }
+            )
+        if dyn.counterfactual:
+            return rows  # the same starts, no effect: the paths stay as they were
+        self.path_a, self.path_b = eff_a, eff_b
+        paths = {self.fid: (base_a, eff_a), fids["b"]: (base_b, eff_b)}
+        out = []
+        for f, t, lv, c in rows:
+            base, eff = paths[f]
+            out.append((f, t, lv + eff.level_at(t) - base.level_at(t), c))
+        for pl in planned:
+            if pl.in_path:
+                eff = eff_a if pl.unit == "a" else eff_b
+                f = fids[pl.unit]
+                out.append((f, pl.effect_day, eff.level_at(pl.effect_day), f"service:{pl.service}"))
+        out.sort(key=lambda x: (x[0] != self.fid, x[1]))  # stable: family a, then b, by day
+        self.truth[0]["need_level_end"] = eff_a.level_at(t_end)
+        if self.sep is not None:
+            self.truth[1]["need_level"] = eff_b.states[0].level
+            self.truth[1]["need_level_end"] = eff_b.level_at(w.E)
+        return out
+
+    def draw_services(self, svc, unit, path, t0, t1, applicant, rises, supply):
+        """(the path with the drawn effects, the unit's planted episodes seen on
+        [max(S, t0), t1]): competing start hazards of the services, each the service's
+        rate on the state in force x RISING_FACTOR within RISING_DAYS of a rise x the
+        municipality's supply factor; one episode at a time per service; starts from
+        SERVICE_WARM_DAYS before the history. A hazard that changes (a change day of
+        the path, an effect's day, a move, a child's birth or 18th birthday, the end of
+        an episode or of a rising window) redraws from that day (memoryless)."""
+        w = self.w
+        T0 = max(w.S, t0)
+        t = max(T0 - D.SERVICE_WARM_DAYS, applicant.born + 18 * 365)
+        young = 1.0 if any(k.born > t0 - 3 * 365 for k in self.kids) else 0.3
+        specs = [(c, rate, mean, mn, "SS") for c, rate, mean, mn in SOCIAL_SERVICES]
+        specs.append((D.CLIENT_SERVICE, None, CLIENT_MEAN, CLIENT_MIN, "LS"))
+        busy = [-1] * len(specs)  # a service is free on days after its episode's end
+        b18 = {id(k): self.birthday(k.born, 18) for k in self.kids}
+        sep = self.sep
+
+        def children(day: int) -> list[Person]:
+            out = []
+            for k in self.kids:
+                mine_b = k.child_of_b and sep is not None and day >= sep
+                if (unit == "b") == mine_b and k.born <= day < k.until and day < b18[id(k)]:
+                    out.append(k)
+            return out
+
+        cuts = {r0 + x for r0 in rises for x in (0, D.RISING_DAYS)}
+        for k in self.kids:
+            cuts |= {k.born, k.until, b18[id(k)]}
+        if sep is not None:
+            cuts.add(sep)
+        res_days = [x[0] for x in self.residence]
+        if unit == "a":
+            cuts |= set(res_days)
+
+        def home(day: int) -> tuple[str, str]:
+            if unit == "b":
+                return self.home_b
+            i = max(0, bisect.bisect_right(res_days, day) - 1)
+            return self.residence[i][1], self.residence[i][2]
+
+        cuts = sorted(cuts)
+        pending: list[tuple[int, int, Planned]] = []  # drawn effects, by day
+        out: list[Planned] = []
+        while True:
+            day = t + 1
+            while pending and pending[0][0] <= min(day, t1):
+                _, _, pl = pending.pop(0)
+                e = D.EFFECTS[pl.service]
+                pl.level_before = path.level_at(pl.effect_day)
+                path = path.with_effect(pl.effect_day, e.levels, e.keep)
+                pl.level_after = path.level_at(pl.effect_day)
+                pl.in_path = True
+            if day > t1:
+                break
+            st, nb = path.at(day)
+            lims = [] if nb is None else [nb]
+            j = bisect.bisect_right(cuts, day)
+            if j < len(cuts):
+                lims.append(cuts[j])
+            if pending:
+                lims.append(pending[0][0])
+            kids = children(day)
+            rising = any(r0 <= day < r0 + D.RISING_DAYS for r0 in rises)
+            f = supply.get(home(day)[1], 1.0) * (D.RISING_FACTOR if rising else 1.0)
+            rates = []
+            for i, (_, rate, _, _, _) in enumerate(specs):
+                if busy[i] >= day:
+                    rates.append(0.0)
+                    lims.append(busy[i] + 1)
+                elif rate is None:
+                    rates.append(client_rate(st, st.d[INS]) * len(kids) * f)
+                else:
+                    rates.append(rate(st, young) * f)
+            total = sum(rates)
+            lim = min(lims) if lims else None
+            if total <= 0:
+                if lim is None:
+                    break
+                t = lim - 1
+                continue
+            cand = t + int(svc.expovariate(total / YEAR)) + 1
+            if lim is not None and cand >= lim:
+                t = lim - 1
+                continue
+            if cand > t1:
+                break
+            u = svc.random() * total
+            i = max(j for j, x in enumerate(rates) if x > 0)
+            for j, x in enumerate(rates):
+                if u < x:
+                    i = j
+                    break
+                u -= x
+            code, rate, mean, mn, prefix = specs[i]
+            end = cand + max(mn, int(svc.expovariate(1.0 / mean)))
+            person, notice = applicant, None
+            if rate is None:  # open care: one child of the unit
+                person = kids[svc.randrange(len(kids))]
+                notice = svc.randint(5, 60)
+                tc = min(person.until, b18[id(person)] - 1)
+                end = min(end, b18[id(person)])
+                shown = end if end <= tc else None if tc == person.until else b18[id(person)]
+            else:
+                shown = end if end <= t1 else None
+            busy[i] = end
+            episode = f"{prefix}{svc.getrandbits(48):012x}"
+            u_effect = svc.random()
+            t = cand
+            if end < T0:
+                continue  # ended before the history: not seen
+            pl = Planned(
+                unit, code, person, cand, shown, episode, notice, rising, st.level, home(cand)
+            )
+            e = D.EFFECTS[code]
+            if cand >= T0 and e.probability > 0:
+                pl.effect_day = cand + e.delay_days
+                pl.applied = u_effect < e.probability
+                if pl.applied:
+                    pending.append((pl.effect_day, len(out), pl))
+                    pending.sort(key=lambda x: x[:2])
+            out.append(pl)
+        for _, _, pl in pending:  # effects after the unit's last day: the history ends first
+            e = D.EFFECTS[pl.service]
+            pl.level_before = path.level_at(pl.effect_day)
+            pl.level_after = max(1, pl.level_before - e.levels)
+        return path, out
+
+    def planted_social(self, p: Person) -> None:
+        """The social service events of the unit whose applicant is ``p``."""
+        unit = "a" if p is self.A else "b"
+        for pl in self.planned:
+            if pl.unit == unit and pl.service != D.CLIENT_SERVICE:
+                self.planted_events(
+                    "social_services", "social_service", p.hetu, pl, {"service": pl.service}
+                )
+
+    def planted_client(self, k: Person, path: D.Path, t0v: int) -> list[tuple]:
+        """The child welfare client episodes planted on child ``k`` (each with the
+        notification before it); returns their (start, end) as the events show them."""
+        mine = [pl for pl in self.planned if pl.person is k]
+        for pl in mine:
+            for day in self.multiplied_notification(path, pl.start - pl.notice):
+                if day >= t0v:
+                    self.ev("child_welfare", "child_welfare.notification", day, k.hetu, {})
+        for pl in mine:
+            self.planted_events(
+                "child_welfare", "child_welfare.client", k.hetu, pl, {}, "_started", "_ended"
+            )
+        return [(pl.start, pl.shown_end) for pl in mine]
+
+    def planted_events(self, src, stem, person, pl, data, started=".started", ended=".ended"):
+        """Started (and ended) of a planted episode; recording times and event ids from
+        the services' RNG, so both worlds write the same lines for it."""
+        self.ev(src, stem + started, pl.start, person, {**data, "episode": pl.episode}, self.svc)
+        if pl.shown_end is not None:
+            self.ev(
+                src, stem + ended, pl.shown_end, person, {**data, "episode": pl.episode}, self.svc
+            )
 
     def tally_employment(self) -> None:
         """Count the families a shift's layoffs (or hires) moved into (out of) having an
@@ -995,35 +1287,38 @@ class FamilySim:
 
             for day in seg_points(r, path, notif, t0v, tc, season["notification"]):
                 self.ev("child_welfare", "child_welfare.notification", day, code, {})
-            client = seg_episodes(
-                r,
-                path,
-                lambda s: 0.004 + 0.4 * ci_of(s) ** 2 * s.sigma + 0.22 * s.sigma**4,
-                const(500),
-                t0v,
-                tc,
-                k.born,
-                60,
-            )
-            for start, _ in client:
-                pre = start - r.randint(5, 60)
-                for day in self.multiplied_notification(path, pre):
-                    if day >= t0v:
-                        self.ev("child_welfare", "child_welfare.notification", day, code, {})
-            client = [
-                (s, e if e is not None else (None if tc == t1 or b18 > t1 else b18))
-                for s, e in client
-            ]
-            self.episode_events(
-                "child_welfare",
-                "child_welfare.client",
-                code,
-                client,
-                {},
-                "LS",
-                "_ended",
-                "_started",
-            )
+            if self.planned is not None:
+                client = self.planted_client(k, path, t0v)
+            else:
+                client = seg_episodes(
+                    r,
+                    path,
+                    lambda s: client_rate(s, ci_of(s)),
+                    const(CLIENT_MEAN),
+                    t0v,
+                    tc,
+                    k.born,
+                    CLIENT_MIN,
+                )
+                for start, _ in client:
+                    pre = start - r.randint(5, 60)
+                    for day in self.multiplied_notification(path, pre):
+                        if day >= t0v:
+                            self.ev("child_welfare", "child_welfare.notification", day, code, {})
+                client = [
+                    (s, e if e is not None else (None if tc == t1 or b18 > t1 else b18))
+                    for s, e in client
+                ]
+                self.episode_events(
+                    "child_welfare",
+                    "child_welfare.client",
+                    code,
+                    client,
+                    {},
+                    "LS",
+                    "_ended",
+                    "_started",
+                )
             if client:
                 place = seg_episodes(
                     r,
@@ -1163,29 +1458,24 @@ class FamilySim:
                 {"benefit": benefit},
                 prefix,
             )
-        social = (
-            ("family_work", lambda s: 0.01 + 0.5 * s.sigma**2 + 0.2 * s.d[SOC], 180, 30),
-            (
-                "home_service",
-                lambda s: (0.01 + 0.3 * s.d[SOC] + 0.2 * s.sigma**2) * young,
-                90,
-                14,
-            ),
-            ("family_counselling", lambda s: 0.03 + 0.3 * s.d[SOC] + 0.2 * s.d[INS], 120, 14),
-            ("multi_professional_support", lambda s: 1.4 * max(0.0, s.sigma - 0.6), 365, 60),
-            (
-                "substance_abuse_services",
-                lambda s: 0.003 + 0.8 * s.d[INS] ** 2 * s.d[HEA],
-                270,
-                30,
-            ),
-        )
-        for service, rate_of, mean, mn in social:
+        if self.planned is not None:  # the planted starts replace the flat draws
+            self.planted_social(p)
+            return
+        for service, rate, mean, mn in SOCIAL_SERVICES:
             self.episode_events(
                 "social_services",
                 "social_service",
                 code,
-                seg_episodes(r, path, rate_of, const(mean), max(S, t0), t1, born, mn),
+                seg_episodes(
+                    r,
+                    path,
+                    lambda s, rate=rate: rate(s, young),
+                    const(mean),
+                    max(S, t0),
+                    t1,
+                    born,
+                    mn,
+                ),
                 {"service": service},
                 "SS",
             )
