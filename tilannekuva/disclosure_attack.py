@@ -562,7 +562,9 @@ class WindowCertain:
     * ``kept``: per field, the scopes given the window identity (of ``scopes``);
     * ``undecided``: variables left open when an integer program ran out of time
       (``milp_seconds``): 0, or the findings are a lower bound and "nothing" is not
-      proved for these;
+      proved for these; ``out_of_time``: integer programs that ran out of time with
+      neither solution nor bound (a witness not found, or a bound left at the
+      relaxation's: sound either way, only ``undecided`` says what stayed open);
     * ``by_field``: the findings per field; ``examples``: a few of them,
       ``"kind field scope day: lo…hi"`` (day: from the first published day; arrivals
       reach a window's length before it).
@@ -585,6 +587,7 @@ class WindowCertain:
     milps: int
     fractional: int
     undecided: int
+    out_of_time: int
     seconds: float
     by_field: dict[str, dict[str, int]]
     examples: tuple[str, ...]
@@ -687,6 +690,10 @@ def _rows(rows: list[tuple[np.ndarray, np.ndarray]], size: int) -> sparse.coo_ar
         (np.concatenate(v).astype(float), (np.concatenate(r), np.concatenate(c))),
         shape=(at, size),
     )
+
+
+class _OutOfTime(Exception):
+    """An integer program ran out of time with neither a solution nor a bound."""
 
 
 class _Window:
@@ -807,7 +814,7 @@ class _Window:
         self.ihi = np.full(self.size, np.iinfo(np.int64).min)
         self.want_pinned = np.zeros(self.size, dtype=bool)
         self.want_pinned[self.n_of.T[hidden]] = True  # hidden counts: recovered?
-        self.lps = self.milps = self.fractional = 0
+        self.lps = self.milps = self.fractional = self.out_of_time = 0
         self.milp_seconds = milp_seconds
         self.ref: np.ndarray | None = None
         self._components: tuple[int, np.ndarray] | None = None
@@ -876,6 +883,8 @@ class _Window:
                 return float(cc[cols] @ res.x)
             if res.status == 1 and res.get("mip_dual_bound") is not None:
                 return float(res.mip_dual_bound)
+            if res.status == 1:
+                raise _OutOfTime(res.message)
         else:
             self.lps += 1
             res = optimize.linprog(cc[cols], A_eq=a, b_eq=b, bounds=box, method="highs-ds")
@@ -919,7 +928,10 @@ class _Window:
         x, _ = self._solve(c, scopes)
         if not self.see(x):
             self.fractional += 1
-            self.see(self._solve(c, scopes, integral=True)[0])
+            try:
+                self.see(self._solve(c, scopes, integral=True)[0])
+            except _OutOfTime:  # a witness is only a help: what stays open is decided later
+                self.out_of_time += 1
 
     def tighten(self, j: int, top: bool) -> None:
         """The integer minimum (``top``: maximum) of variable ``j`` as its outer bound:
@@ -934,9 +946,12 @@ class _Window:
         if not self.see(x):
             self.fractional += 1
             if np.ceil(bound - _TOL) != (-self.ihi[j] if top else self.ilo[j]):
-                x, exact = self._solve(c, integral=True)
-                self.see(x)
-                bound = max(bound, exact)
+                try:
+                    x, exact = self._solve(c, integral=True)
+                    self.see(x)
+                    bound = max(bound, exact)
+                except _OutOfTime:  # the relaxation's bound stands (sound, maybe loose)
+                    self.out_of_time += 1
         if top:
             self.ohi[j] = min(self.ohi[j], np.floor(-bound + _TOL))
         else:
@@ -1141,7 +1156,9 @@ def window_attack(
     rng = np.random.default_rng(seed)
     lo_all, hi_all = bounds(published, table)
     m = min_cell
-    total = dict.fromkeys((*_WINDOW_FINDINGS, "lps", "milps", "fractional", "undecided"), 0)
+    total = dict.fromkeys(
+        (*_WINDOW_FINDINGS, "lps", "milps", "fractional", "undecided", "out_of_time"), 0
+    )
     kept, by_field, found_examples = {}, {}, []
     for f, window in WINDOW_FIELDS:
         block = _Window(
@@ -1176,6 +1193,7 @@ def window_attack(
             "milps": block.milps,
             "fractional": block.fractional,
             "undecided": int(block.need().sum()),
+            "out_of_time": block.out_of_time,
         }
         for k, v in here.items():
             total[k] += v
@@ -1208,6 +1226,7 @@ def window_attack(
         milps=total["milps"],
         fractional=total["fractional"],
         undecided=total["undecided"],
+        out_of_time=total["out_of_time"],
         seconds=round(time.perf_counter() - t0, 2),
         by_field=by_field,
         examples=tuple(found_examples),

@@ -306,3 +306,22 @@ def test_window_identities_on_the_generated_history(world):
     published = world.published(5)[last]
     found = window_attack(published, layout, 5, publication.table(5), exact=counts)
     assert _window_sure(found) == WINDOW_NOTHING, found
+
+
+def test_an_integer_program_out_of_time_leaves_the_bounds_sound(world, monkeypatch):
+    """Where HiGHS runs out of time with neither solution nor bound, a witness is given
+    up and a bound stays at the relaxation's: counted, never a crash, and no finding the
+    complete run does not make."""
+    from scipy import optimize
+
+    def out_of_time(*args, **kw):
+        return optimize.OptimizeResult(status=1, x=None, message="Time limit reached")
+
+    last = slice(-30, None)
+    published, counts = world.published(5)[last], world.counts[last]
+    table = publication.table(5)
+    complete = window_attack(published, world.layout, 5, table, exact=counts)
+    monkeypatch.setattr(optimize, "milp", out_of_time)
+    starved = window_attack(published, world.layout, 5, table, exact=counts)
+    assert starved.out_of_time == starved.milps > 0 == complete.out_of_time, (starved, complete)
+    assert _window_sure(starved) == _window_sure(complete) == WINDOW_NOTHING
