@@ -11,6 +11,12 @@ with), fit ridge least squares (alpha 1) of the planted need level on the base f
 give the reference shares of need levels. Prints the constants to paste: NEED_WEIGHTS
 and NEED_BASE into models/features.py, DEFAULT_CUTS into models/service_need.py, plus
 the fit's quality.
+
+    python bench/fit_need_rule.py --outcome-cuts
+
+fits nothing: on the same run it scores the final family vectors with the frozen
+outcome rule (models/impact.py: the need score without the service features) and
+prints OUTCOME_CUTS, the quantiles of those scores at the reference shares.
 """
 
 from __future__ import annotations
@@ -68,6 +74,11 @@ def main(argv=None) -> dict:
         action="store_true",
         help="plain ridge; default: least squares with the documented sign of each weight",
     )
+    ap.add_argument(
+        "--outcome-cuts",
+        action="store_true",
+        help="no fit: the impact outcome's cut points from the frozen weights",
+    )
     args = ap.parse_args(argv)
 
     from scipy.stats import spearmanr
@@ -87,6 +98,14 @@ def main(argv=None) -> dict:
     X = np.asarray([[v[f] for f in BASE_FEATURES] for v in V])
     y = np.asarray([truth[f] for f in fams], dtype=float)
     ref = np.round(X.mean(0), 4)
+    if args.outcome_cuts:
+        from models.impact import OUTCOME_RULE
+
+        outcome = np.asarray([OUTCOME_RULE.need_score(v) for v in V])
+        cuts = np.round(np.quantile(outcome, np.cumsum(REFERENCE_SHARES)[:9]), 3)
+        print(f"# outcome scores of synthesize({args.families}, seed={args.seed}): {len(fams)}")
+        print(f"OUTCOME_CUTS: tuple[float, ...] = {tuple(float(c) for c in cuts)}")
+        return {"outcome_cuts": cuts.tolist()}
     if args.free_signs:
         model = Ridge(alpha=args.alpha).fit(X, y)
         w = np.round(model.coef_, 4)

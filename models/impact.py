@@ -55,6 +55,7 @@ from models.features import NEED_BASE, NEED_WEIGHTS
 from models.service_need import ServiceNeedRule
 
 __all__ = [
+    "Alike",
     "ENTRY_GAP",
     "HORIZONS",
     "LAG",
@@ -99,8 +100,9 @@ SERVICE_FEATURES: tuple[str, ...] = (
 
 #: Cut points of the outcome score between outcome groups 1|2 … 9|10: the quantiles of
 #: the outcome scores of the need rule's fitting run (``bench/fit_need_rule.py``) at the
-#: reference shares, as the published groups' cuts are of the full score.
-OUTCOME_CUTS: tuple[float, ...] = (2.205, 2.683, 3.263, 3.741, 4.273, 4.954, 5.97, 7.114, 9.033)
+#: reference shares, as the published groups' cuts are of the full score
+#: (``python bench/fit_need_rule.py --outcome-cuts``: 18,220 families of seed 101).
+OUTCOME_CUTS: tuple[float, ...] = (2.538, 2.957, 3.439, 3.834, 4.252, 4.723, 5.41, 6.136, 7.553)
 
 #: The outcome: the frozen need score without the service features.
 OUTCOME_RULE = ServiceNeedRule(
@@ -165,11 +167,12 @@ class Panel:
     """Families × months: ``groups`` the outcome group at the end of each month (0: not
     counted then), ``municipality`` an index (any small integers; −1 or anything where
     the group is 0), ``starts`` per service each family's start months (any order,
-    repeats allowed)."""
+    repeats allowed), ``scores`` the outcome scores, if kept."""
 
     groups: np.ndarray
     municipality: np.ndarray
     starts: Mapping[str, Sequence[Sequence[int]]] = field(default_factory=dict)
+    scores: np.ndarray | None = None  # the outcome scores behind the groups (NaN: none)
 
     def started(self, service: str) -> np.ndarray:
         """``[families, months + 1]``: how many starts of ``service`` each family had
@@ -201,68 +204,124 @@ class Cells:
     y_b: dict[tuple[int, str], np.ndarray]
 
 
+class Alike:
+    """Who is alike at the start of cohort month ``c``: the outcome group at the end of
+    month ``c − 1`` and ``lag`` months before that (the level and the course), and with
+    ``slope`` the change of the outcome score over the last month before the start,
+    in three bins (fell by more than ``slope``, rose by more, neither): a rise that
+    has only begun to show. ``__call__(panel, c)`` gives each family's key (equal keys:
+    alike) and whether it has one.
+
+    Cohort month 4 reads months 3 and 0: families 0 and 1 are alike, 2 rose since.
+
+    >>> g = np.array([[5, 5, 5, 5, 5], [5, 4, 5, 5, 6], [4, 5, 5, 5, 5]], dtype=np.int8)
+    >>> key, ok = Alike(lag=3)(Panel(g, np.zeros_like(g)), 4)
+    >>> bool(key[0] == key[1] != key[2]), ok.tolist()
+    (True, [True, True, True])
+    """
+
+    def __init__(self, lag: int = LAG, slope: float | None = None):
+        self.lag = lag
+        self.slope = slope
+
+    @property
+    def first(self) -> int:
+        """The first cohort month with every month the key reads."""
+        return self.lag + 1 if self.slope is None else max(self.lag + 1, 2)
+
+    def __call__(self, panel: Panel, c: int) -> tuple[np.ndarray, np.ndarray]:
+        g = panel.groups
+        g0, gl = g[:, c - 1].astype(np.int64), g[:, c - 1 - self.lag].astype(np.int64)
+        key, ok = g0 * 11 + gl, (g0 > 0) & (gl > 0)
+        if self.slope is not None:
+            if panel.scores is None:
+                raise ValueError("matching on the slope needs the panel's scores")
+            d = panel.scores[:, c - 1] - panel.scores[:, c - 2]
+            ok &= ~np.isnan(d)
+            key = key * 3 + np.where(d > self.slope, 2, np.where(d < -self.slope, 0, 1))
+        return key, ok
+
+
 def cohort_cells(
     panel: Panel,
     service: str,
     horizons: Sequence[int] = HORIZONS,
     municipalities: Sequence[int] | None = None,
-    lag: int = LAG,
+    alike: Alike | None = None,
     gap: int = ENTRY_GAP,
 ) -> Cells:
-    """The stratum counts of ``service``'s cohorts (module doc); ``municipalities``:
-    only entries there (None: all)."""
+    """The stratum counts of ``service``'s cohorts (module doc): strata are cohort
+    month × municipality × :class:`Alike` key (default ``Alike()``), those with an
+    entry only; ``municipalities``: only entries there (None: all)."""
+    alike = alike or Alike()
     g = np.asarray(panel.groups, dtype=np.int64)
     mu = np.asarray(panel.municipality, dtype=np.int64)
-    n_f, n_m = g.shape
+    n_m = g.shape[1]
     cum = panel.started(service)
-    n_mu = int(mu[g > 0].max(initial=0)) + 1
-    shape = (n_m, n_mu, 11, 11)
-    size = int(np.prod(shape))
     only = None if municipalities is None else np.asarray(municipalities)
     ks = tuple(horizons)
-    n_t = {k: np.zeros(size) for k in ks}
-    n_c = {k: np.zeros(size) for k in ks}
-    n_b = {k: np.zeros(size) for k in ks}
-    y_t = {(k, o): np.zeros(size) for k in ks for o in _OUTCOMES}
-    y_c = {(k, o): np.zeros(size) for k in ks for o in _OUTCOMES}
-    y_b = {(k, o): np.zeros(size) for k in ks for o in _OUTCOMES}
+    parts: dict[str, dict] = {name: {} for name in ("n_t", "n_c", "n_b", "y_t", "y_c", "y_b")}
+
+    def add(name: str, key, values: np.ndarray) -> None:
+        parts[name].setdefault(key, []).append(values)
 
     def moved(later: np.ndarray, base: np.ndarray, outcome: str) -> np.ndarray:
         return (later < base) if outcome == "lower" else (later > base)
 
-    for c in range(lag + 1, n_m):
-        g0, gl, m0 = g[:, c - 1], g[:, c - 1 - lag], mu[:, c - 1]
-        base = (g0 > 0) & (gl > 0)
+    for c in range(alike.first, n_m):
+        key, base = alike(panel, c)
+        g0, m0 = g[:, c - 1], mu[:, c - 1]
+        base &= g0 > 0
         if only is not None:
             base &= np.isin(m0, only)
         recent = cum[:, c] - cum[:, max(c - gap, 0)]  # starts in c − gap … c − 1
         entry = base & (cum[:, c + 1] - cum[:, c] > 0) & (recent == 0)
         if not entry.any():
             continue
-        stratum = np.ravel_multi_index((np.full(n_f, c), np.where(base, m0, 0), g0, gl), shape)
+        full = m0 * (int(key.max()) + 1) + key
+        strata = np.unique(full[entry])
+        at = np.searchsorted(strata, full).clip(0, len(strata) - 1)
+        base &= strata[at] == full  # families of a stratum without entries: no use
+        size = len(strata)
         for k in ks:
             t = c + k
-            if not 0 <= t < n_m:
-                continue
-            gk = g[:, t]
+            gk = g[:, t] if 0 <= t < n_m else np.zeros_like(g0)
             seen = gk > 0
             # not yet treated: no start from c − gap up to the horizon's month
-            clean = (cum[:, max(t, c) + 1] - cum[:, max(c - gap, 0)]) == 0
+            clean = (cum[:, min(max(t, c), n_m - 1) + 1] - cum[:, max(c - gap, 0)]) == 0
             tr, co = entry & seen, base & seen & clean
-            n_t[k] += np.bincount(stratum[tr], minlength=size)
-            n_c[k] += np.bincount(stratum[co], minlength=size)
-            for o in _OUTCOMES:
-                mv = moved(gk, g0, o)
-                y_t[k, o] += np.bincount(stratum[tr & mv], minlength=size)
-                y_c[k, o] += np.bincount(stratum[co & mv], minlength=size)
+            add("n_t", k, np.bincount(at[tr], minlength=size))
+            add("n_c", k, np.bincount(at[co], minlength=size))
+            before = entry & seen & False
             if k > 0 and c - 1 - k >= 0:  # the same entries, k months before the start
                 gb = g[:, c - 1 - k]
                 before = entry & seen & (gb > 0)
-                n_b[k] += np.bincount(stratum[before], minlength=size)
-                for o in _OUTCOMES:
-                    mv = moved(g0, gb, o)
-                    y_b[k, o] += np.bincount(stratum[before & mv], minlength=size)
-    return Cells(ks, n_t, n_c, y_t, y_c, n_b, y_b)
+            add("n_b", k, np.bincount(at[before], minlength=size))
+            for o in _OUTCOMES:
+                mv = moved(gk, g0, o)
+                add("y_t", (k, o), np.bincount(at[tr & mv], minlength=size))
+                add("y_c", (k, o), np.bincount(at[co & mv], minlength=size))
+                mb = moved(g0, g[:, max(c - 1 - k, 0)], o)
+                add("y_b", (k, o), np.bincount(at[before & mb], minlength=size))
+    empty = np.zeros(0)
+    cat = {
+        name: {key: np.concatenate(v).astype(float) for key, v in d.items()}
+        for name, d in parts.items()
+    }
+    return Cells(
+        ks,
+        *(
+            {key: cat[name].get(key, empty) for key in (ks if name[0] == "n" else keys)}
+            for name, keys in (
+                ("n_t", ks),
+                ("n_c", ks),
+                ("y_t", [(k, o) for k in ks for o in _OUTCOMES]),
+                ("y_c", [(k, o) for k in ks for o in _OUTCOMES]),
+                ("n_b", ks),
+                ("y_b", [(k, o) for k in ks for o in _OUTCOMES]),
+            )
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -346,11 +405,13 @@ class PanelBuilder:
     >>> b = PanelBuilder(month_of("2025-01-01"))
     >>> b.start("family_work", "p1", "e1", "2025-02-03")
     >>> b.start("family_work", "p1", "e1", "2025-02-03")  # a duplicate
-    >>> for m, g in (("2025-01-31", 5), ("2025-02-28", 5), ("2025-03-31", 4)):
-    ...     b.month_end(month_of(m), [("f1", "837", g, ("p1", "p2"))])
+    >>> for m, score in (("2025-01-31", 4.0), ("2025-02-28", 4.0), ("2025-03-31", 3.5)):
+    ...     b.month_end(month_of(m), [("f1", "837", score, ("p1", "p2"))])
     >>> panel, families, entries = b.panel()
     >>> panel.groups.tolist(), panel.starts["family_work"], families, entries
     ([[5, 5, 4]], [[1]], ['f1'], {('family_work', 'e1'): (0, 1)})
+    >>> panel.scores.tolist()
+    [[4.0, 4.0, 3.5]]
     """
 
     def __init__(self, first_month: int, municipalities: Sequence[str] | None = None):
@@ -367,15 +428,15 @@ class PanelBuilder:
             self.pending.setdefault((service, episode), (person, m))
 
     def month_end(self, month: int, families) -> None:
-        """``families``: ``(family, municipality, outcome group, member persons)`` of
+        """``families``: ``(family, municipality, outcome score, member persons)`` of
         every family counted at the end of ``month``."""
         m = month - self.first
         while len(self.columns) <= m:
             self.columns.append({})
         column, member_of = self.columns[m], {}
-        for fam, muni, group, members in families:
+        for fam, muni, score, members in families:
             row = self.rows.setdefault(fam, len(self.rows))
-            column[row] = (group, self.munis.setdefault(muni, len(self.munis)))
+            column[row] = (score, self.munis.setdefault(muni, len(self.munis)))
             for p in members:
                 member_of[p] = row
         for key, (person, sm) in list(self.pending.items()):
@@ -387,17 +448,21 @@ class PanelBuilder:
     def panel(self) -> tuple[Panel, list[str], dict[tuple[str, str], tuple[int, int]]]:
         """``(panel, family of each row, (service, episode) -> (row, start month))``."""
         shape = (len(self.rows), len(self.columns))
-        groups = np.zeros(shape, dtype=np.int8)
+        scores = np.full(shape, np.nan)
         munis = np.full(shape, -1, dtype=np.int16)
         for m, column in enumerate(self.columns):
             if column:
                 rows = np.fromiter(column, dtype=np.int64)
-                vals = np.array(list(column.values()), dtype=np.int64)
-                groups[rows, m], munis[rows, m] = vals[:, 0], vals[:, 1]
+                vals = np.array(list(column.values()), dtype=float)
+                scores[rows, m], munis[rows, m] = vals[:, 0], vals[:, 1]
+        cuts = np.asarray(OUTCOME_RULE.cuts)
+        groups = np.where(
+            np.isnan(scores), 0, 1 + np.searchsorted(cuts, np.nan_to_num(scores), side="right")
+        ).astype(np.int8)
         starts: dict[str, list[list[int]]] = {s: [[] for _ in range(shape[0])] for s in SERVICES}
         for (service, _), (row, m) in self.entries.items():
             starts[service][row].append(m)
-        return Panel(groups, munis, starts), list(self.rows), dict(self.entries)
+        return Panel(groups, munis, starts, scores), list(self.rows), dict(self.entries)
 
 
 #: Fewer entries than this and an estimate is not published (its interval would be
