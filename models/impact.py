@@ -51,7 +51,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.features import NEED_BASE, NEED_WEIGHTS
+from models.family import residence_events
+from models.features import NEED_BASE, NEED_WEIGHTS, family_vector
+from models.profile import state_profile
 from models.service_need import ServiceNeedRule
 
 __all__ = [
@@ -60,7 +62,9 @@ __all__ = [
     "HORIZONS",
     "LAG",
     "OUTCOME_CUTS",
+    "OUTCOME_INCOME_MONTHS",
     "OUTCOME_RULE",
+    "OUTCOME_WINDOW_DAYS",
     "SERVICES",
     "SERVICE_FEATURES",
     "Cells",
@@ -71,6 +75,7 @@ __all__ = [
     "estimate",
     "month_of",
     "outcome_group",
+    "outcome_score",
     "service_of",
     "withheld",
 ]
@@ -111,6 +116,14 @@ OUTCOME_RULE = ServiceNeedRule(
     cuts=OUTCOME_CUTS,
 )
 
+#: The outcome's look back: the need of the last six months (counts in the units of
+#: the two-year profile), so that a change shows within months and a rise that brought
+#: the service is already in the group the entry is matched on. (The two-year profile
+#: of the published groups lags: a family whose need rose just before the start goes on
+#: rising in it for a year, and every service looks harmful.)
+OUTCOME_WINDOW_DAYS = 182
+OUTCOME_INCOME_MONTHS = 6
+
 #: Months before the last month before the start whose group is matched too (the
 #: family's course, not only its level).
 LAG = 3
@@ -121,6 +134,27 @@ ENTRY_GAP = 12
 HORIZONS: tuple[int, ...] = tuple(range(-6, 13))
 
 _OUTCOMES = ("lower", "higher")
+
+
+def outcome_score(family: dict, persons: Mapping[str, dict], on: int) -> float | None:
+    """The outcome score of a family state (:mod:`models.family`) on day ``on`` (an
+    ordinal): its current members' profiles over the last :data:`OUTCOME_WINDOW_DAYS`
+    up to ``on`` (``persons``: their person states), as a family vector, scored by
+    :data:`OUTCOME_RULE`; None without members."""
+    members = []
+    for p, m in family["mem"].items():
+        last = m["m"][-1] if m["m"] else None
+        if last is not None and last[1] is not None:
+            state = persons.get(p)
+            profile = (
+                state_profile(state, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on)
+                if state
+                else {}
+            )
+            members.append({"role": last[1], "birth_date": last[2], "profile": profile})
+    if not members:
+        return None
+    return OUTCOME_RULE.need_score(family_vector(members, residence_events(family)))
 
 
 def outcome_group(vector: Mapping[str, float]) -> int:
@@ -301,7 +335,7 @@ def cohort_cells(
                 mv = moved(gk, g0, o)
                 add("y_t", (k, o), np.bincount(at[tr & mv], minlength=size))
                 add("y_c", (k, o), np.bincount(at[co & mv], minlength=size))
-                mb = moved(g0, g[:, max(c - 1 - k, 0)], o)
+                mb = moved(g0, g[:, min(max(c - 1 - k, 0), n_m - 1)], o)  # used if k > 0
                 add("y_b", (k, o), np.bincount(at[before & mb], minlength=size))
     empty = np.zeros(0)
     cat = {

@@ -105,19 +105,34 @@ _STEMS = frozenset(stem for stem, _ in EPISODE_TYPES.values())
 _TOP = {"edu": max(EDUCATION_LEVEL.values()), "sup": max(SUPPORT_LEVEL.values())}
 
 
-def state_profile(state: dict) -> dict[str, float]:
+def state_profile(
+    state: dict,
+    window: int = WINDOW_DAYS,
+    income_months: int = INCOME_MONTHS,
+    on: int | None = None,
+) -> dict[str, float]:
     """:func:`models.features.person_profile` of the events stored in ``state``.
 
     Cost: a bisect per category plus the rows in the window, the 24 income months, the
     episodes overlapping the window or open, and (with ``state["px"]``) O(levels) for
     ``edu``/``sup`` -- not the length of the history.
+
+    ``window``, ``income_months``: a shorter look back, in the same units (counts scaled
+    to :data:`WINDOW_DAYS`, shares of the window's days, the mean income of the months):
+    the recent need the impact outcome reads (``models/impact.py``). ``on``: the window
+    ends on that day (an ordinal) instead of on the person's own latest day, and only
+    what happened by then counts (incomes: the months reported up to that month): the
+    profile on a calendar day, as at a month's end. Only the defaults are
+    :func:`~models.features.person_profile` bit for bit.
     """
-    last = state["last"]
-    if not last:
+    last = state["last"] if on is None else on
+    if not state["last"]:
         return {}
+    if on is not None:
+        state = _until(state, on)
     px = state.get("px")
     end = last + 1  # the window is [w0, last]
-    w0 = end - WINDOW_DAYS
+    w0 = end - window
     latest = dt.date.fromordinal(last)
     prof: dict[str, float] = {"t": float((latest.year - 1970) * 12 + latest.month - 1)}
 
@@ -130,7 +145,7 @@ def state_profile(state: dict) -> dict[str, float]:
     inc = rows_of(state, "inc")
     if inc:
         last_m = inc[-1][0]
-        months = range(last_m - INCOME_MONTHS + 1, last_m + 1)
+        months = range(last_m - income_months + 1, last_m + 1)
         if px is not None:
             im = px["im"]
             totals = [t for _, t in im[bisect.bisect_left(im, [months[0]]) :]]
@@ -139,8 +154,8 @@ def state_profile(state: dict) -> dict[str, float]:
             for m, _, gross in inc[bisect.bisect_left(inc, [months[0]]) :]:
                 income_by_month.setdefault(m, []).append(gross)
             totals = [sum(sorted(income_by_month[m])) for m in months if m in income_by_month]
-        prof["inc"] = round(sum(totals) / INCOME_MONTHS, -1)
-        prof["inc_mo"] = float(len(totals))
+        prof["inc"] = round(sum(totals) / income_months, -1)
+        prof["inc_mo"] = float(len(totals)) * INCOME_MONTHS / income_months
 
     # Statuses: rows are in "latest" order. A status whose successor starts on or before
     # w0 adds nothing (person_profile skips it: days <= 0), so start from the one in force
@@ -154,7 +169,7 @@ def state_profile(state: dict) -> dict[str, float]:
             until = s[i + 1][0] if i + 1 < len(s) else end
             days = min(until, end) - max(since, w0)
             if days > 0 and status in STATUSES:
-                bump(f"ds_{status}", days / WINDOW_DAYS)
+                bump(f"ds_{status}", days / window)
 
     # Episodes. The d_ shares may be added in another order than person_profile's (which
     # follows the order the events came in), but the rounded value cannot differ: the
@@ -176,7 +191,7 @@ def state_profile(state: dict) -> dict[str, float]:
         name, start, stop = rec
         days = min(stop if stop is not None and stop >= start else end, end) - max(start, w0)
         if days > 0:
-            bump(f"d_{name}", days / WINDOW_DAYS)
+            bump(f"d_{name}", days / window)
         if start >= w0:
             bump(f"n_{name}")
 
@@ -208,11 +223,37 @@ def state_profile(state: dict) -> dict[str, float]:
         if level:
             prof[cat] = float(level)
 
+    if window != WINDOW_DAYS:  # counts in the units of the full window
+        scale = WINDOW_DAYS / window
+        for k in prof:
+            if k.startswith(("n_", "v_", "c_")) or k in ("cd", "cwn"):
+                prof[k] *= scale
     rounded = ((k, round(float(v), 2)) for k, v in sorted(prof.items()))
     return {k: v for k, v in rounded if v}
 
 
 _third, _fourth = itemgetter(2), itemgetter(3)
+
+
+def _until(state: dict, on: int) -> dict:
+    """The rows of ``state`` that happened by day ``on`` (incomes: reported for a month
+    up to ``on``'s), without the profile index: the scan path reads them."""
+    day = dt.date.fromordinal(on)
+    month = (day.year - 1970) * 12 + day.month - 1
+    out = {k: v for k, v in state.items() if k != "px"}
+    for cat in ("s", "v", "mh", "c", "cwn", "edu", "sup"):
+        rows = rows_of(state, cat)
+        if rows:
+            out[cat] = rows[: bisect.bisect_left(rows, [on + 1])]
+    inc = rows_of(state, "inc")
+    if inc:
+        out["inc"] = inc[: bisect.bisect_left(inc, [month + 1])]
+    out["ep"] = {
+        key: kept
+        for key, rows in state.get("ep", {}).items()
+        if (kept := rows[: bisect.bisect_left(rows, [on + 1])])
+    }
+    return out
 
 
 def _since(rows: list[list], w0: int) -> list[list]:

@@ -307,3 +307,37 @@ def test_person_levels_are_the_feature_levels():
     px = new_index()
     assert len(px["edu"]) == max(EDUCATION_LEVEL.values()) + 1
     assert len(px["sup"]) == max(SUPPORT_LEVEL.values()) + 1
+
+
+def _month_of(iso: str) -> int:
+    return (int(iso[:4]) - 1970) * 12 + int(iso[5:7]) - 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations(), st.integers(-30, SPAN + 30), st.sampled_from([730, 182, 91]))
+def test_the_profile_on_a_day_is_that_of_what_had_happened(ops, offset, window):
+    """``on=D`` reads only what happened by ``D`` (incomes: reported for months up to
+    ``D``'s): the same profile as a state that never saw the rest, on both paths."""
+    plain, indexed, evs = _run(ops)
+    on = DAY0 + offset
+    month = _month_of(dt.date.fromordinal(on).isoformat())
+    before = person.new_state()
+    for e in evs:
+        income = e["type"] == "income.reported"
+        if (
+            (_month_of(e["data"]["month"] + "-01") <= month)
+            if income
+            else e["occurred_at"] <= dt.date.fromordinal(on).isoformat()
+        ):
+            person.add(before, e)
+    if not plain["last"]:
+        assert state_profile(plain, on=on) == {}
+        return
+    months = 24 if window == 730 else 6
+    expected = state_profile(before, window, months, on=on) if before["last"] else None
+    for state in (plain, indexed):
+        got = state_profile(state, window, months, on=on)
+        if expected is not None:
+            assert got == expected
+    if window == 730 and on == plain["last"]:
+        assert state_profile(indexed, on=on) == state_profile(indexed)
