@@ -14,9 +14,10 @@ the fit's quality.
 
     python bench/fit_need_rule.py --outcome-cuts
 
-fits nothing: on the same run it scores the final family vectors with the frozen
-outcome rule (models/impact.py: the need score without the service features) and
-prints OUTCOME_CUTS, the quantiles of those scores at the reference shares.
+fits nothing: on the same run it scores every family on the last day with the frozen
+outcome (models/impact.py, outcome_score: the need score without the service
+features, over the last six months) and prints OUTCOME_CUTS, the quantiles of those
+scores at the reference shares.
 """
 
 from __future__ import annotations
@@ -92,16 +93,20 @@ def main(argv=None) -> dict:
 
     synth = synthesize(args.families, args.seed)
     truth = {r["family"]: r["need_level"] for r in synth.truth}
-    states, _ = final_states(e for e in synth.events() if isinstance(e, dict))
+    persons: dict = {}
+    states, wm = final_states((e for e in synth.events() if isinstance(e, dict)), persons)
     fams = sorted(f for f in states if f in truth)
     V = [state_vector(states[f]) for f in fams]
     X = np.asarray([[v[f] for f in BASE_FEATURES] for v in V])
     y = np.asarray([truth[f] for f in fams], dtype=float)
     ref = np.round(X.mean(0), 4)
     if args.outcome_cuts:
-        from models.impact import OUTCOME_RULE
+        import datetime as dt
 
-        outcome = np.asarray([OUTCOME_RULE.need_score(v) for v in V])
+        from models.impact import outcome_score
+
+        on = dt.date.fromisoformat(wm).toordinal()
+        outcome = np.asarray([outcome_score(states[f], persons, on) for f in fams])
         cuts = np.round(np.quantile(outcome, np.cumsum(REFERENCE_SHARES)[:9]), 3)
         print(f"# outcome scores of synthesize({args.families}, seed={args.seed}): {len(fams)}")
         print(f"OUTCOME_CUTS: tuple[float, ...] = {tuple(float(c) for c in cuts)}")

@@ -65,6 +65,8 @@ __all__ = [
     "OUTCOME_INCOME_MONTHS",
     "OUTCOME_RULE",
     "OUTCOME_WINDOW_DAYS",
+    "RECENT_INCOME_MONTHS",
+    "RECENT_WINDOW_DAYS",
     "SERVICES",
     "SERVICE_FEATURES",
     "Cells",
@@ -107,7 +109,7 @@ SERVICE_FEATURES: tuple[str, ...] = (
 #: the outcome scores of the need rule's fitting run (``bench/fit_need_rule.py``) at the
 #: reference shares, as the published groups' cuts are of the full score
 #: (``python bench/fit_need_rule.py --outcome-cuts``: 18,220 families of seed 101).
-OUTCOME_CUTS: tuple[float, ...] = (2.538, 2.957, 3.439, 3.834, 4.252, 4.723, 5.41, 6.136, 7.553)
+OUTCOME_CUTS: tuple[float, ...] = (2.288, 2.688, 3.242, 3.775, 4.32, 4.878, 5.53, 6.248, 7.805)
 
 #: The outcome: the frozen need score without the service features.
 OUTCOME_RULE = ServiceNeedRule(
@@ -123,6 +125,10 @@ OUTCOME_RULE = ServiceNeedRule(
 #: rising in it for a year, and every service looks harmful.)
 OUTCOME_WINDOW_DAYS = 182
 OUTCOME_INCOME_MONTHS = 6
+#: The same score over the last two months: how the family is doing now against its
+#: last half-year (a rise that has only begun, which the half-year score lags).
+RECENT_WINDOW_DAYS = 61
+RECENT_INCOME_MONTHS = 2
 
 #: Months before the last month before the start whose group is matched too (the
 #: family's course, not only its level).
@@ -136,21 +142,23 @@ HORIZONS: tuple[int, ...] = tuple(range(-6, 13))
 _OUTCOMES = ("lower", "higher")
 
 
-def outcome_score(family: dict, persons: Mapping[str, dict], on: int) -> float | None:
+def outcome_score(
+    family: dict,
+    persons: Mapping[str, dict],
+    on: int,
+    window: int = OUTCOME_WINDOW_DAYS,
+    income_months: int = OUTCOME_INCOME_MONTHS,
+) -> float | None:
     """The outcome score of a family state (:mod:`models.family`) on day ``on`` (an
-    ordinal): its current members' profiles over the last :data:`OUTCOME_WINDOW_DAYS`
-    up to ``on`` (``persons``: their person states), as a family vector, scored by
+    ordinal): its current members' profiles over the last ``window`` days up to ``on``
+    (``persons``: their person states), as a family vector, scored by
     :data:`OUTCOME_RULE`; None without members."""
     members = []
     for p, m in family["mem"].items():
         last = m["m"][-1] if m["m"] else None
         if last is not None and last[1] is not None:
             state = persons.get(p)
-            profile = (
-                state_profile(state, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on)
-                if state
-                else {}
-            )
+            profile = state_profile(state, window, income_months, on=on) if state else {}
             members.append({"role": last[1], "birth_date": last[2], "profile": profile})
     if not members:
         return None
@@ -207,6 +215,7 @@ class Panel:
     municipality: np.ndarray
     starts: Mapping[str, Sequence[Sequence[int]]] = field(default_factory=dict)
     scores: np.ndarray | None = None  # the outcome scores behind the groups (NaN: none)
+    recent: np.ndarray | None = None  # the scores over the last two months (NaN: none)
 
     def started(self, service: str) -> np.ndarray:
         """``[families, months + 1]``: how many starts of ``service`` each family had
@@ -243,7 +252,9 @@ class Alike:
     month ``c − 1`` and ``lag`` months before that (the level and the course), and with
     ``slope`` the change of the outcome score over the last month before the start,
     in three bins (fell by more than ``slope``, rose by more, neither): a rise that
-    has only begun to show. ``__call__(panel, c)`` gives each family's key (equal keys:
+    has only begun to show; with ``now`` the score of the last two months against the
+    half-year's at the end of month ``c − 1``, in three bins the same way: a rise of
+    the last weeks. ``__call__(panel, c)`` gives each family's key (equal keys:
     alike) and whether it has one.
 
     Cohort month 4 reads months 3 and 0: families 0 and 1 are alike, 2 rose since.
@@ -254,9 +265,10 @@ class Alike:
     (True, [True, True, True])
     """
 
-    def __init__(self, lag: int = LAG, slope: float | None = None):
+    def __init__(self, lag: int = LAG, slope: float | None = None, now: float | None = None):
         self.lag = lag
         self.slope = slope
+        self.now = now
 
     @property
     def first(self) -> int:
@@ -273,6 +285,12 @@ class Alike:
             d = panel.scores[:, c - 1] - panel.scores[:, c - 2]
             ok &= ~np.isnan(d)
             key = key * 3 + np.where(d > self.slope, 2, np.where(d < -self.slope, 0, 1))
+        if self.now is not None:
+            if panel.recent is None or panel.scores is None:
+                raise ValueError("matching on the last two months needs the panel's recent")
+            d = panel.recent[:, c - 1] - panel.scores[:, c - 1]
+            ok &= ~np.isnan(d)
+            key = key * 3 + np.where(d > self.now, 2, np.where(d < -self.now, 0, 1))
         return key, ok
 
 
@@ -462,15 +480,17 @@ class PanelBuilder:
             self.pending.setdefault((service, episode), (person, m))
 
     def month_end(self, month: int, families) -> None:
-        """``families``: ``(family, municipality, outcome score, member persons)`` of
-        every family counted at the end of ``month``."""
+        """``families``: ``(family, municipality, outcome score, member persons[,
+        score over the last two months])`` of every family counted at the end of
+        ``month``."""
         m = month - self.first
         while len(self.columns) <= m:
             self.columns.append({})
         column, member_of = self.columns[m], {}
-        for fam, muni, score, members in families:
+        for fam, muni, score, members, *recent in families:
             row = self.rows.setdefault(fam, len(self.rows))
-            column[row] = (score, self.munis.setdefault(muni, len(self.munis)))
+            now = recent[0] if recent and recent[0] is not None else np.nan
+            column[row] = (score, self.munis.setdefault(muni, len(self.munis)), now)
             for p in members:
                 member_of[p] = row
         for key, (person, sm) in list(self.pending.items()):
@@ -482,13 +502,13 @@ class PanelBuilder:
     def panel(self) -> tuple[Panel, list[str], dict[tuple[str, str], tuple[int, int]]]:
         """``(panel, family of each row, (service, episode) -> (row, start month))``."""
         shape = (len(self.rows), len(self.columns))
-        scores = np.full(shape, np.nan)
+        scores, recent = np.full(shape, np.nan), np.full(shape, np.nan)
         munis = np.full(shape, -1, dtype=np.int16)
         for m, column in enumerate(self.columns):
             if column:
                 rows = np.fromiter(column, dtype=np.int64)
                 vals = np.array(list(column.values()), dtype=float)
-                scores[rows, m], munis[rows, m] = vals[:, 0], vals[:, 1]
+                scores[rows, m], munis[rows, m], recent[rows, m] = vals.T
         cuts = np.asarray(OUTCOME_RULE.cuts)
         groups = np.where(
             np.isnan(scores), 0, 1 + np.searchsorted(cuts, np.nan_to_num(scores), side="right")
@@ -496,7 +516,8 @@ class PanelBuilder:
         starts: dict[str, list[list[int]]] = {s: [[] for _ in range(shape[0])] for s in SERVICES}
         for (service, _), (row, m) in self.entries.items():
             starts[service][row].append(m)
-        return Panel(groups, munis, starts, scores), list(self.rows), dict(self.entries)
+        panel = Panel(groups, munis, starts, scores, recent)
+        return panel, list(self.rows), dict(self.entries)
 
 
 #: Fewer entries than this and an estimate is not published (its interval would be

@@ -48,6 +48,10 @@ SUBCOMMANDS = {
         "tilannekuva.evaluate_alerts",
         "evaluate the alert methods against planted shifts, side by side",
     ),
+    "evaluate-impact": (
+        "tilannekuva.impact_eval",
+        "evaluate the service-impact estimates against planted effects",
+    ),
     "disclosure": ("tilannekuva.disclosure_eval", "attack the published history (issue 17)"),
     "export": (
         "tilannekuva.export",

@@ -47,13 +47,16 @@ from tilannekuva.replay import LEARN_EVERY_DAYS, TouchedPipeline
 __all__ = ["Streamed", "add_arguments", "evaluate", "final_states", "run", "score", "stream"]
 
 
-def final_states(events: Iterable[dict]) -> tuple[dict[str, dict], str]:
-    """Family states (as the stream ends up with) of the counted families, and ``W``.
+def final_states(
+    events: Iterable[dict], persons: dict[str, dict] | None = None
+) -> tuple[dict[str, dict], str]:
+    """Family states (as the stream ends up with) of the counted families, and ``W``;
+    ``persons``, if given, receives the person states.
 
     The picture is a function of the event set, so this reduces each person's events
     once instead of streaming them (used by ``bench/fit_need_rule.py``).
     """
-    persons: dict[str, dict] = {}
+    persons = {} if persons is None else persons
     fams: dict[str, dict] = {}
     wm = ""
     for e in events:

@@ -1,0 +1,64 @@
+"""evaluate-impact's pieces on a small generated world: the panel streamed in arrival
+order, the planted effect from the twin, the report's shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from models.impact import SERVICES
+from tilannekuva.impact_eval import REPORTED, evaluate, stream_panel, truth
+from tilannekuva.synthetic import synthesize
+
+
+@pytest.fixture(scope="module")
+def worlds():
+    out = []
+    for counterfactual in (False, True):
+        synth = synthesize(250, seed=5, services=True, counterfactual=counterfactual)
+        out.append((synth, stream_panel(synth.lines)))
+    return out
+
+
+def test_the_panel_holds_every_month_and_the_planted_starts(worlds):
+    (synth, (panel, families, entries)), _ = worlds
+    start, end = (dt.date.fromisoformat(synth.services[k]) for k in ("start", "end"))
+    months = (end.year - start.year) * 12 + end.month - start.month
+    assert panel.groups.shape == (len(families), months)  # the last month is not closed
+    assert ((panel.groups >= 0) & (panel.groups <= 10)).all()
+    assert (panel.groups > 0).mean() > 0.5
+    # The entries are the planted starts of the history, nearly all of them (a start
+    # counts for the family its person is a member of at the month's end).
+    planted = {
+        (s["service"], s["episode"]) for s in synth.services["starts"] if s["start"] >= str(start)
+    }
+    assert set(entries) <= planted
+    assert len(entries) > 0.8 * len(planted), (len(entries), len(planted))
+
+
+def test_the_planted_effect_is_zero_against_itself_and_not_against_the_twin(worlds):
+    (_, world), (_, twin) = worlds
+    same = truth(world, world)
+    assert all(same[s][str(k)]["effect"] in (0.0, None) for s in SERVICES for k in REPORTED)
+    planted = truth(world, twin)
+    assert any(planted[s][str(k)]["effect"] for s in SERVICES for k in REPORTED)
+    assert planted["family_work"]["12"]["entries"] > 0
+
+
+def test_the_report_has_every_service_and_horizon(worlds):
+    (_, world), (_, twin) = worlds
+    report = evaluate(world, twin, 5)
+    rows = [r[str(k)] for r in report["services"].values() for k in REPORTED]
+    assert any(r["withheld"] for r in rows)  # 250 families: many estimates rest on few
+    assert set(report["services"]) == set(SERVICES)
+    for rows in report["services"].values():
+        for k in map(str, REPORTED):
+            r = rows[k]
+            assert {"planted", "estimate", "ci_low", "ci_high", "naive", "withheld"} <= set(r)
+            if r["estimate"] is not None:
+                assert r["ci_low"] <= r["estimate"] <= r["ci_high"]
+            if r["entries"] < 20:
+                assert r["withheld"].startswith("fewer than 20 entries")
+        p = rows["pre_trend_p"]
+        assert p is None or 0 <= p <= 1
