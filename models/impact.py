@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -356,23 +357,19 @@ def cohort_cells(
                 mb = moved(g0, g[:, min(max(c - 1 - k, 0), n_m - 1)], o)  # used if k > 0
                 add("y_b", (k, o), np.bincount(at[before & mb], minlength=size))
     empty = np.zeros(0)
-    cat = {
+    cat: dict[str, dict[Any, np.ndarray]] = {
         name: {key: np.concatenate(v).astype(float) for key, v in d.items()}
         for name, d in parts.items()
     }
+
+    def counts(name: str) -> dict[int, np.ndarray]:
+        return {k: cat[name].get(k, empty) for k in ks}
+
+    def moves(name: str) -> dict[tuple[int, str], np.ndarray]:
+        return {(k, o): cat[name].get((k, o), empty) for k in ks for o in _OUTCOMES}
+
     return Cells(
-        ks,
-        *(
-            {key: cat[name].get(key, empty) for key in (ks if name[0] == "n" else keys)}
-            for name, keys in (
-                ("n_t", ks),
-                ("n_c", ks),
-                ("y_t", [(k, o) for k in ks for o in _OUTCOMES]),
-                ("y_c", [(k, o) for k in ks for o in _OUTCOMES]),
-                ("n_b", ks),
-                ("y_b", [(k, o) for k in ks for o in _OUTCOMES]),
-            )
-        ),
+        ks, counts("n_t"), counts("n_c"), moves("y_t"), moves("y_c"), counts("n_b"), moves("y_b")
     )
 
 
@@ -419,7 +416,7 @@ def estimate(cells: Cells, horizon: int, outcome: str = "lower") -> Estimate:
         after = yt.sum() / nt.sum()
         before = cells.y_b[horizon, outcome].sum() / cells.n_b[horizon].sum()
         naive = round(float(after - before), 6)
-    common = dict(
+    common: dict[str, Any] = dict(
         horizon=horizon,
         outcome=outcome,
         treated=int(n),
@@ -470,7 +467,8 @@ class PanelBuilder:
         self.first = first_month
         self.munis = {m: i for i, m in enumerate(sorted(municipalities or ()))}
         self.rows: dict[str, int] = {}
-        self.columns: list[dict[int, tuple[int, int]]] = []  # month -> {row: (group, muni)}
+        # month -> {row: (score, municipality, score of the last two months)}
+        self.columns: list[dict[int, tuple[float, int, float]]] = []
         self.pending: dict[tuple[str, str], tuple[str, int]] = {}  # episode -> person, month
         self.entries: dict[tuple[str, str], tuple[int, int]] = {}  # episode -> row, month
 
