@@ -212,15 +212,19 @@ def due(state: dict, watermark: int) -> int | None:
     return min(_breakpoints(state, watermark), default=None)
 
 
+def current(state: dict) -> dict[str, list]:
+    """``{person: latest membership point}`` of the current members (a latest point with
+    a role: not removed)."""
+    return {p: m["m"][-1] for p, m in state["mem"].items() if m["m"] and m["m"][-1][1] is not None}
+
+
 def members_now(state: dict) -> list[dict]:
     """The current members as :func:`models.features.family_vector` wants them:
     ``{"role", "birth_date", "profile"}`` from each member's latest membership point."""
-    out = []
-    for m in state["mem"].values():
-        last = m["m"][-1] if m["m"] else None
-        if last is not None and last[1] is not None:
-            out.append({"role": last[1], "birth_date": last[2], "profile": m.get("profile") or {}})
-    return out
+    return [
+        {"role": last[1], "birth_date": last[2], "profile": state["mem"][p].get("profile") or {}}
+        for p, last in current(state).items()
+    ]
 
 
 def residence_events(state: dict) -> list[dict]:

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from models.family import residence_events
+from models.family import current, residence_events
 from models.features import NEED_BASE, NEED_WEIGHTS, family_vector
 from models.profile import state_profile
 from models.service_need import ServiceNeedRule
@@ -155,12 +155,10 @@ def outcome_score(
     (``persons``: their person states), as a family vector, scored by
     :data:`OUTCOME_RULE`; None without members."""
     members = []
-    for p, m in family["mem"].items():
-        last = m["m"][-1] if m["m"] else None
-        if last is not None and last[1] is not None:
-            state = persons.get(p)
-            profile = state_profile(state, window, income_months, on=on) if state else {}
-            members.append({"role": last[1], "birth_date": last[2], "profile": profile})
+    for p, last in current(family).items():
+        state = persons.get(p)
+        profile = state_profile(state, window, income_months, on=on) if state else {}
+        members.append({"role": last[1], "birth_date": last[2], "profile": profile})
     if not members:
         return None
     return OUTCOME_RULE.need_score(family_vector(members, residence_events(family)))
@@ -285,14 +283,19 @@ class Alike:
                 raise ValueError("matching on the slope needs the panel's scores")
             d = panel.scores[:, c - 1] - panel.scores[:, c - 2]
             ok &= ~np.isnan(d)
-            key = key * 3 + np.where(d > self.slope, 2, np.where(d < -self.slope, 0, 1))
+            key = key * 3 + _three(d, self.slope)
         if self.now is not None:
             if panel.recent is None or panel.scores is None:
                 raise ValueError("matching on the last two months needs the panel's recent")
             d = panel.recent[:, c - 1] - panel.scores[:, c - 1]
             ok &= ~np.isnan(d)
-            key = key * 3 + np.where(d > self.now, 2, np.where(d < -self.now, 0, 1))
+            key = key * 3 + _three(d, self.now)
         return key, ok
+
+
+def _three(d: np.ndarray, threshold: float) -> np.ndarray:
+    """0: fell by more than ``threshold``, 2: rose by more, 1: neither."""
+    return np.where(d > threshold, 2, np.where(d < -threshold, 0, 1))
 
 
 def cohort_cells(
@@ -345,7 +348,7 @@ def cohort_cells(
             tr, co = entry & seen, base & seen & clean
             add("n_t", k, np.bincount(at[tr], minlength=size))
             add("n_c", k, np.bincount(at[co], minlength=size))
-            before = entry & seen & False
+            before = np.zeros_like(entry)
             if k > 0 and c - 1 - k >= 0:  # the same entries, k months before the start
                 gb = g[:, c - 1 - k]
                 before = entry & seen & (gb > 0)

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 from models.contract import COVERED_MUNICIPALITIES, validate
+from models.family import current
 from models.impact import (
     HORIZONS,
     LAG,
@@ -92,7 +93,7 @@ def _counted(pipe: Pipeline, month: int):
         score = outcome_score(state, pipe.persons, on)
         if score is None:
             continue
-        members = [p for p, m in state["mem"].items() if m["m"] and m["m"][-1][1] is not None]
+        members = list(current(state))
         now = outcome_score(state, pipe.persons, on, RECENT_WINDOW_DAYS, RECENT_INCOME_MONTHS)
         yield fam, contrib["municipality"], score, members, now
 
