@@ -17,31 +17,37 @@ Three pieces, each pure:
    is compared with the families of its *stratum* (the same municipality, the same
    outcome group at the end of month ``c − 1`` and ``LAG`` months before that: alike at
    the start, and on the same course) that had not started the service in the 12 months
-   before ``c`` nor up to the horizon (not yet treated). The outcome at horizon ``k``
-   is "the group at the end of month ``c + k`` is lower (better) than at ``c − 1``" (or
-   higher). The effect is the mean over entries of their outcome less the mean of their
-   stratum's comparison families: an exactly matched difference in differences, the
-   average effect on the treated, with Callaway & Sant'Anna's not-yet-treated
-   comparison. Months before the start (``k < −1``) give the pre-trend check; the naive
-   before/after compares the entries' moves over the ``k`` months after the start with
-   their moves over the ``k`` months before.
+   before ``c`` nor up to the horizon, and start it *later* (:data:`COMPARISONS`): the
+   later-treated, selected for the service as the entries were, only at another time
+   (Fadlon & Nielsen 2019; Callaway & Sant'Anna's not-yet-treated without the never
+   treated). The outcome at horizon ``k`` is "the group at the end of month ``c + k``
+   is lower (better) than at ``c − 1``" (or higher). The effect is the mean over entries
+   of their outcome less the mean of their stratum's comparison families: an exactly
+   matched difference in differences, the average effect on the treated. Months before
+   the start (``k < −1``) give the pre-trend check; the naive before/after compares the
+   entries' moves over the ``k`` months after the start with their moves over the ``k``
+   months before.
 
 Examples
 --------
-Six families over ten months in one municipality: two start family work in month 5;
-all are in group 5 from month 0 on, and the treated move to group 3 from month 6.
+Eight families over twelve months in one municipality: two start family work in month
+5, four in month 11 (after the horizons: the comparison families), two never (not
+compared: the never treated differ from those selected for the service); all are in
+group 5, and the treated move to group 3 from month 6.
 
->>> g = np.full((6, 10), 5, dtype=np.int8)
+>>> g = np.full((8, 12), 5, dtype=np.int8)
 >>> g[:2, 6:] = 3
 >>> g[2, 8:] = 4  # one comparison family improves too
->>> panel = Panel(groups=g, municipality=np.zeros((6, 10), dtype=np.int8),
-...               starts={"family_work": [[5], [5], [], [], [], []]})
+>>> panel = Panel(groups=g, municipality=np.zeros((8, 12), dtype=np.int8),
+...               starts={"family_work": [[5], [5], [11], [11], [11], [11], [], []]})
 >>> cells = cohort_cells(panel, "family_work", horizons=(-2, 3))
 >>> e = estimate(cells, 3, "lower")
 >>> e.treated, e.comparison, e.effect, e.naive  # 1.0 - 1/4 moved lower
 (2, 4, 0.75, 1.0)
 >>> estimate(cells, -2, "lower").effect  # no pre-trend
 0.0
+>>> estimate(cohort_cells(panel, "family_work", (3,), comparison="not_yet"), 3).comparison
+6
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from models.service_need import ServiceNeedRule
 
 __all__ = [
     "Alike",
+    "COMPARISONS",
     "ENTRY_GAP",
     "HORIZONS",
     "LAG",
@@ -66,8 +73,6 @@ __all__ = [
     "OUTCOME_INCOME_MONTHS",
     "OUTCOME_RULE",
     "OUTCOME_WINDOW_DAYS",
-    "RECENT_INCOME_MONTHS",
-    "RECENT_WINDOW_DAYS",
     "SERVICES",
     "SERVICE_FEATURES",
     "Cells",
@@ -126,10 +131,6 @@ OUTCOME_RULE = ServiceNeedRule(
 #: rising in it for a year, and every service looks harmful.)
 OUTCOME_WINDOW_DAYS = 182
 OUTCOME_INCOME_MONTHS = 6
-#: The same score over the last two months: how the family is doing now against its
-#: last half-year (a rise that has only begun, which the half-year score lags).
-RECENT_WINDOW_DAYS = 61
-RECENT_INCOME_MONTHS = 2
 
 #: Months before the last month before the start whose group is matched too (the
 #: family's course, not only its level).
@@ -214,7 +215,6 @@ class Panel:
     municipality: np.ndarray
     starts: Mapping[str, Sequence[Sequence[int]]] = field(default_factory=dict)
     scores: np.ndarray | None = None  # the outcome scores behind the groups (NaN: none)
-    recent: np.ndarray | None = None  # the scores over the last two months (NaN: none)
 
     def started(self, service: str) -> np.ndarray:
         """``[families, months + 1]``: how many starts of ``service`` each family had
@@ -248,13 +248,9 @@ class Cells:
 
 class Alike:
     """Who is alike at the start of cohort month ``c``: the outcome group at the end of
-    month ``c − 1`` and ``lag`` months before that (the level and the course), and with
-    ``slope`` the change of the outcome score over the last month before the start,
-    in three bins (fell by more than ``slope``, rose by more, neither): a rise that
-    has only begun to show; with ``now`` the score of the last two months against the
-    half-year's at the end of month ``c − 1``, in three bins the same way: a rise of
-    the last weeks. ``__call__(panel, c)`` gives each family's key (equal keys:
-    alike) and whether it has one.
+    month ``c − 1`` and ``lag`` months before that (the level and the course).
+    ``__call__(panel, c)`` gives each family's key (equal keys: alike) and whether it
+    has one.
 
     Cohort month 4 reads months 3 and 0: families 0 and 1 are alike, 2 rose since.
 
@@ -264,38 +260,26 @@ class Alike:
     (True, [True, True, True])
     """
 
-    def __init__(self, lag: int = LAG, slope: float | None = None, now: float | None = None):
+    def __init__(self, lag: int = LAG):
         self.lag = lag
-        self.slope = slope
-        self.now = now
 
     @property
     def first(self) -> int:
         """The first cohort month with every month the key reads."""
-        return self.lag + 1 if self.slope is None else max(self.lag + 1, 2)
+        return self.lag + 1
 
     def __call__(self, panel: Panel, c: int) -> tuple[np.ndarray, np.ndarray]:
         g = panel.groups
         g0, gl = g[:, c - 1].astype(np.int64), g[:, c - 1 - self.lag].astype(np.int64)
-        key, ok = g0 * 11 + gl, (g0 > 0) & (gl > 0)
-        if self.slope is not None:
-            if panel.scores is None:
-                raise ValueError("matching on the slope needs the panel's scores")
-            d = panel.scores[:, c - 1] - panel.scores[:, c - 2]
-            ok &= ~np.isnan(d)
-            key = key * 3 + _three(d, self.slope)
-        if self.now is not None:
-            if panel.recent is None or panel.scores is None:
-                raise ValueError("matching on the last two months needs the panel's recent")
-            d = panel.recent[:, c - 1] - panel.scores[:, c - 1]
-            ok &= ~np.isnan(d)
-            key = key * 3 + _three(d, self.now)
-        return key, ok
+        return g0 * 11 + gl, (g0 > 0) & (gl > 0)
 
 
-def _three(d: np.ndarray, threshold: float) -> np.ndarray:
-    """0: fell by more than ``threshold``, 2: rose by more, 1: neither."""
-    return np.where(d > threshold, 2, np.where(d < -threshold, 0, 1))
+#: Who may stand in as a comparison family (besides being alike and not treated from
+#: 12 months before the cohort month up to the horizon): ``"later"``, only families
+#: that start the service after the horizon's month (the default: they were selected
+#: for it as the entries were; ``docs/impact.md`` measures why the never treated may
+#: not stand in), or ``"not_yet"``, any family not yet treated, the never treated too.
+COMPARISONS = ("later", "not_yet")
 
 
 def cohort_cells(
@@ -305,10 +289,14 @@ def cohort_cells(
     municipalities: Sequence[int] | None = None,
     alike: Alike | None = None,
     gap: int = ENTRY_GAP,
+    comparison: str = "later",
 ) -> Cells:
     """The stratum counts of ``service``'s cohorts (module doc): strata are cohort
     month × municipality × :class:`Alike` key (default ``Alike()``), those with an
-    entry only; ``municipalities``: only entries there (None: all)."""
+    entry only; ``municipalities``: only entries there (None: all); ``comparison``: one
+    of :data:`COMPARISONS`."""
+    if comparison not in COMPARISONS:
+        raise ValueError(f"comparison must be one of {COMPARISONS}, not {comparison!r}")
     alike = alike or Alike()
     g = np.asarray(panel.groups, dtype=np.int64)
     mu = np.asarray(panel.municipality, dtype=np.int64)
@@ -344,7 +332,10 @@ def cohort_cells(
             gk = g[:, t] if 0 <= t < n_m else np.zeros_like(g0)
             seen = gk > 0
             # not yet treated: no start from c − gap up to the horizon's month
-            clean = (cum[:, min(max(t, c), n_m - 1) + 1] - cum[:, max(c - gap, 0)]) == 0
+            last = min(max(t, c), n_m - 1) + 1  # cum column after the horizon's month
+            clean = (cum[:, last] - cum[:, max(c - gap, 0)]) == 0
+            if comparison == "later":
+                clean &= cum[:, n_m] > cum[:, last]
             tr, co = entry & seen, base & seen & clean
             add("n_t", k, np.bincount(at[tr], minlength=size))
             add("n_c", k, np.bincount(at[co], minlength=size))
@@ -470,8 +461,7 @@ class PanelBuilder:
         self.first = first_month
         self.munis = {m: i for i, m in enumerate(sorted(municipalities or ()))}
         self.rows: dict[str, int] = {}
-        # month -> {row: (score, municipality, score of the last two months)}
-        self.columns: list[dict[int, tuple[float, int, float]]] = []
+        self.columns: list[dict[int, tuple[float, int]]] = []  # month -> {row: (score, muni)}
         self.pending: dict[tuple[str, str], tuple[str, int]] = {}  # episode -> person, month
         self.entries: dict[tuple[str, str], tuple[int, int]] = {}  # episode -> row, month
 
@@ -481,17 +471,15 @@ class PanelBuilder:
             self.pending.setdefault((service, episode), (person, m))
 
     def month_end(self, month: int, families) -> None:
-        """``families``: ``(family, municipality, outcome score, member persons[,
-        score over the last two months])`` of every family counted at the end of
-        ``month``."""
+        """``families``: ``(family, municipality, outcome score, member persons)`` of
+        every family counted at the end of ``month``."""
         m = month - self.first
         while len(self.columns) <= m:
             self.columns.append({})
         column, member_of = self.columns[m], {}
-        for fam, muni, score, members, *recent in families:
+        for fam, muni, score, members in families:
             row = self.rows.setdefault(fam, len(self.rows))
-            now = recent[0] if recent and recent[0] is not None else np.nan
-            column[row] = (score, self.munis.setdefault(muni, len(self.munis)), now)
+            column[row] = (score, self.munis.setdefault(muni, len(self.munis)))
             for p in members:
                 member_of[p] = row
         for key, (person, sm) in list(self.pending.items()):
@@ -503,13 +491,13 @@ class PanelBuilder:
     def panel(self) -> tuple[Panel, list[str], dict[tuple[str, str], tuple[int, int]]]:
         """``(panel, family of each row, (service, episode) -> (row, start month))``."""
         shape = (len(self.rows), len(self.columns))
-        scores, recent = np.full(shape, np.nan), np.full(shape, np.nan)
+        scores = np.full(shape, np.nan)
         munis = np.full(shape, -1, dtype=np.int16)
         for m, column in enumerate(self.columns):
             if column:
                 rows = np.fromiter(column, dtype=np.int64)
                 vals = np.array(list(column.values()), dtype=float)
-                scores[rows, m], munis[rows, m], recent[rows, m] = vals.T
+                scores[rows, m], munis[rows, m] = vals.T
         cuts = np.asarray(OUTCOME_RULE.cuts)
         groups = np.where(
             np.isnan(scores), 0, 1 + np.searchsorted(cuts, np.nan_to_num(scores), side="right")
@@ -517,7 +505,7 @@ class PanelBuilder:
         starts: dict[str, list[list[int]]] = {s: [[] for _ in range(shape[0])] for s in SERVICES}
         for (service, _), (row, m) in self.entries.items():
             starts[service][row].append(m)
-        panel = Panel(groups, munis, starts, scores, recent)
+        panel = Panel(groups, munis, starts, scores)
         return panel, list(self.rows), dict(self.entries)
 
 

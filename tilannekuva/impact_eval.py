@@ -1,24 +1,26 @@
 """``tilannekuva evaluate-impact``: the service-impact estimates against planted effects.
 
 Generates a world whose services have planted effects on the families' need
-(``tilannekuva generate --services``, ``docs/synthetic.md``) and its counterfactual twin
-(the same families, the same service starts, no effect applied). Each is streamed in
+(``tilannekuva generate --services``, ``docs/synthetic.md``) and, for each service with
+an effect, its counterfactual twin (``--counterfactual SERVICE``: the same families,
+the same service starts, every effect applied but that service's). Each is streamed in
 arrival order through the worker's pure steps (:class:`models.picture.Pipeline` with
 the feature profile), and at each month's end every counted family's outcome group
 (:data:`models.impact.OUTCOME_RULE`) and municipality go into a panel
 (:class:`models.impact.PanelBuilder`).
 
-* **Planted**: the average effect on the families that started each service, measured
-  the way the estimate measures it: over the entries, whether the outcome group at
-  ``k`` months is lower than before the start, in the world with the effects less in
-  the twin without them (the same family, the same start).
+* **Planted**: the average effect of each service on the families that started it,
+  measured the way the estimate measures it: over the entries, whether the outcome
+  group at ``k`` months is lower than before the start, in the world less in the
+  service's twin (the same family, the same start). A service without an effect has
+  none (its twin is the world).
 * **Estimate**: :func:`models.impact.estimate` on the factual panel alone, with its
   95 % interval, the naive before/after beside it, and a pre-trend test (months −6 …
   −2, their effects jointly zero).
 
 One JSON object on stdout::
 
-    tilannekuva evaluate-impact --families 5000 --seed 3 [--json]
+    tilannekuva evaluate-impact --families 5000 --seed 3 [--json] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import pickle
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,10 +41,9 @@ from scipy import stats
 from models.contract import COVERED_MUNICIPALITIES, validate
 from models.family import current
 from models.impact import (
+    COMPARISONS,
     HORIZONS,
     LAG,
-    RECENT_INCOME_MONTHS,
-    RECENT_WINDOW_DAYS,
     SERVICES,
     PanelBuilder,
     cohort_cells,
@@ -54,8 +56,9 @@ from models.impact import (
 from models.picture import Pipeline
 from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
+from tilannekuva.synthetic.dynamics import SERVICE_EFFECTS
 
-__all__ = ["REPORTED", "pre_trend", "stream_panel", "evaluate", "truth"]
+__all__ = ["REPORTED", "evaluate", "pre_trend", "stream_panel", "stream_world", "truth", "twinned"]
 
 #: The horizons of the report (months after the start).
 REPORTED = (3, 6, 12)
@@ -93,18 +96,19 @@ def _counted(pipe: Pipeline, month: int):
         score = outcome_score(state, pipe.persons, on)
         if score is None:
             continue
-        members = list(current(state))
-        now = outcome_score(state, pipe.persons, on, RECENT_WINDOW_DAYS, RECENT_INCOME_MONTHS)
-        yield fam, contrib["municipality"], score, members, now
+        yield fam, contrib["municipality"], score, list(current(state))
 
 
-def truth(factual, twin, horizons=REPORTED, outcome: str = "lower") -> dict[str, dict]:
+def truth(factual, twins, horizons=REPORTED, outcome: str = "lower") -> dict[str, dict]:
     """Per service and horizon, the planted effect on the entries (module doc):
-    ``{"effect", "entries"}``; entries are the factual panel's (no start of the service
-    in the months before, groups known at ``c − 1 − LAG`` and ``c − 1``)."""
-    (p1, _, e1), (p0, _, e0) = factual, twin
+    ``{"effect", "entries"}``. ``twins``: the streamed twin of each service with an
+    effect (others: none, the world is its own twin); entries are the factual panel's
+    (no start of the service in the months before, groups known at ``c − 1 − LAG`` and
+    ``c − 1``)."""
+    p1, _, e1 = factual
     out: dict[str, dict] = {}
     for service in SERVICES:
+        p0, _, e0 = twins.get(service, factual)
         cum = p1.started(service)
         rows1, rows0, months = [], [], []
         for (svc, episode), (row, c) in e1.items():
@@ -158,13 +162,16 @@ def pre_trend(cells, outcome: str = "lower") -> float | None:
     return round(float(stats.chi2.sf(float(np.sum(np.square(z))), len(z))), 4)
 
 
-def evaluate(factual, twin, min_cell: int, outcome: str = "lower") -> dict:
-    """The report (module doc) from the two streamed worlds."""
-    planted = truth(factual, twin, REPORTED, outcome)
+def evaluate(
+    factual, twins, min_cell: int, outcome: str = "lower", comparison: str = "later"
+) -> dict:
+    """The report (module doc) from the streamed world and its services' twins;
+    ``comparison``: who stands in (:data:`models.impact.COMPARISONS`)."""
+    planted = truth(factual, twins, REPORTED, outcome)
     panel = factual[0]
     services = {}
     for service in SERVICES:
-        cells = cohort_cells(panel, service, HORIZONS)
+        cells = cohort_cells(panel, service, HORIZONS, comparison=comparison)
         rows = {}
         for k in REPORTED:
             e = estimate(cells, k, outcome)
@@ -196,34 +203,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="the whole report as JSON")
     parser.add_argument(
+        "--jobs", type=int, default=1, help="worlds streamed at once (processes; default 1)"
+    )
+    parser.add_argument(
+        "--comparison",
+        choices=COMPARISONS,
+        default="later",
+        help="who stands in for the entries: the later treated (default) or any not yet "
+        "treated, the never treated too (to see their bias)",
+    )
+    parser.add_argument(
         "--panels",
         metavar="FILE",
-        help="keep the two streamed panels in FILE (pickle) and read them from it when it "
+        help="keep the streamed panels in FILE (pickle) and read them from it when it "
         "exists: to look at the estimates again without streaming again",
     )
 
 
-def _panels(args: argparse.Namespace, t0: float) -> list:
-    """The two worlds' panels: streamed, or read from ``--panels`` (then kept there)."""
+def twinned() -> list[str]:
+    """The services with a planted effect: each has its own twin."""
+    return [e.service for e in SERVICE_EFFECTS if e.probability > 0 and e.levels > 0]
+
+
+def stream_world(families: int, seed: int, counterfactual: bool | str):
+    """One world's panel (:func:`stream_panel`), generated here (a process of its own)."""
     from tilannekuva.synthetic import synthesize
 
+    lines = synthesize(families, seed=seed, services=True, counterfactual=counterfactual).lines
+    return stream_panel(lines)
+
+
+def _panels(args: argparse.Namespace, t0: float) -> dict:
+    """``{"world": panel, service: its twin's panel}``: streamed, or read from
+    ``--panels`` (then kept there)."""
     if args.panels and Path(args.panels).exists():
         with open(args.panels, "rb") as f:
             return pickle.load(f)  # our own file, written below
-    worlds = []
-    for counterfactual in (False, True):
-        synth = synthesize(
-            args.families, seed=args.seed, services=True, counterfactual=counterfactual
-        )
-        lines = synth.lines
-        del synth
-        worlds.append(stream_panel(lines))
-        print(
-            f"{'twin' if counterfactual else 'world'}: {len(lines)} events, "
-            f"{time.perf_counter() - t0:.0f} s",
-            file=sys.stderr,
-            flush=True,
-        )
+    names = ["world", *twinned()]
+    worlds = {}
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        jobs = {
+            pool.submit(stream_world, args.families, args.seed, n != "world" and n): n
+            for n in names
+        }
+        for job in as_completed(jobs):
+            worlds[jobs[job]] = job.result()
+            print(
+                f"{jobs[job]}: streamed, {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    worlds = {n: worlds[n] for n in names}
     if args.panels:
         with open(args.panels, "wb") as f:
             pickle.dump(worlds, f)
@@ -233,8 +263,14 @@ def _panels(args: argparse.Namespace, t0: float) -> list:
 def run(args: argparse.Namespace, settings) -> int:
     t0 = time.perf_counter()
     worlds = _panels(args, t0)
-    report = {"families": args.families, "seed": args.seed, "min_cell": settings.min_cell}
-    report.update(evaluate(worlds[0], worlds[1], settings.min_cell))
+    report = {
+        "families": args.families,
+        "seed": args.seed,
+        "min_cell": settings.min_cell,
+        "comparison": args.comparison,
+    }
+    world = worlds.pop("world")
+    report.update(evaluate(world, worlds, settings.min_cell, comparison=args.comparison))
     report["seconds"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(report, indent=1))

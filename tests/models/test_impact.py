@@ -84,16 +84,18 @@ def test_the_estimate_is_the_saturated_regression():
     robust variance of a saturated stratum is 0 and far too small; this estimate's
     takes its spread from all entries.)"""
     rng = np.random.default_rng(5)
-    panel, _ = _world(rng, families=40000, months=8, effect=0.4, start_rate=0.05)
+    panel, _ = _world(rng, families=40000, months=12, effect=0.4, start_rate=0.05)
     k = 3
     cells = cohort_cells(panel, "family_work", horizons=(k,))
     e = estimate(cells, k)
-    # The same comparisons, family by family, for the regression.
+    # The same comparisons, family by family, for the regression: alike, not treated
+    # from 12 months before up to the horizon, treated after it.
     g, cum = panel.groups.astype(int), panel.started("family_work")
     ys, ds, zs = [], [], []
     for c in range(LAG + 1, g.shape[1] - k):
         entry = (cum[:, c + 1] - cum[:, c] > 0) & (cum[:, c] - cum[:, max(c - 12, 0)] == 0)
         clean = cum[:, c + k + 1] - cum[:, max(c - 12, 0)] == 0
+        clean &= cum[:, -1] > cum[:, c + k + 1]
         for i in np.flatnonzero(entry | clean):
             ys.append(float(g[i, c + k] < g[i, c - 1]))
             ds.append(float(entry[i]))
@@ -139,20 +141,60 @@ def test_intervals_cover_and_selection_fools_only_the_naive(effect):
     assert abs(np.mean(naive)) > 0.1, np.mean(naive)
 
 
-def test_a_comparison_family_that_starts_later_leaves_the_later_horizons():
-    g = np.full((3, 12), 5, dtype=np.int8)
-    panel = Panel(g, np.zeros_like(g), {"family_work": [[5], [8], []]})
-    cells = cohort_cells(panel, "family_work", horizons=(1, 2, 3, 6))
-    # Cohort 5: family 1 starts in month 8 = 5 + 3, a comparison at +1 and +2, not from
-    # +3 on; family 2 always. Cohort 8 (family 1 its entry): family 2 (family 0 started
-    # within 12 months), up to +3 (month 11, the last).
-    assert [estimate(cells, k).comparison for k in (1, 2, 3, 6)] == [3, 3, 2, 1]
-    assert [estimate(cells, k).treated for k in (1, 2, 3, 6)] == [2, 2, 2, 1]
+def _typed_world(rng, families=4000, months=30):
+    """``panel``: a hidden type the matching does not see: frail families (a third)
+    drift towards group 8, the others towards group 3; frail families start family
+    work ten times as often. No effect."""
+    frail = rng.random(families) < 1 / 3
+    home = np.where(frail, 8, 3)
+    g = np.zeros((families, months), dtype=np.int64)
+    g[:, 0] = rng.integers(1, 11, families)
+    for m in range(1, months):
+        step = rng.choice([-1, 0, 1], size=families, p=[0.15, 0.7, 0.15])
+        pull = rng.random(families) < 0.3
+        g[:, m] = np.clip(g[:, m - 1] + step - np.sign(g[:, m - 1] - home) * pull, 1, 10)
+    rate = np.where(frail, 0.03, 0.003)
+    starts = [list(np.flatnonzero(rng.random(months) < r)) for r in rate]
+    return Panel(
+        g.astype(np.int8), np.zeros((families, months), dtype=np.int8), {"family_work": starts}
+    )
+
+
+def test_the_later_treated_stand_in_where_the_never_treated_differ():
+    """Selection on a type the matching cannot see: the not-yet-treated comparison
+    (mostly never treated, of the other type) finds a harm where there is none; the
+    later-treated (mostly of the entries' type: some of the other type start too)
+    keep less than a fifth of that bias."""
+    k, errors = 6, {"later": [], "not_yet": []}
+    for seed in range(8):
+        panel = _typed_world(np.random.default_rng(seed))
+        for comparison in errors:
+            cells = cohort_cells(panel, "family_work", (k,), comparison=comparison)
+            errors[comparison].append(estimate(cells, k).effect)
+    bias = {c: float(np.mean(v)) for c, v in errors.items()}
+    assert bias["not_yet"] < -0.1, bias
+    assert abs(bias["later"]) < abs(bias["not_yet"]) / 5, bias
+
+
+def test_comparison_families_start_after_the_horizon():
+    g = np.full((4, 12), 5, dtype=np.int8)
+    panel = Panel(g, np.zeros_like(g), {"family_work": [[5], [8], [11], []]})
+    later = cohort_cells(panel, "family_work", horizons=(1, 2, 3, 5))
+    # Cohort 5: family 1 (starts in month 8 = 5 + 3) stands in at +1 and +2, not from
+    # +3 on; family 2 (month 11) up to +5; family 3, never treated, never. Cohort 8
+    # (family 1's entry): family 2 at +1 and +2 (family 0 started within 12 months).
+    assert [estimate(later, k).comparison for k in (1, 2, 3, 5)] == [3, 3, 1, 1]
+    assert [estimate(later, k).treated for k in (1, 2, 3, 5)] == [2, 2, 1, 1]
+    # Not yet treated: the never treated stand in too; family 2 up to +5 of cohort 5.
+    not_yet = cohort_cells(panel, "family_work", (1, 2, 3, 5), comparison="not_yet")
+    assert [estimate(not_yet, k).comparison for k in (1, 2, 3, 5)] == [5, 5, 3, 2]
+    with pytest.raises(ValueError, match="comparison must be one of"):
+        cohort_cells(panel, "family_work", (1,), comparison="never")
 
 
 def test_recent_starts_are_not_entries_and_not_comparisons():
     g = np.full((3, 20), 5, dtype=np.int8)
-    panel = Panel(g, np.zeros_like(g), {"family_work": [[5, 10], [1], []]})
+    panel = Panel(g, np.zeros_like(g), {"family_work": [[5, 10], [1, 19], [19]]})
     cells = cohort_cells(panel, "family_work", horizons=(2,))
     # Family 0's start in month 10 follows its start in month 5: no entry; family 1
     # started in month 1, within 12 months of month 5: no comparison then.

@@ -1,5 +1,5 @@
 """evaluate-impact's pieces on a small generated world: the panel streamed in arrival
-order, the planted effect from the twin, the report's shape."""
+order, the planted effect from a service's twin, the report's shape."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ import datetime as dt
 import pytest
 
 from models.impact import SERVICES
-from tilannekuva.impact_eval import REPORTED, evaluate, stream_panel, truth
+from tilannekuva.impact_eval import REPORTED, evaluate, stream_panel, truth, twinned
 from tilannekuva.synthetic import synthesize
 
 
 @pytest.fixture(scope="module")
 def worlds():
+    """The world and family work's twin."""
     out = []
-    for counterfactual in (False, True):
+    for counterfactual in (False, "family_work"):
         synth = synthesize(250, seed=5, services=True, counterfactual=counterfactual)
         out.append((synth, stream_panel(synth.lines)))
     return out
+
+
+def test_the_services_with_an_effect_have_a_twin():
+    assert "family_work" in twinned() and "family_counselling" not in twinned()
+    assert set(twinned()) <= set(SERVICES)
 
 
 def test_the_panel_holds_every_month_and_the_planted_starts(worlds):
@@ -37,18 +43,20 @@ def test_the_panel_holds_every_month_and_the_planted_starts(worlds):
     assert len(entries) > 0.8 * len(planted), (len(entries), len(planted))
 
 
-def test_the_planted_effect_is_zero_against_itself_and_not_against_the_twin(worlds):
+def test_the_planted_effect_is_zero_without_a_twin_and_not_against_it(worlds):
     (_, world), (_, twin) = worlds
-    same = truth(world, world)
+    same = truth(world, {})
     assert all(same[s][str(k)]["effect"] in (0.0, None) for s in SERVICES for k in REPORTED)
-    planted = truth(world, twin)
-    assert any(planted[s][str(k)]["effect"] for s in SERVICES for k in REPORTED)
+    planted = truth(world, {"family_work": twin})
+    assert any(planted["family_work"][str(k)]["effect"] for k in REPORTED)
     assert planted["family_work"]["12"]["entries"] > 0
+    others = [s for s in SERVICES if s != "family_work"]
+    assert planted["home_service"] == same["home_service"] and others
 
 
 def test_the_report_has_every_service_and_horizon(worlds):
     (_, world), (_, twin) = worlds
-    report = evaluate(world, twin, 5)
+    report = evaluate(world, {"family_work": twin}, 5)
     rows = [r[str(k)] for r in report["services"].values() for k in REPORTED]
     assert any(r["withheld"] for r in rows)  # 250 families: many estimates rest on few
     assert set(report["services"]) == set(SERVICES)

@@ -303,6 +303,31 @@ def test_twin_differs_only_where_an_effect_was_applied(factual, twin):
     ]
 
 
+def test_a_service_s_twin_leaves_out_its_effects_only():
+    """The twin of one service (the truth of its own effect): the world where that
+    service's effects were not applied, the all-effects-off twin where they were the
+    only ones applied."""
+    world = synthesize(300, seed=6, services=True)
+    none = synthesize(300, seed=6, services=True, counterfactual=True)
+    one = synthesize(300, seed=6, services=True, counterfactual="family_work")
+    assert one.services["starts"] == world.services["starts"]
+    assert one.services["counterfactual"] == "family_work"
+    lines_w, find = _components(world)
+    lines_n, lines_1 = _components(none)[0], _components(one)[0]
+    applied = collections.defaultdict(set)
+    for s in world.services["starts"]:
+        if s["applied"]:
+            applied[find(s["family"])].add(s["service"])
+    mine = [k for k, v in applied.items() if "family_work" in v]
+    assert len(mine) >= 5
+    assert all(lines_1[k] == lines_w[k] for k in lines_w if "family_work" not in applied[k])
+    only = [k for k in mine if applied[k] == {"family_work"}]
+    assert only and all(lines_1[k] == lines_n[k] for k in only)
+    assert sum(lines_1[k] != lines_w[k] for k in mine) >= 0.8 * len(mine)
+    with pytest.raises(ValueError, match="one of"):
+        synthesize(10, seed=1, services=True, counterfactual="family_therapy")
+
+
 # ------------------------------------------------------------------ files
 def test_cli_writes_the_services_truth(tmp_path):
     out = tmp_path / "ev.jsonl"
@@ -336,3 +361,12 @@ def test_cli_writes_the_services_truth(tmp_path):
     )
     doc2 = json.loads((tmp_path / "t.json").read_text())
     assert doc2["counterfactual"] is True and doc2["starts"] == doc["starts"]
+    assert (
+        cli.main(
+            [*args, "--services", "--counterfactual", "home_service", "--services-truth",
+             str(tmp_path / "h.json")]
+        )
+        == 0
+    )  # fmt: skip
+    doc3 = json.loads((tmp_path / "h.json").read_text())
+    assert doc3["counterfactual"] == "home_service" and doc3["starts"] == doc["starts"]

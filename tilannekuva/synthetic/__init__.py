@@ -14,7 +14,8 @@ lines that are not JSON objects as raw strings); ``planted_truth(families, seed,
 returns the truth rows; ``synthesize(...)`` returns both at once (and, with
 ``dynamics=True``, ``shifts=N`` or ``population_shift=PP``, the trajectories and the
 shift truth; with ``services=True`` the planted services' truth, and with
-``counterfactual=True`` the same history's twin in which no service has an effect).
+``counterfactual=True`` the same history's twin in which no service has an effect, with
+a service's code the twin in which only that service has none).
 
 >>> events = list(generate(3, seed=1))
 >>> {"dvv", "employment", "incomes"} <= {e["source"] for e in events}
@@ -94,7 +95,7 @@ def synthesize(
     population_shift_onset: dt.date | None = None,
     shifts_from: dt.date | None = None,
     services: bool = False,
-    counterfactual: bool = False,
+    counterfactual: bool | str = False,
 ) -> Synthetic:
     """Events (file order), truth and counts of a synthetic history.
 
@@ -107,7 +108,8 @@ def synthesize(
     ``start``), e.g. after the day a detector's baseline is complete.
     ``services``: planted service starts with planted effects on latent need (implies
     ``dynamics``); ``counterfactual``: the same starts, no effect applied (the twin
-    world an evaluation compares with).
+    world an evaluation compares with), or a service's code: only that service's
+    effects left out (the twin that measures its own effect).
     """
     for name, p in (
         ("duplicates", duplicates),
@@ -192,6 +194,8 @@ def _dynamics(
     """The :class:`dynamics.Dynamics` of the options (all off: the flat default)."""
     if counterfactual and not services:
         raise ValueError("counterfactual is the twin of a services run: give services too")
+    if counterfactual not in (True, False) and counterfactual not in D.EFFECTS:
+        raise ValueError(f"counterfactual: True, False or one of {sorted(D.EFFECTS)}")
     if isinstance(shifts, int):
         if shifts < 0:
             raise ValueError("shifts must be >= 0")
@@ -581,8 +585,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     dyn.add_argument(
         "--counterfactual",
-        action="store_true",
-        help="with --services: the same starts and episodes, no effect applied",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=[True, *sorted(D.EFFECTS)],
+        metavar="SERVICE",
+        help="with --services: the same starts and episodes, no effect applied; with "
+        "SERVICE, only that service's effects left out (the truth of its own effect)",
     )
     dyn.add_argument("--services-truth", help="services truth JSON (default <out>.services.json)")
     dyn.add_argument(
@@ -630,7 +639,13 @@ def run(args: argparse.Namespace, settings=None) -> int:
         write_services_truth(services_path, result.services)
         starts = result.services["starts"]
         applied = sum(1 for s in starts if s["applied"])
-        world = "counterfactual (no effect applied)" if args.counterfactual else "factual"
+        world = (
+            "factual"
+            if not args.counterfactual
+            else "counterfactual (no effect applied)"
+            if args.counterfactual is True
+            else f"counterfactual ({args.counterfactual}'s effects not applied)"
+        )
         print(
             f"services: {len(starts)} planted starts, {applied} with an effect drawn, "
             f"{world} -> {services_path}",

@@ -593,7 +593,8 @@ class Dynamics:
     seasonality: bool = False
     shifts: list[Shift] = field(default_factory=list)
     services: bool = False  # planted services (selection and effects)
-    counterfactual: bool = False  # the same starts, no effect applied
+    # the same starts, no effect applied (True), or all but one service's (its code)
+    counterfactual: bool | str = False
     supply: dict[str, float] = field(default_factory=dict)  # municipality -> factor
 
     @property

@@ -811,8 +811,10 @@ class FamilySim:
                     "level_after": pl.level_after,
                 }
             )
-        if dyn.counterfactual:
+        if dyn.counterfactual is True:
             return rows  # the same starts, no effect: the paths stay as they were
+        if dyn.counterfactual:  # the twin without one service's effects, the others kept
+            eff_a, eff_b = self.paths_without(dyn.counterfactual, base_a, base_b, planned)
         self.path_a, self.path_b = eff_a, eff_b
         paths = {self.fid: (base_a, eff_a), fids["b"]: (base_b, eff_b)}
         out = []
@@ -830,6 +832,19 @@ class FamilySim:
             self.truth[1]["need_level"] = eff_b.states[0].level
             self.truth[1]["need_level_end"] = eff_b.level_at(w.E)
         return out
+
+    def paths_without(self, service: str, base_a: D.Path, base_b: D.Path, planned: list):
+        """The two units' paths with every drawn effect applied but ``service``'s (the
+        world's paths, had that service done nothing; the starts stay as drawn)."""
+        paths = {"a": base_a, "b": base_b}
+        for pl in planned:
+            if not pl.in_path or pl.service == service:
+                continue
+            e = D.EFFECTS[pl.service]
+            paths[pl.unit] = paths[pl.unit].with_effect(pl.effect_day, e.levels, e.keep)
+            if pl.unit == "a" and self.sep is not None and pl.effect_day < self.sep:
+                paths["b"] = paths["b"].with_effect(D.NEVER, e.levels, e.keep)
+        return paths["a"], paths["b"]
 
     def draw_services(self, svc, unit, path, t0, t1, applicant, rises, supply):
         """(the path with the drawn effects, the unit's planted episodes seen on
