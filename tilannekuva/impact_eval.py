@@ -3,11 +3,14 @@
 Generates a world whose services have planted effects on the families' need
 (``tilannekuva generate --services``, ``docs/synthetic.md``) and, for each service with
 an effect, its counterfactual twin (``--counterfactual SERVICE``: the same families,
-the same service starts, every effect applied but that service's). Each is streamed in
-arrival order through the worker's pure steps (:class:`models.picture.Pipeline` with
-the feature profile), and at each month's end every counted family's outcome group
-(:data:`models.impact.OUTCOME_RULE`) and municipality go into a panel
-(:class:`models.impact.PanelBuilder`).
+the same service starts, every effect applied but that service's). The world is
+streamed in arrival order through the worker's pure steps
+(:class:`models.picture.Pipeline` with the feature profile), and at each month's end
+every counted family's outcome group (:data:`models.impact.OUTCOME_RULE`) and
+municipality go into a panel (:class:`models.impact.PanelBuilder`). A twin differs from
+the world only in the families an effect reached (a fifth of them for family work,
+fewer for the others): only those are streamed again, on the world's schedule
+(:func:`stream_twin`), the rest keep the world's rows.
 
 * **Planted**: the average effect of each service on the families that started it,
   measured the way the estimate measures it: over the entries, whether the outcome
@@ -20,19 +23,20 @@ the feature profile), and at each month's end every counted family's outcome gro
 
 One JSON object on stdout::
 
-    tilannekuva evaluate-impact --families 5000 --seed 3 [--json] [--jobs 2]
+    tilannekuva evaluate-impact --families 5000 --seed 3 [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import pickle
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,7 @@ from models.impact import (
     HORIZONS,
     LAG,
     SERVICES,
+    Panel,
     PanelBuilder,
     cohort_cells,
     estimate,
@@ -58,33 +63,213 @@ from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from tilannekuva.synthetic.dynamics import SERVICE_EFFECTS
 
-__all__ = ["REPORTED", "evaluate", "pre_trend", "stream_panel", "stream_world", "truth", "twinned"]
+__all__ = [
+    "REPORTED",
+    "Run",
+    "Units",
+    "evaluate",
+    "pre_trend",
+    "stream_panel",
+    "stream_twin",
+    "truth",
+    "twinned",
+]
 
 #: The horizons of the report (months after the start).
 REPORTED = (3, 6, 12)
 _KEY = b"impact-eval-key-0123456789abcdef"
 
 
-def stream_panel(lines: list[str], batch: int = 500):
+@dataclass(frozen=True)
+class Step:
+    """One batch of a world's stream as its panel saw it: the arrival (UTC) of its last
+    event, ``W`` after it, and the months closed after it."""
+
+    last: dt.datetime
+    watermark: str
+    closes: tuple[int, ...]
+
+
+@dataclass
+class Run:
+    """How a world was streamed (:func:`stream_panel`), for its twins
+    (:func:`stream_twin`): the schedule, the first month, the municipalities' indices."""
+
+    steps: list[Step] = field(default_factory=list)
+    first: int = 0
+    munis: dict[str, int] = field(default_factory=dict)
+
+
+def stream_panel(lines: list[str], batch: int = 500, run: Run | None = None):
     """The panel of a world (module doc): ``(panel, families, entries)`` of
     :meth:`models.impact.PanelBuilder.panel`. Months are closed as ``W`` leaves them,
-    from the month of the earliest ``recorded_at`` (the registers going live) on."""
+    from the month of the earliest ``recorded_at`` (the registers going live) on;
+    ``run`` (if given) keeps how."""
     pseudo = Pseudonymiser(_KEY)
     events = [pseudo.event(validate(line)) for line in lines]
     live = min(e["recorded_at"][:10] for e in events)
+    run = run if run is not None else Run()
+    run.first = month_of(live)
     pipe = Pipeline(profile=state_profile, history=None)
-    builder = PanelBuilder(month_of(live), COVERED_MUNICIPALITIES)
-    closed = month_of(live) - 1
+    builder = PanelBuilder(run.first, COVERED_MUNICIPALITIES)
+    closed = run.first - 1
     for i in range(0, len(events), batch):
         chunk = events[i : i + batch]
-        for ev in chunk:
-            if (service := service_of(ev)) is not None:
-                builder.start(service, ev["person"], ev["data"]["episode"], ev["occurred_at"])
+        _starts(builder, chunk)
         pipe.process_many(chunk)
+        closes = []
         while closed + 1 < month_of(pipe.watermark):
             closed += 1
             builder.month_end(closed, _counted(pipe, closed))
+            closes.append(closed)
+        run.steps.append(Step(_arrival(chunk[-1]), pipe.watermark, tuple(closes)))
+    run.munis = dict(builder.munis)
     return builder.panel()
+
+
+@dataclass
+class Units:
+    """The components of a world's events (families joined by their members; a
+    person or family without a membership stands alone), with an order-free digest of
+    each component's lines: what a twin is compared with (:func:`stream_twin`)."""
+
+    find: Callable[[str], str]
+    families: dict[str, list[str]]  # root -> its family ids
+    digests: dict[str, tuple[int, int]]  # root -> (sum of line hashes mod 2^64, lines)
+
+    @classmethod
+    def of(cls, lines: list[str]) -> Units:
+        find, families = _components(lines)
+        return cls(find, families, _digests(lines, find))
+
+
+def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None):
+    """The panel of a twin of ``world`` (streamed as ``run`` says; ``units``: its
+    components): the families are independent in the steps, so where a family (with
+    the family its separation founds, and their members) has the same events in both
+    worlds its rows are the world's; the others are streamed again from the twin's
+    events, on the world's schedule (the same batches by arrival, the same ``W``, the
+    same month closes). Returns ``(panel, families, entries)`` as the world's.
+    ``again``: the components to stream again (default: those whose events differ)."""
+    pseudo = Pseudonymiser(_KEY)
+    if again is None:
+        twin = _digests(twin_lines, units.find)
+        again = {r for r in set(twin) | set(units.digests) if twin.get(r) != units.digests.get(r)}
+    events = []
+    for line in twin_lines:
+        if units.find(_unit(json.loads(line))) in again:
+            events.append(pseudo.event(validate(line)))
+    pipe = Pipeline(profile=state_profile, history=None)
+    builder = PanelBuilder(run.first, COVERED_MUNICIPALITIES)
+    j = 0
+    for step in run.steps:
+        chunk = []
+        while j < len(events) and _arrival(events[j]) <= step.last:
+            chunk.append(events[j])
+            j += 1
+        _starts(builder, chunk)
+        pipe.watermark = max(pipe.watermark, step.watermark)
+        pipe.process_many(chunk)  # also the families due at the world's W
+        for month in step.closes:
+            builder.month_end(month, _counted(pipe, month))
+    affected = {pseudo.family(f) for r in again for f in units.families.get(r, ())}
+    return _merged(world, builder, affected, run.munis)
+
+
+def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, int]):
+    """The world's panel with the rows of ``affected`` families replaced by
+    ``builder``'s (the municipalities' indices mapped to the world's)."""
+    panel, families, entries = world
+    sub, sub_fams, sub_entries = builder.panel()
+    names = {i: m for m, i in builder.munis.items()}
+    munis = dict(munis)
+    code = {i: munis.setdefault(m, len(munis)) for i, m in names.items()}
+    rows = {f: i for i, f in enumerate(families)}
+    new = [f for f in sub_fams if f not in rows]
+    for f in new:
+        rows[f] = len(rows)
+    n, m = len(rows), panel.groups.shape[1]
+    groups = np.zeros((n, m), dtype=panel.groups.dtype)
+    groups[: len(families)] = panel.groups
+    scores = np.full((n, m), np.nan)
+    scores[: len(families)] = panel.scores
+    muni = np.full((n, m), -1, dtype=panel.municipality.dtype)
+    muni[: len(families)] = panel.municipality
+    starts = {s: [list(x) for x in v] + [[] for _ in new] for s, v in panel.starts.items()}
+    for f in affected & set(rows):
+        i = rows[f]
+        groups[i], scores[i], muni[i] = 0, np.nan, -1
+        for v in starts.values():
+            v[i] = []
+    lookup = np.vectorize(lambda i: code.get(int(i), -1), otypes=[np.int64])
+    for r, f in enumerate(sub_fams):
+        i = rows[f]
+        groups[i], scores[i] = sub.groups[r], sub.scores[r]
+        muni[i] = np.where(sub.groups[r] > 0, lookup(sub.municipality[r]), -1)
+        for s, v in starts.items():
+            v[i] = list(sub.starts.get(s, [[]] * len(sub_fams))[r])
+    gone = {rows[f] for f in affected if f in rows}
+    out = {k: v for k, v in entries.items() if v[0] not in gone}
+    out.update({k: (rows[sub_fams[r]], c) for k, (r, c) in sub_entries.items()})
+    return Panel(groups, muni, starts, scores), [*families, *new], out
+
+
+def _starts(builder: PanelBuilder, events: list[dict]) -> None:
+    for ev in events:
+        if (service := service_of(ev)) is not None:
+            builder.start(service, ev["person"], ev["data"]["episode"], ev["occurred_at"])
+
+
+def _arrival(event: dict) -> dt.datetime:
+    """An event's ``recorded_at`` as an instant (the files are in arrival order; the
+    offsets differ, so the strings do not sort)."""
+    return dt.datetime.fromisoformat(event["recorded_at"].replace("Z", "+00:00"))
+
+
+def _unit(event: dict) -> str:
+    """What an event belongs to: its family (population register) or its person."""
+    return (event.get("data") or {}).get("family") or event["person"]
+
+
+def _components(lines: list[str]):
+    """``(find, families)``: the root of a person's or family's component (families
+    joined by their members) and each root's family ids."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    families = set()
+    for line in lines:
+        if '"family.member_added"' in line:
+            ev = json.loads(line)
+            fam = ev["data"]["family"]
+            families.add(fam)
+            a, b = find(ev["person"]), find(fam)
+            if a != b:
+                parent[a] = b
+    out: dict[str, list[str]] = {}
+    for f in families:
+        out.setdefault(find(f), []).append(f)
+    return find, out
+
+
+def _digests(lines: list[str], find) -> dict[str, tuple[int, int]]:
+    """Per component, an order-free digest of its lines: (sum of their hashes mod
+    2^64, their number)."""
+    out: dict[str, list[int]] = {}
+    for line in lines:
+        root = find(_unit(json.loads(line)))
+        h = int.from_bytes(hashlib.blake2b(line.encode(), digest_size=8).digest(), "big")
+        d = out.setdefault(root, [0, 0])
+        d[0] = (d[0] + h) % (1 << 64)
+        d[1] += 1
+    return {r: (d[0], d[1]) for r, d in out.items()}
 
 
 def _counted(pipe: Pipeline, month: int):
@@ -203,9 +388,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="the whole report as JSON")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="worlds streamed at once (processes; default 1)"
-    )
-    parser.add_argument(
         "--comparison",
         choices=COMPARISONS,
         default="later",
@@ -225,35 +407,28 @@ def twinned() -> list[str]:
     return [e.service for e in SERVICE_EFFECTS if e.probability > 0 and e.levels > 0]
 
 
-def stream_world(families: int, seed: int, counterfactual: bool | str):
-    """One world's panel (:func:`stream_panel`), generated here (a process of its own)."""
-    from tilannekuva.synthetic import synthesize
-
-    lines = synthesize(families, seed=seed, services=True, counterfactual=counterfactual).lines
-    return stream_panel(lines)
-
-
 def _panels(args: argparse.Namespace, t0: float) -> dict:
     """``{"world": panel, service: its twin's panel}``: streamed, or read from
     ``--panels`` (then kept there)."""
+    from tilannekuva.synthetic import synthesize
+
     if args.panels and Path(args.panels).exists():
         with open(args.panels, "rb") as f:
             return pickle.load(f)  # our own file, written below
-    names = ["world", *twinned()]
-    worlds = {}
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        jobs = {
-            pool.submit(stream_world, args.families, args.seed, n != "world" and n): n
-            for n in names
-        }
-        for job in as_completed(jobs):
-            worlds[jobs[job]] = job.result()
-            print(
-                f"{jobs[job]}: streamed, {time.perf_counter() - t0:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-    worlds = {n: worlds[n] for n in names}
+
+    def say(what: str) -> None:
+        print(f"{what}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    lines = synthesize(args.families, seed=args.seed, services=True).lines
+    run = Run()
+    worlds = {"world": stream_panel(lines, run=run)}
+    say(f"world: {len(lines)} events streamed")
+    units = Units.of(lines)
+    del lines
+    for service in twinned():
+        twin = synthesize(args.families, seed=args.seed, services=True, counterfactual=service)
+        worlds[service] = stream_twin(worlds["world"], units, twin.lines, run)
+        say(f"{service}'s twin streamed")
     if args.panels:
         with open(args.panels, "wb") as f:
             pickle.dump(worlds, f)

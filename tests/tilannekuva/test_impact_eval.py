@@ -5,21 +5,64 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from models.impact import SERVICES
-from tilannekuva.impact_eval import REPORTED, evaluate, stream_panel, truth, twinned
+from tilannekuva.impact_eval import (
+    REPORTED,
+    Run,
+    Units,
+    evaluate,
+    stream_panel,
+    stream_twin,
+    truth,
+    twinned,
+)
 from tilannekuva.synthetic import synthesize
 
 
 @pytest.fixture(scope="module")
-def worlds():
-    """The world and family work's twin."""
-    out = []
-    for counterfactual in (False, "family_work"):
-        synth = synthesize(250, seed=5, services=True, counterfactual=counterfactual)
-        out.append((synth, stream_panel(synth.lines)))
-    return out
+def streamed():
+    """The world (its lines, how it was streamed, its panel) and family work's twin."""
+    synth = synthesize(250, seed=5, services=True)
+    run = Run()
+    world = stream_panel(synth.lines, run=run)
+    twin = synthesize(250, seed=5, services=True, counterfactual="family_work")
+    units = Units.of(synth.lines)
+    return synth, run, units, world, twin, stream_twin(world, units, twin.lines, run)
+
+
+@pytest.fixture(scope="module")
+def worlds(streamed):
+    synth, _, _, world, twin, twin_panel = streamed
+    return (synth, world), (twin, twin_panel)
+
+
+def _same(a, b) -> bool:
+    return (
+        np.array_equal(a[0].groups, b[0].groups)
+        and np.allclose(a[0].scores, b[0].scores, equal_nan=True)
+        and np.array_equal(a[0].municipality, b[0].municipality)
+        and a[0].starts == b[0].starts
+        and a[1:] == b[1:]
+    )
+
+
+def test_a_twin_streamed_again_on_the_world_s_schedule_is_the_world(streamed):
+    """Streaming every family again on the world's schedule gives the world's panel
+    exactly (the families are independent in the steps); a twin with the world's lines
+    streams nothing again."""
+    synth, run, units, world, _, _ = streamed
+    assert _same(stream_twin(world, units, synth.lines, run, again=set(units.digests)), world)
+    assert _same(stream_twin(world, units, synth.lines, run), world)
+
+
+def test_a_twin_changes_only_the_families_an_effect_reached(streamed):
+    synth, _, _, (panel, families, entries), _, (tp, tfams, tentries) = streamed
+    assert tfams[: len(families)] == families and set(tentries) == set(entries)
+    changed = (panel.groups != tp.groups[: len(families)]).any(axis=1)
+    assert 0 < changed.sum() < 0.25 * len(families)
 
 
 def test_the_services_with_an_effect_have_a_twin():
