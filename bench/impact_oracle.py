@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.impact import SERVICES, Alike, Panel, cohort_cells, estimate  # noqa: E402
+from models.impact import SERVICES, Alike, Panel, cohort_cells, estimate, month_of  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
 from tilannekuva.impact_eval import _KEY, REPORTED, truth  # noqa: E402
 from tilannekuva.synthetic import synthesize  # noqa: E402
@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     world = worlds.pop("world")
     panel, families, entries = world
     synth = synthesize(args.families, seed=args.seed, services=True)
-    # The panel's first month: a start's month less its column.
     day = {(s["service"], s["episode"]): s["start"] for s in synth.services["starts"]}
-    key, (_, col) = next((k, v) for k, v in entries.items() if k in day)
-    y, m = int(day[key][:4]), int(day[key][5:7])
-    first = y * 12 + m - 1 - col
+    firsts = {month_of(day[k]) - col for k, (_, col) in entries.items() if k in day}
+    if len(firsts) != 1:  # a start's month is the panel's first month plus its column
+        raise SystemExit(f"these panels are not of --families {args.families} --seed {args.seed}")
+    (first,) = firsts
     latent = latent_levels(families, panel.groups.shape[1], first, synth)
     planted = truth(world, worlds, REPORTED)
     print(f"{'service':28} {'k':>3} {'planted':>8} {'published':>10} {'oracle':>8}")

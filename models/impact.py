@@ -148,17 +148,16 @@ def outcome_score(
     family: dict,
     persons: Mapping[str, dict],
     on: int,
-    window: int = OUTCOME_WINDOW_DAYS,
-    income_months: int = OUTCOME_INCOME_MONTHS,
 ) -> float | None:
     """The outcome score of a family state (:mod:`models.family`) on day ``on`` (an
-    ordinal): its current members' profiles over the last ``window`` days up to ``on``
-    (``persons``: their person states), as a family vector, scored by
+    ordinal): its current members' profiles over the last :data:`OUTCOME_WINDOW_DAYS`
+    up to ``on`` (``persons``: their person states), as a family vector, scored by
     :data:`OUTCOME_RULE`; None without members."""
     members = []
     for p, last in current(family).items():
         state = persons.get(p)
-        profile = state_profile(state, window, income_months, on=on) if state else {}
+        window, months = OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS
+        profile = state_profile(state, window, months, on=on) if state else {}
         members.append({"role": last[1], "birth_date": last[2], "profile": profile})
     if not members:
         return None
@@ -276,7 +275,8 @@ class Alike:
 
 #: Who may stand in as a comparison family (besides being alike and not treated from
 #: 12 months before the cohort month up to the horizon): ``"later"``, only families
-#: that start the service after the horizon's month (the default: they were selected
+#: that start the service after the horizon's month (after the cohort month for the
+#: months before the start; the default: they were selected
 #: for it as the entries were; ``docs/impact.md`` measures why the never treated may
 #: not stand in), or ``"not_yet"``, any family not yet treated, the never treated too.
 COMPARISONS = ("later", "not_yet")

@@ -61,6 +61,7 @@ from models.impact import (
 from models.picture import Pipeline
 from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
+from tilannekuva.synthetic import synthesize
 from tilannekuva.synthetic.dynamics import SERVICE_EFFECTS
 
 __all__ = [
@@ -85,7 +86,7 @@ class Step:
     """One batch of a world's stream as its panel saw it: the arrival (UTC) of its last
     event, ``W`` after it, and the months closed after it."""
 
-    last: dt.datetime
+    last: str  # recorded_at, as validate() writes it: UTC, so string order is time order
     watermark: str
     closes: tuple[int, ...]
 
@@ -113,8 +114,12 @@ def stream_panel(lines: list[str], batch: int = 500, run: Run | None = None):
     pipe = Pipeline(profile=state_profile, history=None)
     builder = PanelBuilder(run.first, COVERED_MUNICIPALITIES)
     closed = run.first - 1
-    for i in range(0, len(events), batch):
-        chunk = events[i : i + batch]
+    i = 0
+    while i < len(events):
+        end = min(i + batch, len(events))
+        while end < len(events) and events[end]["recorded_at"] == events[end - 1]["recorded_at"]:
+            end += 1  # a batch ends between arrivals: a twin's events find their batch
+        chunk, i = events[i:end], end
         _starts(builder, chunk)
         pipe.process_many(chunk)
         closes = []
@@ -122,7 +127,7 @@ def stream_panel(lines: list[str], batch: int = 500, run: Run | None = None):
             closed += 1
             builder.month_end(closed, _counted(pipe, closed))
             closes.append(closed)
-        run.steps.append(Step(_arrival(chunk[-1]), pipe.watermark, tuple(closes)))
+        run.steps.append(Step(chunk[-1]["recorded_at"], pipe.watermark, tuple(closes)))
     run.munis = dict(builder.munis)
     return builder.panel()
 
@@ -157,14 +162,19 @@ def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None
         again = {r for r in set(twin) | set(units.digests) if twin.get(r) != units.digests.get(r)}
     events = []
     for line in twin_lines:
-        if units.find(_unit(json.loads(line))) in again:
+        raw = json.loads(line)
+        if raw.get("type") == "family.member_added" and units.find(raw["person"]) != units.find(
+            raw["data"]["family"]
+        ):
+            raise ValueError("the twin joins families the world keeps apart: stream it whole")
+        if units.find(_unit(raw)) in again:
             events.append(pseudo.event(validate(line)))
     pipe = Pipeline(profile=state_profile, history=None)
     builder = PanelBuilder(run.first, COVERED_MUNICIPALITIES)
     j = 0
     for step in run.steps:
         chunk = []
-        while j < len(events) and _arrival(events[j]) <= step.last:
+        while j < len(events) and events[j]["recorded_at"] <= step.last:
             chunk.append(events[j])
             j += 1
         _starts(builder, chunk)
@@ -218,12 +228,6 @@ def _starts(builder: PanelBuilder, events: list[dict]) -> None:
     for ev in events:
         if (service := service_of(ev)) is not None:
             builder.start(service, ev["person"], ev["data"]["episode"], ev["occurred_at"])
-
-
-def _arrival(event: dict) -> dt.datetime:
-    """An event's ``recorded_at`` as an instant (the files are in arrival order; the
-    offsets differ, so the strings do not sort)."""
-    return dt.datetime.fromisoformat(event["recorded_at"].replace("Z", "+00:00"))
 
 
 def _unit(event: dict) -> str:
@@ -404,17 +408,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def twinned() -> list[str]:
     """The services with a planted effect: each has its own twin."""
-    return [e.service for e in SERVICE_EFFECTS if e.probability > 0 and e.levels > 0]
+    return [e.service for e in SERVICE_EFFECTS if e.probability > 0 and e.changes]
 
 
 def _panels(args: argparse.Namespace, t0: float) -> dict:
     """``{"world": panel, service: its twin's panel}``: streamed, or read from
     ``--panels`` (then kept there)."""
-    from tilannekuva.synthetic import synthesize
-
     if args.panels and Path(args.panels).exists():
         with open(args.panels, "rb") as f:
-            return pickle.load(f)  # our own file, written below
+            worlds = pickle.load(f)  # our own file, written below
+        if not isinstance(worlds, dict) or "world" not in worlds:
+            raise SystemExit(f"{args.panels}: not panels of this version; remove it to stream")
+        return worlds
 
     def say(what: str) -> None:
         print(f"{what}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)

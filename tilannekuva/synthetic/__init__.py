@@ -194,7 +194,7 @@ def _dynamics(
     """The :class:`dynamics.Dynamics` of the options (all off: the flat default)."""
     if counterfactual and not services:
         raise ValueError("counterfactual is the twin of a services run: give services too")
-    if counterfactual not in (True, False) and counterfactual not in D.EFFECTS:
+    if not isinstance(counterfactual, bool) and counterfactual not in D.EFFECTS:
         raise ValueError(f"counterfactual: True, False or one of {sorted(D.EFFECTS)}")
     if isinstance(shifts, int):
         if shifts < 0:
@@ -242,7 +242,7 @@ def planted_truth(
     population_shift_onset: dt.date | None = None,
     shifts_from: dt.date | None = None,
     services: bool = False,
-    counterfactual: bool = False,
+    counterfactual: bool | str = False,
 ) -> list[dict]:
     """The planted truth rows (``TRUTH_COLUMNS``, with dynamics
     ``DYNAMIC_TRUTH_COLUMNS``); independent of the corruption knobs."""
@@ -588,10 +588,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=True,
         default=False,
-        choices=[True, *sorted(D.EFFECTS)],
+        choices=sorted(D.EFFECTS),
         metavar="SERVICE",
         help="with --services: the same starts and episodes, no effect applied; with "
-        "SERVICE, only that service's effects left out (the truth of its own effect)",
+        "SERVICE, only that service's effects left out (the truth of its own effect): "
+        + ", ".join(sorted(D.EFFECTS)),
     )
     dyn.add_argument("--services-truth", help="services truth JSON (default <out>.services.json)")
     dyn.add_argument(

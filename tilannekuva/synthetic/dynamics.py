@@ -17,7 +17,8 @@ it the simulation draws exactly what it drew before, so default files stay byte-
 * Services (``--services``): the starts of the planted services are drawn on the need
   path (selection: :data:`RISING_FACTOR`, :func:`service_supply`) and a start may lower
   the family's latent need (:data:`SERVICE_EFFECTS`, :meth:`Path.with_effect`); a
-  counterfactual twin draws the same starts and applies no effect.
+  counterfactual twin draws the same starts and applies no effect, or none of one
+  service's.
 
 See ``docs/synthetic.md``, "Dynamics" and "Services and their planted effects".
 """
@@ -556,6 +557,11 @@ class ServiceEffect:
     levels: int
     delay_days: int
     keep: float
+
+    @property
+    def changes(self) -> bool:
+        """Whether a drawn effect changes the path (:meth:`Path.with_effect`)."""
+        return self.levels != 0 or self.keep != 1.0
 
 
 CLIENT_SERVICE = "child_welfare_open_care"  # child welfare client episodes (LS…)
