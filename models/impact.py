@@ -156,8 +156,9 @@ def outcome_score(
     members = []
     for p, last in current(family).items():
         state = persons.get(p)
-        window, months = OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS
-        profile = state_profile(state, window, months, on=on) if state else {}
+        profile = (
+            state_profile(state, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on) if state else {}
+        )
         members.append({"role": last[1], "birth_date": last[2], "profile": profile})
     if not members:
         return None

@@ -145,7 +145,7 @@ class Units:
     @classmethod
     def of(cls, lines: list[str]) -> Units:
         find, families = _components(lines)
-        return cls(find, families, _digests(lines, find))
+        return cls(find, families, _digests(lines, _roots(lines, find)))
 
 
 def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None):
@@ -157,18 +157,15 @@ def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None
     same month closes). Returns ``(panel, families, entries)`` as the world's.
     ``again``: the components to stream again (default: those whose events differ)."""
     pseudo = Pseudonymiser(_KEY)
+    roots = _roots(twin_lines, units.find)
     if again is None:
-        twin = _digests(twin_lines, units.find)
+        twin = _digests(twin_lines, roots)
         again = {r for r in set(twin) | set(units.digests) if twin.get(r) != units.digests.get(r)}
-    events = []
-    for line in twin_lines:
-        raw = json.loads(line)
-        if raw.get("type") == "family.member_added" and units.find(raw["person"]) != units.find(
-            raw["data"]["family"]
-        ):
-            raise ValueError("the twin joins families the world keeps apart: stream it whole")
-        if units.find(_unit(raw)) in again:
-            events.append(pseudo.event(validate(line)))
+    events = [
+        pseudo.event(validate(line))
+        for line, root in zip(twin_lines, roots, strict=True)
+        if root in again
+    ]
     pipe = Pipeline(profile=state_profile, history=None)
     builder = PanelBuilder(run.first, COVERED_MUNICIPALITIES)
     j = 0
@@ -206,8 +203,8 @@ def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, i
     muni = np.full((n, m), -1, dtype=panel.municipality.dtype)
     muni[: len(families)] = panel.municipality
     starts = {s: [list(x) for x in v] + [[] for _ in new] for s, v in panel.starts.items()}
-    for f in affected & set(rows):
-        i = rows[f]
+    gone = {rows[f] for f in affected if f in rows}
+    for i in gone:
         groups[i], scores[i], muni[i] = 0, np.nan, -1
         for v in starts.values():
             v[i] = []
@@ -217,8 +214,7 @@ def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, i
         groups[i], scores[i] = sub.groups[r], sub.scores[r]
         muni[i] = np.where(sub.groups[r] > 0, lookup(sub.municipality[r]), -1)
         for s, v in starts.items():
-            v[i] = list(sub.starts.get(s, [[]] * len(sub_fams))[r])
-    gone = {rows[f] for f in affected if f in rows}
+            v[i] = list(sub.starts[s][r])
     out = {k: v for k, v in entries.items() if v[0] not in gone}
     out.update({k: (rows[sub_fams[r]], c) for k, (r, c) in sub_entries.items()})
     return Panel(groups, muni, starts, scores), [*families, *new], out
@@ -263,12 +259,25 @@ def _components(lines: list[str]):
     return find, out
 
 
-def _digests(lines: list[str], find) -> dict[str, tuple[int, int]]:
-    """Per component, an order-free digest of its lines: (sum of their hashes mod
-    2^64, their number)."""
-    out: dict[str, list[int]] = {}
+def _roots(lines: list[str], find) -> list[str]:
+    """Each line's component (:func:`_components` of the world); refuses lines that
+    join components the world keeps apart (then its rows cannot be the world's)."""
+    out = []
     for line in lines:
-        root = find(_unit(json.loads(line)))
+        ev = json.loads(line)
+        if ev.get("type") == "family.member_added" and find(ev["person"]) != find(
+            ev["data"]["family"]
+        ):
+            raise ValueError("the twin joins families the world keeps apart: stream it whole")
+        out.append(find(_unit(ev)))
+    return out
+
+
+def _digests(lines: list[str], roots: list[str]) -> dict[str, tuple[int, int]]:
+    """Per component (``roots``: each line's), an order-free digest of its lines: (sum
+    of their hashes mod 2^64, their number)."""
+    out: dict[str, list[int]] = {}
+    for line, root in zip(lines, roots, strict=True):
         h = int.from_bytes(hashlib.blake2b(line.encode(), digest_size=8).digest(), "big")
         d = out.setdefault(root, [0, 0])
         d[0] = (d[0] + h) % (1 << 64)
