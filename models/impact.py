@@ -76,10 +76,14 @@ __all__ = [
     "SERVICES",
     "SERVICE_FEATURES",
     "Cells",
+    "Counts",
     "Estimate",
+    "FIELDS",
+    "REACH",
     "Panel",
     "PanelBuilder",
     "cohort_cells",
+    "cohort_counts",
     "estimate",
     "month_of",
     "outcome_group",
@@ -282,6 +286,86 @@ class Alike:
 #: not stand in), or ``"not_yet"``, any family not yet treated, the never treated too.
 COMPARISONS = ("later", "not_yet")
 
+#: A later-treated family stands in for the cohorts of the ``REACH`` months before its
+#: own start, no earlier ones: what a worker keeps of a family is then a few years of
+#: months, not its whole history (over six seeds at 20,000 families the estimates moved
+#: by 0.002 at most against no reach: docs/impact.md).
+REACH = 24
+
+#: The counts kept per stratum and horizon (:class:`Counts`), in this order: entries,
+#: comparison families, entries seen ``k`` months before the start; then of each, those
+#: that moved lower and higher.
+FIELDS: tuple[str, ...] = (
+    "n_t",
+    "n_c",
+    "n_b",
+    "y_t:lower",
+    "y_t:higher",
+    "y_c:lower",
+    "y_c:higher",
+    "y_b:lower",
+    "y_b:higher",
+)
+_AT = {f: i for i, f in enumerate(FIELDS)}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A service's cohort counts, additive: ``strata`` ``[S, 3]`` (cohort month —
+    ``year × 12 + month − 1``—, municipality, :class:`Alike` key), ``values``
+    ``[S, len(horizons), len(FIELDS)]``. The counts of two
+    sets of families are the sum of theirs (:meth:`__add__`): each worker partition
+    keeps its own, a reader adds them up. Nothing per family.
+
+    >>> g = np.full((3, 8), 5, dtype=np.int8)
+    >>> p = Panel(g, np.zeros_like(g), {"family_work": [[5], [7], []]})
+    >>> a = cohort_counts(p, "family_work", (1,), first=24_300)
+    >>> a.strata.tolist()  # cohort 24304 has a comparison family, no entry
+    [[24304, 0, 60], [24305, 0, 60]]
+    >>> a.values[1, 0].tolist()  # one entry (seen a month before too), one comparison
+    [1, 1, 1, 0, 0, 0, 0, 0, 0]
+    >>> (a + a).values[1, 0, :2].tolist(), (a + a).cells().n_t[1].tolist()
+    ([2, 2], [2.0])
+    """
+
+    horizons: tuple[int, ...]
+    strata: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def empty(cls, horizons: Sequence[int] = HORIZONS) -> Counts:
+        ks = tuple(horizons)
+        return cls(ks, np.zeros((0, 3), np.int64), np.zeros((0, len(ks), len(FIELDS)), np.int64))
+
+    def __add__(self, other: Counts) -> Counts:
+        if other.horizons != self.horizons:
+            raise ValueError("counts of different horizons")
+        strata = np.concatenate([self.strata, other.strata])
+        values = np.concatenate([self.values, other.values])
+        keys, inverse = np.unique(strata, axis=0, return_inverse=True)
+        summed = np.zeros((len(keys), *values.shape[1:]), np.int64)
+        np.add.at(summed, inverse.reshape(-1), values)
+        return Counts(self.horizons, keys, summed)
+
+    def cells(self, municipalities: Sequence[int] | None = None) -> Cells:
+        """The :class:`Cells` of the strata with an entry (``municipalities``: those
+        strata only)."""
+        keep = (self.values[:, :, _AT["n_t"]] > 0).any(axis=1)
+        if municipalities is not None:
+            keep &= np.isin(self.strata[:, 1], np.asarray(municipalities))
+        v = self.values[keep].astype(float)
+        ks = self.horizons
+
+        def one(name: str) -> dict:
+            return {k: v[:, i, _AT[name]] for i, k in enumerate(ks)}
+
+        def two(name: str) -> dict:
+            return {
+                (k, o): v[:, i, _AT[f"{name}:{o}"]] for i, k in enumerate(ks) for o in _OUTCOMES
+            }
+
+        return Cells(ks, one("n_t"), one("n_c"), two("y_t"), two("y_c"), one("n_b"), two("y_b"))
+
 
 def cohort_cells(
     panel: Panel,
@@ -291,11 +375,43 @@ def cohort_cells(
     alike: Alike | None = None,
     gap: int = ENTRY_GAP,
     comparison: str = "later",
+    reach: int | None = REACH,
 ) -> Cells:
-    """The stratum counts of ``service``'s cohorts (module doc): strata are cohort
-    month × municipality × :class:`Alike` key (default ``Alike()``), those with an
-    entry only; ``municipalities``: only entries there (None: all); ``comparison``: one
-    of :data:`COMPARISONS`."""
+    """The stratum counts of ``service``'s cohorts (module doc) as :class:`Cells`:
+    strata are cohort month × municipality × :class:`Alike` key (default ``Alike()``),
+    those with an entry only; ``municipalities``: only entries there (None: all);
+    ``comparison``: one of :data:`COMPARISONS`; ``reach``: see :data:`REACH` (None:
+    any later start)."""
+    counts = cohort_counts(panel, service, horizons, alike, gap, comparison, reach)
+    return counts.cells(municipalities)
+
+
+class _Binner:
+    """Adds to ``values[:, horizon, field]`` how many families of a mask each stratum
+    (``where``: each family's, −1 none) has."""
+
+    def __init__(self, values: np.ndarray, where: np.ndarray):
+        self.values, self.where = values, where
+
+    def __call__(self, mask: np.ndarray, i: int, name: str) -> None:
+        self.values[:, i, _AT[name]] += np.bincount(self.where[mask], minlength=len(self.values))
+
+
+def cohort_counts(
+    panel: Panel,
+    service: str,
+    horizons: Sequence[int] = HORIZONS,
+    alike: Alike | None = None,
+    gap: int = ENTRY_GAP,
+    comparison: str = "later",
+    reach: int | None = REACH,
+    first: int = 0,
+    cohorts: range | None = None,
+) -> Counts:
+    """The :class:`Counts` of ``service``'s cohorts (:func:`cohort_cells`): every
+    stratum with an entry or a comparison family. ``first``: the panel's first month
+    (``year × 12 + month − 1``), so that the counts of panels of different spans add
+    up; ``cohorts``: only these cohort months (panel columns; None: all)."""
     if comparison not in COMPARISONS:
         raise ValueError(f"comparison must be one of {COMPARISONS}, not {comparison!r}")
     alike = alike or Alike()
@@ -303,32 +419,31 @@ def cohort_cells(
     mu = np.asarray(panel.municipality, dtype=np.int64)
     n_m = g.shape[1]
     cum = panel.started(service)
-    only = None if municipalities is None else np.asarray(municipalities)
     ks = tuple(horizons)
-    parts: dict[str, dict] = {name: {} for name in ("n_t", "n_c", "n_b", "y_t", "y_c", "y_b")}
-
-    def add(name: str, key, values: np.ndarray) -> None:
-        parts[name].setdefault(key, []).append(values)
+    span = range(max(alike.first, 0), n_m) if cohorts is None else cohorts
+    strata_out, values_out = [], []
 
     def moved(later: np.ndarray, base: np.ndarray, outcome: str) -> np.ndarray:
         return (later < base) if outcome == "lower" else (later > base)
 
-    for c in range(alike.first, n_m):
+    for c in span:
+        if c < alike.first or c >= n_m:
+            continue
         key, base = alike(panel, c)
         g0, m0 = g[:, c - 1], mu[:, c - 1]
         base &= g0 > 0
-        if only is not None:
-            base &= np.isin(m0, only)
+        if not base.any():
+            continue
         recent = cum[:, c] - cum[:, max(c - gap, 0)]  # starts in c − gap … c − 1
         entry = base & (cum[:, c + 1] - cum[:, c] > 0) & (recent == 0)
-        if not entry.any():
-            continue
-        full = m0 * (int(key.max()) + 1) + key
-        strata = np.unique(full[entry])
-        at = np.searchsorted(strata, full).clip(0, len(strata) - 1)
-        base &= strata[at] == full  # families of a stratum without entries: no use
-        size = len(strata)
-        for k in ks:
+        # the municipality and the key, one integer (codes and keys are non-negative)
+        full = m0 * 1_000_000 + key
+        strata, at = np.unique(full[base], return_inverse=True)
+        where = np.full(len(g0), -1, np.int64)
+        where[base] = at.reshape(-1)
+        values = np.zeros((len(strata), len(ks), len(FIELDS)), np.int64)
+        add = _Binner(values, where)
+        for i, k in enumerate(ks):
             t = c + k
             gk = g[:, t] if 0 <= t < n_m else np.zeros_like(g0)
             seen = gk > 0
@@ -336,36 +451,30 @@ def cohort_cells(
             last = min(max(t, c), n_m - 1) + 1  # cum column after the horizon's month
             clean = (cum[:, last] - cum[:, max(c - gap, 0)]) == 0
             if comparison == "later":
-                clean &= cum[:, n_m] > cum[:, last]
+                upto = n_m if reach is None else min(max(last, c + reach + 1), n_m)
+                clean &= cum[:, upto] > cum[:, last]
             tr, co = entry & seen, base & seen & clean
-            add("n_t", k, np.bincount(at[tr], minlength=size))
-            add("n_c", k, np.bincount(at[co], minlength=size))
+            add(tr, i, "n_t")
+            add(co, i, "n_c")
             before = np.zeros_like(entry)
             if k > 0 and c - 1 - k >= 0:  # the same entries, k months before the start
-                gb = g[:, c - 1 - k]
-                before = entry & seen & (gb > 0)
-            add("n_b", k, np.bincount(at[before], minlength=size))
+                before = entry & seen & (g[:, c - 1 - k] > 0)
+            add(before, i, "n_b")
             for o in _OUTCOMES:
                 mv = moved(gk, g0, o)
-                add("y_t", (k, o), np.bincount(at[tr & mv], minlength=size))
-                add("y_c", (k, o), np.bincount(at[co & mv], minlength=size))
+                add(tr & mv, i, f"y_t:{o}")
+                add(co & mv, i, f"y_c:{o}")
                 mb = moved(g0, g[:, min(max(c - 1 - k, 0), n_m - 1)], o)  # used if k > 0
-                add("y_b", (k, o), np.bincount(at[before & mb], minlength=size))
-    empty = np.zeros(0)
-    cat: dict[str, dict[Any, np.ndarray]] = {
-        name: {key: np.concatenate(v).astype(float) for key, v in d.items()}
-        for name, d in parts.items()
-    }
-
-    def counts(name: str) -> dict[int, np.ndarray]:
-        return {k: cat[name].get(k, empty) for k in ks}
-
-    def moves(name: str) -> dict[tuple[int, str], np.ndarray]:
-        return {(k, o): cat[name].get((k, o), empty) for k in ks for o in _OUTCOMES}
-
-    return Cells(
-        ks, counts("n_t"), counts("n_c"), moves("y_t"), moves("y_c"), counts("n_b"), moves("y_b")
-    )
+                add(before & mb, i, f"y_b:{o}")
+        used = values.any(axis=(1, 2))
+        if used.any():
+            muni, key = np.divmod(strata[used], 1_000_000)
+            rows = np.stack([np.full(len(key), first + c), muni, key], 1)
+            strata_out.append(rows)
+            values_out.append(values[used])
+    if not strata_out:
+        return Counts.empty(ks)
+    return Counts(ks, np.concatenate(strata_out), np.concatenate(values_out))
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,12 @@ from models.features import NEED_WEIGHTS
 from models.impact import (
     LAG,
     OUTCOME_RULE,
+    REACH,
     SERVICE_FEATURES,
+    Counts,
     Panel,
     cohort_cells,
+    cohort_counts,
     estimate,
     outcome_group,
 )
@@ -200,3 +203,47 @@ def test_recent_starts_are_not_entries_and_not_comparisons():
     # started in month 1, within 12 months of month 5: no comparison then.
     assert estimate(cells, 2).treated == 1
     assert estimate(cells, 2).comparison == 1
+
+
+def test_a_comparison_family_stands_in_only_within_its_reach():
+    g = np.full((3, 40), 5, dtype=np.int8)
+    panel = Panel(g, np.zeros_like(g), {"family_work": [[5], [5 + REACH], [6 + REACH]]})
+    cells = cohort_cells(panel, "family_work", horizons=(1,))
+    assert estimate(cells, 1).comparison == 1  # family 1, not family 2
+    assert estimate(cohort_cells(panel, "family_work", (1,), reach=None), 1).comparison == 2
+
+
+def _part(panel: Panel, rows: np.ndarray, first: int = 0) -> Panel:
+    """The families ``rows`` of ``panel`` from month ``first`` on, their starts shifted."""
+    starts = {s: [[c - first for c in v[i]] for i in rows] for s, v in panel.starts.items()}
+    return Panel(panel.groups[rows, first:], panel.municipality[rows, first:], starts)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_counts_of_parts_add_up_to_the_whole(seed):
+    """What each worker partition keeps adds up, over any split of the families, of the
+    cohort months, and from panels that begin in different months (with the months
+    a cohort reads), to the whole panel's estimates."""
+    rng = np.random.default_rng(seed)
+    panel, _ = _world(rng, families=1500, months=40, effect=0.3, select=2.0, start_rate=0.02)
+    panel.municipality[:] = rng.integers(0, 3, size=(1500, 1))  # three municipalities
+    ks = (-3, 3, 6)
+    whole = cohort_counts(panel, "family_work", ks)
+    part = rng.integers(0, 4, 1500)
+    summed = Counts.empty(ks)
+    for p in range(4):
+        rows = np.flatnonzero(part == p)
+        late = 2 * p  # this partition's panel begins later: cohorts read 12 months back
+        cut = late + 12
+        tail = cohort_counts(
+            _part(panel, rows, late), "family_work", ks, first=late, cohorts=range(cut - late, 40)
+        )
+        head = cohort_counts(_part(panel, rows), "family_work", ks, cohorts=range(cut))
+        summed = summed + tail + head
+    assert np.array_equal(summed.strata, whole.strata)
+    assert np.array_equal(summed.values, whole.values)
+    for k in ks:
+        for only in (None, [1]):
+            a = estimate(summed.cells(only), k)
+            b = estimate(cohort_cells(panel, "family_work", ks, municipalities=only), k)
+            assert a == b
