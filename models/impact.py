@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from models.family import current, residence_events
 from models.features import NEED_BASE, NEED_WEIGHTS, family_vector
@@ -82,12 +83,16 @@ __all__ = [
     "REACH",
     "Panel",
     "PanelBuilder",
+    "COUNT_STEP",
+    "published",
+    "REPORTED",
     "cohort_cells",
     "cohort_counts",
     "estimate",
     "month_of",
     "outcome_group",
     "outcome_score",
+    "pre_trend",
     "service_of",
     "withheld",
 ]
@@ -146,6 +151,8 @@ ENTRY_GAP = 12
 HORIZONS: tuple[int, ...] = tuple(range(-6, 13))
 
 _OUTCOMES = ("lower", "higher")
+#: The horizons published and evaluated (months after the start).
+REPORTED: tuple[int, ...] = (3, 6, 12)
 
 
 def outcome_score(
@@ -646,3 +653,71 @@ def withheld(e: Estimate, min_cell: int, min_entries: int = MIN_ENTRIES) -> str 
     if any(0 < c < min_cell for c in counts):
         return f"a count behind the estimate is 1 to {min_cell - 1} families"
     return None
+
+
+def pre_trend(cells, outcome: str = "lower") -> float | None:
+    """The p-value of "no effect before the start" (months −6 … −2 but the matched
+    ``−1 − LAG``), a chi-square on the event-study estimates taken as independent (they
+    are not quite: the same families at neighbouring months)."""
+    z = []
+    for k in cells.horizons:
+        if k < -1 and k != -1 - LAG:
+            e = estimate(cells, k, outcome)
+            if e.effect is not None and e.se:
+                z.append(e.effect / e.se)
+    if not z:
+        return None
+    return round(float(stats.chi2.sf(float(np.sum(np.square(z))), len(z))), 4)
+
+
+#: Published counts of families are rounded down to a multiple of this: from one
+#: month's answer to the next, the change of an exact count would say how many
+#: families entered a cohort (a handful, in a small municipality).
+COUNT_STEP = 10
+
+
+def published(cells: Cells, min_cell: int, outcome: str = "lower") -> dict:
+    """What is published of a service's cells (the API, the export): per horizon of
+    :data:`REPORTED` and per month of the event study (all of ``cells.horizons`` but
+    −1, the reference), the estimate or why it is withheld (:func:`withheld`), the
+    entries and comparison families rounded down to :data:`COUNT_STEP`; and the
+    pre-trend p-value while any reported estimate is published.
+
+    >>> g = np.full((60, 12), 5, dtype=np.int8)
+    >>> g[:30, 8:] = 4  # the 30 entries (month 6) improve, the 30 later treated do not
+    >>> starts = [[6]] * 30 + [[11]] * 30
+    >>> cells = cohort_cells(Panel(g, np.zeros_like(g), {"family_work": starts}),
+    ...                      "family_work", (-2, 3))
+    >>> out = published(cells, min_cell=5)
+    >>> out["estimates"][0]["months"], out["estimates"][0]["effect"]
+    (3, 1.0)
+    >>> out["estimates"][0]["withheld"] is None, out["estimates"][0]["entries"]
+    (True, 30)
+    >>> published(cells, min_cell=40)["estimates"][0]["withheld"]
+    'a count behind the estimate is 1 to 39 families'
+    """
+
+    def one(k: int) -> dict:
+        e = estimate(cells, k, outcome)
+        why = withheld(e, min_cell)
+        shown = why is None
+        return {
+            "months": k,
+            "effect": e.effect if shown else None,
+            "ci_low": e.ci_low if shown else None,
+            "ci_high": e.ci_high if shown else None,
+            "mde": e.mde if shown else None,
+            "naive": e.naive if shown else None,
+            "entries": e.treated // COUNT_STEP * COUNT_STEP if shown else None,
+            "comparison": e.comparison // COUNT_STEP * COUNT_STEP if shown else None,
+            "withheld": why,
+        }
+
+    estimates = [one(k) for k in REPORTED if k in cells.horizons]
+    study = [one(k) for k in cells.horizons if k != -1]
+    shown = any(r["withheld"] is None for r in estimates)
+    return {
+        "estimates": estimates,
+        "event_study": study,
+        "pre_trend_p": pre_trend(cells, outcome) if shown else None,
+    }

@@ -30,6 +30,10 @@ HIST = PREFIX + "hist:"  # hash prefix of a scope's history (sinks/apply_history
 #   -> a day's change; a block is HIST_BLOCK days (day numbers // HIST_BLOCK)
 HIST_BLOCK = 32
 
+IMPACT = PREFIX + "impact:"  # hash per service (and worker partition): a cohort stratum
+#   "<month>|<municipality>|<key>" -> its counts (sinks/impact_store.py)
+IMPACT_MONTH = PREFIX + "impact-month"  # string: the last month counted, YYYY-MM
+
 MODEL = PREFIX + "model"  # string: the latest family-type snapshot (JSON)
 MODEL_VERSION = PREFIX + "model:version"  # string: "<generation>.<version>" of MODEL
 
@@ -66,6 +70,16 @@ def history(name: str, block: int | None = None) -> str:
     ('tk:hist:a:33100', 'tk:hist:all:23093')
     """
     return HIST + name if block is None else f"{HIST}{name}:{block}"
+
+
+def impact(service: str, partition: int | None = None) -> str:
+    """A service's cohort counts (None: the in-process pipeline's; else a worker
+    partition's, which a reader adds up).
+
+    >>> impact("family_work"), impact("family_work", 3)
+    ('tk:impact:family_work', 'tk:impact:family_work:3')
+    """
+    return IMPACT + service if partition is None else f"{IMPACT}{service}:{partition}"
 
 
 def due(partition: int | None) -> str:

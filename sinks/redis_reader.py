@@ -31,7 +31,7 @@ import json
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, type_id_of
 from models.publication import keysums_of, published_last
-from sinks import keys
+from sinks import impact_store, keys
 
 
 def _s(v) -> str:
@@ -433,3 +433,20 @@ async def read_published_async(client) -> dict | None:
 
 def _ordinal(day: str) -> int:
     return dt.date.fromisoformat(day).toordinal()
+
+
+async def read_impact_async(client, services) -> tuple[str | None, dict]:
+    """``(month, {service: Counts})``: the month the cohorts are counted up to
+    (``YYYY-MM``, None before any) and each service's counts, the in-process writer's
+    and every worker partition's added up (:mod:`sinks.impact_store`)."""
+    month = await client.get(keys.IMPACT_MONTH)
+    out = {}
+    for service in services:
+        names = [keys.impact(service)]
+        names += [k async for k in client.scan_iter(match=f"{keys.impact(service)}:*")]
+        pipe = client.pipeline(transaction=True)
+        for name in names:
+            pipe.hgetall(name)
+        fields = [item for h in await pipe.execute() for item in (h or {}).items()]
+        out[service] = impact_store.decode(fields)
+    return (_s(month) if month is not None else None), out

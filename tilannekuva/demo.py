@@ -39,14 +39,17 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from models.alerts import TrendRule
+from models.cohorts import Cohorts
 from models.contract import InvalidEvent, validate
 from models.family_types import TypeAssigner, family_assignment
 from models.features import state_vector
+from models.impact import SERVICES
 from models.learning import Learner, LearnerBatch
 from models.picture import Pipeline
 from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from sinks import keys
+from sinks.impact_store import ImpactStore
 from sinks.model_store import ModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.ops import TrendAlerts
@@ -279,6 +282,9 @@ class Ingest:
             on_history=self._history,
             history=None,
         )
+        # The service cohorts, counted when W leaves a month (docs/impact.md).
+        self.cohorts = Cohorts()
+        self.impact = ImpactStore(redis)
         self.invalid: Counter[str] = Counter()
         self.accepted = 0
 
@@ -332,9 +338,13 @@ class Ingest:
     def apply(self, events: list[dict]) -> list[str]:
         """Process validated events as one batch; returns the changed scopes."""
         if events:
-            pseud = self.pseudonymiser.event
-            self.pipeline.process_many([pseud(e) for e in events])
+            pseudonymised = [self.pseudonymiser.event(e) for e in events]
+            self.cohorts.observe(pseudonymised)
+            self.pipeline.process_many(pseudonymised)
             self.accepted += len(events)
+            if closed := self.cohorts.close(self.pipeline):
+                counts = {s: self.cohorts.counts(s) for s in SERVICES}
+                self.impact.write(closed[-1], counts)
         if self.accepted:
             self.sink.raise_watermark(self.pipeline.watermark)
             self.sink.raise_watermark(self.pipeline.first_day)
@@ -656,7 +666,7 @@ def run(args, settings: Settings) -> int:
     try:
         t0 = time.perf_counter()
         say(f"generating {args.families:,} synthetic families (seed {args.seed}) ...")
-        history = synthesize(args.families, args.seed, **KNOBS)
+        history = synthesize(args.families, args.seed, services=True, **KNOBS)
         say(
             f"generated {len(history.lines):,} lines in {time.perf_counter() - t0:.1f} s "
             f"({', '.join(f'{k} {v}' for k, v in history.counts.items() if k not in ('lines', 'valid'))})"

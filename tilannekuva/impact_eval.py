@@ -29,33 +29,31 @@ One JSON object on stdout::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import pickle
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
+from models.cohorts import Cohorts
 from models.contract import COVERED_MUNICIPALITIES, validate
-from models.family import current
 from models.impact import (
     COMPARISONS,
     HORIZONS,
     LAG,
+    REPORTED,
     SERVICES,
     Panel,
     PanelBuilder,
     cohort_cells,
     estimate,
     month_of,
-    outcome_score,
-    service_of,
+    pre_trend,
     withheld,
 )
 from models.picture import Pipeline
@@ -68,6 +66,7 @@ __all__ = [
     "REPORTED",
     "Run",
     "Units",
+    "batches",
     "evaluate",
     "pre_trend",
     "stream_panel",
@@ -76,8 +75,6 @@ __all__ = [
     "twinned",
 ]
 
-#: The horizons of the report (months after the start).
-REPORTED = (3, 6, 12)
 _KEY = b"impact-eval-key-0123456789abcdef"
 
 
@@ -101,35 +98,37 @@ class Run:
     munis: dict[str, int] = field(default_factory=dict)
 
 
+def batches(events: list[dict], size: int = 500) -> Iterator[list[dict]]:
+    """``events`` in batches of about ``size``, each ending between arrivals (a twin's
+    events find their batch by arrival: :func:`stream_twin`)."""
+    i = 0
+    while i < len(events):
+        end = min(i + size, len(events))
+        while end < len(events) and events[end]["recorded_at"] == events[end - 1]["recorded_at"]:
+            end += 1
+        yield events[i:end]
+        i = end
+
+
 def stream_panel(lines: list[str], batch: int = 500, run: Run | None = None):
     """The panel of a world (module doc): ``(panel, families, entries)`` of
-    :meth:`models.impact.PanelBuilder.panel`. Months are closed as ``W`` leaves them,
-    from the month of the earliest ``recorded_at`` (the registers going live) on;
+    :meth:`models.impact.PanelBuilder.panel`, as :class:`models.cohorts.Cohorts` keeps
+    it, from the month of the earliest ``recorded_at`` (the registers going live) on;
     ``run`` (if given) keeps how."""
     pseudo = Pseudonymiser(_KEY)
     events = [pseudo.event(validate(line)) for line in lines]
-    live = min(e["recorded_at"][:10] for e in events)
     run = run if run is not None else Run()
-    run.first = month_of(live)
+    run.first = month_of(min(e["recorded_at"][:10] for e in events))
     pipe = Pipeline(profile=state_profile, history=None)
-    builder = PanelBuilder(run.first, COVERED_MUNICIPALITIES)
-    closed = run.first - 1
-    i = 0
-    while i < len(events):
-        end = min(i + batch, len(events))
-        while end < len(events) and events[end]["recorded_at"] == events[end - 1]["recorded_at"]:
-            end += 1  # a batch ends between arrivals: a twin's events find their batch
-        chunk, i = events[i:end], end
-        _starts(builder, chunk)
+    cohorts = Cohorts(run.first, COVERED_MUNICIPALITIES)
+    for chunk in batches(events, batch):
+        cohorts.observe(chunk)
         pipe.process_many(chunk)
-        closes = []
-        while closed + 1 < month_of(pipe.watermark):
-            closed += 1
-            builder.month_end(closed, _counted(pipe, closed))
-            closes.append(closed)
-        run.steps.append(Step(chunk[-1]["recorded_at"], pipe.watermark, tuple(closes)))
-    run.munis = dict(builder.munis)
-    return builder.panel()
+        closes = cohorts.close(pipe)
+        run.steps.append(Step(chunk[-1]["recorded_at"], pipe.watermark, closes))
+    assert cohorts.builder is not None
+    run.munis = dict(cohorts.builder.munis)
+    return cohorts.panel()
 
 
 @dataclass
@@ -167,20 +166,21 @@ def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None
         if root in again
     ]
     pipe = Pipeline(profile=state_profile, history=None)
-    builder = PanelBuilder(run.first, COVERED_MUNICIPALITIES)
+    cohorts = Cohorts(run.first, COVERED_MUNICIPALITIES)
     j = 0
     for step in run.steps:
         chunk = []
         while j < len(events) and events[j]["recorded_at"] <= step.last:
             chunk.append(events[j])
             j += 1
-        _starts(builder, chunk)
+        cohorts.observe(chunk)
         pipe.watermark = max(pipe.watermark, step.watermark)
         pipe.process_many(chunk)  # also the families due at the world's W
         for month in step.closes:
-            builder.month_end(month, _counted(pipe, month))
+            cohorts.close_month(month, pipe)
     affected = {pseudo.family(f) for r in again for f in units.families.get(r, ())}
-    return _merged(world, builder, affected, run.munis)
+    assert cohorts.builder is not None
+    return _merged(world, cohorts.builder, affected, run.munis)
 
 
 def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, int]):
@@ -218,12 +218,6 @@ def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, i
     out = {k: v for k, v in entries.items() if v[0] not in gone}
     out.update({k: (rows[sub_fams[r]], c) for k, (r, c) in sub_entries.items()})
     return Panel(groups, muni, starts, scores), [*families, *new], out
-
-
-def _starts(builder: PanelBuilder, events: list[dict]) -> None:
-    for ev in events:
-        if (service := service_of(ev)) is not None:
-            builder.start(service, ev["person"], ev["data"]["episode"], ev["occurred_at"])
 
 
 def _unit(event: dict) -> str:
@@ -285,18 +279,6 @@ def _digests(lines: list[str], roots: list[str]) -> dict[str, tuple[int, int]]:
     return {r: (d[0], d[1]) for r, d in out.items()}
 
 
-def _counted(pipe: Pipeline, month: int):
-    """Every counted family's (family, municipality, outcome score, members) at the
-    end of ``month``."""
-    on = dt.date((month + 1) // 12, (month + 1) % 12 + 1, 1).toordinal() - 1
-    for fam, contrib in pipe.contributions.items():
-        state = pipe.families[fam]
-        score = outcome_score(state, pipe.persons, on)
-        if score is None:
-            continue
-        yield fam, contrib["municipality"], score, list(current(state))
-
-
 def truth(factual, twins, horizons=REPORTED, outcome: str = "lower") -> dict[str, dict]:
     """Per service and horizon, the planted effect on the entries (module doc):
     ``{"effect", "entries"}``. ``twins``: the streamed twin of each service with an
@@ -343,21 +325,6 @@ def _moved(groups: np.ndarray, rows: np.ndarray, c: np.ndarray, k: int, outcome:
     before, after = groups[rows, c - 1].astype(int), groups[rows, c + k].astype(int)
     moved = (after < before) if outcome == "lower" else (after > before)
     return np.where((before > 0) & (after > 0), moved.astype(int), -1)
-
-
-def pre_trend(cells, outcome: str = "lower") -> float | None:
-    """The p-value of "no effect before the start" (months −6 … −2 but the matched
-    ``−1 − LAG``), a chi-square on the event-study estimates taken as independent (they
-    are not quite: the same families at neighbouring months)."""
-    z = []
-    for k in cells.horizons:
-        if k < -1 and k != -1 - LAG:
-            e = estimate(cells, k, outcome)
-            if e.effect is not None and e.se:
-                z.append(e.effect / e.se)
-    if not z:
-        return None
-    return round(float(stats.chi2.sf(float(np.sum(np.square(z))), len(z))), 4)
 
 
 def evaluate(

@@ -22,6 +22,7 @@ from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES
 from models.publication import published_last
 from sinks import redis_reader
+from tilannekuva.api import impact as impact_api
 from tilannekuva.api.cube import FIELD_INDEX, HIDDEN
 from tilannekuva.api.history import series
 from tilannekuva.api.picture import PastDay, empty_body, exact_scope, past_scope_body
@@ -33,7 +34,7 @@ from tilannekuva.api.series import (
     parse_day,
     parse_history_query,
 )
-from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, STATE, TYPES
+from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, SETTINGS, STATE, TYPES
 from tilannekuva.api.types import BadQuery, parse_query
 from tilannekuva.api.types import scope_body as types_body
 
@@ -163,6 +164,20 @@ async def family_types(request: web.Request) -> web.Response:
         scope, municipality = f"a:{postcode}", known[postcode]
     tp = await request.app[TYPES].get()
     body = types_body(tp, scope, postcode, municipality, limit)
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def impact(request: web.Request) -> web.Response:
+    """Service impact by service and municipality (:mod:`tilannekuva.api.impact`)."""
+    try:
+        services, municipality = impact_api.parse_query(request.query)
+    except BadQuery as exc:
+        raise http_error(web.HTTPBadRequest, str(exc)) from None
+    if municipality is not None and municipality not in COVERED_MUNICIPALITIES:
+        raise http_error(web.HTTPNotFound, "municipality not covered")
+    month, counts = await redis_reader.read_impact_async(request.app[REDIS], services)
+    min_cell = request.app[SETTINGS].min_cell
+    body = impact_api.body(month, counts, municipality, min_cell)
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from models.impact import SERVICES
 from tilannekuva.api import handlers
 from tilannekuva.api.schemas import (
     AREA_DETAIL,
@@ -22,6 +23,7 @@ from tilannekuva.api.schemas import (
     AreaList,
     Health,
     HistorySeries,
+    ImpactList,
     Scope,
     TypeList,
 )
@@ -163,6 +165,21 @@ TYPES_DESCRIPTION = (
     "counted family has a type of it (a re-base's new ids being written), and when no "
     "choice of hidden counts would be safe (a model whose groups give away a count the "
     "picture hides)."
+)
+
+IMPACT_DESCRIPTION = (
+    "Families who start a service (an entry: no start of it in the 12 months before) "
+    "are compared with families of the same municipality whose outcome group was the "
+    "same at the end of the month before the start and three months before that, and "
+    "who start the service later (within two years), not before the horizon: an exactly "
+    "matched difference in differences, the average effect on the families who got "
+    "the service (docs/impact.md). The outcome is the need score without the services "
+    "themselves; measured with the published service-need groups, which count services "
+    "as need, every service would look harmful.\n\n"
+    "Counted at each month's end. An estimate is withheld, with the reason, when it "
+    "rests on fewer than 20 entries or a count behind it (entries or comparison families "
+    "that moved, or did not) is 1 … SITUATION_MIN_CELL−1; published counts of families "
+    "are rounded down to 10."
 )
 
 ROUTES: tuple[Route, ...] = (
@@ -353,6 +370,41 @@ ROUTES: tuple[Route, ...] = (
         errors={
             400: "malformed municipality, area or limit; an area outside the municipality",
             404: "not a covered municipality; unknown area",
+        },
+    ),
+    Route(
+        "GET",
+        "/api/v1/impact",
+        handlers.impact,
+        name="impact",
+        summary="what happens to families after a service starts, against comparable "
+        "families that start it later: per service, the effect on moving to a lower "
+        "(better) outcome group at 3, 6 and 12 months, with its interval, the minimum "
+        "detectable effect and the naive before/after, an event study from −6 to +12 "
+        "months and a pre-trend check",
+        description=IMPACT_DESCRIPTION,
+        body=ImpactList,
+        body_description="impact",
+        params=(
+            Param(
+                "service",
+                "query",
+                f"one of {', '.join(SERVICES)} (default: all)",
+                "family_work",
+                enum=SERVICES,
+            ),
+            Param(
+                "municipality",
+                "query",
+                "3-digit municipality code: the entries of that municipality (default: all "
+                "six together)",
+                "837",
+                MUNICIPALITY_CODE,
+            ),
+        ),
+        errors={
+            400: "an unknown service; a malformed municipality",
+            404: "not a covered municipality",
         },
     ),
     Route(

@@ -231,3 +231,47 @@ class TypeList(BaseModel):
 def http_error(cls: type[web.HTTPException], message: str, **kwargs) -> web.HTTPException:
     """An aiohttp error whose body is an :class:`Error`."""
     return cls(text=json.dumps({"error": message}), content_type="application/json", **kwargs)
+
+
+class ImpactEstimate(BaseModel):
+    """The effect of a service ``months`` after its start: the difference it makes to
+    the probability of moving to a lower (better) outcome group, against comparable
+    families that start it later (docs/impact.md). All null but ``months`` and
+    ``withheld`` when withheld."""
+
+    months: int = Field(description="months after the start (negative: before it)")
+    effect: float | None = Field(description="a difference of probabilities, e.g. 0.03")
+    ci_low: float | None = Field(description="95 % interval, low end")
+    ci_high: float | None = Field(description="95 % interval, high end")
+    mde: float | None = Field(description="minimum detectable effect (80 % power, 5 %)")
+    naive: float | None = Field(
+        description="the entries' before/after alone: what the comparison corrects"
+    )
+    entries: int | None = Field(
+        description="families that started the service, matched (rounded down to 10)"
+    )
+    comparison: int | None = Field(description="comparison families (rounded down to 10)")
+    withheld: str | None = Field(description="why nothing is published; null when it is")
+
+
+class ServiceImpact(BaseModel):
+    service: str = Field(description="the service, as the register events name it")
+    estimates: list[ImpactEstimate] = Field(description="3, 6 and 12 months after the start")
+    event_study: list[ImpactEstimate] = Field(
+        description="every month from −6 to +12 but −1 (the reference)"
+    )
+    pre_trend_p: float | None = Field(
+        description="p-value of no difference before the start (months −6 … −2); a small "
+        "one says the comparison is not alike; null while nothing is published"
+    )
+
+
+class ImpactList(BaseModel):
+    """What happens to families after a service starts, against comparable families."""
+
+    municipality: MunicipalityCode | None = Field(description="null for all six")
+    counted_to: str | None = Field(
+        description="the last month whose end is counted, YYYY-MM (null: none yet)"
+    )
+    outcome: str = Field(description="what the effects are effects on")
+    services: list[ServiceImpact]

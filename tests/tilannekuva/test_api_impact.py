@@ -1,0 +1,74 @@
+"""``GET /api/v1/impact`` over the real Redis: a generated world with planted service
+effects fed through the demo's ingest (the in-process pipeline, its cohorts and the
+real Redis sink) answers the estimates that the offline panel of the same events gives
+(``evaluate-impact``'s ``stream_panel``), for all six municipalities and for one."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+
+from models.contract import COVERED_MUNICIPALITIES, validate
+from models.impact import SERVICES, cohort_cells, published
+from sinks import keys
+from tilannekuva import api
+from tilannekuva.api.schemas import ImpactList
+from tilannekuva.config import Settings
+from tilannekuva.demo import Ingest
+from tilannekuva.impact_eval import batches, stream_panel
+from tilannekuva.synthetic import synthesize
+
+TOKEN = "impact-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MIN_CELL = 3
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A world's lines and, offline, its panel."""
+    lines = synthesize(500, seed=5, services=True).lines
+    return lines, stream_panel(lines)
+
+
+@pytest.fixture
+async def client(redis_client, redis_test_url, world):
+    lines, _ = world
+    ingest = Ingest(redis_client, b"0123456789abcdef-impact-test")
+    for chunk in batches([validate(line) for line in lines]):
+        ingest.apply(chunk)
+    r = aioredis.Redis.from_url(redis_test_url)
+    settings = Settings(api_token=TOKEN, min_cell=MIN_CELL, redis_url=redis_test_url)
+    c = TestClient(TestServer(api.make_app(settings, r)))
+    await c.start_server()
+    yield c
+    await c.close()
+    await r.aclose()
+
+
+async def test_the_api_answers_the_offline_estimates(client, world, redis_client):
+    _, (panel, _, _) = world
+    body = await (await client.get("/api/v1/impact", headers=AUTH)).json()
+    ImpactList.model_validate(body)
+    assert body["counted_to"] == redis_client.get(keys.IMPACT_MONTH).decode()
+    assert [s["service"] for s in body["services"]] == list(SERVICES)
+    for s in body["services"]:
+        want = published(cohort_cells(panel, s["service"]), MIN_CELL)
+        assert {k: s[k] for k in want} == want, s["service"]
+    shown = [e for s in body["services"] for e in s["estimates"] if e["withheld"] is None]
+    assert shown, "a world of 500 families publishes some estimate"
+    assert any(e["withheld"] for s in body["services"] for e in s["event_study"])
+
+    # One service, the entries of one municipality; then malformed and unknown asks.
+    tampere = sorted(COVERED_MUNICIPALITIES).index("837")  # the panel's numbering
+    resp = await client.get("/api/v1/impact?service=family_work&municipality=837", headers=AUTH)
+    body = await resp.json()
+    assert body["municipality"] == "837" and len(body["services"]) == 1
+    want = published(cohort_cells(panel, "family_work", municipalities=[tampere]), MIN_CELL)
+    assert {k: body["services"][0][k] for k in want} == want
+    for path, status in (
+        ("/api/v1/impact?service=yoga", 400),
+        ("/api/v1/impact?municipality=83", 400),
+        ("/api/v1/impact?municipality=091", 404),
+    ):
+        assert (await client.get(path, headers=AUTH)).status == status, path

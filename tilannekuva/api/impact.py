@@ -1,0 +1,63 @@
+"""``GET /api/v1/impact``: what happens to families after a service starts, against
+comparable families (issue 16, ``docs/impact.md``).
+
+The answer is computed from the cohort counts the pipeline keeps in Redis
+(:mod:`sinks.impact_store`), added up over every writer, with the estimator of
+:mod:`models.impact`; what is published of it, and what is withheld, is
+:func:`models.impact.published`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from models.impact import SERVICES, Counts, published
+from tilannekuva.api.schemas import MUNICIPALITY_CODE
+from tilannekuva.api.types import BadQuery
+
+OUTCOME = (
+    "the probability of moving to a lower (better) outcome group: the need score without "
+    "the services themselves (docs/impact.md), over the last six months"
+)
+
+
+def parse_query(query: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """``(services, municipality)`` of an impact request; formats only (whether the
+    municipality is covered is the handler's: 404).
+
+    >>> parse_query({})[1], len(parse_query({})[0])
+    (None, 6)
+    >>> parse_query({"service": "family_work", "municipality": "837"})
+    (('family_work',), '837')
+    >>> parse_query({"service": "yoga"})
+    Traceback (most recent call last):
+    ...
+    tilannekuva.api.types.BadQuery: service must be one of family_work, home_service, family_counselling, multi_professional_support, substance_abuse_services, child_welfare_open_care
+    """
+    service = query.get("service")
+    if service is not None and service not in SERVICES:
+        raise BadQuery(f"service must be one of {', '.join(SERVICES)}")
+    municipality = query.get("municipality")
+    if municipality is not None and not re.fullmatch(MUNICIPALITY_CODE, municipality):
+        raise BadQuery("municipality code must be 3 digits")
+    return ((service,) if service else SERVICES), municipality
+
+
+def body(
+    month: str | None,
+    counts: Mapping[str, Counts],
+    municipality: str | None,
+    min_cell: int,
+) -> dict:
+    """The answer (:class:`tilannekuva.api.schemas.ImpactList`) from each service's
+    counts; ``municipality``: its entries only (None: all six)."""
+    only = None if municipality is None else [int(municipality)]
+    return {
+        "municipality": municipality,
+        "counted_to": month,
+        "outcome": OUTCOME,
+        "services": [
+            {"service": s, **published(c.cells(only), min_cell)} for s, c in counts.items()
+        ],
+    }
