@@ -13,6 +13,16 @@ show the groups), ``value`` (null where suppressed) and ``suppressed`` (bool).
     tilannekuva export --from 2025-07-01 --to 2026-06-30 --step month \\
         --scope all --scope m:837 --scope a:33100 --format parquet --out history.parquet
 
+With ``--impact``, the service-impact estimates instead (what ``GET /api/v1/impact``
+publishes, from the same counts with the same rules), one row per (municipality,
+service, months): ``counted_to`` (YYYY-MM), ``municipality`` (null for all six),
+``service``, ``months`` (after the start; negative before it), ``reported`` (true at 3,
+6 and 12 months, false for the rest of the event study), ``effect``, ``ci_low``,
+``ci_high``, ``mde``, ``naive``, ``entries``, ``comparison`` (null where withheld),
+``withheld`` (the reason, or null) and ``pre_trend_p``::
+
+    tilannekuva export --impact --format csv --out impact.csv
+
 Parquet needs pyarrow (``pip install 'tilannekuva[export]'``); CSV needs nothing more.
 """
 
@@ -25,8 +35,10 @@ import re
 import sys
 
 from models.contract import COVERED_MUNICIPALITIES
+from models.impact import SERVICES
 from models.publication import published_last
 from sinks import redis_reader
+from tilannekuva.api import impact as impact_api
 from tilannekuva.api.cube import FIELD_INDEX, GROUP_NAMES, HIDDEN, N_IND, Layout
 from tilannekuva.api.history import HistoryCache
 from tilannekuva.api.series import (
@@ -39,6 +51,22 @@ from tilannekuva.api.series import (
 from tilannekuva.config import Settings
 
 COLUMNS = ("as_of", "scope_type", "scope", "municipality", "indicator", "value", "suppressed")
+IMPACT_COLUMNS = (
+    "counted_to",
+    "municipality",
+    "service",
+    "months",
+    "reported",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "mde",
+    "naive",
+    "entries",
+    "comparison",
+    "withheld",
+    "pre_trend_p",
+)
 FORMATS = ("parquet", "csv")
 _SCOPE = re.compile(r"^(all|m:\d{3}|a:\d{5})$")
 
@@ -57,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", choices=STEPS, default="day", help="day (default), week, month")
     parser.add_argument(
         "--indicators", metavar="A,B", help="comma-separated indicators (default: all eight)"
+    )
+    parser.add_argument(
+        "--impact",
+        action="store_true",
+        help="the service-impact estimates of all six municipalities and of each, instead "
+        "of the history (no --from, --to, --scope, --step, --indicators)",
     )
     parser.add_argument("--format", choices=FORMATS, required=True)
     parser.add_argument("--out", required=True, metavar="FILE")
@@ -129,6 +163,29 @@ async def collect(
     return tidy(q.days, chosen, layout, shown, groups, q.indicators)
 
 
+async def collect_impact(redis, min_cell: int) -> dict[str, list]:
+    """The columns of the impact export: the API's answers for all six municipalities
+    and for each (:func:`tilannekuva.api.impact.body`)."""
+    month, counts = await redis_reader.read_impact_async(redis, SERVICES)
+    cols: dict[str, list] = {c: [] for c in IMPACT_COLUMNS}
+    for municipality in (None, *sorted(COVERED_MUNICIPALITIES)):
+        answer = impact_api.body(month, counts, municipality, min_cell)
+        for s in answer["services"]:
+            reported = {e["months"] for e in s["estimates"]}
+            for e in s["event_study"]:
+                row = {
+                    "counted_to": month,
+                    "municipality": municipality,
+                    "service": s["service"],
+                    "reported": e["months"] in reported,
+                    "pre_trend_p": s["pre_trend_p"],
+                    **e,
+                }
+                for c in IMPACT_COLUMNS:
+                    cols[c].append(row[c])
+    return cols
+
+
 def frame(cols: dict[str, list]):
     """The columns as a pandas DataFrame with their types (``value`` nullable)."""
     import pandas as pd
@@ -137,6 +194,19 @@ def frame(cols: dict[str, list]):
     df["as_of"] = pd.to_datetime(df["as_of"]).dt.date
     df["value"] = df["value"].astype("Int64")
     df["suppressed"] = df["suppressed"].astype(bool)
+    return df
+
+
+def impact_frame(cols: dict[str, list]):
+    """The impact columns as a pandas DataFrame with their types."""
+    import pandas as pd
+
+    df = pd.DataFrame(cols, columns=list(IMPACT_COLUMNS))
+    for c in ("months", "entries", "comparison"):
+        df[c] = df[c].astype("Int64")
+    for c in ("effect", "ci_low", "ci_high", "mde", "naive", "pre_trend_p"):
+        df[c] = df[c].astype("Float64")
+    df["reported"] = df["reported"].astype(bool)
     return df
 
 
@@ -151,6 +221,11 @@ def run(args, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.impact:
+        clash = [o for o in ("from_", "to", "scope", "indicators") if getattr(args, o)]
+        if clash or args.step != "day":
+            print("tilannekuva export: --impact takes only --format and --out", file=sys.stderr)
+            return 2
     query = {"step": args.step}
     for name, value in (("from", args.from_), ("to", args.to), ("indicators", args.indicators)):
         if value is not None:
@@ -161,6 +236,8 @@ def run(args, settings: Settings) -> int:
 
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
+            if args.impact:
+                return await collect_impact(client, settings.min_cell)
             return await collect(client, settings.min_cell, query, args.scope)
         finally:
             await client.aclose()
@@ -170,7 +247,7 @@ def run(args, settings: Settings) -> int:
     except BadRequest as exc:
         print(f"tilannekuva export: {exc}", file=sys.stderr)
         return 2
-    df = frame(cols)
+    df = impact_frame(cols) if args.impact else frame(cols)
     if args.format == "parquet":
         df.to_parquet(args.out, index=False)
     else:

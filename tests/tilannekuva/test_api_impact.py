@@ -1,10 +1,15 @@
 """``GET /api/v1/impact`` over the real Redis: a generated world with planted service
 effects fed through the demo's ingest (the in-process pipeline, its cohorts and the
 real Redis sink) answers the estimates that the offline panel of the same events gives
-(``evaluate-impact``'s ``stream_panel``), for all six municipalities and for one."""
+(``evaluate-impact``'s ``stream_panel``), for all six municipalities and for one; and
+``tilannekuva export --impact`` writes the same."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+
+import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
@@ -12,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from models.contract import COVERED_MUNICIPALITIES, validate
 from models.impact import SERVICES, cohort_cells, published
 from sinks import keys
-from tilannekuva import api
+from tilannekuva import api, export
 from tilannekuva.api.schemas import ImpactList
 from tilannekuva.config import Settings
 from tilannekuva.demo import Ingest
@@ -46,7 +51,9 @@ async def client(redis_client, redis_test_url, world):
     await r.aclose()
 
 
-async def test_the_api_answers_the_offline_estimates(client, world, redis_client):
+async def test_the_api_answers_the_offline_estimates(
+    client, world, redis_client, redis_test_url, tmp_path
+):
     _, (panel, _, _) = world
     body = await (await client.get("/api/v1/impact", headers=AUTH)).json()
     ImpactList.model_validate(body)
@@ -62,13 +69,32 @@ async def test_the_api_answers_the_offline_estimates(client, world, redis_client
     # One service, the entries of one municipality; then malformed and unknown asks.
     tampere = sorted(COVERED_MUNICIPALITIES).index("837")  # the panel's numbering
     resp = await client.get("/api/v1/impact?service=family_work&municipality=837", headers=AUTH)
-    body = await resp.json()
-    assert body["municipality"] == "837" and len(body["services"]) == 1
+    one = await resp.json()
+    assert one["municipality"] == "837" and len(one["services"]) == 1
     want = published(cohort_cells(panel, "family_work", municipalities=[tampere]), MIN_CELL)
-    assert {k: body["services"][0][k] for k in want} == want
+    assert {k: one["services"][0][k] for k in want} == want
     for path, status in (
         ("/api/v1/impact?service=yoga", 400),
         ("/api/v1/impact?municipality=83", 400),
         ("/api/v1/impact?municipality=091", 404),
     ):
         assert (await client.get(path, headers=AUTH)).status == status, path
+
+    # The export: the same answers, a row per (municipality, service, month).
+    out = tmp_path / "impact.csv"
+    parser = argparse.ArgumentParser()
+    export.add_arguments(parser)
+    args = parser.parse_args(["--impact", "--format", "csv", "--out", str(out)])
+    settings = Settings(min_cell=MIN_CELL, redis_url=redis_test_url)
+    assert await asyncio.to_thread(export.run, args, settings) == 0  # it runs its own loop
+    df = pd.read_csv(out, dtype={"municipality": str})
+    assert len(df) == 7 * len(SERVICES) * len(body["services"][0]["event_study"])
+    rows = df[df["municipality"].isna() & (df["service"] == "family_work")]
+    api_rows = body["services"][0]["event_study"]
+    assert rows["months"].tolist() == [e["months"] for e in api_rows]
+    assert rows["effect"].fillna(-9).round(6).tolist() == [
+        -9 if e["effect"] is None else e["effect"] for e in api_rows
+    ]
+    assert set(df.loc[df["reported"], "months"]) == {3, 6, 12}
+    parser_args = ["--impact", "--step", "week", "--format", "csv", "--out", str(out)]
+    assert export.run(parser.parse_args(parser_args), Settings(redis_url=redis_test_url)) == 2
