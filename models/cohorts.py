@@ -64,7 +64,7 @@ class Cohorts:
     def __init__(
         self,
         first_month: int | None = None,
-        municipalities: Sequence[str] = COVERED_MUNICIPALITIES,
+        municipalities: Iterable[str] = COVERED_MUNICIPALITIES,
     ):
         self.municipalities = tuple(municipalities)
         self.builder: PanelBuilder | None = None

@@ -640,10 +640,10 @@ def withheld(e: Estimate, min_cell: int, min_entries: int = MIN_ENTRIES) -> str 
     >>> withheld(e, 5)
     'a count behind the estimate is 1 to 4 families'
     >>> withheld(e, 3) is None, withheld(e, 3, 50)
-    (True, 'fewer than 50 entries (40)')
+    (True, 'fewer than 50 entries')
     """
     if e.effect is None or e.treated < min_entries:
-        return f"fewer than {min_entries} entries ({e.treated})"
+        return f"fewer than {min_entries} entries"  # not how many: a count under min_cell
     counts = (
         e.moved_treated,
         e.treated - e.moved_treated,

@@ -295,6 +295,49 @@ def test_the_panel_lists_the_scopes_family_types_in_words(session, demo):
     page.screenshot(path=str(OUT / "types-tampere.png"), full_page=True)
 
 
+def _pp(v: float) -> str:
+    """An effect as the English page writes it: signed percentage points."""
+    x = round(v * 100, 1)
+    return "0.0 pp" if x == 0 else f"{x:+.1f} pp"
+
+
+def test_the_impact_panel_shows_each_service_as_the_api_answers(browser, demo):
+    """A card per service with the API's estimates (or why each is withheld) at 3, 6
+    and 12 months, and a point per published month of the event study; choosing a
+    municipality shows its entries."""
+    s = Session(browser, demo, "#lang=en")
+    try:
+        page = s.page
+        cards = page.locator("#impact article.impact-service")
+        expect(cards).to_have_count(6, timeout=20_000)
+        body = demo.json("/api/v1/impact")
+        assert body["counted_to"], "the demo counts cohorts at each month's end"
+        shown = 0
+        for svc in body["services"]:
+            card = page.locator(f'article[data-service="{svc["service"]}"]')
+            for e in svc["estimates"]:
+                text = card.locator(f'tr[data-months="{e["months"]}"]').inner_text()
+                if e["withheld"]:
+                    assert e["withheld"] in text, text
+                else:
+                    shown += 1
+                    assert _pp(e["effect"]) in text and _pp(e["ci_low"]) in text, (text, e)
+                    assert f"≥ {e['entries']}" in text
+            months = [e for e in svc["event_study"] if e["withheld"] is None]
+            assert card.locator(".impact-study circle").count() == len(months)
+        assert shown, "the demo's 1,500 families publish some estimate"
+        expect(page.locator("#impact-scope")).to_contain_text(body["counted_to"])
+        page.screenshot(path=str(OUT / "impact.png"), full_page=True)
+        page.select_option("#scope", "m:837")
+        expect(page.locator("#impact-scope")).to_contain_text("Tampere")
+        one = demo.json("/api/v1/impact?municipality=837")
+        withheld = sum(e["withheld"] is not None for x in one["services"] for e in x["estimates"])
+        expect(page.locator("#impact td.withheld")).to_have_count(withheld)
+        assert s.errors == []
+    finally:
+        s.close()
+
+
 def test_the_trend_takes_any_range(session, demo):
     page = session.page
     w = dt.date.fromisoformat(demo.json("/api/v1/areas")["as_of"])

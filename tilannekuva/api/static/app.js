@@ -13,6 +13,7 @@ import {
   municipalityName,
   t,
 } from "./i18n.js";
+import { renderImpact } from "./impact.js";
 import { AreaMap, colourScale, drawLegend } from "./map.js";
 import { addDays, daysBetween, formatCount, formatValue, measureValue, toCsv } from "./measure.js";
 
@@ -34,6 +35,7 @@ const data = {
   mapDay: null,
   geo: new Map(), // postcode -> {name, municipality} from the boundaries
   alerts: [],
+  impact: null, // /api/v1/impact for the chosen scope's municipality
   panel: null, // the chosen scope's answer
   trend: null, // {series, rows}
   live: false,
@@ -184,7 +186,7 @@ async function loadPanel({ trend = true } = {}) {
   if (view.scope !== scope || view.day !== day) return;
   data.panel = body;
   renderPanel();
-  if (trend) await Promise.all([loadTrend(), loadTypes()]);
+  if (trend) await Promise.all([loadTrend(), loadTypes(), loadImpact()]);
 }
 
 async function loadTrend() {
@@ -280,6 +282,31 @@ function onStreamEvent(name, raw) {
 
 // ------------------------------------------------------------------ choices
 
+// The municipality whose entries the impact panel shows: the scope's (an area's own),
+// null for all six.
+function impactMunicipality(scope) {
+  if (scope.startsWith("m:")) return scope.slice(2);
+  if (scope.startsWith("a:")) return data.geo.get(scope.slice(2))?.municipality ?? null;
+  return null;
+}
+
+async function loadImpact() {
+  const municipality = impactMunicipality(view.scope);
+  const body = await api.get("/api/v1/impact", { municipality });
+  if (impactMunicipality(view.scope) !== municipality) return;
+  data.impact = body;
+  renderImpactPanel();
+}
+
+function renderImpactPanel() {
+  const lang = view.lang;
+  const body = data.impact;
+  const where = body?.municipality ? municipalityName(body.municipality, lang) : t("all", lang);
+  const month = body?.counted_to ? `; ${t("impactCounted", lang)} ${body.counted_to}` : "";
+  $("#impact-scope").textContent = `${where}${month}`;
+  renderImpact($("#impact"), body, lang);
+}
+
 function setScope(scope) {
   view.scope = scope;
   $("#scope").value = scope.startsWith("a:") ? "" : scope;
@@ -351,6 +378,7 @@ function buildControls() {
     renderTrend();
     guarded(loadTypes);
     renderAlerts();
+    renderImpactPanel();
   });
   measureSel.addEventListener("change", (e) => {
     view.measure = e.target.value;
