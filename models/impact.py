@@ -97,8 +97,9 @@ __all__ = [
     "withheld",
 ]
 
-#: The services whose impact is estimated: the social services' codes and child welfare
-#: open care (a child welfare client episode), as ``models.contract`` names them.
+#: The services whose impact is estimated: the social services' codes, child welfare
+#: open care (a child welfare client episode) and early childhood education (a child's
+#: ``varda`` episode), as ``models.contract`` names their events.
 SERVICES: tuple[str, ...] = (
     "family_work",
     "home_service",
@@ -106,6 +107,7 @@ SERVICES: tuple[str, ...] = (
     "multi_professional_support",
     "substance_abuse_services",
     "child_welfare_open_care",
+    "early_childhood_education",
 )
 
 #: The features that count services received (or the child welfare measures a service
@@ -205,6 +207,8 @@ def service_of(event: dict) -> str | None:
     'family_work'
     >>> service_of({"type": "child_welfare.client_started", "data": {}})
     'child_welfare_open_care'
+    >>> service_of({"type": "ecec.started", "data": {"episode": "VA1"}})
+    'early_childhood_education'
     >>> service_of({"type": "social_service.ended", "data": {"service": "family_work"}})
     """
     if event.get("type") == "social_service.started":
@@ -212,6 +216,8 @@ def service_of(event: dict) -> str | None:
         return service if service in SERVICES else None
     if event.get("type") == "child_welfare.client_started":
         return "child_welfare_open_care"
+    if event.get("type") == "ecec.started":
+        return "early_childhood_education"
     return None
 
 

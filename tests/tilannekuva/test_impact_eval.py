@@ -62,7 +62,10 @@ def test_a_twin_streamed_again_on_the_world_s_schedule_is_the_world(streamed):
 
 def test_a_twin_changes_only_the_families_an_effect_reached(streamed):
     synth, _, units, (panel, families, entries), _, (tp, tfams, tentries) = streamed
-    assert tfams[: len(families)] == families and set(tentries) == set(entries)
+    # The same starts (early childhood education, drawn from the need, may differ)
+    ecec = "early_childhood_education"
+    assert tfams[: len(families)] == families
+    assert {e for e in tentries if e[0] != ecec} == {e for e in entries if e[0] != ecec}
     changed = {
         f
         for f, row in zip(families, panel.groups != tp.groups[: len(families)], strict=True)
@@ -96,8 +99,11 @@ def test_the_panel_holds_every_month_and_the_planted_starts(worlds):
     planted = {
         (s["service"], s["episode"]) for s in synth.services["starts"] if s["start"] >= str(start)
     }
-    assert set(entries) <= planted
-    assert len(entries) > 0.8 * len(planted), (len(entries), len(planted))
+    # Early childhood education has no planted effect: the truth records no starts of it.
+    generated = {(s, e) for s, e in entries if s != "early_childhood_education"}
+    assert generated <= planted
+    assert len(generated) > 0.8 * len(planted), (len(generated), len(planted))
+    assert len(entries) > len(generated)  # ... and children do start it
 
 
 def test_the_planted_effect_is_zero_without_a_twin_and_not_against_it(worlds):

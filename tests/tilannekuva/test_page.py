@@ -309,8 +309,8 @@ def test_the_impact_panel_shows_each_service_as_the_api_answers(browser, demo):
     try:
         page = s.page
         cards = page.locator("#impact article.impact-service")
-        expect(cards).to_have_count(6, timeout=20_000)
         body = demo.json("/api/v1/impact")
+        expect(cards).to_have_count(len(body["services"]), timeout=20_000)
         assert body["counted_to"], "the demo counts cohorts at each month's end"
         shown = 0
         for svc in body["services"]:

@@ -26,6 +26,11 @@ export const SERVICE_LABELS = {
     sv: "Öppenvård inom barnskyddet",
     en: "Child welfare open care",
   },
+  early_childhood_education: {
+    fi: "Varhaiskasvatus",
+    sv: "Småbarnspedagogik",
+    en: "Early childhood education",
+  },
 };
 
 const W = 360;
