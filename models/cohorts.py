@@ -121,13 +121,13 @@ class Cohorts:
         return Counts(counts.horizons, strata, counts.values)
 
 
-def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, float, list[str]]]:
-    """Every counted family's ``(family, municipality, outcome score, members)`` at the
-    end of ``month``."""
+def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, str, float, list[str]]]:
+    """Every counted family's ``(family, municipality, postcode, outcome score,
+    members)`` at the end of ``month``."""
     on = dt.date((month + 1) // 12, (month + 1) % 12 + 1, 1).toordinal() - 1
     for fam, contrib in pipe.contributions.items():
         state = pipe.families[fam]
         score = outcome_score(state, pipe.persons, on)
         if score is None:
             continue
-        yield fam, contrib["municipality"], score, list(current(state))
+        yield fam, contrib["municipality"], contrib["area"], score, list(current(state))

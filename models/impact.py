@@ -232,6 +232,7 @@ class Panel:
     municipality: np.ndarray
     starts: Mapping[str, Sequence[Sequence[int]]] = field(default_factory=dict)
     scores: np.ndarray | None = None  # the outcome scores behind the groups (NaN: none)
+    area: np.ndarray | None = None  # the postcode (a number; 0: none) at each month's end
 
     def started(self, service: str) -> np.ndarray:
         """``[families, months + 1]``: how many starts of ``service`` each family had
@@ -320,13 +321,18 @@ FIELDS: tuple[str, ...] = (
     "y_b:higher",
 )
 _AT = {f: i for i, f in enumerate(FIELDS)}
+_ENTRY = np.array([not f.startswith(("n_c", "y_c")) for f in FIELDS])  # the entries' fields
+_AREAS = 100_000  # postcodes are five digits
 
 
 @dataclass(frozen=True)
 class Counts:
-    """A service's cohort counts, additive: ``strata`` ``[S, 3]`` (cohort month —
-    ``year × 12 + month − 1``—, municipality, :class:`Alike` key), ``values``
-    ``[S, len(horizons), len(FIELDS)]``. The counts of two
+    """A service's cohort counts, additive: ``strata`` ``[S, 4]`` (cohort month —
+    ``year × 12 + month − 1``—, municipality, :class:`Alike` key, area), ``values``
+    ``[S, len(horizons), len(FIELDS)]``. The entries' counts are by their area (the
+    postcode at the end of the month before the start, 0: none); the comparison
+    families' are in the row of area 0, as they stand in for the entries of every area
+    of their municipality. The counts of two
     sets of families are the sum of theirs (:meth:`__add__`): each worker partition
     keeps its own, a reader adds them up. Nothing per family.
 
@@ -334,7 +340,7 @@ class Counts:
     >>> p = Panel(g, np.zeros_like(g), {"family_work": [[5], [7], []]})
     >>> a = cohort_counts(p, "family_work", (1,), first=24_300)
     >>> a.strata.tolist()  # cohort 24304 has a comparison family, no entry
-    [[24304, 0, 60], [24305, 0, 60]]
+    [[24304, 0, 60, 0], [24305, 0, 60, 0]]
     >>> a.values[1, 0].tolist()  # one entry (seen a month before too), one comparison
     [1, 1, 1, 0, 0, 0, 0, 0, 0]
     >>> (a + a).values[1, 0, :2].tolist(), (a + a).cells().n_t[1].tolist()
@@ -348,7 +354,7 @@ class Counts:
     @classmethod
     def empty(cls, horizons: Sequence[int] = HORIZONS) -> Counts:
         ks = tuple(horizons)
-        return cls(ks, np.zeros((0, 3), np.int64), np.zeros((0, len(ks), len(FIELDS)), np.int64))
+        return cls(ks, np.zeros((0, 4), np.int64), np.zeros((0, len(ks), len(FIELDS)), np.int64))
 
     def __add__(self, other: Counts) -> Counts:
         if other.horizons != self.horizons:
@@ -360,21 +366,28 @@ class Counts:
         np.add.at(summed, inverse.reshape(-1), values)
         return Counts(self.horizons, keys, summed)
 
-    def cells(self, municipalities: Sequence[int] | None = None) -> Cells:
+    def cells(self, municipalities: Sequence[int] | None = None, area: int | None = None) -> Cells:
         """The :class:`Cells` of the strata with an entry (``municipalities``: those
-        strata only)."""
-        keep = (self.values[:, :, _AT["n_t"]] > 0).any(axis=1)
+        strata only; ``area``: the entries of that area, against their strata's
+        comparison families)."""
+        strata, inverse = np.unique(self.strata[:, :3], axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        mine = np.ones(len(self.strata), bool) if area is None else self.strata[:, 3] == area
+        v = np.zeros((len(strata), *self.values.shape[1:]), np.int64)
+        np.add.at(v, inverse[mine], self.values[mine] * _ENTRY)
+        np.add.at(v, inverse, self.values * ~_ENTRY)
+        keep = (v[:, :, _AT["n_t"]] > 0).any(axis=1)
         if municipalities is not None:
-            keep &= np.isin(self.strata[:, 1], np.asarray(municipalities))
-        v = self.values[keep].astype(float)
+            keep &= np.isin(strata[:, 1], np.asarray(municipalities))
+        vf = v[keep].astype(float)
         ks = self.horizons
 
         def one(name: str) -> dict:
-            return {k: v[:, i, _AT[name]] for i, k in enumerate(ks)}
+            return {k: vf[:, i, _AT[name]] for i, k in enumerate(ks)}
 
         def two(name: str) -> dict:
             return {
-                (k, o): v[:, i, _AT[f"{name}:{o}"]] for i, k in enumerate(ks) for o in _OUTCOMES
+                (k, o): vf[:, i, _AT[f"{name}:{o}"]] for i, k in enumerate(ks) for o in _OUTCOMES
             }
 
         return Cells(ks, one("n_t"), one("n_c"), two("y_t"), two("y_c"), one("n_b"), two("y_b"))
@@ -449,8 +462,10 @@ def cohort_counts(
             continue
         recent = cum[:, c] - cum[:, max(c - gap, 0)]  # starts in c − gap … c − 1
         entry = base & (cum[:, c + 1] - cum[:, c] > 0) & (recent == 0)
-        # the municipality and the key, one integer (codes and keys are non-negative)
-        full = m0 * 1_000_000 + key
+        # The municipality, the key and (of an entry) its area, one integer: an entry's
+        # counts go to its area's row, a comparison family's to the area-0 row.
+        ar = panel.area[:, c - 1].astype(np.int64) if panel.area is not None else 0
+        full = (m0 * 1_000_000 + key) * _AREAS + np.where(entry, ar, 0)
         strata, at = np.unique(full[base], return_inverse=True)
         where = np.full(len(g0), -1, np.int64)
         where[base] = at.reshape(-1)
@@ -481,8 +496,9 @@ def cohort_counts(
                 add(before & mb, i, f"y_b:{o}")
         used = values.any(axis=(1, 2))
         if used.any():
-            muni, key = np.divmod(strata[used], 1_000_000)
-            rows = np.stack([np.full(len(key), first + c), muni, key], 1)
+            rest, area = np.divmod(strata[used], _AREAS)
+            muni, key = np.divmod(rest, 1_000_000)
+            rows = np.stack([np.full(len(key), first + c), muni, key, area], 1)
             strata_out.append(rows)
             values_out.append(values[used])
     if not strata_out:
@@ -564,7 +580,7 @@ def estimate(cells: Cells, horizon: int, outcome: str = "lower") -> Estimate:
 
 class PanelBuilder:
     """A :class:`Panel` from a stream: the starts as they arrive (:meth:`start`, once
-    per episode), the families' outcome groups and municipalities at each month's end
+    per episode), the families' outcome groups, municipalities and areas at each month's end
     (:meth:`month_end`, months in order; the caller says when a month has ended). A
     start counts for the family its person belongs to at the end of the start's month.
 
@@ -572,19 +588,20 @@ class PanelBuilder:
     >>> b.start("family_work", "p1", "e1", "2025-02-03")
     >>> b.start("family_work", "p1", "e1", "2025-02-03")  # a duplicate
     >>> for m, score in (("2025-01-31", 4.0), ("2025-02-28", 4.0), ("2025-03-31", 3.5)):
-    ...     b.month_end(month_of(m), [("f1", "837", score, ("p1", "p2"))])
+    ...     b.month_end(month_of(m), [("f1", "837", "33100", score, ("p1", "p2"))])
     >>> panel, families, entries = b.panel()
     >>> panel.groups.tolist(), panel.starts["family_work"], families, entries
     ([[5, 5, 4]], [[1]], ['f1'], {('family_work', 'e1'): (0, 1)})
-    >>> panel.scores.tolist()
-    [[4.0, 4.0, 3.5]]
+    >>> panel.scores.tolist(), panel.area.tolist()
+    ([[4.0, 4.0, 3.5]], [[33100, 33100, 33100]])
     """
 
     def __init__(self, first_month: int, municipalities: Sequence[str] | None = None):
         self.first = first_month
         self.munis = {m: i for i, m in enumerate(sorted(municipalities or ()))}
         self.rows: dict[str, int] = {}
-        self.columns: list[dict[int, tuple[float, int]]] = []  # month -> {row: (score, muni)}
+        # month -> {row: (score, municipality index, postcode as a number)}
+        self.columns: list[dict[int, tuple[float, int, int]]] = []
         self.pending: dict[tuple[str, str], tuple[str, int]] = {}  # episode -> person, month
         self.entries: dict[tuple[str, str], tuple[int, int]] = {}  # episode -> row, month
 
@@ -594,15 +611,15 @@ class PanelBuilder:
             self.pending.setdefault((service, episode), (person, m))
 
     def month_end(self, month: int, families) -> None:
-        """``families``: ``(family, municipality, outcome score, member persons)`` of
-        every family counted at the end of ``month``."""
+        """``families``: ``(family, municipality, postcode, outcome score, member
+        persons)`` of every family counted at the end of ``month``."""
         m = month - self.first
         while len(self.columns) <= m:
             self.columns.append({})
         column, member_of = self.columns[m], {}
-        for fam, muni, score, members in families:
+        for fam, muni, area, score, members in families:
             row = self.rows.setdefault(fam, len(self.rows))
-            column[row] = (score, self.munis.setdefault(muni, len(self.munis)))
+            column[row] = (score, self.munis.setdefault(muni, len(self.munis)), int(area or 0))
             for p in members:
                 member_of[p] = row
         for key, (person, sm) in list(self.pending.items()):
@@ -616,11 +633,12 @@ class PanelBuilder:
         shape = (len(self.rows), len(self.columns))
         scores = np.full(shape, np.nan)
         munis = np.full(shape, -1, dtype=np.int16)
+        areas = np.zeros(shape, dtype=np.int32)
         for m, column in enumerate(self.columns):
             if column:
                 rows = np.fromiter(column, dtype=np.int64)
                 vals = np.array(list(column.values()), dtype=float)
-                scores[rows, m], munis[rows, m] = vals.T
+                scores[rows, m], munis[rows, m], areas[rows, m] = vals.T
         cuts = np.asarray(OUTCOME_RULE.cuts)
         groups = np.where(
             np.isnan(scores), 0, 1 + np.searchsorted(cuts, np.nan_to_num(scores), side="right")
@@ -628,7 +646,7 @@ class PanelBuilder:
         starts: dict[str, list[list[int]]] = {s: [[] for _ in range(shape[0])] for s in SERVICES}
         for (service, _), (row, m) in self.entries.items():
             starts[service][row].append(m)
-        panel = Panel(groups, munis, starts, scores)
+        panel = Panel(groups, munis, starts, scores, areas)
         return panel, list(self.rows), dict(self.entries)
 
 

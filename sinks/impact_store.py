@@ -2,7 +2,7 @@
 
 ``tk:impact:<service>`` (a worker partition's: ``tk:impact:<service>:<partition>``) is a
 hash of the cohort strata (:class:`models.impact.Counts`): field
-``"<cohort month>|<municipality>|<key>"``, value the stratum's counts over the horizons
+``"<cohort month>|<municipality>|<key>|<area>"``, value the stratum's counts over the horizons
 and :data:`models.impact.FIELDS`, comma-separated. ``tk:impact-month`` says which month
 they are counted up to. Counts of families, never a family: what the API's estimates
 are computed from. A writer replaces its hashes whole, in one transaction, so writing
@@ -33,16 +33,16 @@ def month_name(month: int) -> str:
 def encode(counts: Counts) -> dict[str, str]:
     """The hash fields of ``counts`` (strata with a count only).
 
-    >>> c = Counts((1,), np.array([[24305, 837, 60]]), np.arange(9).reshape(1, 1, 9))
+    >>> c = Counts((1,), np.array([[24305, 837, 60, 33100]]), np.arange(9).reshape(1, 1, 9))
     >>> encode(c)
-    {'24305|837|60': '0,1,2,3,4,5,6,7,8'}
+    {'24305|837|60|33100': '0,1,2,3,4,5,6,7,8'}
     >>> decode(encode(c).items(), (1,)).values.tolist() == c.values.tolist()
     True
     """
     flat = counts.values.reshape(len(counts.values), len(counts.horizons) * len(FIELDS))
     return {
-        f"{c}|{m}|{k}": ",".join(map(str, row.tolist()))
-        for (c, m, k), row in zip(counts.strata.tolist(), flat, strict=True)
+        "|".join(map(str, stratum)): ",".join(map(str, row.tolist()))
+        for stratum, row in zip(counts.strata.tolist(), flat, strict=True)
     }
 
 

@@ -202,10 +202,13 @@ def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, i
     scores[: len(families)] = panel.scores
     muni = np.full((n, m), -1, dtype=panel.municipality.dtype)
     muni[: len(families)] = panel.municipality
+    area = np.zeros((n, m), dtype=np.int32)
+    if panel.area is not None:
+        area[: len(families)] = panel.area
     starts = {s: [list(x) for x in v] + [[] for _ in new] for s, v in panel.starts.items()}
     gone = {rows[f] for f in affected if f in rows}
     for i in gone:
-        groups[i], scores[i], muni[i] = 0, np.nan, -1
+        groups[i], scores[i], muni[i], area[i] = 0, np.nan, -1, 0
         for v in starts.values():
             v[i] = []
     lookup = np.vectorize(lambda i: code.get(int(i), -1), otypes=[np.int64])
@@ -213,11 +216,12 @@ def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, i
         i = rows[f]
         groups[i], scores[i] = sub.groups[r], sub.scores[r]
         muni[i] = np.where(sub.groups[r] > 0, lookup(sub.municipality[r]), -1)
+        area[i] = sub.area[r]
         for s, v in starts.items():
             v[i] = list(sub.starts[s][r])
     out = {k: v for k, v in entries.items() if v[0] not in gone}
     out.update({k: (rows[sub_fams[r]], c) for k, (r, c) in sub_entries.items()})
-    return Panel(groups, muni, starts, scores), [*families, *new], out
+    return Panel(groups, muni, starts, scores, area), [*families, *new], out
 
 
 def _unit(event: dict) -> str:

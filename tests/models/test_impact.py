@@ -247,3 +247,21 @@ def test_counts_of_parts_add_up_to_the_whole(seed):
             a = estimate(summed.cells(only), k)
             b = estimate(cohort_cells(panel, "family_work", ks, municipalities=only), k)
             assert a == b
+
+
+def test_an_area_s_entries_are_compared_with_their_whole_strata():
+    """Entries counted by area, comparison families by municipality stratum: the
+    effects of the areas, weighted by their entries, make up the municipality's."""
+    rng = np.random.default_rng(7)
+    panel, _ = _world(rng, families=3000, months=30, effect=0.3, select=2.0, start_rate=0.02)
+    panel.area = np.repeat(rng.choice([33100, 33200, 33500], 3000)[:, None], 30, axis=1)
+    counts = cohort_counts(panel, "family_work", (3, 6))
+    assert set(counts.strata[:, 3]) == {0, 33100, 33200, 33500}
+    for k in (3, 6):
+        whole = estimate(counts.cells(), k)
+        parts = [estimate(counts.cells(area=a), k) for a in (33100, 33200, 33500)]
+        assert sum(p.treated for p in parts) == whole.treated > 100
+        weighted = sum(p.treated * p.effect for p in parts) / whole.treated
+        assert weighted == pytest.approx(whole.effect, abs=2e-6)
+        assert all(p.comparison <= whole.comparison for p in parts)
+    assert estimate(counts.cells(area=33900), 3).treated == 0

@@ -1,7 +1,8 @@
 """``GET /api/v1/impact`` over the real Redis: a generated world with planted service
 effects fed through the demo's ingest (the in-process pipeline, its cohorts and the
 real Redis sink) answers the estimates that the offline panel of the same events gives
-(``evaluate-impact``'s ``stream_panel``), for all six municipalities and for one; and
+(``evaluate-impact``'s ``stream_panel``), for all six municipalities, for one and for
+an area; and
 ``tilannekuva export --impact`` writes the same."""
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import numpy as np
 import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from models.contract import COVERED_MUNICIPALITIES, validate
-from models.impact import SERVICES, cohort_cells, published
+from models.impact import SERVICES, cohort_cells, cohort_counts, published
 from sinks import keys
 from tilannekuva import api, export
 from tilannekuva.api.schemas import ImpactList
@@ -76,10 +78,21 @@ async def test_the_api_answers_the_offline_estimates(
     assert one["municipality"] == "837" and len(one["services"]) == 1
     want = published(cohort_cells(panel, "family_work", municipalities=[tampere]), MIN_CELL)
     assert {k: one["services"][0][k] for k in want} == want
+    # One area of it: its entries against their strata's comparison families.
+    areas = panel.area[panel.municipality == tampere]
+    area = int(np.bincount(areas[areas > 0]).argmax())  # Tampere's most populous area
+    resp = await client.get(f"/api/v1/impact?service=family_work&area={area}", headers=AUTH)
+    one = await resp.json()
+    assert one["area"] == str(area) and one["municipality"] is None
+    want = published(cohort_counts(panel, "family_work").cells(area=area), MIN_CELL)
+    assert {k: one["services"][0][k] for k in want} == want
     for path, status in (
         ("/api/v1/impact?service=yoga", 400),
         ("/api/v1/impact?municipality=83", 400),
+        ("/api/v1/impact?area=3310", 400),
+        (f"/api/v1/impact?area={area}&municipality=092", 400),
         ("/api/v1/impact?municipality=091", 404),
+        ("/api/v1/impact?area=00001", 404),
     ):
         assert (await client.get(path, headers=AUTH)).status == status, path
 

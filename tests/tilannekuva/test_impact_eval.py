@@ -46,6 +46,7 @@ def _same(a, b) -> bool:
         np.array_equal(a[0].groups, b[0].groups)
         and np.allclose(a[0].scores, b[0].scores, equal_nan=True)
         and np.array_equal(a[0].municipality, b[0].municipality)
+        and np.array_equal(a[0].area, b[0].area)
         and a[0].starts == b[0].starts
         and a[1:] == b[1:]
     )

@@ -170,14 +170,21 @@ async def family_types(request: web.Request) -> web.Response:
 async def impact(request: web.Request) -> web.Response:
     """Service impact by service and municipality (:mod:`tilannekuva.api.impact`)."""
     try:
-        services, municipality = impact_api.parse_query(request.query)
+        services, municipality, area = impact_api.parse_query(request.query)
     except BadQuery as exc:
         raise http_error(web.HTTPBadRequest, str(exc)) from None
     if municipality is not None and municipality not in COVERED_MUNICIPALITIES:
         raise http_error(web.HTTPNotFound, "municipality not covered")
-    month, counts = await redis_reader.read_impact_async(request.app[REDIS], services)
+    redis = request.app[REDIS]
+    if area is not None:
+        known = await redis_reader.known_areas_async(redis)
+        if area not in known:
+            raise http_error(web.HTTPNotFound, "unknown postcode area")
+        if municipality is not None and known[area] != municipality:
+            raise http_error(web.HTTPBadRequest, "the area is not in that municipality")
+    month, counts = await redis_reader.read_impact_async(redis, services)
     min_cell = request.app[SETTINGS].min_cell
-    body = impact_api.body(month, counts, municipality, min_cell)
+    body = impact_api.body(month, counts, municipality, min_cell, area)
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

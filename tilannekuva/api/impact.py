@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 
 from models.impact import SERVICES, Counts, published
-from tilannekuva.api.schemas import MUNICIPALITY_CODE
+from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE
 from tilannekuva.api.types import BadQuery
 
 OUTCOME = (
@@ -22,14 +22,14 @@ OUTCOME = (
 )
 
 
-def parse_query(query: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
-    """``(services, municipality)`` of an impact request; formats only (whether the
-    municipality is covered is the handler's: 404).
+def parse_query(query: Mapping[str, str]) -> tuple[tuple[str, ...], str | None, str | None]:
+    """``(services, municipality, area)`` of an impact request; formats only (whether
+    the municipality is covered and the area known is the handler's: 404).
 
-    >>> parse_query({})[1], len(parse_query({})[0])
-    (None, 7)
-    >>> parse_query({"service": "family_work", "municipality": "837"})
-    (('family_work',), '837')
+    >>> parse_query({})[1:], len(parse_query({})[0])
+    ((None, None), 7)
+    >>> parse_query({"service": "family_work", "municipality": "837", "area": "33100"})
+    (('family_work',), '837', '33100')
     >>> parse_query({"service": "yoga"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -41,7 +41,10 @@ def parse_query(query: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
     municipality = query.get("municipality")
     if municipality is not None and not re.fullmatch(MUNICIPALITY_CODE, municipality):
         raise BadQuery("municipality code must be 3 digits")
-    return ((service,) if service else SERVICES), municipality
+    area = query.get("area")
+    if area is not None and not re.fullmatch(POSTCODE, area):
+        raise BadQuery("area must be a 5-digit postcode")
+    return ((service,) if service else SERVICES), municipality, area
 
 
 def body(
@@ -49,15 +52,19 @@ def body(
     counts: Mapping[str, Counts],
     municipality: str | None,
     min_cell: int,
+    area: str | None = None,
 ) -> dict:
     """The answer (:class:`tilannekuva.api.schemas.ImpactList`) from each service's
-    counts; ``municipality``: its entries only (None: all six)."""
+    counts; ``municipality``: its entries only (None: all six); ``area``: the entries of
+    that postcode area, each against its municipality stratum's comparison families."""
     only = None if municipality is None else [int(municipality)]
+    where = None if area is None else int(area)
     return {
+        "area": area,
         "municipality": municipality,
         "counted_to": month,
         "outcome": OUTCOME,
         "services": [
-            {"service": s, **published(c.cells(only), min_cell)} for s, c in counts.items()
+            {"service": s, **published(c.cells(only, where), min_cell)} for s, c in counts.items()
         ],
     }

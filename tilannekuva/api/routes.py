@@ -401,10 +401,20 @@ ROUTES: tuple[Route, ...] = (
                 "837",
                 MUNICIPALITY_CODE,
             ),
+            Param(
+                "area",
+                "query",
+                "5-digit postcode: the entries who lived there, each against the comparison "
+                "families of its municipality stratum (mostly withheld: an area's cohorts "
+                "are small); with municipality, the area must lie in it",
+                "33100",
+                POSTCODE,
+            ),
         ),
         errors={
-            400: "an unknown service; a malformed municipality",
-            404: "not a covered municipality",
+            400: "an unknown service; a malformed municipality or area; an area outside "
+            "the municipality",
+            404: "not a covered municipality; unknown area",
         },
     ),
     Route(

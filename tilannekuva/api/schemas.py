@@ -269,6 +269,7 @@ class ServiceImpact(BaseModel):
 class ImpactList(BaseModel):
     """What happens to families after a service starts, against comparable families."""
 
+    area: Postcode | None = Field(description="the entries' postcode area; null for all")
     municipality: MunicipalityCode | None = Field(description="null for all six")
     counted_to: str | None = Field(
         description="the last month whose end is counted, YYYY-MM (null: none yet)"
