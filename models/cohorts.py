@@ -43,17 +43,31 @@ going live) on: a family's group at a month's end is what the stream knew then.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from models import family
 from models.contract import COVERED_MUNICIPALITIES
-from models.family import current
-from models.impact import HORIZONS, Counts, PanelBuilder, cohort_counts, month_of, outcome_score
+from models.family import current, residence_events
+from models.features import family_vector
+from models.impact import (
+    HORIZONS,
+    OUTCOME_INCOME_MONTHS,
+    OUTCOME_RULE,
+    OUTCOME_WINDOW_DAYS,
+    Counts,
+    PanelBuilder,
+    cohort_counts,
+    month_of,
+    outcome_score,
+)
 from models.impact import service_of as _service_of
+from models.person import day, in_force
 from models.picture import Pipeline
+from models.profile import state_profile
 
-__all__ = ["Cohorts", "counted"]
+__all__ = ["Cohorts", "counted", "final_panel", "members_on", "outcome_on"]
 
 
 class Cohorts:
@@ -131,3 +145,67 @@ def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, str, float, 
         if score is None:
             continue
         yield fam, contrib["municipality"], contrib["area"], score, list(current(state))
+
+
+def members_on(state: dict, on: int) -> dict[str, list]:
+    """``{person: membership point in force on day on}`` of a family state's members on
+    that day (the points are dated: :func:`models.person.tail`)."""
+    out = {}
+    for p, m in state["mem"].items():
+        points = m.get("m") or ()
+        i = in_force(points, on)
+        if i >= 0 and points[i][1] is not None:
+            out[p] = points[i]
+    return out
+
+
+def outcome_on(state: dict, persons: Mapping[str, dict], on: int) -> float | None:
+    """The outcome score (:data:`models.impact.OUTCOME_RULE`) of a family on day ``on``
+    from the final data: its members on that day, their profiles over the six months up
+    to it, its residence up to it; None without members."""
+    members = []
+    for p, point in members_on(state, on).items():
+        person = persons.get(p)
+        profile = (
+            state_profile(person, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on)
+            if person
+            else {}
+        )
+        members.append({"role": point[1], "birth_date": point[2], "profile": profile})
+    if not members:
+        return None
+    residence = [r for r in residence_events(state) if day(r["occurred_at"]) <= on]
+    return OUTCOME_RULE.need_score(family_vector(members, residence))
+
+
+def final_panel(
+    pipe: Pipeline,
+    starts: Iterable[dict],
+    first: int,
+    last: int,
+    municipalities: Iterable[str] = COVERED_MUNICIPALITIES,
+):
+    """The panel of months ``first`` … ``last`` from the final data (``pipe`` after
+    every event): a family's group at a month's end is that of its state *as of* that
+    day, whatever arrived when, so that any arrival order gives the same panel (the
+    history's semantics; the worker's design, docs/impact.md). ``starts``: the
+    service-start events (validated, pseudonymised); a start counts for the family its
+    person belongs to at the end of its month. Returns what
+    :meth:`models.impact.PanelBuilder.panel` does."""
+    builder = PanelBuilder(first, municipalities)
+    for e in starts:
+        if (service := _service_of(e)) is not None:
+            builder.start(service, e["person"], e["data"]["episode"], e["occurred_at"])
+    for month in range(first, last + 1):
+        on = dt.date((month + 1) // 12, (month + 1) % 12 + 1, 1).toordinal() - 1
+        rows = []
+        for fam in sorted(pipe.families):
+            state = pipe.families[fam]
+            v = family.value(state, on)
+            if v is None:
+                continue
+            score = outcome_on(state, pipe.persons, on)
+            if score is not None:
+                rows.append((fam, v[1], v[0], score, list(members_on(state, on))))
+        builder.month_end(month, rows)
+    return builder.panel()
