@@ -152,7 +152,7 @@ def members_on(state: dict, on: int) -> dict[str, list]:
     that day (the points are dated: :func:`models.person.tail`)."""
     out = {}
     for p, m in state["mem"].items():
-        points = m.get("m") or ()
+        points = m.get("m") or []
         i = in_force(points, on)
         if i >= 0 and points[i][1] is not None:
             out[p] = points[i]
@@ -192,7 +192,7 @@ def final_panel(
     service-start events (validated, pseudonymised); a start counts for the family its
     person belongs to at the end of its month. Returns what
     :meth:`models.impact.PanelBuilder.panel` does."""
-    builder = PanelBuilder(first, municipalities)
+    builder = PanelBuilder(first, list(municipalities))
     for e in starts:
         if (service := _service_of(e)) is not None:
             builder.start(service, e["person"], e["data"]["episode"], e["occurred_at"])
