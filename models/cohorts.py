@@ -36,7 +36,7 @@ going live) on: a family's group at a month's end is what the stream knew then.
 >>> panel, families, entries = cohorts.panel()
 >>> panel.groups.shape, families, entries
 ((1, 4), ['f1'], {('family_work', 'x1'): (0, 1)})
->>> cohorts.counts("family_work").values.shape  # no cohort has the months it reads
+>>> cohorts.counts()["family_work"].values.shape  # no cohort has the months it reads
 (0, 19, 9)
 """
 
@@ -56,6 +56,7 @@ from models.impact import (
     OUTCOME_INCOME_MONTHS,
     OUTCOME_RULE,
     OUTCOME_WINDOW_DAYS,
+    SERVICES,
     Counts,
     PanelBuilder,
     cohort_counts,
@@ -122,17 +123,23 @@ class Cohorts:
         """:meth:`models.impact.PanelBuilder.panel` (an empty panel before any event)."""
         return (self.builder or PanelBuilder(0)).panel()
 
-    def counts(self, service: str, horizons: Sequence[int] = HORIZONS) -> Counts:
-        """The stratum counts of ``service``'s cohorts, municipalities by their codes."""
+    def counts(
+        self, services: Sequence[str] = SERVICES, horizons: Sequence[int] = HORIZONS
+    ) -> dict[str, Counts]:
+        """Each service's stratum counts, municipalities by their codes."""
         if self.builder is None:
-            return Counts.empty(horizons)
+            return {s: Counts.empty(horizons) for s in services}
         panel, _, _ = self.builder.panel()
-        counts = cohort_counts(panel, service, horizons, first=self.builder.first)
-        code = {i: int(m) for m, i in self.builder.munis.items()}
-        munis = np.array([code[int(i)] for i in counts.strata[:, 1]], dtype=np.int64)
-        strata = counts.strata.copy()
-        strata[:, 1] = munis.reshape(-1)
-        return Counts(counts.horizons, strata, counts.values)
+        code = np.zeros(max(self.builder.munis.values(), default=0) + 1, dtype=np.int64)
+        for m, i in self.builder.munis.items():
+            code[i] = int(m)
+        out = {}
+        for service in services:
+            c = cohort_counts(panel, service, horizons, first=self.builder.first)
+            strata = c.strata.copy()
+            strata[:, 1] = code[strata[:, 1]]
+            out[service] = Counts(c.horizons, strata, c.values)
+        return out
 
 
 def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, str, float, list[str]]]:

@@ -70,6 +70,7 @@ __all__ = [
     "ENTRY_GAP",
     "HORIZONS",
     "LAG",
+    "MIN_ENTRIES",
     "OUTCOME_CUTS",
     "OUTCOME_INCOME_MONTHS",
     "OUTCOME_RULE",
@@ -84,6 +85,7 @@ __all__ = [
     "Panel",
     "PanelBuilder",
     "COUNT_STEP",
+    "SHOWN_DIGITS",
     "published",
     "REPORTED",
     "cohort_cells",
@@ -302,8 +304,8 @@ COMPARISONS = ("later", "not_yet")
 
 #: A later-treated family stands in for the cohorts of the ``REACH`` months before its
 #: own start, no earlier ones: what a worker keeps of a family is then a few years of
-#: months, not its whole history (over six seeds at 20,000 families the estimates moved
-#: by 0.002 at most against no reach: docs/impact.md).
+#: months, not its whole history (against no reach, over six seeds at 20,000 families,
+#: single estimates moved by 0.0025 on average, 0.012 at most: docs/impact.md).
 REACH = 24
 
 #: The counts kept per stratum and horizon (:class:`Counts`), in this order: entries,
@@ -685,7 +687,7 @@ def pre_trend(cells, outcome: str = "lower") -> float | None:
     are not quite: the same families at neighbouring months)."""
     z = []
     for k in cells.horizons:
-        if k < -1 and k != -1 - LAG:
+        if k in _PRE_TREND:
             e = estimate(cells, k, outcome)
             if e.effect is not None and e.se:
                 z.append(e.effect / e.se)
@@ -701,11 +703,14 @@ COUNT_STEP = 10
 
 
 def published(cells: Cells, min_cell: int, outcome: str = "lower") -> dict:
-    """What is published of a service's cells (the API, the export): per horizon of
-    :data:`REPORTED` and per month of the event study (all of ``cells.horizons`` but
-    −1, the reference), the estimate or why it is withheld (:func:`withheld`), the
-    entries and comparison families rounded down to :data:`COUNT_STEP`; and the
-    pre-trend p-value while any reported estimate is published.
+    """What is published of a service's cells (the API, the export, the page): per
+    horizon of :data:`REPORTED` and per month of the event study (all of
+    ``cells.horizons`` but −1, the reference), the estimate or why it is withheld
+    (:func:`withheld`), rounded to :data:`SHOWN_DIGITS` decimals; the entries and
+    comparison families rounded down to :data:`COUNT_STEP`; the naive before/after only
+    where none of its own counts (all entries, those seen before, and of each those
+    that moved and did not) is 1 … ``min_cell − 1``; the pre-trend p-value only where
+    every month it tests is published.
 
     >>> g = np.full((60, 12), 5, dtype=np.int8)
     >>> g[:30, 8:] = 4  # the 30 entries (month 6) improve, the 30 later treated do not
@@ -721,27 +726,44 @@ def published(cells: Cells, min_cell: int, outcome: str = "lower") -> dict:
     'a count behind the estimate is 1 to 39 families'
     """
 
+    def shown(v: float | None) -> float | None:
+        return None if v is None else round(v, SHOWN_DIGITS)
+
     def one(k: int) -> dict:
         e = estimate(cells, k, outcome)
         why = withheld(e, min_cell)
-        shown = why is None
+        if why is not None:
+            return {"months": k, **dict.fromkeys(_SHOWN), "withheld": why}
         return {
             "months": k,
-            "effect": e.effect if shown else None,
-            "ci_low": e.ci_low if shown else None,
-            "ci_high": e.ci_high if shown else None,
-            "mde": e.mde if shown else None,
-            "naive": e.naive if shown else None,
-            "entries": e.treated // COUNT_STEP * COUNT_STEP if shown else None,
-            "comparison": e.comparison // COUNT_STEP * COUNT_STEP if shown else None,
-            "withheld": why,
+            "effect": shown(e.effect),
+            "ci_low": shown(e.ci_low),
+            "ci_high": shown(e.ci_high),
+            "mde": shown(e.mde),
+            "naive": shown(e.naive) if _naive_safe(cells, k, outcome, min_cell) else None,
+            "entries": e.treated // COUNT_STEP * COUNT_STEP,
+            "comparison": e.comparison // COUNT_STEP * COUNT_STEP,
+            "withheld": None,
         }
 
     estimates = [one(k) for k in REPORTED if k in cells.horizons]
     study = [one(k) for k in cells.horizons if k != -1]
-    shown = any(r["withheld"] is None for r in estimates)
-    return {
-        "estimates": estimates,
-        "event_study": study,
-        "pre_trend_p": pre_trend(cells, outcome) if shown else None,
-    }
+    tested = [r for r in study if r["months"] in _PRE_TREND]
+    p = pre_trend(cells, outcome) if tested and all(r["withheld"] is None for r in tested) else None
+    return {"estimates": estimates, "event_study": study, "pre_trend_p": p}
+
+
+#: Decimals of a published effect (0.1 percentage points): more would let the exact
+#: ratios, and so the counts, show from one month's answer to the next.
+SHOWN_DIGITS = 3
+_SHOWN = ("effect", "ci_low", "ci_high", "mde", "naive", "entries", "comparison")
+_PRE_TREND = tuple(k for k in HORIZONS if k < -1 and k != -1 - LAG)  # what pre_trend tests
+
+
+def _naive_safe(cells: Cells, k: int, outcome: str, min_cell: int) -> bool:
+    """Whether the counts behind the naive before/after obey the small-cell rule."""
+    if k not in cells.n_b:
+        return False
+    n, y = cells.n_t[k].sum(), cells.y_t[k, outcome].sum()
+    nb, yb = cells.n_b[k].sum(), cells.y_b[k, outcome].sum()
+    return not any(0 < c < min_cell for c in (n, y, n - y, nb, yb, nb - yb))

@@ -31,7 +31,7 @@ HIST = PREFIX + "hist:"  # hash prefix of a scope's history (sinks/apply_history
 HIST_BLOCK = 32
 
 IMPACT = PREFIX + "impact:"  # hash per service (and worker partition): a cohort stratum
-#   "<month>|<municipality>|<key>" -> its counts (sinks/impact_store.py)
+#   "<month>|<municipality>|<key>|<area>" -> its counts (sinks/impact_store.py)
 IMPACT_MONTH = PREFIX + "impact-month"  # string: the last month counted, YYYY-MM
 
 MODEL = PREFIX + "model"  # string: the latest family-type snapshot (JSON)

@@ -438,15 +438,22 @@ def _ordinal(day: str) -> int:
 async def read_impact_async(client, services) -> tuple[str | None, dict]:
     """``(month, {service: Counts})``: the month the cohorts are counted up to
     (``YYYY-MM``, None before any) and each service's counts, the in-process writer's
-    and every worker partition's added up (:mod:`sinks.impact_store`)."""
-    month = await client.get(keys.IMPACT_MONTH)
-    out = {}
-    for service in services:
-        names = [keys.impact(service)]
-        names += [k async for k in client.scan_iter(match=f"{keys.impact(service)}:*")]
-        pipe = client.pipeline(transaction=True)
-        for name in names:
-            pipe.hgetall(name)
-        fields = [item for h in await pipe.execute() for item in (h or {}).items()]
-        out[service] = impact_store.decode(fields)
+    and every worker partition's added up (:mod:`sinks.impact_store`), read in one
+    transaction."""
+    names: dict[str, set[str]] = {s: {keys.impact(s)} for s in services}
+    async for raw in client.scan_iter(match=f"{keys.IMPACT}*"):  # a key may come twice
+        name = _s(raw)
+        service = name[len(keys.IMPACT) :].split(":", 1)[0]
+        if service in names:
+            names[service].add(name)
+    order = [(s, n) for s in services for n in sorted(names[s])]
+    pipe = client.pipeline(transaction=True)
+    pipe.get(keys.IMPACT_MONTH)
+    for _, name in order:
+        pipe.hgetall(name)
+    month, *hashes = await pipe.execute()
+    fields: dict[str, list] = {s: [] for s in services}
+    for (service, _), h in zip(order, hashes, strict=True):
+        fields[service].extend((h or {}).items())
+    out = {s: impact_store.decode(f) for s, f in fields.items()}
     return (_s(month) if month is not None else None), out

@@ -43,7 +43,6 @@ from models.cohorts import Cohorts
 from models.contract import InvalidEvent, validate
 from models.family_types import TypeAssigner, family_assignment
 from models.features import state_vector
-from models.impact import SERVICES
 from models.learning import Learner, LearnerBatch
 from models.picture import Pipeline
 from models.profile import state_profile
@@ -343,8 +342,7 @@ class Ingest:
             self.pipeline.process_many(pseudonymised)
             self.accepted += len(events)
             if closed := self.cohorts.close(self.pipeline):
-                counts = {s: self.cohorts.counts(s) for s in SERVICES}
-                self.impact.write(closed[-1], counts)
+                self.impact.write(closed[-1], self.cohorts.counts())
         if self.accepted:
             self.sink.raise_watermark(self.pipeline.watermark)
             self.sink.raise_watermark(self.pipeline.first_day)

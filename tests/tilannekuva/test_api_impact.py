@@ -81,16 +81,16 @@ async def test_the_api_answers_the_offline_estimates(
     # One area of it: its entries against their strata's comparison families.
     areas = panel.area[panel.municipality == tampere]
     area = int(np.bincount(areas[areas > 0]).argmax())  # Tampere's most populous area
-    resp = await client.get(f"/api/v1/impact?service=family_work&area={area}", headers=AUTH)
+    resp = await client.get(f"/api/v1/impact?service=family_work&area={area:05d}", headers=AUTH)
     one = await resp.json()
-    assert one["area"] == str(area) and one["municipality"] is None
+    assert one["area"] == f"{area:05d}" and one["municipality"] is None
     want = published(cohort_counts(panel, "family_work").cells(area=area), MIN_CELL)
     assert {k: one["services"][0][k] for k in want} == want
     for path, status in (
         ("/api/v1/impact?service=yoga", 400),
         ("/api/v1/impact?municipality=83", 400),
         ("/api/v1/impact?area=3310", 400),
-        (f"/api/v1/impact?area={area}&municipality=092", 400),
+        (f"/api/v1/impact?area={area:05d}&municipality=092", 400),
         ("/api/v1/impact?municipality=091", 404),
         ("/api/v1/impact?area=00001", 404),
     ):

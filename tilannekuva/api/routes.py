@@ -13,7 +13,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from models.impact import SERVICES
+from models.impact import COUNT_STEP, ENTRY_GAP, LAG, MIN_ENTRIES, REACH, SERVICES, SHOWN_DIGITS
 from tilannekuva.api import handlers
 from tilannekuva.api.schemas import (
     AREA_DETAIL,
@@ -168,18 +168,20 @@ TYPES_DESCRIPTION = (
 )
 
 IMPACT_DESCRIPTION = (
-    "Families who start a service (an entry: no start of it in the 12 months before) "
-    "are compared with families of the same municipality whose outcome group was the "
-    "same at the end of the month before the start and three months before that, and "
-    "who start the service later (within two years), not before the horizon: an exactly "
-    "matched difference in differences, the average effect on the families who got "
-    "the service (docs/impact.md). The outcome is the need score without the services "
-    "themselves; measured with the published service-need groups, which count services "
-    "as need, every service would look harmful.\n\n"
+    f"Families who start a service (an entry: no start of it in the {ENTRY_GAP} months "
+    "before) are compared with families of the same municipality whose outcome group was "
+    f"the same at the end of the month before the start and {LAG} months before that, "
+    f"and who start the service later (within {REACH} months), not before the horizon: "
+    "an exactly matched difference in differences, the average effect on the families "
+    "who got the service (docs/impact.md). The outcome is the need score without the "
+    "services themselves; measured with the published service-need groups, which count "
+    "services as need, every service would look harmful.\n\n"
     "Counted at each month's end. An estimate is withheld, with the reason, when it "
-    "rests on fewer than 20 entries or a count behind it (entries or comparison families "
-    "that moved, or did not) is 1 … SITUATION_MIN_CELL−1; published counts of families "
-    "are rounded down to 10."
+    f"rests on fewer than {MIN_ENTRIES} entries or a count behind it (entries or "
+    "comparison families that moved, or did not) is 1 … SITUATION_MIN_CELL−1; the naive "
+    "before/after is null where one of its own counts is, the pre-trend p where a month "
+    f"it tests is withheld. Effects are rounded to {SHOWN_DIGITS} decimals, counts of "
+    f"families down to a multiple of {COUNT_STEP}."
 )
 
 ROUTES: tuple[Route, ...] = (

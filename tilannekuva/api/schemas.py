@@ -17,6 +17,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from models.alerts import WATCHED
 from models.contract import GROUPS, INDICATORS
+from models.impact import COUNT_STEP, HORIZONS, REPORTED
 
 POSTCODE = r"^\d{5}$"
 MUNICIPALITY_CODE = r"^\d{3}$"
@@ -245,20 +246,26 @@ class ImpactEstimate(BaseModel):
     ci_high: float | None = Field(description="95 % interval, high end")
     mde: float | None = Field(description="minimum detectable effect (80 % power, 5 %)")
     naive: float | None = Field(
-        description="the entries' before/after alone: what the comparison corrects"
+        description="the entries' before/after alone: what the comparison corrects (null "
+        "also where a count behind it is small)"
     )
     entries: int | None = Field(
-        description="families that started the service, matched (rounded down to 10)"
+        description=f"families that started the service, matched (rounded down to a "
+        f"multiple of {COUNT_STEP})"
     )
-    comparison: int | None = Field(description="comparison families (rounded down to 10)")
+    comparison: int | None = Field(
+        description=f"comparison families (rounded down to a multiple of {COUNT_STEP})"
+    )
     withheld: str | None = Field(description="why nothing is published; null when it is")
 
 
 class ServiceImpact(BaseModel):
     service: str = Field(description="the service, as the register events name it")
-    estimates: list[ImpactEstimate] = Field(description="3, 6 and 12 months after the start")
+    estimates: list[ImpactEstimate] = Field(
+        description=f"{', '.join(map(str, REPORTED))} months after the start"
+    )
     event_study: list[ImpactEstimate] = Field(
-        description="every month from −6 to +12 but −1 (the reference)"
+        description=f"every month from {HORIZONS[0]} to +{HORIZONS[-1]} but −1 (the reference)"
     )
     pre_trend_p: float | None = Field(
         description="p-value of no difference before the start (months −6 … −2); a small "

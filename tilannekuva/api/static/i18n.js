@@ -110,6 +110,16 @@ const STRINGS = {
   impactNaive: { fi: "Pelkkä ennen–jälkeen", sv: "Enbart före–efter", en: "Before/after alone" },
   impactEntries: { fi: "Perheitä", sv: "Familjer", en: "Families" },
   impactWithheld: { fi: "Ei julkaista", sv: "Publiceras inte", en: "Withheld" },
+  impactFew: {
+    fi: "alle {n} aloittanutta perhettä",
+    sv: "färre än {n} familjer som börjat",
+    en: "fewer than {n} entries",
+  },
+  impactSmall: {
+    fi: "jokin arvion taustaluku on 1–{n} perhettä",
+    sv: "ett antal bakom skattningen är 1–{n} familjer",
+    en: "a count behind the estimate is 1 to {n} families",
+  },
   impactPreTrend: {
     fi: "Ero ennen palvelun alkua (pieni p: vertailu ei ole samanlainen)",
     sv: "Skillnad före starten (litet p: jämförelsen är inte likadan)",

@@ -48,6 +48,15 @@ export function points(v, lang) {
   return `${pp} ${t("pp", lang)}`;
 }
 
+// The API says why in English (docs/impact.md); the two reasons it gives, in the
+// page's language, with the API's numbers.
+export function reasonText(reason, lang) {
+  const n = reason.match(/\d+/g) ?? [];
+  if (reason.startsWith("fewer than")) return t("impactFew", lang).replace("{n}", n[0]);
+  if (reason.startsWith("a count behind")) return t("impactSmall", lang).replace("{n}", n.at(-1));
+  return reason;
+}
+
 export function renderImpact(root, body, lang) {
   root.replaceChildren();
   if (!body || !body.counted_to) {
@@ -87,7 +96,7 @@ function serviceCard(s, lang) {
       const td = row.insertCell();
       td.colSpan = 4;
       td.className = "muted withheld";
-      td.textContent = `${t("impactWithheld", lang)}: ${e.withheld}`;
+      td.textContent = `${t("impactWithheld", lang)}: ${reasonText(e.withheld, lang)}`;
       continue;
     }
     row.insertCell().textContent = points(e.effect, lang);
