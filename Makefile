@@ -6,6 +6,10 @@ SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 PYTHON ?= python3
 PYTEST_ARGS ?=
+# One pytest worker per core (pytest-xdist); the real servers' tests all in one of them
+# (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= auto
+XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
 DEMO_ARGS ?=
 export PYTHON
 
@@ -40,7 +44,7 @@ test:
 	@cd "$(ROOT)"; rc=0; \
 	if bash infra/up; then \
 	    set -a; source var/env; set +a; \
-	    $(PYTHON) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	    $(PYTHON) -m pytest $(XDIST) $(PYTEST_ARGS) || rc=$$?; \
 	else \
 	    rc=$$?; echo "make test: infra/up failed (exit $$rc)" >&2; \
 	fi; \
@@ -48,7 +52,7 @@ test:
 	exit $$rc
 
 test-unit:
-	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)
+	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS)
 
 demo:
 	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m tilannekuva.cli demo $(DEMO_ARGS)

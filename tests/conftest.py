@@ -49,10 +49,18 @@ def service_setting(name: str) -> str | None:
     return os.environ.get(name) or _env_file().get(name)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+    """Mark the tests of the real servers ``integration``. Under ``pytest -n N --dist
+    loadgroup`` (``make test``) they form one group, run in one worker in their order:
+    they share the broker, the Redis test db and the machine's timing. Every other
+    module is a group of its own, so a module's fixtures are built once."""
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.xdist_group("integration"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 # --------------------------------------------------------------------------- Kafka
