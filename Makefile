@@ -9,7 +9,9 @@ PYTEST_ARGS ?=
 # One pytest worker per core (pytest-xdist); the real servers' tests all in one of them
 # (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this process.
 PYTEST_WORKERS ?= auto
+# One BLAS thread per worker: OpenBLAS's own threads would spin against the other worker.
 XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST_ENV = OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 DEMO_ARGS ?=
 export PYTHON
 
@@ -44,7 +46,7 @@ test:
 	@cd "$(ROOT)"; rc=0; \
 	if bash infra/up; then \
 	    set -a; source var/env; set +a; \
-	    $(PYTHON) -m pytest $(XDIST) $(PYTEST_ARGS) || rc=$$?; \
+	    $(XDIST_ENV) $(PYTHON) -m pytest $(XDIST) $(PYTEST_ARGS) || rc=$$?; \
 	else \
 	    rc=$$?; echo "make test: infra/up failed (exit $$rc)" >&2; \
 	fi; \
@@ -52,7 +54,7 @@ test:
 	exit $$rc
 
 test-unit:
-	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS)
+	cd "$(ROOT)" && bash infra/python-deps && $(XDIST_ENV) $(PYTHON) -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS)
 
 demo:
 	cd "$(ROOT)" && bash infra/python-deps && $(PYTHON) -m tilannekuva.cli demo $(DEMO_ARGS)
