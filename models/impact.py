@@ -702,7 +702,7 @@ def pre_trend(cells, outcome: str = "lower") -> float | None:
 COUNT_STEP = 10
 
 
-def published(cells: Cells, min_cell: int, outcome: str = "lower") -> dict:
+def published(cells: Cells, min_cell: int, outcome: str = "lower", naive: bool = True) -> dict:
     """What is published of a service's cells (the API, the export, the page): per
     horizon of :data:`REPORTED` and per month of the event study (all of
     ``cells.horizons`` but −1, the reference), the estimate or why it is withheld
@@ -710,7 +710,8 @@ def published(cells: Cells, min_cell: int, outcome: str = "lower") -> dict:
     comparison families rounded down to :data:`COUNT_STEP`; the naive before/after only
     where none of its own counts (all entries, those seen before, and of each those
     that moved and did not) is 1 … ``min_cell − 1``; the pre-trend p-value only where
-    every month it tests is published.
+    every month it tests is published. ``naive`` False: never the naive before/after
+    (an area's: :data:`NAIVE_IN_AREAS`).
 
     >>> g = np.full((60, 12), 5, dtype=np.int8)
     >>> g[:30, 8:] = 4  # the 30 entries (month 6) improve, the 30 later treated do not
@@ -740,7 +741,7 @@ def published(cells: Cells, min_cell: int, outcome: str = "lower") -> dict:
             "ci_low": shown(e.ci_low),
             "ci_high": shown(e.ci_high),
             "mde": shown(e.mde),
-            "naive": shown(e.naive) if _naive_safe(cells, k, outcome, min_cell) else None,
+            "naive": shown(e.naive) if naive and _naive_safe(cells, k, outcome, min_cell) else None,
             "entries": e.treated // COUNT_STEP * COUNT_STEP,
             "comparison": e.comparison // COUNT_STEP * COUNT_STEP,
             "withheld": None,
@@ -753,6 +754,12 @@ def published(cells: Cells, min_cell: int, outcome: str = "lower") -> dict:
     return {"estimates": estimates, "event_study": study, "pre_trend_p": p}
 
 
+#: Whether an area's answer has the naive before/after. It is the entries' own mean
+#: change, so from one month to the next it moves by the month's new entries only: where
+#: an area's entries at a horizon grow by one family, the direction of the change tells
+#: that family's outcome (docs/impact.md, "Over time"). Municipalities' cohorts are
+#: rarely that small.
+NAIVE_IN_AREAS = False
 #: Decimals of a published effect (0.1 percentage points): more would let the exact
 #: ratios, and so the counts, show from one month's answer to the next.
 SHOWN_DIGITS = 3

@@ -17,9 +17,10 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from models.contract import COVERED_MUNICIPALITIES, validate
-from models.impact import SERVICES, cohort_cells, cohort_counts, published
+from models.impact import SERVICES, Panel, cohort_cells, cohort_counts, published
 from sinks import keys
 from tilannekuva import api, export
+from tilannekuva.api import impact as impact_api
 from tilannekuva.api.schemas import ImpactList
 from tilannekuva.config import Settings
 from tilannekuva.demo import Ingest
@@ -84,8 +85,10 @@ async def test_the_api_answers_the_offline_estimates(
     resp = await client.get(f"/api/v1/impact?service=family_work&area={area:05d}", headers=AUTH)
     one = await resp.json()
     assert one["area"] == f"{area:05d}" and one["municipality"] is None
-    want = published(cohort_counts(panel, "family_work").cells(area=area), MIN_CELL)
+    cells = cohort_counts(panel, "family_work").cells(area=area)
+    want = published(cells, MIN_CELL, naive=False)
     assert {k: one["services"][0][k] for k in want} == want
+    assert all(e["naive"] is None for e in one["services"][0]["event_study"])
     for path, status in (
         ("/api/v1/impact?service=yoga", 400),
         ("/api/v1/impact?municipality=83", 400),
@@ -114,3 +117,18 @@ async def test_the_api_answers_the_offline_estimates(
     assert set(df.loc[df["reported"], "months"]) == {3, 6, 12}
     parser_args = ["--impact", "--step", "week", "--format", "csv", "--out", str(out)]
     assert export.run(parser.parse_args(parser_args), Settings(redis_url=redis_test_url)) == 2
+
+
+def test_an_areas_answer_has_no_naive_before_after():
+    """The naive before/after moves by a month's new entries only: an area's is never
+    published (docs/impact.md, "Over time"); the same counts give it for all six."""
+    g = np.full((60, 12), 5, dtype=np.int8)
+    g[:30, 8:] = 4  # the 30 entries (month 6) improve, the 30 later treated do not
+    area = np.full_like(g, 33100, dtype=np.int64)
+    panel = Panel(g, np.zeros_like(g), {"family_work": [[6]] * 30 + [[11]] * 30}, None, area)
+    counts = {"family_work": cohort_counts(panel, "family_work", (-2, 3))}
+    everywhere = impact_api.body("2026-01", counts, None, MIN_CELL)["services"][0]
+    there = impact_api.body("2026-01", counts, None, MIN_CELL, area="33100")["services"][0]
+    assert everywhere["estimates"][0]["naive"] == 1.0
+    assert there["estimates"][0]["naive"] is None
+    assert there["estimates"][0]["effect"] == everywhere["estimates"][0]["effect"] == 1.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from models.impact import SERVICES, Counts, published
+from models.impact import NAIVE_IN_AREAS, SERVICES, Counts, published
 from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE
 from tilannekuva.api.types import BadQuery
 
@@ -59,12 +59,14 @@ def body(
     that postcode area, each against its municipality stratum's comparison families."""
     only = None if municipality is None else [int(municipality)]
     where = None if area is None else int(area)
+    naive = area is None or NAIVE_IN_AREAS
     return {
         "area": area,
         "municipality": municipality,
         "counted_to": month,
         "outcome": OUTCOME,
         "services": [
-            {"service": s, **published(c.cells(only, where), min_cell)} for s, c in counts.items()
+            {"service": s, **published(c.cells(only, where), min_cell, naive=naive)}
+            for s, c in counts.items()
         ],
     }
