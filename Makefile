@@ -9,8 +9,8 @@ PYTEST_ARGS ?=
 # One pytest worker per core (pytest-xdist); the real servers' tests all in one of them
 # (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this process.
 PYTEST_WORKERS ?= auto
-# One BLAS thread per worker: OpenBLAS's own threads would spin against the other worker.
 XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+# One BLAS thread per worker: OpenBLAS's own threads would spin against the other worker.
 XDIST_ENV = OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 DEMO_ARGS ?=
 export PYTHON

@@ -711,7 +711,7 @@ def published(cells: Cells, min_cell: int, outcome: str = "lower", naive: bool =
     where none of its own counts (all entries, those seen before, and of each those
     that moved and did not) is 1 … ``min_cell − 1``; the pre-trend p-value only where
     every month it tests is published. ``naive`` False: never the naive before/after
-    (an area's: :data:`NAIVE_IN_AREAS`).
+    (an area's answer: docs/impact.md, "Over time").
 
     >>> g = np.full((60, 12), 5, dtype=np.int8)
     >>> g[:30, 8:] = 4  # the 30 entries (month 6) improve, the 30 later treated do not
@@ -754,12 +754,6 @@ def published(cells: Cells, min_cell: int, outcome: str = "lower", naive: bool =
     return {"estimates": estimates, "event_study": study, "pre_trend_p": p}
 
 
-#: Whether an area's answer has the naive before/after. It is the entries' own mean
-#: change, so from one month to the next it moves by the month's new entries only: where
-#: an area's entries at a horizon grow by one family, the direction of the change tells
-#: that family's outcome (docs/impact.md, "Over time"). Municipalities' cohorts are
-#: rarely that small.
-NAIVE_IN_AREAS = False
 #: Decimals of a published effect (0.1 percentage points): more would let the exact
 #: ratios, and so the counts, show from one month's answer to the next.
 SHOWN_DIGITS = 3

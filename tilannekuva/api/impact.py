@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from models.impact import NAIVE_IN_AREAS, SERVICES, Counts, published
+from models.impact import SERVICES, Counts, published
 from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE
 from tilannekuva.api.types import BadQuery
 
@@ -59,7 +59,10 @@ def body(
     that postcode area, each against its municipality stratum's comparison families."""
     only = None if municipality is None else [int(municipality)]
     where = None if area is None else int(area)
-    naive = area is None or NAIVE_IN_AREAS
+    # An area's answer has no naive before/after: it is the entries' own mean change, so
+    # between two months it moves by the new entries only, and where an area gains one,
+    # its direction tells that family's outcome (docs/impact.md, "Over time").
+    naive = area is None
     return {
         "area": area,
         "municipality": municipality,
