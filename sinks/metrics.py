@@ -3,7 +3,7 @@ reason codes, topic names, municipality codes. Never a person, family or event i
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 EVENTS_IN = Counter("tk_events_in_total", "Messages consumed, per step", ["step"])
 EVENTS_OUT = Counter("tk_events_out_total", "Messages produced, per step", ["step"])
@@ -64,4 +64,8 @@ MODEL_SNAPSHOTS = Counter(
 )
 FAMILIES_REASSIGNED = Counter(
     "tk_families_reassigned_total", "Families rewritten because a new snapshot changed their group"
+)
+MODEL_ADOPTED = Info(
+    "tk_model_adopted",
+    "The family-type snapshot this worker's families are written with (streams/families.py)",
 )

@@ -193,6 +193,7 @@ class FamilyWriter:
             await self.apply(sink, dict(changed[i : i + REASSIGN_CHUNK]))
         self.adopted = version
         metrics.FAMILIES_REASSIGNED.inc(len(changed))
+        metrics.MODEL_ADOPTED.info({"version": version})
         return len(changed)
 
 

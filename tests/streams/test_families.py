@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from models import picture
 from models.contract import type_id_of, validate
@@ -110,6 +111,7 @@ async def test_adopt_rewrites_families_once_per_snapshot_version(history, aredis
     # counted families move from no group to their group; uncounted ones stay as they are
     assert await writer.adopt(sink, everything) == len(history.contributions)
     assert await writer.adopt(sink, everything) == 0  # the same version again
+    assert REGISTRY.get_sample_value("tk_model_adopted_info", {"version": "1.1"}) == 1
     pic = redis_reader.read_picture(redis_client)
     groups = sum(pic["all"].get(f"g{i}", 0) for i in range(1, 11))
     assert groups == pic["all"]["families"] == len(history.contributions)

@@ -489,14 +489,22 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
             sum(grp.get(s, {}).values()) == c.get("families", 0) for s, c in ind.items()
         )
 
+    def adopted() -> tuple[int, int] | None:
+        """The snapshot the worker says its families are written with (/metrics)."""
+        m = re.search(r'^tk_model_adopted_info\{version="(\d+)\.(\d+)"\}', worker.metrics(), re.M)
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
     def settle(timeout: float = 300) -> tuple[int, int]:
-        """Until the snapshot version, the groups and the types stop changing and the
-        groups are complete."""
+        """Until the worker has adopted the snapshot in Redis, and the version, the
+        groups and the types stay so over a few reads with the groups complete. (A quiet
+        period alone was not enough: beside a busy process the adoption of a new
+        snapshot can start seconds after it is published.)"""
         deadline, last, stable = time.monotonic() + timeout, None, 0
         while time.monotonic() < deadline:
             state = (version(), read_redis(client, groups=True), types_in_redis())
-            stable = stable + 1 if state == last and state[0] and groups_complete() else 0
-            if stable >= 8:
+            settled = state[0] and adopted() == state[0] and groups_complete()
+            stable = stable + 1 if state == last and settled else 0
+            if stable >= 3:
                 return state[0]
             last = state
             assert worker.proc.poll() is None, worker.logs()
