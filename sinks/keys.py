@@ -24,6 +24,8 @@ UPDATED = PREFIX + "updated"  # hash: scope -> ISO time of its last change
 CHANGES = PREFIX + "changes"  # pub/sub channel: JSON list of the scopes one batch changed
 FAMILY = PREFIX + "fam:"  # string per family: its last applied contribution (JSON)
 DUE = PREFIX + "due"  # zset per family-topic partition: family -> next day W changes it
+WRITTEN = PREFIX + "written"  # hash: family-topic partition -> batches of its families
+#   applied; lower than a worker was told means Redis lost writes (streams/restore.py)
 FAMILY_HISTORY = PREFIX + "fh:"  # zset per family: its history segments "start|value" by start
 HIST = PREFIX + "hist:"  # hash prefix of a scope's history (sinks/apply_history.lua):
 #   HIST<scope> "<field>:<block>" -> a block's total change, HIST<scope>:<block> "<field>:<day>"

@@ -59,6 +59,11 @@ REDIS_WAITING = Gauge(
     "tk_redis_waiting", "Redis commands waiting for an unreachable Redis (sinks/connection.py)"
 )
 ALERTS = Counter("tk_alerts_raised_total", "Trend alerts raised (models/alerts.py)")
+REDIS_LOSSES = Counter(
+    "tk_redis_lost_partitions_total",
+    "Family-topic partitions written again because Redis lost acknowledged writes"
+    " (streams/restore.py)",
+)
 MODEL_SNAPSHOTS = Counter(
     "tk_model_snapshots_total", "Family-type model snapshots published by the learner"
 )

@@ -7,6 +7,11 @@ as one transactional pipeline (MULTI/EXEC) and publishes the changed scopes of t
 present on :data:`sinks.keys.CHANGES`. Effects are idempotent (see apply_contribution.lua
 and apply_history.lua), so a batch may be written again after a crash.
 
+The same transaction counts, per partition of the family topic its contributions came
+from, the batches Redis has applied (:data:`sinks.keys.WRITTEN`) and tells the counts
+to ``written`` (a :class:`Written`): a count that later reads lower means Redis lost
+acknowledged writes (streams/restore.py).
+
 Two flavours share the command building: :class:`RedisSink` (redis-py, the demo and
 tests) and :class:`AsyncRedisSink` (redis.asyncio, the Faust worker).
 """
@@ -65,12 +70,35 @@ def utc_now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class Written:
+    """The highest count of applied batches Redis answered, per family-topic partition.
+
+    >>> w = Written()
+    >>> w.saw({3: 7}); w.saw({3: 5, 1: 2}); w.counts
+    {3: 7, 1: 2}
+    """
+
+    def __init__(self):
+        self.counts: dict[int, int] = {}
+
+    def saw(self, counts: dict[int, int]) -> None:
+        for partition, n in counts.items():
+            if n > self.counts.get(partition, 0):
+                self.counts[partition] = n
+
+    def lost(self, partition: int, now: int) -> None:
+        """Redis counts ``now`` after losing writes: compare with that from here on."""
+        self.counts[partition] = now
+
+
 class _Base:
-    def __init__(self, redis, now: Callable[[], str] = utc_now_iso):
+    def __init__(self, redis, now: Callable[[], str] = utc_now_iso, written: Written | None = None):
         self.redis = redis
         self.now = now
+        self.written = written
         self._queue: list[tuple[str, str, str]] = []
         self._history: list[tuple[str, int, str]] = []
+        self._parts: set[int] = set()  # family-topic partitions of the queued contributions
         self._wm: str | None = None
         self._first: str | None = None
         self.apply_sha: str | None = None
@@ -81,6 +109,8 @@ class _Base:
         """Queue ``(family, contribution, partition)`` items."""
         for family, contrib, partition in batch:
             self._queue.append((family, encode(contrib), keys.due(partition)))
+            if partition is not None:
+                self._parts.add(partition)
 
     def write_history(self, batch) -> None:
         """Queue ``(family, since, segments)`` items (:func:`models.picture.history_segments`)."""
@@ -101,13 +131,14 @@ class _Base:
     def _take(self) -> tuple:
         """Everything queued, taken before any await, so whatever other tasks queue
         meanwhile waits for the next flush."""
-        taken = (self._queue, self._history, self._wm, self._first)
+        taken = (self._queue, self._history, self._wm, self._first, sorted(self._parts))
         self._queue, self._history, self._wm, self._first = [], [], None, None
+        self._parts = set()
         return taken
 
     def _fill(self, pipe, taken: tuple) -> tuple[int, int]:
         """Put what :meth:`_take` took into ``pipe``."""
-        queue, history, wm, first = taken
+        queue, history, wm, first, parts = taken
         skip, now = 0, self.now()
         if wm is not None:
             pipe.evalsha(self.wm_sha, 2, keys.WATERMARK, keys.FIRST_DAY, wm, first)
@@ -141,13 +172,16 @@ class _Base:
                 record_key(family),
                 KEY_PREFIX,
             )
+        for partition in parts:
+            pipe.hincrby(keys.WRITTEN, partition, 1)
         return skip, len(queue)
 
-    @staticmethod
-    def _finish(results, skip: int, n: int) -> list[str]:
+    def _finish(self, results, taken: tuple, skip: int, n: int) -> list[str]:
         changed = sorted(
-            {s.decode() if isinstance(s, bytes) else s for r in results[skip:] for s in r}
+            {s.decode() if isinstance(s, bytes) else s for r in results[skip : skip + n] for s in r}
         )
+        if self.written is not None:
+            self.written.saw(dict(zip(taken[4], results[skip + n :], strict=True)))
         metrics.REDIS_FAMILY_WRITES.inc(n)
         return changed
 
@@ -175,7 +209,7 @@ class RedisSink(_Base):
                 break
             except NoScriptError:  # a restarted Redis lost its scripts: load, send again
                 self.setup()
-        changed = self._finish(results, skip, n)
+        changed = self._finish(results, taken, skip, n)
         if changed:
             self.redis.publish(keys.CHANGES, json.dumps(changed))
         metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
@@ -213,7 +247,7 @@ class AsyncRedisSink(_Base):
             except NoScriptError:  # a restarted Redis lost its scripts: load, send again
                 # (every script is idempotent, so what ran of the failed one is harmless)
                 await self.setup()
-        changed = self._finish(results, skip, n)
+        changed = self._finish(results, taken, skip, n)
         if changed:
             await self.redis.publish(keys.CHANGES, json.dumps(changed))
         metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
@@ -222,6 +256,13 @@ class AsyncRedisSink(_Base):
     async def watermark(self) -> str | None:
         v = await self.redis.get(keys.WATERMARK)
         return v.decode() if isinstance(v, bytes) else v
+
+    async def written_counts(self, partitions: list[int]) -> dict[int, int]:
+        """The applied batches Redis counts for ``partitions`` (0: none, or lost)."""
+        if not partitions:
+            return {}
+        got = await self.redis.hmget(keys.WRITTEN, partitions)
+        return {p: int(n or 0) for p, n in zip(partitions, got, strict=True)}
 
     async def due(self, partition: int | None, upto_day: int, limit: int = 10_000) -> list[str]:
         rows = await self.redis.zrangebyscore(

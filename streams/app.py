@@ -34,7 +34,9 @@ from streams.ops import (
     record_lag,
     tables_recovered,
 )
+from streams.restore import Restore
 from streams.stages import (
+    Days,
     Door,
     TableStep,
     TaskSinks,
@@ -53,6 +55,7 @@ BATCH = 1000  # raw events per ingest batch
 ENVELOPES = 16
 WITHIN = 0.05  # seconds a batch may wait to fill
 SWEEP_SECONDS = 1.0
+RESTORE_SECONDS = 1.0
 MODEL_POLL_SECONDS = 2.0
 LAG_SECONDS = 5.0
 
@@ -105,6 +108,7 @@ def create_app(
 
     # ------------------------------------------------------------------ tables
     dedup_table = app.Table("dedup", default=None, partitions=parts)
+    days_table = app.Table("days", default=None, partitions=parts)  # W beyond Redis
     person_table = app.Table("person", default=None, partitions=parts)
     family_table = app.Table("family", default=None, partitions=parts)
     # The latest snapshot: its compacted changelog is the model's durable copy.
@@ -115,6 +119,7 @@ def create_app(
     send = Sender({"id": by_id, "person": by_person, "family": family_inputs, "learner": vectors})
     pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
     door = Door(pseudonymiser, sinks.ingest.raise_watermark, parts, utc_now_iso)
+    days = Days(days_table)
     dedup_step = TableStep("dedup", dedup_table, picture.Dedup(summary_only=not types_on), parts)
     profile = state_profile if types_on else None  # feature profiles feed the family types
     person_step = TableStep("person", person_table, picture.PersonStep(profile), parts)
@@ -123,6 +128,7 @@ def create_app(
     follower = ModelFollower(store)
     writer = FamilyWriter(family_table, follower, send, parts, types_on)
     sweep_due = Sweep(writer, sinks.sweep)
+    restore_lost = Restore(writer, sinks.restore, days, sinks.written)
     learner_step = worker_learner(settings)
     learn = LearnerRunner(learner_step, model_table, store, sinks.model.watermark, time.time)
     rule = TrendRule(settings.alert_window_days, settings.alert_rise, settings.alert_min_families)
@@ -144,6 +150,7 @@ def create_app(
     async def dedup(stream):
         """One effect per event id; retractions meet their targets here."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
+            days(batch)
             await send.send_envelopes("dedup", dedup_step(batch))
 
     @app.agent(by_person)
@@ -176,6 +183,16 @@ def create_app(
         """Families whose result changes because W moved on (windows, 18th birthdays)."""
         await sinks.ready()
         await sweep_due(sorted(assigned_partitions(app, family_inputs)))
+
+    @app.timer(RESTORE_SECONDS)
+    async def restore():
+        """What Redis lost (a FLUSHALL, a restart without persistence) written again."""
+        if not tables_recovered(app):
+            return
+        await sinks.ready()
+        await restore_lost(assigned_partitions(app, family_inputs))
+        if types_on and 0 in assigned_partitions(app, vectors):
+            await learn.republish()
 
     @app.timer(MODEL_POLL_SECONDS)
     async def adopt_model():

@@ -14,7 +14,7 @@ from typing import Any
 
 from models.learning import Learner, LearnerBatch, LearnerState
 from sinks import metrics
-from sinks.model_store import AsyncModelStore
+from sinks.model_store import AsyncModelStore, version_of
 from streams.transport import as_current
 from tilannekuva.config import Settings
 
@@ -55,6 +55,15 @@ class LearnerRunner:
             await self.store.publish(snap)
             metrics.MODEL_SNAPSHOTS.inc()
         return snap
+
+    async def republish(self) -> bool:
+        """The latest snapshot again where the model store lost it (streams/restore.py);
+        whether it was."""
+        snap = self.table.get("snapshot")
+        if snap is None or await self.store.version() == version_of(snap):
+            return False
+        await self.store.publish(snap)
+        return True
 
 
 def worker_learner(settings: Settings) -> Learner:

@@ -8,14 +8,14 @@ to the event loop (which is why the internal-topic batches are small).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from models import picture
 from models.contract import InvalidEvent, parse_json, validate
 from models.pseudonym import Pseudonymiser
 from sinks import metrics
-from sinks.redis_sink import AsyncRedisSink
+from sinks.redis_sink import AsyncRedisSink, Written
 from streams.transport import Envelopes, as_current
 
 log = logging.getLogger("tilannekuva.worker")
@@ -107,6 +107,34 @@ class TableStep:
         return outs
 
 
+class Days:
+    """The first and the last ``occurred_at`` of the accepted events each partition of
+    the id topic has carried, in ``table`` (keyed by partition): the first day and W,
+    kept where a Redis that lost them cannot take them along (streams/restore.py)."""
+
+    def __init__(self, table: MutableMapping):
+        self.table = table
+
+    def __call__(self, batch: list[Any]) -> None:
+        for event in batch:
+            on = [msg["occurred_at"] for _, msg, _ in event.value["items"]]
+            if not on:
+                continue
+            key = str(event.message.partition)
+            old = self.table.get(key)
+            new = [min(on), max(on)] if old is None else [min(old[0], *on), max(old[1], *on)]
+            if new != old:
+                as_current(event)
+                self.table[key] = new
+
+    def span(self, partitions: Iterable[int]) -> tuple[str, str] | None:
+        """``(first, last)`` over ``partitions``, None before any event."""
+        spans = [s for p in partitions if (s := self.table.get(str(p)))]
+        if not spans:
+            return None
+        return min(s[0] for s in spans), max(s[1] for s in spans)
+
+
 def history_since(outs: Envelopes) -> dict[str, int | None]:
     """``{family: day}`` from the family step's ``("history", family, {"since"})``
     outputs: the earliest day from which each family's history changed (None: it did
@@ -146,11 +174,12 @@ class TaskSinks:
     writes). ``ready()`` loads the scripts once."""
 
     def __init__(self, redis: Any, now: Callable[[], str]):
-        self.ingest, self.family, self.sweep, self.model = (
-            AsyncRedisSink(redis, now=now) for _ in range(4)
+        self.written = Written()  # what Redis answered, for streams/restore.py
+        self.ingest, self.family, self.sweep, self.model, self.restore = (
+            AsyncRedisSink(redis, now=now, written=self.written) for _ in range(5)
         )
 
     async def ready(self) -> None:
-        for sink in (self.ingest, self.family, self.sweep, self.model):
+        for sink in (self.ingest, self.family, self.sweep, self.model, self.restore):
             if sink.apply_sha is None:
                 await sink.setup()

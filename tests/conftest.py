@@ -228,12 +228,14 @@ def write_counts(pipe, scope: str, fields: dict, day: str, present: bool = True)
 
 class OwnRedis:
     """Debian's redis-server on a free port, for tests that stop and start it (the
-    shared server must stay up). ``aof``: fsync every write, so a kill loses nothing
-    acknowledged; without it a restart comes back empty."""
+    shared server must stay up). ``aof``: an append-only file fsync'd on every write
+    (True or ``"always"``: a kill loses nothing acknowledged) or every second
+    (``"everysec"``, as infra/redis.sh runs it: a kill may lose the last second); without
+    it a restart comes back empty."""
 
     SERVER = "/usr/bin/redis-server"
 
-    def __init__(self, tmp_path: Path, aof: bool = False):
+    def __init__(self, tmp_path: Path, aof: bool | str = False):
         import shutil
         import socket
 
@@ -253,7 +255,8 @@ class OwnRedis:
 
         import redis
 
-        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else []
+        fsync = "always" if self.aof is True else self.aof
+        persistence = ["--appendonly", "yes", "--appendfsync", fsync] if fsync else []
         self.proc = subprocess.Popen(
             [self.SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
             + ["--dir", str(self.dir), *persistence],

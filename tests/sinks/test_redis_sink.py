@@ -223,3 +223,24 @@ def test_first_day_only_falls(redis_client):
         sink.raise_watermark(day)
         sink.flush()
     assert read_span(redis_client) == ("2026-01-03", "2026-02-01")
+
+
+def test_each_flush_counts_its_partitions_batches_and_tells_written(redis_client):
+    """The count a worker compares to notice that Redis lost writes (streams/restore.py)."""
+    from sinks.redis_sink import Written
+
+    written = Written()
+    sink = RedisSink(redis_client, written=written).setup()
+    a = {"area": "33100", "municipality": "837", "counts": {"families": 1}, "due": None}
+    sink.write([("f1", a, 2), ("f2", a, 3), ("f3", None, 3)])
+    sink.flush()
+    sink.write([("f1", a, 2)])  # a replay: applied again, counted again
+    assert sink.flush() == []
+    sink.write([("f4", a, None)])  # the in-process pipeline's: no partition, no count
+    sink.flush()
+    assert written.counts == {2: 2, 3: 1}
+    assert {int(k): int(v) for k, v in redis_client.hgetall("tk:written").items()} == {2: 2, 3: 1}
+    redis_client.flushdb()
+    sink.write([("f2", a, 3)])
+    sink.flush()
+    assert written.counts == {2: 2, 3: 1}  # the highest answered stays, to compare with

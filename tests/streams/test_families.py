@@ -2,39 +2,18 @@
 
 import datetime as dt
 
-import pytest
-import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from models import picture
-from models.contract import type_id_of, validate
+from models.contract import type_id_of
 from models.family_types import FamilyTypes, TypeAssigner
 from models.features import state_vector
-from models.profile import state_profile
-from models.pseudonym import Pseudonymiser
 from sinks import redis_reader
 from sinks.redis_sink import AsyncRedisSink
 from streams.families import FamilyWriter, ModelFollower, Sweep
 from streams.transport import partition_of
-from tilannekuva.synthetic import synthesize
 
 PARTS = 4
-
-
-@pytest.fixture(scope="module")
-def history():
-    """Family states after a small synthetic history, and its last day."""
-    pseudo = Pseudonymiser(b"unit-test-key-0123456789")
-    pipe = picture.Pipeline(profile=state_profile)
-    pipe.process_many(pseudo.event(validate(line)) for line in synthesize(40, 3).lines)
-    return pipe
-
-
-@pytest.fixture
-async def aredis(redis_test_url, redis_client):
-    client = aioredis.from_url(redis_test_url)
-    yield client
-    await client.aclose()
 
 
 class Store:

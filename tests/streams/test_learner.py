@@ -73,3 +73,18 @@ async def test_a_restarted_runner_resumes_from_the_table_and_carries_out_a_rebas
     assert snap["lineage"]["request"] == "r1"
     assert await again([Event(rebase_request("r1"))]) is None  # replayed: done already
     await client.aclose()
+
+
+async def test_republish_puts_the_tables_snapshot_back_where_the_store_lost_it(
+    redis_test_url, redis_client
+):
+    client = aioredis.from_url(redis_test_url)
+    store, table, day, clock = AsyncModelStore(client), {}, ["2026-01-01"], Clock()
+    run = runner(table, store, day, clock)
+    assert not await run.republish()  # no snapshot yet: nothing to put back
+    snap = await run([Event({"items": vectors(40)})])
+    assert not await run.republish()  # the store holds it
+    await client.flushall()
+    assert await run.republish()
+    assert await store.load_if_newer(None) == (f"{snap['generation']}.{snap['version']}", snap)
+    await client.aclose()

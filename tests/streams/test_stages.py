@@ -5,7 +5,7 @@ import orjson
 from models import picture
 from models.contract import validate
 from models.pseudonym import Pseudonymiser
-from streams.stages import Door, TableStep, dlq_record, touched
+from streams.stages import Days, Door, TableStep, dlq_record, touched
 from streams.transport import partition_of
 from tests.streams.fakes import Event, Message, envelope
 from tilannekuva.synthetic import synthesize
@@ -108,3 +108,15 @@ def test_table_step_leaves_the_table_alone_when_the_step_returns_the_same_state(
 def test_touched_maps_every_key_to_its_envelope_partition():
     batch = [envelope([["a", {}, 1], ["b", {}, 2]], 1), envelope([["c", {}, 3]], 3)]
     assert touched(batch) == {"a": 1, "b": 1, "c": 3}
+
+
+def test_days_keeps_each_partitions_first_and_last_day():
+    table: dict = {}
+    days = Days(table)
+    ev = [{"occurred_at": d} for d in ("2024-03-01", "2023-07-01", "2024-01-10", "2025-02-02")]
+    days([envelope([["e1", ev[0], None], ["e2", ev[1], None]], 1), envelope([], 2)])
+    days([envelope([["e3", ev[2], None]], 1), envelope([["e4", ev[3], None]], 3)])
+    assert table == {"1": ["2023-07-01", "2024-03-01"], "3": ["2025-02-02", "2025-02-02"]}
+    assert days.span([1, 2]) == ("2023-07-01", "2024-03-01")
+    assert days.span([1, 3]) == ("2023-07-01", "2025-02-02")
+    assert days.span([0, 2]) is None
