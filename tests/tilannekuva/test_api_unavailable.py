@@ -57,3 +57,53 @@ async def test_redis_down_answers_503_with_retry_after_and_recovers(own_redis):
         assert resp.status == 200
         assert (await resp.json())["as_of"] == "2026-06-30"  # the last completed day
     await client.aclose()
+
+
+async def test_a_redis_emptied_and_refilled_under_the_api_never_gives_a_500(redis_test_url):
+    """FLUSHALL under a running API (its history cache refreshing), then Redis refilled
+    as a worker puts back what it lost (W and the first day first, then the families):
+    no answer is a 5xx on the way, and the API ends where it began."""
+    import asyncio
+
+    from tilannekuva import demo
+    from tilannekuva.synthetic import synthesize
+
+    sync = redis.Redis.from_url(redis_test_url)
+    sync.flushdb()
+    lines = synthesize(80, 3, **demo.KNOBS).lines
+
+    def fill() -> None:
+        ingest = demo.Ingest(sync, b"0123456789abcdef-emptied-test")
+        for i in range(0, len(lines), 5000):
+            ingest.feed(lines[i : i + 5000])
+
+    fill()
+    client = aioredis.Redis.from_url(redis_test_url)
+    settings = Settings(api_token=TOKEN, audit_token=AUDIT_TOKEN, redis_url=redis_test_url)
+    app = api.make_app(settings, client, history_refresh_s=0.2)
+    paths = [r.example_path() for r in ROUTES if r.reads_redis and r.name != "stream"]
+
+    async def answers() -> dict[str, int]:
+        out = {}
+        for path in paths:
+            resp = await c.get(path, headers=AUDIT if is_audit(path) else AUTH)
+            out[path] = resp.status
+            assert resp.status < 500, (path, resp.status, await resp.text())
+        return out
+
+    async with TestClient(TestServer(app)) as c:
+        before = await answers()
+        assert sum(s == 200 for s in before.values()) >= 10, before
+        sync.flushall()
+        await answers()
+        await asyncio.sleep(0.5)  # a refresh of the history cache over the empty Redis
+        await answers()
+        wm, first = "2026-06-30", "2023-07-01"
+        sync.mset({keys.WATERMARK: wm, keys.FIRST_DAY: first})  # as streams/restore.py does first
+        await asyncio.sleep(0.5)
+        await answers()
+        fill()
+        await asyncio.sleep(0.5)
+        assert await answers() == before
+    await client.aclose()
+    sync.flushdb()
