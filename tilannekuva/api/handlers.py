@@ -26,7 +26,13 @@ from tilannekuva.api import impact as impact_api
 from tilannekuva.api.cube import FIELD_INDEX, HIDDEN
 from tilannekuva.api.history import series
 from tilannekuva.api.picture import PastDay, empty_body, exact_scope, past_scope_body
-from tilannekuva.api.schemas import AREA_DETAIL, MUNICIPALITY_CODE, POSTCODE, http_error
+from tilannekuva.api.schemas import (
+    AREA_DETAIL,
+    MUNICIPALITY_CODE,
+    POSTCODE,
+    RETRY_AFTER_S,
+    http_error,
+)
 from tilannekuva.api.series import (
     BadRequest,
     check_in_history,
@@ -47,7 +53,16 @@ SHARE_INDICATORS = (
     "families_unemployed_parent",
     "families_child_welfare",
 )
-REBUILDING = "the history was reset while answering; retry"
+REBUILDING = "the history is being rebuilt (e.g. Redis was reset); retry"
+
+
+def rebuilding() -> web.HTTPException:
+    """503 with Retry-After, as while Redis is unreachable (tilannekuva/api/middleware.py)."""
+    return http_error(
+        web.HTTPServiceUnavailable, REBUILDING, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
 STREAM_POLL_S = 1.0  # how often a stream looks at the publication
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -229,7 +244,7 @@ async def _published(request: web.Request) -> PastDay | None:
         await cache.refresh(since_generation=cache.generation)
     got = await cache.pictures([on])
     if got is None:
-        raise http_error(web.HTTPServiceUnavailable, REBUILDING)
+        raise rebuilding()
     layout, shown, groups = got
     updated = cache.snapshot.published_at if raw is None and cache.snapshot else None
     return PastDay(on, layout, shown[0], bool(groups[0]), updated)
@@ -253,7 +268,7 @@ async def _history(
     if query.days:
         got = await request.app[HISTORY].pictures(query.days)
         if got is None:
-            raise http_error(web.HTTPServiceUnavailable, REBUILDING)
+            raise rebuilding()
         layout, shown, groups = got
         i = layout.index.get(scope)
         if i is None:

@@ -78,6 +78,8 @@ RECENT_BLOCKS = 4  # blocks fingerprinted on every refresh (≈ the last 100–1
 FULL_EVERY = 30  # every this many refreshes, every block of the window (≈ once a minute)
 VERIFY_EVERY = 300  # … and the anchor checked against the block totals (≈ every 10 min)
 PAST_DAYS_HELD = 2000  # suppressed older days kept (LRU), ≈ 11 KB each at 150 scopes
+SETTLE_S = 10.0  # after a reset, the refilled history must stand still this long (5 refreshes)
+SETTLE_MAX_S = 120.0  # … or, where W keeps moving (a catch-up), be this long past the reset
 
 # Read-only. KEYS: history hashes; ARGV[i]: the digest the caller holds for KEYS[i]
 # ('' for none). Per key: '' when its digest is unchanged, else
@@ -221,6 +223,8 @@ class HistoryCache:
         on_suppressed: Callable[[int], None] | None = None,
         cadence: bool = True,
         now: Callable[[], str] | None = None,
+        settle_s: float = SETTLE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.redis = redis
         self.min_cell = min_cell
@@ -248,6 +252,13 @@ class HistoryCache:
         self._base: np.ndarray | None = None  # the values just before the window
         self._origin = 0  # … whose first block is this
         self._trust_present = True  # the last check found present = history on W
+        # After a reset (the span gone, e.g. FLUSHALL): the refill, a worker writing its
+        # families back, is not published until it has stood still for settle_s.
+        self.settle_s = settle_s
+        self.clock = clock
+        self._resetting = False
+        # the refill as last read, since when it reads so, and when it was first read
+        self._settling: tuple[Snapshot, float, float] | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -285,6 +296,26 @@ class HistoryCache:
         changed = await loop.run_in_executor(None, cube.apply, pairs) if pairs else False
         return (head, changed) if present else changed
 
+    def _settled(self, new: Snapshot) -> bool:
+        """Whether the history read after a reset has stood still for ``settle_s``: a
+        worker writes its families back partition by partition, and the cadence would
+        otherwise hold a part of them until ``W`` moves on."""
+        now = self.clock()
+        if self._settling is None:
+            self._settling = (new, now, now)
+            return False
+        held, since, began = self._settling
+        if (
+            held.layout != new.layout
+            or (held.first, held.last) != (new.first, new.last)
+            or not np.array_equal(held.values, new.values)
+        ):
+            self._settling, since = (new, now, began), now
+        if now - since < self.settle_s and now - began < SETTLE_MAX_S:
+            return False
+        self._resetting, self._settling = False, None
+        return True
+
     async def refresh(self, *, since_generation: int | None = None) -> Snapshot | None:
         """Read what moved and publish a new snapshot (one at a time; a caller that
         waited while another refresh completed after ``since_generation`` takes that)."""
@@ -316,7 +347,9 @@ class HistoryCache:
     async def _refresh_once(self, *, full: bool, totals: bool = False):
         first_s, last_s = await redis_reader.read_span_async(self.redis)
         if first_s is None or last_s is None:
+            self._resetting = self._resetting or self.snapshot is not None
             self.snapshot, self.cube, self._base = None, None, None  # no data (or flushed)
+            self._settling = None
             self._past.clear()
             return None
         last = _day(last_s)
@@ -381,6 +414,8 @@ class HistoryCache:
         ):
             return old
         new = Snapshot.of(layout, first, last, values)
+        if self._resetting and self.cadence and not self._settled(new):
+            return None  # requests answer 503 (rebuilding) meanwhile, never a part
         new.published_at = self.now()
         must = new.carry(old)
         if must:

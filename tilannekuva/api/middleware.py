@@ -10,7 +10,7 @@ import redis.exceptions
 from aiohttp import web
 
 from tilannekuva.api.routes import PATHS, is_audit, is_public
-from tilannekuva.api.schemas import http_error
+from tilannekuva.api.schemas import RETRY_AFTER_S, http_error
 from tilannekuva.api.state import SETTINGS, STATE
 
 
@@ -64,7 +64,6 @@ async def authenticate(request: web.Request, handler):
     return await handler(request)
 
 
-RETRY_AFTER_S = 5
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 

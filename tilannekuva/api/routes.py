@@ -124,7 +124,7 @@ HISTORY_ERROR = (
     "a date malformed or outside the history (first day of data … W − 1; none yet), "
     "from after to, an unknown step or indicator"
 )
-REBUILDING = "the history changed shape while answering (e.g. Redis was reset): retry"
+REBUILDING = "the history is being rebuilt (e.g. Redis was reset): retry after Retry-After"
 STATIC_PREFIX = "/static/"
 AUDIT_AS_OF = Param(
     "as_of",

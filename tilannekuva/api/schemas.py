@@ -229,6 +229,9 @@ class TypeList(BaseModel):
     suppressed: TypesSuppressed
 
 
+RETRY_AFTER_S = 5  # seconds a 503 asks a client to wait: Redis away, the history rebuilt
+
+
 def http_error(cls: type[web.HTTPException], message: str, **kwargs) -> web.HTTPException:
     """An aiohttp error whose body is an :class:`Error`."""
     return cls(text=json.dumps({"error": message}), content_type="application/json", **kwargs)

@@ -1,0 +1,411 @@
+"""Fault drills at scale (issue 13): one worker catches up on an event file while it is
+killed, the broker stopped and Redis killed and emptied, and the picture must end exact.
+
+Runs its own Kafka broker (``infra/kafka.sh`` with its own state and ports) and its own
+Redis (Debian's redis-server, AOF ``everysec`` as ``infra/redis.sh`` runs it), so the
+shared services stay up. In one run, at moments of the expected run's length
+(``--expect-s``) drawn from ``--seed``, each logged with how far behind the group was:
+
+- ``--kills`` SIGKILLs of the worker, each followed by a restart 1–5 s later (what a
+  supervisor such as systemd or Kubernetes does; nothing else restarts it);
+- the broker stopped for 30 s and started again;
+- Redis killed with -9 and started again 5 s later (it comes back from its AOF, which
+  may lack the last second);
+- Redis ``FLUSHALL``.
+
+Meanwhile an API process over the same Redis is asked for the picture, an area and a
+history every half second; every status is counted. At the end ``tilannekuva compare``
+checks the present, and ``compare --as-of`` twelve days of the history, against the
+batch reference. Before that, the caught-up worker is killed once more and restarted,
+and given the file's last 1,000 lines again (duplicates: the picture stays): the time
+until it has committed them is the restart's catch-up time.
+
+    python bench/drills.py FILE [--kills 10] [--seed 1] [--keep]
+
+Needs ``infra/up`` to have fetched Kafka's jars. Prints a line per fault, the restarts'
+catch-up times, the API's statuses and both comparisons; exits non-zero if a cell
+differs, an answer was a 500, or the worker exited by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import redis
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN, AUDIT = "drill-token", "drill-audit-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Broker:
+    """A Kafka broker of the drill's own (infra/kafka.sh, KAFKA_STATE)."""
+
+    def __init__(self, state: Path):
+        self.port, self.controller = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller),
+            "KAFKA_STATE": str(state),
+        }
+
+    def _run(self, action: str) -> None:
+        subprocess.run(
+            ["bash", str(ROOT / "infra" / "kafka.sh"), action],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+
+class OwnRedis:
+    """redis-server on a free port with an AOF fsync'd every second, as infra/redis.sh."""
+
+    def __init__(self, state: Path):
+        self.port, self.dir = free_port(), state
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--dir", str(self.dir), "--save", "", "--appendonly", "yes"]
+            + ["--appendfsync", "everysec"],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise SystemExit("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Supervised:
+    """A ``tilannekuva`` process restarted only by the drill (as a supervisor would)."""
+
+    def __init__(self, args: list[str], env: dict, logs: Path, name: str):
+        self.args, self.env, self.logs, self.name = args, env, logs, name
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        out = open(self.logs / f"{self.name}-{self.starts}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tilannekuva.cli", *self.args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+
+class Poller(threading.Thread):
+    """Asks the API every half second; counts statuses per path."""
+
+    PATHS = (
+        "/api/v1/picture",
+        "/api/v1/areas/33100",
+        "/api/v1/areas/33100/history?step=month",
+    )
+
+    def __init__(self, base: str):
+        super().__init__(daemon=True)
+        self.base = base
+        self.statuses: collections.Counter = collections.Counter()
+        self.bad: list[str] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            for path in self.PATHS:
+                req = urllib.request.Request(
+                    self.base + path, headers={"Authorization": f"Bearer {TOKEN}"}
+                )
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as resp:
+                        status = resp.status
+                except urllib.error.HTTPError as exc:
+                    status = exc.code
+                except OSError:
+                    status = "no answer"
+                self.statuses[status] += 1
+                if status == 500:
+                    self.bad.append(f"{time.strftime('%H:%M:%S')} {path}")
+            self.halt.wait(0.5)
+
+
+def lag(bootstrap: str, group: str) -> int | None:
+    """Messages of every topic the group reads that it has not committed."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    except Exception:
+        return None
+    try:
+        committed = admin.list_group_offsets({group: None})[group]
+        tps = [
+            TopicPartition(t, p)
+            for t in {tp.topic for tp in committed}
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = consumer.end_offsets(tps)
+        return sum(
+            max(0, end - (committed[tp].offset if tp in committed else 0))
+            for tp, end in ends.items()
+        )
+    except Exception:
+        return None
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def plan(kills: int, seed: int, expect_s: float) -> list[tuple[float, str]]:
+    """``(seconds after the worker's start, fault)``, in order: the kills at random
+    moments of the expected run, the others at fixed shares of it."""
+    rnd = random.Random(seed)
+    faults = [(rnd.uniform(0.03, 0.9) * expect_s, "kill worker") for _ in range(kills)]
+    faults += [(f * expect_s, name) for f, name in ((0.3, "stop Kafka 30 s"), (0.5, "kill Redis"))]
+    faults.append((0.7 * expect_s, "FLUSHALL"))
+    return sorted(faults)
+
+
+def settled(bootstrap: str, group: str, checks: int = 3) -> float:
+    """Waits until the group has nothing uncommitted on ``checks`` reads 2 s apart;
+    the time of the first of them."""
+    zero, since = 0, time.time()
+    while zero < checks:
+        time.sleep(2)
+        now, behind = time.time(), lag(bootstrap, group)
+        zero, since = (zero + 1, since) if behind == 0 else (0, now)
+        if zero == 1:
+            since = now
+    return since
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file")
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--expect-s",
+        type=float,
+        default=None,
+        help="the run's expected length, over which the faults are spread (default: 1,000 lines/s)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the drill's state directory")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    run_id = uuid.uuid4().hex[:8]
+    state = ROOT / "var" / "drills" / run_id
+    state.mkdir(parents=True)
+    total = sum(1 for _ in open(args.file, "rb"))
+    args.expect_s = args.expect_s or total / 1000
+    broker, store = Broker(state / "kafka"), OwnRedis(state / "redis")
+    broker.start()
+    store.start()
+    app_id, topic = f"drill-{run_id}", f"drill-{run_id}-in"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics(
+        [
+            NewTopic(topic, args.partitions, 1),
+            NewTopic(f"{app_id}-dlq", 1, 1),
+            NewTopic(f"{app_id}-alerts", 1, 1),
+        ]
+    )
+    admin.close()
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": broker.bootstrap,
+        "REDIS_URL": store.url,
+        "TK_APP_ID": app_id,
+        "TK_INPUT_TOPIC": topic,
+        "TK_DLQ_TOPIC": f"{app_id}-dlq",
+        "TK_ALERTS_TOPIC": f"{app_id}-alerts",
+        "TK_PARTITIONS": str(args.partitions),
+        "SITUATION_PSEUDONYM_KEY": "drill-key-0123456789abcdef",
+        "SITUATION_API_TOKEN": TOKEN,
+        "SITUATION_AUDIT_TOKEN": AUDIT,
+        "SITUATION_API_PORT": str(api_port),
+    }
+    worker = Supervised(["worker", "--web-port", str(free_port())], env, state, "worker")
+    api = Supervised(["api"], env, state, "api")
+    poller = Poller(f"http://127.0.0.1:{api_port}")
+    failures: list[str] = []
+    try:
+        log(f"producing {total:,} lines of {args.file} to {topic}")
+        subprocess.run(
+            [sys.executable, "-m", "tilannekuva.cli", "produce", args.file, "--topic", topic]
+            + ["--no-progress"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+        )
+        started = time.time()
+        worker.start()
+        api.start()
+        time.sleep(3)
+        poller.start()
+        faults = plan(args.kills, args.seed, args.expect_s)
+        zero = 0
+        while True:
+            time.sleep(2)
+            if worker.exited():
+                failures.append(f"the worker exited by itself ({worker.proc.returncode})")
+                log(failures[-1])
+                worker.start()
+            if faults and time.time() - started >= faults[0][0]:
+                _, fault = faults.pop(0)
+                behind = lag(broker.bootstrap, app_id)
+                log(f"{time.time() - started:.0f} s, {behind} messages behind: {fault}")
+                if fault == "kill worker":
+                    worker.kill()
+                    time.sleep(random.Random(len(faults)).uniform(1, 5))
+                    worker.start()
+                elif fault == "stop Kafka 30 s":
+                    broker.stop()
+                    time.sleep(30)
+                    broker.start()
+                elif fault == "kill Redis":
+                    store.kill()
+                    time.sleep(5)
+                    store.start()
+                else:
+                    redis.Redis.from_url(store.url).flushall()
+                continue
+            if not faults:
+                zero = zero + 1 if lag(broker.bootstrap, app_id) == 0 else 0
+                if zero >= 3:
+                    break
+        log(f"caught up: {total:,} lines in {time.time() - started:.0f} s with the faults")
+        # A restart after the catch-up: killed, restarted, and given the file's last
+        # 1,000 lines again (duplicates: the picture stays), until nothing is uncommitted.
+        tail = state / "tail.jsonl"
+        tail.write_bytes(b"".join(open(args.file, "rb").readlines()[-1000:]))
+        worker.kill()
+        worker.start()
+        restarted = time.time()
+        subprocess.run(
+            [sys.executable, "-m", "tilannekuva.cli", "produce", str(tail), "--topic", topic]
+            + ["--no-progress"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+        )
+        caught_up = settled(broker.bootstrap, app_id)
+        log(f"restart after the catch-up: caught up again in {caught_up - restarted:.0f} s")
+        time.sleep(10)  # the sweep and a refresh of the API's history cache
+        poller.halt.set()
+        poller.join()
+        log(f"API statuses: {dict(poller.statuses)}; 500s: {len(poller.bad)}")
+        if poller.bad:
+            failures.append(f"{len(poller.bad)} answers were 500: {poller.bad[:5]}")
+        base = f"http://127.0.0.1:{api_port}"
+        for extra in ([], ["--as-of", days_of(store.url)]):
+            done = subprocess.run(
+                [sys.executable, "-m", "tilannekuva.cli", "compare", args.file, "--api", base]
+                + ["--token", AUDIT, *extra],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            print(done.stdout[-3000:], done.stderr[-2000:], flush=True)
+            if done.returncode:
+                failures.append(f"compare {' '.join(extra)} found differences")
+        print(json.dumps({"worker_starts": worker.starts}))
+    finally:
+        poller.halt.set()
+        worker.stop()
+        api.stop()
+        store.kill()
+        try:
+            broker.stop()
+        except subprocess.CalledProcessError:
+            pass
+        if not args.keep and not failures:
+            shutil.rmtree(state, ignore_errors=True)
+    for line in failures:
+        log(f"FAILED: {line}")
+    log("all drills exact" if not failures else f"state kept in {state}")
+    return 1 if failures else 0
+
+
+def days_of(url: str) -> str:
+    """Twelve days from the first day of data to W, for ``compare --as-of``."""
+    import datetime as dt
+
+    client = redis.Redis.from_url(url)
+    first = dt.date.fromisoformat(client.get("tk:first").decode())
+    w = dt.date.fromisoformat(client.get("tk:wm").decode()) - dt.timedelta(days=1)
+    first = max(first, w - dt.timedelta(days=3 * 365))
+    step = (w - first) / 11
+    return ",".join(str(first + step * i) for i in range(12))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
