@@ -287,6 +287,9 @@ def main() -> int:
         "TK_DLQ_TOPIC": f"{app_id}-dlq",
         "TK_ALERTS_TOPIC": f"{app_id}-alerts",
         "TK_PARTITIONS": str(args.partitions),
+        # A killed worker's partitions go to its restart after this long (the default
+        # 60 s would make ten kills ten minutes of standing still).
+        "TK_SESSION_TIMEOUT_S": "10",
         "SITUATION_PSEUDONYM_KEY": "drill-key-0123456789abcdef",
         "SITUATION_API_TOKEN": TOKEN,
         "SITUATION_AUDIT_TOKEN": AUDIT,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -45,16 +46,24 @@ def add_arguments(parser) -> None:
     )
 
 
+RETRIES_503 = 24  # a 503 (Redis away, the history being rebuilt) is retried this often
+
+
 def _get(base: str, path: str, token: str) -> dict | None:
-    """The JSON answer of ``path``; None for a 404 (an area the API never held)."""
+    """The JSON answer of ``path``; None for a 404 (an area the API never held). A 503
+    is asked again after its Retry-After, as a client should."""
     req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
+    for attempt in range(RETRIES_503 + 1):
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            if exc.code != 503 or attempt == RETRIES_503:
+                raise
+            time.sleep(float(exc.headers.get("Retry-After") or 5))
+    raise AssertionError("unreachable")
 
 
 def api_scopes(
