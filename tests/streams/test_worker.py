@@ -251,7 +251,6 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(
 @pytest.mark.parametrize(
     "fault",
     [
-        "kill, AOF always",  # comes back with every acknowledged write
         "kill, AOF everysec",  # as infra/redis.sh runs it: may lose the last second
         "kill, no persistence",  # comes back empty
         "FLUSHALL",  # emptied under the running worker
@@ -264,7 +263,7 @@ def test_a_redis_that_goes_away_or_loses_writes_mid_stream_is_healed(
     again 5 s later, or emptied with FLUSHALL: the worker waits, never exits, writes
     again whatever Redis lost (streams/restore.py) and the picture, its history and the
     model snapshot end exact."""
-    aof = {"kill, AOF always": "always", "kill, AOF everysec": "everysec"}.get(fault, False)
+    aof = "everysec" if fault == "kill, AOF everysec" else False
     redis_server = OwnRedis(tmp_path, aof=aof)
     redis_server.start()
     client = redis.Redis.from_url(redis_server.url)
