@@ -71,24 +71,55 @@ def utc_now_iso() -> str:
 
 
 class Written:
-    """The highest count of applied batches Redis answered, per family-topic partition.
+    """What Redis answered of its count of applied batches, per family-topic partition.
+
+    Every transaction adds one to its partitions' counts and is answered the new
+    count, so without a loss no answer repeats. A repeated answer, or a count read lower
+    than the highest answered, means Redis went back (streams/restore.py). Answers may
+    arrive out of order (tasks flush on their own connections), so the recent ones are
+    kept as a set, not compared in order.
 
     >>> w = Written()
-    >>> w.saw({3: 7}); w.saw({3: 5, 1: 2}); w.counts
-    {3: 7, 1: 2}
+    >>> w.answered({3: 7}); w.answered({3: 5, 1: 2}); w.counts, w.take_lost()
+    ({3: 7, 1: 2}, set())
+    >>> w.answered({3: 6}); w.answered({3: 7}); w.take_lost()  # 7 again: Redis went back
+    {3}
     """
+
+    WINDOW = 4096  # answers kept per partition; an answer older than that counts as lost
 
     def __init__(self):
         self.counts: dict[int, int] = {}
+        self._recent: dict[int, set[int]] = {}
+        self._lost: set[int] = set()
+
+    def answered(self, counts: dict[int, int]) -> None:
+        """Counts Redis answered to this process's transactions."""
+        for partition, n in counts.items():
+            top, recent = self.counts.get(partition, 0), self._recent.setdefault(partition, set())
+            if n in recent or n <= top - self.WINDOW:
+                self._lost.add(partition)
+            recent.add(n)
+            if len(recent) > 2 * self.WINDOW:
+                recent.difference_update([m for m in recent if m <= top - self.WINDOW])
+            self.saw({partition: n})
 
     def saw(self, counts: dict[int, int]) -> None:
+        """Counts read (or answered): the highest is kept."""
         for partition, n in counts.items():
             if n > self.counts.get(partition, 0):
                 self.counts[partition] = n
 
+    def take_lost(self) -> set[int]:
+        """Partitions whose answers repeated since the last call."""
+        lost, self._lost = self._lost, set()
+        return lost
+
     def lost(self, partition: int, now: int) -> None:
         """Redis counts ``now`` after losing writes: compare with that from here on."""
         self.counts[partition] = now
+        self._recent[partition] = set()
+        self._lost.discard(partition)
 
 
 class _Base:
@@ -181,7 +212,7 @@ class _Base:
             {s.decode() if isinstance(s, bytes) else s for r in results[skip : skip + n] for s in r}
         )
         if self.written is not None:
-            self.written.saw(dict(zip(taken[4], results[skip + n :], strict=True)))
+            self.written.answered(dict(zip(taken[4], results[skip + n :], strict=True)))
         metrics.REDIS_FAMILY_WRITES.inc(n)
         return changed
 

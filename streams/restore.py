@@ -5,8 +5,9 @@ Every worker keeps the truth in its tables; Redis holds what the worker wrote fr
 them. Each transaction of family contributions also counts, per partition of the
 family topic, the batches Redis has applied (:data:`sinks.keys.WRITTEN`), and the
 worker remembers the counts Redis answered (:class:`sinks.redis_sink.Written`). A count
-that reads lower than one Redis answered before, or none where the worker has families,
-means Redis lost acknowledged writes of that partition: its families are written
+that reads lower than one Redis answered before, an answer that repeats an earlier one
+(Redis went back and new writes counted up again), or no count where the worker has
+families, means Redis lost acknowledged writes of that partition: its families are written
 again, present and history, through the same idempotent scripts as always, so what
 Redis kept is left as it is and what it lost comes back. W and the first day of data
 are raised again from the id topic's days table on every tick, and the learner's
@@ -52,7 +53,8 @@ class Restore:
         # never a transaction that overtook the read.
         known = dict(self.written.counts)
         counts = await self.sink.written_counts(parts)
-        lost = [p for p in parts if p in known and counts[p] < known[p]]
+        repeated = self.written.take_lost()  # answers that repeated: Redis went back
+        lost = [p for p in parts if p in repeated or (p in known and counts[p] < known[p])]
         # A partition first seen (start, restart, rebalance) that Redis has no count of:
         # lost if this worker's table holds families of it (Redis emptied while the
         # worker was down). Looked up only then: the table may be large.

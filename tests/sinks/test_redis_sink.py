@@ -238,9 +238,10 @@ def test_each_flush_counts_its_partitions_batches_and_tells_written(redis_client
     assert sink.flush() == []
     sink.write([("f4", a, None)])  # the in-process pipeline's: no partition, no count
     sink.flush()
-    assert written.counts == {2: 2, 3: 1}
+    assert written.counts == {2: 2, 3: 1} and written.take_lost() == set()
     assert {int(k): int(v) for k, v in redis_client.hgetall("tk:written").items()} == {2: 2, 3: 1}
     redis_client.flushdb()
     sink.write([("f2", a, 3)])
     sink.flush()
     assert written.counts == {2: 2, 3: 1}  # the highest answered stays, to compare with
+    assert written.take_lost() == {3}  # partition 3 was answered 1 twice: Redis went back

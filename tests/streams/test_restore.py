@@ -88,6 +88,30 @@ async def test_a_partition_that_went_back_is_rewritten_alone(history, aredis, re
     assert picture_and_history(redis_client, history) == want
 
 
+async def test_a_partition_that_went_back_and_counted_up_again_is_rewritten(
+    history, aredis, redis_client
+):
+    """Redis comes back a batch short and the same partition's next batch counts it up
+    to the highest count answered before: the repeated answer gives the loss away."""
+    written, sink, writer, restore = await worker_parts(history, aredis)
+    families = all_of(history)
+    fam = next(f for f in sorted(families) if history.contributions.get(f))
+    p = families.pop(fam)
+    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
+    older = {k: redis_client.dump(k) for k in redis_client.scan_iter("*")}
+    await writer.apply(sink, {fam: p}, since={fam: 0})
+    want = picture_and_history(redis_client, history)
+    redis_client.flushdb()
+    for k, v in older.items():
+        redis_client.restore(k, 0, v)
+    other = next(f for f, q in families.items() if q == p)
+    await writer.apply(sink, {other: p})  # counted up again: the count reads as before
+    assert int(redis_client.hget(keys.WRITTEN, p)) == written.counts[p]
+    assert await restore(range(PARTS)) == [p]
+    assert picture_and_history(redis_client, history) == want
+    assert await restore(range(PARTS)) == []
+
+
 async def test_a_restarted_worker_trusts_what_redis_counts_and_rewrites_what_it_does_not(
     history, aredis, redis_client
 ):
