@@ -8,6 +8,7 @@ learner (stage ``"learner"``, its one partition); :class:`Sweep` rewrites famili
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -93,6 +94,7 @@ class FamilyWriter:
         self.applied: set[str] = set()
         self.adopted: str | None = None  # snapshot version the families were re-assigned to
         self.sampled: set[int] = set()  # partitions whose families went to the learner's sample
+        self._writing = asyncio.Lock()
 
     async def apply(
         self,
@@ -105,7 +107,22 @@ class FamilyWriter:
         (``{family: day | None}``) or from the family's own latest day where its group
         changed; with ``learn``, send the counted families' vectors to the learner.
         Families no longer counted are sent as ``None`` from every caller: the learner
-        forgets them."""
+        forgets them.
+
+        One call at a time, from reading the states to Redis having applied them: the
+        agent, the sweep, a new snapshot and the restore each write through here, and a
+        large transaction still being sent could otherwise be overtaken by a later
+        state's write and then overwrite it with the older state."""
+        async with self._writing:
+            await self._apply(sink, families, learn, since)
+
+    async def _apply(
+        self,
+        sink: AsyncRedisSink,
+        families: Mapping[str, int],
+        learn: bool,
+        since: Mapping[str, int | None] | None,
+    ) -> None:
         watermark = await sink.watermark()
         if watermark is None:
             return

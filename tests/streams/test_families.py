@@ -254,3 +254,31 @@ async def test_a_snapshot_that_changes_types_only_rewrites_those_families(
     got = types_in_redis(redis_client)
     assert got == types_of_snapshot(renumbered, history.families, history.contributions)
     assert all(t >= 50 for counts in got.values() for t in counts)
+
+
+async def test_a_later_state_is_never_overwritten_by_an_earlier_slow_write(history, aredis):
+    """A large rewrite (a new snapshot, the restore) that is still being sent when the
+    agent writes a newer state of one of its families must not land after it."""
+    import asyncio
+
+    from sinks import keys
+
+    class SlowSink(AsyncRedisSink):
+        async def flush(self):
+            await asyncio.sleep(0.3)  # a large transaction still on its way
+            return await super().flush()
+
+    fam = next(f for f in sorted(history.contributions))
+    table = dict(history.families)
+    slow = await SlowSink(aredis, now=lambda: "2030-01-01T00:00:00Z").setup()
+    fast = await sink_at(aredis, history.watermark)
+    writer = FamilyWriter(table, ModelFollower(Store()), Vectors(), PARTS, False)
+    part = partition_of(fam, PARTS)
+
+    async def agent():
+        await asyncio.sleep(0.05)  # the rewrite has read its states
+        table[fam] = None  # the family's newest state: not counted any more
+        await writer.apply(fast, {fam: part})
+
+    await asyncio.gather(writer.apply(slow, {fam: part}), agent())
+    assert await aredis.get(keys.family(fam)) is None
