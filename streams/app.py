@@ -167,7 +167,9 @@ def create_app(
             if types_on and follower.version is None:
                 await follower.load()
             since = history_since(family_step(batch))
-            await writer.apply(sinks.family, touched(batch), learn=types_on, since=since)
+            families = touched(batch)
+            await restore_lost.before_writing(families.values())
+            await writer.apply(sinks.family, families, learn=types_on, since=since)
             observe_event_to_redis(batch, time.time())
 
     @app.agent(vectors)

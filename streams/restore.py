@@ -42,6 +42,13 @@ class Restore:
         self.written = written
         self.checked: set[int] = set()  # partitions looked at since start
 
+    async def before_writing(self, parts: Iterable[int]) -> list[int]:
+        """A tick over those of ``parts`` not looked at since start, before the agent
+        writes to them: once it has, a Redis emptied while this worker was down would
+        already count the agent's batch and look whole."""
+        new = sorted(set(parts) - self.checked)
+        return await self(new) if new else []
+
     async def __call__(self, parts: Iterable[int]) -> list[int]:
         parts = sorted(parts)
         span = self.days.span(parts)

@@ -125,3 +125,23 @@ async def test_a_restarted_worker_trusts_what_redis_counts_and_rewrites_what_it_
     _, _, _, restarted = await worker_parts(history, aredis)
     assert await restarted(range(PARTS)) == sorted(set(families.values()))
     assert picture_and_history(redis_client, history) == want
+
+
+async def test_a_restarted_worker_checks_a_partition_before_its_first_write(
+    history, aredis, redis_client
+):
+    """Redis emptied while the worker was down: had the agent written first, the
+    partition's count would read 1 and look whole."""
+    _, sink, writer, _ = await worker_parts(history, aredis)
+    families = all_of(history)
+    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
+    want = picture_and_history(redis_client, history)
+    redis_client.flushall()
+    _, sink, writer, restarted = await worker_parts(history, aredis)
+    fam, p = next(iter(sorted(families.items())))
+    assert await restarted.before_writing([p, p]) == [p]
+    await writer.apply(sink, {fam: p}, since={fam: 0})  # the agent's first batch
+    assert await restarted.before_writing([p]) == []  # looked at once
+    lost = await restarted(range(PARTS))
+    assert p not in lost and sorted(lost + [p]) == sorted(set(families.values()))
+    assert picture_and_history(redis_client, history) == want
