@@ -11,7 +11,7 @@ shared services stay up. In one run, at moments of the expected run's length
 - the broker stopped for 30 s and started again;
 - Redis killed with -9 and started again 5 s later (it comes back from its AOF, which
   may lack the last second);
-- Redis ``FLUSHALL``.
+- Redis ``FLUSHALL``, once while the worker runs and once 5 s after a restart.
 
 Meanwhile an API process over the same Redis is asked for the picture, an area and a
 history every half second; every status is counted. At the end ``tilannekuva compare``
@@ -227,6 +227,7 @@ def plan(kills: int, seed: int, expect_s: float) -> list[tuple[float, str]]:
     faults = [(rnd.uniform(0.03, 0.9) * expect_s, "kill worker") for _ in range(kills)]
     faults += [(f * expect_s, name) for f, name in ((0.3, "stop Kafka 30 s"), (0.5, "kill Redis"))]
     faults.append((0.7 * expect_s, "FLUSHALL"))
+    faults.append((0.8 * expect_s, "FLUSHALL during a restart"))
     return sorted(faults)
 
 
@@ -337,6 +338,11 @@ def main() -> int:
                     store.kill()
                     time.sleep(5)
                     store.start()
+                elif fault == "FLUSHALL during a restart":
+                    worker.kill()
+                    worker.start()
+                    time.sleep(5)  # the new worker is starting, its tables not yet whole
+                    redis.Redis.from_url(store.url).flushall()
                 else:
                     redis.Redis.from_url(store.url).flushall()
                 continue
@@ -377,7 +383,10 @@ def main() -> int:
                 capture_output=True,
                 text=True,
             )
-            print(done.stdout[-3000:], done.stderr[-2000:], flush=True)
+            lines = done.stdout.splitlines()
+            summary = [x for x in lines if not x.startswith("  ")]  # one line a day or scope set
+            print("\n".join(summary), done.stderr[-2000:], flush=True)
+            print("\n".join(lines[:30]), flush=True)
             if done.returncode:
                 failures.append(f"compare {' '.join(extra)} found differences")
         print(json.dumps({"worker_starts": worker.starts}))
