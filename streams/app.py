@@ -168,7 +168,7 @@ def create_app(
                 await follower.load()
             since = history_since(family_step(batch))
             families = touched(batch)
-            await restore_lost.before_writing(families.values())
+            await restore_lost.before_writing(families)
             await writer.apply(sinks.family, families, learn=types_on, since=since)
             observe_event_to_redis(batch, time.time())
 

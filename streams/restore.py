@@ -17,7 +17,7 @@ latest snapshot is published again where the model store lost it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from sinks import metrics
@@ -42,14 +42,15 @@ class Restore:
         self.written = written
         self.checked: set[int] = set()  # partitions looked at since start
 
-    async def before_writing(self, parts: Iterable[int]) -> list[int]:
-        """A tick over those of ``parts`` not looked at since start, before the agent
-        writes to them: once it has, a Redis emptied while this worker was down would
-        already count the agent's batch and look whole."""
-        new = sorted(set(parts) - self.checked)
-        return await self(new) if new else []
+    async def before_writing(self, families: Mapping[str, int]) -> list[int]:
+        """A tick over the partitions of ``{family: partition}`` not looked at since
+        start, before the agent writes those families: once it has, a Redis emptied
+        while this worker was down would already count the agent's batch and look whole.
+        The families about to be written do not count as held (a first start)."""
+        new = sorted(set(families.values()) - self.checked)
+        return await self(new, writing=families.keys()) if new else []
 
-    async def __call__(self, parts: Iterable[int]) -> list[int]:
+    async def __call__(self, parts: Iterable[int], writing: Iterable[str] = ()) -> list[int]:
         parts = sorted(parts)
         span = self.days.span(parts)
         if span is not None:  # before any family is written: they are written at W
@@ -68,7 +69,8 @@ class Restore:
         unknown = [p for p in parts if p not in self.checked and counts[p] == 0]
         self.checked.update(parts)
         families = self.writer.mine(lost + unknown) if lost or unknown else {}
-        held = set(families.values())
+        skip = set(writing)
+        held = {q for f, q in families.items() if f not in skip}
         lost += [p for p in unknown if p in held]
         self.written.saw(counts)  # a restarted worker learns what Redis holds
         for p in sorted(lost):

@@ -139,9 +139,21 @@ async def test_a_restarted_worker_checks_a_partition_before_its_first_write(
     redis_client.flushall()
     _, sink, writer, restarted = await worker_parts(history, aredis)
     fam, p = next(iter(sorted(families.items())))
-    assert await restarted.before_writing([p, p]) == [p]
+    assert await restarted.before_writing({fam: p}) == [p]
     await writer.apply(sink, {fam: p}, since={fam: 0})  # the agent's first batch
-    assert await restarted.before_writing([p]) == []  # looked at once
+    assert await restarted.before_writing({fam: p}) == []  # looked at once
     lost = await restarted(range(PARTS))
     assert p not in lost and sorted(lost + [p]) == sorted(set(families.values()))
     assert picture_and_history(redis_client, history) == want
+
+
+async def test_a_first_start_is_not_a_loss(history, aredis, redis_client):
+    """An empty Redis and a table that holds only the families the agent is about to
+    write: nothing was lost, nothing is rewritten."""
+    _, sink, writer, restore = await worker_parts(history, aredis)
+    families = all_of(history)
+    p = next(iter(families.values()))
+    first = {f: q for f, q in families.items() if q == p}
+    writer.table = {f: history.families[f] for f in first}
+    assert await restore.before_writing(first) == []
+    assert redis_client.hget(keys.WRITTEN, p) is None  # nothing was written by the check
