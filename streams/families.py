@@ -19,7 +19,7 @@ from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink
 from streams.transport import partition_of
 
-REASSIGN_CHUNK = 5000  # families per pipeline when a new snapshot re-assigns them
+REASSIGN_CHUNK = 5000  # families per pipeline when many are rewritten (a snapshot, a restore)
 
 
 class ModelStore(Protocol):
@@ -163,6 +163,17 @@ class FamilyWriter:
         if learned:
             await self.send.send_items("learner", 0, learned)
 
+    async def rewrite(
+        self, sink: AsyncRedisSink, families: Mapping[str, int], since: int | None = None
+    ) -> None:
+        """:meth:`apply` of many families, :data:`REASSIGN_CHUNK` to a transaction; with
+        ``since``, the history of every one of them from that day."""
+        items = list(families.items())
+        for i in range(0, len(items), REASSIGN_CHUNK):
+            chunk = dict(items[i : i + REASSIGN_CHUNK])
+            days = None if since is None else dict.fromkeys(chunk, since)
+            await self.apply(sink, chunk, since=days)
+
     def mine(self, parts: Iterable[int]) -> dict[str, int]:
         """``{family: partition}`` of this worker's families in ``parts``."""
         wanted = set(parts)
@@ -206,8 +217,7 @@ class FamilyWriter:
                 and (self.groups_now[fam] != groups[fam] or self.types_now.get(fam) != types[fam])
             )
         ]
-        for i in range(0, len(changed), REASSIGN_CHUNK):
-            await self.apply(sink, dict(changed[i : i + REASSIGN_CHUNK]))
+        await self.rewrite(sink, dict(changed))
         self.adopted = version
         metrics.FAMILIES_REASSIGNED.inc(len(changed))
         metrics.MODEL_ADOPTED.info({"version": version})

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink, Written
-from streams.families import REASSIGN_CHUNK, FamilyWriter
+from streams.families import FamilyWriter
 
 log = logging.getLogger("tilannekuva.worker")
 
@@ -85,10 +85,6 @@ class Restore:
                 len(mine),
             )
             metrics.REDIS_LOSSES.inc()
-            for i in range(0, len(mine), REASSIGN_CHUNK):
-                chunk = mine[i : i + REASSIGN_CHUNK]
-                # since day 0: the whole history, which Redis may have lost too
-                await self.writer.apply(
-                    self.sink, dict.fromkeys(chunk, p), since=dict.fromkeys(chunk, 0)
-                )
+            # since day 0: the whole history, which Redis may have lost too
+            await self.writer.rewrite(self.sink, dict.fromkeys(mine, p), since=0)
         return lost

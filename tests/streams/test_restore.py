@@ -69,10 +69,10 @@ async def test_a_flushed_redis_gets_w_the_picture_and_the_history_back(
     assert await restore(range(PARTS)) == []  # healed: compared from the new counts on
 
 
-async def test_a_partition_that_went_back_is_rewritten_alone(history, aredis, redis_client):
-    """Redis comes back from an older copy (a snapshot, an AOF that had not synced the
-    last second): one batch of one partition is missing."""
-    written, sink, writer, restore = await worker_parts(history, aredis)
+async def went_back_a_batch(history, redis_client, sink, writer):
+    """Everything written, then Redis put back to its copy from before the last batch,
+    which wrote one counted family alone: ``(families but that one, its partition,
+    the picture and history as written)``."""
     families = all_of(history)
     fam = next(f for f in sorted(families) if history.contributions.get(f))
     p = families.pop(fam)
@@ -83,6 +83,14 @@ async def test_a_partition_that_went_back_is_rewritten_alone(history, aredis, re
     redis_client.flushdb()
     for k, v in older.items():
         redis_client.restore(k, 0, v)
+    return families, p, want
+
+
+async def test_a_partition_that_went_back_is_rewritten_alone(history, aredis, redis_client):
+    """Redis comes back from an older copy (a snapshot, an AOF that had not synced the
+    last second): one batch of one partition is missing."""
+    _, sink, writer, restore = await worker_parts(history, aredis)
+    _, p, want = await went_back_a_batch(history, redis_client, sink, writer)
     assert picture_and_history(redis_client, history) != want
     assert await restore(range(PARTS)) == [p]
     assert picture_and_history(redis_client, history) == want
@@ -94,16 +102,7 @@ async def test_a_partition_that_went_back_and_counted_up_again_is_rewritten(
     """Redis comes back a batch short and the same partition's next batch counts it up
     to the highest count answered before: the repeated answer gives the loss away."""
     written, sink, writer, restore = await worker_parts(history, aredis)
-    families = all_of(history)
-    fam = next(f for f in sorted(families) if history.contributions.get(f))
-    p = families.pop(fam)
-    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
-    older = {k: redis_client.dump(k) for k in redis_client.scan_iter("*")}
-    await writer.apply(sink, {fam: p}, since={fam: 0})
-    want = picture_and_history(redis_client, history)
-    redis_client.flushdb()
-    for k, v in older.items():
-        redis_client.restore(k, 0, v)
+    families, p, want = await went_back_a_batch(history, redis_client, sink, writer)
     other = next(f for f, q in families.items() if q == p)
     await writer.apply(sink, {other: p})  # counted up again: the count reads as before
     assert int(redis_client.hget(keys.WRITTEN, p)) == written.counts[p]

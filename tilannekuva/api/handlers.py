@@ -54,6 +54,12 @@ SHARE_INDICATORS = (
     "families_child_welfare",
 )
 REBUILDING = "the history is being rebuilt (e.g. Redis was reset); retry"
+STREAM_POLL_S = 1.0  # how often a stream looks at the publication
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx would otherwise hold the events back
+}
 
 
 def rebuilding() -> web.HTTPException:
@@ -61,14 +67,6 @@ def rebuilding() -> web.HTTPException:
     return http_error(
         web.HTTPServiceUnavailable, REBUILDING, headers={"Retry-After": str(RETRY_AFTER_S)}
     )
-
-
-STREAM_POLL_S = 1.0  # how often a stream looks at the publication
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",  # nginx would otherwise hold the events back
-}
 
 
 async def page(request: web.Request) -> web.FileResponse:
