@@ -57,6 +57,10 @@ class Restore:
             for day in span:
                 self.sink.raise_watermark(day)
             await self.sink.flush()
+        if await self.sink.watermark() is None:
+            # Nothing can be written before W is known: a rewrite now would write
+            # nothing and yet count as done. Look again at the next tick.
+            return []
         # Counts Redis answered before the read below: a lower count read is a loss,
         # never a transaction that overtook the read.
         known = dict(self.written.counts)

@@ -156,3 +156,23 @@ async def test_a_first_start_is_not_a_loss(history, aredis, redis_client):
     writer.table = {f: history.families[f] for f in first}
     assert await restore.before_writing(first) == []
     assert redis_client.hget(keys.WRITTEN, p) is None  # nothing was written by the check
+
+
+async def test_nothing_counts_as_rewritten_before_w_is_known(history, aredis, redis_client):
+    """Redis emptied and no day known yet to raise W from: the tick waits, and the
+    next one, with W back, writes everything."""
+
+    class NoDays:
+        def span(self, partitions):
+            return None
+
+    _, sink, writer, _ = await worker_parts(history, aredis)
+    families = all_of(history)
+    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
+    want = picture_and_history(redis_client, history)
+    redis_client.flushall()
+    restore = Restore(writer, sink, NoDays(), Written())
+    assert await restore(range(PARTS)) == []
+    redis_client.mset({keys.WATERMARK: history.watermark, keys.FIRST_DAY: first_day(history)})
+    assert await restore(range(PARTS)) == sorted(set(families.values()))
+    assert picture_and_history(redis_client, history) == want
