@@ -17,10 +17,12 @@ COPY streams ./streams
 COPY sinks ./sinks
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin tk \
+    && mkdir -p /app/state \
     && chown -R tk /app
 
 USER tk
-# Faust keeps its local state under the working directory.
+# The worker keeps its RocksDB tables under the working directory (TK_DATA_DIR is
+# relative to it); docker-compose.yml mounts a volume here, owned by tk as created.
 WORKDIR /app/state
 EXPOSE 8080 6066
 

@@ -20,7 +20,10 @@ batch reference. Before that, the caught-up worker is killed once more and resta
 and given the file's last 1,000 lines again (duplicates: the picture stays): the time
 until it has committed them is the restart's catch-up time.
 
-    python bench/drills.py FILE [--kills 10] [--seed 1] [--keep]
+    python bench/drills.py FILE [--kills 10] [--seed 1] [--keep] [--no-outages]
+
+``--no-outages --kills 0`` is a timing run: the catch-up and the restart after it, with
+the store of ``TK_STORE`` (the environment passes through to the worker).
 
 Needs ``infra/up`` to have fetched Kafka's jars. Prints a line per fault, the restarts'
 catch-up times, the API's statuses and both comparisons; exits non-zero if a cell
@@ -220,14 +223,18 @@ def lag(bootstrap: str, group: str) -> int | None:
         admin.close()
 
 
-def plan(kills: int, seed: int, expect_s: float) -> list[tuple[float, str]]:
+def plan(kills: int, seed: int, expect_s: float, outages: bool = True) -> list[tuple[float, str]]:
     """``(seconds after the worker's start, fault)``, in order: the kills at random
-    moments of the expected run, the others at fixed shares of it."""
+    moments of the expected run, the others (with ``outages``) at fixed shares of it."""
     rnd = random.Random(seed)
     faults = [(rnd.uniform(0.03, 0.9) * expect_s, "kill worker") for _ in range(kills)]
-    faults += [(f * expect_s, name) for f, name in ((0.3, "stop Kafka 30 s"), (0.5, "kill Redis"))]
-    faults.append((0.7 * expect_s, "FLUSHALL"))
-    faults.append((0.8 * expect_s, "FLUSHALL during a restart"))
+    if outages:
+        faults += [
+            (0.3 * expect_s, "stop Kafka 30 s"),
+            (0.5 * expect_s, "kill Redis"),
+            (0.7 * expect_s, "FLUSHALL"),
+            (0.8 * expect_s, "FLUSHALL during a restart"),
+        ]
     return sorted(faults)
 
 
@@ -257,6 +264,12 @@ def main() -> int:
         help="the run's expected length, over which the faults are spread (default: 1,000 lines/s)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the drill's state directory")
+    parser.add_argument(
+        "--no-outages",
+        dest="outages",
+        action="store_false",
+        help="only the kills: no broker stop, Redis kill or FLUSHALL (a timing run)",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -295,6 +308,7 @@ def main() -> int:
         "SITUATION_API_TOKEN": TOKEN,
         "SITUATION_AUDIT_TOKEN": AUDIT,
         "SITUATION_API_PORT": str(api_port),
+        "TK_DATA_DIR": str(state / "faust"),  # the worker's RocksDB tables
     }
     worker = Supervised(["worker", "--web-port", str(free_port())], env, state, "worker")
     api = Supervised(["api"], env, state, "api")
@@ -314,7 +328,7 @@ def main() -> int:
         api.start()
         time.sleep(3)
         poller.start()
-        faults = plan(args.kills, args.seed, args.expect_s)
+        faults = plan(args.kills, args.seed, args.expect_s, args.outages)
         zero = 0
         while True:
             time.sleep(2)

@@ -259,9 +259,10 @@ class AsyncRedisSink(_Base):
     """The same over ``redis.asyncio.Redis``, for the Faust worker."""
 
     async def setup(self) -> AsyncRedisSink:
-        self.apply_sha = await self.redis.script_load(APPLY_LUA)
-        self.history_sha = await self.redis.script_load(HISTORY_LUA)
-        self.wm_sha = await self.redis.script_load(RAISE_WM_LUA)
+        # All three at once after the last load: another task seeing ``apply_sha`` set
+        # would flush with the others still None (seen as a crash in a Redis restart).
+        shas = [await self.redis.script_load(lua) for lua in (APPLY_LUA, HISTORY_LUA, RAISE_WM_LUA)]
+        self.apply_sha, self.history_sha, self.wm_sha = shas
         return self
 
     async def flush(self) -> list[str]:

@@ -13,7 +13,9 @@ offsets. Every effect is idempotent, so a batch processed twice changes nothing.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -58,15 +60,24 @@ SWEEP_SECONDS = 1.0
 RESTORE_SECONDS = 1.0
 MODEL_POLL_SECONDS = 2.0
 LAG_SECONDS = 5.0
+# Bounds per partition database (Faust's defaults give each a 2 GiB block cache and
+# 3 x 64 MiB write buffers; a worker opens one per table and partition it holds).
+ROCKSDB = {
+    "block_cache_size": 16 * 2**20,
+    "write_buffer_size": 8 * 2**20,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 2**20,
+}
 
 
 def faust_app(settings: Settings, web_bind: str, web_port: int) -> faust.App:
-    datadir = Path("var/faust") / settings.app_id
+    # One directory per worker: RocksDB locks a database to one process.
+    datadir = Path(settings.data_dir) / f"{settings.app_id}-{web_port}"
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
+        store=f"{settings.store}://",
         processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         table_standby_replicas=settings.standby_replicas,
@@ -94,127 +105,11 @@ def create_app(
     """The worker for ``settings``: ``/metrics`` on ``web_bind:web_port``."""
     app = faust_app(settings, web_bind, web_port)
     redis = redis_client or patient_client(settings.redis_url)  # waits out a Redis restart
-    parts, types_on = settings.partitions, settings.family_types
-
-    # ------------------------------------------------------------------ topics
-    register_events = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
-    dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="json")
-    alerts_out = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="json")
-    internal = {"partitions": parts, "internal": True}
-    by_id = app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal)
-    by_person = app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal)
-    family_inputs = app.topic(settings.internal_topic(config.TOPIC_FAMILY_INPUTS), **internal)
-    vectors = app.topic(settings.internal_topic(config.TOPIC_VECTORS), partitions=1, internal=True)
-
-    # ------------------------------------------------------------------ tables
-    dedup_table = app.Table("dedup", default=None, partitions=parts)
-    days_table = app.Table("days", default=None, partitions=parts)  # W beyond Redis
-    person_table = app.Table("person", default=None, partitions=parts)
-    family_table = app.Table("family", default=None, partitions=parts)
-    # The latest snapshot: its compacted changelog is the model's durable copy.
-    model_table = app.Table("model", default=None, partitions=1)
-
-    # ------------------------------------------------------------------ the logic
-    sinks = TaskSinks(redis, now=utc_now_iso)
-    send = Sender({"id": by_id, "person": by_person, "family": family_inputs, "learner": vectors})
-    pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
-    door = Door(pseudonymiser, sinks.ingest.raise_watermark, parts, utc_now_iso)
-    days = Days(days_table)
-    dedup_step = TableStep("dedup", dedup_table, picture.Dedup(summary_only=not types_on), parts)
-    profile = state_profile if types_on else None  # feature profiles feed the family types
-    person_step = TableStep("person", person_table, picture.PersonStep(profile), parts)
-    family_step = TableStep("family", family_table, picture.family_step, parts)
-    store = AsyncModelStore(redis)
-    follower = ModelFollower(store)
-    writer = FamilyWriter(family_table, follower, send, parts, types_on)
-    sweep_due = Sweep(writer, sinks.sweep)
-    restore_lost = Restore(writer, sinks.restore, days, sinks.written)
-    learner_step = worker_learner(settings)
-    learn = LearnerRunner(learner_step, model_table, store, sinks.model.watermark, time.time)
-    rule = TrendRule(settings.alert_window_days, settings.alert_rise, settings.alert_min_families)
-    alerts = TrendAlerts(redis, alerts_out, rule, settings.min_cell, utc_now_iso)
-
-    # ------------------------------------------------------------------ agents
-    @app.agent(register_events)
-    async def ingest(stream):
-        """Validate, pseudonymise, forward by event id; the rest to the DLQ."""
-        async for batch in stream.take_events(BATCH, within=WITHIN):
-            await sinks.ready()
-            outs, rejected = door(batch)
-            for record in rejected:
-                await dlq.send(value=record)
-            await sinks.ingest.flush()  # W first: no later step sees an event newer than W
-            await send.send_envelopes("ingest", outs)
-
-    @app.agent(by_id)
-    async def dedup(stream):
-        """One effect per event id; retractions meet their targets here."""
-        async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            days(batch)
-            await send.send_envelopes("dedup", dedup_step(batch))
-
-    @app.agent(by_person)
-    async def person(stream):
-        """A person's events → their summary, sent to their family when it changes."""
-        async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            await send.send_envelopes("person", person_step(batch))
-
-    @app.agent(family_inputs)
-    async def family(stream):
-        """Family state → contribution at W (and group) → Redis deltas, before the ack."""
-        async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            await sinks.ready()
-            if types_on and follower.version is None:
-                await follower.load()
-            since = history_since(family_step(batch))
-            families = touched(batch)
-            await restore_lost.before_writing(families)
-            await writer.apply(sinks.family, families, learn=types_on, since=since)
-            observe_event_to_redis(batch, time.time())
-
-    @app.agent(vectors)
-    async def learner(stream):
-        """The one learner: vectors → family types → snapshots for every worker."""
-        async for batch in stream.take_events(ENVELOPES, within=0.5):
-            await sinks.ready()
-            await learn(batch)
-
-    # ------------------------------------------------------------------ timers
-    @app.timer(SWEEP_SECONDS)
-    async def sweep():
-        """Families whose result changes because W moved on (windows, 18th birthdays)."""
-        await sinks.ready()
-        await sweep_due(sorted(assigned_partitions(app, family_inputs)))
-
-    @app.timer(RESTORE_SECONDS)
-    async def restore():
-        """What Redis lost (a FLUSHALL, a restart without persistence) written again."""
-        if not tables_recovered(app):
-            return
-        await sinks.ready()
-        await restore_lost(assigned_partitions(app, family_inputs))
-        if types_on and 0 in assigned_partitions(app, vectors):
-            await learn.republish()
-
-    @app.timer(MODEL_POLL_SECONDS)
-    async def adopt_model():
-        """A new snapshot: re-assign this worker's families (once the table is whole)."""
-        if not types_on or not tables_recovered(app):
-            return
-        await sinks.ready()
-        mine = assigned_partitions(app, family_inputs)
-        await writer.refill(sinks.model, mine)
-        await follower.load()
-        await writer.adopt(sinks.model, mine)
-
-    @app.timer(settings.alert_interval_s, on_leader=True)
-    async def trend_alerts():
-        """Area trends on the leader only: one writer."""
-        await alerts()
-
-    @app.timer(LAG_SECONDS)
-    async def lag():
-        await record_lag(app.consumer, app.assignor.assigned_actives())
+    topics = Topics.declare(app, settings)
+    tables = Tables.declare(app, settings.partitions)
+    logic = Logic.wire(settings, redis, topics, tables)
+    add_agents(app, topics, logic)
+    add_timers(app, settings, topics, logic)
 
     @app.task
     async def logs():
@@ -222,6 +117,214 @@ def create_app(
 
     app.page("/metrics")(metrics_view)
     return app
+
+
+@dataclass(frozen=True)
+class Topics:
+    register_events: faust.TopicT
+    dlq: faust.TopicT
+    alerts: faust.TopicT
+    by_id: faust.TopicT
+    by_person: faust.TopicT
+    family_inputs: faust.TopicT
+    vectors: faust.TopicT
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> Topics:
+        internal = {"partitions": settings.partitions, "internal": True}
+        return cls(
+            register_events=app.topic(
+                settings.input_topic, key_serializer="raw", value_serializer="raw"
+            ),
+            dlq=app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="json"),
+            alerts=app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="json"),
+            by_id=app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal),
+            by_person=app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal),
+            family_inputs=app.topic(
+                settings.internal_topic(config.TOPIC_FAMILY_INPUTS), **internal
+            ),
+            vectors=app.topic(
+                settings.internal_topic(config.TOPIC_VECTORS), partitions=1, internal=True
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Tables:
+    dedup: faust.Table
+    days: faust.Table  # W beyond Redis
+    person: faust.Table
+    family: faust.Table
+    model: faust.Table  # the latest snapshot: its compacted changelog is the durable copy
+
+    @classmethod
+    def declare(cls, app: faust.App, parts: int) -> Tables:
+        return cls(
+            dedup=table(app, "dedup", parts),
+            days=table(app, "days", parts),
+            person=table(app, "person", parts),
+            family=table(app, "family", parts),
+            model=table(app, "model", 1),
+        )
+
+
+def table(app: faust.App, name: str, partitions: int) -> faust.Table:
+    """A table of JSON values, None where a key has none."""
+    return app.Table(name, default=None, partitions=partitions, options=dict(ROCKSDB))
+
+
+@dataclass(frozen=True)
+class Logic:
+    """What the agents and timers call; each piece unit-tested on its own."""
+
+    types_on: bool
+    sinks: TaskSinks
+    send: Sender
+    door: Door
+    days: Days
+    dedup: TableStep
+    person: TableStep
+    family: TableStep
+    follower: ModelFollower
+    writer: FamilyWriter
+    sweep: Sweep
+    restore: Restore
+    learn: LearnerRunner
+    alerts: TrendAlerts
+
+    @classmethod
+    def wire(cls, settings: Settings, redis: Any, topics: Topics, tables: Tables) -> Logic:
+        parts, types_on = settings.partitions, settings.family_types
+        sinks = TaskSinks(redis, now=utc_now_iso)
+        send = Sender(
+            {
+                "id": topics.by_id,
+                "person": topics.by_person,
+                "family": topics.family_inputs,
+                "learner": topics.vectors,
+            }
+        )
+        pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
+        profile = state_profile if types_on else None  # feature profiles feed the family types
+        store = AsyncModelStore(redis)
+        follower = ModelFollower(store)
+        writer = FamilyWriter(tables.family, follower, send, parts, types_on)
+        days = Days(tables.days)
+        rule = TrendRule(
+            settings.alert_window_days, settings.alert_rise, settings.alert_min_families
+        )
+        return cls(
+            types_on=types_on,
+            sinks=sinks,
+            send=send,
+            door=Door(pseudonymiser, sinks.ingest.raise_watermark, parts, utc_now_iso),
+            days=days,
+            dedup=TableStep("dedup", tables.dedup, picture.Dedup(summary_only=not types_on), parts),
+            person=TableStep("person", tables.person, picture.PersonStep(profile), parts),
+            family=TableStep("family", tables.family, picture.family_step, parts),
+            follower=follower,
+            writer=writer,
+            sweep=Sweep(writer, sinks.sweep),
+            restore=Restore(writer, sinks.restore, days, sinks.written),
+            learn=LearnerRunner(
+                worker_learner(settings), tables.model, store, sinks.model.watermark, time.time
+            ),
+            alerts=TrendAlerts(redis, topics.alerts, rule, settings.min_cell, utc_now_iso),
+        )
+
+
+def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
+    """One agent per topic, in the order an event passes them."""
+    sinks, send = logic.sinks, logic.send
+
+    @app.agent(topics.register_events)
+    async def ingest(stream):
+        """Validate, pseudonymise, forward by event id; the rest to the DLQ."""
+        async for batch in stream.take_events(BATCH, within=WITHIN):
+            await sinks.ready()
+            outs, rejected = logic.door(batch)
+            for record in rejected:
+                await topics.dlq.send(value=record)
+            await sinks.ingest.flush()  # W first: no later step sees an event newer than W
+            await send.send_envelopes("ingest", outs)
+
+    @app.agent(topics.by_id)
+    async def dedup(stream):
+        """One effect per event id; retractions meet their targets here."""
+        async for batch in stream.take_events(ENVELOPES, within=WITHIN):
+            logic.days(batch)
+            await send.send_envelopes("dedup", logic.dedup(batch))
+
+    @app.agent(topics.by_person)
+    async def person(stream):
+        """A person's events → their summary, sent to their family when it changes."""
+        async for batch in stream.take_events(ENVELOPES, within=WITHIN):
+            await send.send_envelopes("person", logic.person(batch))
+
+    @app.agent(topics.family_inputs)
+    async def family(stream):
+        """Family state → contribution at W (and group) → Redis deltas, before the ack."""
+        async for batch in stream.take_events(ENVELOPES, within=WITHIN):
+            await sinks.ready()
+            if logic.types_on and logic.follower.version is None:
+                await logic.follower.load()
+            outs, unstored = logic.family.run(batch)  # stored once Redis has them
+            families = touched(batch)
+            await logic.restore.before_writing(families)
+            await logic.writer.apply(
+                sinks.family, families, logic.types_on, history_since(outs), unstored
+            )
+            observe_event_to_redis(batch, time.time())
+
+    @app.agent(topics.vectors)
+    async def learner(stream):
+        """The one learner: vectors → family types → snapshots for every worker."""
+        async for batch in stream.take_events(ENVELOPES, within=0.5):
+            await sinks.ready()
+            await logic.learn(batch)
+
+
+def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic) -> None:
+    sinks, types_on = logic.sinks, logic.types_on
+
+    def mine() -> set[int]:
+        return assigned_partitions(app, topics.family_inputs)
+
+    @app.timer(SWEEP_SECONDS)
+    async def sweep():
+        """Families whose result changes because W moved on (windows, 18th birthdays)."""
+        await sinks.ready()
+        await logic.sweep(sorted(mine()))
+
+    @app.timer(RESTORE_SECONDS)
+    async def restore():
+        """What Redis lost (a FLUSHALL, a restart without persistence) written again."""
+        if not tables_recovered(app):
+            return
+        await sinks.ready()
+        await logic.restore(mine())
+        if types_on and 0 in assigned_partitions(app, topics.vectors):
+            await logic.learn.republish()
+
+    @app.timer(MODEL_POLL_SECONDS)
+    async def adopt_model():
+        """A new snapshot: re-assign this worker's families (once the table is whole)."""
+        if not types_on or not tables_recovered(app):
+            return
+        await sinks.ready()
+        parts = mine()
+        await logic.writer.refill(sinks.model, parts)
+        await logic.follower.load()
+        await logic.writer.adopt(sinks.model, parts)
+
+    @app.timer(settings.alert_interval_s, on_leader=True)
+    async def trend_alerts():
+        """Area trends on the leader only: one writer."""
+        await logic.alerts()
+
+    @app.timer(LAG_SECONDS)
+    async def lag():
+        await record_lag(app.consumer, app.assignor.assigned_actives())
 
 
 def add_arguments(parser) -> None:

@@ -17,7 +17,7 @@ from models.family_types import TypeAssigner
 from models.features import state_vector
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink
-from streams.transport import partition_of
+from streams.transport import partition_of, read_anywhere
 
 REASSIGN_CHUNK = 5000  # families per pipeline when many are rewritten (a snapshot, a restore)
 
@@ -64,6 +64,14 @@ class ModelFollower:
         return types, groups, vectors
 
 
+class Unstored(Protocol):
+    """New states a step computed and has not stored (:class:`streams.stages.Pending`)."""
+
+    states: Mapping[str, dict | None]
+
+    def commit(self) -> None: ...
+
+
 class Send(Protocol):
     async def send_items(self, stage: str, partition: int, items: list, field: str = ...): ...
 
@@ -102,6 +110,7 @@ class FamilyWriter:
         families: Mapping[str, int],
         learn: bool = False,
         since: Mapping[str, int | None] | None = None,
+        unstored: Unstored | None = None,
     ) -> None:
         """Write ``{family: partition}``: the present, and the history from ``since``
         (``{family: day | None}``) or from the family's own latest day where its group
@@ -112,9 +121,17 @@ class FamilyWriter:
         One call at a time, from reading the states to Redis having applied them: the
         agent, the sweep, a new snapshot and the restore each write through here, and a
         large transaction still being sent could otherwise be overtaken by a later
-        state's write and then overwrite it with the older state."""
+        state's write and then overwrite it with the older state.
+
+        ``unstored``: the families' new states, written to Redis first and stored only
+        then. A crash in between leaves the table behind Redis, and the replay writes
+        again, history included; the other order left a replay that found its state
+        already stored with no day to rewrite the history from (the present healed, the
+        history did not: seen with RocksDB after a SIGKILL)."""
         async with self._writing:
-            await self._apply(sink, families, learn, since)
+            await self._apply(sink, families, learn, since, unstored.states if unstored else {})
+            if unstored is not None:
+                unstored.commit()
 
     async def _apply(
         self,
@@ -122,12 +139,14 @@ class FamilyWriter:
         families: Mapping[str, int],
         learn: bool,
         since: Mapping[str, int | None] | None,
+        fresh: Mapping[str, dict | None],
     ) -> None:
         watermark = await sink.watermark()
         if watermark is None:
             return
         since = since or {}
-        states = {fam: self.table.get(fam) for fam in families}
+        states = read_anywhere(self.table, [f for f in families if f not in fresh])
+        states.update({f: fresh[f] for f in families if f in fresh})
         types, groups, vectors = self.follower.assign(states, self.types_on)
         items, learned, history = [], [], []
         for fam, partition in families.items():
@@ -192,8 +211,8 @@ class FamilyWriter:
             return
         states = {
             fam: state
-            for fam in self.mine(new)
-            if (state := self.table.get(fam)) and picture.contribution(state, watermark)
+            for fam, state in read_anywhere(self.table, self.mine(new)).items()
+            if state and picture.contribution(state, watermark)
         }
         _, _, vectors = self.follower.assign(states, True)
         await self.send.send_items("learner", 0, [[f, v] for f, v in vectors.items()], "sample")
@@ -207,7 +226,7 @@ class FamilyWriter:
         if self.follower.assigner is None or self.adopted == version:
             return 0
         families = self.mine(parts)
-        types, groups, _ = self.follower.assign({f: self.table.get(f) for f in families}, True)
+        types, groups, _ = self.follower.assign(read_anywhere(self.table, families), True)
         changed = [
             (fam, p)
             for fam, p in families.items()

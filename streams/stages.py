@@ -16,7 +16,7 @@ from models.contract import InvalidEvent, parse_json, validate
 from models.pseudonym import Pseudonymiser
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink, Written
-from streams.transport import Envelopes, as_current
+from streams.transport import Envelopes, as_current, read_anywhere
 
 log = logging.getLogger("tilannekuva.worker")
 
@@ -77,6 +77,28 @@ class Door:
         return dlq_record(raw, exc, self.now())
 
 
+class Pending:
+    """States a :meth:`TableStep.run` computed and did not store yet: ``states`` (each
+    key's latest) and, per envelope, what to store with it as the current event."""
+
+    def __init__(self, table: MutableMapping):
+        self.table = table
+        self.states: dict[str, Any] = {}
+        self.envelopes: list[tuple[Any, dict[str, Any]]] = []
+
+    def add(self, event: Any, states: dict[str, Any]) -> None:
+        self.states.update(states)
+        self.envelopes.append((event, states))
+
+    def commit(self) -> None:
+        """Store them: each key once per envelope, in its envelope's changelog partition."""
+        for event, states in self.envelopes:
+            as_current(event)
+            for key, state in states.items():
+                self.table[key] = state
+        self.envelopes = []
+
+
 class TableStep:
     """A pure :data:`models.picture.Step` over every item of every envelope of a batch,
     its state in ``table``; each touched key is written to the table once per envelope,
@@ -89,22 +111,33 @@ class TableStep:
         self.partitions = partitions
 
     def __call__(self, batch: list[Any]) -> Envelopes:
-        outs = Envelopes(self.partitions)
+        outs, pending = self.run(batch)
+        pending.commit()
+        return outs
+
+    def run(self, batch: list[Any]) -> tuple[Envelopes, Pending]:
+        """The outputs, and the new states not yet stored: a last stage stores them only
+        once its effects are in Redis (:meth:`streams.families.FamilyWriter.apply`)."""
+        outs, pending = Envelopes(self.partitions), Pending(self.table)
         for event in batch:
-            as_current(event)
+            as_current(event)  # reads in its partition's database (RocksDB reads only there)
             items = event.value["items"]
             metrics.EVENTS_IN.labels(self.name).inc(len(items))
             states: dict = {}
             for key, msg, t0 in items:
-                old = states[key] if key in states else self.table.get(key)
+                if key in states:
+                    old = states[key]
+                elif key in pending.states:
+                    old = pending.states[key]
+                else:
+                    old = self.table.get(key)
                 new, produced = self.step(old, key, msg)
                 if new is not old:
                     states[key] = new
                 for stage, okey, out in produced:
                     outs.add(stage, okey, out, t0)
-            for key, state in states.items():
-                self.table[key] = state
-        return outs
+            pending.add(event, states)
+        return outs, pending
 
 
 class Days:
@@ -120,16 +153,16 @@ class Days:
             on = [msg["occurred_at"] for _, msg, _ in event.value["items"]]
             if not on:
                 continue
+            as_current(event)  # its partition's database (RocksDB reads only there)
             key = str(event.message.partition)
             old = self.table.get(key)
             new = [min(on), max(on)] if old is None else [min(old[0], *on), max(old[1], *on)]
             if new != old:
-                as_current(event)
                 self.table[key] = new
 
     def span(self, partitions: Iterable[int]) -> tuple[str, str] | None:
         """``(first, last)`` over ``partitions``, None before any event."""
-        spans = [s for p in partitions if (s := self.table.get(str(p)))]
+        spans = [s for s in read_anywhere(self.table, map(str, partitions)).values() if s]
         if not spans:
             return None
         return min(s[0] for s in spans), max(s[1] for s in spans)

@@ -27,7 +27,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BeforeValidator, Field, ValidationError
@@ -143,6 +143,17 @@ class Settings(BaseSettings):
         "seconds before the group takes the partitions of a worker that died",
         gt=0,
         allow_inf_nan=False,
+    )
+    # RocksDB keeps the tables on disk with the changelog offset they hold, so a restart
+    # reads only what it missed; in memory every start replays every changelog.
+    store: Literal["rocksdb", "memory"] = _setting(
+        "rocksdb", "TK_STORE", "where a worker keeps its tables: `rocksdb` (on disk) or `memory`"
+    )
+    data_dir: str = _setting(
+        "var/faust",
+        "TK_DATA_DIR",
+        "a worker's local state (its RocksDB tables), one directory per app id and web port",
+        min_length=1,
     )
     input_retention_ms: int = _setting(
         3_600_000, "TK_INPUT_RETENTION_MS", "retention of `register-events` in ms (1 h)", ge=1

@@ -76,15 +76,17 @@ class Worker:
             "TK_DLQ_TOPIC": self.dlq_topic,
             "TK_ALERTS_TOPIC": f"{self.app_id}-alerts",
             "SITUATION_PSEUDONYM_KEY": KEY,
+            "TK_DATA_DIR": str(log_dir / "faust"),
         }
         self.log_dir = log_dir
+        # Kept over restarts: the worker's tables on disk are found by its web port.
+        self.web_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
         log = open(self.log_dir / f"worker-{self.app_id}-{self.starts}.log", "wb")
-        self.web_port = free_port()
         self.proc = subprocess.Popen(
             [
                 sys.executable,

@@ -8,7 +8,7 @@ from models import picture
 from models.contract import type_id_of
 from models.family_types import FamilyTypes, TypeAssigner
 from models.features import state_vector
-from sinks import redis_reader
+from sinks import keys, redis_reader
 from sinks.redis_sink import AsyncRedisSink
 from streams.families import FamilyWriter, ModelFollower, Sweep
 from streams.transport import partition_of
@@ -75,6 +75,27 @@ async def test_apply_writes_the_contributions_at_w_and_sends_counted_vectors(
     await writer.apply(sink, {gone: 0}, learn=True)
     assert vectors.sent[-1] == ([[gone, None]], "items")
     assert redis_reader.read_picture(redis_client)["all"]["families"] == agg["all"]["families"] - 1
+
+
+async def test_apply_stores_new_states_only_once_redis_has_them(history, aredis, redis_client):
+    """A crash before the store leaves the table behind Redis, so the replay writes again."""
+    sink = await sink_at(aredis, history.watermark)
+    fam = sorted(history.contributions)[0]
+    table = {f: s for f, s in history.families.items() if f != fam}
+    in_redis_at_commit = []
+
+    class Unstored:
+        states = {fam: history.families[fam]}
+
+        def commit(self):
+            in_redis_at_commit.append(bool(redis_client.exists(keys.family(fam))))
+            table.update(self.states)
+
+    writer = FamilyWriter(table, ModelFollower(Store()), Vectors(), PARTS, False)
+    await writer.apply(sink, {fam: partition_of(fam, PARTS)}, unstored=Unstored())
+    assert in_redis_at_commit == [True]
+    assert table[fam] is history.families[fam]
+    assert redis_reader.read_picture(redis_client)["all"]["families"] == 1
 
 
 async def test_adopt_rewrites_families_once_per_snapshot_version(history, aredis, redis_client):

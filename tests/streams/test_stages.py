@@ -1,11 +1,13 @@
+import asyncio
 import json
 
 import orjson
+import pytest
 
 from models import picture
 from models.contract import validate
 from models.pseudonym import Pseudonymiser
-from streams.stages import Days, Door, TableStep, dlq_record, touched
+from streams.stages import Days, Door, TableStep, TaskSinks, dlq_record, touched
 from streams.transport import partition_of
 from tests.streams.fakes import Event, Message, envelope
 from tilannekuva.synthetic import synthesize
@@ -105,6 +107,25 @@ def test_table_step_leaves_the_table_alone_when_the_step_returns_the_same_state(
     assert table.writes == []
 
 
+def test_table_step_run_stores_nothing_until_its_commit():
+    table = CountingTable()
+    table["b"] = 10
+    table.writes.clear()
+
+    def step(state, key, msg):
+        return (state or 0) + msg["n"], []
+
+    batch = [
+        envelope([["a", {"n": 1}, 5], ["b", {"n": 1}, 5]], 1),
+        envelope([["a", {"n": 2}, 6]], 1),
+    ]
+    _, pending = TableStep("test", table, step, 4).run(batch)
+    assert table == {"b": 10} and table.writes == []
+    assert pending.states == {"a": 3, "b": 11}  # the second envelope read the first's state
+    pending.commit()
+    assert table == {"a": 3, "b": 11} and table.writes == ["a", "b", "a"]
+
+
 def test_touched_maps_every_key_to_its_envelope_partition():
     batch = [envelope([["a", {}, 1], ["b", {}, 2]], 1), envelope([["c", {}, 3]], 3)]
     assert touched(batch) == {"a": 1, "b": 1, "c": 3}
@@ -120,3 +141,20 @@ def test_days_keeps_each_partitions_first_and_last_day():
     assert days.span([1, 2]) == ("2023-07-01", "2024-03-01")
     assert days.span([1, 3]) == ("2023-07-01", "2025-02-02")
     assert days.span([0, 2]) is None
+
+
+@pytest.mark.integration
+async def test_task_sinks_are_never_seen_half_set_up(aredis):
+    """A timer's ``ready()`` beside the agent's: a sink with one script loaded and the
+    others not yet would be flushed with None arguments (a worker crash seen in a drill
+    while Redis restarted)."""
+    sinks = TaskSinks(aredis, now=lambda: "2024-01-01T00:00:00Z")
+    all_sinks = (sinks.ingest, sinks.family, sinks.sweep, sinks.model, sinks.restore)
+    task = asyncio.create_task(sinks.ready())
+    while not task.done():
+        for sink in all_sinks:
+            shas = (sink.apply_sha, sink.history_sha, sink.wm_sha)
+            assert all(shas) or not any(shas), shas
+        await asyncio.sleep(0)
+    await task
+    assert all(s.apply_sha and s.history_sha and s.wm_sha for s in all_sinks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import tomllib
 import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,9 @@ def other_value(name: str) -> tuple[str, object]:
         return str(default + 1), default + 1
     if t is float:
         return str(default + 0.5), default + 0.5
+    if typing.get_origin(FIELDS[name].annotation) is typing.Literal:
+        other = next(v for v in typing.get_args(FIELDS[name].annotation) if v != default)
+        return other, other
     return f"value-of-{ENV[name]}", f"value-of-{ENV[name]}"
 
 
