@@ -179,6 +179,7 @@ class Poller(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
+        up = False  # "no answer" counts only once the API has answered: not its start-up
         while not self.halt.is_set():
             for path in self.PATHS:
                 req = urllib.request.Request(
@@ -191,6 +192,9 @@ class Poller(threading.Thread):
                     status = exc.code
                 except OSError:
                     status = "no answer"
+                if status == "no answer" and not up:
+                    continue
+                up = True
                 self.statuses[status] += 1
                 if status == 500:
                     self.bad.append(f"{time.strftime('%H:%M:%S')} {path}")

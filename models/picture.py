@@ -93,7 +93,7 @@ def dedup_step(state: str | dict | None, key: str, event: dict) -> tuple[str, li
     containers each made every full collection pause the worker for seconds. Outputs
     ``(stage, key, message)`` for the event's owner. A duplicate or replay sends again
     what it sent before (a send lost in a crash is made good; downstream steps are
-    idempotent) and returns the very same state, so nothing is written. A retraction of
+    idempotent) and returns the very same state. A retraction of
     a retraction lands under an id that no ordinary event routes to, so it has no effect,
     as the contract requires.
 
@@ -185,9 +185,8 @@ def person_step(
     """Stage 2, keyed by person pseudonym (:class:`PersonStep` binds ``profile``).
 
     State: :mod:`models.person` (compact rows, updated in place; a changed state comes
-    back in a new outer dict, so that a table sees the change: Faust and
-    :class:`streams.stages.TableStep` write a key only when its state is another object
-    than before). Sends each family the
+    back in a new outer dict, so that a caller can tell a change by identity). Sends
+    each family the
     person belongs to on some day from the event's day on -- before or after the change,
     so a family the person leaves hears it -- the :func:`models.person.tail` from that
     day. A message that changes nothing (duplicate, replay after a crash) sends the same

@@ -12,6 +12,7 @@ offsets. Every effect is idempotent, so a batch processed twice changes nothing.
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,9 @@ ROCKSDB = {
 
 
 def faust_app(settings: Settings, web_bind: str, web_port: int) -> faust.App:
-    # One directory per worker: RocksDB locks a database to one process.
-    datadir = Path(settings.data_dir) / f"{settings.app_id}-{web_port}"
+    # One directory per worker, the same over its restarts: RocksDB locks a database to
+    # one process. Host and port tell apart workers on one host or one shared volume.
+    datadir = Path(settings.data_dir) / f"{settings.app_id}-{socket.gethostname()}-{web_port}"
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust.App(
         settings.app_id,
@@ -293,6 +295,8 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
     @app.timer(SWEEP_SECONDS)
     async def sweep():
         """Families whose result changes because W moved on (windows, 18th birthdays)."""
+        if not tables_recovered(app):  # a table still recovering holds older states
+            return
         await sinks.ready()
         await logic.sweep(sorted(mine()))
 

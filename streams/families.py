@@ -129,9 +129,13 @@ class FamilyWriter:
         already stored with no day to rewrite the history from (the present healed, the
         history did not: seen with RocksDB after a SIGKILL)."""
         async with self._writing:
-            await self._apply(sink, families, learn, since, unstored.states if unstored else {})
-            if unstored is not None:
-                unstored.commit()
+            try:
+                await self._apply(sink, families, learn, since, unstored.states if unstored else {})
+            finally:
+                # Also when the write failed: the batch is acked all the same (Faust's
+                # take_events acks in a finally), and a state never stored is lost.
+                if unstored is not None:
+                    unstored.commit()
 
     async def _apply(
         self,
@@ -147,6 +151,10 @@ class FamilyWriter:
         since = since or {}
         states = read_anywhere(self.table, [f for f in families if f not in fresh])
         states.update({f: fresh[f] for f in families if f in fresh})
+        # No state is no family here: a partition revoked while this call waited (RocksDB
+        # closes its database) or not yet recovered. Writing it would delete a family
+        # that another worker, or the recovered table, holds.
+        families = {f: p for f, p in families.items() if states[f] is not None}
         types, groups, vectors = self.follower.assign(states, self.types_on)
         items, learned, history = [], [], []
         for fam, partition in families.items():

@@ -101,8 +101,9 @@ class Pending:
 
 class TableStep:
     """A pure :data:`models.picture.Step` over every item of every envelope of a batch,
-    its state in ``table``; each touched key is written to the table once per envelope,
-    with the envelope as Faust's current event (its changelog partition)."""
+    its state in ``table``; each touched key is written to the table once per envelope
+    (changed or not), with the envelope as Faust's current event (its changelog
+    partition)."""
 
     def __init__(self, name: str, table: MutableMapping, step: picture.Step, partitions: int):
         self.name = name
@@ -132,8 +133,11 @@ class TableStep:
                 else:
                     old = self.table.get(key)
                 new, produced = self.step(old, key, msg)
-                if new is not old:
-                    states[key] = new
+                # Written even when unchanged: after a crash the database can hold a
+                # state the changelog lacks (the send was still buffered), and the
+                # replay, a no-op here, is the one chance to send it (a standby or a
+                # take-over recovers from the changelog alone).
+                states[key] = new
                 for stage, okey, out in produced:
                     outs.add(stage, okey, out, t0)
             pending.add(event, states)

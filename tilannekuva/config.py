@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     data_dir: str = _setting(
         "var/faust",
         "TK_DATA_DIR",
-        "a worker's local state (its RocksDB tables), one directory per app id and web port",
+        "a worker's local state (its RocksDB tables), one directory per app id, host and web port",
         min_length=1,
     )
     input_retention_ms: int = _setting(

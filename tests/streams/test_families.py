@@ -1,6 +1,7 @@
 """FamilyWriter, ModelFollower and Sweep against a real Redis (no broker)."""
 
 import datetime as dt
+import json
 
 from prometheus_client import REGISTRY
 
@@ -68,13 +69,28 @@ async def test_apply_writes_the_contributions_at_w_and_sends_counted_vectors(
     assert rest == [] and field == "items"
     assert {f for f, _ in items} == set(history.contributions)
     assert all(v == state_vector(history.families[f]) for f, v in items)
-    # A family that stops being counted is forgotten by the learner, once.
+    # A family that stops being counted (its children grown up by a far W) is forgotten
+    # by the learner, once.
     gone = sorted(history.contributions)[0]
-    table = {**history.families, gone: None}
-    writer.table = table
-    await writer.apply(sink, {gone: 0}, learn=True)
+    sink.raise_watermark("2070-01-01")
+    await sink.flush()
+    await writer.apply(sink, {gone: partition_of(gone, PARTS)}, learn=True)
     assert vectors.sent[-1] == ([[gone, None]], "items")
     assert redis_reader.read_picture(redis_client)["all"]["families"] == agg["all"]["families"] - 1
+
+
+async def test_apply_leaves_a_family_it_cannot_read_as_it_is(history, aredis, redis_client):
+    """No state: its partition was revoked meanwhile (RocksDB closed its database) or is
+    still recovering; writing it as not counted would delete another worker's family."""
+    sink = await sink_at(aredis, history.watermark)
+    writer = FamilyWriter(history.families, ModelFollower(Store()), Vectors(), PARTS, False)
+    await writer.apply(sink, all_of(history))
+    before = redis_reader.read_picture(redis_client)
+    fam = sorted(history.contributions)[0]
+    writer.table = {f: s for f, s in history.families.items() if f != fam}
+    await writer.apply(sink, {fam: partition_of(fam, PARTS)})
+    assert redis_reader.read_picture(redis_client) == before
+    assert redis_client.exists(keys.family(fam))
 
 
 async def test_apply_stores_new_states_only_once_redis_has_them(history, aredis, redis_client):
@@ -296,10 +312,14 @@ async def test_a_later_state_is_never_overwritten_by_an_earlier_slow_write(histo
     writer = FamilyWriter(table, ModelFollower(Store()), Vectors(), PARTS, False)
     part = partition_of(fam, PARTS)
 
+    area = history.contributions[fam]["area"]
+    other = next(f for f, c in sorted(history.contributions.items()) if c["area"] != area)
+
     async def agent():
         await asyncio.sleep(0.05)  # the rewrite has read its states
-        table[fam] = None  # the family's newest state: not counted any more
+        table[fam] = history.families[other]  # the family's newest state: another area
         await writer.apply(fast, {fam: part})
 
     await asyncio.gather(writer.apply(slow, {fam: part}), agent())
-    assert await aredis.get(keys.family(fam)) is None
+    stored = json.loads(await aredis.get(keys.family(fam)))
+    assert stored["area"] == history.contributions[other]["area"] != area
