@@ -113,6 +113,14 @@ def create_app(
     add_agents(app, topics, logic)
     add_timers(app, settings, topics, logic)
 
+    @app.on_partitions_revoked.connect
+    async def revoked(sender, revoked, **kwargs):
+        """What this worker remembers of families it no longer writes."""
+        name = topics.family_inputs.get_topic_name()
+        parts = {tp.partition for tp in revoked if tp.topic == name}
+        logic.writer.forget(parts)
+        logic.restore.forget(parts)
+
     @app.task
     async def logs():
         quiet_logs(loglevel)

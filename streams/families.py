@@ -201,6 +201,16 @@ class FamilyWriter:
             days = None if since is None else dict.fromkeys(chunk, since)
             await self.apply(sink, chunk, since=days)
 
+    def forget(self, parts: Iterable[int]) -> None:
+        """Drop what is remembered of the families of ``parts`` (revoked): another worker
+        writes them meanwhile, and a group remembered from before would skip a history
+        rewrite they need when the partitions come back."""
+        gone = set(parts)
+        for seen in (self.groups_now, self.types_now, self.history_groups):
+            for fam in [f for f in seen if partition_of(f, self.partitions) in gone]:
+                del seen[fam]
+        self.applied = {f for f in self.applied if partition_of(f, self.partitions) not in gone}
+
     def mine(self, parts: Iterable[int]) -> dict[str, int]:
         """``{family: partition}`` of this worker's families in ``parts``."""
         wanted = set(parts)

@@ -42,6 +42,10 @@ class Restore:
         self.written = written
         self.checked: set[int] = set()  # partitions looked at since start
 
+    def forget(self, parts: Iterable[int]) -> None:
+        """Partitions revoked: looked at again when they come back."""
+        self.checked -= set(parts)
+
     async def before_writing(self, families: Mapping[str, int]) -> list[int]:
         """A tick over the partitions of ``{family: partition}`` not looked at since
         start, before the agent writes those families: once it has, a Redis emptied

@@ -323,3 +323,16 @@ async def test_a_later_state_is_never_overwritten_by_an_earlier_slow_write(histo
     await asyncio.gather(writer.apply(slow, {fam: part}), agent())
     stored = json.loads(await aredis.get(keys.family(fam)))
     assert stored["area"] == history.contributions[other]["area"] != area
+
+
+def test_forget_drops_what_is_remembered_of_revoked_partitions_only():
+    writer = FamilyWriter({}, ModelFollower(Store()), Vectors(), PARTS, True)
+    fams = [f"family-{i}" for i in range(40)]
+    for fam in fams:
+        writer.groups_now[fam] = writer.types_now[fam] = writer.history_groups[fam] = 1
+        writer.applied.add(fam)
+    writer.forget({1})
+    kept = {f for f in fams if partition_of(f, PARTS) != 1}
+    assert kept != set(fams)
+    assert set(writer.groups_now) == set(writer.types_now) == set(writer.history_groups) == kept
+    assert writer.applied == kept

@@ -176,3 +176,11 @@ async def test_nothing_counts_as_rewritten_before_w_is_known(history, aredis, re
     redis_client.mset({keys.WATERMARK: history.watermark, keys.FIRST_DAY: first_day(history)})
     assert await restore(range(PARTS)) == sorted(set(families.values()))
     assert picture_and_history(redis_client, history) == want
+
+
+def test_revoked_partitions_are_looked_at_again_when_they_come_back(history):
+    writer = FamilyWriter(history.families, ModelFollower(Store()), Vectors(), PARTS, False)
+    restore = Restore(writer, None, Span("2024-01-01", "2024-06-30"), Written())
+    restore.checked = {0, 1, 2, 3}
+    restore.forget({1, 3})
+    assert restore.checked == {0, 2}
