@@ -5,9 +5,10 @@ agents, timers. The logic lives in ``models`` (pure steps) and in the small clas
 ``streams.stages``, ``streams.families``, ``streams.learner`` and ``streams.ops``; this
 module only declares and connects.
 
-Delivery is at-least-once: ``take_events`` acks a batch only after its body (sends and
-the Redis pipeline) has completed, and Faust flushes the producer before it commits
-offsets. Every effect is idempotent, so a batch processed twice changes nothing.
+Delivery is at-least-once: ``take_events`` acks a batch once its body (sends and the
+Redis pipeline) has run -- or raised, which is why the family states are stored either
+way -- and Faust flushes the producer before it commits offsets. Every effect is
+idempotent, so a batch processed twice changes nothing.
 """
 
 from __future__ import annotations
