@@ -260,7 +260,7 @@ class AsyncRedisSink(_Base):
 
     async def setup(self) -> AsyncRedisSink:
         # All three at once after the last load: another task seeing ``apply_sha`` set
-        # would flush with the others still None (seen as a crash in a Redis restart).
+        # would flush with the others still None (a worker crashed so at start-up in a drill).
         shas = [await self.redis.script_load(lua) for lua in (APPLY_LUA, HISTORY_LUA, RAISE_WM_LUA)]
         self.apply_sha, self.history_sha, self.wm_sha = shas
         return self

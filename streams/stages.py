@@ -86,10 +86,6 @@ class Pending:
         self.states: dict[str, Any] = {}
         self.envelopes: list[tuple[Any, dict[str, Any]]] = []
 
-    def add(self, event: Any, states: dict[str, Any]) -> None:
-        self.states.update(states)
-        self.envelopes.append((event, states))
-
     def commit(self) -> None:
         """Store them: each key once per envelope, in its envelope's changelog partition."""
         for event, states in self.envelopes:
@@ -126,21 +122,16 @@ class TableStep:
             metrics.EVENTS_IN.labels(self.name).inc(len(items))
             states: dict = {}
             for key, msg, t0 in items:
-                if key in states:
-                    old = states[key]
-                elif key in pending.states:
-                    old = pending.states[key]
-                else:
-                    old = self.table.get(key)
+                old = pending.states[key] if key in pending.states else self.table.get(key)
                 new, produced = self.step(old, key, msg)
                 # Written even when unchanged: after a crash the database can hold a
                 # state the changelog lacks (the send was still buffered), and the
                 # replay, a no-op here, is the one chance to send it (a standby or a
                 # take-over recovers from the changelog alone).
-                states[key] = new
+                pending.states[key] = states[key] = new
                 for stage, okey, out in produced:
                     outs.add(stage, okey, out, t0)
-            pending.add(event, states)
+            pending.envelopes.append((event, states))
         return outs, pending
 
 
