@@ -152,8 +152,7 @@ class Days:
             key = str(event.message.partition)
             old = self.table.get(key)
             new = [min(on), max(on)] if old is None else [min(old[0], *on), max(old[1], *on)]
-            if new != old:
-                self.table[key] = new
+            self.table[key] = new  # also unchanged: as TableStep, for a changelog behind
 
     def span(self, partitions: Iterable[int]) -> tuple[str, str] | None:
         """``(first, last)`` over ``partitions``, None before any event."""

@@ -132,6 +132,16 @@ def test_touched_maps_every_key_to_its_envelope_partition():
     assert touched(batch) == {"a": 1, "b": 1, "c": 3}
 
 
+def test_days_writes_its_span_again_when_unchanged():
+    """A replay after a crash: the database may hold a span its changelog lacks."""
+    table = CountingTable()
+    days = Days(table)
+    batch = [envelope([["e1", {"occurred_at": "2024-03-01"}, None]], 1)]
+    days(batch)
+    days(batch)
+    assert table.writes == ["1", "1"] and table == {"1": ["2024-03-01", "2024-03-01"]}
+
+
 def test_days_keeps_each_partitions_first_and_last_day():
     table: dict = {}
     days = Days(table)
