@@ -7,8 +7,10 @@ module only declares and connects.
 
 Delivery is at-least-once: ``take_events`` acks a batch once its body (sends and the
 Redis pipeline) has run -- or raised, which is why the family states are stored either
-way -- and Faust flushes the producer before it commits offsets. Every effect is
-idempotent, so a batch processed twice changes nothing.
+way -- and Faust flushes the producer before it commits offsets. A stage stores its
+states only once their effects are out (in Kafka, ``stages.Forward``; in Redis,
+``FamilyWriter.apply``), and every effect is idempotent, so a batch processed twice
+changes nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from streams.restore import Restore
 from streams.stages import (
     Days,
     Door,
+    Forward,
     TableStep,
     TaskSinks,
     history_since,
@@ -193,8 +196,8 @@ class Logic:
     send: Sender
     door: Door
     days: Days
-    dedup: TableStep
-    person: TableStep
+    dedup: Forward
+    person: Forward
     family: TableStep
     follower: ModelFollower
     writer: FamilyWriter
@@ -230,8 +233,13 @@ class Logic:
             send=send,
             door=Door(pseudonymiser, sinks.ingest.raise_watermark, parts, utc_now_iso),
             days=days,
-            dedup=TableStep("dedup", tables.dedup, picture.Dedup(summary_only=not types_on), parts),
-            person=TableStep("person", tables.person, picture.PersonStep(profile), parts),
+            dedup=Forward(
+                TableStep("dedup", tables.dedup, picture.Dedup(summary_only=not types_on), parts),
+                send,
+            ),
+            person=Forward(
+                TableStep("person", tables.person, picture.PersonStep(profile), parts), send
+            ),
             family=TableStep("family", tables.family, picture.family_step, parts),
             follower=follower,
             writer=writer,
@@ -264,13 +272,13 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
         """One effect per event id; retractions meet their targets here."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
             logic.days(batch)
-            await send.send_envelopes("dedup", logic.dedup(batch))
+            await logic.dedup(batch)  # sent and in Kafka, then the states stored
 
     @app.agent(topics.by_person)
     async def person(stream):
         """A person's events → their summary, sent to their family when it changes."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            await send.send_envelopes("person", logic.person(batch))
+            await logic.person(batch)
 
     @app.agent(topics.family_inputs)
     async def family(stream):

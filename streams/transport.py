@@ -8,9 +8,10 @@ partitioner (stable across processes and clients).
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
@@ -88,25 +89,41 @@ class Sender:
         self.topics = topics
         self.envelope_items = envelope_items
 
-    async def send_items(self, stage: str, partition: int, items: list, field: str = "items"):
-        """``{field: items}`` to one partition of a stage's topic."""
+    async def send_items(
+        self, stage: str, partition: int, items: list, field: str = "items"
+    ) -> list[Awaitable]:
+        """``{field: items}`` to one partition of a stage's topic; a future per envelope,
+        done once the broker has it."""
+        sent: list[Awaitable] = []
         for i in range(0, len(items), self.envelope_items):
             await self._send(
-                self.topics[stage], partition, items[i : i + self.envelope_items], field
+                self.topics[stage], partition, items[i : i + self.envelope_items], field, sent
             )
+        return sent
 
-    async def _send(self, topic: Topic, partition: int, chunk: list, field: str) -> None:
+    async def _send(
+        self, topic: Topic, partition: int, chunk: list, field: str, sent: list
+    ) -> None:
         try:
-            await topic.send(key=None, partition=partition, value={"items": [], field: chunk})
+            sent.append(
+                await topic.send(key=None, partition=partition, value={"items": [], field: chunk})
+            )
         except ProducerSendError as exc:
             if not isinstance(exc.__cause__, MessageSizeTooLargeError) or len(chunk) == 1:
                 raise
             half = len(chunk) // 2
-            await self._send(topic, partition, chunk[:half], field)
-            await self._send(topic, partition, chunk[half:], field)
+            await self._send(topic, partition, chunk[:half], field, sent)
+            await self._send(topic, partition, chunk[half:], field, sent)
 
-    async def send_envelopes(self, step: str, outs: Envelopes) -> None:
-        """Every group of ``outs`` to its stage's topic and partition."""
+    async def send_envelopes(self, step: str, outs: Envelopes) -> list[Awaitable]:
+        """Every group of ``outs`` to its stage's topic and partition; their futures."""
+        sent: list[Awaitable] = []
         for (stage, partition), items in outs.items():
-            await self.send_items(stage, partition, items)
+            sent += await self.send_items(stage, partition, items)
             metrics.EVENTS_OUT.labels(step).inc(len(items))
+        return sent
+
+    async def deliver(self, step: str, outs: Envelopes) -> None:
+        """:meth:`send_envelopes`, returning once the broker has every envelope (raising
+        if it refused one)."""
+        await asyncio.gather(*await self.send_envelopes(step, outs))

@@ -21,6 +21,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / "var" / "env"
 TEST_REDIS_DB = 15  # production uses db 0 (prefix tk:); tests may flushdb this one
+WORKER_TESTS = "tests/streams/test_worker.py"
+
+
+def worker_db() -> int:
+    """The Redis db of the worker tests in this xdist worker (gw0: 14, gw1: 13, ...):
+    they run side by side, each writing the production key layout."""
+    n = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    if n > 13:
+        pytest.fail("more than 14 xdist workers: too few Redis dbs for the worker tests")
+    return 14 - n
+
 
 SERVER_FIXTURES = {
     "kafka_bootstrap",
@@ -52,15 +63,20 @@ def service_setting(name: str) -> str | None:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Mark the tests of the real servers ``integration``. Under ``pytest -n N --dist
-    loadgroup`` (``make test``) they form one group, run in one worker in their order:
-    they share the broker, the Redis test db and the machine's timing. Every other
-    module is a group of its own, so a module's fixtures are built once."""
+    loadgroup`` (``make test``) they form one group, run in one worker in their order,
+    since they share the Redis test db -- except the worker tests
+    (``tests/streams/test_worker.py``), the suite's long ones: each is a group of its
+    own, so that they run side by side, each xdist worker with its own Redis db
+    (:func:`worker_db`) and every test with its own topics. Every other module is a
+    group of its own, so a module's fixtures are built once."""
     for item in items:
+        module = item.nodeid.split("::")[0]
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
-            item.add_marker(pytest.mark.xdist_group("integration"))
+            own = module == WORKER_TESTS
+            item.add_marker(pytest.mark.xdist_group(item.nodeid if own else "integration"))
         else:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
 # --------------------------------------------------------------------------- Kafka

@@ -8,8 +8,10 @@ so ``tilannekuva generate`` does not pay for importing Faust.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import importlib.util
+import signal
 import sys
 
 from tilannekuva.config import ConfigError, Settings
@@ -105,6 +107,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a stuck run is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     command = next((a for a in argv if a in SUBCOMMANDS), "")
     try:
         args = build_parser(argv).parse_args(argv)

@@ -6,6 +6,7 @@ about Faust or Kafka; the worker tests in test_worker.py run the real broker.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +33,23 @@ def envelope(items: list, partition: int = 0) -> Event:
 
 
 class Topic:
-    """Records sends; refuses, as the broker does, envelopes of more than ``max_items``."""
+    """Records sends; refuses, as the broker does, envelopes of more than ``max_items``.
+    A send returns a future, as Faust's does: done at once, or with ``hold`` only once
+    :meth:`acknowledge` is called (the broker's answer)."""
 
-    def __init__(self, max_items: int | None = None, fail: Exception | None = None):
+    def __init__(
+        self, max_items: int | None = None, fail: Exception | None = None, hold: bool = False
+    ):
         self.sent: list[dict] = []
         self.max_items = max_items
         self.fail = fail
+        self.hold = hold
+        self.futures: list[asyncio.Future] = []
+
+    def acknowledge(self, error: Exception | None = None) -> None:
+        for fut in self.futures:
+            if not fut.done():
+                fut.set_exception(error) if error else fut.set_result(None)
 
     async def send(self, *, key=None, value=None, partition=None):
         if self.fail is not None:
@@ -49,3 +61,8 @@ class Topic:
             except MessageSizeTooLargeError as cause:
                 raise ProducerSendError("too large") from cause
         self.sent.append({"key": key, "value": value, "partition": partition})
+        fut = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        if not self.hold:
+            fut.set_result(None)
+        return fut

@@ -84,7 +84,7 @@ async def test_republish_puts_the_tables_snapshot_back_where_the_store_lost_it(
     assert not await run.republish()  # no snapshot yet: nothing to put back
     snap = await run([Event({"items": vectors(40)})])
     assert not await run.republish()  # the store holds it
-    await client.flushall()
+    await client.flushdb()  # its db only: other tests run beside this one
     assert await run.republish()
     assert await store.load_if_newer(None) == (f"{snap['generation']}.{snap['version']}", snap)
     await client.aclose()

@@ -61,7 +61,7 @@ async def test_a_flushed_redis_gets_w_the_picture_and_the_history_back(
     await writer.apply(sink, families, since=dict.fromkeys(families, 0))
     want = picture_and_history(redis_client, history)
     assert await restore(range(PARTS)) == []
-    redis_client.flushall()
+    redis_client.flushdb()  # the worker's db only: other tests run beside this one
     lost = await restore(range(PARTS))
     assert lost == sorted(set(families.values()))
     assert redis_client.get(keys.WATERMARK).decode() == history.watermark
@@ -120,7 +120,7 @@ async def test_a_restarted_worker_trusts_what_redis_counts_and_rewrites_what_it_
     want = picture_and_history(redis_client, history)
     _, _, _, restarted = await worker_parts(history, aredis)  # knows no counts yet
     assert await restarted(range(PARTS)) == []
-    redis_client.flushall()  # emptied while the worker was down
+    redis_client.flushdb()  # emptied while the worker was down (its db: tests run side by side)
     _, _, _, restarted = await worker_parts(history, aredis)
     assert await restarted(range(PARTS)) == sorted(set(families.values()))
     assert picture_and_history(redis_client, history) == want
@@ -135,7 +135,7 @@ async def test_a_restarted_worker_checks_a_partition_before_its_first_write(
     families = all_of(history)
     await writer.apply(sink, families, since=dict.fromkeys(families, 0))
     want = picture_and_history(redis_client, history)
-    redis_client.flushall()
+    redis_client.flushdb()  # the worker's db only: other tests run beside this one
     _, sink, writer, restarted = await worker_parts(history, aredis)
     fam, p = next(iter(sorted(families.items())))
     assert await restarted.before_writing({fam: p}) == [p]
@@ -170,7 +170,7 @@ async def test_nothing_counts_as_rewritten_before_w_is_known(history, aredis, re
     families = all_of(history)
     await writer.apply(sink, families, since=dict.fromkeys(families, 0))
     want = picture_and_history(redis_client, history)
-    redis_client.flushall()
+    redis_client.flushdb()  # the worker's db only: other tests run beside this one
     restore = Restore(writer, sink, NoDays(), Written())
     assert await restore(range(PARTS)) == []
     redis_client.mset({keys.WATERMARK: history.watermark, keys.FIRST_DAY: first_day(history)})

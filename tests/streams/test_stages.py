@@ -7,9 +7,9 @@ import pytest
 from models import picture
 from models.contract import validate
 from models.pseudonym import Pseudonymiser
-from streams.stages import Days, Door, TableStep, TaskSinks, dlq_record, touched
-from streams.transport import partition_of
-from tests.streams.fakes import Event, Message, envelope
+from streams.stages import Days, Door, Forward, TableStep, TaskSinks, dlq_record, touched
+from streams.transport import Sender, partition_of
+from tests.streams.fakes import Event, Message, Topic, envelope
 from tilannekuva.synthetic import synthesize
 
 KEY = b"unit-test-key-0123456789"
@@ -125,6 +125,46 @@ def test_table_step_run_stores_nothing_until_its_commit():
     assert pending.states == {"a": 3, "b": 11}  # the second envelope read the first's state
     pending.commit()
     assert table == {"a": 3, "b": 11} and table.writes == ["a", "b", "a"]
+
+
+def leave_step(state, key, msg):
+    """A person who leaves a family: the step tells the family only while the state
+    still lists it (as ``picture.person_step`` computes its recipients)."""
+    families = set(state or ("f1",))
+    told = sorted(families)
+    families.discard(msg["leaves"])
+    return sorted(families), [("family", f, {"left": key}) for f in told]
+
+
+async def test_forward_stores_its_states_only_once_the_broker_has_their_outputs():
+    table, topic = CountingTable(), Topic(hold=True)
+    forward = Forward(TableStep("person", table, leave_step, 4), Sender({"family": topic}))
+    task = asyncio.create_task(forward([envelope([["p1", {"leaves": "f1"}, 5]])]))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert topic.sent and not task.done()  # sent, not yet acknowledged
+    assert table.writes == []  # a crash now replays from no state: f1 is told again
+    topic.acknowledge()
+    await task
+    assert table == {"p1": []}
+
+
+async def test_forward_stores_nothing_when_the_broker_refuses():
+    table, topic = CountingTable(), Topic(hold=True)
+    forward = Forward(TableStep("person", table, leave_step, 4), Sender({"family": topic}))
+    task = asyncio.create_task(forward([envelope([["p1", {"leaves": "f1"}, 5]])]))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    topic.acknowledge(RuntimeError("not leader"))
+    with pytest.raises(RuntimeError):
+        await task
+    assert table.writes == []
+    # Replayed, the batch tells f1 again: from the stored state it would tell nobody.
+    again = Topic()
+    await Forward(TableStep("person", table, leave_step, 4), Sender({"family": again}))(
+        [envelope([["p1", {"leaves": "f1"}, 5]])]
+    )
+    assert [k for s in again.sent for k, _, _ in s["value"]["items"]] == ["f1"]
 
 
 def test_touched_maps_every_key_to_its_envelope_partition():

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from sinks import keys
-from tests.conftest import OwnKafka, OwnRedis, redis_url_for_db
+from tests.conftest import OwnKafka, OwnRedis, redis_url_for_db, worker_db
 from tests.streams.harness import (
     Worker,
     consume_all,
@@ -35,12 +35,13 @@ from tilannekuva.synthetic import generate
 
 pytestmark = pytest.mark.integration
 ONE_YEAR_END = dt.date(2024, 6, 30)  # the generator's history starts on 2023-07-01
-WORKER_DB = 14  # the worker writes the production key layout; keep it off db 0 and 15
 
 
 @pytest.fixture
 def worker_redis(redis_url):
-    url = redis_url_for_db(redis_url, WORKER_DB)
+    """The worker writes the production key layout: off db 0 and 15, one db per xdist
+    worker."""
+    url = redis_url_for_db(redis_url, worker_db())
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url, client
@@ -149,10 +150,12 @@ def test_small_history_with_every_corruption_knob(
 @pytest.mark.timeout(
     1200
 )  # generation, batch reference and produce take a few minutes before the worker
-def test_ten_thousand_families_stream_equals_batch(
+def test_a_year_of_thousands_of_families_stream_equals_batch(
     tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis
 ):
-    families = int(os.environ.get("TK_TEST_FAMILIES", "10000"))
+    # 3,000 in the suite (CI's 30 minutes); issue 12's acceptance run, 10,000 families,
+    # is this test with TK_TEST_FAMILIES=10000 (about 10 minutes on 2 CPUs, RocksDB).
+    families = int(os.environ.get("TK_TEST_FAMILIES", "3000"))
     # A year of history (the full three years are the bench's and `tilannekuva compare`'s
     # job): every family, every register and the watermark's day-by-day effects, in about
     # 40 % of the events, so that CI stays well inside its time limit.

@@ -221,6 +221,10 @@ def test_demo_serves_a_live_picture_and_exits_cleanly_after_duration():
         assert all(v == 0 or v >= 5 for v in shown)
 
         proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # every thread's stack, for the message below
+        time.sleep(2)
+        raise AssertionError("did not stop after --duration:\n" + "".join(out)) from None
     finally:
         if proc.poll() is None:  # stop it as Ctrl-C would, so it stops its redis-server
             proc.send_signal(signal.SIGINT)
