@@ -11,6 +11,7 @@ import argparse
 import faulthandler
 import importlib
 import importlib.util
+import io
 import signal
 import sys
 
@@ -105,10 +106,18 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _stacks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` prints every thread's stack to stderr: where a stuck run is.
+    Not where stderr is no file (called in-process, under a test's capture)."""
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (io.UnsupportedOperation, AttributeError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # `kill -USR1 <pid>` prints every thread's stack to stderr: where a stuck run is.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    _stacks_on_sigusr1()
     command = next((a for a in argv if a in SUBCOMMANDS), "")
     try:
         args = build_parser(argv).parse_args(argv)

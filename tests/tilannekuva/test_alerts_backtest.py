@@ -1,6 +1,7 @@
-"""The alert backtest and the evaluation (tilannekuva/alerts.py, evaluate_alerts.py):
-a planted shift is found after its onset from what was published by each day, never
-before it; the command line; the evaluation's report."""
+"""The alert backtest (tilannekuva/alerts.py): a planted shift is found after its onset
+from what was published by each day, never before it; the command line. The
+evaluation's report is in test_alerts_evaluation.py (a module of its own, so that the
+two long replays run side by side under xdist)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from models.contract import validate
 from models.pseudonym import Pseudonymiser
 from tilannekuva import cli
 from tilannekuva.alerts import backtest
-from tilannekuva.evaluate_alerts import evaluate
 from tilannekuva.synthetic import synthesize
 from tilannekuva.synthetic.dynamics import Shift
 
@@ -86,24 +86,3 @@ def test_the_command_line(tmp_path, capsys):
     assert set(out["methods"]) == {"rise5pp"} and out["invalid_lines"] == 0
     # a tick for every day that was W: with 150 families not every day is
     assert "2026-02-01" <= out["first_day"] <= "2026-02-05" and out["ticks"] > 100
-
-
-def test_the_evaluation_reports_the_methods_side_by_side():
-    report = evaluate(600, seed=3, shifts=4, methods=("rise5pp", "cusum"))
-    assert set(report["methods"]) == {"rise5pp", "cusum"}
-    assert report["scored_from"] > "2025-07-01" and report["shifts"] == 4
-    for r in report["methods"].values():
-        assert {
-            "detected_share",
-            "detected_share_large",
-            "median_delay_days",
-            "p90_delay_days",
-            "false_per_100_area_months",
-            "ppv",
-            "alerts_per_municipality_week",
-        } <= set(r)
-        assert len(r["shifts"]) == 4
-    assert report["best"] in (None, *report["methods"])
-    g = report["groups"]
-    assert g["planted_pp"] == 0.0 and g["at_onset"]["as_of"] < g["after"]["as_of"]
-    json.dumps(report)
