@@ -107,14 +107,10 @@ class TableStep:
         self.step = step
         self.partitions = partitions
 
-    def __call__(self, batch: list[Any]) -> Envelopes:
-        outs, pending = self.run(batch)
-        pending.commit()
-        return outs
-
     def run(self, batch: list[Any]) -> tuple[Envelopes, Pending]:
-        """The outputs, and the new states not yet stored: a last stage stores them only
-        once its effects are in Redis (:meth:`streams.families.FamilyWriter.apply`)."""
+        """The outputs, and the new states not yet stored: a stage stores them only once
+        its effects are out, in Kafka (:class:`Forward`) or in Redis
+        (:meth:`streams.families.FamilyWriter.apply`)."""
         outs, pending = Envelopes(self.partitions), Pending(self.table)
         for event in batch:
             as_current(event)  # reads in its partition's database (RocksDB reads only there)

@@ -22,17 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / "var" / "env"
 TEST_REDIS_DB = 15  # production uses db 0 (prefix tk:); tests may flushdb this one
 WORKER_TESTS = "tests/streams/test_worker.py"
-LONG_FIRST = {
-    m: i
-    for i, m in enumerate(
-        (
-            WORKER_TESTS,
-            "tests/tilannekuva/test_alerts_backtest.py",
-            "tests/tilannekuva/test_alerts_evaluation.py",
-            "tests/tilannekuva/test_page.py",
-        )
-    )
-}
 
 
 def worker_db() -> int:
@@ -80,9 +69,6 @@ def pytest_collection_modifyitems(config, items):
     own, so that they run side by side, each xdist worker with its own Redis db
     (:func:`worker_db`) and every test with its own topics. Every other module is a
     group of its own, so a module's fixtures are built once."""
-    # The longest first (worker tests, the alert replays), the many short ones after, so
-    # that xdist's workers end together rather than one of them on a long test alone.
-    items.sort(key=lambda item: LONG_FIRST.get(item.nodeid.split("::")[0], len(LONG_FIRST)))
     for item in items:
         module = item.nodeid.split("::")[0]
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):

@@ -86,13 +86,13 @@ def test_table_step_writes_each_touched_key_once_per_envelope_and_forwards_outpu
         return state, [("family", f"f-{key}", {"total": state})] if msg["n"] else []
 
     table = CountingTable()
-    run = TableStep("test", table, step, 4)
-    outs = run(
+    outs, pending = TableStep("test", table, step, 4).run(
         [
             envelope([["a", {"n": 1}, 5], ["a", {"n": 2}, 6], ["b", {"n": 0}, 7]]),
             envelope([["a", {"n": 3}, 8]]),
         ]
     )
+    pending.commit()
     assert table == {"a": 6, "b": 0}
     assert table.writes == ["a", "b", "a"]
     sent = [item for _, group in outs.items() for item in group]
@@ -104,7 +104,10 @@ def test_table_step_writes_a_state_again_when_the_step_returns_it_unchanged():
     table = CountingTable()
     table["x"] = "state"
     table.writes.clear()
-    TableStep("test", table, lambda s, k, m: (s, []), 4)([envelope([["x", {}, None]])])
+    _, pending = TableStep("test", table, lambda s, k, m: (s, []), 4).run(
+        [envelope([["x", {}, None]])]
+    )
+    pending.commit()
     assert table.writes == ["x"] and table["x"] == "state"
 
 
@@ -136,12 +139,21 @@ def leave_step(state, key, msg):
     return sorted(families), [("family", f, {"left": key}) for f in told]
 
 
-async def test_forward_stores_its_states_only_once_the_broker_has_their_outputs():
-    table, topic = CountingTable(), Topic(hold=True)
-    forward = Forward(TableStep("person", table, leave_step, 4), Sender({"family": topic}))
-    task = asyncio.create_task(forward([envelope([["p1", {"leaves": "f1"}, 5]])]))
+def leaving(table, topic) -> Forward:
+    return Forward(TableStep("person", table, leave_step, 4), Sender({"family": topic}))
+
+
+async def sent_unacknowledged(table, topic) -> asyncio.Task:
+    """A Forward of p1 leaving f1, run until it waits for the broker's answer."""
+    task = asyncio.create_task(leaving(table, topic)([envelope([["p1", {"leaves": "f1"}, 5]])]))
     for _ in range(10):
         await asyncio.sleep(0)
+    return task
+
+
+async def test_forward_stores_its_states_only_once_the_broker_has_their_outputs():
+    table, topic = CountingTable(), Topic(hold=True)
+    task = await sent_unacknowledged(table, topic)
     assert topic.sent and not task.done()  # sent, not yet acknowledged
     assert table.writes == []  # a crash now replays from no state: f1 is told again
     topic.acknowledge()
@@ -151,19 +163,14 @@ async def test_forward_stores_its_states_only_once_the_broker_has_their_outputs(
 
 async def test_forward_stores_nothing_when_the_broker_refuses():
     table, topic = CountingTable(), Topic(hold=True)
-    forward = Forward(TableStep("person", table, leave_step, 4), Sender({"family": topic}))
-    task = asyncio.create_task(forward([envelope([["p1", {"leaves": "f1"}, 5]])]))
-    for _ in range(10):
-        await asyncio.sleep(0)
+    task = await sent_unacknowledged(table, topic)
     topic.acknowledge(RuntimeError("not leader"))
     with pytest.raises(RuntimeError):
         await task
     assert table.writes == []
     # Replayed, the batch tells f1 again: from the stored state it would tell nobody.
     again = Topic()
-    await Forward(TableStep("person", table, leave_step, 4), Sender({"family": again}))(
-        [envelope([["p1", {"leaves": "f1"}, 5]])]
-    )
+    await leaving(table, again)([envelope([["p1", {"leaves": "f1"}, 5]])])
     assert [k for s in again.sent for k, _, _ in s["value"]["items"]] == ["f1"]
 
 
