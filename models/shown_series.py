@@ -35,6 +35,12 @@ import numpy as np
 __all__ = ["ShownSeries", "shown_values"]
 
 
+def _json(x: float) -> float | int | None:
+    if np.isnan(x):
+        return None
+    return int(x) if float(x).is_integer() else float(x)
+
+
 def _ordinal(day: str) -> int:
     return dt.date.fromisoformat(day[:10]).toordinal()
 
@@ -102,20 +108,52 @@ class ShownSeries:
             return []
         return [dt.date.fromordinal(self._first + t).isoformat() for t in range(self._days)]
 
+    def publish(self, day: str, picture: dict, min_cell: int, perturb: bool = True) -> None:
+        """Put what the API publishes of the unsuppressed ``picture`` (with its cell-key
+        sums as ``keys``) of ``day``: suppressed, then perturbed (``perturb`` False: the
+        exact shown counts, a comparison never served)."""
+        from models.publication import publish_picture
+        from models.suppression import suppress
+
+        shown = suppress(picture, min_cell)
+        if perturb:
+            shown = publish_picture(shown, picture["keys"], min_cell)
+        self.put(day, shown)
+
+    def row(self, day: str) -> dict[str, list]:
+        """What ``day`` holds, JSON-able: ``{scope: [municipality, families, *series]}``
+        (None where hidden); :meth:`put_row` puts it back, so a worker can keep the
+        series in a store.
+
+        >>> s = ShownSeries(series=("families_social_assistance",))
+        >>> s.put("2026-01-01", {"all": {"indicators": {"families": 9}}, "areas": {}})
+        >>> r = s.row("2026-01-01"); r
+        {'all': [None, 9, None]}
+        >>> t = ShownSeries(series=("families_social_assistance",))
+        >>> t.put_row("2026-01-01", r); t.row("2026-01-01") == r
+        True
+        """
+        if self._first is None:
+            raise ValueError("no day put yet")
+        t = _ordinal(day) - self._first
+        if not 0 <= t < self._days:
+            raise ValueError(f"{day} is not held")
+        return {
+            key: [muni, _json(self._den[s, t]), *map(_json, self._num[s, :, t])]
+            for s, (key, muni) in enumerate(zip(self.scopes, self.municipalities, strict=True))
+        }
+
+    def put_row(self, day: str, row: Mapping[str, list]) -> None:
+        """Put a :meth:`row` back (days in order, as :meth:`put`)."""
+        t = self._day(day)
+        for key, (muni, fam, *values) in row.items():
+            s = self._scope(key, muni)
+            self._den[s, t] = np.nan if fam is None else float(fam)
+            self._num[s, :, t] = [np.nan if v is None else float(v) for v in values]
+
     def put(self, day: str, picture: Mapping) -> None:
         """The suppressed picture published on ``day`` (on or after the first day put)."""
-        d = _ordinal(day)
-        if self._first is None:
-            self._first = d
-        t = d - self._first
-        if t < 0:
-            raise ValueError(f"{day} is before the first day held")
-        self._grow(days=t + 1)
-        if t > self._days:  # the days skipped show what was last published
-            last = self._days - 1
-            self._num[:, :, self._days : t] = self._num[:, :, last : last + 1]
-            self._den[:, self._days : t] = self._den[:, last : last + 1]
-        self._days = max(self._days, t + 1)
+        t = self._day(day)
         bodies = [("all", None, picture.get("all") or {})]
         bodies += [
             (f"m:{c}", c, b) for c, b in sorted((picture.get("municipalities") or {}).items())
@@ -129,6 +167,22 @@ class ShownSeries:
             fam = ((body or {}).get("indicators") or {}).get("families")
             self._den[s, t] = np.nan if fam is None else float(fam)
             self._num[s, :, t] = shown_values(body or {}, self.series, self.group_series)
+
+    def _day(self, day: str) -> int:
+        """The column of ``day``, the days skipped before it filled."""
+        d = _ordinal(day)
+        if self._first is None:
+            self._first = d
+        t = d - self._first
+        if t < 0:
+            raise ValueError(f"{day} is before the first day held")
+        self._grow(days=t + 1)
+        if t > self._days:  # the days skipped show what was last published
+            last = self._days - 1
+            self._num[:, :, self._days : t] = self._num[:, :, last : last + 1]
+            self._den[:, self._days : t] = self._den[:, last : last + 1]
+        self._days = max(self._days, t + 1)
+        return t
 
     def table(self):
         """The :class:`models.detection.Table` of everything held (views, no copy)."""

@@ -17,6 +17,7 @@ PATTERN = PREFIX + "*"  # everything the project owns, for --reset and the tests
 
 WATERMARK = PREFIX + "wm"  # string: W, YYYY-MM-DD, only ever raised
 FIRST_DAY = PREFIX + "first"  # string: the first day of data, YYYY-MM-DD, only ever lowered
+LIVE_FROM = PREFIX + "live"  # string: the earliest recorded_at day, YYYY-MM-DD, only ever lowered
 AGG = PREFIX + "agg:"  # hash prefix of a scope's counts: all, m:<code>, a:<postcode>
 ALL = AGG + "all"
 AREAS = PREFIX + "areas"  # hash: postcode -> municipality of every area that held a family
@@ -41,7 +42,8 @@ MODEL_VERSION = PREFIX + "model:version"  # string: "<generation>.<version>" of 
 
 ALERTS = PREFIX + "alerts"  # zset: alert JSON, score = raised-at epoch seconds
 ALERTS_IDS = ALERTS + ":ids"  # hash: alert id -> raised-at, every alert ever recorded
-ALERTS_STATE = ALERTS + ":state"  # string: the alert step's state (JSON)
+ALERTS_STATE = ALERTS + ":state"  # string: the shift detector's state (JSON)
+ALERTS_SHOWN = ALERTS + ":shown"  # hash: day -> the published values it detected on (JSON)
 
 
 def scope(name: str) -> str:

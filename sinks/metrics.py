@@ -58,7 +58,14 @@ WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-
 REDIS_WAITING = Gauge(
     "tk_redis_waiting", "Redis commands waiting for an unreachable Redis (sinks/connection.py)"
 )
-ALERTS = Counter("tk_alerts_raised_total", "Trend alerts raised (models/alerts.py)")
+ALERTS = Counter(
+    "tk_alerts_raised_total",
+    "Shift alerts raised (models/detection.py) by scope type and watched series",
+    ["scope", "series"],
+)
+ALERTS_DAY = Gauge(
+    "tk_alerts_detected_day", "The last day the shift detector ran on, as days since 1970-01-01"
+)
 REDIS_LOSSES = Counter(
     "tk_redis_lost_partitions_total",
     "Family-topic partitions written again because Redis lost acknowledged writes"

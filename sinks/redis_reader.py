@@ -377,6 +377,12 @@ async def read_span_async(client) -> tuple[str | None, str | None]:
     return _span(wm, first)
 
 
+async def read_live_span_async(client) -> tuple[str | None, str | None, str | None]:
+    """``(first day of data, W, the day the registers went live)`` (None where unknown)."""
+    wm, first, live = await client.mget(keys.WATERMARK, keys.FIRST_DAY, keys.LIVE_FROM)
+    return (*_span(wm, first), _s(live) if live is not None else None)
+
+
 def picture_on(
     history: dict[str, dict[int, dict]], on: int, areas: dict[str, str], as_of: str
 ) -> dict:
@@ -423,12 +429,21 @@ async def read_published_async(client) -> dict | None:
     )
     if on is None:
         return None
+    return (await read_published_days_async(client, [on]))[on]
+
+
+async def read_published_days_async(client, days: list[int]) -> dict[int, dict]:
+    """:func:`read_published_async`'s picture of each of ``days`` (sorted day numbers,
+    all published), in one read of the history."""
     areas = await known_areas_async(client)
     scopes = ["all", *(f"m:{m}" for m in _municipalities()), *(f"a:{pc}" for pc in sorted(areas))]
-    history = await read_history_async(client, scopes, [on])
-    picture = picture_on(history, on, areas, dt.date.fromordinal(on).isoformat())
-    picture["keys"] = {s: keysums_of(history[s][on]) for s in scopes}
-    return picture
+    history = await read_history_async(client, scopes, days)
+    out = {}
+    for on in days:
+        picture = picture_on(history, on, areas, dt.date.fromordinal(on).isoformat())
+        picture["keys"] = {s: keysums_of(history[s][on]) for s in scopes}
+        out[on] = picture
+    return out
 
 
 def _ordinal(day: str) -> int:

@@ -132,6 +132,7 @@ class _Base:
         self._parts: set[int] = set()  # family-topic partitions of the queued contributions
         self._wm: str | None = None
         self._first: str | None = None
+        self._live: str | None = None
         self.apply_sha: str | None = None
         self.history_sha: str | None = None
         self.wm_sha: str | None = None
@@ -156,23 +157,39 @@ class _Base:
         if self._first is None or day < self._first:
             self._first = day
 
+    def went_live(self, recorded_at: str) -> None:
+        """Queue a lowering of the day the registers went live (the earliest
+        ``recorded_at`` day): the shift detector's series start there."""
+        day = recorded_at[:10]
+        if self._live is None or day < self._live:
+            self._live = day
+
     def _pending(self) -> bool:
         return bool(self._queue or self._history or self._wm is not None)
 
     def _take(self) -> tuple:
         """Everything queued, taken before any await, so whatever other tasks queue
         meanwhile waits for the next flush."""
-        taken = (self._queue, self._history, self._wm, self._first, sorted(self._parts))
-        self._queue, self._history, self._wm, self._first = [], [], None, None
+        taken = (self._queue, self._history, self._wm, self._first, self._live, sorted(self._parts))
+        self._queue, self._history, self._wm, self._first, self._live = [], [], None, None, None
         self._parts = set()
         return taken
 
     def _fill(self, pipe, taken: tuple) -> tuple[int, int]:
         """Put what :meth:`_take` took into ``pipe``."""
-        queue, history, wm, first, parts = taken
+        queue, history, wm, first, live, parts = taken
         skip, now = 0, self.now()
         if wm is not None:
-            pipe.evalsha(self.wm_sha, 2, keys.WATERMARK, keys.FIRST_DAY, wm, first)
+            pipe.evalsha(
+                self.wm_sha,
+                3,
+                keys.WATERMARK,
+                keys.FIRST_DAY,
+                keys.LIVE_FROM,
+                wm,
+                first,
+                live or "",
+            )
             skip = 1
         for family, since, payload in history:
             pipe.evalsha(
@@ -212,7 +229,7 @@ class _Base:
             {s.decode() if isinstance(s, bytes) else s for r in results[skip : skip + n] for s in r}
         )
         if self.written is not None:
-            self.written.answered(dict(zip(taken[4], results[skip + n :], strict=True)))
+            self.written.answered(dict(zip(taken[5], results[skip + n :], strict=True)))
         metrics.REDIS_FAMILY_WRITES.inc(n)
         return changed
 

@@ -24,7 +24,6 @@ from typing import Any
 import faust
 
 from models import picture
-from models.alerts import TrendRule
 from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from sinks.connection import patient_client
@@ -33,14 +32,16 @@ from sinks.redis_sink import utc_now_iso
 from streams.families import FamilyWriter, ModelFollower, Sweep
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
-    TrendAlerts,
+    ShiftAlerts,
     assigned_partitions,
+    configured_detector,
     metrics_view,
     quiet_logs,
     record_lag,
     tables_recovered,
 )
 from streams.restore import Restore
+from streams.settled import Settled
 from streams.stages import (
     Days,
     Door,
@@ -204,7 +205,7 @@ class Logic:
     sweep: Sweep
     restore: Restore
     learn: LearnerRunner
-    alerts: TrendAlerts
+    alerts: ShiftAlerts
 
     @classmethod
     def wire(cls, settings: Settings, redis: Any, topics: Topics, tables: Tables) -> Logic:
@@ -224,14 +225,17 @@ class Logic:
         follower = ModelFollower(store)
         writer = FamilyWriter(tables.family, follower, send, parts, types_on)
         days = Days(tables.days)
-        rule = TrendRule(
-            settings.alert_window_days, settings.alert_rise, settings.alert_min_families
-        )
         return cls(
             types_on=types_on,
             sinks=sinks,
             send=send,
-            door=Door(pseudonymiser, sinks.ingest.raise_watermark, parts, utc_now_iso),
+            door=Door(
+                pseudonymiser,
+                sinks.ingest.raise_watermark,
+                sinks.ingest.went_live,
+                parts,
+                utc_now_iso,
+            ),
             days=days,
             dedup=Forward(
                 TableStep("dedup", tables.dedup, picture.Dedup(summary_only=not types_on), parts),
@@ -248,8 +252,21 @@ class Logic:
             learn=LearnerRunner(
                 worker_learner(settings), tables.model, store, sinks.model.watermark, time.time
             ),
-            alerts=TrendAlerts(redis, topics.alerts, rule, settings.min_cell, utc_now_iso),
+            alerts=ShiftAlerts(
+                redis,
+                topics.alerts,
+                configured_detector(settings),
+                settings.min_cell,
+                utc_now_iso,
+                Settled(settings.kafka_bootstrap, settings.app_id, picture_topics(topics)),
+            ),
         )
+
+
+def picture_topics(topics: Topics) -> list[str]:
+    """The topics an event passes on its way to the picture in Redis."""
+    path = (topics.register_events, topics.by_id, topics.by_person, topics.family_inputs)
+    return [t.get_topic_name() for t in path]
 
 
 def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
@@ -339,8 +356,8 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         await logic.writer.adopt(sinks.model, parts)
 
     @app.timer(settings.alert_interval_s, on_leader=True)
-    async def trend_alerts():
-        """Area trends on the leader only: one writer."""
+    async def shift_alerts():
+        """Shift detection on the leader only: one writer."""
         await logic.alerts()
 
     @app.timer(LAG_SECONDS)

@@ -1,64 +1,153 @@
-"""The worker's own upkeep: trend alerts on the leader, consumer lag, log levels."""
+"""The worker's own upkeep: shift alerts on the leader, consumer lag, log levels."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from models.alerts import TrendRule, alert_step
-from models.publication import publish_picture
-from models.suppression import suppress
+from models.detection import METHODS, Detector
+from models.publication import published_last
+from models.shown_series import ShownSeries
 from sinks import metrics, redis_reader
 from sinks.alert_store import AsyncAlertStore
 from streams.transport import Topic
+from tilannekuva.config import Settings
 
 log = logging.getLogger("tilannekuva.worker")
 
 
-class TrendAlerts:
-    """One tick of area trends in event time (models/alerts.py), from the suppressed
-    picture. Alerts go to the alert topic first, then to Redis with the new state; a
-    crash in between repeats the tick with the same alert ids, which Redis skips and
-    consumers can drop. ``topic`` None: Redis only (the demo runs without Kafka)."""
+def configured_detector(settings: Settings) -> Detector:
+    """The detector the worker and the demo run: ``TK_ALERT_METHOD``, ``TK_ALERT_Q``,
+    ``TK_ALERT_MIN_FAMILIES``."""
+    method = METHODS[settings.alert_method]()
+    return Detector(method, q=settings.alert_q, min_families=settings.alert_min_families)
+
+
+#: Days a tick detects on at most: a catch-up over years goes on at the next tick
+#: rather than holding Redis and the executor for minutes.
+DAYS_PER_TICK = 64
+
+
+class ShiftAlerts:
+    """The leader's shift detection (docs/alerts.md, "In the worker"), tick by tick.
+
+    A tick takes the days ``W`` has left behind since the detector's last day, from the
+    day the registers went live (``tk:live``), and does with each what
+    ``tilannekuva alerts backtest`` does: what the API publishes of the day, read from
+    the history (suppressed, perturbed), goes into the shown series and the detector
+    steps on it. Alerts go to the alert topic first, then to Redis with the state and
+    the days' values in one script; a crash in between repeats the days with the same
+    alert ids, which Redis skips and consumers can drop. ``topic`` None: Redis only (the
+    demo runs without Kafka). The series is kept in memory between ticks and reloaded
+    from Redis when the state there is not the one this worker recorded last (another
+    leader went on) or a tick failed. ``settled()`` (:class:`streams.settled.Settled`)
+    says whether everything ingested is in Redis yet; None: always (the demo writes
+    each batch through before the next).
+    """
 
     def __init__(
         self,
         redis: Any,
         topic: Topic | None,
-        rule: TrendRule,
+        detector: Detector,
         min_cell: int,
         now: Callable[[], str],
+        settled: Callable[[], Awaitable[bool]] | None = None,
+        days_per_tick: int = DAYS_PER_TICK,
     ):
         self.redis = redis
         self.topic = topic
-        self.rule = rule
+        self.detector = detector
         self.min_cell = min_cell
         self.now = now
+        self.settled = settled
+        self.days_per_tick = days_per_tick
         self.store = AsyncAlertStore(redis)
+        self.series: ShownSeries | None = None
+        self.state: dict | None = None
 
     async def __call__(self) -> int:
         """Raise what the tick finds; returns how many (0 after a failed tick)."""
+        return (await self.tick())[1]
+
+    async def catch_up(self) -> int:
+        """Tick until no published day is left; returns the alerts raised."""
+        raised = 0
+        while True:
+            days, n = await self.tick()
+            raised += n
+            if not days:
+                return raised
+
+    async def tick(self) -> tuple[int, int]:
+        """(days detected on, alerts raised); (0, 0) after a failed tick."""
         try:
-            # Alerts see only what is published (docs/disclosure.md): the last completed
-            # day, W − 1, suppressed and perturbed as the API publishes it.
-            raw = await redis_reader.read_published_async(self.redis)
-            if raw is None:
-                return 0
-            loop = asyncio.get_running_loop()
-            shown = await loop.run_in_executor(None, suppress, raw, self.min_cell)
-            shown = publish_picture(shown, raw["keys"], self.min_cell)
-            previous = await self.store.load()
-            state, raised = alert_step(previous, shown, raw["as_of"], self.now(), self.rule)
-            for alert in raised if self.topic is not None else ():
-                await self.topic.send(key=alert["id"].encode(), value=alert)
-            await self.store.record(state, raised)
+            days, raised = await self._tick()
         except Exception:  # alerts are derived; the picture must go on
-            log.exception("trend alert tick failed; retrying at the next tick")
-            return 0
-        metrics.ALERTS.inc(len(raised))
-        return len(raised)
+            log.exception("shift alert tick failed; retrying at the next tick")
+            self.series = None  # what Redis holds is what was recorded
+            return 0, 0
+        for a in raised:
+            metrics.ALERTS.labels(a["scope"], a["series"]).inc()
+        return days, len(raised)
+
+    async def _tick(self) -> tuple[int, list[dict]]:
+        if self.series is None or await self.store.state() != self.state:
+            self.state, rows = await self.store.load()
+            self.series = ShownSeries()
+            for day, row in rows.items():
+                self.series.put_row(day, row)
+        days = await self._days()
+        if not days:
+            return 0, []
+        pictures = await redis_reader.read_published_days_async(self.redis, days)
+        loop = asyncio.get_running_loop()
+        state, rows, raised = await loop.run_in_executor(None, self._detect, pictures)
+        now = self.now()
+        raised = [a | {"raised_at": now} for a in raised]
+        for alert in raised if self.topic is not None else ():
+            await self.topic.send(key=alert["id"].encode(), value=alert)
+        await self.store.record(state, rows, raised)
+        self.state = state
+        metrics.ALERTS_DAY.set(days[-1] - EPOCH)
+        return len(days), raised
+
+    async def _days(self) -> list[int]:
+        """The published days not detected on yet (at most ``days_per_tick``), once
+        everything that had arrived when ``W`` was read is in Redis."""
+        first, w, live = await redis_reader.read_live_span_async(self.redis)
+        if first is None or w is None or live is None:
+            return []
+        if self.settled is not None and not await self.settled():
+            return []
+        last = published_last(_ordinal(first), _ordinal(w))
+        start = _ordinal(live)
+        if self.state is not None:
+            start = max(start, _ordinal(self.state["as_of"]) + 1)
+        if last is None or last < start:
+            return []
+        return list(range(start, min(last, start + self.days_per_tick - 1) + 1))
+
+    def _detect(self, pictures: dict[int, dict]) -> tuple[dict | None, dict[str, dict], list]:
+        assert self.series is not None
+        state, rows, raised = self.state, {}, []
+        for on, picture in pictures.items():
+            day = dt.date.fromordinal(on).isoformat()
+            self.series.publish(day, picture, self.min_cell)
+            state, out = self.detector.step(state, day, self.series.table())
+            rows[day] = self.series.row(day)
+            raised += out
+        return state, rows, raised
+
+
+def _ordinal(day: str) -> int:
+    return dt.date.fromisoformat(day[:10]).toordinal()
+
+
+EPOCH = dt.date(1970, 1, 1).toordinal()
 
 
 async def record_lag(consumer: Any, assigned: Iterable[Any]) -> None:

@@ -38,18 +38,21 @@ class Door:
     """Ingest: validate, pseudonymise, route by event id; the rest to the DLQ.
 
     ``raise_watermark(day)`` is told every accepted ``occurred_at`` (the sink queues
-    the highest); ``now()`` stamps DLQ records.
+    the highest) and ``went_live(day)`` every ``recorded_at`` (the sink queues the
+    lowest); ``now()`` stamps DLQ records.
     """
 
     def __init__(
         self,
         pseudonymiser: Pseudonymiser,
         raise_watermark: Callable[[str], None],
+        went_live: Callable[[str], None],
         partitions: int,
         now: Callable[[], str],
     ):
         self.pseudonymiser = pseudonymiser
         self.raise_watermark = raise_watermark
+        self.went_live = went_live
         self.partitions = partitions
         self.now = now
 
@@ -66,6 +69,7 @@ class Door:
                 continue
             metrics.ACCEPTED.inc()
             self.raise_watermark(ev["occurred_at"])
+            self.went_live(ev["recorded_at"])
             outs.add("id", picture.route_key(ev), ev, event.message.timestamp)
         return outs, rejected
 

@@ -1,12 +1,12 @@
 """``tilannekuva alerts backtest``: every alert a method would have raised on an event file.
 
-    tilannekuva alerts backtest FILE [--method cusum|farrington|rise5pp|all] [--json]
+    tilannekuva alerts backtest FILE [--method cusum|level|farrington|rise5pp|all] [--json]
 
 Replays the file in its arrival order without Kafka (:class:`tilannekuva.replay.Replay`:
-the worker's steps, learner and snapshots in one process) and at every new day of ``W``
-does what the worker's alert tick does: suppresses the present picture as the API would
-(:func:`models.suppression.suppress`), adds that day's shown values to the shown series
-(:class:`models.shown_series.ShownSeries`) and runs each method's detector
+the worker's steps, learner and snapshots in one process) and does with each day that
+``W`` leaves behind what the worker's alert tick (:class:`streams.ops.ShiftAlerts`) does:
+adds what the API publishes of that day (suppressed, perturbed) to the shown series
+(:meth:`models.shown_series.ShownSeries.publish`) and runs each method's detector
 (:class:`models.detection.Detector`) on them. So every alert uses only what had arrived
 by then, and only what was published. Prints each alert with the day it would have been
 raised; ``--json``: ``{"ticks", "first_day", "last_day", "methods": {name: [alert, ...]}}``.
@@ -24,9 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from models.detection import METHODS, Detector
 from models.learning import Learner
 from models.pseudonym import Pseudonymiser
-from models.publication import publish_picture
 from models.shown_series import ShownSeries
-from models.suppression import suppress
 from tilannekuva.replay import Replay
 
 __all__ = ["Backtest", "add_arguments", "backtest", "run"]
@@ -50,11 +48,7 @@ class Backtest:
         self.seconds = {name: 0.0 for name in self.detectors}
 
     def __call__(self, day: str, picture: dict) -> None:
-        # What the API publishes that day: suppressed, then perturbed by the cell keys.
-        shown = suppress(picture, self.min_cell)
-        if self.perturb:
-            shown = publish_picture(shown, picture["keys"], self.min_cell)
-        self.series.put(day, shown)
+        self.series.publish(day, picture, self.min_cell, self.perturb)
         table = self.series.table()
         self.ticks += 1
         for name, detector in self.detectors.items():

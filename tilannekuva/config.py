@@ -77,6 +77,8 @@ def _flag(value: Any) -> Any:
 
 
 Flag = Annotated[bool, BeforeValidator(_flag)]
+#: models.detection.METHODS (a test holds the two equal; config imports no model code)
+AlertMethod = Literal["cusum", "level", "farrington", "rise5pp"]
 
 
 def _setting(default: Any, env: str, help: str, *, unset: str | None = None, **kw: Any) -> Any:
@@ -165,22 +167,27 @@ class Settings(BaseSettings):
     input_topic: str = _setting(TOPIC_INPUT, "TK_INPUT_TOPIC", "input topic", min_length=1)
     dlq_topic: str = _setting(TOPIC_DLQ, "TK_DLQ_TOPIC", "dead-letter topic", min_length=1)
     alerts_topic: str = _setting(TOPIC_ALERTS, "TK_ALERTS_TOPIC", "alert topic", min_length=1)
-    # Trend alerts (models/alerts.py): checked by the leader worker every interval.
+    # Shift alerts (models/detection.py): the leader worker detects every interval.
     alert_interval_s: float = _setting(
         15.0,
         "TK_ALERT_INTERVAL_S",
-        "trend alerts: seconds between ticks",
+        "shift alerts: seconds between ticks",
         gt=0,
         allow_inf_nan=False,
     )
-    alert_window_days: int = _setting(
-        30, "TK_ALERT_WINDOW_DAYS", "trend alerts: event-time window in days", ge=1
+    alert_method: AlertMethod = _setting(
+        "cusum", "TK_ALERT_METHOD", "shift alerts: detection method (docs/alerts.md)"
     )
-    alert_rise: float = _setting(
-        0.05, "TK_ALERT_RISE", "trend alerts: rise of the share", ge=0, allow_inf_nan=False
+    alert_q: float = _setting(
+        0.05,
+        "TK_ALERT_Q",
+        "shift alerts: false discovery rate of a tick (Benjamini-Hochberg)",
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
     )
     alert_min_families: int = _setting(
-        20, "TK_ALERT_MIN_FAMILIES", "trend alerts: shown families needed", ge=0
+        20, "TK_ALERT_MIN_FAMILIES", "shift alerts: shown families needed", ge=0
     )
     # Family types and service-need groups (models/family_types.py).
     family_types: Flag = _setting(

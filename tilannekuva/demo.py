@@ -38,7 +38,6 @@ from collections import Counter
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from models.alerts import TrendRule
 from models.cohorts import Cohorts
 from models.contract import InvalidEvent, validate
 from models.family_types import TypeAssigner, family_assignment
@@ -51,7 +50,7 @@ from sinks import keys
 from sinks.impact_store import ImpactStore
 from sinks.model_store import ModelStore
 from sinks.redis_sink import utc_now_iso
-from streams.ops import TrendAlerts
+from streams.ops import ShiftAlerts, configured_detector
 from tilannekuva.config import Settings
 
 DEFAULT_FAMILIES = 2000
@@ -341,6 +340,7 @@ class Ingest:
             self.cohorts.observe(pseudonymised)
             self.pipeline.process_many(pseudonymised)
             self.accepted += len(events)
+            self.sink.went_live(min(e["recorded_at"] for e in events))
             if closed := self.cohorts.close(self.pipeline):
                 self.impact.write(closed[-1], self.cohorts.counts())
         if self.accepted:
@@ -441,7 +441,10 @@ async def trickle(
 
 
 async def raise_alerts(alerts, every_s: float = ALERT_TICK_S) -> None:
-    """The worker's trend-alert tick (``streams.ops.TrendAlerts``), every ``every_s``."""
+    """The worker's shift-alert tick (``streams.ops.ShiftAlerts``), every ``every_s``:
+    first over the history's days (in the background: three years take a CPU-minute or
+    two, and the picture is served meanwhile), then the live part's."""
+    await alerts.catch_up()
     while True:
         await asyncio.sleep(every_s)
         await alerts()
@@ -585,9 +588,9 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
 
     events_at = events_end(args.events) if args.events else 0
-    rule = TrendRule(settings.alert_window_days, settings.alert_rise, settings.alert_min_families)
-    alerts = TrendAlerts(async_redis, None, rule, settings.min_cell, utc_now_iso)
-    await alerts()  # the first snapshot: what the live part's rises are measured against
+    alerts = ShiftAlerts(
+        async_redis, None, configured_detector(settings), settings.min_cell, utc_now_iso
+    )
     _print_ready(
         url_base,
         settings.api_token,

@@ -4,14 +4,17 @@
 picture (:class:`models.picture.Pipeline` with the feature profile), the learner
 (:class:`models.learning.Learner`) fed the vectors of the families that changed once a
 week of ``W``, its snapshots on its own schedule of ``W`` (no wall clock), and every
-counted family re-assigned its type and service-need group on a new snapshot. Each time
-``W`` reaches a new day it calls ``on_tick(day, picture)`` with the unsuppressed present
-picture in the shape of :func:`sinks.redis_reader.read_picture` (what the worker's alert
-tick reads from Redis), so a backtest sees only what had arrived by then.
+counted family re-assigned its type and service-need group on a new snapshot. Each day
+that ``W`` leaves behind is complete and published (W − 1, docs/disclosure.md): just
+before the batch that moves ``W`` past it, the replay calls ``on_tick(day, picture)``
+with that day's unsuppressed picture in the shape of
+:func:`sinks.redis_reader.read_published_async` (what the worker's alert tick reads from
+the history in Redis), so a backtest sees only what had arrived by then. A day that
+``W`` skips is ticked too, with ``W`` moved onto it as the worker's sweep moves it.
 
-Ticks start when the registers go live: at the first ``W`` on or after the day of the
-earliest ``recorded_at`` (an initial load carries decades of ``occurred_at`` in its
-first days; those days are history, not moments anyone watched).
+Ticks start when the registers go live: on the day of the earliest ``recorded_at`` (an
+initial load carries decades of ``occurred_at`` in its first days; those days are
+history, not moments anyone watched), or on ``W`` if that had passed it already.
 
 >>> ev = lambda i, t, d, day, person="p1": {"event_id": i, "source": "x", "type": t,
 ...     "occurred_at": day, "recorded_at": "2026-01-01T12:00:00Z", "person": person, "data": d}
@@ -19,14 +22,15 @@ first days; those days are history, not moments anyone watched).
 >>> replay = Replay(learner=None, on_tick=lambda d, pic: ticks.append((d, pic["all"]["families"])))
 >>> replay.feed([ev("1", "family.member_added", {"family": "f1", "role": "parent", "birth_date": "1990-01-01"}, "2025-12-01"),
 ...              ev("2", "family.member_added", {"family": "f1", "role": "child", "birth_date": "2020-01-01"}, "2026-01-01", "p2"),
-...              ev("3", "family.residence_changed", {"family": "f1", "postcode": "33100", "municipality": "837"}, "2026-01-01", None),
-...              ev("4", "health.visit", {"service": "primary_care"}, "2026-01-02", "p2")], batch=1)
->>> ticks  # on the first tick, the family's residence had not arrived yet
-[('2026-01-01', 0), ('2026-01-02', 1)]
+...              ev("3", "family.residence_changed", {"family": "f1", "postcode": "33100", "municipality": "837"}, "2026-01-03", None),
+...              ev("4", "health.visit", {"service": "primary_care"}, "2026-01-05", "p2")], batch=1)
+>>> ticks  # the family counts from its residence on; 2026-01-04 was skipped by W, 01-05 is not complete
+[('2026-01-01', 0), ('2026-01-02', 0), ('2026-01-03', 1), ('2026-01-04', 1)]
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 
 from models.areas import reference_areas
@@ -44,6 +48,7 @@ __all__ = ["LEARN_EVERY_DAYS", "Replay", "TouchedPipeline"]
 
 #: The learner's micro-batches: the vectors of the families that changed, once a week of W.
 LEARN_EVERY_DAYS = 7
+EMPTY = Pipeline.watermark  # W before any event
 
 
 class TouchedPipeline(Pipeline):
@@ -122,13 +127,24 @@ class Replay:
         for ev in chunk:
             rec = day(ev["recorded_at"][:10])
             self._live_from = rec if self._live_from is None else min(self._live_from, rec)
+        self._tick_until(day(max(ev["occurred_at"] for ev in chunk)) - 1)
         self.pipe.process_many(chunk)
         self.events += len(chunk)
-        w = day(self.pipe.watermark)
         if self.learner is not None:
-            self._learn(w)
-        if w >= (self._live_from or w) and w != self._ticked:
-            self._ticked = w
+            self._learn(day(self.pipe.watermark))
+
+    def _tick_until(self, last: int) -> None:
+        """Tick every day up to ``last`` not ticked yet (``feed`` ends a chunk before
+        an event that moves ``W``: what has arrived is all there is of those days)."""
+        if self._live_from is None or self.pipe.watermark == EMPTY:
+            return
+        w = day(self.pipe.watermark)
+        start = max(self._live_from, w, (self._ticked or 0) + 1)
+        for on in range(start, last + 1):
+            if on > day(self.pipe.watermark):  # as the worker's sweep moves W
+                self.pipe.watermark = dt.date.fromordinal(on).isoformat()
+                self.pipe.refresh()
+            self._ticked = on
             if self.on_tick is not None:
                 self.on_tick(self.pipe.watermark, self.picture())
 

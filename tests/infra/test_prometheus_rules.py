@@ -79,6 +79,8 @@ def test_expected_alerts_exist():
         "TkConsumerLagHigh",
         "TkEventToRedisLatencyHigh",
         "TkAreaIndicatorShareRising",
+        "TkShiftDetected",
+        "TkShiftDetectionBehind",
     }
 
 

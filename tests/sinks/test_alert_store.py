@@ -1,4 +1,5 @@
-"""Alerts and their state in a real Redis: atomic, replay-safe, bounded, served newest first."""
+"""Alerts, their state and the days they saw in a real Redis: atomic, replay-safe, bounded,
+served newest first."""
 
 import asyncio
 
@@ -23,8 +24,7 @@ def test_record_is_replay_safe_and_served_newest_first(redis_client, redis_test_
         client = aioredis.Redis.from_url(redis_test_url)
         store = AsyncAlertStore(client, keep=3)
         rule = TrendRule(window_days=30, rise=0.05, min_families=20)
-        state = await store.load()
-        assert state is None
+        assert await store.state() is None and await store.load() == (None, {})
         added = []
         for i, (day, assist) in enumerate(
             [
@@ -36,15 +36,25 @@ def test_record_is_replay_safe_and_served_newest_first(redis_client, redis_test_
                 ("2026-07-20", 30),
             ]
         ):
-            before = await store.load()
+            before = await store.state()
             state, raised = alert_step(before, pic(assist), day, f"2026-08-01T00:00:{i:02d}Z", rule)
-            added.append(await store.record(state, raised))
+            added.append(await store.record(state, {day: {"all": [None, 100, assist]}}, raised))
             # The same tick again (a crash before the state was seen as saved): no new alert.
             again, raised_again = alert_step(
                 before, pic(assist), day, f"2026-08-01T00:01:{i:02d}Z", rule
             )
             assert [a["id"] for a in raised_again] == [a["id"] for a in raised]
-            assert await store.record(again, raised_again) == 0
+            assert await store.record(again, {}, raised_again) == 0
+        state, rows = await store.load()
+        assert list(rows) == [
+            "2026-01-01",
+            "2026-02-05",
+            "2026-03-20",
+            "2026-05-01",
+            "2026-06-10",
+            "2026-07-20",
+        ]
+        assert rows["2026-05-01"] == {"all": [None, 100, 30]} and state == again
         await client.aclose()
         return added
 
@@ -65,7 +75,7 @@ def test_keep_bounds_the_served_alerts(redis_client, redis_test_url):
             {"id": f"a{i}", "raised_at": f"2026-08-01T00:00:0{i}Z", "as_of": "2026-07-01"}
             for i in range(5)
         ]
-        n = await store.record({"history": [], "active": []}, alerts)
+        n = await store.record({"history": [], "active": []}, {}, alerts)
         await client.aclose()
         return n
 

@@ -71,12 +71,19 @@ def test_lua_deltas_equal_pure_deltas_and_replays_change_nothing(redis_client):
     assert due == {f for f, c in current.items() if c and c["due"]}
 
 
-def test_watermark_only_rises(redis_client):
+def test_watermark_only_rises_and_the_first_and_live_days_only_fall(redis_client):
     sink = RedisSink(redis_client).setup()
-    for day in ["2026-01-05", "2026-01-03", "2026-02-01", "2025-12-31"]:
+    for day, recorded in [
+        ("2026-01-05", "2026-01-06T08:00:00Z"),
+        ("2026-01-03", "2026-01-04T08:00:00Z"),
+        ("2026-02-01", "2026-02-01T08:00:00Z"),
+        ("2025-12-31", "2026-01-07T08:00:00Z"),
+    ]:
         sink.raise_watermark(day)
+        sink.went_live(recorded)
         sink.flush()
     assert sink.watermark() == "2026-02-01"
+    assert redis_client.mget("tk:first", "tk:live") == [b"2025-12-31", b"2026-01-04"]
 
 
 def test_changes_are_published(redis_client):

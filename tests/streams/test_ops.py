@@ -1,23 +1,34 @@
-"""TrendAlerts against a real Redis (no broker); the upkeep helpers."""
+"""ShiftAlerts against a real Redis (no broker); the upkeep helpers."""
 
 import datetime as dt
+import json
 import logging
 
 import redis.asyncio as aioredis
 
-from models.alerts import TrendRule
+from models.contract import validate
+from models.detection import Detector, Rise5pp
+from models.pseudonym import Pseudonymiser
 from sinks import keys
 from sinks.alert_store import AsyncAlertStore
-from streams.ops import TrendAlerts, quiet_logs, record_lag
+from streams.ops import ShiftAlerts, quiet_logs, record_lag
 from tests.conftest import write_counts
 from tests.streams.fakes import Topic
+from tilannekuva import demo
+from tilannekuva.alerts import Backtest
+from tilannekuva.replay import Replay
+from tilannekuva.synthetic import synthesize
 
-RULE = TrendRule(window_days=30, rise=0.05, min_families=20)
+NOW = "2030-01-01T00:00:00Z"
+
+
+def rise5pp() -> Detector:
+    return Detector(Rise5pp(), min_families=20)
 
 
 def set_picture(client, as_of: str, assisted: int) -> None:
     """A picture that is published on ``as_of`` (W is the day after: the day ``as_of`` is
-    complete), the same on every day since 2025-12-01."""
+    complete), the same on every day since 2025-12-01, live since then."""
     for k in client.scan_iter(keys.PATTERN):
         if k.startswith(keys.HIST.encode()) or k.startswith(keys.AGG.encode()):
             client.delete(k)
@@ -25,37 +36,113 @@ def set_picture(client, as_of: str, assisted: int) -> None:
     fields = {"families": 400, "children": 700, "families_social_assistance": assisted}
     write_counts(pipe, "all", fields, "2025-12-01")
     w = dt.date.fromisoformat(as_of) + dt.timedelta(days=1)
-    pipe.mset({keys.WATERMARK: w.isoformat(), keys.FIRST_DAY: "2025-12-01"})
+    pipe.mset(
+        {keys.WATERMARK: w.isoformat(), keys.FIRST_DAY: "2025-12-01", keys.LIVE_FROM: "2025-12-01"}
+    )
     pipe.execute()
 
 
-async def test_a_tick_raises_to_the_topic_and_records_once(redis_test_url, redis_client):
+async def test_a_tick_detects_each_published_day_once_and_keeps_what_it_saw(
+    redis_test_url, redis_client
+):
     client = aioredis.from_url(redis_test_url)
     topic = Topic()
-    ticks = TrendAlerts(client, topic, RULE, 5, lambda: "2030-01-01T00:00:00Z")
+    ticks = ShiftAlerts(client, topic, rise5pp(), 5, lambda: NOW)
     set_picture(redis_client, "2026-01-01", 40)
     assert await ticks() == 0
-    set_picture(redis_client, "2026-02-05", 80)  # 10 % → 20 % in 35 days
+    state, rows = await AsyncAlertStore(client).load()
+    assert state["as_of"] == "2026-01-01" and list(rows)[0] == "2025-12-01"
+    assert len(rows) == 32 and rows["2026-01-01"]["all"][2] is not None
+    # The whole history now reads 80, but what was published up to 2026-01-01 stays 40:
+    # the first new day is 10 % → 20 % against 30 days before.
+    set_picture(redis_client, "2026-02-05", 80)
     assert await ticks() == 1
     assert await ticks() == 0  # still active: raised once
     (sent,) = topic.sent
     assert sent["value"]["scope"] == "all" and sent["key"] == sent["value"]["id"].encode()
-    assert sent["value"]["as_of"] == "2026-02-05"  # the published day, W − 1
-    recorded = await AsyncAlertStore(client).load()
-    assert recorded is not None and redis_client.zcard(keys.ALERTS) == 1
+    assert sent["value"]["as_of"] == "2026-01-02" and sent["value"]["raised_at"] == NOW
+    observed, expected = sent["value"]["observed"]["share"], sent["value"]["expected"]["share"]
+    assert abs(observed - 0.2) < 0.01 and abs(expected - 0.1) < 0.01  # published: cell keys
+    state, rows = await AsyncAlertStore(client).load()
+    assert state["as_of"] == "2026-02-05" and len(rows) == 67
+    assert redis_client.zcard(keys.ALERTS) == 1
     await client.aclose()
 
 
-async def test_a_failed_tick_is_logged_and_returns_nothing(redis_test_url, redis_client, caplog):
+async def test_nothing_is_detected_before_the_pipeline_settles_or_the_registers_go_live(
+    redis_test_url, redis_client
+):
+    client = aioredis.from_url(redis_test_url)
+    settled = {"now": False}
+
+    async def is_settled() -> bool:
+        return settled["now"]
+
+    ticks = ShiftAlerts(client, None, rise5pp(), 5, lambda: NOW, settled=is_settled)
+    set_picture(redis_client, "2026-01-10", 40)
+    assert await ticks.tick() == (0, 0)
+    settled["now"] = True
+    redis_client.delete(keys.LIVE_FROM)
+    assert await ticks.tick() == (0, 0)
+    redis_client.set(keys.LIVE_FROM, "2026-01-03")
+    assert await ticks.tick() == (8, 0)  # 2026-01-03 … 2026-01-10
+    await client.aclose()
+
+
+async def test_a_failed_tick_is_logged_and_the_next_goes_on_from_what_redis_holds(
+    redis_test_url, redis_client, caplog
+):
     client = aioredis.from_url(redis_test_url)
     set_picture(redis_client, "2026-01-01", 40)
-    ticks = TrendAlerts(client, Topic(fail=RuntimeError("broker down")), RULE, 5, lambda: "t")
-    set_picture(redis_client, "2026-03-01", 120)
-    await TrendAlerts(client, Topic(), RULE, 5, lambda: "t")()  # baseline tick
-    set_picture(redis_client, "2026-05-01", 300)
+    failing = ShiftAlerts(
+        client, Topic(fail=RuntimeError("broker down")), rise5pp(), 5, lambda: NOW
+    )
+    assert await failing() == 0
+    set_picture(redis_client, "2026-02-05", 80)
     with caplog.at_level(logging.ERROR, logger="tilannekuva.worker"):
-        assert await ticks() == 0
-    assert "trend alert tick failed" in caplog.text
+        assert await failing() == 0
+    assert "shift alert tick failed" in caplog.text
+    state, _ = await AsyncAlertStore(client).load()
+    assert state["as_of"] == "2026-01-01"  # nothing of the failed tick recorded
+    # Another leader goes on from Redis, and raises what the failed tick could not send.
+    assert await ShiftAlerts(client, Topic(), rise5pp(), 5, lambda: NOW)() == 1
+    await client.aclose()
+
+
+def in_order(events: list[dict]) -> list[dict]:
+    """Arrival in event time: no event revises a day that was already published, so the
+    days' history in Redis is what the backtest saw at each of its ticks."""
+    return sorted(events, key=lambda e: (e["occurred_at"], e["recorded_at"], e["event_id"]))
+
+
+async def test_the_ticks_raise_the_backtests_alerts_on_the_same_stream(
+    redis_test_url, redis_client
+):
+    key = b"ops-test-key-0123456789"
+    lines = synthesize(200, 11, start=dt.date(2025, 5, 1)).lines  # 14 months
+    events = in_order([validate(line.encode()) for line in lines])
+    pseudo = Pseudonymiser(key)
+    bt = Backtest({"rise5pp": rise5pp()}, min_cell=5)
+    Replay(None, on_tick=bt).feed([pseudo.event(e) for e in events])
+    expected = bt.alerts["rise5pp"]
+    assert len(expected) >= 5, "the stream must raise alerts for the comparison to mean much"
+
+    client = aioredis.from_url(redis_test_url)
+    ingest = demo.Ingest(redis_client, key)
+    ticks = ShiftAlerts(client, Topic(), rise5pp(), 5, lambda: NOW, days_per_tick=7)
+    got = []
+    for i in range(0, len(events), 997):  # ticks at moments of their own
+        ingest.apply(events[i : i + 997])
+        got += [m["value"] for m in ticks.topic.sent]
+        ticks.topic.sent.clear()
+        await ticks.tick()
+    await ticks.catch_up()
+    got += [m["value"] for m in ticks.topic.sent]
+    strip = [{k: v for k, v in a.items() if k != "raised_at"} for a in got]
+    want = expected
+    assert sorted(strip, key=json.dumps) == sorted(want, key=json.dumps)
+    state, rows = await AsyncAlertStore(client).load()
+    assert list(rows) == bt.series.days and state == bt.states["rise5pp"]
     await client.aclose()
 
 

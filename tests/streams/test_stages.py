@@ -21,7 +21,8 @@ def raw_events(n: int = 60) -> list[bytes]:
 
 def test_door_routes_valid_events_by_event_id_and_raises_w():
     raised: list[str] = []
-    door = Door(Pseudonymiser(KEY), raised.append, 4, lambda: "2030-01-01T00:00:00Z")
+    live: list[str] = []
+    door = Door(Pseudonymiser(KEY), raised.append, live.append, 4, lambda: "2030-01-01T00:00:00Z")
     lines = raw_events()
     batch = [Event(raw, Message(timestamp=1000.0 + i)) for i, raw in enumerate(lines)]
     outs, rejected = door(batch)
@@ -36,6 +37,7 @@ def test_door_routes_valid_events_by_event_id_and_raises_w():
         assert all(k == picture.route_key(m) and partition_of(k, 4) == part for k, m, _ in group)
     assert {t0 for _, _, t0 in items} == {1000.0 + i for i in range(len(lines))}
     assert sorted(raised) == sorted(e["occurred_at"] for e in expected)
+    assert sorted(live) == sorted(e["recorded_at"] for e in expected)
     raw_persons = {orjson.loads(raw).get("person") for raw in lines} - {None}
     assert not raw_persons & {m.get("person") for _, m, _ in items}  # pseudonyms only
 
@@ -47,7 +49,7 @@ def test_door_sends_invalid_and_unexpected_input_to_the_dlq_with_a_reason():
 
     now = "2030-01-01T00:00:00Z"
     good = raw_events(1)[0]
-    outs, rejected = Door(Pseudonymiser(KEY), lambda d: None, 4, lambda: now)(
+    outs, rejected = Door(Pseudonymiser(KEY), lambda d: None, lambda d: None, 4, lambda: now)(
         [Event(b"{not json"), Event(b"[1, 2]"), Event(good)]
     )
     assert [r["reason"].split(":")[0] for r in rejected] == ["not_json", "not_object"]
@@ -58,7 +60,9 @@ def test_door_sends_invalid_and_unexpected_input_to_the_dlq_with_a_reason():
     }
     assert rejected[1]["event"] == "[1, 2]"  # not an object: kept as the text it was
     assert sum(len(g) for _, g in outs.items()) == 1
-    _, rejected = Door(Exploding(KEY), lambda d: None, 4, lambda: now)([Event(good)])
+    _, rejected = Door(Exploding(KEY), lambda d: None, lambda d: None, 4, lambda: now)(
+        [Event(good)]
+    )
     assert rejected[0]["reason"] == "internal: KeyError"
     assert rejected[0]["event"] == orjson.loads(good)
 

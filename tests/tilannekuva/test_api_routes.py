@@ -42,17 +42,23 @@ def auth(path: str) -> dict:
 
 ALERT = {
     "id": "0123456789abcdef0123",
-    "rule": "share_rising_30d",
+    "method": "cusum",
     "raised_at": "2026-07-01T08:00:02.5Z",
     "as_of": "2026-06-30",
     "scope": "area",
+    "scope_key": "a:33100",
     "area": "33100",
     "municipality": "837",
-    "indicator": "families_social_assistance",
-    "window_days": 30,
-    "before": {"as_of": "2026-05-31", "share": 0.081},
-    "now": {"as_of": "2026-06-30", "share": 0.142},
-    "rise": 0.061,
+    "series": "families_social_assistance",
+    "observed": {"share": 0.142, "numerator": 57.0, "denominator": 401.0},
+    "expected": {"share": 0.081, "lower": 0.06, "upper": 0.104},
+    "statistic": 9.1,
+    "p": 1.2e-07,
+    "q": 3.1e-05,
+    "onset": "2026-06-12",
+    "strength": 7.4,
+    "rank": 1,
+    "explanation": "families_social_assistance in area 33100: 14.2 % of families against 8.1 % expected",
 }
 
 

@@ -131,8 +131,8 @@ def test_min_cell_is_at_least_one(bad):
 
 def test_every_bad_variable_is_named_in_one_line():
     with pytest.raises(ConfigError) as exc:
-        Settings.from_env({"TK_PARTITIONS": "many", "TK_ALERT_RISE": "steep"})
-    assert "TK_PARTITIONS='many'" in str(exc.value) and "TK_ALERT_RISE='steep'" in str(exc.value)
+        Settings.from_env({"TK_PARTITIONS": "many", "TK_ALERT_Q": "steep"})
+    assert "TK_PARTITIONS='many'" in str(exc.value) and "TK_ALERT_Q='steep'" in str(exc.value)
 
 
 @pytest.mark.parametrize("name", names_of(bool))
@@ -321,3 +321,12 @@ def test_any_other_missing_module_is_a_real_error(fake_subcommand, clean_environ
     fake_subcommand("no_such_module_at_all")
     with pytest.raises(ModuleNotFoundError):
         cli.main(["evaluate"])
+
+
+def test_the_alert_methods_are_the_detectors_methods():
+    from typing import get_args
+
+    from models.detection import METHODS
+    from tilannekuva.config import AlertMethod
+
+    assert set(get_args(AlertMethod)) == set(METHODS)

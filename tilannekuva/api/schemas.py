@@ -15,8 +15,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
-from models.alerts import WATCHED
 from models.contract import GROUPS, INDICATORS
+from models.detection import METHODS, SERIES
 from models.impact import COUNT_STEP, HORIZONS, REPORTED
 
 POSTCODE = r"^\d{5}$"
@@ -127,28 +127,43 @@ class AreaList(BaseModel):
     areas: list[AreaItem]
 
 
-class ShareAt(BaseModel):
-    as_of: dt.date
-    share: float
+class Observed(BaseModel):
+    share: float | None = Field(description="numerator / denominator, as published that day")
+    numerator: float | None
+    denominator: float | None = Field(description="the scope's shown families")
+
+
+class Expected(BaseModel):
+    share: float | None = Field(description="what the method expected today")
+    lower: float | None = Field(description="95 % prediction interval of today's share")
+    upper: float | None
 
 
 class Alert(BaseModel):
-    """A trend alert (docs/design.md, 'Trend alerts'): the shown share of families with an
-    indicator (rate per family for the window counts) rose by at least the rule's rise
-    over window_days of event time. Built from shown cells only."""
+    """A shift alert (docs/alerts.md): the detector found a watched series of a scope
+    above what its own published history leads one to expect, under false-discovery
+    control over all the tests of the day. Computed from published values only."""
 
-    id: str = Field(description="hash of scope, indicator and as_of: repeats are the same alert")
-    rule: str
-    raised_at: dt.datetime
-    as_of: dt.date
+    id: str = Field(
+        description="hash of method, scope, series and as_of: repeats are the same alert"
+    )
+    method: Literal[tuple(METHODS)]  # type: ignore[valid-type]
+    raised_at: dt.datetime = Field(description="when the worker raised it (wall clock)")
+    as_of: dt.date = Field(description="the published day it was found on")
     scope: Literal["all", "municipality", "area"]
+    scope_key: str = Field(description="all, m:<code> or a:<postcode>")
     area: str | None
     municipality: str | None
-    indicator: Literal[WATCHED]  # type: ignore[valid-type]
-    window_days: int
-    before: ShareAt
-    now: ShareAt
-    rise: float
+    series: Literal[SERIES]  # type: ignore[valid-type]
+    observed: Observed
+    expected: Expected
+    statistic: float | None = Field(description="the method's statistic")
+    p: float | None = Field(description="one-sided p-value of a rise")
+    q: float | None = Field(description="Benjamini-Hochberg q-value over the day's tests")
+    onset: dt.date | None = Field(description="the method's estimate of when the rise began")
+    strength: float | None = Field(description="for ranking: larger is stronger")
+    rank: int = Field(description="1 = the strongest alert of its day", ge=1)
+    explanation: str
 
 
 class AlertList(BaseModel):

@@ -8,6 +8,7 @@ import {
   LANGS,
   MEASURES,
   MUNICIPALITIES,
+  SERIES_LABELS,
   label,
   measureById,
   municipalityName,
@@ -233,7 +234,7 @@ async function loadTypes() {
 async function loadAlerts() {
   await guarded(async () => {
     const body = await api.get("/api/v1/alerts");
-    data.alerts = [...(body?.alerts ?? [])].sort((a, b) => b.rise - a.rise);
+    data.alerts = [...(body?.alerts ?? [])].sort((a, b) => (b.strength ?? 0) - (a.strength ?? 0));
     renderAlerts();
   });
   setTimeout(loadAlerts, ALERTS_EVERY_MS);
@@ -698,18 +699,21 @@ function renderAlerts() {
     list.append(li);
   }
   for (const a of data.alerts) {
-    const m = measureById(a.indicator);
-    const scope = a.area ? `a:${a.area}` : a.municipality ? `m:${a.municipality}` : "all";
+    const scope = a.scope_key;
     const li = document.createElement("li");
-    li.dataset.rise = a.rise;
+    li.dataset.strength = a.strength ?? 0;
     const button = document.createElement("button");
     button.type = "button";
-    const names = INDICATOR_LABELS[a.indicator] ?? { fi: a.indicator };
-    const before = formatValue(m, a.before.share, lang);
-    const now = formatValue(m, a.now.share, lang);
+    const names = INDICATOR_LABELS[a.series] ?? SERIES_LABELS[a.series] ?? { fi: a.series };
+    const share = (v) => formatValue(MEASURES.find((m) => m.id === a.series) ?? { kind: "share" }, v, lang);
+    const band =
+      a.expected.lower !== null && a.expected.upper !== null
+        ? `, 95 % ${share(a.expected.lower)}–${share(a.expected.upper)}`
+        : "";
     button.textContent =
-      `${scopeName(scope)}: ${label(names, lang)} ${t("rose", lang)} ${before} → ${now} ` +
-      `(${a.before.as_of} → ${a.now.as_of}, ${a.window_days} ${t("inDays", lang)})`;
+      `${scopeName(scope)}: ${label(names, lang)} ${share(a.observed.share)} ` +
+      `(${t("expected", lang)} ${share(a.expected.share)}${band}; q ${a.q}) ` +
+      `${a.as_of}${a.onset ? `, ${t("since", lang)} ${a.onset}` : ""}`;
     button.addEventListener("click", () => setScope(scope));
     li.append(button);
     list.append(li);

@@ -136,8 +136,8 @@ const STRINGS = {
     en: "No monthly estimates are published.",
   },
   pp: { fi: "%-yks.", sv: "%-enh.", en: "pp" },
-  rose: { fi: "nousi", sv: "steg", en: "rose" },
-  inDays: { fi: "päivässä", sv: "dagar", en: "days" },
+  expected: { fi: "odotettu", sv: "väntat", en: "expected" },
+  since: { fi: "alkaen", sv: "sedan", en: "since" },
   chooseArea: {
     fi: "Valitse alue kartalta tai kunta valikosta.",
     sv: "Välj ett område på kartan eller en kommun i menyn.",
@@ -157,6 +157,20 @@ const STRINGS = {
   per100: { fi: "/ 100 perhettä", sv: "/ 100 familjer", en: "per 100 families" },
   ofFamilies: { fi: "perheistä", sv: "av familjerna", en: "of families" },
   error: { fi: "Virhe", sv: "Fel", en: "Error" },
+};
+
+// The shift detector's series beyond the indicators (docs/alerts.md).
+export const SERIES_LABELS = {
+  service_need_4_10: {
+    fi: "Palvelutarveryhmät 4–10",
+    sv: "Servicebehovsgrupper 4–10",
+    en: "Service-need groups 4–10",
+  },
+  service_need_9_10: {
+    fi: "Palvelutarveryhmät 9–10",
+    sv: "Servicebehovsgrupper 9–10",
+    en: "Service-need groups 9–10",
+  },
 };
 
 // The API's eight indicators, labelled as counts (the panels' tables).
