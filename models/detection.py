@@ -1165,8 +1165,28 @@ class Detector:
             "q": qv,
             "onset": _iso(onset) if onset else None,
             "strength": _num(sc.strength[si, ki]),
+            "recent": _recent(table, si, ki, day),
             "explanation": text,
         }
+
+
+#: Weekly points of the series an alert carries (a quarter, ending on its day).
+RECENT_WEEKS = 13
+
+
+def _recent(table: Table, si: int, ki: int, day: str) -> dict:
+    """The scope's published share of the series once a week up to ``day`` (None where
+    hidden or before the table), so that an alert shows what it rose from."""
+    t = table.index(day)
+    cols = range(t - 7 * (RECENT_WEEKS - 1), t + 1, 7)
+    shares = []
+    for u in cols:
+        den = table.den[si, ki, u] if u >= 0 else np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = table.num[si, ki, u] / den if u >= 0 and den > 0 else np.nan
+        shares.append(_num(share))
+    first = dt.date.fromisoformat(day) - dt.timedelta(days=7 * (RECENT_WEEKS - 1))
+    return {"from": first.isoformat(), "every_days": 7, "shares": shares}
 
 
 def _sig(x, digits=4):

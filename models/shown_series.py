@@ -32,6 +32,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from models.publication import publish_picture
+from models.suppression import suppress
+
 __all__ = ["ShownSeries", "shown_values"]
 
 
@@ -112,9 +115,6 @@ class ShownSeries:
         """Put what the API publishes of the unsuppressed ``picture`` (with its cell-key
         sums as ``keys``) of ``day``: suppressed, then perturbed (``perturb`` False: the
         exact shown counts, a comparison never served)."""
-        from models.publication import publish_picture
-        from models.suppression import suppress
-
         shown = suppress(picture, min_cell)
         if perturb:
             shown = publish_picture(shown, picture["keys"], min_cell)

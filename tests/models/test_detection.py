@@ -202,6 +202,11 @@ def test_alerts_explain_themselves(method, shifted):
     assert alert["strength"] > 0 and alert["rank"] == 1
     assert isinstance(alert["statistic"], float) and len(alert["id"]) == 20
     assert "00001" in alert["explanation"] and method.name in alert["explanation"]
+    recent = alert["recent"]  # a quarter of the published series, weekly, up to the day
+    assert recent["every_days"] == 7 and len(recent["shares"]) == 13
+    assert _ordinal(alert["as_of"]) - _ordinal(recent["from"]) == 84
+    assert recent["shares"][-1] == pytest.approx(obs["share"], abs=1e-6)
+    assert recent["shares"][0] < exp["upper"] < obs["share"]  # before the shift, it was low
 
 
 def test_hysteresis_raises_once_and_rearms_after_the_evidence_is_gone():

@@ -57,6 +57,7 @@ ALERT = {
     "q": 3.1e-05,
     "onset": "2026-06-12",
     "strength": 7.4,
+    "recent": {"from": "2026-04-07", "every_days": 7, "shares": [0.08] * 11 + [None, 0.142]},
     "rank": 1,
     "explanation": "families_social_assistance in area 33100: 14.2 % of families against 8.1 % expected",
 }

@@ -139,6 +139,12 @@ class Expected(BaseModel):
     upper: float | None
 
 
+class Recent(BaseModel):
+    from_: dt.date = Field(alias="from", description="the first weekly point")
+    every_days: int = Field(description="days between points (7)")
+    shares: list[float | None] = Field(description="published shares, None where hidden")
+
+
 class Alert(BaseModel):
     """A shift alert (docs/alerts.md): the detector found a watched series of a scope
     above what its own published history leads one to expect, under false-discovery
@@ -162,6 +168,7 @@ class Alert(BaseModel):
     q: float | None = Field(description="Benjamini-Hochberg q-value over the day's tests")
     onset: dt.date | None = Field(description="the method's estimate of when the rise began")
     strength: float | None = Field(description="for ranking: larger is stronger")
+    recent: Recent = Field(description="the scope's series once a week up to as_of (13 points)")
     rank: int = Field(description="1 = the strongest alert of its day", ge=1)
     explanation: str
 
