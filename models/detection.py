@@ -1182,9 +1182,7 @@ def _recent(table: Table, si: int, ki: int, day: str) -> dict:
     shares = []
     for u in cols:
         den = table.den[si, ki, u] if u >= 0 else np.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = table.num[si, ki, u] / den if u >= 0 and den > 0 else np.nan
-        shares.append(_num(share))
+        shares.append(_num(table.num[si, ki, u] / den) if den > 0 else None)
     first = dt.date.fromisoformat(day) - dt.timedelta(days=7 * (RECENT_WEEKS - 1))
     return {"from": first.isoformat(), "every_days": 7, "shares": shares}
 

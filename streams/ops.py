@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from models.detection import METHODS, Detector
+from models.picture import day
 from models.publication import published_last
 from models.shown_series import ShownSeries
 from sinks import metrics, redis_reader
@@ -98,8 +99,8 @@ class ShiftAlerts:
         if self.series is None or await self.store.state() != self.state:
             self.state, rows = await self.store.load()
             self.series = ShownSeries()
-            for day, row in rows.items():
-                self.series.put_row(day, row)
+            for iso, row in rows.items():
+                self.series.put_row(iso, row)
         days = await self._days()
         if not days:
             return 0, []
@@ -112,7 +113,7 @@ class ShiftAlerts:
             await self.topic.send(key=alert["id"].encode(), value=alert)
         await self.store.record(state, rows, raised)
         self.state = state
-        metrics.ALERTS_DAY.set(days[-1] - EPOCH)
+        metrics.ALERTS_DAY.set(days[-1] - day("1970-01-01"))
         return len(days), raised
 
     async def _days(self) -> list[int]:
@@ -123,10 +124,10 @@ class ShiftAlerts:
             return []
         if self.settled is not None and not await self.settled():
             return []
-        last = published_last(_ordinal(first), _ordinal(w))
-        start = _ordinal(live)
+        last = published_last(day(first), day(w))
+        start = day(live)
         if self.state is not None:
-            start = max(start, _ordinal(self.state["as_of"]) + 1)
+            start = max(start, day(self.state["as_of"]) + 1)
         if last is None or last < start:
             return []
         return list(range(start, min(last, start + self.days_per_tick - 1) + 1))
@@ -135,19 +136,12 @@ class ShiftAlerts:
         assert self.series is not None
         state, rows, raised = self.state, {}, []
         for on, picture in pictures.items():
-            day = dt.date.fromordinal(on).isoformat()
-            self.series.publish(day, picture, self.min_cell)
-            state, out = self.detector.step(state, day, self.series.table())
-            rows[day] = self.series.row(day)
+            iso = dt.date.fromordinal(on).isoformat()
+            self.series.publish(iso, picture, self.min_cell)
+            state, out = self.detector.step(state, iso, self.series.table())
+            rows[iso] = self.series.row(iso)
             raised += out
         return state, rows, raised
-
-
-def _ordinal(day: str) -> int:
-    return dt.date.fromisoformat(day[:10]).toordinal()
-
-
-EPOCH = dt.date(1970, 1, 1).toordinal()
 
 
 async def record_lag(consumer: Any, assigned: Iterable[Any]) -> None:
