@@ -2,23 +2,51 @@
 
 In-process (:class:`models.picture.Pipeline`: the worker's pure steps, with the feature
 profile on as the worker has it by default and the in-memory history), one synthetic
-history of ``--years`` years in file order. Prints events/s for each eighth of the
-stream and the ratio of the last eighth to the first (the baseline, same run: the cost
-must not grow with the length of the history), and the bytes of person and family state
-per family (JSON, as the worker's changelogs hold it) after half the years and at the
-end, with the factor between them.
+history of ``--years`` years in file order, processed in batches of 100 events.
 
-    python bench/bench_history.py [--families 600] [--seed 3] [--years 6]
+The figure that says whether cost grows with the history is the ratio of the last
+eighth's events/s to the first eighth's. Timed one after the other, the two eighths
+fall minutes apart, and on a shared machine its speed drifts more than that: the same
+code gave single-run ratios from 0.55 to 1.07 (bench/README.md, session 13). So the
+two are timed **interleaved**, in two processes forked from one parent: one holds a
+fresh pipeline and runs the first eighth, the other holds the pipeline after seven
+eighths and runs the last; they take turns, a batch each, so whatever the machine does
+falls on both alike. Each process has its own heap and garbage collector, so each
+eighth pays for its own state's memory and collections, nothing of the other's. The
+event list both inherit is frozen out of the collector (``gc.freeze``) before the fork:
+the bench's input is not the system's state (a worker holds a batch, not the history).
+
+Full (generation 2) collections are timed apart (``gc.callbacks``) and the ratio is
+printed without them too: one walks the whole heap, so it costs more the longer the
+history, and comes after a quarter more long-lived objects, so per event it costs the
+same on average; but one lands in an eighth or not. ``--store json`` keeps the states
+as the worker's RocksDB store does (JSON bytes, decoded on read, encoded on write);
+``--compact`` copies the grown states into fresh objects before the last eighth (a
+diagnostic of memory locality, nothing the system does).
+
+Also printed: events/s for each eighth as the second process builds its state (one
+after the other, so with the drift: the shape, not the bar), and the bytes of person and
+family state per family (JSON, as the worker's changelogs hold it) after half the years
+and at the end, with the factor between them.
+
+    python bench/bench_history.py [--families 600] [--seed 3] [--years 6] [--rounds 3]
+        [--store objects|json] [--compact] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
+import multiprocessing as mp
+import pickle
+import statistics
 import sys
 import time
 from pathlib import Path
+
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,6 +58,31 @@ from models.pseudonym import Pseudonymiser  # noqa: E402
 from tilannekuva.synthetic import DEFAULT_END, generate  # noqa: E402
 
 BATCH = 100
+
+
+class StoredStates(dict):
+    """States kept as the worker's RocksDB store keeps them: JSON bytes, decoded on every
+    read and encoded on every write (``--store json``)."""
+
+    def get(self, key, default=None):
+        raw = dict.get(self, key)
+        return default if raw is None else orjson.loads(raw)
+
+    def __getitem__(self, key):
+        return orjson.loads(dict.__getitem__(self, key))
+
+    def __setitem__(self, key, state) -> None:
+        dict.__setitem__(self, key, orjson.dumps(state))
+
+    def values(self):
+        return [orjson.loads(raw) for raw in dict.values(self)]
+
+
+def new_pipeline(store: str) -> Pipeline:
+    pipe = Pipeline(profile=state_profile)
+    if store == "json":
+        pipe.persons, pipe.families = StoredStates(), StoredStates()
+    return pipe
 
 
 def state_bytes(pipe: Pipeline) -> dict[str, float]:
@@ -45,11 +98,154 @@ def state_bytes(pipe: Pipeline) -> dict[str, float]:
     }
 
 
+def batches(events: list[dict]) -> list[list[dict]]:
+    return [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
+
+
+def build(
+    eighths: list[list[dict]], middle: str, store: str = "objects"
+) -> tuple[Pipeline, list[float], dict | None, dict]:
+    """The pipeline after ``eighths`` (one after the other, each timed; the state's
+    bytes, untimed, on reaching ``middle`` and at the end)."""
+    pipe = new_pipeline(store)
+    rates, at_middle = [], None
+    for chunk in eighths:
+        elapsed = 0.0
+        for batch in batches(chunk):
+            if at_middle is None and batch[-1]["occurred_at"] >= middle:
+                at_middle = state_bytes(pipe)
+            t0 = time.perf_counter()
+            pipe.process_many(batch)
+            elapsed += time.perf_counter() - t0
+        rates.append(len(chunk) / elapsed)
+    return pipe, rates, at_middle, state_bytes(pipe)
+
+
+class FullCollections:
+    """Seconds the garbage collector spent in full (generation 2) collections, from
+    ``gc.callbacks``: their cost grows with the heap and their spacing too (one per 25 %
+    growth of the long-lived objects), so per event they cost the same on average, but
+    one lands in an eighth or not."""
+
+    def __init__(self) -> None:
+        self.seconds, self._t0 = 0.0, 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._t0
+
+
+def turn_taker(conn, pipe_factory, events: list[dict]) -> None:
+    """A child process: make its pipeline, then time one batch of ``events`` each time
+    it is told to, answering with the seconds it took and those of them in full
+    collections (None once the events run out); told to stop, it answers with its
+    state's bytes."""
+    pipe, extra = pipe_factory()
+    conn.send(extra)
+    full = FullCollections()
+    todo = iter(batches(events))
+    while conn.recv():
+        batch = next(todo, None)
+        if batch is None:
+            conn.send(None)
+            continue
+        g0 = full.seconds
+        t0 = time.perf_counter()
+        pipe.process_many(batch)
+        conn.send((len(batch), time.perf_counter() - t0, full.seconds - g0))
+    conn.send(state_bytes(pipe))
+    conn.close()
+
+
+class Fresh:
+    def __init__(self, store: str):
+        self.store = store
+
+    def __call__(self):
+        return new_pipeline(self.store), None
+
+
+class Grown:
+    """The pipeline after seven eighths; with ``compact``, its person and family states
+    then copied into fresh objects (a diagnostic: how much of the last eighth's cost is
+    where its rows lie in memory)."""
+
+    def __init__(self, eighths: list[list[dict]], middle: str, store: str, compact: bool):
+        self.eighths, self.middle, self.store, self.compact = eighths, middle, store, compact
+
+    def __call__(self):
+        pipe, rates, at_middle, at_end = build(self.eighths, self.middle, self.store)
+        if self.compact:
+            pipe.persons = pickle.loads(pickle.dumps(pipe.persons))
+            pipe.families = pickle.loads(pickle.dumps(pipe.families))
+        return pipe, {"rates": rates, "at_middle": at_middle, "before_last": at_end}
+
+
+def interleaved(
+    first: list[dict], fresh: Fresh, grown: Grown, last: list[dict]
+) -> tuple[float, float, dict]:
+    """events/s of ``first`` on a fresh pipeline and of ``last`` on ``grown``'s, timed
+    in turns (see the module's docstring); and what ``grown`` said of its build, with
+    its state at the end (``at_end``)."""
+    ctx = mp.get_context("fork")
+    ends = {}
+    procs = []
+    for name, factory, events in (("first", fresh, first), ("last", grown, last)):
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=turn_taker, args=(child, factory, events), daemon=True)
+        p.start()
+        procs.append(p)
+        ends[name] = parent
+    info = {name: conn.recv() for name, conn in ends.items()}  # both are ready
+    totals = {name: [0, 0.0, 0.0] for name in ends}
+    done: set[str] = set()
+    while len(done) < len(ends):
+        for name, conn in ends.items():
+            if name in done:
+                continue
+            conn.send(True)
+            answer = conn.recv()
+            if answer is None:
+                done.add(name)
+                continue
+            for i, x in enumerate(answer):
+                totals[name][i] += x
+    for conn in ends.values():
+        conn.send(False)
+    info["last"]["at_end"] = ends["last"].recv()
+    ends["first"].recv()
+    for p in procs:
+        p.join()
+    info["last"]["gc"] = {name: t[2] for name, t in totals.items()}
+    info["last"]["without_gc"] = {name: n / (secs - g) for name, (n, secs, g) in totals.items()}
+    rate = {name: n / secs for name, (n, secs, _) in totals.items()}
+    return rate["first"], rate["last"], info["last"]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", type=int, default=600)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--years", type=int, default=6)
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="interleaved timings of first against last (≥ 1)"
+    )
+    ap.add_argument(
+        "--store",
+        choices=("objects", "json"),
+        default="objects",
+        help="states as Python objects (the in-memory tables) or as JSON bytes (RocksDB)",
+    )
+    ap.add_argument(
+        "--compact",
+        action="store_true",
+        help="diagnostic: copy the grown states into fresh objects before the last eighth",
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = ap.parse_args(argv)
 
@@ -60,42 +256,69 @@ def main(argv: list[str] | None = None) -> dict:
         for e in generate(args.families, args.seed, start=start)
         if isinstance(e, dict)
     ]
+    gc.collect()
+    gc.freeze()  # the input, inherited by the children, is no state of theirs
     middle = start.replace(year=start.year + args.years // 2).isoformat()
-    pipe = Pipeline(profile=state_profile)
     n = len(events)
-    eighths, at_middle = [], None
-    for part in range(8):
-        chunk = events[part * n // 8 : (part + 1) * n // 8]
-        t0 = time.perf_counter()
-        for i in range(0, len(chunk), BATCH):
-            batch = chunk[i : i + BATCH]
-            if at_middle is None and batch[-1]["occurred_at"] >= middle:
-                elapsed = time.perf_counter() - t0
-                at_middle = state_bytes(pipe)  # not timed
-                t0 = time.perf_counter() - elapsed
-            pipe.process_many(batch)
-        eighths.append(len(chunk) / (time.perf_counter() - t0))
-    at_end = state_bytes(pipe)
+    eighths = [events[part * n // 8 : (part + 1) * n // 8] for part in range(8)]
+    rounds = []
+    for _ in range(max(args.rounds, 1)):
+        f, l_, built = interleaved(
+            eighths[0],
+            Fresh(args.store),
+            Grown(eighths[:7], middle, args.store, args.compact),
+            eighths[7],
+        )
+        wo = built["without_gc"]
+        rounds.append(
+            {
+                "first": f,
+                "last": l_,
+                "ratio": l_ / f,
+                "full_gc_s_first": built["gc"]["first"],
+                "full_gc_s_last": built["gc"]["last"],
+                "ratio_without_full_gc": wo["last"] / wo["first"],
+            }
+        )
+    ratios = [r["ratio"] for r in rounds]
+    at_middle = built["at_middle"]
     out = {
         "events": n,
         "start": start.isoformat(),
-        "end": pipe.watermark,
-        "events_per_s_by_eighth": [round(x) for x in eighths],
-        "last_over_first": round(eighths[-1] / eighths[0], 3),
+        "store": args.store,
+        "compact": args.compact,
+        "events_per_s_by_eighth_while_building": [round(x) for x in built["rates"]],
+        "interleaved": [{k: round(v, 3) for k, v in r.items()} for r in rounds],
+        "last_over_first": round(statistics.median(ratios), 3),
         "state_at_middle": at_middle,
-        "state_at_end": at_end,
-        "state_growth": round(
-            at_end["total_bytes_per_family"] / at_middle["total_bytes_per_family"], 3
-        )
-        if at_middle
-        else None,
+        "state_at_end": built["at_end"],
     }
+    at_end = built["at_end"]
+    out["state_growth"] = (
+        round(at_end["total_bytes_per_family"] / at_middle["total_bytes_per_family"], 3)
+        if at_middle
+        else None
+    )
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{n} events, {out['start']} … {out['end']}, feature profile on")
-        print("events/s by eighth:", " → ".join(f"{x:,}" for x in out["events_per_s_by_eighth"]))
-        print(f"last eighth / first eighth: {out['last_over_first']}")
+        print(
+            f"{n} events, {out['start']} … {DEFAULT_END.isoformat()}, feature profile on, "
+            f"states as {args.store}"
+            + (", compacted before the last eighth" if args.compact else "")
+        )
+        print(
+            "events/s of eighths 1-7, one after the other:",
+            " → ".join(f"{x:,}" for x in out["events_per_s_by_eighth_while_building"]),
+        )
+        for r in rounds:
+            print(
+                f"interleaved: first eighth {r['first']:,.0f}/s, "
+                f"last eighth {r['last']:,.0f}/s, last / first {r['ratio']:.3f} "
+                f"(full collections {r['full_gc_s_first']:.2f} s and "
+                f"{r['full_gc_s_last']:.2f} s; without them {r['ratio_without_full_gc']:.3f})"
+            )
+        print(f"last eighth / first eighth (median of {len(rounds)}): {out['last_over_first']}")
         for label, s in (("after half the years", at_middle), ("at the end", at_end)):
             if s:
                 print(
@@ -104,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{s['family_bytes_per_family']:,.0f} B family = "
                     f"{s['total_bytes_per_family']:,.0f} B per family"
                 )
-        print(f"growth of state per family, end / middle: {out['state_growth']}")
+        print(f"growth of state per family: {out['state_growth']}")
     return out
 
 

@@ -91,7 +91,7 @@ def apply(state: dict, msg: dict) -> int | None:
     have changed, or None when nothing did.
 
     Messages: ``{"kind": "member", "person", "since", "tail", "last"[, "profile"]}`` from
-    the person stage; ``{"kind": "residence", "event"}`` and ``{"kind":
+    the person stage (``tail`` None: the person's lists did not change); ``{"kind": "residence", "event"}`` and ``{"kind":
     "residence_retract", "event_id"}`` from the dedup stage.
     A member's profile or latest day changing alone returns None: only the service-need
     group can follow it, and that is the writer's (it knows the model).
@@ -118,10 +118,15 @@ def apply(state: dict, msg: dict) -> int | None:
 
 
 def _member(state: dict, msg: dict) -> int | None:
-    person, since, tail = msg["person"], msg["since"], msg["tail"]
+    person, since, tail = msg["person"], msg["since"], msg.get("tail")
     known = person in state["mem"]
-    entry = state["mem"].setdefault(person, {})
-    changed = merge(entry, tail, since) or not known
+    if tail is None:  # the person's lists did not change: only its profile or latest day
+        if not known:
+            return None
+        entry, changed = state["mem"][person], False
+    else:
+        entry = state["mem"].setdefault(person, {})
+        changed = merge(entry, tail, since) or not known
     if not any(p[1] is not None for p in entry.get("m", _NONE)):
         # Never a member of this family (any more): nothing of the person is needed.
         del state["mem"][person]

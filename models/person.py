@@ -75,6 +75,7 @@ __all__ = [
     "episode_span",
     "families_from",
     "in_force",
+    "moves_tail",
     "new_index",
     "new_state",
     "note",
@@ -251,6 +252,23 @@ def remove(state: dict, event_id: str) -> int | None:
     note(state, cat, row, key, -1)
     return on
 
+
+def moves_tail(where: str) -> bool:
+    """Whether a row of ``where`` (a category, or ``"ep:stem|episode"`` as ``ids`` holds
+    it) can change what :func:`tail` sends: memberships, statuses, window events, and the
+    episodes of the two flags. About three events in four (incomes, visits, care,
+    education, other benefits and services) change only the feature profile.
+
+    >>> moves_tail("s"), moves_tail("inc"), moves_tail("ep:benefit|e1"), moves_tail("ep:family_work|e2")
+    (True, False, True, False)
+    """
+    if where.startswith("ep:"):
+        stem_ = where[3:].split("|", 1)[0]
+        return stem_ == "benefit" or stem_ in CW_STEMS
+    return where in _TAIL_CATEGORIES
+
+
+_TAIL_CATEGORIES = frozenset({"m", "s", "cwn", "mh"})
 
 _ID = {"m": 2, "s": 2, "cwn": 1, "mh": 1, "v": 1, "c": 1, "inc": 1, "edu": 1, "sup": 1}
 

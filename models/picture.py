@@ -201,6 +201,7 @@ def person_step(
         before = person.families_from(state, since)
         changed = person.add(state, ev, profile is not None) is not None
         membership = ev["type"] in MEMBERSHIP
+        where = state["ids"].get(ev["event_id"])
     else:
         where = state["ids"].get(msg["event_id"])
         since = where[1] if where else state["last"]
@@ -215,6 +216,9 @@ def person_step(
     extra = {"last": state["last"]}
     if profile is not None:
         extra["profile"] = profile(state)
+    # A row that only the profile reads (three events in four) leaves every tail as it
+    # was: the family is sent none, and skips the merge.
+    tails = where is None or person.moves_tail(where[0])
     return state, [
         (
             "family",
@@ -224,7 +228,7 @@ def person_step(
                 "person": key,
                 "family": fam,
                 "since": since,
-                "tail": person.tail(state, fam, since),
+                "tail": person.tail(state, fam, since) if tails else None,
                 **extra,
             },
         )

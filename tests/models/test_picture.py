@@ -427,3 +427,37 @@ def test_the_family_type_is_counted_beside_the_group_in_the_present_only():
 def _family_of(state: dict) -> str:
     """The family of a test state: its residence event's id is ``<family>r``."""
     return state["res"][0][2].removesuffix("r")
+
+
+def test_a_row_only_the_profile_reads_sends_no_tail_and_moves_only_the_profile():
+    """An income (a profile-only row) sends ``tail: None``: the family keeps its copy of
+    the member, takes the new profile and latest day, and reports no change of its
+    function; a status change sends the tail. A family that does not know the person
+    ignores a message without a tail."""
+    from models import family
+    from models.profile import state_profile
+
+    pipe = Pipeline(profile=state_profile)
+    for e in BASE:
+        pipe.process(e)
+    mum = pipe.persons["mum"]
+    income = ev(
+        "i1", "income.reported", {"month": "2025-01", "gross_eur": 2500.0}, "2025-02-05", "mum"
+    )
+    mum, outs = picture.person_step(mum, "mum", {"kind": "add", "event": income}, state_profile)
+    [(_, fam, msg)] = outs
+    assert fam == "f1" and msg["tail"] is None and msg["profile"]["inc_mo"] == 1.0
+    state = {
+        **pipe.families["f1"],
+        "mem": {p: dict(m) for p, m in pipe.families["f1"]["mem"].items()},
+    }
+    lists = {k: v for k, v in state["mem"]["mum"].items() if k not in ("profile", "last")}
+    assert family.apply(state, msg) is None
+    entry = state["mem"]["mum"]
+    assert entry["profile"] == msg["profile"] and entry["last"] == msg["last"]
+    assert {k: v for k, v in entry.items() if k not in ("profile", "last")} == lists
+    assert family.apply({"res": [], "mem": {}}, msg) is None  # unknown person: nothing kept
+
+    job = ev("s1", "employment.status_changed", {"status": "unemployed"}, "2025-03-01", "mum")
+    _, outs = picture.person_step(mum, "mum", {"kind": "add", "event": job}, state_profile)
+    assert outs[0][2]["tail"]["s"] == [[person.day("2025-03-01"), "unemployed"]]
