@@ -91,8 +91,9 @@ def apply(state: dict, msg: dict) -> int | None:
     have changed, or None when nothing did.
 
     Messages: ``{"kind": "member", "person", "since", "tail", "last"[, "profile"]}`` from
-    the person stage (``tail`` None: the person's lists did not change); ``{"kind": "residence", "event"}`` and ``{"kind":
-    "residence_retract", "event_id"}`` from the dedup stage.
+    the person stage (``tail`` None: the person's lists did not change); ``{"kind":
+    "residence", "event"}`` and ``{"kind": "residence_retract", "event_id"}`` from the
+    dedup stage.
     A member's profile or latest day changing alone returns None: only the service-need
     group can follow it, and that is the writer's (it knows the model).
     """

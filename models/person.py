@@ -87,6 +87,7 @@ __all__ = [
 WINDOWS = {"cwn": 30, "mh": 90}
 SA_KIND = "basic_social_assistance"
 CW_STEMS = frozenset({"child_welfare.client", "child_welfare.placement"})
+FLAG_STEMS = CW_STEMS | {"benefit"}  # the episodes :func:`_derive` makes flags of
 PROFILE_ONLY = frozenset({"v", "c", "inc", "edu", "sup"})
 _EPISODE_SUFFIXES = (".started", ".ended", "_started", "_ended")
 #: Education and school support levels (the feature profile's ``edu`` and ``sup``).
@@ -263,12 +264,9 @@ def moves_tail(where: str) -> bool:
     (True, False, True, False)
     """
     if where.startswith("ep:"):
-        stem_ = where[3:].split("|", 1)[0]
-        return stem_ == "benefit" or stem_ in CW_STEMS
-    return where in _TAIL_CATEGORIES
+        return where[3:].split("|", 1)[0] in FLAG_STEMS
+    return where not in PROFILE_ONLY
 
-
-_TAIL_CATEGORIES = frozenset({"m", "s", "cwn", "mh"})
 
 _ID = {"m": 2, "s": 2, "cwn": 1, "mh": 1, "v": 1, "c": 1, "inc": 1, "edu": 1, "sup": 1}
 

@@ -380,8 +380,9 @@ def add_arguments(parser) -> None:
 #: Every state read decodes a tree of lists and dicts, and each 700 new containers
 #: started a collection; with 50,000 (set for the drill's processes through a
 #: sitecustomize) the worker caught up on 200,000 lines (RocksDB, family types on) in
-#: 280 and 272 s against 293 and 293 s, runs alternating (bench/README.md, session 21). The states are acyclic, so reference counting frees
-#: them and little waits for the collector.
+#: 280 and 272 s against 293 and 293 s, runs alternating (bench/README.md, session
+#: 21). The states are acyclic, so reference counting frees them and little waits for
+#: the collector.
 GC_THRESHOLD = (50_000, 20, 10)
 
 
