@@ -15,6 +15,7 @@ falls on both alike. Each process has its own heap and garbage collector, so eac
 eighth pays for its own state's memory and collections, nothing of the other's. The
 event list both inherit is frozen out of the collector (``gc.freeze``) before the fork:
 the bench's input is not the system's state (a worker holds a batch, not the history).
+The collector runs as in the worker and the demo (:func:`tilannekuva.runtime.tune_gc`).
 
 Full (generation 2) collections are timed apart (``gc.callbacks``) and the ratio is
 printed without them too: one walks the whole heap, so it costs more the longer the
@@ -55,6 +56,7 @@ from models.contract import validate  # noqa: E402
 from models.picture import Pipeline  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
+from tilannekuva.runtime import tune_gc  # noqa: E402
 from tilannekuva.synthetic import DEFAULT_END, generate  # noqa: E402
 
 BATCH = 100
@@ -271,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
         for e in generate(args.families, args.seed, start=start)
         if isinstance(e, dict)
     ]
+    tune_gc()  # as the worker runs the steps; the children inherit it
     gc.collect()
     gc.freeze()  # the input, inherited by the children, is no state of theirs
     middle = start.replace(year=start.year + args.years // 2).isoformat()

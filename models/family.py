@@ -44,7 +44,7 @@ import datetime as dt
 import functools
 
 from models.contract import COVERED_MUNICIPALITIES, INDICATORS
-from models.person import WINDOWS, day, in_force, merge
+from models.person import WINDOWS, after, day, in_force, merge
 
 _NONE: list = []  # an absent list (see models.person.merge)
 
@@ -80,10 +80,6 @@ def until18(birth_date: str) -> int:
         return born.replace(year=born.year + 18).toordinal()
     except ValueError:
         return dt.date(born.year + 18, 2, 28).toordinal()
-
-
-def _first(row: list) -> int:
-    return row[0]
 
 
 def apply(state: dict, msg: dict) -> int | None:
@@ -141,7 +137,7 @@ def _member(state: dict, msg: dict) -> int | None:
 def value(state: dict, on: int) -> list | None:
     """The family's contribution on day ``on``: ``[area, municipality, *counts]`` or None."""
     res = state["res"]
-    i = bisect.bisect_right(res, on, key=_first) - 1
+    i = after(res, on) - 1
     if i < 0:
         return None
     area, muni = res[i][3], res[i][4]
@@ -176,7 +172,11 @@ def value(state: dict, on: int) -> list | None:
 
 
 def _in_window(dates: list[int], on: int, days: int) -> int:
-    return bisect.bisect_right(dates, on) - bisect.bisect_right(dates, on - days)
+    """How many ``dates`` fall on ``(on - days, on]`` (the present: none after ``on``)."""
+    hi = len(dates) if dates[-1] <= on else bisect.bisect_right(dates, on)
+    if not hi or dates[hi - 1] <= on - days:
+        return 0  # the latest has left the window (from the end, as in after())
+    return hi - bisect.bisect_right(dates, on - days, 0, hi)
 
 
 def _breakpoints(state: dict, since: int) -> set[int]:
@@ -184,11 +184,11 @@ def _breakpoints(state: dict, since: int) -> set[int]:
     that day, a window event entering or leaving its window, a child turning 18."""
     days: set[int] = set()
     res = state["res"]
-    days.update(r[0] for r in res[bisect.bisect_right(res, since, key=_first) :])
+    days.update(r[0] for r in res[after(res, since) :])
     for m in state["mem"].values():
         for name in _LISTS:
             if points := m.get(name):
-                days.update(p[0] for p in points[bisect.bisect_right(points, since, key=_first) :])
+                days.update(p[0] for p in points[after(points, since) :])
         for p in m["m"][max(in_force(m["m"], since), 0) :]:
             if p[1] == "child":
                 days.add(until18(p[2]))

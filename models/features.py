@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from models.family import members_now, residence_events
-from models.person import EDUCATION_LEVEL, SUPPORT_LEVEL
+from models.person import EDUCATION_LEVEL, INCOME_MONTHS, STEM_KEY, SUPPORT_LEVEL
 from models.person import day as _ordinal
 from models.person import month as _months
 
@@ -60,7 +60,6 @@ DOMAINS = (
 #: latest event (two years: long enough to estimate rates of rare events, short enough
 #: to forget old episodes).
 WINDOW_DAYS = 730
-INCOME_MONTHS = 24
 
 STATUSES = ("employed", "unemployed", "student", "parental_leave", "outside_labour_force")
 
@@ -76,11 +75,6 @@ EPISODE_TYPES = {
     "child_welfare.placement_ended": ("child_welfare.placement", False),
     "social_service.started": ("social_service", True),
     "social_service.ended": ("social_service", False),
-}
-STEM_KEY = {
-    "ecec": "ecec",
-    "child_welfare.client": "cw_client",
-    "child_welfare.placement": "cw_placement",
 }
 
 # Municipality context (environment domain): unemployed 2017 / inhabitants 2018, from

@@ -26,10 +26,13 @@ key         rows, each a list, sorted
 ``edu``     education (profile only): ``[day, event_id, level]``
 ``sup``     school support (profile only): ``[day, event_id, level]``
 ``last``    the latest day of any row (0 while none)
-``px``      the profile index (:mod:`models.profile`): ``ep`` ``[[until, "stem|episode"],
-            ...]`` every episode with a start by its latest end day (:data:`OPEN` while
-            open), ``until`` ``{"stem|episode": until}``, ``edu`` and ``sup`` row counts
-            per level
+``px``      the profile index (:mod:`models.profile`, :func:`new_index`): ``ep``
+            ``[[until, "stem|episode", start, name], ...]`` every episode with a start
+            by its latest end day (:data:`OPEN` while open), ``until``
+            ``{"stem|episode": until}``, ``edu`` and ``sup`` row counts per level,
+            ``vd`` visit days per service, ``im`` income totals per month, ``it``
+            those of the profile's months summed, ``v`` its layout
+            (:data:`INDEX_VERSION`)
 ``cp``      derived change points, ``[day, value...]``, a new item only where the value
             changes: ``mem`` ``[day, family|None, role, birth]``, ``s`` ``[day, status]``,
             ``sa`` and ``cw`` ``[day, 0|1]`` (an active basic social assistance episode;
@@ -66,12 +69,17 @@ import functools
 from models.types import PersonTail
 
 __all__ = [
+    "INCOME_MONTHS",
+    "INDEX_VERSION",
     "OPEN",
+    "STEM_KEY",
     "WINDOWS",
     "add",
+    "after",
     "build_index",
     "category",
     "day",
+    "episode_name",
     "episode_span",
     "families_from",
     "in_force",
@@ -100,6 +108,15 @@ EDUCATION_LEVEL = {
     "doctoral": 5,
 }
 SUPPORT_LEVEL = {"general": 1, "intensified": 2, "special": 3}
+#: The feature profile's income look-back: the months ending with the latest reported.
+INCOME_MONTHS = 24
+#: The feature profile's name of an episode stem's ``d_``/``n_`` features; the others
+#: (``benefit``, ``social_service``) are named by their kind.
+STEM_KEY = {
+    "ecec": "ecec",
+    "child_welfare.client": "cw_client",
+    "child_welfare.placement": "cw_placement",
+}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -212,8 +229,8 @@ def add(state: dict, event: dict, profile: bool = True) -> int | None:
     row = _row(cat, event)
     on = day(event["occurred_at"])
     key = _episode_key(event) if cat == "ep" else ""
-    if profile and "px" not in state:
-        build_index(state)  # the first event with profiles on: the rows so far (usually none)
+    if profile and state.get("px", _STALE).get("v") != INDEX_VERSION:
+        build_index(state)  # the first event with profiles on (or an older layout): the rows
     if cat == "ep":
         _insort(state.setdefault("ep", {}).setdefault(key, []), row)
         state["ids"][eid] = [f"ep:{key}", on]
@@ -296,22 +313,30 @@ def _derive(state: dict, cat: str, key: str = "") -> None:
 
 #: ``until`` of an open episode: after every day (``date.max`` is day 3 652 059).
 OPEN = 10_000_000
+#: The layout of ``state["px"]`` (its ``"v"``): an index of another layout (a state kept
+#: by an older version) is rebuilt from the rows on the next event, and read as absent.
+INDEX_VERSION = 2
+_STALE: dict = {}
 _LEVELS = {"edu": max(EDUCATION_LEVEL.values()) + 1, "sup": max(SUPPORT_LEVEL.values()) + 1}
 
 
 def new_index() -> dict:
-    """An empty profile index (``state["px"]``): ``ep`` and ``until`` the episodes by
-    their latest end day, ``edu`` and ``sup`` row counts per level, ``vd`` the days of
+    """An empty profile index (``state["px"]``): ``ep`` the episodes by their latest end
+    day, each ``[until, "stem|episode", first start day, profile name|None]``, and
+    ``until`` where each sits in ``ep``; ``edu`` and ``sup`` row counts per level, ``vd`` the days of
     the other health visits per service (sorted), ``im`` each reported month's income
-    total (``[month, the sum of its sorted reports]``, by month), so that a profile counts its
-    window with bisects and sums 24 numbers, whatever the window holds."""
+    total (``[month, the sum of its sorted reports]``, by month) and ``it`` the
+    ``[total, months]`` of the :data:`INCOME_MONTHS` ending with the latest, so that a
+    profile counts its window with bisects, whatever the window holds."""
     return {
+        "v": INDEX_VERSION,
         "ep": [],
         "until": {},
         "edu": [0] * _LEVELS["edu"],
         "sup": [0] * _LEVELS["sup"],
         "vd": {},
         "im": [],
+        "it": [0, 0],
     }
 
 
@@ -368,6 +393,14 @@ def _month_total(state: dict, px: dict, month: int) -> None:
         del totals[i]
     if grosses:
         totals.insert(i, [month, sum(sorted(r[2] for r in grosses))])
+    # The profile's income: the sum over the last INCOME_MONTHS months, in month order
+    # (as person_profile adds them), and how many months reported. It changes only here,
+    # with an income row; the profile reads it on every event.
+    recent = totals[-INCOME_MONTHS:]
+    if recent:
+        first = recent[-1][0] - INCOME_MONTHS + 1
+        recent = [t for _, t in recent[bisect.bisect_left(recent, [first]) :]]
+    px["it"] = [sum(recent), len(recent)]
 
 
 # Rows mostly arrive in order, so a new one goes at or next to the end. A bisect finds
@@ -433,7 +466,15 @@ def _reindex(px: dict, key: str, rows: list[list] | None) -> None:
         start, stop = span
         until = stop if stop is not None and stop >= start else OPEN
         px["until"][key] = until
-        bisect.insort(px["ep"], [until, key])
+        bisect.insort(px["ep"], [until, key, start, episode_name(key, rows)])
+
+
+def episode_name(key: str, rows: list[list]) -> str | None:
+    """The feature profile's name of an episode (None: it counts for nothing): its stem's
+    :data:`STEM_KEY`, else the least kind of its starts (deterministic on conflicts)."""
+    return STEM_KEY.get(key.split("|", 1)[0]) or min(
+        (r[3] for r in rows if r[2] and r[3]), default=None
+    )
 
 
 def _compress(points: list[list]) -> list[list]:
@@ -495,8 +536,30 @@ def _flags(episodes: dict, stems, kind: str | None = None) -> list[list]:
 
 
 def in_force(points: list[list], on: int) -> int:
-    """Index of the change point in force on day ``on`` (-1: none yet)."""
-    return bisect.bisect_right(points, on, key=_first) - 1
+    """Index of the change point in force on day ``on`` (-1: none yet).
+
+    >>> pts = [[5, "a"], [9, "b"]]
+    >>> in_force(pts, 4), in_force(pts, 5), in_force(pts, 8), in_force(pts, 30)
+    (-1, 0, 0, 1)
+    """
+    return after(points, on) - 1
+
+
+def after(points: list[list], on: int) -> int:
+    """``bisect_right`` of ``on`` in day-sorted ``points`` (by their first item): the
+    index of the first one after day ``on``.
+
+    Most questions are about the present, on or after the last point: answered from the
+    end, without a probe into the older points (each a cache miss in a grown heap, and a
+    call of the key function).
+
+    >>> after([[5, "a"], [9, "b"]], 9), after([[5, "a"], [9, "b"]], 8), after([], 3)
+    (2, 1, 0)
+    """
+    n = len(points)
+    if not n or points[-1][0] <= on:
+        return n
+    return bisect.bisect_right(points, on, key=_first)
 
 
 def _first(point: list) -> int:

@@ -19,25 +19,30 @@ The profile index ``state["px"]`` (JSON-able, derived from the rows, kept by
 =========  ===================================================================
 key        value
 =========  ===================================================================
-``ep``     ``[[until, "stem|episode"], ...]`` sorted: every episode with a start,
-           ``until`` its latest end day, or :data:`OPEN` while it has no end (or
-           its latest end is before its first start: person_profile counts it
-           open)
+``ep``     ``[[until, "stem|episode", start, name], ...]`` sorted: every episode
+           with a start, ``until`` its latest end day, or :data:`OPEN` while it has
+           no end (or its latest end is before its first start: person_profile
+           counts it open), ``start`` its first start day, ``name`` its profile
+           name (:func:`~models.person.episode_name`; None: it counts for nothing)
 ``until``  ``{"stem|episode": until}``: where each episode sits in ``ep``
 ``edu``    row count per education level (index = level)
 ``sup``    row count per school support level (index = level)
+``vd``     the days of the other health visits, per service
+``im``     ``[[month, total], ...]``: each reported month's income total
+``v``      the layout (:data:`~models.person.INDEX_VERSION`): an index of another
+           layout is read as absent
 =========  ===================================================================
 
 An episode counts on window ``[w0, last]`` only if ``until >= w0`` (``d_``: it ends
 after ``w0`` or is open; ``n_``: it starts on or after ``w0``, so ends there too), so
 the episodes read are ``px["ep"][bisect_left(px["ep"], [w0]):]``: those overlapping
-the window and the open ones. A state without ``"px"`` (while :mod:`models.person` does
-not keep the index yet) is read by scanning every episode and every ``edu``/``sup``
-row: correct, but O(history) there.
+the window and the open ones, each with what its days and starts need (no rows read).
+A state without ``"px"`` (kept with the profile off, or by an older layout until its
+next event) is read by scanning every episode and every ``edu``/``sup`` row: correct,
+but O(history) there.
 
-The index block at the end of this module uses nothing of :mod:`models.features`, so
-that it can move to :mod:`models.person` as it is: :mod:`models.person` cannot import
-this module (``profile -> features -> family -> person`` would be an import cycle).
+The index is kept by :mod:`models.person` (:func:`note`), which cannot import this
+module (``profile -> features -> family -> person`` would be an import cycle).
 
 Examples
 --------
@@ -66,7 +71,7 @@ With the index (what :func:`models.person.add` would keep through :func:`note`):
 
 >>> _ = build_index(st)
 >>> st["px"]["ep"], st["px"]["until"], st["px"]["edu"]
-([[10000000, 'benefit|e1']], {'benefit|e1': 10000000}, [0, 0, 0, 0, 0, 0])
+([[10000000, 'benefit|e1', 739316, 'housing_allowance']], {'benefit|e1': 10000000}, [0, 0, 0, 0, 0, 0])
 >>> state_profile(st) == person_profile(evs)
 True
 >>> _ = person.remove(st, "2"); note(st, "ep", None, "benefit|e1", -1)
@@ -84,16 +89,17 @@ from operator import itemgetter
 
 from models.features import (
     EPISODE_TYPES,
-    INCOME_MONTHS,
     STATUSES,
-    STEM_KEY,
     WINDOW_DAYS,
 )
 from models.person import (
     EDUCATION_LEVEL,
+    INCOME_MONTHS,
+    INDEX_VERSION,
     OPEN,
     SUPPORT_LEVEL,
     build_index,
+    episode_name,
     episode_span,
     new_index,
     note,
@@ -132,91 +138,97 @@ def state_profile(
     if on is not None:
         state = _until(state, on)
     px = state.get("px")
+    if px is not None and px.get("v") != INDEX_VERSION:
+        px = None  # an older layout, rebuilt on the next event: read the rows meanwhile
     end = last + 1  # the window is [w0, last]
     w0 = end - window
     latest = dt.date.fromordinal(last)
     prof: dict[str, float] = {"t": float((latest.year - 1970) * 12 + latest.month - 1)}
-
-    def bump(key: str, by: float = 1.0) -> None:
-        prof[key] = prof.get(key, 0.0) + by
+    get = prof.get  # on every event: keys added with += go through prof.get, inline
 
     # Incomes: the 24 months ending with the latest reported month; the same float
     # operations in the same order as person_profile (sorted within a month, months in
     # ascending order), so the sum is bit-identical.
-    inc = rows_of(state, "inc")
+    inc = state.get("inc")
     if inc:
-        last_m = inc[-1][0]
-        months = range(last_m - income_months + 1, last_m + 1)
-        if px is not None:
-            im = px["im"]
-            # One item per month, the latest last_m: the window's are among the last.
-            totals = im[bisect.bisect_left(im, [months[0]], max(len(im) - income_months, 0)) :]
-            total = sum(map(_second, totals))  # summed in C: 24 months, on every event
-        else:  # SCAN path: the month totals from the rows
-            income_by_month: dict[int, list[float]] = {}
-            for m, _, gross in inc[bisect.bisect_left(inc, [months[0]]) :]:
-                income_by_month.setdefault(m, []).append(gross)
-            totals = [sum(sorted(income_by_month[m])) for m in months if m in income_by_month]
-            total = sum(totals)
+        if px is not None and income_months == INCOME_MONTHS:
+            total, n = px["it"]  # kept by models.person with every income row
+        else:
+            last_m = inc[-1][0]
+            first_m = last_m - income_months + 1
+            if px is not None:
+                im = px["im"]
+                totals = [t for m, t in im[bisect.bisect_left(im, [first_m]) :]]
+            else:  # SCAN path: the month totals from the rows
+                by_month: dict[int, list[float]] = {}
+                for m, _, gross in inc[bisect.bisect_left(inc, [first_m]) :]:
+                    by_month.setdefault(m, []).append(gross)
+                totals = [sum(sorted(g)) for _, g in sorted(by_month.items())]
+            total, n = sum(totals), len(totals)
         prof["inc"] = round(total / income_months, -1)
-        prof["inc_mo"] = float(len(totals)) * INCOME_MONTHS / income_months
+        prof["inc_mo"] = float(n) * INCOME_MONTHS / income_months
 
     # Statuses: rows are in "latest" order. A status whose successor starts on or before
     # w0 adds nothing (person_profile skips it: days <= 0), so start from the one in force
     # on w0; the terms added, and their order, are then those of person_profile.
-    s = rows_of(state, "s")
+    s = state.get("s")
     if s:
         if s[-1][3] in STATUSES:
-            prof[f"st_{s[-1][3]}"] = 1.0
-        for i in range(max(bisect.bisect_left(s, [w0 + 1]) - 1, 0), len(s)):
+            prof["st_" + s[-1][3]] = 1.0
+        n = len(s)
+        for i in range(max(bisect.bisect_left(s, [w0 + 1]) - 1, 0), n):
             since, status = s[i][0], s[i][3]
-            until = s[i + 1][0] if i + 1 < len(s) else end
-            days = min(until, end) - max(since, w0)
+            until = s[i + 1][0] if i + 1 < n else end
+            days = (until if until < end else end) - (since if since > w0 else w0)
             if days > 0 and status in STATUSES:
-                bump(f"ds_{status}", days / window)
+                k = "ds_" + status
+                prof[k] = get(k, 0.0) + days / window
 
     # Episodes. The d_ shares may be added in another order than person_profile's (which
     # follows the order the events came in), but the rounded value cannot differ: the
     # exact sum is D/730 for a whole number of days D, which is at least 10/146000 away
     # from every rounding midpoint k/100 + 0.005 (200*D - 730*(2k+1) is 10 times an odd
     # number), far more than the rounding error of any such sum of floats.
-    ep = state.get("ep", {})
-    if px is None:
-        # SCAN, O(history): every episode the person ever had -- until models/person.py
-        # keeps state["px"] (see note()).
-        keys = list(ep)
-    else:
+    # Each as [until, key, start, name] (until: the end day, OPEN while open).
+    if px is None:  # SCAN, O(history): every episode the person ever had
+        items = [_episode(key, rows) for key, rows in state.get("ep", {}).items()]
+    else:  # those that end on or after w0, or are open
         index = px["ep"]
-        keys = [key for _, key in index[bisect.bisect_left(index, [w0]) :]]
-    for key in keys:
-        rec = _episode(key, ep[key])
-        if rec is None:
+        items = index[bisect.bisect_left(index, [w0]) :]
+    for item in items:
+        if item is None or item[3] is None:
             continue
-        name, start, stop = rec
-        days = min(stop if stop is not None and stop >= start else end, end) - max(start, w0)
+        until, _, start, name = item
+        days = (until if until < end else end) - (start if start > w0 else w0)
         if days > 0:
-            bump(f"d_{name}", days / window)
+            k = "d_" + name
+            prof[k] = get(k, 0.0) + days / window
         if start >= w0:
-            bump(f"n_{name}")
+            k = "n_" + name
+            prof[k] = get(k, 0.0) + 1.0
 
     # Window events: [w0, last]. Counts and whole days: person_profile's sums of 1.0 and
-    # of float(days) are exact, so one float of the whole count is the same float.
+    # of float(days) are exact, so one float of the whole count is the same float. Each
+    # key comes from one category (mental health visits are "mh" rows, never "v").
     if px is not None:
         for service, days in px["vd"].items():
             if n := len(days) - bisect.bisect_left(days, w0):
-                bump(f"v_{service}", float(n))
+                prof[f"v_{service}"] = float(n)
     else:  # SCAN path
         for service, n in Counter(map(_third, _since(rows_of(state, "v"), w0))).items():
-            bump(f"v_{service}", float(n))
+            prof[f"v_{service}"] = float(n)
     if n := _count_since(rows_of(state, "mh"), w0):
-        bump("v_mental_health", float(n))
-    care = _since(rows_of(state, "c"), w0)
-    if care:
-        for service, n in Counter(map(_third, care)).items():
-            bump(f"c_{service}", float(n))
-        bump("cd", float(sum(map(_fourth, care))))
+        prof["v_mental_health"] = float(n)
+    care = state.get("c")
+    if care and care[-1][0] >= w0:
+        total = 0
+        for row in care[bisect.bisect_left(care, [w0]) :]:
+            k = f"c_{row[2]}"
+            prof[k] = get(k, 0.0) + 1.0
+            total += row[3]
+        prof["cd"] = float(total)
     if n := _count_since(rows_of(state, "cwn"), w0):
-        bump("cwn", float(n))
+        prof["cwn"] = float(n)
 
     # Highest levels over all rows (person_profile's max over all events).
     for cat in ("edu", "sup"):
@@ -245,12 +257,11 @@ def _rounded(prof: dict[str, float]) -> dict[str, float]:
     levels): ``round(v, 2)`` goes through a decimal string, and with full windows it was
     7 % of all the instructions of an event.
 
-    >>> _rounded({"b": 2.0, "a": 1 / 3, "c": 0.001, "d": -0.0})
+    >>> _rounded({"b": 2.0, "a": 1 / 3, "c": 0.001, "d": -0.0})  # values: floats
     {'a': 0.33, 'b': 2.0}
     """
     out = {}
     for k, v in sorted(prof.items()):
-        v = float(v)
         if not v.is_integer():
             v = round(v, 2)
         if v:
@@ -297,17 +308,16 @@ def _max_level_scan(rows: list[list], top: int) -> int:
     return level
 
 
-def _episode(key: str, rows: list[list]) -> tuple[str, int, int | None] | None:
-    """``(profile name, first start day, last end day|None)`` of an episode as
-    person_profile counts it, or None when it counts for nothing (not a profile stem, no
-    start, no kind). Rows: ``[day, event_id, start 1|0, kind|None]``, sorted by day."""
-    stem = key.split("|", 1)[0]
-    if stem not in _STEMS:
+def _episode(key: str, rows: list[list]) -> list | None:
+    """An episode as the index holds it, ``[until, key, first start day, profile name]``
+    (``until``: its last end day, :data:`OPEN` while open), or None when it counts for
+    nothing (not a profile stem, no start). Rows: ``[day, event_id, start 1|0,
+    kind|None]``, sorted by day."""
+    if key.split("|", 1)[0] not in _STEMS:
         return None
     span = episode_span(rows)
     if span is None:
         return None
-    name = STEM_KEY.get(stem) or min((r[3] for r in rows if r[2] and r[3]), default=None)
-    if not name:
-        return None
-    return name, span[0], span[1]
+    start, stop = span
+    until = stop if stop is not None and stop >= start else OPEN
+    return [until, key, start, episode_name(key, rows)]

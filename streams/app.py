@@ -15,7 +15,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import gc
 import socket
 import time
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from streams.stages import (
 from streams.transport import Sender
 from tilannekuva import config
 from tilannekuva.config import Settings
+from tilannekuva.runtime import tune_gc
 
 BATCH = 1000  # raw events per ingest batch
 # Envelopes per batch on the internal topics. A batch runs without yielding to the
@@ -376,18 +376,8 @@ def add_arguments(parser) -> None:
     )
 
 
-#: The collector's young-generation threshold in the worker (CPython's default: 700).
-#: Every state read decodes a tree of lists and dicts, and each 700 new containers
-#: started a collection; with 50,000 (set for the drill's processes through a
-#: sitecustomize) the worker caught up on 200,000 lines (RocksDB, family types on) in
-#: 280 and 272 s against 293 and 293 s, runs alternating (bench/README.md, session
-#: 21). The states are acyclic, so reference counting frees them and little waits for
-#: the collector.
-GC_THRESHOLD = (50_000, 20, 10)
-
-
 def run(args, settings: Settings) -> int:
-    gc.set_threshold(*GC_THRESHOLD)
+    tune_gc()
     app = create_app(
         settings, web_bind=args.web_bind, web_port=args.web_port, loglevel=args.loglevel
     )

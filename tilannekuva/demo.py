@@ -52,6 +52,7 @@ from sinks.model_store import ModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.ops import ShiftAlerts, configured_detector
 from tilannekuva.config import Settings
+from tilannekuva.runtime import tune_gc
 
 DEFAULT_FAMILIES = 2000
 DEFAULT_RATE = 20.0
@@ -647,6 +648,7 @@ async def serve(
 
 def run(args, settings: Settings) -> int:
     started = time.perf_counter()
+    tune_gc()  # the steps run here as in the worker
     port = args.port if args.port is not None else settings.api_port
     problem = check_port(args.host, port)
     if problem:

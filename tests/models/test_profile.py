@@ -234,7 +234,7 @@ class _Reads(dict):
         return super().__getitem__(key)
 
 
-def test_index_reads_only_window_and_open_episodes():
+def test_index_holds_window_and_open_episodes_and_no_rows_are_read():
     evs, i = [], 0
     for y in range(2000, 2024):  # 24 old closed episodes, one open, one in the window
         evs += [ev(i, "ecec.started", f"{y}-01-01", {"episode": f"o{y}"})]
@@ -249,10 +249,13 @@ def test_index_reads_only_window_and_open_episodes():
     state = person.new_state()
     for e in evs:
         person.add(state, e)
-    assert state["px"]["ep"][-2:] == [[person.day("2025-09-01"), "ecec|new"], [OPEN, "benefit|h"]]
+    assert state["px"]["ep"][-2:] == [
+        [person.day("2025-09-01"), "ecec|new", person.day("2025-03-01"), "ecec"],
+        [OPEN, "benefit|h", person.day("2001-01-01"), "housing_allowance"],
+    ]
     state["ep"] = _Reads(state["ep"])
     assert state_profile(state) == person_profile(evs)
-    assert state["ep"].read == {"ecec|new", "benefit|h"}
+    assert state["ep"].read == set()  # the index holds each episode's span and name
 
 
 def test_window_edges():
@@ -300,6 +303,25 @@ def test_levels_and_removal():
     person.remove(state, "e2")
     assert state_profile(state) == {} == person_profile([])
     assert state["px"] == new_index()
+
+
+def test_an_index_of_an_older_layout_is_read_as_absent_and_rebuilt():
+    evs = [
+        ev(1, "benefit.started", "2025-03-06", {"benefit": "housing_allowance", "episode": "h"}),
+        ev(2, "ecec.started", "2025-05-01", {"episode": "e"}),
+        ev(3, "ecec.ended", "2025-09-01", {"episode": "e"}),
+    ]
+    state = person.new_state()
+    for e in evs[:2]:
+        person.add(state, e)
+    old = state["px"]
+    del old["v"]  # as a state kept by the version before INDEX_VERSION 2 ...
+    old["ep"] = [item[:2] for item in old["ep"]]  # ... held [until, key] per episode
+    assert state_profile(state) == person_profile(evs[:2])  # the rows, not the stale index
+    person.add(state, evs[2])
+    assert state["px"]["v"] == person.INDEX_VERSION
+    assert state["px"] == build_index(copy.deepcopy(state))
+    assert state_profile(state) == person_profile(evs)
 
 
 def test_person_levels_are_the_feature_levels():
