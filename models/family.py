@@ -214,8 +214,28 @@ def segments(state: dict, since: int) -> list[list]:
 
 def due(state: dict, watermark: int) -> int | None:
     """The first day after ``watermark`` on which :func:`value` may change without a new
-    event (a window event leaves its window, a child turns 18), or None."""
-    return min(_breakpoints(state, watermark), default=None)
+    event (a window event leaves its window, a child turns 18), or None: the least of
+    :func:`_breakpoints`, each list's first candidate found from its end, without making
+    them all (it runs on every refresh of a family)."""
+    w = watermark
+    found: list[int] = []
+    res = state["res"]
+    if (i := after(res, w)) < len(res):
+        found.append(res[i][0])
+    for m in state["mem"].values():
+        for name in _LISTS:
+            if (points := m.get(name)) and (i := after(points, w)) < len(points):
+                found.append(points[i][0])
+        for p in m["m"][max(in_force(m["m"], w), 0) :]:
+            if p[1] == "child" and (d := until18(p[2])) > w:
+                found.append(d)
+        for name, n in WINDOWS.items():
+            if (dates := m.get(name)) and dates[-1] > w - n:
+                i = bisect.bisect_right(dates, w - n)
+                found.append(dates[i] + n)  # the first to leave its window
+                if dates[-1] > w:  # and the first to enter it
+                    found.append(dates[bisect.bisect_right(dates, w, i)])
+    return min(found, default=None)
 
 
 def current(state: dict) -> dict[str, list]:
