@@ -82,6 +82,7 @@ __all__ = [
     "episode_name",
     "episode_span",
     "families_from",
+    "from_end",
     "in_force",
     "moves_tail",
     "new_index",
@@ -545,6 +546,30 @@ def in_force(points: list[list], on: int) -> int:
     return after(points, on) - 1
 
 
+def from_end(rows: list, x) -> int:
+    """``bisect_left(rows, x)``, searched from the end: for a window's start, whose rows
+    are the last few. The probes stay among the recent rows (in a grown heap, each probe
+    into the old ones is a cache miss): steps of 8, 32, 128 ... back, then a bisect
+    between the last two.
+
+    >>> rows = list(range(0, 1000, 2))
+    >>> all(from_end(rows, x) == bisect.bisect_left(rows, x) for x in range(-3, 1003))
+    True
+    >>> from_end([], 5), from_end([[3, "a"], [7, "b"]], [7])
+    (0, 1)
+    """
+    hi = len(rows)
+    step = 8
+    while hi:
+        lo = hi - step
+        if lo <= 0:
+            return bisect.bisect_left(rows, x, 0, hi)
+        if rows[lo] < x:
+            return bisect.bisect_left(rows, x, lo + 1, hi)
+        hi, step = lo, step * 4
+    return 0
+
+
 def after(points: list[list], on: int) -> int:
     """``bisect_right`` of ``on`` in day-sorted ``points`` (by their first item): the
     index of the first one after day ``on``.
@@ -597,7 +622,7 @@ def tail(state: dict, family: str, since: int) -> PersonTail:
 def _dates_from(state: dict, name: str, since: int) -> list[int]:
     """The days of a window category that still count on ``since`` or later."""
     rows = rows_of(state, name)
-    return [r[0] for r in rows[bisect.bisect_left(rows, [since - WINDOWS[name] + 1]) :]]
+    return [r[0] for r in rows[from_end(rows, [since - WINDOWS[name] + 1]) :]]
 
 
 def merge(copy: dict, tail_: dict, since: int) -> bool:

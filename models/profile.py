@@ -101,6 +101,7 @@ from models.person import (
     build_index,
     episode_name,
     episode_span,
+    from_end,
     new_index,
     note,
     rows_of,
@@ -176,7 +177,7 @@ def state_profile(
         if s[-1][3] in STATUSES:
             prof["st_" + s[-1][3]] = 1.0
         n = len(s)
-        for i in range(max(bisect.bisect_left(s, [w0 + 1]) - 1, 0), n):
+        for i in range(max(from_end(s, [w0 + 1]) - 1, 0), n):
             since, status = s[i][0], s[i][3]
             until = s[i + 1][0] if i + 1 < n else end
             days = (until if until < end else end) - (since if since > w0 else w0)
@@ -194,7 +195,7 @@ def state_profile(
         items = [_episode(key, rows) for key, rows in state.get("ep", {}).items()]
     else:  # those that end on or after w0, or are open
         index = px["ep"]
-        items = index[bisect.bisect_left(index, [w0]) :]
+        items = index[from_end(index, [w0]) :]
     for item in items:
         if item is None or item[3] is None:
             continue
@@ -212,7 +213,7 @@ def state_profile(
     # key comes from one category (mental health visits are "mh" rows, never "v").
     if px is not None:
         for service, days in px["vd"].items():
-            if n := len(days) - bisect.bisect_left(days, w0):
+            if n := len(days) - from_end(days, w0):
                 prof[f"v_{service}"] = float(n)
     else:  # SCAN path
         for service, n in Counter(map(_third, _since(rows_of(state, "v"), w0))).items():
@@ -222,7 +223,7 @@ def state_profile(
     care = state.get("c")
     if care and care[-1][0] >= w0:
         total = 0
-        for row in care[bisect.bisect_left(care, [w0]) :]:
+        for row in care[from_end(care, [w0]) :]:
             k = f"c_{row[2]}"
             prof[k] = get(k, 0.0) + 1.0
             total += row[3]
@@ -295,7 +296,7 @@ def _since(rows: list[list], w0: int) -> list[list]:
 
 
 def _count_since(rows: list[list], w0: int) -> int:
-    return len(rows) - bisect.bisect_left(rows, [w0])
+    return len(rows) - from_end(rows, [w0])
 
 
 def _max_level_scan(rows: list[list], top: int) -> int:
