@@ -29,7 +29,8 @@ key         rows, each a list, sorted
 ``px``      the profile index (:mod:`models.profile`, :func:`new_index`): ``ep``
             ``[[until, "stem|episode", start, name], ...]`` every episode with a start
             by its latest end day (:data:`OPEN` while open), ``until``
-            ``{"stem|episode": until}``, ``edu`` and ``sup`` row counts per level,
+            ``{"stem|episode": until}``, ``edu`` and ``sup`` row counts per level
+            and ``top`` the highest of each,
             ``vd`` visit days per service, ``im`` income totals per month, ``it``
             those of the profile's months summed, ``v`` its layout
             (:data:`INDEX_VERSION`)
@@ -324,8 +325,9 @@ _LEVELS = {"edu": max(EDUCATION_LEVEL.values()) + 1, "sup": max(SUPPORT_LEVEL.va
 def new_index() -> dict:
     """An empty profile index (``state["px"]``): ``ep`` the episodes by their latest end
     day, each ``[until, "stem|episode", first start day, profile name|None]``, and
-    ``until`` where each sits in ``ep``; ``edu`` and ``sup`` row counts per level, ``vd`` the days of
-    the other health visits per service (sorted), ``im`` each reported month's income
+    ``until`` where each sits in ``ep``; ``edu`` and ``sup`` row counts per level and
+    ``top`` the highest level of each with a row (0: none), ``vd`` the days of the other
+    health visits per service (sorted), ``im`` each reported month's income
     total (``[month, the sum of its sorted reports]``, by month) and ``it`` the
     ``[total, months]`` of the :data:`INCOME_MONTHS` ending with the latest, so that a
     profile counts its window with bisects, whatever the window holds."""
@@ -335,6 +337,7 @@ def new_index() -> dict:
         "until": {},
         "edu": [0] * _LEVELS["edu"],
         "sup": [0] * _LEVELS["sup"],
+        "top": {"edu": 0, "sup": 0},
         "vd": {},
         "im": [],
         "it": [0, 0],
@@ -349,6 +352,7 @@ def build_index(state: dict) -> dict:
     for cat in ("edu", "sup"):
         for r in rows_of(state, cat):
             px[cat][r[2]] += 1
+        _top(px, cat)
     for r in rows_of(state, "v"):
         bisect.insort(px["vd"].setdefault(r[2], []), r[0])
     for m in {r[0] for r in rows_of(state, "inc")}:
@@ -369,6 +373,7 @@ def note(state: dict, cat: str, row: list | None, key: str = "", sign: int = 1) 
     elif cat in _LEVELS:
         assert row is not None
         px[cat][row[2]] += sign
+        _top(px, cat)
     elif cat == "v":
         assert row is not None
         days = px["vd"].setdefault(row[2], [])
@@ -381,6 +386,14 @@ def note(state: dict, cat: str, row: list | None, key: str = "", sign: int = 1) 
     elif cat == "inc":
         assert row is not None
         _month_total(state, px, row[0])
+
+
+def _top(px: dict, cat: str) -> None:
+    counts = px[cat]
+    level = len(counts) - 1
+    while level and not counts[level]:
+        level -= 1
+    px["top"][cat] = level
 
 
 def _month_total(state: dict, px: dict, month: int) -> None:

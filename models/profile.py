@@ -84,7 +84,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import Counter
-from itertools import compress
 from operator import itemgetter
 
 from models.features import (
@@ -213,12 +212,12 @@ def state_profile(
     # key comes from one category (mental health visits are "mh" rows, never "v").
     if px is not None:
         for service, days in px["vd"].items():
-            if n := len(days) - from_end(days, w0):
-                prof[f"v_{service}"] = float(n)
+            if days[-1] >= w0:
+                prof[f"v_{service}"] = float(len(days) - from_end(days, w0))
     else:  # SCAN path
         for service, n in Counter(map(_third, _since(rows_of(state, "v"), w0))).items():
             prof[f"v_{service}"] = float(n)
-    if n := _count_since(rows_of(state, "mh"), w0):
+    if n := _count_since(state.get("mh"), w0):
         prof["v_mental_health"] = float(n)
     care = state.get("c")
     if care and care[-1][0] >= w0:
@@ -228,7 +227,7 @@ def state_profile(
             prof[k] = get(k, 0.0) + 1.0
             total += row[3]
         prof["cd"] = float(total)
-    if n := _count_since(rows_of(state, "cwn"), w0):
+    if n := _count_since(state.get("cwn"), w0):
         prof["cwn"] = float(n)
 
     # Highest levels over all rows (person_profile's max over all events).
@@ -236,7 +235,7 @@ def state_profile(
         if px is None:
             level = _max_level_scan(rows_of(state, cat), _TOP[cat])  # SCAN, O(rows)
         else:
-            level = max(compress(range(len(px[cat])), px[cat]), default=0)
+            level = px["top"][cat]
         if level:
             prof[cat] = float(level)
 
@@ -295,7 +294,10 @@ def _since(rows: list[list], w0: int) -> list[list]:
     return rows[bisect.bisect_left(rows, [w0]) :]
 
 
-def _count_since(rows: list[list], w0: int) -> int:
+def _count_since(rows: list[list] | None, w0: int) -> int:
+    """How many rows fall on ``w0`` or later (none: the latest is before it)."""
+    if not rows or rows[-1][0] < w0:
+        return 0
     return len(rows) - from_end(rows, [w0])
 
 
