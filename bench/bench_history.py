@@ -15,7 +15,7 @@ falls on both alike. Each process has its own heap and garbage collector, so eac
 eighth pays for its own state's memory and collections, nothing of the other's. The
 event list both inherit is frozen out of the collector (``gc.freeze``) before the fork:
 the bench's input is not the system's state (a worker holds a batch, not the history).
-The collector runs as in the worker and the demo (:func:`tilannekuva.runtime.tune_gc`).
+The collector runs as in the worker and the demo (:func:`tilannekuva.config.tune_gc`).
 
 Full (generation 2) collections are timed apart (``gc.callbacks``) and the ratio is
 printed without them too: one walks the whole heap, so it costs more the longer the
@@ -56,7 +56,7 @@ from models.contract import validate  # noqa: E402
 from models.picture import Pipeline  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
-from tilannekuva.runtime import tune_gc  # noqa: E402
+from tilannekuva.config import tune_gc  # noqa: E402
 from tilannekuva.synthetic import DEFAULT_END, generate  # noqa: E402
 
 BATCH = 100

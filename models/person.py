@@ -14,7 +14,6 @@ every event):
 ==========  ==========================================================================
 key         rows, each a list, sorted
 ==========  ==========================================================================
-``ids``     ``{event_id: [category, day]}``: where each stored row is (retractions)
 ``m``       membership: ``[day, recorded_at, event_id, added 1|0, family, role, birth]``
 ``s``       employment status: ``[day, recorded_at, event_id, status]``
 ``ep``      ``{"stem|episode": [[day, event_id, start 1|0, kind|None], ...]}``
@@ -22,7 +21,8 @@ key         rows, each a list, sorted
 ``mh``      mental health visits: ``[day, event_id]``
 ``v``       other health visits (profile only): ``[day, event_id, service]``
 ``c``       specialised care (profile only): ``[day, event_id, service, days]``
-``inc``     incomes (profile only): ``[month, event_id, gross]`` (months since 1970-01)
+``inc``     incomes (profile only): ``[month, event_id, gross, day]`` (months since
+            1970-01; ``day`` the report's)
 ``edu``     education (profile only): ``[day, event_id, level]``
 ``sup``     school support (profile only): ``[day, event_id, level]``
 ``last``    the latest day of any row (0 while none)
@@ -44,6 +44,12 @@ Days are ordinals (:func:`day`); "latest" is the contract's order
 ``(occurred_at, recorded_at, event_id)``, which the sort order of ``m`` and ``s`` rows
 is.
 
+No map of event ids is kept (it was the largest part of a state, read with the state on
+every event): an event's row is found where :func:`locate` says it lies, by a bisect on
+its sort key; a retraction is told the location by the dedup stage, which saw the event
+(:func:`models.picture.dedup_step`). A state of the older layout, with an ``ids`` map,
+is converted on its next change (:func:`_migrate`).
+
 Examples
 --------
 >>> st = new_state()
@@ -57,8 +63,12 @@ Examples
 >>> t = tail(st, "f1", 739648)
 >>> t["m"], t["cwn"]
 ([[739621, 'child', '2020-01-01']], [739648])
->>> remove(st, "b"), st["cwn"], sorted(st["ids"])
-(739648, [], ['a'])
+>>> where = locate({"event_id": "b", "type": "child_welfare.notification",
+...                 "occurred_at": "2026-02-01", "data": {}})
+>>> where
+['cwn', 739648, 739648]
+>>> remove(st, "b", where), st["cwn"], remove(st, "b", where)
+(739648, [], None)
 """
 
 from __future__ import annotations
@@ -83,6 +93,8 @@ __all__ = [
     "episode_name",
     "episode_span",
     "families_from",
+    "holding",
+    "locate",
     "from_end",
     "in_force",
     "moves_tail",
@@ -149,7 +161,7 @@ def new_state() -> dict:
     """An empty state. Categories, change points and the profile index appear when
     first needed: most persons use few of them, and every container costs memory and
     garbage-collector time (see docs/design.md, "Memory and pauses")."""
-    return {"ids": {}, "last": 0, "cp": {}}
+    return {"last": 0, "cp": {}}
 
 
 _NONE: list = []  # what an absent category or change-point list reads as (never written)
@@ -209,7 +221,7 @@ def _row(cat: str, event: dict) -> list:
     if cat == "c":
         return [on, eid, d.get("service"), int(d.get("days") or 0)]
     if cat == "inc":
-        return [month(d["month"]), eid, float(d["gross_eur"])]
+        return [month(d["month"]), eid, float(d["gross_eur"]), on]
     if cat == "edu":
         return [on, eid, EDUCATION_LEVEL.get(d.get("level", ""), 0)]
     return [on, eid, SUPPORT_LEVEL.get(d.get("level", ""), 0)]  # sup
@@ -219,53 +231,74 @@ def _episode_key(event: dict) -> str:
     return f"{stem(event['type'])}|{event['data']['episode']}"
 
 
+def locate(event: dict) -> list | None:
+    """``[where, day, sort key]`` of the row an event makes: ``where`` its category, or
+    ``"ep:stem|episode"`` for an episode; the sort key its row's first item (the day, or
+    the month of an income). None: the event makes no row.
+
+    >>> locate({"event_id": "i", "type": "income.reported", "occurred_at": "2026-03-05",
+    ...         "data": {"month": "2026-02", "gross_eur": 1.0}})
+    ['inc', 739680, 673]
+    """
+    cat = category(event)
+    if cat is None:
+        return None
+    on = day(event["occurred_at"])
+    if cat == "ep":
+        return [f"ep:{_episode_key(event)}", on, on]
+    return [cat, on, month(event["data"]["month"]) if cat == "inc" else on]
+
+
 def add(state: dict, event: dict, profile: bool = True) -> int | None:
     """Store one accepted event; the day from which the picture may change, or None when
     nothing changed (a duplicate, or a profile-only event while ``profile`` is off)."""
-    eid = event["event_id"]
-    if eid in state["ids"]:
-        return None
     cat = category(event)
     if cat is None or (not profile and cat in PROFILE_ONLY):
         return None
+    if "ids" in state:
+        _migrate(state)
+    where = locate(event)
+    assert where is not None
+    if _find(state, where, event["event_id"]) is not None:
+        return None  # a duplicate: the same event again
     row = _row(cat, event)
-    on = day(event["occurred_at"])
-    key = _episode_key(event) if cat == "ep" else ""
+    on = where[1]
+    key = where[0][3:] if cat == "ep" else ""
     if profile and state.get("px", _STALE).get("v") != INDEX_VERSION:
         build_index(state)  # the first event with profiles on (or an older layout): the rows
     if cat == "ep":
         _insort(state.setdefault("ep", {}).setdefault(key, []), row)
-        state["ids"][eid] = [f"ep:{key}", on]
     else:
         _insort(state.setdefault(cat, []), row)
-        state["ids"][eid] = [cat, on, row[0]]  # row[0]: the sort key (a month for incomes)
     state["last"] = max(state["last"], on)
     _derive(state, cat, key)
     note(state, cat, row, key, 1)
     return on
 
 
-def remove(state: dict, event_id: str) -> int | None:
-    """Remove a retracted event's row; the day from which the picture may change, or
-    None when the person holds no such event."""
-    where = state["ids"].pop(event_id, None)
+def remove(state: dict, event_id: str, where: list | None = None) -> int | None:
+    """Remove a retracted event's row, found where ``where`` (its :func:`locate`) says,
+    or, without it, by a look at every row (a retraction the dedup stage kept no location
+    for: an older changelog); the day from which the picture may change, or None when the
+    person holds no such event."""
+    if "ids" in state:
+        _migrate(state)
+    where = holding(state, event_id, where)
     if where is None:
         return None
     cat, on = where[0], where[1]
+    i = _find(state, where, event_id)
+    assert i is not None
     if cat.startswith("ep:"):
         key, row = cat[3:], None
         rows = state["ep"][key]
-        rows[:] = [r for r in rows if r[1] != event_id]
+        del rows[i]
         if not rows:
             del state["ep"][key]
         cat = "ep"
     else:
         key = ""
-        rows = state[cat]
-        i = bisect.bisect_left(rows, [where[2]])
-        while rows[i][_ID[cat]] != event_id:
-            i += 1
-        row = rows.pop(i)
+        row = state[cat].pop(i)
     if on == state["last"]:
         state["last"] = _latest(state)
     _derive(state, cat, key)
@@ -274,8 +307,8 @@ def remove(state: dict, event_id: str) -> int | None:
 
 
 def moves_tail(where: str) -> bool:
-    """Whether a row of ``where`` (a category, or ``"ep:stem|episode"`` as ``ids`` holds
-    it) can change what :func:`tail` sends: memberships, statuses, window events, and the
+    """Whether a row of ``where`` (a category, or ``"ep:stem|episode"``, as
+    :func:`locate` gives it) can change what :func:`tail` sends: memberships, statuses, window events, and the
     episodes of the two flags. About three events in four (incomes, visits, care,
     education, other benefits and services) change only the feature profile.
 
@@ -288,11 +321,58 @@ def moves_tail(where: str) -> bool:
 
 
 _ID = {"m": 2, "s": 2, "cwn": 1, "mh": 1, "v": 1, "c": 1, "inc": 1, "edu": 1, "sup": 1}
+_DAY_CATEGORIES = ("m", "s", "cwn", "mh", "v", "c", "edu", "sup")  # sorted by day
+
+
+def holding(state: dict, event_id: str, where: list | None = None) -> list | None:
+    """The location of the event's row if the person holds it (None: it does not);
+    ``where`` its :func:`locate`, or None to look at every row."""
+    if where is not None:
+        return where if _find(state, where, event_id) is not None else None
+    for cat in _ID:
+        for r in rows_of(state, cat):
+            if r[_ID[cat]] == event_id:
+                return [cat, r[3] if cat == "inc" else r[0], r[0]]
+    for key, rows in state.get("ep", {}).items():
+        for r in rows:
+            if r[1] == event_id:
+                return [f"ep:{key}", r[0], r[0]]
+    return None
+
+
+def _find(state: dict, where: list, event_id: str) -> int | None:
+    """Index of the event's row in its list, or None: a bisect to its sort key, then the
+    rows of that key (an episode's rows are few: all of them)."""
+    cat = where[0]
+    if cat.startswith("ep:"):
+        rows = state.get("ep", {}).get(cat[3:], _NONE)
+        return next((i for i, r in enumerate(rows) if r[1] == event_id), None)
+    rows = rows_of(state, cat)
+    at, k = where[2], _ID[cat]
+    i = from_end(rows, [at])
+    while i < len(rows) and rows[i][0] == at:
+        if rows[i][k] == event_id:
+            return i
+        i += 1
+    return None
 
 
 def _latest(state: dict) -> int:
-    # Only when the latest row itself is retracted: rare enough to look at every row.
-    return max((where[1] for where in state["ids"].values()), default=0)
+    # Only when the latest row itself is retracted: rare enough to look at every income
+    # and episode (the other categories are sorted by day).
+    days = [rows[-1][0] for cat in _DAY_CATEGORIES if (rows := rows_of(state, cat))]
+    days += [r[3] for r in rows_of(state, "inc")]
+    days += [rows[-1][0] for rows in state.get("ep", {}).values()]
+    return max(days, default=0)
+
+
+def _migrate(state: dict) -> None:
+    """A state of the older layout (an ``ids`` map, incomes without their day) in the
+    current one, in place: O(history), once."""
+    ids = state.pop("ids")
+    for r in rows_of(state, "inc"):
+        if len(r) == 3:
+            r.append(ids[r[1]][1])
 
 
 def _derive(state: dict, cat: str, key: str = "") -> None:

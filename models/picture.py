@@ -86,9 +86,11 @@ def owner(event: dict) -> tuple[str, str]:
 def dedup_step(state: str | dict | None, key: str, event: dict) -> tuple[str, list[Output]]:
     """Stage 1, keyed by :func:`route_key` (``key``; the event says it again).
 
-    State: the JSON text ``[stage, key, *retraction_ids]`` (``stage`` and ``key`` of the
-    event's owner, or null while only retractions have arrived), small on purpose: this
-    stage holds one entry per event id, for ever. A string, not a dict of lists, because
+    State: the JSON text ``[stage, key, where, *retraction_ids]`` (``stage`` and ``key``
+    of the event's owner, or null while only retractions have arrived; ``where`` the
+    location of its row in the person state, :func:`models.person.locate`, which a
+    retraction is sent with, so that the person keeps no map of its event ids), small on
+    purpose: this stage holds one entry per event id, for ever. A string, not a dict of lists, because
     the cyclic garbage collector never looks inside one: with millions of ids, three
     containers each made every full collection pause the worker for seconds. Outputs
     ``(stage, key, message)`` for the event's owner. A duplicate or replay sends again
@@ -97,29 +99,38 @@ def dedup_step(state: str | dict | None, key: str, event: dict) -> tuple[str, li
     a retraction lands under an id that no ordinary event routes to, so it has no effect,
     as the contract requires.
 
-    >>> state, outs = dedup_step(None, "e1", {"event_id": "e1", "type": "health.visit", "person": "p1"})
+    >>> visit = {"event_id": "e1", "type": "health.visit", "person": "p1",
+    ...          "occurred_at": "2026-01-05", "data": {"service": "dental"}}
+    >>> state, outs = dedup_step(None, "e1", visit)
     >>> state, outs[0][:2]
-    ('["person","p1"]', ('person', 'p1'))
-    >>> dedup_step(state, "e1", {"event_id": "e1", "type": "health.visit", "person": "p1"})[0] is state
+    ('["person","p1",["v",739621,739621]]', ('person', 'p1'))
+    >>> dedup_step(state, "e1", visit)[0] is state
     True
-    >>> dedup_step(state, "e1", {"event_id": "r1", "type": RETRACTED, "data": {"event_id": "e1"}})[0]
-    '["person","p1","r1"]'
+    >>> state, outs = dedup_step(state, "e1", {"event_id": "r1", "type": RETRACTED, "data": {"event_id": "e1"}})
+    >>> state, outs[0][2]
+    ('["person","p1",["v",739621,739621],"r1"]', {'kind': 'retract', 'event_id': 'e1', 'where': ['v', 739621, 739621]})
     """
-    own, retractions = _dedup_fields(state)
+    own, where, retractions = _dedup_fields(state)
     changed = isinstance(state, dict)  # the older form, as an older changelog holds it
     if event["type"] == RETRACTED:
         if event["event_id"] not in retractions:
             retractions, changed = sorted([*retractions, event["event_id"]]), True
-    elif own is None:
-        own, changed = owner(event), True
+    elif own is None or (where is None and own[0] == "person"):
+        # the owner, and where its row lies (also for a state of an older form)
+        own, changed = own or owner(event), True
+        where = person.locate(event) if own[0] == "person" else None
     if changed or not isinstance(state, str):
-        state = json.dumps([*(own or (None, None)), *retractions], separators=(",", ":"))
+        state = json.dumps([*(own or (None, None)), where, *retractions], separators=(",", ":"))
     if own is None:
         return state, []
     stage, owner_key = own
     if retractions:
-        kind = "residence_retract" if stage == "family" else "retract"
-        return state, [(stage, owner_key, {"kind": kind, "event_id": route_key(event)})]
+        if stage == "family":
+            return state, [
+                (stage, owner_key, {"kind": "residence_retract", "event_id": route_key(event)})
+            ]
+        msg = {"kind": "retract", "event_id": route_key(event), "where": where}
+        return state, [(stage, owner_key, msg)]
     kind = "residence" if stage == "family" else "add"
     return state, [(stage, owner_key, {"kind": kind, "event": event})]
 
@@ -133,7 +144,8 @@ class Dedup:
     ``summary_only`` they stop here. Their dedup state is kept, so a retraction of one
     still finds its owner (and changes nothing).
 
-    >>> income = {"event_id": "e1", "type": "income.reported", "person": "p1", "data": {}}
+    >>> income = {"event_id": "e1", "type": "income.reported", "person": "p1",
+    ...           "occurred_at": "2026-03-05", "data": {"month": "2026-02", "gross_eur": 1.0}}
     >>> Dedup()(None, "e1", income)[1][0][:2], Dedup(summary_only=True)(None, "e1", income)[1]
     (('person', 'p1'), [])
     """
@@ -148,13 +160,22 @@ class Dedup:
         return state, [o for o in outs if o[2]["kind"] != "add" or matters(o[2]["event"])]
 
 
-def _dedup_fields(state: str | dict | None) -> tuple[tuple[str, str] | None, list[str]]:
+def _dedup_fields(
+    state: str | dict | None,
+) -> tuple[tuple[str, str] | None, list | None, list[str]]:
+    """``(owner, where, retraction ids)`` of a dedup state; ``where`` None in the forms
+    older changelogs hold (a dict; or a list without it, whose third item, if any, is a
+    retraction id, a string)."""
     if state is None:
-        return None, []
+        return None, None, []
     if isinstance(state, dict):
-        return (tuple(state["owner"]) if state["owner"] else None), list(state["retractions"])
-    stage, key, *retractions = json.loads(state)
-    return ((stage, key) if stage is not None else None), retractions
+        own = tuple(state["owner"]) if state["owner"] else None
+        return own, None, list(state["retractions"])
+    stage, key, *rest = json.loads(state)
+    where = None
+    if rest and not isinstance(rest[0], str):
+        where, rest = rest[0], rest[1:]
+    return ((stage, key) if stage is not None else None), where, rest
 
 
 # --------------------------------------------------------------------------- stage 2
@@ -201,13 +222,13 @@ def person_step(
         before = person.families_from(state, since)
         changed = person.add(state, ev, profile is not None) is not None
         membership = ev["type"] in MEMBERSHIP
-        where = state["ids"].get(ev["event_id"])
+        where = person.locate(ev)
     else:
-        where = state["ids"].get(msg["event_id"])
+        where = person.holding(state, msg["event_id"], msg.get("where"))
         since = where[1] if where else state["last"]
         before = person.families_from(state, since)
         membership = where is not None and where[0] == "m"
-        changed = person.remove(state, msg["event_id"]) is not None
+        changed = person.remove(state, msg["event_id"], where) is not None
     if changed:
         state = {**state}
     families = before | person.families_from(state, since) if membership and changed else before

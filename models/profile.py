@@ -161,8 +161,8 @@ def state_profile(
                 totals = [t for m, t in im[bisect.bisect_left(im, [first_m]) :]]
             else:  # SCAN path: the month totals from the rows
                 by_month: dict[int, list[float]] = {}
-                for m, _, gross in inc[bisect.bisect_left(inc, [first_m]) :]:
-                    by_month.setdefault(m, []).append(gross)
+                for r in inc[bisect.bisect_left(inc, [first_m]) :]:
+                    by_month.setdefault(r[0], []).append(r[2])
                 totals = [sum(sorted(g)) for _, g in sorted(by_month.items())]
             total, n = sum(totals), len(totals)
         prof["inc"] = round(total / income_months, -1)

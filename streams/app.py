@@ -54,8 +54,7 @@ from streams.stages import (
 )
 from streams.transport import Sender
 from tilannekuva import config
-from tilannekuva.config import Settings
-from tilannekuva.runtime import tune_gc
+from tilannekuva.config import Settings, tune_gc
 
 BATCH = 1000  # raw events per ingest batch
 # Envelopes per batch on the internal topics. A batch runs without yielding to the

@@ -51,8 +51,7 @@ from sinks.impact_store import ImpactStore
 from sinks.model_store import ModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.ops import ShiftAlerts, configured_detector
-from tilannekuva.config import Settings
-from tilannekuva.runtime import tune_gc
+from tilannekuva.config import Settings, tune_gc
 
 DEFAULT_FAMILIES = 2000
 DEFAULT_RATE = 20.0

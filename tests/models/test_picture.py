@@ -187,20 +187,48 @@ def test_dedup_state_is_invisible_to_the_garbage_collector_and_written_only_on_c
     assert again is state and outs == [("person", "kid", {"kind": "add", "event": note})]
     retracted, outs = picture.dedup_step(state, picture.route_key(retract), retract)
     assert not gc.is_tracked(retracted)
-    assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1"})]
+    where = person.locate(note)
+    assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1", "where": where})]
     assert picture.dedup_step(retracted, picture.route_key(retract), retract)[0] is retracted
     assert picture.dedup_step(retracted, picture.route_key(note), note)[1] == outs
 
 
-def test_dedup_reads_the_older_dict_state_of_an_older_changelog():
+def test_dedup_reads_the_older_states_of_an_older_changelog():
     note = ev("n1", "child_welfare.notification", {}, "2025-01-10", "kid")
     retract = ev("x1", "event.retracted", {"event_id": "n1"}, "2025-01-11", None)
-    old = {"owner": ["person", "kid"], "retractions": ["x1"]}
-    new, outs = picture.dedup_step(old, picture.route_key(note), note)
-    assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1"})]
-    assert new == picture.dedup_step(picture.dedup_step(None, "n1", note)[0], "n1", retract)[0]
+    where = person.locate(note)
+    current = picture.dedup_step(picture.dedup_step(None, "n1", note)[0], "n1", retract)[0]
+    # the dict form, and the list form before the row's location was kept
+    for old in ({"owner": ["person", "kid"], "retractions": ["x1"]}, '["person","kid","x1"]'):
+        new, outs = picture.dedup_step(old, picture.route_key(note), note)
+        assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1", "where": where})]
+        assert new == current
+        # a retraction of an event seen under the older form: no location to send
+        _, outs = picture.dedup_step(old, picture.route_key(retract), retract)
+        assert outs == [("person", "kid", {"kind": "retract", "event_id": "n1", "where": None})]
     early = {"owner": None, "retractions": ["x1"]}
-    assert picture.dedup_step(early, picture.route_key(note), note)[1] == outs
+    assert picture.dedup_step(early, picture.route_key(note), note)[1][0][2]["where"] == where
+
+
+def test_a_retraction_without_a_location_finds_the_row_by_a_look_at_every_row():
+    pipe = Pipeline()
+    for e in BASE:
+        pipe.process(e)
+    note = ev("n1", "child_welfare.notification", {}, "2025-01-10", "kid")
+    pipe.process(note)
+    with_note = pipe.aggregates()
+    state = pipe.persons["kid"]
+    assert person.holding(state, "n1") == person.locate(note)
+    msg = {"kind": "retract", "event_id": "n1", "where": None}
+    state, outs = picture.person_step(state, "kid", msg)
+    assert not state.get("cwn") and outs[0][2]["since"] == person.day("2025-01-10")
+    assert person.holding(state, "n1") is None
+    assert with_note != run(BASE).aggregates()  # the note counted, and now is gone:
+    pipe.persons["kid"] = state
+    for _, fam, out in outs:
+        pipe.families[fam], _ = picture.family_step(pipe.families[fam], fam, out)
+    pipe.refresh(since={"f1": person.day("2025-01-10")})
+    assert pipe.aggregates() == run(BASE).aggregates()
 
 
 def test_events_before_membership_count_once_it_arrives():
