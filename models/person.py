@@ -555,12 +555,12 @@ def _reindex(px: dict, key: str, rows: list[list] | None) -> None:
     if old is not None:
         index = px["ep"]
         del index[bisect.bisect_left(index, [old, key])]
-    span = episode_span(rows) if rows else None
-    if span is not None:
-        start, stop = span
-        until = stop if stop is not None and stop >= start else OPEN
-        px["until"][key] = until
-        bisect.insort(px["ep"], [until, key, start, episode_name(key, rows)])
+    if not rows or (span := episode_span(rows)) is None:
+        return
+    start, stop = span
+    until = stop if stop is not None and stop >= start else OPEN
+    px["until"][key] = until
+    bisect.insort(px["ep"], [until, key, start, episode_name(key, rows)])
 
 
 def episode_name(key: str, rows: list[list]) -> str | None:
