@@ -90,6 +90,7 @@ __all__ = [
     "build_index",
     "category",
     "day",
+    "episode_item",
     "episode_name",
     "episode_span",
     "families_from",
@@ -252,13 +253,14 @@ def locate(event: dict) -> list | None:
 def add(state: dict, event: dict, profile: bool = True) -> int | None:
     """Store one accepted event; the day from which the picture may change, or None when
     nothing changed (a duplicate, or a profile-only event while ``profile`` is off)."""
-    cat = category(event)
-    if cat is None or (not profile and cat in PROFILE_ONLY):
+    where = locate(event)
+    if where is None:
+        return None
+    cat = "ep" if where[0].startswith("ep:") else where[0]
+    if not profile and cat in PROFILE_ONLY:
         return None
     if "ids" in state:
         _migrate(state)
-    where = locate(event)
-    assert where is not None
     if _find(state, where, event["event_id"]) is not None:
         return None  # a duplicate: the same event again
     row = _row(cat, event)
@@ -283,12 +285,11 @@ def remove(state: dict, event_id: str, where: list | None = None) -> int | None:
     person holds no such event."""
     if "ids" in state:
         _migrate(state)
-    where = holding(state, event_id, where)
-    if where is None:
+    if where is None and (where := holding(state, event_id)) is None:
+        return None
+    if (i := _find(state, where, event_id)) is None:
         return None
     cat, on = where[0], where[1]
-    i = _find(state, where, event_id)
-    assert i is not None
     if cat.startswith("ep:"):
         key, row = cat[3:], None
         rows = state["ep"][key]
@@ -555,12 +556,21 @@ def _reindex(px: dict, key: str, rows: list[list] | None) -> None:
     if old is not None:
         index = px["ep"]
         del index[bisect.bisect_left(index, [old, key])]
-    if not rows or (span := episode_span(rows)) is None:
-        return
+    if rows and (item := episode_item(key, rows)) is not None:
+        px["until"][key] = item[0]
+        bisect.insort(px["ep"], item)
+
+
+def episode_item(key: str, rows: list[list]) -> list | None:
+    """An episode as the profile index holds it, ``[until, key, first start day, profile
+    name]`` (``until``: its last end day, :data:`OPEN` while it has none or its last end
+    is before its first start), or None while it has no start."""
+    span = episode_span(rows)
+    if span is None:
+        return None
     start, stop = span
     until = stop if stop is not None and stop >= start else OPEN
-    px["until"][key] = until
-    bisect.insort(px["ep"], [until, key, start, episode_name(key, rows)])
+    return [until, key, start, episode_name(key, rows)]
 
 
 def episode_name(key: str, rows: list[list]) -> str | None:

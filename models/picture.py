@@ -115,10 +115,11 @@ def dedup_step(state: str | dict | None, key: str, event: dict) -> tuple[str, li
     if event["type"] == RETRACTED:
         if event["event_id"] not in retractions:
             retractions, changed = sorted([*retractions, event["event_id"]]), True
-    elif own is None or (where is None and own[0] == "person"):
-        # the owner, and where its row lies (also for a state of an older form)
-        own, changed = own or owner(event), True
+    elif own is None:
+        own, changed = owner(event), True
         where = person.locate(event) if own[0] == "person" else None
+    elif where is None and own[0] == "person" and (where := person.locate(event)) is not None:
+        changed = True  # a state of an older form: now with where the event's row lies
     if changed or not isinstance(state, str):
         state = json.dumps([*(own or (None, None)), where, *retractions], separators=(",", ":"))
     if own is None:

@@ -98,7 +98,7 @@ from models.person import (
     OPEN,
     SUPPORT_LEVEL,
     build_index,
-    episode_name,
+    episode_item,
     episode_span,
     from_end,
     new_index,
@@ -247,7 +247,7 @@ def state_profile(
     return _rounded(prof)
 
 
-_second, _third, _fourth = itemgetter(1), itemgetter(2), itemgetter(3)
+_third = itemgetter(2)
 
 
 def _rounded(prof: dict[str, float]) -> dict[str, float]:
@@ -312,15 +312,8 @@ def _max_level_scan(rows: list[list], top: int) -> int:
 
 
 def _episode(key: str, rows: list[list]) -> list | None:
-    """An episode as the index holds it, ``[until, key, first start day, profile name]``
-    (``until``: its last end day, :data:`OPEN` while open), or None when it counts for
-    nothing (not a profile stem, no start). Rows: ``[day, event_id, start 1|0,
-    kind|None]``, sorted by day."""
+    """:func:`~models.person.episode_item` of an episode (as the index holds it), or None
+    when it counts for nothing (not a profile stem, no start)."""
     if key.split("|", 1)[0] not in _STEMS:
         return None
-    span = episode_span(rows)
-    if span is None:
-        return None
-    start, stop = span
-    until = stop if stop is not None and stop >= start else OPEN
-    return [until, key, start, episode_name(key, rows)]
+    return episode_item(key, rows)
