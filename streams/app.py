@@ -29,6 +29,7 @@ from models.pseudonym import Pseudonymiser
 from sinks.connection import patient_client
 from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import utc_now_iso
+from streams.changelog import ChangelogBatches
 from streams.families import FamilyWriter, ModelFollower, Sweep
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
@@ -114,7 +115,7 @@ def create_app(
     redis = redis_client or patient_client(settings.redis_url)  # waits out a Redis restart
     topics = Topics.declare(app, settings)
     tables = Tables.declare(app, settings.partitions)
-    logic = Logic.wire(settings, redis, topics, tables)
+    logic = Logic.wire(settings, redis, topics, tables, app.producer)
     add_agents(app, topics, logic)
     add_timers(app, settings, topics, logic)
 
@@ -208,7 +209,10 @@ class Logic:
     alerts: ShiftAlerts
 
     @classmethod
-    def wire(cls, settings: Settings, redis: Any, topics: Topics, tables: Tables) -> Logic:
+    def wire(
+        cls, settings: Settings, redis: Any, topics: Topics, tables: Tables, producer: Any
+    ) -> Logic:
+        """``producer``: the app's (its batches carry the tables' changelogs)."""
         parts, types_on = settings.partitions, settings.family_types
         sinks = TaskSinks(redis, now=utc_now_iso)
         send = Sender(
@@ -238,13 +242,32 @@ class Logic:
             ),
             days=days,
             dedup=Forward(
-                TableStep("dedup", tables.dedup, picture.Dedup(summary_only=not types_on), parts),
+                TableStep(
+                    "dedup",
+                    tables.dedup,
+                    picture.Dedup(summary_only=not types_on),
+                    parts,
+                    ChangelogBatches(tables.dedup, producer),
+                ),
                 send,
             ),
             person=Forward(
-                TableStep("person", tables.person, picture.PersonStep(profile), parts), send
+                TableStep(
+                    "person",
+                    tables.person,
+                    picture.PersonStep(profile),
+                    parts,
+                    ChangelogBatches(tables.person, producer),
+                ),
+                send,
             ),
-            family=TableStep("family", tables.family, picture.family_step, parts),
+            family=TableStep(
+                "family",
+                tables.family,
+                picture.family_step,
+                parts,
+                ChangelogBatches(tables.family, producer),
+            ),
             follower=follower,
             writer=writer,
             sweep=Sweep(writer, sinks.sweep),

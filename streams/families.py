@@ -69,7 +69,7 @@ class Unstored(Protocol):
 
     states: Mapping[str, dict | None]
 
-    def commit(self) -> None: ...
+    async def commit(self) -> None: ...
 
 
 class Send(Protocol):
@@ -135,7 +135,7 @@ class FamilyWriter:
                 # Also when the write failed: the batch is acked all the same (Faust's
                 # take_events acks in a finally), and a state never stored is lost.
                 if unstored is not None:
-                    unstored.commit()
+                    await unstored.commit()
 
     async def _apply(
         self,

@@ -16,6 +16,7 @@ from models.contract import InvalidEvent, parse_json, validate
 from models.pseudonym import Pseudonymiser
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink, Written
+from streams.changelog import Envelope, KeyWrites, Writes
 from streams.transport import Envelopes, Sender, as_current, read_anywhere
 
 log = logging.getLogger("tilannekuva.worker")
@@ -85,37 +86,43 @@ class Pending:
     """States a :meth:`TableStep.run` computed and did not store yet: ``states`` (each
     key's latest) and, per envelope, what to store with it as the current event."""
 
-    def __init__(self, table: MutableMapping):
-        self.table = table
+    def __init__(self, writes: Writes):
+        self.writes = writes
         self.states: dict[str, Any] = {}
-        self.envelopes: list[tuple[Any, dict[str, Any]]] = []
+        self.envelopes: list[Envelope] = []
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Store them: each key once per envelope, in its envelope's changelog partition."""
-        for event, states in self.envelopes:
-            as_current(event)
-            for key, state in states.items():
-                self.table[key] = state
-        self.envelopes = []
+        envelopes, self.envelopes = self.envelopes, []
+        await self.writes.write(envelopes)
 
 
 class TableStep:
     """A pure :data:`models.picture.Step` over every item of every envelope of a batch,
     its state in ``table``; each touched key is written to the table once per envelope
     (changed or not), with the envelope as Faust's current event (its changelog
-    partition)."""
+    partition). ``writes`` stores them (default: ``table[key] = state``; the worker
+    gives :class:`streams.changelog.ChangelogBatches`)."""
 
-    def __init__(self, name: str, table: MutableMapping, step: picture.Step, partitions: int):
+    def __init__(
+        self,
+        name: str,
+        table: MutableMapping,
+        step: picture.Step,
+        partitions: int,
+        writes: Writes | None = None,
+    ):
         self.name = name
         self.table = table
         self.step = step
         self.partitions = partitions
+        self.writes = writes if writes is not None else KeyWrites(table)
 
     def run(self, batch: list[Any]) -> tuple[Envelopes, Pending]:
         """The outputs, and the new states not yet stored: a stage stores them only once
         its effects are out, in Kafka (:class:`Forward`) or in Redis
         (:meth:`streams.families.FamilyWriter.apply`)."""
-        outs, pending = Envelopes(self.partitions), Pending(self.table)
+        outs, pending = Envelopes(self.partitions), Pending(self.writes)
         for event in batch:
             as_current(event)  # reads in its partition's database (RocksDB reads only there)
             items = event.value["items"]
@@ -154,7 +161,7 @@ class Forward:
     async def __call__(self, batch: list[Any]) -> None:
         outs, unstored = self.step.run(batch)
         await self.send.deliver(self.step.name, outs)
-        unstored.commit()
+        await unstored.commit()
 
 
 class Days:

@@ -103,7 +103,7 @@ async def test_apply_stores_new_states_only_once_redis_has_them(history, aredis,
     class Unstored:
         states = {fam: history.families[fam]}
 
-        def commit(self):
+        async def commit(self):
             in_redis_at_commit.append(bool(redis_client.exists(keys.family(fam))))
             table.update(self.states)
 

@@ -96,7 +96,7 @@ def test_table_step_writes_each_touched_key_once_per_envelope_and_forwards_outpu
             envelope([["a", {"n": 3}, 8]]),
         ]
     )
-    pending.commit()
+    asyncio.run(pending.commit())
     assert table == {"a": 6, "b": 0}
     assert table.writes == ["a", "b", "a"]
     sent = [item for _, group in outs.items() for item in group]
@@ -111,7 +111,7 @@ def test_table_step_writes_a_state_again_when_the_step_returns_it_unchanged():
     _, pending = TableStep("test", table, lambda s, k, m: (s, []), 4).run(
         [envelope([["x", {}, None]])]
     )
-    pending.commit()
+    asyncio.run(pending.commit())
     assert table.writes == ["x"] and table["x"] == "state"
 
 
@@ -130,7 +130,7 @@ def test_table_step_run_stores_nothing_until_its_commit():
     _, pending = TableStep("test", table, step, 4).run(batch)
     assert table == {"b": 10} and table.writes == []
     assert pending.states == {"a": 3, "b": 11}  # the second envelope read the first's state
-    pending.commit()
+    asyncio.run(pending.commit())
     assert table == {"a": 3, "b": 11} and table.writes == ["a", "b", "a"]
 
 
