@@ -20,10 +20,14 @@ batch reference. Before that, the caught-up worker is killed once more and resta
 and given the file's last 1,000 lines again (duplicates: the picture stays): the time
 until it has committed them is the restart's catch-up time.
 
-    python bench/drills.py FILE [--kills 10] [--seed 1] [--keep] [--no-outages]
+    python bench/drills.py FILE [--kills 10] [--seed 1] [--keep] [--no-outages] [--baselines]
 
 ``--no-outages --kills 0`` is a timing run: the catch-up and the restart after it, with
-the store of ``TK_STORE`` (the environment passes through to the worker).
+the store of ``TK_STORE`` (the environment passes through to the worker). With
+``--baselines`` it also times, in the same run and before the worker starts, the
+worker's pure steps in-process over the file and a bare aiokafka ``getmany`` consumer
+of the filled topic, and prints the worker's catch-up rate against both (issue 13's
+"at least 0.5 × the in-process steps").
 
 Needs ``infra/up`` to have fetched Kafka's jars. Prints a line per fault, the restarts'
 catch-up times, the API's statuses and both comparisons; exits non-zero if a cell
@@ -50,8 +54,12 @@ import uuid
 from pathlib import Path
 
 import redis
-from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_worker import group_lag
+
+from tilannekuva.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, AUDIT = "drill-token", "drill-audit-token"
@@ -201,30 +209,56 @@ class Poller(threading.Thread):
             self.halt.wait(0.5)
 
 
-def lag(bootstrap: str, group: str) -> int | None:
-    """Messages of every topic the group reads that it has not committed."""
+def lag(bootstrap: str, groups: dict[str, list[str]]) -> int | None:
+    """Messages of the groups' topics not yet committed (``bench_worker.group_lag``);
+    None while the broker cannot say or a topic does not exist yet."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        return group_lag(bootstrap, groups)
     except Exception:
         return None
-    try:
-        committed = admin.list_group_offsets({group: None})[group]
-        tps = [
-            TopicPartition(t, p)
-            for t in {tp.topic for tp in committed}
-            for p in consumer.partitions_for_topic(t) or ()
-        ]
-        ends = consumer.end_offsets(tps)
-        return sum(
-            max(0, end - (committed[tp].offset if tp in committed else 0))
-            for tp, end in ends.items()
-        )
-    except Exception:
-        return None
-    finally:
-        consumer.close()
-        admin.close()
+
+
+def baselines(
+    path: str, bootstrap: str, topic: str, partitions: int, env: dict
+) -> dict[str, float]:
+    """Lines/s of the worker's pure steps in-process over ``path`` (with the feature
+    profile when family types are on, as the worker runs them) and of a bare aiokafka
+    ``getmany`` consumer reading the filled topic from the start: the floor and the
+    ceiling the worker's catch-up is measured against, in the same run."""
+    from bench_worker import in_process
+
+    lines, secs = bare_getmany(bootstrap, topic, partitions)
+    out = {"bare getmany": lines / secs}
+    lines, secs = in_process(path, profile=env.get("TK_FAMILY_TYPES", "1") != "0")
+    out["in-process steps"] = lines / secs
+    return out
+
+
+def bare_getmany(bootstrap: str, topic: str, partitions: int) -> tuple[int, float]:
+    """Messages and seconds for one consumer of no group to read ``topic`` to its end."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as AioTP
+
+    async def read() -> tuple[int, float]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            tps = [AioTP(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            started, n = time.perf_counter(), 0
+            while n < sum(ends.values()):
+                for records in (
+                    await consumer.getmany(timeout_ms=1000, max_records=10000)
+                ).values():
+                    n += len(records)
+            return n, time.perf_counter() - started
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
 
 
 def plan(kills: int, seed: int, expect_s: float, outages: bool = True) -> list[tuple[float, str]]:
@@ -242,13 +276,13 @@ def plan(kills: int, seed: int, expect_s: float, outages: bool = True) -> list[t
     return sorted(faults)
 
 
-def settled(bootstrap: str, group: str, checks: int = 3) -> float:
+def settled(bootstrap: str, groups: dict[str, list[str]], checks: int = 3) -> float:
     """Waits until the group has nothing uncommitted on ``checks`` reads 2 s apart;
     the time of the first of them."""
     zero, since = 0, time.time()
     while zero < checks:
         time.sleep(2)
-        now, behind = time.time(), lag(bootstrap, group)
+        now, behind = time.time(), lag(bootstrap, groups)
         zero, since = (zero + 1, since) if behind == 0 else (0, now)
         if zero == 1:
             since = now
@@ -268,6 +302,12 @@ def main() -> int:
         help="the run's expected length, over which the faults are spread (default: 1,000 lines/s)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the drill's state directory")
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also time, in the same run, the in-process steps over the file and a bare "
+        "aiokafka getmany consumer of the filled topic, and print the worker's ratios",
+    )
     parser.add_argument(
         "--no-outages",
         dest="outages",
@@ -314,6 +354,7 @@ def main() -> int:
         "SITUATION_API_PORT": str(api_port),
         "TK_DATA_DIR": str(state / "faust"),  # the worker's RocksDB tables
     }
+    groups = Settings(app_id=app_id, input_topic=topic).consumer_groups()
     worker = Supervised(["worker", "--web-port", str(free_port())], env, state, "worker")
     api = Supervised(["api"], env, state, "api")
     poller = Poller(f"http://127.0.0.1:{api_port}")
@@ -327,13 +368,16 @@ def main() -> int:
             check=True,
             cwd=ROOT,
         )
+        rates = {}
+        if args.baselines:
+            rates = baselines(args.file, broker.bootstrap, topic, args.partitions, env)
         started = time.time()
         worker.start()
         api.start()
         time.sleep(3)
         poller.start()
         faults = plan(args.kills, args.seed, args.expect_s, args.outages)
-        zero = 0
+        zero, first_zero = 0, 0.0
         while True:
             time.sleep(2)
             if worker.exited():
@@ -342,7 +386,7 @@ def main() -> int:
                 worker.start()
             if faults and time.time() - started >= faults[0][0]:
                 _, fault = faults.pop(0)
-                behind = lag(broker.bootstrap, app_id)
+                behind = lag(broker.bootstrap, groups)
                 log(f"{time.time() - started:.0f} s, {behind} messages behind: {fault}")
                 if fault == "kill worker":
                     worker.kill()
@@ -365,10 +409,25 @@ def main() -> int:
                     redis.Redis.from_url(store.url).flushall()
                 continue
             if not faults:
-                zero = zero + 1 if lag(broker.bootstrap, app_id) == 0 else 0
+                now = time.time()
+                zero, first_zero = (
+                    (zero + 1, first_zero) if lag(broker.bootstrap, groups) == 0 else (0, now)
+                )
+                if zero == 1:
+                    first_zero = now
                 if zero >= 3:
                     break
-        log(f"caught up: {total:,} lines in {time.time() - started:.0f} s with the faults")
+        took = first_zero - started  # the first of the reads that found nothing behind
+        log(f"caught up: {total:,} lines in {took:.0f} s with the faults")
+        if rates:
+            rates["worker catch-up"] = total / took
+            for name, rate in rates.items():
+                log(f"{name}: {rate:,.0f} lines/s")
+            log(
+                "worker / in-process steps: "
+                f"{rates['worker catch-up'] / rates['in-process steps']:.3f}; "
+                f"worker / bare getmany: {rates['worker catch-up'] / rates['bare getmany']:.4f}"
+            )
         # A restart after the catch-up: killed, restarted, and given the file's last
         # 1,000 lines again (duplicates: the picture stays), until nothing is uncommitted.
         tail = state / "tail.jsonl"
@@ -383,7 +442,7 @@ def main() -> int:
             check=True,
             cwd=ROOT,
         )
-        caught_up = settled(broker.bootstrap, app_id)
+        caught_up = settled(broker.bootstrap, groups)
         log(f"restart after the catch-up: caught up again in {caught_up - restarted:.0f} s")
         time.sleep(10)  # the sweep and a refresh of the API's history cache
         poller.halt.set()

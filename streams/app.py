@@ -18,10 +18,12 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 
 from models import picture
 from models.profile import state_profile
@@ -31,6 +33,7 @@ from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.changelog import ChangelogBatches
 from streams.families import FamilyWriter, ModelFollower, Sweep
+from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
     ShiftAlerts,
@@ -57,7 +60,6 @@ from streams.transport import Sender
 from tilannekuva import config
 from tilannekuva.config import Settings, tune_gc
 
-BATCH = 1000  # raw events per ingest batch
 # Envelopes per batch on the internal topics. A batch runs without yielding to the
 # event loop: at 1,000 envelopes (up to 250,000 items) a backlog blocked the loop for
 # over 10 s (keepalive errors, /metrics scrapes timing out); 16 are at most 4,000 items.
@@ -196,7 +198,7 @@ class Logic:
     types_on: bool
     sinks: TaskSinks
     send: Sender
-    door: Door
+    ingest: BulkIngest
     days: Days
     dedup: Forward
     person: Forward
@@ -233,12 +235,18 @@ class Logic:
             types_on=types_on,
             sinks=sinks,
             send=send,
-            door=Door(
-                pseudonymiser,
-                sinks.ingest.raise_watermark,
-                sinks.ingest.went_live,
-                parts,
-                utc_now_iso,
+            ingest=BulkIngest(
+                partial(ingest_consumer, settings),
+                Door(
+                    pseudonymiser,
+                    sinks.ingest.raise_watermark,
+                    sinks.ingest.went_live,
+                    parts,
+                    utc_now_iso,
+                ),
+                sinks.ingest.flush,
+                send,
+                topics.dlq,
             ),
             days=days,
             dedup=Forward(
@@ -281,31 +289,44 @@ class Logic:
                 configured_detector(settings),
                 settings.min_cell,
                 utc_now_iso,
-                Settled(settings.kafka_bootstrap, settings.app_id, picture_topics(topics)),
+                Settled(settings.kafka_bootstrap, picture_groups(settings, topics)),
             ),
         )
 
 
-def picture_topics(topics: Topics) -> list[str]:
-    """The topics an event passes on its way to the picture in Redis."""
-    path = (topics.register_events, topics.by_id, topics.by_person, topics.family_inputs)
-    return [t.get_topic_name() for t in path]
+def picture_groups(settings: Settings, topics: Topics) -> dict[str, list[str]]:
+    """The topics an event passes on its way to the picture in Redis, by the consumer
+    group that commits them: the raw topic by the ingest's own, the rest by Faust's."""
+    internal = (topics.by_id, topics.by_person, topics.family_inputs)
+    return {
+        settings.ingest_group: [topics.register_events.get_topic_name()],
+        settings.app_id: [t.get_topic_name() for t in internal],
+    }
+
+
+def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The ingest's consumer of the raw topic (made in the running loop)."""
+    session_ms = int(settings.session_timeout_s * 1000)
+    return AIOKafkaConsumer(
+        settings.input_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.ingest_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=min(3000, session_ms // 3),
+    )
 
 
 def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
     """One agent per topic, in the order an event passes them."""
-    sinks, send = logic.sinks, logic.send
+    sinks = logic.sinks
 
-    @app.agent(topics.register_events)
-    async def ingest(stream):
-        """Validate, pseudonymise, forward by event id; the rest to the DLQ."""
-        async for batch in stream.take_events(BATCH, within=WITHIN):
-            await sinks.ready()
-            outs, rejected = logic.door(batch)
-            for record in rejected:
-                await topics.dlq.send(value=record)
-            await sinks.ingest.flush()  # W first: no later step sees an event newer than W
-            await send.send_envelopes("ingest", outs)
+    @app.task
+    async def ingest():
+        """The raw topic in bulk, with a consumer of its own (streams/ingest.py)."""
+        await sinks.ready()
+        await logic.ingest.run()
 
     @app.agent(topics.by_id)
     async def dedup(stream):
@@ -386,6 +407,8 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
     @app.timer(LAG_SECONDS)
     async def lag():
         await record_lag(app.consumer, app.assignor.assigned_actives())
+        if (raw := logic.ingest.consumer) is not None:
+            await record_lag(raw, raw.assignment())
 
 
 def add_arguments(parser) -> None:

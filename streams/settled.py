@@ -15,7 +15,7 @@ committed offsets), so the leader sees every worker's partitions, not only its o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -24,14 +24,14 @@ log = logging.getLogger("tilannekuva.worker")
 
 
 class Settled:
-    """``await settled()``: True when the group ``group`` has committed every message of
-    ``topics`` there is; False otherwise, or when the broker cannot say (the tick then
-    waits for the next one)."""
+    """``await settled()``: True when each group of ``groups`` (``{group: topics}``) has
+    committed every message of its topics there is; False otherwise, or when the broker
+    cannot say (the tick then waits for the next one)."""
 
-    def __init__(self, bootstrap: str, group: str, topics: Sequence[str]):
+    def __init__(self, bootstrap: str, groups: Mapping[str, Sequence[str]]):
         self.bootstrap = bootstrap
-        self.group = group
-        self.topics = tuple(topics)
+        self.groups = {group: tuple(topics) for group, topics in groups.items()}
+        self.topics = tuple(t for topics in self.groups.values() for t in topics)
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -50,7 +50,10 @@ class Settled:
             if {tp.topic for tp in parts} != set(self.topics):
                 return False  # a topic not created yet
             ends = await consumer.end_offsets(parts)
-            done = await admin.list_consumer_group_offsets(self.group, partitions=parts)
+            done = {}
+            for group, topics in self.groups.items():
+                mine = [tp for tp in parts if tp.topic in topics]
+                done.update(await admin.list_consumer_group_offsets(group, partitions=mine))
         except Exception as exc:  # the broker away: no detection this tick
             log.warning("cannot tell whether the group has caught up: %r", exc)
             await self.close()

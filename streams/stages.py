@@ -57,12 +57,12 @@ class Door:
         self.partitions = partitions
         self.now = now
 
-    def __call__(self, batch: list[Any]) -> tuple[Envelopes, list[dict]]:
-        """Envelopes for the dedup topic and the DLQ records of the rejected."""
+    def __call__(self, batch: list[tuple[bytes, float | None]]) -> tuple[Envelopes, list[dict]]:
+        """Envelopes for the dedup topic and the DLQ records of the rejected, from
+        ``(raw message, its Kafka timestamp in seconds)`` pairs."""
         metrics.EVENTS_IN.labels("ingest").inc(len(batch))
         outs, rejected = Envelopes(self.partitions), []
-        for event in batch:
-            raw = event.value
+        for raw, t0 in batch:
             try:
                 ev = self.pseudonymiser.event(validate(raw))
             except Exception as exc:  # a worker never crashes on data
@@ -71,7 +71,7 @@ class Door:
             metrics.ACCEPTED.inc()
             self.raise_watermark(ev["occurred_at"])
             self.went_live(ev["recorded_at"])
-            outs.add("id", picture.route_key(ev), ev, event.message.timestamp)
+            outs.add("id", picture.route_key(ev), ev, t0)
         return outs, rejected
 
     def _reject(self, raw: bytes, exc: Exception) -> dict:

@@ -162,7 +162,10 @@ class Settings(BaseSettings):
         3_600_000, "TK_INPUT_RETENTION_MS", "retention of `register-events` in ms (1 h)", ge=1
     )
     app_id: str = _setting(
-        "tilannekuva", "TK_APP_ID", "Faust app id (prefix of internal topics)", min_length=1
+        "tilannekuva",
+        "TK_APP_ID",
+        "Faust app id: prefix of internal topics; consumer groups `<id>` and `<id>-ingest`",
+        min_length=1,
     )
     # Overridable so that integration tests run isolated on a shared broker.
     input_topic: str = _setting(TOPIC_INPUT, "TK_INPUT_TOPIC", "input topic", min_length=1)
@@ -257,6 +260,19 @@ class Settings(BaseSettings):
 
     def internal_topic(self, suffix: str) -> str:
         return f"{self.app_id}-{suffix}"
+
+    @property
+    def ingest_group(self) -> str:
+        """The consumer group of the ingest's own consumer of the input topic (Faust's
+        group, ``app_id``, reads the internal topics)."""
+        return f"{self.app_id}-ingest"
+
+    def consumer_groups(self) -> dict[str, list[str]]:
+        """``{group: the topics it commits}``: everything an event passes."""
+        return {
+            self.ingest_group: [self.input_topic],
+            self.app_id: [self.internal_topic(t) for t in INTERNAL_TOPICS],
+        }
 
     def require_pseudonym_key(self) -> bytes:
         """Workers refuse to start without a key (situation-api.md)."""

@@ -1,5 +1,6 @@
-"""Settled against the real broker: a group has caught up only once it has committed
-every message of every topic it is asked about."""
+"""Settled against the real broker: the groups have caught up only once each has
+committed every message of every topic it is asked about (the worker's ingest group
+the raw topic, Faust's group the internal ones)."""
 
 import asyncio
 import uuid
@@ -10,19 +11,22 @@ from aiokafka.structs import OffsetAndMetadata
 from streams.settled import Settled
 
 
-async def test_a_group_is_settled_once_it_has_committed_every_message(
+async def test_groups_are_settled_once_each_has_committed_every_message_of_its_topics(
     kafka_bootstrap, kafka_topic_factory
 ):
     first, second = kafka_topic_factory("a", partitions=2), kafka_topic_factory("b")
     group = f"tk-settled-{uuid.uuid4().hex[:8]}"
-    settled = Settled(kafka_bootstrap, group, [first, second])
-    missing = Settled(kafka_bootstrap, group, [first, f"never-created-{group}"])
+    other = f"{group}-other"
+    settled = Settled(kafka_bootstrap, {group: [first], other: [second]})
+    missing = Settled(kafka_bootstrap, {group: [first, f"never-created-{group}"]})
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    consumer, consumer_of_other = (
+        AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=g, enable_auto_commit=False)
+        for g in (group, other)
     )
     await producer.start()
     await consumer.start()
+    await consumer_of_other.start()
     try:
         # Nothing written, nothing to wait for, once the broker can say: a fresh broker
         # has no group coordinator until its offsets topic exists (False meanwhile).
@@ -35,14 +39,16 @@ async def test_a_group_is_settled_once_it_has_committed_every_message(
         await producer.send_and_wait(second, b"y")
         assert not await settled()
 
-        async def commit(tp: TopicPartition, offset: int) -> None:
-            consumer.assign([tp])
-            await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+        async def commit(by: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+            by.assign([tp])
+            await by.commit({tp: OffsetAndMetadata(offset, "")})
 
-        await commit(TopicPartition(first, 0), 1)
-        await commit(TopicPartition(first, 1), 1)
+        await commit(consumer, TopicPartition(first, 0), 1)
+        await commit(consumer, TopicPartition(first, 1), 1)
         assert not await settled()  # the second topic is not consumed yet
-        await commit(TopicPartition(second, 0), 1)
+        await commit(consumer, TopicPartition(second, 0), 1)
+        assert not await settled()  # ... by the group that is asked about it
+        await commit(consumer_of_other, TopicPartition(second, 0), 1)
         assert await settled()
         await producer.send_and_wait(second, b"z")
         assert not await settled()
@@ -52,3 +58,4 @@ async def test_a_group_is_settled_once_it_has_committed_every_message(
         await missing.close()
         await producer.stop()
         await consumer.stop()
+        await consumer_of_other.stop()

@@ -9,7 +9,7 @@ from models.contract import validate
 from models.pseudonym import Pseudonymiser
 from streams.stages import Days, Door, Forward, TableStep, TaskSinks, dlq_record, touched
 from streams.transport import Sender, partition_of
-from tests.streams.fakes import Event, Message, Topic, envelope
+from tests.streams.fakes import Topic, envelope
 from tilannekuva.synthetic import synthesize
 
 KEY = b"unit-test-key-0123456789"
@@ -24,7 +24,7 @@ def test_door_routes_valid_events_by_event_id_and_raises_w():
     live: list[str] = []
     door = Door(Pseudonymiser(KEY), raised.append, live.append, 4, lambda: "2030-01-01T00:00:00Z")
     lines = raw_events()
-    batch = [Event(raw, Message(timestamp=1000.0 + i)) for i, raw in enumerate(lines)]
+    batch = [(raw, 1000.0 + i) for i, raw in enumerate(lines)]
     outs, rejected = door(batch)
     assert rejected == []
     expected = [Pseudonymiser(KEY).event(validate(raw)) for raw in lines]
@@ -50,7 +50,7 @@ def test_door_sends_invalid_and_unexpected_input_to_the_dlq_with_a_reason():
     now = "2030-01-01T00:00:00Z"
     good = raw_events(1)[0]
     outs, rejected = Door(Pseudonymiser(KEY), lambda d: None, lambda d: None, 4, lambda: now)(
-        [Event(b"{not json"), Event(b"[1, 2]"), Event(good)]
+        [(b"{not json", None), (b"[1, 2]", None), (good, None)]
     )
     assert [r["reason"].split(":")[0] for r in rejected] == ["not_json", "not_object"]
     assert rejected[0] == {
@@ -61,7 +61,7 @@ def test_door_sends_invalid_and_unexpected_input_to_the_dlq_with_a_reason():
     assert rejected[1]["event"] == "[1, 2]"  # not an object: kept as the text it was
     assert sum(len(g) for _, g in outs.items()) == 1
     _, rejected = Door(Exploding(KEY), lambda d: None, lambda d: None, 4, lambda: now)(
-        [Event(good)]
+        [(good, None)]
     )
     assert rejected[0]["reason"] == "internal: KeyError"
     assert rejected[0]["event"] == orjson.loads(good)
