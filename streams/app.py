@@ -43,6 +43,7 @@ from streams.ops import (
     quiet_logs,
     record_lag,
     tables_recovered,
+    until_recovered,
 )
 from streams.restore import Restore
 from streams.settled import Settled
@@ -324,7 +325,10 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
 
     @app.task
     async def ingest():
-        """The raw topic in bulk, with a consumer of its own (streams/ingest.py)."""
+        """The raw topic in bulk, with a consumer of its own (streams/ingest.py), once
+        Faust has joined its group and created its topics: in the first drill run that
+        sent while Faust was still starting, the producer hung (bench/README.md)."""
+        await until_recovered(app)
         await sinks.ready()
         await logic.ingest.run()
 

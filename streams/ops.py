@@ -178,6 +178,12 @@ def tables_recovered(app: Any) -> bool:
     return not (app.rebalancing or app.in_recovery) and app.tables.recovery.completed.is_set()
 
 
+async def until_recovered(app: Any, poll_s: float = 0.5) -> None:
+    """Returns once the worker has joined its group and its tables are whole."""
+    while not tables_recovered(app):
+        await asyncio.sleep(poll_s)
+
+
 async def metrics_view(web: Any, request: Any) -> Any:
     """``/metrics`` on the worker's web server, for Prometheus."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
