@@ -77,7 +77,12 @@ class BulkIngest:
 
     async def step(self) -> int:
         """One batch; how many records it read."""
-        got = await self.consumer.getmany(timeout_ms=WAIT_MS, max_records=self.batch)
+        try:
+            got = await self.consumer.getmany(timeout_ms=WAIT_MS, max_records=self.batch)
+        except Exception as exc:  # aiokafka retries a broker away itself; whatever else
+            log.warning("ingest: cannot read (%r); again after a pause", exc)
+            await self._wait()
+            return 0
         records = [r for rs in got.values() for r in rs]
         if not records:
             return 0

@@ -39,8 +39,12 @@ class Consumer:
         self.seeks: list[tuple[int, int]] = []
         self.mine = set(log)
         self.commit_error: Exception | None = None
+        self.read_error: Exception | None = None
 
     async def getmany(self, timeout_ms=0, max_records=None):
+        if self.read_error is not None:
+            error, self.read_error = self.read_error, None
+            raise error
         out = {}
         for tp, raws in self.log.items():
             at = self.position[tp]
@@ -146,3 +150,12 @@ def test_failures_back_off_up_to_the_cap_and_a_refused_commit_is_left_to_the_nex
     consumer.commit_error = RuntimeError("rebalanced")
     assert asyncio.run(ingest.loop.step()) == 5  # forwarded; the commit refused, no raise
     assert consumer.committed == [] and len(sent_events(topic)) == 5
+
+
+def test_a_failed_read_pauses_and_the_next_read_goes_on():
+    lines = raw_lines(5)
+    consumer = Consumer({0: lines})
+    consumer.read_error = RuntimeError("fetch failed")
+    ingest = Ingest(consumer, Topic())
+    assert asyncio.run(ingest.loop.step()) == 0 and ingest.slept == [0.5]
+    assert asyncio.run(ingest.loop.step()) == 5 and consumer.committed == [{0: 5}]
