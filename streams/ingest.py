@@ -66,8 +66,10 @@ class BulkIngest:
 
     async def run(self) -> None:
         """Until cancelled (the worker stops): start the consumer, then batch after batch."""
-        self.consumer = self.make_consumer()
-        while not await self._started():
+        while True:  # a consumer whose start failed is not started again: a new one
+            self.consumer = self.make_consumer()
+            if await self._started():
+                break
             await self._wait()
         try:
             while True:
@@ -124,6 +126,10 @@ class BulkIngest:
             return True
         except Exception as exc:  # the broker not up yet
             log.warning("ingest: cannot start its consumer (%r); again after a pause", exc)
+            try:
+                await self.consumer.stop()
+            except Exception:  # what it had opened is gone with it
+                pass
             return False
 
     async def _wait(self) -> None:

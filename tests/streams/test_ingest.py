@@ -40,8 +40,20 @@ class Consumer:
         self.mine = set(log)
         self.commit_error: Exception | None = None
         self.read_error: Exception | None = None
+        self.start_error: Exception | None = None
+        self.states: list[str] = []
+
+    async def start(self):
+        if self.start_error is not None:
+            self.states.append("start failed")
+            raise self.start_error
+        self.states.append("started")
+
+    async def stop(self):
+        self.states.append("stopped")
 
     async def getmany(self, timeout_ms=0, max_records=None):
+        await asyncio.sleep(0)  # as the real one waits for records: others run meanwhile
         if self.read_error is not None:
             error, self.read_error = self.read_error, None
             raise error
@@ -159,3 +171,37 @@ def test_a_failed_read_pauses_and_the_next_read_goes_on():
     ingest = Ingest(consumer, Topic())
     assert asyncio.run(ingest.loop.step()) == 0 and ingest.slept == [0.5]
     assert asyncio.run(ingest.loop.step()) == 5 and consumer.committed == [{0: 5}]
+
+
+def test_a_consumer_that_cannot_start_is_replaced_until_one_starts():
+    lines = raw_lines(3)
+    made: list[Consumer] = []
+
+    def make() -> Consumer:
+        made.append(Consumer({0: lines}))
+        if len(made) < 3:
+            made[-1].start_error = ConnectionError("no broker")
+        return made[-1]
+
+    ingest = Ingest(Consumer({}), Topic())
+    ingest.loop.make_consumer = make
+
+    async def run():
+        task = asyncio.create_task(ingest.loop.run())
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if made and made[-1].committed:
+                break
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(run())
+    assert [c.states for c in made] == [
+        ["start failed", "stopped"],
+        ["start failed", "stopped"],
+        ["started", "stopped"],
+    ]
+    assert ingest.slept[:2] == [0.5, 1.0] and made[-1].committed == [{0: 3}]
