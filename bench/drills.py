@@ -57,7 +57,7 @@ import redis
 from kafka.admin import KafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_worker import group_lag
+from bench_worker import group_lag, in_process
 
 from tilannekuva.config import Settings
 
@@ -225,8 +225,6 @@ def baselines(
     profile when family types are on, as the worker runs them) and of a bare aiokafka
     ``getmany`` consumer reading the filled topic from the start: the floor and the
     ceiling the worker's catch-up is measured against, in the same run."""
-    from bench_worker import in_process
-
     lines, secs = bare_getmany(bootstrap, topic, partitions)
     out = {"bare getmany": lines / secs}
     lines, secs = in_process(path, profile=env.get("TK_FAMILY_TYPES", "1") != "0")

@@ -226,57 +226,24 @@ class Logic:
                 "learner": topics.vectors,
             }
         )
-        pseudonymiser = Pseudonymiser(settings.require_pseudonym_key())
         profile = state_profile if types_on else None  # feature profiles feed the family types
         store = AsyncModelStore(redis)
         follower = ModelFollower(store)
         writer = FamilyWriter(tables.family, follower, send, parts, types_on)
         days = Days(tables.days)
+        stage = partial(stored_step, partitions=parts, producer=producer)
         return cls(
             types_on=types_on,
             sinks=sinks,
             send=send,
-            ingest=BulkIngest(
-                partial(ingest_consumer, settings),
-                Door(
-                    pseudonymiser,
-                    sinks.ingest.raise_watermark,
-                    sinks.ingest.went_live,
-                    parts,
-                    utc_now_iso,
-                ),
-                sinks.ingest.flush,
-                send,
-                topics.dlq,
-            ),
+            ingest=bulk_ingest(settings, sinks, send, topics.dlq),
             days=days,
             dedup=Forward(
-                TableStep(
-                    "dedup",
-                    tables.dedup,
-                    picture.Dedup(summary_only=not types_on),
-                    parts,
-                    ChangelogBatches(tables.dedup, producer),
-                ),
+                stage("dedup", tables.dedup, picture.Dedup(summary_only=not types_on)),
                 send,
             ),
-            person=Forward(
-                TableStep(
-                    "person",
-                    tables.person,
-                    picture.PersonStep(profile),
-                    parts,
-                    ChangelogBatches(tables.person, producer),
-                ),
-                send,
-            ),
-            family=TableStep(
-                "family",
-                tables.family,
-                picture.family_step,
-                parts,
-                ChangelogBatches(tables.family, producer),
-            ),
+            person=Forward(stage("person", tables.person, picture.PersonStep(profile)), send),
+            family=stage("family", tables.family, picture.family_step),
             follower=follower,
             writer=writer,
             sweep=Sweep(writer, sinks.sweep),
@@ -290,19 +257,29 @@ class Logic:
                 configured_detector(settings),
                 settings.min_cell,
                 utc_now_iso,
-                Settled(settings.kafka_bootstrap, picture_groups(settings, topics)),
+                Settled(settings.kafka_bootstrap, settings.consumer_groups(config.PICTURE_TOPICS)),
             ),
         )
 
 
-def picture_groups(settings: Settings, topics: Topics) -> dict[str, list[str]]:
-    """The topics an event passes on its way to the picture in Redis, by the consumer
-    group that commits them: the raw topic by the ingest's own, the rest by Faust's."""
-    internal = (topics.by_id, topics.by_person, topics.family_inputs)
-    return {
-        settings.ingest_group: [topics.register_events.get_topic_name()],
-        settings.app_id: [t.get_topic_name() for t in internal],
-    }
+def stored_step(
+    name: str, table: faust.Table, step: picture.Step, partitions: int, producer: Any
+) -> TableStep:
+    """A stage over ``table`` whose states are stored with their changelog in batches."""
+    return TableStep(name, table, step, partitions, ChangelogBatches(table, producer))
+
+
+def bulk_ingest(settings: Settings, sinks: TaskSinks, send: Sender, dlq: Any) -> BulkIngest:
+    """The raw topic read in bulk: the door validates and pseudonymises, the ingest's sink
+    raises W, the envelopes go to the id topic, the rejected to ``dlq``."""
+    door = Door(
+        Pseudonymiser(settings.require_pseudonym_key()),
+        sinks.ingest.raise_watermark,
+        sinks.ingest.went_live,
+        settings.partitions,
+        utc_now_iso,
+    )
+    return BulkIngest(partial(ingest_consumer, settings), door, sinks.ingest.flush, send, dlq)
 
 
 def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:

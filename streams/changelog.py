@@ -5,8 +5,8 @@ table's changelog records sent as one Kafka batch per partition.
 in Faust's producer buffer (100 messages; ``flush_atmost`` waits for each one with an
 ``asyncio.wait_for``), aiokafka's per-message send, a callback, and a RocksDB write of
 the persisted offset on every answer. A py-spy sample of the worker catching up
-(docs/design.md, "Changelog batches") put 77 % of its time in asyncio, Faust, mode and
-aiokafka and 7 % in the steps. :class:`ChangelogBatches` writes the same records
+(docs/design.md, "Where a worker's time goes") put 77 % of its time in asyncio, Faust,
+mode and aiokafka and 7 % in the steps. :class:`ChangelogBatches` writes the same records
 (the store's own encoding of key and value, to the key's partition: recovery, standbys
 and compaction read them as Faust's own) with aiokafka's ``create_batch`` /
 ``send_batch``, and sets the persisted offset once per batch, when the broker answers.

@@ -27,7 +27,7 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,7 +51,8 @@ TOPIC_BY_PERSON = "events-by-person"  # keyed by person pseudonym
 TOPIC_FAMILY_INPUTS = "family-inputs"  # keyed by family pseudonym
 TOPIC_VECTORS = "family-vectors"  # one partition: family vectors for the one learner
 TOPIC_MODEL = "model-changelog"  # compacted changelog of the learner's snapshot table
-INTERNAL_TOPICS = (TOPIC_BY_ID, TOPIC_BY_PERSON, TOPIC_FAMILY_INPUTS, TOPIC_VECTORS)
+PICTURE_TOPICS = (TOPIC_BY_ID, TOPIC_BY_PERSON, TOPIC_FAMILY_INPUTS)  # an event's path
+INTERNAL_TOPICS = (*PICTURE_TOPICS, TOPIC_VECTORS)
 
 
 class ConfigError(RuntimeError):
@@ -267,11 +268,12 @@ class Settings(BaseSettings):
         group, ``app_id``, reads the internal topics)."""
         return f"{self.app_id}-ingest"
 
-    def consumer_groups(self) -> dict[str, list[str]]:
-        """``{group: the topics it commits}``: everything an event passes."""
+    def consumer_groups(self, internal: Sequence[str] = INTERNAL_TOPICS) -> dict[str, list[str]]:
+        """``{group: the topics it commits}``: the input topic by the ingest's group, the
+        ``internal`` topics (suffixes; default all) by Faust's."""
         return {
             self.ingest_group: [self.input_topic],
-            self.app_id: [self.internal_topic(t) for t in INTERNAL_TOPICS],
+            self.app_id: [self.internal_topic(t) for t in internal],
         }
 
     def require_pseudonym_key(self) -> bytes:
