@@ -38,6 +38,7 @@ def _script(name: str) -> str:
 APPLY_LUA = _script("apply_contribution.lua")
 HISTORY_LUA = _script("apply_history.lua")
 RAISE_WM_LUA = _script("raise_watermark.lua")
+COUNT_LUA = _script("count_written.lua")  # loaded last: see the script
 
 
 def encode(contribution: dict | None) -> str:
@@ -136,6 +137,7 @@ class _Base:
         self.apply_sha: str | None = None
         self.history_sha: str | None = None
         self.wm_sha: str | None = None
+        self.count_sha: str | None = None
 
     def write(self, batch) -> None:
         """Queue ``(family, contribution, partition)`` items."""
@@ -220,8 +222,8 @@ class _Base:
                 record_key(family),
                 KEY_PREFIX,
             )
-        for partition in parts:
-            pipe.hincrby(keys.WRITTEN, partition, 1)
+        if parts:
+            pipe.evalsha(self.count_sha, 1, keys.WRITTEN, *parts)
         return skip, len(queue)
 
     def _finish(self, results, taken: tuple, skip: int, n: int) -> list[str]:
@@ -229,7 +231,8 @@ class _Base:
             {s.decode() if isinstance(s, bytes) else s for r in results[skip : skip + n] for s in r}
         )
         if self.written is not None:
-            self.written.answered(dict(zip(taken[5], results[skip + n :], strict=True)))
+            counts = results[skip + n] if taken[5] else []
+            self.written.answered(dict(zip(taken[5], counts, strict=True)))
         metrics.REDIS_FAMILY_WRITES.inc(n)
         return changed
 
@@ -241,6 +244,7 @@ class RedisSink(_Base):
         self.apply_sha = self.redis.script_load(APPLY_LUA)
         self.history_sha = self.redis.script_load(HISTORY_LUA)
         self.wm_sha = self.redis.script_load(RAISE_WM_LUA)
+        self.count_sha = self.redis.script_load(COUNT_LUA)
         return self
 
     def flush(self) -> list[str]:
@@ -278,8 +282,9 @@ class AsyncRedisSink(_Base):
     async def setup(self) -> AsyncRedisSink:
         # All three at once after the last load: another task seeing ``apply_sha`` set
         # would flush with the others still None (a worker crashed so at start-up in a drill).
-        shas = [await self.redis.script_load(lua) for lua in (APPLY_LUA, HISTORY_LUA, RAISE_WM_LUA)]
-        self.apply_sha, self.history_sha, self.wm_sha = shas
+        scripts = (APPLY_LUA, HISTORY_LUA, RAISE_WM_LUA, COUNT_LUA)
+        shas = [await self.redis.script_load(lua) for lua in scripts]
+        self.apply_sha, self.history_sha, self.wm_sha, self.count_sha = shas
         return self
 
     async def flush(self) -> list[str]:

@@ -215,8 +215,8 @@ async def test_task_sinks_are_never_seen_half_set_up(aredis):
     task = asyncio.create_task(sinks.ready())
     while not task.done():
         for sink in all_sinks:
-            shas = (sink.apply_sha, sink.history_sha, sink.wm_sha)
+            shas = (sink.apply_sha, sink.history_sha, sink.wm_sha, sink.count_sha)
             assert all(shas) or not any(shas), shas
         await asyncio.sleep(0)
     await task
-    assert all(s.apply_sha and s.history_sha and s.wm_sha for s in all_sinks)
+    assert all(s.apply_sha and s.history_sha and s.wm_sha and s.count_sha for s in all_sinks)
