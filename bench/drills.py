@@ -59,6 +59,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_worker import group_lag, in_process
 
+from sinks import keys
 from tilannekuva.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +169,31 @@ class Supervised:
 
     def exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
+
+
+class Rss(threading.Thread):
+    """The resident memory of a supervised process, read from ``/proc`` every second:
+    the latest and the peak over the run (over restarts: whichever process runs)."""
+
+    def __init__(self, target: Supervised):
+        super().__init__(daemon=True)
+        self.target = target
+        self.latest = self.peak = 0  # bytes
+        self.halt = threading.Event()
+
+    def read(self) -> int:
+        proc = self.target.proc
+        try:
+            with open(f"/proc/{proc.pid}/status") as status:  # type: ignore[union-attr]
+                kb = next(int(x.split()[1]) for x in status if x.startswith("VmRSS:"))
+        except (AttributeError, OSError, StopIteration):
+            return 0
+        return kb * 1024
+
+    def run(self) -> None:
+        while not self.halt.wait(1.0):
+            if rss := self.read():
+                self.latest, self.peak = rss, max(self.peak, rss)
 
 
 class Poller(threading.Thread):
@@ -356,6 +382,7 @@ def main() -> int:
     worker = Supervised(["worker", "--web-port", str(free_port())], env, state, "worker")
     api = Supervised(["api"], env, state, "api")
     poller = Poller(f"http://127.0.0.1:{api_port}")
+    rss = Rss(worker)
     failures: list[str] = []
     try:
         log(f"producing {total:,} lines of {args.file} to {topic}")
@@ -371,6 +398,7 @@ def main() -> int:
             rates = baselines(args.file, broker.bootstrap, topic, args.partitions, env)
         started = time.time()
         worker.start()
+        rss.start()
         api.start()
         time.sleep(3)
         poller.start()
@@ -417,6 +445,11 @@ def main() -> int:
                     break
         took = first_zero - started  # the first of the reads that found nothing behind
         log(f"caught up: {total:,} lines in {took:.0f} s with the faults")
+        families = int(redis.Redis.from_url(store.url).hget(keys.ALL, "families") or 0)
+        log(
+            f"worker RSS: {rss.latest / 2**20:,.0f} MiB caught up, {rss.peak / 2**20:,.0f} MiB"
+            f" at most; {families:,} families counted at W"
+        )
         if rates:
             rates["worker catch-up"] = total / took
             for name, rate in rates.items():
@@ -467,6 +500,7 @@ def main() -> int:
         print(json.dumps({"worker_starts": worker.starts}))
     finally:
         poller.halt.set()
+        rss.halt.set()
         worker.stop()
         api.stop()
         store.kill()
