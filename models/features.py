@@ -475,6 +475,7 @@ NEED_BASE: float = 3.6178
 # The score as offset + Σ w·x, summed in this order: ServiceNeedRule().need_score gives
 # the same float bit for bit (tests/models/test_service_need.py).
 _NEED_OFFSET = NEED_BASE - float(sum(w * r for w, r in NEED_WEIGHTS.values()))
+_NEED_TERMS = tuple((f, w) for f, (w, _) in NEED_WEIGHTS.items())
 
 
 def need_index(profile: Mapping[str, float]) -> float:
@@ -490,13 +491,29 @@ def need_index(profile: Mapping[str, float]) -> float:
     True
     """
     s = _NEED_OFFSET
-    for f, (w, _) in NEED_WEIGHTS.items():
+    for f, w in _NEED_TERMS:
         s += w * float(profile.get(f, 0.0))
     return round(s, 6)
 
 
 def _age_months(birth_date: str, ref_months: int) -> int:
     return ref_months - _months(birth_date)
+
+
+# Σ and max of profile keys over profiles, in the order the features always summed them
+# (list comprehensions: the same sequence to ``sum`` as the generators before, faster).
+def _total(profs: list[dict], *keys: str) -> float:
+    return float(sum([p.get(k, 0.0) for p in profs for k in keys]))
+
+
+def _most(profs: list[dict], *keys: str) -> float:
+    return max([p.get(k, 0.0) for p in profs for k in keys], default=0.0)
+
+
+def _round2(x: float) -> float:
+    """``round(x, 2)``, which a whole number (most features: counts, flags, zeros) is
+    already: CPython's ``round`` with digits goes through a decimal string, slowly."""
+    return x if x.is_integer() else round(x, 2)
 
 
 def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) -> dict[str, float]:
@@ -528,32 +545,29 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
     True
     """
     ref = max((int((m.get("profile") or {}).get("t", 0)) for m in members), default=0)
-    parents = [m for m in members if m.get("role") == "parent"]
-    children = [
-        m
-        for m in members
-        if m.get("role") == "child" and 0 <= _age_months(m["birth_date"], ref) < 18 * 12
-    ]
+    parents, children, ages_m = [], [], []  # children under 18 at ``ref``, their ages
+    for m in members:
+        role = m.get("role")
+        if role == "parent":
+            parents.append(m)
+        elif role == "child" and 0 <= (age := _age_months(m["birth_date"], ref)) < 18 * 12:
+            children.append(m)
+            ages_m.append(age)
     profiles = [m.get("profile") or {} for m in members]
     pprof = [m.get("profile") or {} for m in parents]
     cprof = [c.get("profile") or {} for c in children]
-
-    def total(*keys: str, profs=profiles) -> float:
-        return float(sum(p.get(k, 0.0) for p in profs for k in keys))
-
-    def most(*keys: str, profs=profiles) -> float:
-        return max((p.get(k, 0.0) for p in profs for k in keys), default=0.0)
+    total, most = _total, _most
 
     def mean(*keys: str, profs=pprof) -> float:
-        return total(*keys, profs=profs) / len(profs) if profs else 0.0
+        return total(profs, *keys) / len(profs) if profs else 0.0
 
     # OECD-modified consumption units over the members counted (parents + children).
     cu = 1.0 + 0.5 * max(len(parents) - 1, 0)
-    for c in children:
-        cu += 0.5 if _age_months(c["birth_date"], ref) >= 14 * 12 else 0.3
+    for age in ages_m:
+        cu += 0.5 if age >= 14 * 12 else 0.3
     if not parents:
         cu += 0.5  # a child-only family still needs an adult's unit
-    ages = [_age_months(c["birth_date"], ref) // 12 for c in children]
+    ages = [age // 12 for age in ages_m]
 
     events: list[dict]
     if residence is None:
@@ -571,40 +585,44 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
         muni, sum(MUNICIPALITY_UNEMPLOYMENT.values()) / len(MUNICIPALITY_UNEMPLOYMENT)
     )
     vec = {
-        "income_per_cu": total("inc", profs=pprof) / 1000.0 / cu,
-        "social_assistance": most("d_basic_social_assistance"),
-        "social_assistance_episodes": total("n_basic_social_assistance"),
+        "income_per_cu": total(pprof, "inc") / 1000.0 / cu,
+        "social_assistance": most(profiles, "d_basic_social_assistance"),
+        "social_assistance_episodes": total(profiles, "n_basic_social_assistance"),
         "primary_care_visits": mean("v_primary_care"),
-        "parent_mental_health_visits": total("v_mental_health", profs=pprof),
-        "child_mental_health_visits": total("v_mental_health", profs=cprof),
-        "specialist_care_episodes": total("c_somatic_specialist", "c_psychiatric", "c_emergency"),
-        "health_allowance": most("d_sickness_allowance", "d_disability_allowance"),
-        "parent_education": most("edu", profs=pprof),
-        "school_support": most("sup", profs=cprof),
+        "parent_mental_health_visits": total(pprof, "v_mental_health"),
+        "child_mental_health_visits": total(cprof, "v_mental_health"),
+        "specialist_care_episodes": total(
+            profiles, "c_somatic_specialist", "c_psychiatric", "c_emergency"
+        ),
+        "health_allowance": most(profiles, "d_sickness_allowance", "d_disability_allowance"),
+        "parent_education": most(pprof, "edu"),
+        "school_support": most(cprof, "sup"),
         "parents_employed_share": mean("ds_employed"),
         "parents_unemployed_share": mean("ds_unemployed"),
         "parents_outside_work_share": mean("ds_outside_labour_force", "ds_student"),
         "single_parent": 1.0 if len(parents) == 1 else 0.0,
         "n_children": float(len(children)),
         "youngest_child_age": float(min(ages)) if ages else 0.0,
-        "family_work_episodes": total("n_family_work"),
-        "home_service_episodes": total("n_home_service"),
-        "family_counselling_episodes": total("n_family_counselling"),
-        "multi_professional_support": most("d_multi_professional_support"),
-        "housing_allowance": most("d_housing_allowance"),
+        "family_work_episodes": total(profiles, "n_family_work"),
+        "home_service_episodes": total(profiles, "n_home_service"),
+        "family_counselling_episodes": total(profiles, "n_family_counselling"),
+        "multi_professional_support": most(profiles, "d_multi_professional_support"),
+        "housing_allowance": most(profiles, "d_housing_allowance"),
         "area_unemployment_rate": 100.0 * area_rate,
         "moves": float(moves),
-        "cw_notifications": total("cwn", profs=cprof),
-        "cw_client": most("d_cw_client", profs=cprof),
-        "cw_placement": most("d_cw_placement", profs=cprof),
-        "substance_abuse_contacts": total("v_substance_abuse", "d_substance_abuse_services"),
+        "cw_notifications": total(cprof, "cwn"),
+        "cw_client": most(cprof, "d_cw_client"),
+        "cw_placement": most(cprof, "d_cw_placement"),
+        "substance_abuse_contacts": total(
+            profiles, "v_substance_abuse", "d_substance_abuse_services"
+        ),
         "income_gap_share": (
             sum(1.0 - p.get("inc_mo", 0.0) / INCOME_MONTHS for p in pprof) / len(pprof)
             if pprof
             else 1.0
         ),
     }
-    out = {name: round(float(vec[name]), 2) for name in BASE_FEATURES}
+    out = {name: _round2(float(vec[name])) for name in BASE_FEATURES}
     out["need_index"] = round(need_index(out), 2)
     return out
 

@@ -17,7 +17,7 @@ from models.pseudonym import Pseudonymiser
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink, Written
 from streams.changelog import Envelope, KeyWrites, Writes
-from streams.transport import Envelopes, Sender, as_current, read_anywhere
+from streams.transport import Envelopes, Sender, as_current, read_anywhere, store_of
 
 log = logging.getLogger("tilannekuva.worker")
 
@@ -123,13 +123,14 @@ class TableStep:
         its effects are out, in Kafka (:class:`Forward`) or in Redis
         (:meth:`streams.families.FamilyWriter.apply`)."""
         outs, pending = Envelopes(self.partitions), Pending(self.writes)
+        store = store_of(self.table)
         for event in batch:
             as_current(event)  # reads in its partition's database (RocksDB reads only there)
             items = event.value["items"]
             metrics.EVENTS_IN.labels(self.name).inc(len(items))
             states: dict = {}
             for key, msg, t0 in items:
-                old = pending.states[key] if key in pending.states else self.table.get(key)
+                old = pending.states[key] if key in pending.states else store.get(key)
                 new, produced = self.step(old, key, msg)
                 # Written even when unchanged: after a crash the database can hold a
                 # state the changelog lacks (the send was still buffered), and the
