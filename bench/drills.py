@@ -21,6 +21,7 @@ and given the file's last 1,000 lines again (duplicates: the picture stays): the
 until it has committed them is the restart's catch-up time.
 
     python bench/drills.py FILE [--kills 10] [--seed 1] [--keep] [--no-outages] [--baselines]
+        [--workers N]
 
 ``--no-outages --kills 0`` is a timing run: the catch-up and the restart after it, with
 the store of ``TK_STORE`` (the environment passes through to the worker). With
@@ -28,6 +29,10 @@ the store of ``TK_STORE`` (the environment passes through to the worker). With
 worker's pure steps in-process over the file and a bare aiokafka ``getmany`` consumer
 of the filled topic, and prints the worker's catch-up rate against both (issue 13's
 "at least 0.5 × the in-process steps").
+
+Also printed: the workers' resident memory (caught up, and the peak) with the families
+counted at W, and their CPU-seconds per line at the catch-up; ``--workers 2`` runs two
+in the group (the faults hit the first), for the scale-out figure.
 
 Needs ``infra/up`` to have fetched Kafka's jars. Prints a line per fault, the restarts'
 catch-up times, the API's statuses and both comparisons; exits non-zero if a cell
@@ -172,19 +177,19 @@ class Supervised:
 
 
 class Rss(threading.Thread):
-    """The resident memory of a supervised process, read from ``/proc`` every second:
-    the latest and the peak over the run (over restarts: whichever process runs)."""
+    """The resident memory of supervised processes, read from ``/proc`` every second:
+    the latest sum and its peak over the run (over restarts: whichever processes run)."""
 
-    def __init__(self, target: Supervised):
+    def __init__(self, targets: list[Supervised]):
         super().__init__(daemon=True)
-        self.target = target
+        self.targets = targets
         self.latest = self.peak = 0  # bytes
         self.halt = threading.Event()
 
-    def read(self) -> int:
-        proc = self.target.proc
+    @staticmethod
+    def read(target: Supervised) -> int:
         try:
-            with open(f"/proc/{proc.pid}/status") as status:  # type: ignore[union-attr]
+            with open(f"/proc/{target.proc.pid}/status") as status:  # type: ignore[union-attr]
                 kb = next(int(x.split()[1]) for x in status if x.startswith("VmRSS:"))
         except (AttributeError, OSError, StopIteration):
             return 0
@@ -192,8 +197,18 @@ class Rss(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.wait(1.0):
-            if rss := self.read():
+            if rss := sum(self.read(t) for t in self.targets):
                 self.latest, self.peak = rss, max(self.peak, rss)
+
+
+def cpu_seconds(target: Supervised) -> float:
+    """User + system CPU time of a supervised process so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{target.proc.pid}/stat") as stat:  # type: ignore[union-attr]
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Poller(threading.Thread):
@@ -320,6 +335,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="workers in the group (the kills hit the first); their CPU-seconds per line"
+        " at the catch-up are printed (issue 13's scale-out figure)",
+    )
+    parser.add_argument(
         "--expect-s",
         type=float,
         default=None,
@@ -379,10 +401,14 @@ def main() -> int:
         "TK_DATA_DIR": str(state / "faust"),  # the worker's RocksDB tables
     }
     groups = Settings(app_id=app_id, input_topic=topic).consumer_groups()
-    worker = Supervised(["worker", "--web-port", str(free_port())], env, state, "worker")
+    workers = [
+        Supervised(["worker", "--web-port", str(free_port())], env, state, f"worker{i}")
+        for i in range(args.workers)
+    ]
+    worker = workers[0]  # the one the faults hit
     api = Supervised(["api"], env, state, "api")
     poller = Poller(f"http://127.0.0.1:{api_port}")
-    rss = Rss(worker)
+    rss = Rss(workers)
     failures: list[str] = []
     try:
         log(f"producing {total:,} lines of {args.file} to {topic}")
@@ -397,7 +423,8 @@ def main() -> int:
         if args.baselines:
             rates = baselines(args.file, broker.bootstrap, topic, args.partitions, env)
         started = time.time()
-        worker.start()
+        for w in workers:
+            w.start()
         rss.start()
         api.start()
         time.sleep(3)
@@ -406,10 +433,11 @@ def main() -> int:
         zero, first_zero = 0, 0.0
         while True:
             time.sleep(2)
-            if worker.exited():
-                failures.append(f"the worker exited by itself ({worker.proc.returncode})")
-                log(failures[-1])
-                worker.start()
+            for w in workers:
+                if w.exited():
+                    failures.append(f"{w.name} exited by itself ({w.proc.returncode})")
+                    log(failures[-1])
+                    w.start()
             if faults and time.time() - started >= faults[0][0]:
                 _, fault = faults.pop(0)
                 behind = lag(broker.bootstrap, groups)
@@ -444,7 +472,12 @@ def main() -> int:
                 if zero >= 3:
                     break
         took = first_zero - started  # the first of the reads that found nothing behind
+        cpu = [cpu_seconds(w) for w in workers]
         log(f"caught up: {total:,} lines in {took:.0f} s with the faults")
+        log(
+            f"CPU of the {len(workers)} worker(s): {' + '.join(f'{c:.0f}' for c in cpu)} s,"
+            f" {1e3 * sum(cpu) / total:.3f} ms a line"
+        )
         families = int(redis.Redis.from_url(store.url).hget(keys.ALL, "families") or 0)
         log(
             f"worker RSS: {rss.latest / 2**20:,.0f} MiB caught up, {rss.peak / 2**20:,.0f} MiB"
@@ -497,11 +530,12 @@ def main() -> int:
             print("\n".join(lines[:30]), flush=True)
             if done.returncode:
                 failures.append(f"compare {' '.join(extra)} found differences")
-        print(json.dumps({"worker_starts": worker.starts}))
+        print(json.dumps({"worker_starts": [w.starts for w in workers]}))
     finally:
         poller.halt.set()
         rss.halt.set()
-        worker.stop()
+        for w in workers:
+            w.stop()
         api.stop()
         store.kill()
         try:
