@@ -17,6 +17,7 @@ import json
 from importlib import resources
 
 from sinks import keys
+from sinks.connection import text
 
 RECORD_LUA = resources.files("sinks").joinpath("record_alerts.lua").read_text()
 KEEP = 10_000  # newest alerts served
@@ -47,7 +48,7 @@ class AsyncAlertStore:
         pipe.get(keys.ALERTS_STATE)
         pipe.hgetall(keys.ALERTS_SHOWN)
         raw, rows = await pipe.execute()
-        days = {_text(d): json.loads(v) for d, v in (rows or {}).items()}
+        days = {text(d): json.loads(v) for d, v in (rows or {}).items()}
         return (json.loads(raw) if raw else None), dict(sorted(days.items()))
 
     async def record(self, state: dict, rows: dict[str, dict], alerts: list[dict]) -> int:
@@ -67,7 +68,3 @@ class AsyncAlertStore:
                 *argv,
             )
         )
-
-
-def _text(v) -> str:
-    return v.decode() if isinstance(v, bytes) else v

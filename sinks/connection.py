@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -53,6 +53,18 @@ class PatientRetry(Retry):
             if waiting:
                 metrics.REDIS_WAITING.dec()
                 log.warning("Redis reachable again")
+
+
+T = TypeVar("T")
+
+
+def text(value: bytes | T) -> str | T:
+    """A Redis answer as ``str`` (anything else as it is), however the client decodes.
+
+    >>> text(b"2026-01-01"), text("x"), text(None)
+    ('2026-01-01', 'x', None)
+    """
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def patient_client(url: str, connect_timeout_s: float = 5.0) -> aioredis.Redis:

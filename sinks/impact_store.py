@@ -17,6 +17,7 @@ import numpy as np
 
 from models.impact import FIELDS, HORIZONS, Counts
 from sinks import keys
+from sinks.connection import text
 
 __all__ = ["ImpactStore", "decode", "encode", "month_name"]
 
@@ -52,8 +53,7 @@ def decode(fields: Iterable[tuple], horizons=HORIZONS) -> Counts:
     strata, values = [], []
     shape = (len(tuple(horizons)), len(FIELDS))
     for field, value in fields:
-        f = field.decode() if isinstance(field, bytes) else field
-        v = value.decode() if isinstance(value, bytes) else value
+        f, v = text(field), text(value)
         strata.append([int(x) for x in f.split("|")])
         values.append(np.array(v.split(","), dtype=np.int64).reshape(shape))
     if not strata:

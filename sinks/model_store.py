@@ -19,6 +19,7 @@ from typing import Any
 
 from models.types import FamilyTypesSnapshot
 from sinks import keys
+from sinks.connection import text
 
 __all__ = ["AsyncModelStore", "ModelStore", "decode", "encode", "version_of"]
 
@@ -41,10 +42,6 @@ def encode(snap: Mapping[str, Any]) -> tuple[str, str]:
     return version_of(snap), json.dumps(snap, separators=(",", ":"))
 
 
-def _text(value) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def decode(version, payload) -> tuple[str, FamilyTypesSnapshot] | None:
     """The stored pair back: ``(version, snapshot)``, None if either is missing.
 
@@ -55,7 +52,7 @@ def decode(version, payload) -> tuple[str, FamilyTypesSnapshot] | None:
     """
     if version is None or payload is None:
         return None
-    return version.decode() if isinstance(version, bytes) else str(version), json.loads(payload)
+    return str(text(version)), json.loads(payload)
 
 
 class _Base:
@@ -81,7 +78,7 @@ class ModelStore(_Base):
 
     def version(self) -> str | None:
         """The stored model's version, None before the first publish."""
-        return _text(self.redis.get(keys.MODEL_VERSION))
+        return text(self.redis.get(keys.MODEL_VERSION))
 
     def load(self) -> tuple[str, FamilyTypesSnapshot] | None:
         """``(version, snapshot)`` of the stored model, None before the first publish."""
@@ -107,7 +104,7 @@ class AsyncModelStore(_Base):
         return version
 
     async def version(self) -> str | None:
-        return _text(await self.redis.get(keys.MODEL_VERSION))
+        return text(await self.redis.get(keys.MODEL_VERSION))
 
     async def load(self) -> tuple[str, FamilyTypesSnapshot] | None:
         return decode(*(await self.redis.mget(keys.MODEL_VERSION, keys.MODEL)))

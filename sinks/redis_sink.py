@@ -29,6 +29,7 @@ from redis.exceptions import NoScriptError
 from models.cellkey import record_key
 from models.contract import INDICATORS, KEY_PREFIX
 from sinks import keys, metrics
+from sinks.connection import text
 
 
 def _script(name: str) -> str:
@@ -227,9 +228,7 @@ class _Base:
         return skip, len(queue)
 
     def _finish(self, results, taken: tuple, skip: int, n: int) -> list[str]:
-        changed = sorted(
-            {s.decode() if isinstance(s, bytes) else s for r in results[skip : skip + n] for s in r}
-        )
+        changed = sorted({text(s) for r in results[skip : skip + n] for s in r})
         if self.written is not None:
             counts = results[skip + n] if taken[5] else []
             self.written.answered(dict(zip(taken[5], counts, strict=True)))
@@ -269,11 +268,11 @@ class RedisSink(_Base):
 
     def watermark(self) -> str | None:
         v = self.redis.get(keys.WATERMARK)
-        return v.decode() if isinstance(v, bytes) else v
+        return text(v)
 
     def due(self, partition: int | None, upto_day: int, limit: int = 10_000) -> list[str]:
         rows = self.redis.zrangebyscore(keys.due(partition), "-inf", upto_day, start=0, num=limit)
-        return [r.decode() if isinstance(r, bytes) else r for r in rows]
+        return [text(r) for r in rows]
 
 
 class AsyncRedisSink(_Base):
@@ -309,7 +308,7 @@ class AsyncRedisSink(_Base):
 
     async def watermark(self) -> str | None:
         v = await self.redis.get(keys.WATERMARK)
-        return v.decode() if isinstance(v, bytes) else v
+        return text(v)
 
     async def written_counts(self, partitions: list[int]) -> dict[int, int]:
         """The applied batches Redis counts for ``partitions`` (0: none, or lost)."""
@@ -322,4 +321,4 @@ class AsyncRedisSink(_Base):
         rows = await self.redis.zrangebyscore(
             keys.due(partition), "-inf", upto_day, start=0, num=limit
         )
-        return [r.decode() if isinstance(r, bytes) else r for r in rows]
+        return [text(r) for r in rows]
