@@ -556,10 +556,9 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
     profiles = [m.get("profile") or {} for m in members]
     pprof = [m.get("profile") or {} for m in parents]
     cprof = [c.get("profile") or {} for c in children]
-    total, most = _total, _most
 
     def mean(*keys: str, profs=pprof) -> float:
-        return total(profs, *keys) / len(profs) if profs else 0.0
+        return _total(profs, *keys) / len(profs) if profs else 0.0
 
     # OECD-modified consumption units over the members counted (parents + children).
     cu = 1.0 + 0.5 * max(len(parents) - 1, 0)
@@ -585,35 +584,35 @@ def family_vector(members: list[dict], residence: dict | Iterable[dict] | None) 
         muni, sum(MUNICIPALITY_UNEMPLOYMENT.values()) / len(MUNICIPALITY_UNEMPLOYMENT)
     )
     vec = {
-        "income_per_cu": total(pprof, "inc") / 1000.0 / cu,
-        "social_assistance": most(profiles, "d_basic_social_assistance"),
-        "social_assistance_episodes": total(profiles, "n_basic_social_assistance"),
+        "income_per_cu": _total(pprof, "inc") / 1000.0 / cu,
+        "social_assistance": _most(profiles, "d_basic_social_assistance"),
+        "social_assistance_episodes": _total(profiles, "n_basic_social_assistance"),
         "primary_care_visits": mean("v_primary_care"),
-        "parent_mental_health_visits": total(pprof, "v_mental_health"),
-        "child_mental_health_visits": total(cprof, "v_mental_health"),
-        "specialist_care_episodes": total(
+        "parent_mental_health_visits": _total(pprof, "v_mental_health"),
+        "child_mental_health_visits": _total(cprof, "v_mental_health"),
+        "specialist_care_episodes": _total(
             profiles, "c_somatic_specialist", "c_psychiatric", "c_emergency"
         ),
-        "health_allowance": most(profiles, "d_sickness_allowance", "d_disability_allowance"),
-        "parent_education": most(pprof, "edu"),
-        "school_support": most(cprof, "sup"),
+        "health_allowance": _most(profiles, "d_sickness_allowance", "d_disability_allowance"),
+        "parent_education": _most(pprof, "edu"),
+        "school_support": _most(cprof, "sup"),
         "parents_employed_share": mean("ds_employed"),
         "parents_unemployed_share": mean("ds_unemployed"),
         "parents_outside_work_share": mean("ds_outside_labour_force", "ds_student"),
         "single_parent": 1.0 if len(parents) == 1 else 0.0,
         "n_children": float(len(children)),
         "youngest_child_age": float(min(ages)) if ages else 0.0,
-        "family_work_episodes": total(profiles, "n_family_work"),
-        "home_service_episodes": total(profiles, "n_home_service"),
-        "family_counselling_episodes": total(profiles, "n_family_counselling"),
-        "multi_professional_support": most(profiles, "d_multi_professional_support"),
-        "housing_allowance": most(profiles, "d_housing_allowance"),
+        "family_work_episodes": _total(profiles, "n_family_work"),
+        "home_service_episodes": _total(profiles, "n_home_service"),
+        "family_counselling_episodes": _total(profiles, "n_family_counselling"),
+        "multi_professional_support": _most(profiles, "d_multi_professional_support"),
+        "housing_allowance": _most(profiles, "d_housing_allowance"),
         "area_unemployment_rate": 100.0 * area_rate,
         "moves": float(moves),
-        "cw_notifications": total(cprof, "cwn"),
-        "cw_client": most(cprof, "d_cw_client"),
-        "cw_placement": most(cprof, "d_cw_placement"),
-        "substance_abuse_contacts": total(
+        "cw_notifications": _total(cprof, "cwn"),
+        "cw_client": _most(cprof, "d_cw_client"),
+        "cw_placement": _most(cprof, "d_cw_placement"),
+        "substance_abuse_contacts": _total(
             profiles, "v_substance_abuse", "d_substance_abuse_services"
         ),
         "income_gap_share": (
