@@ -201,6 +201,23 @@ class Rss(threading.Thread):
                 self.latest, self.peak = rss, max(self.peak, rss)
 
 
+def rocksdb_memory(targets: list[Supervised]) -> dict[str, float]:
+    """``tk_rocksdb_memory_bytes`` by kind, summed over the workers' ``/metrics``."""
+    out: dict[str, float] = {}
+    for target in targets:
+        port = target.args[target.args.index("--web-port") + 1]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("tk_rocksdb_memory_bytes{"):
+                kind = line.split('kind="', 1)[1].split('"', 1)[0]
+                out[kind] = out.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def cpu_seconds(target: Supervised) -> float:
     """User + system CPU time of a supervised process so far (0 if it is gone)."""
     try:
@@ -483,6 +500,8 @@ def main() -> int:
             f"worker RSS: {rss.latest / 2**20:,.0f} MiB caught up, {rss.peak / 2**20:,.0f} MiB"
             f" at most; {families:,} families counted at W"
         )
+        held = ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in rocksdb_memory(workers).items())
+        log(f"RocksDB holds: {held}")
         if rates:
             rates["worker catch-up"] = total / took
             for name, rate in rates.items():

@@ -54,6 +54,12 @@ CONSUMER_LAG = Gauge(
     "Messages behind the end of a partition of a consumed topic",
     ["topic", "partition"],
 )
+ROCKSDB_MEMORY = Gauge(
+    "tk_rocksdb_memory_bytes",
+    "Memory of the worker's RocksDB tables, summed over their partition databases:"
+    " block caches, memtables (write buffers) and the SST readers' indexes and filters",
+    ["kind"],
+)
 WATERMARK_DAYS = Gauge("tk_watermark_days", "The watermark W as days since 1970-01-01")
 REDIS_WAITING = Gauge(
     "tk_redis_waiting", "Redis commands waiting for an unreachable Redis (sinks/connection.py)"

@@ -42,6 +42,7 @@ from streams.ops import (
     metrics_view,
     quiet_logs,
     record_lag,
+    record_rocksdb_memory,
     tables_recovered,
     until_recovered,
 )
@@ -390,6 +391,7 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         await record_lag(app.consumer, app.assignor.assigned_actives())
         if (raw := logic.ingest.consumer) is not None:
             await record_lag(raw, raw.assignment())
+        record_rocksdb_memory(app.tables.values())
 
 
 def add_arguments(parser) -> None:

@@ -156,6 +156,30 @@ async def record_lag(consumer: Any, assigned: Iterable[Any]) -> None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - pos))
 
 
+#: RocksDB properties behind ``tk_rocksdb_memory_bytes{kind}`` (bounded by the options in
+#: streams/app.py, except the readers, which grow with the data on disk).
+ROCKSDB_PROPERTIES = {
+    "block_cache": "rocksdb.block-cache-usage",
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "table_readers": "rocksdb.estimate-table-readers-mem",
+}
+
+
+def record_rocksdb_memory(tables: Iterable[Any]) -> None:
+    """``tk_rocksdb_memory_bytes`` over the open partition databases of ``tables``
+    (Faust's ``rocksdb://`` store keeps them in ``Store._dbs``; a memory store has none)."""
+    totals = dict.fromkeys(ROCKSDB_PROPERTIES, 0)
+    for table in tables:
+        for db in list(getattr(table.data, "_dbs", {}).values()):
+            for kind, prop in ROCKSDB_PROPERTIES.items():
+                try:
+                    totals[kind] += db.property_int_value(prop) or 0
+                except Exception:  # a database closed meanwhile (revoked): next tick
+                    continue
+    for kind, total in totals.items():
+        metrics.ROCKSDB_MEMORY.labels(kind).set(total)
+
+
 def quiet_logs(loglevel: str | int) -> None:
     """mode's worker set-up can leave faust/aiokafka debug records enabled, which costs
     a few per cent on the send path; honour the requested level. Under a backlog Faust

@@ -11,7 +11,7 @@ from models.detection import Detector, Rise5pp
 from models.pseudonym import Pseudonymiser
 from sinks import keys
 from sinks.alert_store import AsyncAlertStore
-from streams.ops import ShiftAlerts, quiet_logs, record_lag
+from streams.ops import ShiftAlerts, quiet_logs, record_lag, record_rocksdb_memory
 from tests.conftest import write_counts
 from tests.streams.fakes import Topic
 from tilannekuva import demo
@@ -171,6 +171,33 @@ async def test_record_lag_sets_the_gauge_per_partition_and_skips_failures():
     assert (
         REGISTRY.get_sample_value("tk_consumer_lag", {"topic": "t-lag", "partition": "9"}) is None
     )
+
+
+def test_rocksdb_memory_is_summed_over_the_tables_partition_databases(tmp_path):
+    """Real RocksDB databases (rocksdict, as Faust's store opens them) under two tables,
+    and a memory-store table without any: the memtables of what was written show."""
+    from types import SimpleNamespace
+
+    import rocksdict
+    from prometheus_client import REGISTRY
+
+    def table(*names):
+        dbs = {i: rocksdict.Rdict(str(tmp_path / n)) for i, n in enumerate(names)}
+        return SimpleNamespace(data=SimpleNamespace(_dbs=dbs)), dbs
+
+    (person, pdbs), (family, fdbs) = table("p0", "p1"), table("f0")
+    for db in (*pdbs.values(), *fdbs.values()):
+        for i in range(2000):
+            db[f"k{i}".encode()] = b"x" * 200
+    record_rocksdb_memory([person, family, SimpleNamespace(data={})])
+    sample = REGISTRY.get_sample_value
+    memtables = sample("tk_rocksdb_memory_bytes", {"kind": "memtables"})
+    one = pdbs[0].property_int_value("rocksdb.cur-size-all-mem-tables")
+    assert one > 2000 * 200 and memtables >= 3 * one * 0.9
+    for kind in ("block_cache", "table_readers"):
+        assert sample("tk_rocksdb_memory_bytes", {"kind": kind}) is not None
+    for db in (*pdbs.values(), *fdbs.values()):
+        db.close()
 
 
 def test_quiet_logs_sets_the_libraries_levels_and_keeps_producer_warnings_down():
