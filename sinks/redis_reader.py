@@ -32,14 +32,11 @@ from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, type_id_of
 from models.publication import keysums_of, published_last
 from sinks import impact_store, keys
-
-
-def _s(v) -> str:
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+from sinks.connection import text
 
 
 def _counts(h: dict) -> dict[str, int]:
-    h = {_s(k): v for k, v in (h or {}).items()}
+    h = {text(k): v for k, v in (h or {}).items()}
     out = {f: int(h.get(f) or 0) for f in INDICATORS}
     if any(g in h for g in GROUPS):
         out.update({g: int(h.get(g) or 0) for g in GROUPS})
@@ -66,7 +63,7 @@ def scope_counts(picture: dict, scope: str) -> dict[str, int] | None:
 def _keysums(h: dict, types: bool = False) -> dict[str, int]:
     """The cell-key sums of one scope's hash (:func:`models.publication.keysums_of`): of
     the picture's fields, or (``types``) of its family-type fields."""
-    sums = keysums_of({_s(k): v for k, v in (h or {}).items()})
+    sums = keysums_of({text(k): v for k, v in (h or {}).items()})
     return {k: v for k, v in sums.items() if (type_id_of(k) is not None) == types}
 
 
@@ -78,7 +75,7 @@ def _types(h: dict) -> dict[int, int]:
     """
     out = {}
     for k, v in (h or {}).items():
-        tid = type_id_of(_s(k))
+        tid = type_id_of(text(k))
         if tid is not None and int(v):
             out[tid] = int(v)
     return out
@@ -105,7 +102,7 @@ def _assemble(results: list, ref_areas: list[str]) -> tuple[dict, list[str]]:
     munis = _municipalities()
     m_hashes, a_hashes = rest[: len(munis)], rest[len(munis) :]
     ref = reference_areas()
-    known = {_s(k): _s(v) for k, v in (known or {}).items()}
+    known = {text(k): text(v) for k, v in (known or {}).items()}
     areas = {}
     for pc, h in zip(ref_areas, a_hashes, strict=True):
         areas[pc] = {"municipality": known.get(pc, ref[pc]["municipality"]), "counts": _counts(h)}
@@ -113,8 +110,8 @@ def _assemble(results: list, ref_areas: list[str]) -> tuple[dict, list[str]]:
     for pc in missing:
         areas[pc] = {"municipality": known[pc], "counts": _counts({})}
     picture = {
-        "as_of": _s(wm) if wm is not None else None,
-        "updated_at": {_s(k): _s(v) for k, v in (updated or {}).items()},
+        "as_of": text(wm),
+        "updated_at": {text(k): text(v) for k, v in (updated or {}).items()},
         "all": _counts(agg_all),
         "municipalities": {code: _counts(h) for code, h in zip(munis, m_hashes, strict=True)},
         "areas": dict(sorted(areas.items())),
@@ -214,7 +211,7 @@ def _types_result(
     names = _scope_names(ref_areas)
     types = {s: _types(h) for s, h in zip(names, batch[3:], strict=True)}
     type_keys = {s: _keysums(h, types=True) for s, h in zip(names, batch[3:], strict=True)}
-    return picture, missing, types, type_keys, (_s(version) if version is not None else None)
+    return picture, missing, types, type_keys, text(version)
 
 
 def _with_types(picture: dict, types: dict, type_keys: dict, version: str | None) -> dict:
@@ -264,7 +261,7 @@ def _alerts(raw: list) -> list:
     out = []
     for member in raw:
         try:
-            out.append(json.loads(_s(member)))
+            out.append(json.loads(text(member)))
         except ValueError:
             continue  # not ours: never let a stray member break the endpoint
     return out
@@ -292,7 +289,7 @@ def _history_fetch(pipe, scopes: list[str], blocks: range) -> None:
 
 
 def _field_day(raw) -> tuple[str, int]:
-    name, _, n = _s(raw).rpartition(":")
+    name, _, n = text(raw).rpartition(":")
     return name, int(n)
 
 
@@ -363,7 +360,7 @@ async def read_history_async(client, scopes: list[str], days: list[int]) -> dict
 
 
 def _span(wm, first) -> tuple[str | None, str | None]:
-    return (_s(first) if first is not None else None, _s(wm) if wm is not None else None)
+    return (text(first), text(wm))
 
 
 def read_span(client) -> tuple[str | None, str | None]:
@@ -380,7 +377,7 @@ async def read_span_async(client) -> tuple[str | None, str | None]:
 async def read_live_span_async(client) -> tuple[str | None, str | None, str | None]:
     """``(first day of data, W, the day the registers went live)`` (None where unknown)."""
     wm, first, live = await client.mget(keys.WATERMARK, keys.FIRST_DAY, keys.LIVE_FROM)
-    return (*_span(wm, first), _s(live) if live is not None else None)
+    return (*_span(wm, first), text(live))
 
 
 def picture_on(
@@ -409,13 +406,13 @@ def known_areas(client) -> dict[str, str]:
     """Postcode → municipality of the 144 reference areas and every area that has held
     a family (``tk:areas``)."""
     out = {pc: a["municipality"] for pc, a in reference_areas().items()}
-    out.update({_s(k): _s(v) for k, v in (client.hgetall(keys.AREAS) or {}).items()})
+    out.update({text(k): text(v) for k, v in (client.hgetall(keys.AREAS) or {}).items()})
     return out
 
 
 async def known_areas_async(client) -> dict[str, str]:
     out = {pc: a["municipality"] for pc, a in reference_areas().items()}
-    out.update({_s(k): _s(v) for k, v in (await client.hgetall(keys.AREAS) or {}).items()})
+    out.update({text(k): text(v) for k, v in (await client.hgetall(keys.AREAS) or {}).items()})
     return out
 
 
@@ -457,7 +454,7 @@ async def read_impact_async(client, services) -> tuple[str | None, dict]:
     transaction."""
     names: dict[str, set[str]] = {s: {keys.impact(s)} for s in services}
     async for raw in client.scan_iter(match=f"{keys.IMPACT}*"):  # a key may come twice
-        name = _s(raw)
+        name = text(raw)
         service = name[len(keys.IMPACT) :].split(":", 1)[0]
         if service in names:
             names[service].add(name)
@@ -471,4 +468,4 @@ async def read_impact_async(client, services) -> tuple[str | None, dict]:
     for (service, _), h in zip(order, hashes, strict=True):
         fields[service].extend((h or {}).items())
     out = {s: impact_store.decode(f) for s, f in fields.items()}
-    return (_s(month) if month is not None else None), out
+    return text(month), out

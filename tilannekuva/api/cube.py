@@ -41,6 +41,7 @@ from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, key_fiel
 from models.publication import perturb
 from models.suppression import suppress
 from sinks import keys
+from sinks.connection import text
 from sinks.redis_reader import drop_partial_groups
 
 FIELDS: tuple[str, ...] = INDICATORS + GROUPS  # the published fields
@@ -52,10 +53,6 @@ N_IND = len(INDICATORS)
 HIDDEN = -1  # a suppressed (null) cell in a shown row
 GROUP_NAMES = tuple(f"service_need_groups.{g[1:]}" for g in GROUPS)
 MUNICIPALITIES = tuple(sorted(COVERED_MUNICIPALITIES))
-
-
-def _s(v) -> str:
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class _Entries:
         """From HGETALL's ``[field, value, field, value, …]`` (``"<name>:<n>"`` fields)."""
         at, fields, changes = [], [], []
         for i in range(0, len(flat) - 1, 2):
-            name, _, n = _s(flat[i]).rpartition(":")
+            name, _, n = text(flat[i]).rpartition(":")
             f = FIELD_INDEX.get(name)
             if f is None or not n.isdigit():
                 continue  # not a field of ours: never let it break the history
@@ -199,10 +196,10 @@ class Cube:
         reply: unchanged); True if any content changed."""
         changed = False
         for key, reply in replies:
-            text = _s(reply)
-            if not text:
+            body = text(reply)
+            if not body:
                 continue
-            digest, _, packed = text.partition("\n")
+            digest, _, packed = body.partition("\n")
             changed |= self.update(key, digest, packed.split(",") if packed else [])
         return changed
 
@@ -284,7 +281,7 @@ def present_counts(layout: Layout, replies: Sequence) -> np.ndarray:
     (``"<field>,<value>,…"``, in the layout's order)."""
     out = np.zeros((len(layout.scopes), WIDTH), dtype=np.int64)
     for i, reply in enumerate(replies):
-        flat = _s(reply).split(",") if reply else []
+        flat = text(reply).split(",") if reply else []
         for j in range(0, len(flat) - 1, 2):
             f = FIELD_INDEX.get(flat[j])
             if f is not None:

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sinks import keys, redis_reader
+from sinks.connection import text
 from sinks.redis_sink import utc_now_iso
 from tilannekuva.api.cube import FIELDS, Cube, Layout, cells, present_counts, publish_rows
 from tilannekuva.api.series import iso
@@ -124,10 +125,6 @@ def _day(text: str) -> int:
 
 
 _AGAIN = object()  # a refresh to run again, reading every block
-
-
-def _text(v) -> str:
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
 def window_start(first: int, last: int, days: int = WINDOW_DAYS) -> int:
@@ -284,7 +281,7 @@ class HistoryCache:
         head = None
         if present:
             wm, *counts = replies.pop(0)
-            head = (_text(wm), present_counts(cube.layout, counts))
+            head = (text(wm), present_counts(cube.layout, counts))
         pairs = [
             (k, r)
             for unit, rs in zip(units, replies, strict=True)
