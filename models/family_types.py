@@ -246,7 +246,7 @@ class FamilyTypes(base.Clusterer):
         learning from them: after a restart the model resumes from its snapshot, and the
         workers refill the sample from the families' states."""
         for x, key in zip(X, keys, strict=True):
-            self._remember(self._vec(x) if isinstance(x, dict) else np.asarray(x, dtype=float), key)
+            self._remember(self._vec(x) if isinstance(x, dict) else np.array(x, dtype=float), key)
 
     @property
     def sample_size(self) -> int:
@@ -344,7 +344,7 @@ class FamilyTypes(base.Clusterer):
         Cs = C * scale
         for i in range(len(M)):
             v = M[i]
-            self._remember(v, keys[i])
+            self._remember(v.copy(), keys[i])  # a view would keep all of M alive in the sample
             j = int(np.argmin(((Cs - v * scale) ** 2).sum(1)))
             counts[j] += 1.0
             lr = max(1.0 / counts[j], min_lr)

@@ -335,3 +335,15 @@ def test_a_frozen_split_applies_only_while_its_type_keeps_its_baseline_group():
     assert groups.min() >= 1 and groups.max() <= 10
     again = FamilyTypes.from_snapshot(json.loads(json.dumps(s2)), calibrate_shares=REFERENCE_SHARES)
     assert again.calibration["splits"] == baseline
+
+
+def test_the_sample_holds_its_vectors_not_the_batches_they_came_in():
+    # A row view would keep its whole batch matrix alive: a sample of 20,000 rows from
+    # as many batches holds every batch.
+    X, _ = blobs(600, seed=5)
+    M = np.asarray([[x[f] for f in FEATURE_NAMES] for x in X])
+    model = FamilyTypes(n_types=5, warmup=100, seed=0, reservoir=1000)
+    model.learn_many(M[:300], keys=range(300))
+    model.remember_many(M[300:], keys=range(300, 600))
+    assert model.sample_size == 600
+    assert not any(np.shares_memory(v, M) for v in model._sample)
