@@ -67,6 +67,12 @@ from tilannekuva.config import Settings, tune_gc
 # over 10 s (keepalive errors, /metrics scrapes timing out); 16 are at most 4,000 items.
 ENVELOPES = 16
 WITHIN = 0.05  # seconds a batch may wait to fill
+# Envelopes an agent's stream may hold ahead of it. Faust's bound for every stream
+# (``stream_buffer_maxsize``, 8,192 here, which the changelog recovery keeps) counts
+# messages; at up to 250 items an envelope a catch-up decoded millions of items ahead
+# of the agents, and the heap kept that high-water mark: after 20,000 families 1,467
+# MiB RSS, 935 MiB at 256 (bench/README.md, session 26).
+STREAM_BUFFER = 16 * ENVELOPES
 SWEEP_SECONDS = 1.0
 RESTORE_SECONDS = 1.0
 MODEL_POLL_SECONDS = 2.0
@@ -151,22 +157,29 @@ class Topics:
 
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> Topics:
-        internal = {"partitions": settings.partitions, "internal": True}
+        parts = settings.partitions
         return cls(
             register_events=app.topic(
                 settings.input_topic, key_serializer="raw", value_serializer="raw"
             ),
             dlq=app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="json"),
             alerts=app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="json"),
-            by_id=app.topic(settings.internal_topic(config.TOPIC_BY_ID), **internal),
-            by_person=app.topic(settings.internal_topic(config.TOPIC_BY_PERSON), **internal),
-            family_inputs=app.topic(
-                settings.internal_topic(config.TOPIC_FAMILY_INPUTS), **internal
+            by_id=envelopes(app, settings.internal_topic(config.TOPIC_BY_ID), parts),
+            by_person=envelopes(app, settings.internal_topic(config.TOPIC_BY_PERSON), parts),
+            family_inputs=envelopes(
+                app, settings.internal_topic(config.TOPIC_FAMILY_INPUTS), parts
             ),
-            vectors=app.topic(
-                settings.internal_topic(config.TOPIC_VECTORS), partitions=1, internal=True
-            ),
+            vectors=envelopes(app, settings.internal_topic(config.TOPIC_VECTORS), 1),
         )
+
+
+def envelopes(app: faust.App, name: str, partitions: int) -> faust.TopicT:
+    """An internal topic of envelopes, :data:`STREAM_BUFFER` of them buffered ahead of
+    its agent (built as ``app.topic`` builds it, which drops its ``maxsize`` argument in
+    faust-streaming 0.15)."""
+    return app.conf.Topic(
+        app, topics=[name], partitions=partitions, internal=True, maxsize=STREAM_BUFFER
+    )
 
 
 @dataclass(frozen=True)
