@@ -120,8 +120,8 @@ return out
 """
 
 
-def _day(text: str) -> int:
-    return dt.date.fromisoformat(text).toordinal()
+def _day(iso: str) -> int:
+    return dt.date.fromisoformat(iso).toordinal()
 
 
 _AGAIN = object()  # a refresh to run again, reading every block
