@@ -51,6 +51,7 @@ from sinks.impact_store import ImpactStore
 from sinks.model_store import ModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.ops import ShiftAlerts, configured_detector
+from tilannekuva.aio import bounded, check_cancelled, stop_tasks
 from tilannekuva.config import Settings, tune_gc
 
 DEFAULT_FAMILIES = 2000
@@ -446,6 +447,7 @@ async def raise_alerts(alerts, every_s: float = ALERT_TICK_S) -> None:
     two, and the picture is served meanwhile), then the live part's."""
     await alerts.catch_up()
     while True:
+        check_cancelled()
         await asyncio.sleep(every_s)
         await alerts()
 
@@ -626,18 +628,20 @@ async def serve(
                 break
         say("stopping" + ("" if stop.is_set() or code else " (--duration reached)"))
     finally:
-        waiter.cancel()
-        task.cancel()
-        alerter.cancel()
-        if follower is not None:
-            follower.cancel()
-        for t in (waiter, task, follower, alerter):
-            if t is None:
-                continue
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        await runner.cleanup()
-        await async_redis.aclose()
+        stuck = await stop_tasks(
+            {
+                "the signal wait": waiter,
+                "the trickle": task,
+                "the follower": follower,
+                "the alert tick": alerter,
+            }
+        )
+        stuck |= await bounded(runner.cleanup(), "the API's cleanup")
+        stuck |= await bounded(async_redis.aclose(), "the Redis client's close")
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        stuck |= await stop_tasks({repr(t): t for t in others})
+        for name, where in stuck.items():
+            say(f"shutdown: {name} did not stop; going on without it\n{where}")
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)

@@ -236,6 +236,7 @@ def test_demo_serves_a_live_picture_and_exits_cleanly_after_duration():
     text = "".join(out)
     assert proc.returncode == 0, text
     assert "--duration reached" in text
+    assert "did not stop" not in text  # every shutdown step ended by itself
     assert TOKEN not in text  # a token from the environment is never printed
     assert "invalid lines" in text
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 
 from aiohttp import web
 
+from tilannekuva.aio import stop_tasks
 from tilannekuva.api import openapi, routes
 from tilannekuva.api.history import REFRESH_S, HistoryCache
 from tilannekuva.api.middleware import authenticate, observe, secure, unavailable
@@ -15,6 +16,8 @@ from tilannekuva.api.types import TypesCache
 from tilannekuva.config import Settings
 
 HEARTBEAT_S = 15.0
+
+log = logging.getLogger(__name__)
 
 
 def make_app(
@@ -55,14 +58,9 @@ def _history_task(refresh_s: float | None):
         cache: HistoryCache = app[HISTORY]
         task = asyncio.create_task(cache.run(refresh_s)) if refresh_s is not None else None
         yield
-        for _ in range(10):  # bounded: a shutdown never waits on the cache for long
-            if task is None or task.done():
-                break
-            task.cancel()
-            await asyncio.wait([task], timeout=1.0)
-        if task is not None and task.done() and not task.cancelled():
-            with contextlib.suppress(BaseException):
-                task.result()
+        stuck = await stop_tasks({"the history refresh": task})
+        for name, where in stuck.items():  # bounded: a shutdown never waits on the cache
+            log.warning("%s did not stop; going on without it\n%s", name, where)
         cache.close()
 
     return ctx

@@ -67,6 +67,7 @@ import numpy as np
 from sinks import keys, redis_reader
 from sinks.connection import text
 from sinks.redis_sink import utc_now_iso
+from tilannekuva.aio import check_cancelled
 from tilannekuva.api.cube import FIELDS, Cube, Layout, cells, present_counts, publish_rows
 from tilannekuva.api.series import iso
 
@@ -550,7 +551,6 @@ class HistoryCache:
 
     async def run(self, refresh_s: float = REFRESH_S) -> None:
         """Forever: refresh, warm up, sleep ``refresh_s``. Errors are logged, not fatal."""
-        me = asyncio.current_task()
         while True:
             try:
                 await self.refresh()
@@ -559,10 +559,7 @@ class HistoryCache:
                 raise
             except Exception:
                 log.exception("history refresh failed; retrying in %.1f s", refresh_s)
-            if me is not None and me.cancelling():
-                # A cancellation that a library swallowed on the way (seen with the
-                # Redis client): stop all the same.
-                raise asyncio.CancelledError
+            check_cancelled()
             await asyncio.sleep(refresh_s)
 
     def close(self) -> None:
