@@ -1076,6 +1076,9 @@ class Detector:
         """One tick: ``(state, W, table) -> (state, alerts)``; alerts ranked by strength."""
         day = as_of_day[:10]
         st = dict(state or {})
+        if st.get("method", self.method.name) != self.method.name:
+            # Another method's episodes (TK_ALERT_METHOD changed): not this one's to hold.
+            st = {"as_of": st.get("as_of")}
         active: dict[str, str] = dict(st.get("active") or {})
         raised_today = set(st.get("raised_today") or []) if st.get("as_of") == day else set()
         sc = self.method.score(table, day)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 from importlib import resources
 
 from sinks import keys
@@ -31,8 +32,28 @@ def _compact(value) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+@dataclass
+class Recorded:
+    """What a leader recorded in the four keys: the state, each day's values and the
+    newest ``keep`` alerts; the leader keeps it to put back what Redis loses."""
+
+    state: dict | None = None
+    rows: dict[str, dict] = field(default_factory=dict)
+    alerts: list[dict] = field(default_factory=list)
+
+    def add(self, state: dict, rows: dict[str, dict], alerts: list[dict], keep: int = KEEP) -> None:
+        self.state = state
+        self.rows.update(rows)
+        self.alerts = (self.alerts + alerts)[-keep:] if keep > 0 else []
+
+    def behind(self, held: dict | None) -> bool:
+        """Whether ``held`` (the state Redis holds) is older than this one: Redis lost it
+        (emptied, or back to an older copy), rather than another leader going on."""
+        return self.state is not None and (held is None or held["as_of"] < self.state["as_of"])
+
+
 class AsyncAlertStore:
-    """``load()`` the state and the days' values, ``record(state, rows, alerts)`` a tick."""
+    """``recorded()`` all of it, ``record(state, rows, alerts)`` a tick, ``put_back``."""
 
     def __init__(self, redis, keep: int = KEEP):
         self.redis = redis
@@ -42,14 +63,24 @@ class AsyncAlertStore:
         raw = await self.redis.get(keys.ALERTS_STATE)
         return json.loads(raw) if raw else None
 
-    async def load(self) -> tuple[dict | None, dict[str, dict]]:
-        """The state and ``{day: values}`` of every day recorded, read together."""
+    async def recorded(self) -> Recorded:
+        """All of it, read together; alerts oldest first."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.get(keys.ALERTS_STATE)
         pipe.hgetall(keys.ALERTS_SHOWN)
-        raw, rows = await pipe.execute()
+        pipe.zrange(keys.ALERTS, 0, -1)
+        raw, rows, alerts = await pipe.execute()
         days = {text(d): json.loads(v) for d, v in (rows or {}).items()}
-        return (json.loads(raw) if raw else None), dict(sorted(days.items()))
+        return Recorded(
+            json.loads(raw) if raw else None,
+            dict(sorted(days.items())),
+            [json.loads(a) for a in alerts],
+        )
+
+    async def put_back(self, rec: Recorded) -> int:
+        """Record ``rec`` whole again; returns the alerts Redis had lost."""
+        assert rec.state is not None
+        return await self.record(rec.state, rec.rows, rec.alerts)
 
     async def record(self, state: dict, rows: dict[str, dict], alerts: list[dict]) -> int:
         argv: list = [_compact(state), self.keep, len(rows)]

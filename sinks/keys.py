@@ -27,6 +27,8 @@ FAMILY = PREFIX + "fam:"  # string per family: its last applied contribution (JS
 DUE = PREFIX + "due"  # zset per family-topic partition: family -> next day W changes it
 WRITTEN = PREFIX + "written"  # hash: family-topic partition -> batches of its families
 #   applied; lower than a worker was told means Redis lost writes (streams/restore.py)
+RESTORING = PREFIX + "restoring"  # zset: worker -> epoch s until which it writes what Redis
+#   lost again (streams/restore.py); shift detection waits while one is due
 FAMILY_HISTORY = PREFIX + "fh:"  # zset per family: its history segments "start|value" by start
 HIST = PREFIX + "hist:"  # hash prefix of a scope's history (sinks/apply_history.lua):
 #   HIST<scope> "<field>:<block>" -> a block's total change, HIST<scope>:<block> "<field>:<day>"

@@ -380,6 +380,12 @@ async def read_live_span_async(client) -> tuple[str | None, str | None, str | No
     return (*_span(wm, first), text(live))
 
 
+async def restoring_async(client, now: float) -> bool:
+    """Whether a worker is writing what Redis lost again (``now``: epoch seconds): the
+    history may lack families until it is done (streams/restore.py)."""
+    return bool(await client.zcount(keys.RESTORING, now, "+inf"))
+
+
 def picture_on(
     history: dict[str, dict[int, dict]], on: int, areas: dict[str, str], as_of: str
 ) -> dict:

@@ -310,6 +310,14 @@ class AsyncRedisSink(_Base):
         v = await self.redis.get(keys.WATERMARK)
         return text(v)
 
+    async def restoring(self, who: str, until: float) -> None:
+        """``who`` writes what Redis lost again, until ``until`` (epoch seconds) at most:
+        the history is incomplete meanwhile (:func:`sinks.redis_reader.restoring_async`)."""
+        await self.redis.zadd(keys.RESTORING, {who: until})
+
+    async def restored(self, who: str) -> None:
+        await self.redis.zrem(keys.RESTORING, who)
+
     async def written_counts(self, partitions: list[int]) -> dict[int, int]:
         """The applied batches Redis counts for ``partitions`` (0: none, or lost)."""
         if not partitions:

@@ -15,6 +15,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -261,7 +262,9 @@ class Logic:
             follower=follower,
             writer=writer,
             sweep=Sweep(writer, sinks.sweep),
-            restore=Restore(writer, sinks.restore, days, sinks.written),
+            restore=Restore(
+                writer, sinks.restore, days, sinks.written, f"{socket.gethostname()}:{os.getpid()}"
+            ),
             learn=LearnerRunner(
                 worker_learner(settings), tables.model, store, sinks.model.watermark, time.time
             ),

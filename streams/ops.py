@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -13,7 +14,7 @@ from models.picture import day
 from models.publication import published_last
 from models.shown_series import ShownSeries
 from sinks import metrics, redis_reader
-from sinks.alert_store import AsyncAlertStore
+from sinks.alert_store import AsyncAlertStore, Recorded
 from streams.transport import Topic
 from tilannekuva.config import Settings
 
@@ -42,11 +43,13 @@ class ShiftAlerts:
     steps on it. Alerts go to the alert topic first, then to Redis with the state and
     the days' values in one script; a crash in between repeats the days with the same
     alert ids, which Redis skips and consumers can drop. ``topic`` None: Redis only (the
-    demo runs without Kafka). The series is kept in memory between ticks and reloaded
-    from Redis when the state there is not the one this worker recorded last (another
-    leader went on) or a tick failed. ``settled()`` (:class:`streams.settled.Settled`)
-    says whether everything ingested is in Redis yet; None: always (the demo writes
-    each batch through before the next).
+    demo runs without Kafka). What this worker recorded is kept in memory
+    (:class:`sinks.alert_store.Recorded`): when Redis holds a newer state, another
+    leader went on and its record is loaded; an older one or none, and Redis lost it
+    (emptied, or back to an older copy), and it is put back whole. ``settled()``
+    (:class:`streams.settled.Settled`) says whether everything ingested is in Redis yet
+    (None: always; the demo writes each batch through before the next); no day is
+    detected on while a worker writes lost families again (``clock``: epoch seconds).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class ShiftAlerts:
         now: Callable[[], str],
         settled: Callable[[], Awaitable[bool]] | None = None,
         days_per_tick: int = DAYS_PER_TICK,
+        clock: Callable[[], float] = time.time,
     ):
         self.redis = redis
         self.topic = topic
@@ -66,9 +70,10 @@ class ShiftAlerts:
         self.now = now
         self.settled = settled
         self.days_per_tick = days_per_tick
+        self.clock = clock
         self.store = AsyncAlertStore(redis)
         self.series: ShownSeries | None = None
-        self.state: dict | None = None
+        self.kept = Recorded()  # what this worker recorded (or loaded) last
 
     async def __call__(self) -> int:
         """Raise what the tick finds; returns how many (0 after a failed tick)."""
@@ -96,10 +101,23 @@ class ShiftAlerts:
         return days, len(raised)
 
     async def _tick(self) -> tuple[int, list[dict]]:
-        if self.series is None or await self.store.state() != self.state:
-            self.state, rows = await self.store.load()
+        held = await self.store.state()
+        if held != self.kept.state:
+            if self.kept.behind(held):
+                log.warning(
+                    "Redis lost the shift detector's record (it holds %s, this leader"
+                    " recorded up to %s): putting it back",
+                    held and held["as_of"],
+                    self.kept.state and self.kept.state["as_of"],
+                )
+                metrics.REDIS_LOSSES.inc()
+                await self.store.put_back(self.kept)
+            else:  # another leader went on: from what it recorded
+                self.kept = await self.store.recorded()
+            self.series = None
+        if self.series is None:
             self.series = ShownSeries()
-            for iso, row in rows.items():
+            for iso, row in self.kept.rows.items():
                 self.series.put_row(iso, row)
         days = await self._days()
         if not days:
@@ -112,7 +130,7 @@ class ShiftAlerts:
         for alert in raised if self.topic is not None else ():
             await self.topic.send(key=alert["id"].encode(), value=alert)
         await self.store.record(state, rows, raised)
-        self.state = state
+        self.kept.add(state, rows, raised, self.store.keep)
         metrics.ALERTS_DAY.set(days[-1] - day("1970-01-01"))
         return len(days), raised
 
@@ -124,17 +142,19 @@ class ShiftAlerts:
             return []
         if self.settled is not None and not await self.settled():
             return []
+        if await redis_reader.restoring_async(self.redis, self.clock()):
+            return []  # a worker is writing lost families again: the history is partial
         last = published_last(day(first), day(w))
         start = day(live)
-        if self.state is not None:
-            start = max(start, day(self.state["as_of"]) + 1)
+        if self.kept.state is not None:
+            start = max(start, day(self.kept.state["as_of"]) + 1)
         if last is None or last < start:
             return []
         return list(range(start, min(last, start + self.days_per_tick - 1) + 1))
 
     def _detect(self, pictures: dict[int, dict]) -> tuple[dict | None, dict[str, dict], list]:
         assert self.series is not None
-        state, rows, raised = self.state, {}, []
+        state, rows, raised = self.kept.state, {}, []
         for on, picture in pictures.items():
             iso = dt.date.fromordinal(on).isoformat()
             self.series.publish(iso, picture, self.min_cell)

@@ -10,14 +10,16 @@ that reads lower than one Redis answered before, an answer that repeats an earli
 families, means Redis lost acknowledged writes of that partition: its families are written
 again, present and history, through the same idempotent scripts as always, so what
 Redis kept is left as it is and what it lost comes back. W and the first day of data
-are raised again from the id topic's days table on every tick, and the learner's
+are raised again from the id topic's days table on every tick (and the day the
+registers went live, where the shift alerts start), and the learner's
 latest snapshot is published again where the model store lost it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from sinks import metrics
@@ -26,21 +28,41 @@ from streams.families import FamilyWriter
 
 log = logging.getLogger("tilannekuva.worker")
 
+#: How long a restore's mark holds (renewed for each partition it writes again).
+HOLD_S = 300.0
+
 
 class DaySpan(Protocol):
     def span(self, partitions: Iterable[int]) -> tuple[str, str] | None: ...
 
+    def live(self, partitions: Iterable[int]) -> str | None: ...
+
 
 class Restore:
     """One tick: W and the first day raised from ``days``; every partition in ``parts``
-    whose families Redis lost written again (returned)."""
+    whose families Redis lost written again (returned). While it writes (and from the
+    moment it finds W gone), Redis says so under ``who`` (:data:`sinks.keys.RESTORING`,
+    for at most ``hold_s`` at a time): shift detection waits for a whole history."""
 
-    def __init__(self, writer: FamilyWriter, sink: AsyncRedisSink, days: DaySpan, written: Written):
+    def __init__(
+        self,
+        writer: FamilyWriter,
+        sink: AsyncRedisSink,
+        days: DaySpan,
+        written: Written,
+        who: str = "worker",
+        clock: Callable[[], float] = time.time,
+        hold_s: float = HOLD_S,
+    ):
         self.writer = writer
         self.sink = sink
         self.days = days
         self.written = written
+        self.who = who
+        self.clock = clock
+        self.hold_s = hold_s
         self.checked: set[int] = set()  # partitions looked at since start
+        self.holding = False  # this tick marked a restore in Redis
 
     def forget(self, parts: Iterable[int]) -> None:
         """Partitions revoked: looked at again when they come back."""
@@ -57,9 +79,27 @@ class Restore:
     async def __call__(self, parts: Iterable[int], writing: Iterable[str] = ()) -> list[int]:
         parts = sorted(parts)
         span = self.days.span(parts)
+        if span is not None and await self.sink.watermark() is None:
+            await self._hold()  # Redis lost W, so the rest too: said before W is back
+        try:
+            return await self._tick(parts, span, writing)
+        finally:
+            if self.holding:
+                self.holding = False
+                await self.sink.restored(self.who)
+
+    async def _hold(self) -> None:
+        self.holding = True
+        await self.sink.restoring(self.who, self.clock() + self.hold_s)
+
+    async def _tick(
+        self, parts: list[int], span: tuple[str, str] | None, writing: Iterable[str]
+    ) -> list[int]:
         if span is not None:  # before any family is written: they are written at W
             for day in span:
                 self.sink.raise_watermark(day)
+            if (live := self.days.live(parts)) is not None:
+                self.sink.went_live(live)
             await self.sink.flush()
         if await self.sink.watermark() is None:
             # Nothing can be written before W is known: a rewrite now would write
@@ -82,6 +122,7 @@ class Restore:
         lost += [p for p in unknown if p in held]
         self.written.saw(counts)  # a restarted worker learns what Redis holds
         for p in sorted(lost):
+            await self._hold()  # renewed per partition: a worker that dies lets it lapse
             self.written.lost(p, counts[p])
             mine = [f for f, q in families.items() if q == p]
             log.warning(

@@ -166,8 +166,9 @@ class Forward:
 
 
 class Days:
-    """The first and the last ``occurred_at`` of the accepted events each partition of
-    the id topic has carried, in ``table`` (keyed by partition): the first day and W,
+    """Per partition of the id topic, in ``table`` (keyed by partition): the first and
+    the last ``occurred_at`` of the accepted events it has carried, and the first
+    ``recorded_at`` day (the registers went live): the first day, W and ``tk:live``,
     kept where a Redis that lost them cannot take them along (streams/restore.py)."""
 
     def __init__(self, table: MutableMapping):
@@ -175,21 +176,34 @@ class Days:
 
     def __call__(self, batch: list[Any]) -> None:
         for event in batch:
-            on = [msg["occurred_at"] for _, msg, _ in event.value["items"]]
-            if not on:
+            items = event.value["items"]
+            if not items:
                 continue
+            on = [msg["occurred_at"] for _, msg, _ in items]
+            live = min(msg["recorded_at"][:10] for _, msg, _ in items)
             as_current(event)  # its partition's database (RocksDB reads only there)
             key = str(event.message.partition)
             old = self.table.get(key)
-            new = [min(on), max(on)] if old is None else [min(old[0], *on), max(old[1], *on)]
+            new = [min(on), max(on), live]
+            if old is not None:
+                # a span stored before the live day was kept has two days
+                was = old[2] if len(old) > 2 else live
+                new = [min(old[0], new[0]), max(old[1], new[1]), min(was, live)]
             self.table[key] = new  # also unchanged: as TableStep, for a changelog behind
 
     def span(self, partitions: Iterable[int]) -> tuple[str, str] | None:
         """``(first, last)`` over ``partitions``, None before any event."""
-        spans = [s for s in read_anywhere(self.table, map(str, partitions)).values() if s]
+        spans = self._spans(partitions)
         if not spans:
             return None
         return min(s[0] for s in spans), max(s[1] for s in spans)
+
+    def live(self, partitions: Iterable[int]) -> str | None:
+        """The first ``recorded_at`` day over ``partitions``, None where none is kept."""
+        return min((s[2] for s in self._spans(partitions) if len(s) > 2), default=None)
+
+    def _spans(self, partitions: Iterable[int]) -> list[list[str]]:
+        return [s for s in read_anywhere(self.table, map(str, partitions)).values() if s]
 
 
 def history_since(outs: Envelopes) -> dict[str, int | None]:

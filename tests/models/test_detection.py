@@ -232,6 +232,18 @@ def test_the_same_tick_again_raises_nothing_new(shifted):
     assert len(first) == 1 and again == []
 
 
+def test_another_methods_episodes_are_not_held_by_this_one(shifted):
+    """TK_ALERT_METHOD changed between two ticks: the state's active pairs were raised
+    by the other method; this one raises its own alert for the shift it finds."""
+    theirs, raised = Detector(Rise5pp()).step(None, shifted.last_day, shifted)
+    assert raised and theirs["active"]
+    state, mine = Detector(Cusum()).step(theirs, shifted.last_day, shifted)
+    assert [a["scope_key"] for a in mine] == [a["scope_key"] for a in raised]
+    assert state["method"] == "cusum" and set(state["active"]) == set(theirs["active"])
+    # Its own state, the same tick again: held, nothing new.
+    assert Detector(Cusum()).step(state, shifted.last_day, shifted)[1] == []
+
+
 def test_rise5pp_is_todays_rule():
     """The method "rise5pp" through the detector gives the alerts of models/alerts.py."""
     rng = np.random.default_rng(5)

@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from models.alerts import TrendRule, alert_step
 from sinks import keys
-from sinks.alert_store import AsyncAlertStore
+from sinks.alert_store import AsyncAlertStore, Recorded
 from sinks.redis_reader import read_alerts
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ def test_record_is_replay_safe_and_served_newest_first(redis_client, redis_test_
         client = aioredis.Redis.from_url(redis_test_url)
         store = AsyncAlertStore(client, keep=3)
         rule = TrendRule(window_days=30, rise=0.05, min_families=20)
-        assert await store.state() is None and await store.load() == (None, {})
+        assert await store.state() is None and await store.recorded() == Recorded()
         added = []
         for i, (day, assist) in enumerate(
             [
@@ -45,7 +45,8 @@ def test_record_is_replay_safe_and_served_newest_first(redis_client, redis_test_
             )
             assert [a["id"] for a in raised_again] == [a["id"] for a in raised]
             assert await store.record(again, {}, raised_again) == 0
-        state, rows = await store.load()
+        rec = await store.recorded()
+        state, rows = rec.state, rec.rows
         assert list(rows) == [
             "2026-01-01",
             "2026-02-05",

@@ -50,7 +50,8 @@ async def test_a_tick_detects_each_published_day_once_and_keeps_what_it_saw(
     ticks = ShiftAlerts(client, topic, rise5pp(), 5, lambda: NOW)
     set_picture(redis_client, "2026-01-01", 40)
     assert await ticks() == 0
-    state, rows = await AsyncAlertStore(client).load()
+    rec = await AsyncAlertStore(client).recorded()
+    state, rows = rec.state, rec.rows
     assert state["as_of"] == "2026-01-01" and list(rows)[0] == "2025-12-01"
     assert len(rows) == 32 and rows["2026-01-01"]["all"][2] is not None
     # The whole history now reads 80, but what was published up to 2026-01-01 stays 40:
@@ -63,7 +64,8 @@ async def test_a_tick_detects_each_published_day_once_and_keeps_what_it_saw(
     assert sent["value"]["as_of"] == "2026-01-02" and sent["value"]["raised_at"] == NOW
     observed, expected = sent["value"]["observed"]["share"], sent["value"]["expected"]["share"]
     assert abs(observed - 0.2) < 0.01 and abs(expected - 0.1) < 0.01  # published: cell keys
-    state, rows = await AsyncAlertStore(client).load()
+    rec = await AsyncAlertStore(client).recorded()
+    state, rows = rec.state, rec.rows
     assert state["as_of"] == "2026-02-05" and len(rows) == 67
     assert redis_client.zcard(keys.ALERTS) == 1
     await client.aclose()
@@ -102,10 +104,87 @@ async def test_a_failed_tick_is_logged_and_the_next_goes_on_from_what_redis_hold
     with caplog.at_level(logging.ERROR, logger="tilannekuva.worker"):
         assert await failing() == 0
     assert "shift alert tick failed" in caplog.text
-    state, _ = await AsyncAlertStore(client).load()
+    state = (await AsyncAlertStore(client).recorded()).state
     assert state["as_of"] == "2026-01-01"  # nothing of the failed tick recorded
     # Another leader goes on from Redis, and raises what the failed tick could not send.
     assert await ShiftAlerts(client, Topic(), rise5pp(), 5, lambda: NOW)() == 1
+    await client.aclose()
+
+
+def alert_keys(client) -> dict:
+    """The detector's four keys as Redis holds them."""
+    return {
+        "state": client.get(keys.ALERTS_STATE),
+        "shown": client.hgetall(keys.ALERTS_SHOWN),
+        "alerts": client.zrange(keys.ALERTS, 0, -1, withscores=True),
+        "ids": client.hgetall(keys.ALERTS_IDS),
+    }
+
+
+async def test_what_redis_lost_of_the_detector_is_put_back_and_detection_goes_on(
+    redis_test_url, redis_client, caplog
+):
+    client = aioredis.from_url(redis_test_url)
+    topic = Topic()
+    ticks = ShiftAlerts(client, topic, rise5pp(), 5, lambda: NOW)
+    set_picture(redis_client, "2026-01-01", 40)
+    assert await ticks() == 0
+    set_picture(redis_client, "2026-02-05", 80)
+    assert await ticks() == 1
+    had = alert_keys(redis_client)
+    redis_client.flushdb()  # FLUSHALL (of the test's db); the restore tick puts W back
+    set_picture(redis_client, "2026-02-05", 80)
+    with caplog.at_level(logging.WARNING, logger="tilannekuva.worker"):
+        assert await ticks() == 0
+    assert "Redis lost the shift detector's record" in caplog.text
+    assert alert_keys(redis_client) == had and len(topic.sent) == 1  # nothing raised again
+    set_picture(redis_client, "2026-02-10", 80)
+    assert await ticks.tick() == (5, 0)  # on from the day after the one it had recorded
+    await client.aclose()
+
+
+async def test_a_redis_back_to_an_older_copy_gets_the_newer_record_back(
+    redis_test_url, redis_client
+):
+    client = aioredis.from_url(redis_test_url)
+    ticks = ShiftAlerts(client, Topic(), rise5pp(), 5, lambda: NOW)
+    set_picture(redis_client, "2026-01-01", 40)
+    assert await ticks() == 0
+    older = {k: redis_client.dump(k) for k in redis_client.scan_iter(keys.ALERTS + "*")}
+    set_picture(redis_client, "2026-02-05", 80)
+    assert await ticks() == 1
+    had = alert_keys(redis_client)
+    for k, v in older.items():  # a restart from the snapshot before the second tick
+        redis_client.restore(k, 0, v, replace=True)
+    redis_client.delete(keys.ALERTS, keys.ALERTS_IDS)  # the older copy had no alert yet
+    assert alert_keys(redis_client) != had
+    assert await ticks() == 0
+    assert alert_keys(redis_client) == had
+    # Another leader's newer record is not overwritten: it is read.
+    other = ShiftAlerts(client, Topic(), rise5pp(), 5, lambda: NOW)
+    set_picture(redis_client, "2026-02-07", 80)
+    assert await other.tick() == (2, 0)
+    assert await ticks.tick() == (0, 0)
+    assert json.loads(redis_client.get(keys.ALERTS_STATE))["as_of"] == "2026-02-07"
+    await client.aclose()
+
+
+async def test_no_day_is_detected_on_while_a_worker_writes_lost_families_again(
+    redis_test_url, redis_client
+):
+    client = aioredis.from_url(redis_test_url)
+    now = {"t": 1000.0}
+    ticks = ShiftAlerts(client, None, rise5pp(), 5, lambda: NOW, clock=lambda: now["t"])
+    set_picture(redis_client, "2026-01-10", 40)
+    redis_client.zadd(keys.RESTORING, {"w1": 1100.0, "w2": 900.0})  # w2's mark has lapsed
+    assert await ticks.tick() == (0, 0)
+    redis_client.zrem(keys.RESTORING, "w1")
+    assert await ticks.tick() == (41, 0)  # 2025-12-01 … 2026-01-10
+    set_picture(redis_client, "2026-01-12", 40)
+    redis_client.zadd(keys.RESTORING, {"w1": 1100.0})
+    assert await ticks.tick() == (0, 0)
+    now["t"] = 1100.5  # a worker that died while restoring holds detection no longer
+    assert await ticks.tick() == (2, 0)
     await client.aclose()
 
 
@@ -141,7 +220,8 @@ async def test_the_ticks_raise_the_backtests_alerts_on_the_same_stream(
     strip = [{k: v for k, v in a.items() if k != "raised_at"} for a in got]
     want = expected
     assert sorted(strip, key=json.dumps) == sorted(want, key=json.dumps)
-    state, rows = await AsyncAlertStore(client).load()
+    rec = await AsyncAlertStore(client).recorded()
+    state, rows = rec.state, rec.rows
     assert list(rows) == bt.series.days and state == bt.states["rise5pp"]
     await client.aclose()
 

@@ -18,11 +18,14 @@ pytestmark = pytest.mark.integration
 
 
 class Span:
-    def __init__(self, first: str, last: str):
-        self.first, self.last = first, last
+    def __init__(self, first: str, last: str, live: str | None = None):
+        self.first, self.last, self.went_live = first, last, live
 
     def span(self, partitions):
         return (self.first, self.last) if list(partitions) else None
+
+    def live(self, partitions):
+        return self.went_live if list(partitions) else None
 
 
 def first_day(history) -> str:
@@ -49,7 +52,7 @@ async def worker_parts(history, aredis):
     sink.raise_watermark(history.watermark)
     await sink.flush()
     writer = FamilyWriter(history.families, ModelFollower(Store()), Vectors(), PARTS, False)
-    days = Span(first_day(history), history.watermark)
+    days = Span(first_day(history), history.watermark, live=history.watermark)
     return written, sink, writer, Restore(writer, sink, days, written)
 
 
@@ -65,8 +68,43 @@ async def test_a_flushed_redis_gets_w_the_picture_and_the_history_back(
     lost = await restore(range(PARTS))
     assert lost == sorted(set(families.values()))
     assert redis_client.get(keys.WATERMARK).decode() == history.watermark
+    assert redis_client.get(keys.LIVE_FROM).decode() == history.watermark  # alerts start there
     assert picture_and_history(redis_client, history) == want
     assert await restore(range(PARTS)) == []  # healed: compared from the new counts on
+
+
+async def test_a_restore_says_so_in_redis_from_finding_w_gone_until_its_families_are_back(
+    history, aredis, redis_client
+):
+    """Shift detection waits meanwhile (sinks.keys.RESTORING): the history is partial."""
+    _, sink, writer, restore = await worker_parts(history, aredis)
+    families = all_of(history)
+    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
+    restore.who, restore.clock = "w1", lambda: 1000.0
+    seen = []
+    rewrite = writer.rewrite
+
+    async def watched(*args, **kwargs):
+        seen.append(redis_client.zrange(keys.RESTORING, 0, -1, withscores=True))
+        return await rewrite(*args, **kwargs)
+
+    writer.rewrite = watched  # type: ignore[method-assign]
+    flush, marked_at_flush = sink.flush, []
+
+    async def flushed():
+        if redis_client.get(keys.WATERMARK) is None:  # the flush that puts W back
+            marked_at_flush.append(redis_client.zcard(keys.RESTORING))
+        return await flush()
+
+    sink.flush = flushed  # type: ignore[method-assign]
+    redis_client.flushdb()
+    lost = await restore(range(PARTS))
+    assert marked_at_flush == [1]  # said before W is back, when a tick could start
+    assert lost and len(seen) == len(lost)
+    assert all(s == [(b"w1", 1000.0 + restore.hold_s)] for s in seen)
+    assert redis_client.zcard(keys.RESTORING) == 0  # done: detection goes on
+    assert await restore(range(PARTS)) == [] and len(seen) == len(lost)
+    assert redis_client.zcard(keys.RESTORING) == 0
 
 
 async def went_back_a_batch(history, redis_client, sink, writer):
@@ -164,6 +202,9 @@ async def test_nothing_counts_as_rewritten_before_w_is_known(history, aredis, re
 
     class NoDays:
         def span(self, partitions):
+            return None
+
+        def live(self, partitions):
             return None
 
     _, sink, writer, _ = await worker_parts(history, aredis)

@@ -187,22 +187,46 @@ def test_days_writes_its_span_again_when_unchanged():
     """A replay after a crash: the database may hold a span its changelog lacks."""
     table = CountingTable()
     days = Days(table)
-    batch = [envelope([["e1", {"occurred_at": "2024-03-01"}, None]], 1)]
+    ev = {"occurred_at": "2024-03-01", "recorded_at": "2024-03-02T08:00:00Z"}
+    batch = [envelope([["e1", ev, None]], 1)]
     days(batch)
     days(batch)
-    assert table.writes == ["1", "1"] and table == {"1": ["2024-03-01", "2024-03-01"]}
+    assert table.writes == ["1", "1"]
+    assert table == {"1": ["2024-03-01", "2024-03-01", "2024-03-02"]}
 
 
-def test_days_keeps_each_partitions_first_and_last_day():
+def test_days_keeps_each_partitions_first_and_last_day_and_when_it_went_live():
     table: dict = {}
     days = Days(table)
-    ev = [{"occurred_at": d} for d in ("2024-03-01", "2023-07-01", "2024-01-10", "2025-02-02")]
+    ev = [
+        {"occurred_at": o, "recorded_at": r + "T10:00:00Z"}
+        for o, r in (
+            ("2024-03-01", "2025-01-03"),
+            ("2023-07-01", "2025-01-02"),
+            ("2024-01-10", "2025-01-01"),
+            ("2025-02-02", "2025-02-03"),
+        )
+    ]
     days([envelope([["e1", ev[0], None], ["e2", ev[1], None]], 1), envelope([], 2)])
     days([envelope([["e3", ev[2], None]], 1), envelope([["e4", ev[3], None]], 3)])
-    assert table == {"1": ["2023-07-01", "2024-03-01"], "3": ["2025-02-02", "2025-02-02"]}
+    assert table == {
+        "1": ["2023-07-01", "2024-03-01", "2025-01-01"],
+        "3": ["2025-02-02", "2025-02-02", "2025-02-03"],
+    }
     assert days.span([1, 2]) == ("2023-07-01", "2024-03-01")
     assert days.span([1, 3]) == ("2023-07-01", "2025-02-02")
     assert days.span([0, 2]) is None
+    assert days.live([3]) == "2025-02-03" and days.live([1, 3]) == "2025-01-01"
+    assert days.live([0, 2]) is None
+
+
+def test_a_span_kept_before_the_live_day_was_gets_it_from_its_next_batch():
+    table: dict = {"1": ["2023-07-01", "2024-03-01"]}
+    days = Days(table)
+    assert days.span([1]) == ("2023-07-01", "2024-03-01") and days.live([1]) is None
+    ev = {"occurred_at": "2024-02-01", "recorded_at": "2025-01-05T10:00:00Z"}
+    days([envelope([["e1", ev, None]], 1)])
+    assert table == {"1": ["2023-07-01", "2024-03-01", "2025-01-05"]}
 
 
 @pytest.mark.integration
