@@ -299,6 +299,9 @@ def test_a_redis_that_goes_away_or_loses_writes_mid_stream_is_healed(
         differing = history_differences(client, events, n_days=12)
         assert not differing, "\n".join(differing[:40])
         assert model, "the model snapshot was not put back"
+        # Where shift detection starts, and no restore left marked as going on.
+        assert client.get(keys.LIVE_FROM).decode() == min(e["recorded_at"][:10] for e in events)
+        assert client.zcard(keys.RESTORING) == 0
     finally:
         worker.stop()
         redis_server.kill()
