@@ -51,7 +51,7 @@ from typing import Any, TypeAlias
 
 from models import family, person
 from models.cellkey import record_key
-from models.contract import INDICATORS, RETRACTED, key_field, type_field
+from models.contract import GROUPS, INDICATORS, RETRACTED, key_field, type_field, type_id_of
 from models.history import History
 from models.person import day
 from models.types import Contribution
@@ -305,6 +305,22 @@ def contribution(
     if type_id is not None:
         counts[type_field(type_id)] = 1
     return {"area": v[0], "municipality": v[1], "counts": counts, "due": due}
+
+
+def written_with(contrib: Contribution) -> tuple[int | None, int | None]:
+    """The service-need group and the family type a contribution was written with.
+
+    >>> written_with({"area": "33100", "municipality": "837", "due": None,
+    ...               "counts": {"families": 1, "g4": 1, "t37": 1}})
+    (4, 37)
+    """
+    group = type_id = None
+    for name in contrib["counts"]:
+        if name in GROUPS:
+            group = int(name[1:])
+        elif (t := type_id_of(name)) is not None:
+            type_id = t
+    return group, type_id
 
 
 def _start(segment: list) -> int:

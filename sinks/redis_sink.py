@@ -325,6 +325,15 @@ class AsyncRedisSink(_Base):
         got = await self.redis.hmget(keys.WRITTEN, partitions)
         return {p: int(n or 0) for p, n in zip(partitions, got, strict=True)}
 
+    async def contributions(self, families: list[str], chunk: int = 1000) -> dict[str, dict]:
+        """The contributions Redis holds of ``families`` (those it counts), as written."""
+        out: dict[str, dict] = {}
+        for i in range(0, len(families), chunk):
+            part = families[i : i + chunk]
+            got = await self.redis.mget([keys.family(f) for f in part])
+            out.update({f: json.loads(v) for f, v in zip(part, got, strict=True) if v})
+        return out
+
     async def due(self, partition: int | None, upto_day: int, limit: int = 10_000) -> list[str]:
         rows = await self.redis.zrangebyscore(
             keys.due(partition), "-inf", upto_day, start=0, num=limit

@@ -201,6 +201,22 @@ class FamilyWriter:
             days = None if since is None else dict.fromkeys(chunk, since)
             await self.apply(sink, chunk, since=days)
 
+    async def recall(self, sink: AsyncRedisSink, families: Mapping[str, int]) -> int:
+        """The group and type Redis holds of each family not written since start, as if
+        this worker had written it: a restarted worker's first snapshot then rewrites
+        only the families whose group or type it changes, and a family's next write its
+        history only where its group moved (not all of them, from their latest days).
+        Returns how many Redis held. A Redis that lost writes is healed by the restore
+        tick, which rewrites whole partitions regardless."""
+        async with self._writing:  # no write of these families in between
+            held = await sink.contributions([f for f in families if f not in self.applied])
+            for fam, contrib in held.items():
+                group, type_id = picture.written_with(contrib)
+                self.applied.add(fam)
+                self.groups_now[fam] = self.history_groups[fam] = group
+                self.types_now[fam] = type_id
+        return len(held)
+
     def forget(self, parts: Iterable[int]) -> None:
         """Drop what is remembered of the families of ``parts`` (revoked): another worker
         writes them meanwhile, and a group remembered from before would skip a history
@@ -244,6 +260,7 @@ class FamilyWriter:
         if self.follower.assigner is None or self.adopted == version:
             return 0
         families = self.mine(parts)
+        await self.recall(sink, families)
         types, groups, _ = self.follower.assign(read_anywhere(self.table, families), True)
         changed = [
             (fam, p)

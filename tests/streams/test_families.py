@@ -137,6 +137,31 @@ async def test_adopt_rewrites_families_once_per_snapshot_version(history, aredis
     assert writer.groups_now[fam] == int(grp[0])
 
 
+async def test_a_restarted_writer_rewrites_only_what_redis_does_not_hold_as_it_would(
+    history, aredis, redis_client
+):
+    """Its first adoption reads the group and type each family was written with: over a
+    Redis that holds them all, the same snapshot rewrites no counted family."""
+    sink = await sink_at(aredis, history.watermark)
+    store = Store()
+    store.version, store.snap = "1.1", snapshot_of(history.families)
+    follower = ModelFollower(store)
+    await follower.load()
+    everything = set(range(PARTS))
+    first = FamilyWriter(history.families, follower, Vectors(), PARTS, True)
+    assert await first.adopt(sink, everything) == len(history.families)
+    before = {k: redis_client.dump(k) for k in redis_client.scan_iter(keys.PATTERN)}
+    again = FamilyWriter(history.families, follower, Vectors(), PARTS, True)  # a restart
+    uncounted = len(history.families) - len(history.contributions)
+    assert await again.adopt(sink, everything) == uncounted  # not in Redis: written as None
+    assert again.groups_now == first.groups_now and again.types_now == first.types_now
+    assert again.history_groups == {f: g for f, g in first.history_groups.items() if g}
+    after = {k: redis_client.dump(k) for k in redis_client.scan_iter(keys.PATTERN)}
+    assert after.keys() == before.keys()
+    # Nothing changed but the count of transactions (the uncounted families' no-ops).
+    assert [k for k, v in before.items() if after[k] != v] == [keys.WRITTEN.encode()]
+
+
 async def test_adopt_only_touches_the_given_partitions(history, aredis):
     sink = await sink_at(aredis, history.watermark)
     store = Store()
