@@ -67,6 +67,19 @@ def text(value: bytes | T) -> str | T:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def patient_client(url: str, connect_timeout_s: float = 5.0) -> aioredis.Redis:
-    """An asyncio client of ``url`` whose commands wait for Redis (:class:`PatientRetry`)."""
-    return aioredis.from_url(url, retry=PatientRetry(), socket_connect_timeout=connect_timeout_s)
+def patient_client(
+    url: str, connect_timeout_s: float = 5.0, read_timeout_s: float = 60.0
+) -> aioredis.Redis:
+    """An asyncio client of ``url`` whose commands wait for Redis (:class:`PatientRetry`).
+
+    ``read_timeout_s``: how long an answer may take before the connection counts as
+    lost and the command is sent again. Said here because redis-py's default (5 s in
+    8.2, ``redis._defaults.DEFAULT_SOCKET_TIMEOUT``) is below what a large transaction
+    of the sink took on a busy machine: each timeout sent it again, and Redis ran it
+    again (a 40,000-family drill, bench/README.md, session 27)."""
+    return aioredis.from_url(
+        url,
+        retry=PatientRetry(),
+        socket_connect_timeout=connect_timeout_s,
+        socket_timeout=read_timeout_s,
+    )

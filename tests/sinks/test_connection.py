@@ -40,3 +40,19 @@ async def test_commands_wait_while_redis_is_away_and_complete_when_it_is_back(ow
     assert metrics.REDIS_WAITING._value.get() == 0
     assert await client.mget("before", "during") == [b"1", b"2"]
     await client.aclose()
+
+
+async def test_a_slow_answer_is_waited_for_not_sent_again(own_redis):
+    """A transaction Redis takes longer than redis-py's default read timeout (5 s) to
+    run: sent once, answered once (with that default it was sent again and run twice)."""
+    client = patient_client(own_redis.url)
+    slow = """
+    local t0 = redis.call('TIME')
+    repeat
+      local t = redis.call('TIME')
+    until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 5500000
+    return redis.call('INCR', KEYS[1])
+    """
+    assert await client.eval(slow, 1, "runs") == 1
+    assert int(await client.get("runs")) == 1
+    await client.aclose()
