@@ -9,7 +9,7 @@ learner (stage ``"learner"``, its one partition); :class:`Sweep` rewrites famili
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Protocol
 
 from models import picture
@@ -230,6 +230,17 @@ class FamilyWriter:
                 del seen[fam]
         self.applied = {f for f in self.applied if partition_of(f, self.partitions) not in gone}
 
+    async def _chunks(self, families: Iterable[str]) -> AsyncIterator[dict[str, dict | None]]:
+        """The states of ``families``, :data:`REASSIGN_CHUNK` at a time, the event loop
+        let in between: read and assigned all at once, a worker's families are one
+        stretch of seconds at 40,000 (tens of µs each) in which no heartbeat, agent or
+        timer runs."""
+        names = list(families)
+        for i in range(0, len(names), REASSIGN_CHUNK):
+            if i:
+                await asyncio.sleep(0)
+            yield read_anywhere(self.table, names[i : i + REASSIGN_CHUNK])
+
     def mine(self, parts: Iterable[int]) -> dict[str, int]:
         """``{family: partition}`` of this worker's families in ``parts``."""
         wanted = set(parts)
@@ -246,13 +257,13 @@ class FamilyWriter:
         watermark = await sink.watermark()
         if not new or watermark is None:
             return
-        states = {
-            fam: state
-            for fam, state in read_anywhere(self.table, self.mine(new)).items()
-            if state and picture.contribution(state, watermark)
-        }
-        _, _, vectors = self.follower.assign(states, True)
-        await self.send.send_items("learner", 0, [[f, v] for f, v in vectors.items()], "sample")
+        async for states in self._chunks(self.mine(new)):
+            counted = {f: s for f, s in states.items() if s and picture.contribution(s, watermark)}
+            _, _, vectors = self.follower.assign(counted, True)
+            if vectors:
+                await self.send.send_items(
+                    "learner", 0, [[f, v] for f, v in vectors.items()], "sample"
+                )
 
     async def adopt(self, sink: AsyncRedisSink, parts: set[int]) -> int:
         """Re-assign this worker's families to the follower's snapshot once per version
@@ -264,17 +275,21 @@ class FamilyWriter:
             return 0
         families = self.mine(parts)
         await self.recall(sink, families)
-        types, groups, _ = self.follower.assign(read_anywhere(self.table, families), True)
-        changed = [
-            (fam, p)
-            for fam, p in families.items()
-            if fam not in self.applied
-            or (
-                fam in self.groups_now
-                and (self.groups_now[fam] != groups[fam] or self.types_now.get(fam) != types[fam])
+        changed: dict[str, int] = {}
+        async for states in self._chunks(families):
+            types, groups, _ = self.follower.assign(states, True)
+            changed.update(
+                (fam, families[fam])
+                for fam in states
+                if fam not in self.applied
+                or (
+                    fam in self.groups_now
+                    and (
+                        self.groups_now[fam] != groups[fam] or self.types_now.get(fam) != types[fam]
+                    )
+                )
             )
-        ]
-        await self.rewrite(sink, dict(changed))
+        await self.rewrite(sink, changed)
         self.adopted = version
         metrics.FAMILIES_REASSIGNED.inc(len(changed))
         metrics.MODEL_ADOPTED.info({"version": version})
