@@ -87,3 +87,9 @@ MODEL_ADOPTED = Info(
     "tk_model_adopted",
     "The family-type snapshot this worker's families are written with (streams/families.py)",
 )
+LOOP_STALLS = Histogram(
+    "tk_event_loop_stall_seconds",
+    "Stalls of the worker's event loop longer than the watch's threshold: no agent, timer"
+    " or consumer heartbeat ran meanwhile",
+    buckets=(0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+)

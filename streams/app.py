@@ -37,6 +37,7 @@ from streams.families import FamilyWriter, ModelFollower, Sweep
 from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
+    LoopWatch,
     ShiftAlerts,
     assigned_partitions,
     configured_detector,
@@ -225,6 +226,7 @@ class Logic:
     restore: Restore
     learn: LearnerRunner
     alerts: ShiftAlerts
+    watch: LoopWatch
 
     @classmethod
     def wire(
@@ -276,6 +278,7 @@ class Logic:
                 utc_now_iso,
                 Settled(settings.kafka_bootstrap, settings.consumer_groups(config.PICTURE_TOPICS)),
             ),
+            watch=LoopWatch(),
         )
 
 
@@ -401,6 +404,11 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
     async def shift_alerts():
         """Shift detection on the leader only: one writer."""
         await logic.alerts()
+
+    @app.task
+    async def loop_watch():
+        """What holds the event loop, when something does (logged, and a metric)."""
+        await logic.watch.run()
 
     @app.timer(LAG_SECONDS)
     async def lag():

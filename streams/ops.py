@@ -1,11 +1,15 @@
-"""The worker's own upkeep: shift alerts on the leader, consumer lag, log levels."""
+"""The worker's own upkeep: shift alerts on the leader, consumer lag, log levels, a watch
+on the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+import sys
+import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -233,3 +237,54 @@ async def metrics_view(web: Any, request: Any) -> Any:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+class LoopWatch:
+    """A thread that notices when the event loop is held: the loop marks a beat every
+    ``every_s``; a beat older than ``threshold_s`` is a stall, logged once with the
+    stack the loop's thread is in (what holds it) and observed in
+    ``tk_event_loop_stall_seconds`` when it ends. A stall longer than the session
+    timeout loses the ingest consumer's group membership."""
+
+    def __init__(
+        self,
+        threshold_s: float = 2.0,
+        every_s: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.threshold_s = threshold_s
+        self.every_s = every_s
+        self.clock = clock
+        self.beat = clock()
+        self.loop_thread: int | None = None
+        self.stalls: list[float] = []  # ended stalls, seconds (the last 100)
+
+    async def run(self) -> None:
+        """The loop's side, until cancelled; starts the watching thread."""
+        self.loop_thread = threading.get_ident()
+        stop = threading.Event()
+        threading.Thread(
+            target=self._watch, args=(stop,), name="tk-loop-watch", daemon=True
+        ).start()
+        try:
+            while True:
+                self.beat = self.clock()
+                await asyncio.sleep(self.every_s)
+        finally:
+            stop.set()
+
+    def _watch(self, stop: threading.Event) -> None:
+        stalled_since: float | None = None
+        while not stop.wait(self.every_s):
+            late = self.clock() - self.beat
+            if late > self.threshold_s and stalled_since is None:
+                stalled_since = self.beat
+                frame = sys._current_frames().get(self.loop_thread or 0)
+                where = "".join(traceback.format_stack(frame, limit=25)) if frame else "?"
+                log.warning("the event loop is held (%.1f s so far), in:\n%s", late, where)
+            elif stalled_since is not None and self.beat > stalled_since:
+                took = self.beat - stalled_since
+                self.stalls = (self.stalls + [took])[-100:]
+                metrics.LOOP_STALLS.observe(took)
+                log.warning("the event loop was held for %.1f s", took)
+                stalled_since = None

@@ -1,8 +1,10 @@
 """ShiftAlerts against a real Redis (no broker); the upkeep helpers."""
 
+import asyncio
 import datetime as dt
 import json
 import logging
+import time
 
 import redis.asyncio as aioredis
 
@@ -11,7 +13,7 @@ from models.detection import Detector, Rise5pp
 from models.pseudonym import Pseudonymiser
 from sinks import keys
 from sinks.alert_store import AsyncAlertStore
-from streams.ops import ShiftAlerts, quiet_logs, record_lag, record_rocksdb_memory
+from streams.ops import LoopWatch, ShiftAlerts, quiet_logs, record_lag, record_rocksdb_memory
 from tests.conftest import write_counts
 from tests.streams.fakes import Topic
 from tilannekuva import demo
@@ -285,3 +287,23 @@ def test_quiet_logs_sets_the_libraries_levels_and_keeps_producer_warnings_down()
     assert logging.getLogger("aiokafka").level == logging.INFO
     assert logging.getLogger("faust.transport.producer").level == logging.ERROR
     quiet_logs("WARNING")
+
+
+def hold_the_loop(seconds: float) -> None:
+    time.sleep(seconds)  # synchronous work on the loop's thread, as a long step would be
+
+
+async def test_the_loop_watch_names_what_holds_the_loop_and_times_the_stall(caplog):
+    watch = LoopWatch(threshold_s=0.3, every_s=0.05)
+    task = asyncio.create_task(watch.run())
+    with caplog.at_level(logging.WARNING, logger="tilannekuva.worker"):
+        await asyncio.sleep(0.3)
+        assert watch.stalls == []  # a loop that runs is not held
+        hold_the_loop(0.8)
+        await asyncio.sleep(0.3)
+    task.cancel()
+    (stall,) = watch.stalls
+    assert 0.7 <= stall <= 1.2
+    held = [r.getMessage() for r in caplog.records if "event loop is held" in r.getMessage()]
+    assert len(held) == 1 and "hold_the_loop" in held[0]
+    assert any("was held for" in r.getMessage() for r in caplog.records)
