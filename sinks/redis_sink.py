@@ -310,6 +310,10 @@ class AsyncRedisSink(_Base):
         v = await self.redis.get(keys.WATERMARK)
         return text(v)
 
+    async def live(self) -> str | None:
+        """The day the registers went live (``tk:live``), None before any event."""
+        return text(await self.redis.get(keys.LIVE_FROM)) or None
+
     async def restoring(self, who: str, until: float) -> None:
         """``who`` writes what Redis lost again, until ``until`` (epoch seconds) at most:
         the history is incomplete meanwhile (:func:`sinks.redis_reader.restoring_async`)."""

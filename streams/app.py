@@ -268,7 +268,12 @@ class Logic:
                 writer, sinks.restore, days, sinks.written, f"{socket.gethostname()}:{os.getpid()}"
             ),
             learn=LearnerRunner(
-                worker_learner(settings), tables.model, store, sinks.model.watermark, time.time
+                worker_learner(settings),
+                tables.model,
+                store,
+                sinks.model.watermark,
+                time.time,
+                live=sinks.model.live,
             ),
             alerts=ShiftAlerts(
                 redis,

@@ -32,12 +32,14 @@ class LearnerRunner:
         store: AsyncModelStore,
         watermark: Callable[[], Awaitable[str | None]],
         now: Callable[[], float],
+        live: Callable[[], Awaitable[str | None]] | None = None,
     ):
         self.learner = learner
         self.table = table
         self.store = store
         self.watermark = watermark
         self.now = now
+        self.live = live  # tk:live: the baseline of the groups counts from it at the earliest
         self.state: LearnerState | None = None
 
     async def __call__(self, batch: list[Any]) -> dict | None:
@@ -47,7 +49,10 @@ class LearnerRunner:
         state = self.learner.resume(self.state, self.table.get("snapshot"))
         lb = LearnerBatch.from_messages(event.value for event in batch)
         metrics.EVENTS_IN.labels("learner").inc(sum(v is not None for _, v in lb.vectors))
-        self.state, snap = self.learner.step(state, lb, await self.watermark(), self.now())
+        live = await self.live() if self.live is not None else None
+        self.state, snap = self.learner.step(
+            state, lb, await self.watermark(), self.now(), live=live
+        )
         for note in self.state.notes:
             log.warning("%s", note)
         if snap is not None:

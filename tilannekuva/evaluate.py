@@ -176,7 +176,7 @@ def stream(
             else:
                 vectors.pop(fam, None)
                 batch.vectors.append((fam, None))  # no longer counted: forgotten
-        state, _ = learner.step(state, batch, pipe.watermark, time.time())
+        state, _ = learner.step(state, batch, pipe.watermark, time.time(), live=live)
         pipe.touched.clear()
         learn_time += time.perf_counter() - ts
 
@@ -192,7 +192,7 @@ def stream(
             if fam not in pipe.contributions:
                 vectors.pop(fam)
                 batch.vectors.append((fam, None))
-        state, snap = learner.step(state, batch, pipe.watermark, time.time())
+        state, snap = learner.step(state, batch, pipe.watermark, time.time(), live=live)
         if snap is None:
             return
         assigner = TypeAssigner.from_snapshot(snap)
@@ -212,6 +212,7 @@ def stream(
         end_day = max(end_day, day(line[i + 15 : i + 25]))
     next_learn = None
     next_snap = None
+    live: str | None = None  # the earliest recorded_at day: the baseline counts from it
     chunk: list[dict] = []
     for k in range(len(lines) + 1):
         if k < len(lines):
@@ -221,6 +222,9 @@ def stream(
                 continue
             ev.pop("schema", None)
             n_events += 1
+            rec = str(ev.get("recorded_at") or "")[:10]
+            if rec and (live is None or rec < live):
+                live = rec
             # micro-batches of one stream day: the due-family sweep runs once per batch
             if not chunk or ev["occurred_at"] <= pipe.watermark or len(chunk) < 64:
                 chunk.append(ev)

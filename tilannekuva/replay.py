@@ -14,7 +14,9 @@ the history in Redis), so a backtest sees only what had arrived by then. A day t
 
 Ticks start when the registers go live: on the day of the earliest ``recorded_at`` (an
 initial load carries decades of ``occurred_at`` in its first days; those days are
-history, not moments anyone watched), or on ``W`` if that had passed it already.
+history, not moments anyone watched), or on ``W`` if that had passed it already. The
+learner's baseline of the groups counts from that day too (:meth:`Learner.step`'s
+``live``), not from a ``W`` of the load.
 
 >>> ev = lambda i, t, d, day, person="p1": {"event_id": i, "source": "x", "type": t,
 ...     "occurred_at": day, "recorded_at": "2026-01-01T12:00:00Z", "person": person, "data": d}
@@ -163,8 +165,9 @@ class Replay:
         self.pipe.touched.clear()
         self._vectors.clear()
         # the learner's own schedule of W; a replay has no wall clock to wait for
+        live = dt.date.fromordinal(self._live_from).isoformat() if self._live_from else None
         self.state, snap = self.learner.step(
-            self.state, batch, self.pipe.watermark, now=float(w) * 86400
+            self.state, batch, self.pipe.watermark, now=float(w) * 86400, live=live
         )
         if snap is not None:
             self.assigner = TypeAssigner.from_snapshot(snap)

@@ -408,3 +408,37 @@ def test_the_baseline_is_frozen_baseline_days_after_the_first_watermark():
     resumed, s4 = learner.step(resumed, batch(300, 900), w(200), now=30.0)
     assert s4["calibration"] == s3["calibration"]
     assert s4["cuts"] == s3["cuts"] and s4["splits"] == s3["splits"]
+
+
+def test_the_baseline_counts_from_the_day_the_registers_went_live():
+    """An initial load of back-dated records moves W through years of history in its
+    first batches. Counted from such a W, the baseline froze the groups at the first
+    snapshot, on profiles that had only begun to fill (evaluate-alerts, seed 2: groups
+    4–10 at 55–61 % instead of 38 %). With the live day the count starts there."""
+    rng = np.random.default_rng(2)
+
+    def batch(n, start):
+        rows = rng.random((n, len(FEATURE_NAMES))) * 3
+        return LearnerBatch(
+            [
+                (f"f{i}", dict(zip(FEATURE_NAMES, row.tolist(), strict=True)))
+                for i, row in zip(range(start, start + n), rows, strict=True)
+            ],
+            snapshot=True,
+        )
+
+    learner = Learner(n_types=12, warmup=200, baseline_days=100)
+    loading = "2019-06-01"  # W of the load's first batch, years before W0, the live day
+    state, s0 = learner.step(learner.start(None), batch(300, 0), loading, now=0.0, live=W0)
+    assert state.first_w == day(W0) and s0["calibration"] is None
+    state, s1 = learner.step(state, batch(300, 300), W0, now=10.0, live=W0)
+    assert s1["calibration"] is None  # not frozen on the load's W
+    state, s2 = learner.step(state, batch(300, 600), w(99), now=20.0, live=W0)
+    assert s2["calibration"] is None
+    state, s3 = learner.step(state, batch(300, 900), w(100), now=30.0, live=W0)
+    assert s3["calibration"]["version"] == 4
+    resumed = learner.start(json.loads(json.dumps(s3)))
+    assert resumed.first_w == day(W0)
+    # without a live day the first watermark still counts (a stream with no load)
+    state, s = learner.step(learner.start(None), batch(300, 0), loading, now=0.0)
+    assert state.first_w == day(loading)

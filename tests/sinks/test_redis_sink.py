@@ -8,7 +8,7 @@ import pytest
 
 from models.cellkey import record_key
 from models.picture import delta
-from sinks.redis_sink import RedisSink
+from sinks.redis_sink import AsyncRedisSink, RedisSink
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +84,24 @@ def test_watermark_only_rises_and_the_first_and_live_days_only_fall(redis_client
         sink.flush()
     assert sink.watermark() == "2026-02-01"
     assert redis_client.mget("tk:first", "tk:live") == [b"2025-12-31", b"2026-01-04"]
+
+
+async def test_the_async_sink_reads_the_live_day_and_the_contributions_it_holds(
+    redis_client, redis_test_url
+):
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_test_url)
+    sink = await AsyncRedisSink(client).setup()
+    assert await sink.live() is None
+    sink.raise_watermark("2026-01-05")
+    sink.went_live("2026-01-06T08:00:00Z")
+    contrib = {"area": "33100", "municipality": "837", "counts": {"families": 1}, "due": None}
+    sink.write([("f1", contrib, 0), ("f2", None, 0)])
+    await sink.flush()
+    assert await sink.live() == "2026-01-06"
+    assert await sink.contributions(["f1", "f2", "f3"], chunk=2) == {"f1": contrib}
+    await client.aclose()
 
 
 def test_changes_are_published(redis_client):

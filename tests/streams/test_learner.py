@@ -1,6 +1,7 @@
 """LearnerRunner: envelopes in, snapshots in the model table and the store (real Redis)."""
 
 import random
+from datetime import date
 
 import redis.asyncio as aioredis
 
@@ -87,4 +88,29 @@ async def test_republish_puts_the_tables_snapshot_back_where_the_store_lost_it(
     await client.flushdb()  # its db only: other tests run beside this one
     assert await run.republish()
     assert await store.load_if_newer(None) == (f"{snap['generation']}.{snap['version']}", snap)
+    await client.aclose()
+
+
+async def test_the_runner_counts_the_baseline_from_the_live_day_it_is_given(
+    redis_test_url, redis_client
+):
+    """The worker gives tk:live (AsyncRedisSink.live): W of an initial load starts no clock."""
+    client = aioredis.from_url(redis_test_url)
+    store, table, day, clock = AsyncModelStore(client), {}, ["2019-06-01"], Clock()
+    learner = Learner(
+        n_types=3,
+        warmup=30,
+        calibrate_shares=None,
+        model_params={"features": FEATURES, "weights": (1, 1), "rule": None},
+    )
+
+    async def watermark():
+        return day[0]
+
+    async def live():
+        return "2023-07-01"
+
+    run = LearnerRunner(learner, table, store, watermark, clock, live=live)
+    await run([Event({"items": vectors(60)})])
+    assert run.state.first_w == date(2023, 7, 1).toordinal()
     await client.aclose()
