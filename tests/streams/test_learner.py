@@ -26,7 +26,7 @@ class Clock:
         return self.t
 
 
-def runner(table, store, day, clock, **kw):
+def runner(table, store, day, clock, live=None, **kw):
     learner = Learner(
         n_types=3,
         warmup=30,
@@ -38,7 +38,7 @@ def runner(table, store, day, clock, **kw):
     async def watermark():
         return day[0]
 
-    return LearnerRunner(learner, table, store, watermark, clock)
+    return LearnerRunner(learner, table, store, watermark, clock, live=live)
 
 
 async def test_first_snapshot_after_warm_up_goes_to_the_table_and_the_store(
@@ -97,20 +97,11 @@ async def test_the_runner_counts_the_baseline_from_the_live_day_it_is_given(
     """The worker gives tk:live (AsyncRedisSink.live): W of an initial load starts no clock."""
     client = aioredis.from_url(redis_test_url)
     store, table, day, clock = AsyncModelStore(client), {}, ["2019-06-01"], Clock()
-    learner = Learner(
-        n_types=3,
-        warmup=30,
-        calibrate_shares=None,
-        model_params={"features": FEATURES, "weights": (1, 1), "rule": None},
-    )
-
-    async def watermark():
-        return day[0]
 
     async def live():
         return "2023-07-01"
 
-    run = LearnerRunner(learner, table, store, watermark, clock, live=live)
+    run = runner(table, store, day, clock, live=live)
     await run([Event({"items": vectors(60)})])
     assert run.state.first_w == date(2023, 7, 1).toordinal()
     await client.aclose()
