@@ -151,6 +151,14 @@ class Learner:
         is seeded); None: never on a schedule, only when a batch asks for one.
     min_interval_s
         At least this much wall time between scheduled snapshots.
+    adoption_share
+        At most this share of the workers' time goes to adopting snapshots: after one
+        whose re-assignment took a worker ``s`` seconds (``step(adoption_s=s)``, the
+        slowest worker's), the next scheduled snapshot waits ``s / adoption_share`` of
+        wall time at least. Each snapshot re-assigns every family, so while a history is
+        caught up at ``min_interval_s`` their cost grows with families × snapshots, and
+        the snapshots with the catch-up's length: the square of the families. None: no
+        such bound.
     seed
         Random seed of the model.
     model_params
@@ -187,6 +195,7 @@ class Learner:
         baseline_days: int | None = WINDOW_DAYS,
         snapshot_days: int | None = 30,
         min_interval_s: float = 60.0,
+        adoption_share: float | None = 0.1,
         seed: int | None = 42,
         model_params: dict | None = None,
     ):
@@ -196,6 +205,7 @@ class Learner:
         self.baseline_days = baseline_days
         self.snapshot_days = snapshot_days
         self.min_interval_s = min_interval_s
+        self.adoption_share = adoption_share
         self.seed = seed
         self.model_params = dict(model_params or {})
 
@@ -247,12 +257,14 @@ class Learner:
         watermark: str | None,
         now: float,
         live: str | None = None,
+        adoption_s: float = 0.0,
     ) -> tuple[LearnerState, FamilyTypesSnapshot | None]:
         """Learn ``batch``; return the state and the snapshot to publish (or None).
 
         ``live``: the day the registers went live (the earliest ``recorded_at`` day,
         ``tk:live``), None where unknown; the baseline's days are counted from it at the
-        earliest (:meth:`baseline_due`).
+        earliest (:meth:`baseline_due`). ``adoption_s``: how long the slowest worker's
+        last re-assignment to a snapshot took (:meth:`interval`).
 
         1. Families whose vector is None are forgotten, the ``sample`` is remembered
            without learning, the other vectors are learnt (keyed by family, so the
@@ -316,7 +328,7 @@ class Learner:
         w_day = day(watermark)
         if snap is None and (
             batch.snapshot
-            or snapshot_due(state.last, w_day, now, self.snapshot_days, self.min_interval_s)
+            or snapshot_due(state.last, w_day, now, self.snapshot_days, self.interval(adoption_s))
         ):
             snap = model.snapshot(freeze=self.baseline_due(state, w_day))
         if snap is not None:
@@ -328,6 +340,18 @@ class Learner:
             }
             snap["published"] = state.last
         return state, snap
+
+    def interval(self, adoption_s: float) -> float:
+        """The least wall time between scheduled snapshots, after an adoption that took
+        ``adoption_s`` seconds (``adoption_share``).
+
+        >>> learner = Learner(min_interval_s=60.0, adoption_share=0.1)
+        >>> learner.interval(0.0), learner.interval(3.0), learner.interval(30.0)
+        (60.0, 60.0, 300.0)
+        """
+        if not self.adoption_share:
+            return self.min_interval_s
+        return max(self.min_interval_s, adoption_s / self.adoption_share)
 
     def baseline_due(self, state: LearnerState, w_day: int) -> bool:
         """Freeze the groups' calibration with the next snapshot? Once ``baseline_days``

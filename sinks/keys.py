@@ -41,6 +41,8 @@ IMPACT_MONTH = PREFIX + "impact-month"  # string: the last month counted, YYYY-M
 
 MODEL = PREFIX + "model"  # string: the latest family-type snapshot (JSON)
 MODEL_VERSION = PREFIX + "model:version"  # string: "<generation>.<version>" of MODEL
+MODEL_ADOPTIONS = PREFIX + "model:adoptions"  # hash: worker -> "<seconds> <epoch s>" its last
+# re-assignment to a new snapshot took, and when (the learner spaces snapshots by it)
 
 ALERTS = PREFIX + "alerts"  # zset: alert JSON, score = raised-at epoch seconds
 ALERTS_IDS = ALERTS + ":ids"  # hash: alert id -> raised-at, every alert ever recorded

@@ -87,6 +87,12 @@ MODEL_ADOPTED = Info(
     "tk_model_adopted",
     "The family-type snapshot this worker's families are written with (streams/families.py)",
 )
+MODEL_ADOPTION_SECONDS = Histogram(
+    "tk_model_adoption_seconds",
+    "This worker's re-assignments of its families to a new family-type snapshot; the"
+    " learner spaces snapshots by the slowest (TK_SNAPSHOT_ADOPTION_SHARE)",
+    buckets=(0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
 LOOP_STALLS = Histogram(
     "tk_event_loop_stall_seconds",
     "Stalls of the worker's event loop longer than the watch's threshold: no agent, timer"

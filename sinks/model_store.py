@@ -14,6 +14,7 @@ Two flavours share the encoding, as in :mod:`sinks.redis_sink`: :class:`ModelSto
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,10 @@ from models.types import FamilyTypesSnapshot
 from sinks import keys
 from sinks.connection import text
 
-__all__ = ["AsyncModelStore", "ModelStore", "decode", "encode", "version_of"]
+__all__ = ["AsyncModelStore", "ModelStore", "decode", "encode", "slowest_adoption", "version_of"]
+
+#: A worker's adoption time counts this long: a worker that left stops holding up snapshots.
+ADOPTION_MAX_AGE_S = 3600.0
 
 
 def version_of(snap: Mapping[str, Any]) -> str:
@@ -53,6 +57,27 @@ def decode(version, payload) -> tuple[str, FamilyTypesSnapshot] | None:
     if version is None or payload is None:
         return None
     return str(text(version)), json.loads(payload)
+
+
+def slowest_adoption(entries: Mapping, now: float, max_age_s: float) -> tuple[float, list]:
+    """The longest adoption in ``entries`` (``{worker: "<seconds> <epoch>"}``, as
+    stored) recorded within ``max_age_s`` of ``now`` (0.0 if none), and the workers whose
+    entries are older or unreadable.
+
+    >>> slowest_adoption({b"a": b"12.5 1000", "b": "40.0 100", "c": "x"}, 1500.0, 600.0)
+    (12.5, ['b', 'c'])
+    """
+    slowest, stale = 0.0, []
+    for worker, value in entries.items():
+        try:
+            seconds, at = (float(x) for x in str(text(value)).split())
+        except ValueError:
+            seconds, at = 0.0, -math.inf
+        if now - at > max_age_s:
+            stale.append(str(text(worker)))
+        else:
+            slowest = max(slowest, seconds)
+    return slowest, stale
 
 
 class _Base:
@@ -115,3 +140,17 @@ class AsyncModelStore(_Base):
             return None
         loaded = await self.load()
         return None if loaded is None or loaded[0] == known else loaded
+
+    async def record_adoption(self, worker: str, seconds: float, at: float) -> None:
+        """How long ``worker``'s re-assignment to a new snapshot took, at epoch ``at``."""
+        await self.redis.hset(keys.MODEL_ADOPTIONS, worker, f"{seconds:.3f} {at:.0f}")
+
+    async def adoption_seconds(self, now: float, max_age_s: float = ADOPTION_MAX_AGE_S) -> float:
+        """The slowest worker's last adoption (:func:`slowest_adoption`); the entries of
+        workers that have not adopted for ``max_age_s`` are removed."""
+        slowest, stale = slowest_adoption(
+            await self.redis.hgetall(keys.MODEL_ADOPTIONS), now, max_age_s
+        )
+        if stale:
+            await self.redis.hdel(keys.MODEL_ADOPTIONS, *stale)
+        return slowest

@@ -33,7 +33,7 @@ from sinks.connection import patient_client
 from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.changelog import ChangelogBatches
-from streams.families import FamilyWriter, ModelFollower, Sweep
+from streams.families import FamilyWriter, ModelFollower, Sweep, TimedAdoption
 from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
@@ -222,6 +222,7 @@ class Logic:
     family: TableStep
     follower: ModelFollower
     writer: FamilyWriter
+    adopt: TimedAdoption
     sweep: Sweep
     restore: Restore
     learn: LearnerRunner
@@ -247,6 +248,7 @@ class Logic:
         store = AsyncModelStore(redis)
         follower = ModelFollower(store)
         writer = FamilyWriter(tables.family, follower, send, parts, types_on)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
         days = Days(tables.days)
         stage = partial(stored_step, partitions=parts, producer=producer)
         return cls(
@@ -263,10 +265,9 @@ class Logic:
             family=stage("family", tables.family, picture.family_step),
             follower=follower,
             writer=writer,
+            adopt=TimedAdoption(writer, store, worker),
             sweep=Sweep(writer, sinks.sweep),
-            restore=Restore(
-                writer, sinks.restore, days, sinks.written, f"{socket.gethostname()}:{os.getpid()}"
-            ),
+            restore=Restore(writer, sinks.restore, days, sinks.written, worker),
             learn=LearnerRunner(
                 worker_learner(settings),
                 tables.model,
@@ -274,6 +275,7 @@ class Logic:
                 sinks.model.watermark,
                 time.time,
                 live=sinks.model.live,
+                adoption=store.adoption_seconds,
             ),
             alerts=ShiftAlerts(
                 redis,
@@ -403,7 +405,7 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         parts = mine()
         await logic.writer.refill(sinks.model, parts)
         await logic.follower.load()
-        await logic.writer.adopt(sinks.model, parts)
+        await logic.adopt(sinks.model, parts)
 
     @app.timer(settings.alert_interval_s, on_leader=True)
     async def shift_alerts():

@@ -3,13 +3,16 @@
 :class:`ModelFollower` keeps the latest family-type snapshot (every worker assigns with
 it); :class:`FamilyWriter` turns family states into contributions, writes them through
 a Redis sink and, with family types on, sends the counted families' vectors to the
-learner (stage ``"learner"``, its one partition); :class:`Sweep` rewrites families whose result changes because W moved on.
+learner (stage ``"learner"``, its one partition); :class:`TimedAdoption` re-assigns them
+to a new snapshot and tells the learner how long that took; :class:`Sweep` rewrites
+families whose result changes because W moved on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Protocol
 
 from models import picture
@@ -65,6 +68,10 @@ class ModelFollower:
             types.update(zip(fams, typ.tolist(), strict=True))
             groups.update(zip(fams, grp.tolist(), strict=True))
         return types, groups, vectors
+
+
+class AdoptionLog(Protocol):
+    async def record_adoption(self, worker: str, seconds: float, at: float) -> None: ...
 
 
 class Unstored(Protocol):
@@ -294,6 +301,35 @@ class FamilyWriter:
         metrics.FAMILIES_REASSIGNED.inc(len(changed))
         metrics.MODEL_ADOPTED.info({"version": version})
         return len(changed)
+
+
+class TimedAdoption:
+    """:meth:`FamilyWriter.adopt`, timed: each adoption of a new snapshot is recorded in
+    ``log`` as this worker's, for the learner to space its snapshots by the slowest
+    worker's (``models.learning.Learner`` ``adoption_share``)."""
+
+    def __init__(
+        self,
+        writer: FamilyWriter,
+        log: AdoptionLog,
+        worker: str,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
+    ):
+        self.writer = writer
+        self.log = log
+        self.worker = worker
+        self.clock = clock
+        self.now = now
+
+    async def __call__(self, sink: AsyncRedisSink, parts: set[int]) -> int:
+        version, started = self.writer.adopted, self.clock()
+        n = await self.writer.adopt(sink, parts)
+        if self.writer.adopted != version:
+            seconds = self.clock() - started
+            metrics.MODEL_ADOPTION_SECONDS.observe(seconds)
+            await self.log.record_adoption(self.worker, seconds, self.now())
+        return n
 
 
 class Sweep:

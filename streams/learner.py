@@ -33,6 +33,7 @@ class LearnerRunner:
         watermark: Callable[[], Awaitable[str | None]],
         now: Callable[[], float],
         live: Callable[[], Awaitable[str | None]] | None = None,
+        adoption: Callable[[float], Awaitable[float]] | None = None,
     ):
         self.learner = learner
         self.table = table
@@ -40,6 +41,7 @@ class LearnerRunner:
         self.watermark = watermark
         self.now = now
         self.live = live  # tk:live: the baseline of the groups counts from it at the earliest
+        self.adoption = adoption  # now -> the slowest worker's last adoption, in seconds
         self.state: LearnerState | None = None
 
     async def __call__(self, batch: list[Any]) -> dict | None:
@@ -50,8 +52,10 @@ class LearnerRunner:
         lb = LearnerBatch.from_messages(event.value for event in batch)
         metrics.EVENTS_IN.labels("learner").inc(sum(v is not None for _, v in lb.vectors))
         live = await self.live() if self.live is not None else None
+        now = self.now()
+        adoption_s = await self.adoption(now) if self.adoption is not None else 0.0
         self.state, snap = self.learner.step(
-            state, lb, await self.watermark(), self.now(), live=live
+            state, lb, await self.watermark(), now, live=live, adoption_s=adoption_s
         )
         for note in self.state.notes:
             log.warning("%s", note)
@@ -78,4 +82,5 @@ def worker_learner(settings: Settings) -> Learner:
         settings.model_warmup,
         snapshot_days=settings.snapshot_days,
         min_interval_s=settings.snapshot_min_interval_s,
+        adoption_share=settings.snapshot_adoption_share,
     )

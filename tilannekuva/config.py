@@ -212,6 +212,13 @@ class Settings(BaseSettings):
         ge=0,
         allow_inf_nan=False,
     )
+    snapshot_adoption_share: float = _setting(
+        0.1,
+        "TK_SNAPSHOT_ADOPTION_SHARE",
+        "family-type snapshots: most of the workers' time their re-assignment may take",
+        gt=0,
+        le=1,
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -93,6 +93,20 @@ def test_scheduled_snapshots_need_both_w_days_and_wall_time():
     assert snap["version"] == 3
 
 
+def test_a_slow_adoption_spaces_the_next_snapshot_by_its_share():
+    """Adopting the last snapshot took a worker 20 s: at most a quarter of the time goes
+    to adoptions, so the next waits 80 s, not the 60 s minimum; none: no bound."""
+    learner, state = seeded(small(snapshot_days=30, min_interval_s=60.0, adoption_share=0.25))
+    empty = LearnerBatch()
+    state, snap = learner.step(state, empty, w(45), now=79.0, adoption_s=20.0)
+    assert snap is None
+    state, snap = learner.step(state, empty, w(45), now=80.0, adoption_s=20.0)
+    assert snap["version"] == 2
+    unbounded, state = seeded(small(snapshot_days=30, min_interval_s=60.0, adoption_share=None))
+    state, snap = unbounded.step(state, empty, w(45), now=60.0, adoption_s=1e6)
+    assert snap["version"] == 2
+
+
 def test_snapshot_days_none_publishes_only_when_asked():
     learner = small(snapshot_days=None)
     state, snap = learner.step(learner.start(None), LearnerBatch(vectors(40)), W0, now=0.0)

@@ -124,3 +124,17 @@ def test_a_learner_snapshot_round_trips_and_resumes(client):
     resumed = learner.start(stored)
     assert resumed.last == stored["published"] and resumed.model.version == 1
     assert resumed.model.predict_one({"a": 5, "b": 0}) == state.model.predict_one({"a": 5, "b": 0})
+
+
+async def test_the_slowest_recent_adoption_is_read_and_workers_gone_are_dropped(socket_path):
+    client = aioredis.Redis(unix_socket_path=socket_path)
+    store = AsyncModelStore(client)
+    assert await store.adoption_seconds(now=10_000.0) == 0.0  # none recorded
+    await store.record_adoption("a", 12.25, at=9_000.0)
+    await store.record_adoption("b", 40.0, at=5_000.0)  # left over an hour before
+    await store.record_adoption("c", 3.0, at=9_500.0)
+    assert await store.adoption_seconds(now=10_000.0, max_age_s=3600.0) == 12.25
+    assert sorted(await client.hkeys(keys.MODEL_ADOPTIONS)) == [b"a", b"c"]
+    await store.record_adoption("a", 1.0, at=9_900.0)  # its next adoption replaces it
+    assert await store.adoption_seconds(now=10_000.0) == 3.0
+    await client.aclose()

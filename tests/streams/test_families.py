@@ -10,8 +10,9 @@ from models.contract import type_id_of
 from models.family_types import FamilyTypes, TypeAssigner
 from models.features import state_vector
 from sinks import keys, redis_reader
+from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import AsyncRedisSink
-from streams.families import FamilyWriter, ModelFollower, Sweep
+from streams.families import FamilyWriter, ModelFollower, Sweep, TimedAdoption
 from streams.transport import partition_of
 
 PARTS = 4
@@ -160,6 +161,28 @@ async def test_a_restarted_writer_rewrites_only_what_redis_does_not_hold_as_it_w
     assert after.keys() == before.keys()
     # Nothing changed but the count of transactions (the uncounted families' no-ops).
     assert [k for k, v in before.items() if after[k] != v] == [keys.WRITTEN.encode()]
+
+
+async def test_each_adoption_of_a_new_snapshot_is_timed_into_redis_for_the_learner(
+    history, aredis, redis_client
+):
+    sink = await sink_at(aredis, history.watermark)
+    store = Store()
+    follower = ModelFollower(store)
+    writer = FamilyWriter(history.families, follower, Vectors(), PARTS, True)
+    ticks = iter([10.0, 20.0, 22.5, 30.0])
+    log = AsyncModelStore(aredis)
+    adopt = TimedAdoption(writer, log, "w1", clock=lambda: next(ticks), now=lambda: 5000.0)
+    everything = set(range(PARTS))
+    assert await adopt(sink, everything) == 0  # no snapshot yet: nothing adopted
+    assert not redis_client.exists(keys.MODEL_ADOPTIONS)
+    store.version, store.snap = "1.1", snapshot_of(history.families)
+    await follower.load()
+    assert await adopt(sink, everything) == len(history.families)  # none written before
+    assert await log.adoption_seconds(now=5000.0) == 2.5
+    assert redis_client.hgetall(keys.MODEL_ADOPTIONS) == {b"w1": b"2.500 5000"}
+    assert await adopt(sink, everything) == 0  # the same version: not recorded again
+    assert redis_client.hgetall(keys.MODEL_ADOPTIONS) == {b"w1": b"2.500 5000"}
 
 
 async def test_adopt_only_touches_the_given_partitions(history, aredis):

@@ -26,7 +26,7 @@ class Clock:
         return self.t
 
 
-def runner(table, store, day, clock, live=None, **kw):
+def runner(table, store, day, clock, live=None, adoption=None, **kw):
     learner = Learner(
         n_types=3,
         warmup=30,
@@ -38,7 +38,7 @@ def runner(table, store, day, clock, live=None, **kw):
     async def watermark():
         return day[0]
 
-    return LearnerRunner(learner, table, store, watermark, clock, live=live)
+    return LearnerRunner(learner, table, store, watermark, clock, live=live, adoption=adoption)
 
 
 async def test_first_snapshot_after_warm_up_goes_to_the_table_and_the_store(
@@ -104,4 +104,23 @@ async def test_the_runner_counts_the_baseline_from_the_live_day_it_is_given(
     run = runner(table, store, day, clock, live=live)
     await run([Event({"items": vectors(60)})])
     assert run.state.first_w == date(2023, 7, 1).toordinal()
+    await client.aclose()
+
+
+async def test_the_runner_spaces_snapshots_by_the_slowest_recorded_adoption(
+    redis_test_url, redis_client
+):
+    """A worker took 30 s to adopt the last snapshot: at a tenth of the workers' time,
+    the next waits 300 s of wall time, not the 60 s minimum."""
+    client = aioredis.from_url(redis_test_url)
+    store, table, day, clock = AsyncModelStore(client), {}, ["2026-01-01"], Clock()
+    run = runner(table, store, day, clock, adoption=store.adoption_seconds)
+    run.learner.adoption_share = 0.1
+    first = await run([Event({"items": vectors(40)})])
+    assert first is not None
+    await store.record_adoption("w1", 30.0, at=clock.t)
+    day[0], clock.t = "2026-03-01", 299.0  # 59 days of W on
+    assert await run([Event({"items": vectors(5, 2)})]) is None
+    clock.t = 300.0
+    assert (await run([Event({"items": vectors(5, 3)})]))["version"] == first["version"] + 1
     await client.aclose()
