@@ -593,6 +593,8 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
         worker.stop()
     # Resumed, not started afresh: same generation, later version.
     assert final[0] == first[0] and final[1] > first[1], (first, final)
+    # Each process timed its adoptions for the learner's spacing of snapshots.
+    assert client.hlen("tk:model:adoptions") == 2, client.hgetall("tk:model:adoptions")
 
     # Exactly the groups and types the final snapshot gives the families' final states.
     snap = json.loads(client.get("tk:model"))
