@@ -201,20 +201,43 @@ class Rss(threading.Thread):
                 self.latest, self.peak = rss, max(self.peak, rss)
 
 
-def rocksdb_memory(targets: list[Supervised]) -> dict[str, float]:
-    """``tk_rocksdb_memory_bytes`` by kind, summed over the workers' ``/metrics``."""
-    out: dict[str, float] = {}
+def scraped(targets: list[Supervised]) -> list[str]:
+    """The sample lines of the workers' ``/metrics`` (those that answer)."""
+    lines: list[str] = []
     for target in targets:
         port = target.args[target.args.index("--web-port") + 1]
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
-                text = resp.read().decode()
+                lines += [x for x in resp.read().decode().splitlines() if not x.startswith("#")]
         except OSError:
             continue
-        for line in text.splitlines():
-            if line.startswith("tk_rocksdb_memory_bytes{"):
-                kind = line.split('kind="', 1)[1].split('"', 1)[0]
-                out[kind] = out.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+    return lines
+
+
+def rocksdb_memory(targets: list[Supervised]) -> dict[str, float]:
+    """``tk_rocksdb_memory_bytes`` by kind, summed over the workers."""
+    out: dict[str, float] = {}
+    for line in scraped(targets):
+        if line.startswith("tk_rocksdb_memory_bytes{"):
+            kind = line.split('kind="', 1)[1].split('"', 1)[0]
+            out[kind] = out.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def snapshot_costs(targets: list[Supervised]) -> dict[str, float]:
+    """Snapshots published, adoptions and their seconds, families re-assigned: summed
+    over the workers, each since its last start."""
+    names = {
+        "tk_model_snapshots_total": "snapshots",
+        "tk_model_adoption_seconds_count": "adoptions",
+        "tk_model_adoption_seconds_sum": "adoption_s",
+        "tk_families_reassigned_total": "reassigned",
+    }
+    out = dict.fromkeys(names.values(), 0.0)
+    for line in scraped(targets):
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] += float(value)
     return out
 
 
@@ -502,6 +525,12 @@ def main() -> int:
         )
         held = ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in rocksdb_memory(workers).items())
         log(f"RocksDB holds: {held}")
+        cost = snapshot_costs(workers)
+        log(
+            f"snapshots since the last start: {cost['snapshots']:.0f} published,"
+            f" {cost['adoptions']:.0f} adoptions took {cost['adoption_s']:.0f} s,"
+            f" {cost['reassigned']:,.0f} families re-assigned"
+        )
         if rates:
             rates["worker catch-up"] = total / took
             for name, rate in rates.items():
