@@ -43,8 +43,9 @@ import numpy as np
 from models.contract import validate
 from models.family_types import TypeAssigner
 from models.features import state_vector
+from models.picture import written_with
 from models.pseudonym import Pseudonymiser
-from models.service_need import DEFAULT_CUTS, ServiceNeedRule
+from models.service_need import ServiceNeedRule
 from tilannekuva.alerts import default_learner
 from tilannekuva.evaluate_alerts import SHIFTS_AFTER_DAYS
 from tilannekuva.replay import Replay
@@ -58,25 +59,24 @@ class Follow(Replay):
         super().__init__(default_learner(), **kw)
         self.baseline: TypeAssigner | None = None
         self.frozen_on: str | None = None
-        self._step = self.learner.step
-        self.learner.step = self._stepped  # type: ignore[method-assign]
 
-    def _stepped(self, state, batch, watermark, now, **kw):
-        state, snap = self._step(state, batch, watermark, now, **kw)
-        if snap is not None and self.baseline is None and state.model.calibration is not None:
-            self.baseline, self.frozen_on = TypeAssigner.from_snapshot(snap), watermark
-        return state, snap
+    def _learn(self, w: int) -> None:
+        super()._learn(w)
+        # the calibration is set only by the snapshot that freezes it, which is also the
+        # one the replay has just taken up
+        if self.baseline is None and self.state and self.state.model.calibration is not None:
+            self.baseline, self.frozen_on = self.assigner, self.pipe.watermark
 
     def shares(self) -> dict:
         """Groups 4–10 and 9–10 of the counted families, three ways (module doc)."""
         assert self.assigner is not None and self.baseline is not None and self.state
         vectors, published = [], []
         for fam, contrib in self.pipe.contributions.items():
-            vec = state_vector(self.pipe.families[fam])
+            vec = self._vector(self.pipe.families[fam])  # the replay's, computed once
             if vec is None:
                 continue
             vectors.append(vec)
-            published.append(next((int(k[1:]) for k in contrib["counts"] if k[:1] == "g"), 0))
+            published.append(written_with(contrib)[0] or 0)
         rule = self.state.model.rule
         assert rule is not None
         own = rule.need_scores(self.assigner.to_matrix(vectors), self.assigner.features)
@@ -136,15 +136,16 @@ def ceiling(families: int, seed: int) -> dict:
         if vec is not None:
             by_level.setdefault(truth[fam], []).append(rule.need_score(vec))
     n = sum(len(v) for v in by_level.values())
-    return {
-        str(level): {
-            "share": round(len(s) / n, 3),
-            "mean_score": round(float(np.mean(s)), 2),
-            "groups_4_10": round(float(np.mean(np.asarray(s) >= DEFAULT_CUTS[2])), 3),
-            "groups_9_10": round(float(np.mean(np.asarray(s) >= DEFAULT_CUTS[7])), 3),
+    out = {}
+    for level, scores in sorted(by_level.items()):
+        groups = np.asarray([rule.group_of_score(x) for x in scores])
+        out[str(level)] = {
+            "share": round(len(scores) / n, 3),
+            "mean_score": round(float(np.mean(scores)), 2),
+            "groups_4_10": round(float(np.mean(groups >= 4)), 3),
+            "groups_9_10": round(float(np.mean(groups >= 9)), 3),
         }
-        for level, s in sorted(by_level.items())
-    }
+    return out
 
 
 def main(argv=None) -> dict:
