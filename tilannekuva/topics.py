@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tilannekuva.config import INTERNAL_TOPICS, TOPIC_MODEL, TOPIC_VECTORS, Settings
 
 DLQ_RETENTION_MS = 7 * 24 * 3_600_000  # the DLQ holds raw input: keep it a week, no longer
+COMPACT = {"cleanup.policy": "compact"}  # changelogs: the latest value of each key
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         specs.append(
             TopicSpec(settings.internal_topic(suffix), 1 if suffix == TOPIC_VECTORS else partitions)
         )
-    specs.append(TopicSpec(settings.internal_topic(TOPIC_MODEL), 1, {"cleanup.policy": "compact"}))
+    specs.append(TopicSpec(settings.internal_topic(TOPIC_MODEL), 1, COMPACT))
     return specs
 
 
@@ -150,25 +151,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def ensure_topics_patiently(
+    bootstrap: str, specs: list[TopicSpec], timeout_s: float
+) -> dict[str, str]:
+    """:func:`ensure_topics`, tried again for up to ``timeout_s`` while the broker is not
+    up yet (compose start-up order, a broker restarting); the last error if it never is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return ensure_topics(bootstrap, specs, timeout_s=max(5.0, deadline - time.monotonic()))
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.partitions is not None:
         settings = settings.replace(partitions=args.partitions)
     bootstrap = args.bootstrap or settings.kafka_bootstrap
-    specs = topic_specs(settings)
-    deadline = time.monotonic() + args.timeout
-    while True:
-        try:
-            result = ensure_topics(
-                bootstrap,
-                specs,
-                timeout_s=max(5.0, deadline - time.monotonic()),
-            )
-            break
-        except Exception as exc:  # broker not up yet (compose start-up order), etc.
-            if time.monotonic() >= deadline:
-                print(f"tilannekuva topics: failed on {bootstrap}: {exc!r}", file=sys.stderr)
-                return 1
-            time.sleep(1.0)
+    try:
+        result = ensure_topics_patiently(bootstrap, topic_specs(settings), args.timeout)
+    except Exception as exc:
+        print(f"tilannekuva topics: failed on {bootstrap}: {exc!r}", file=sys.stderr)
+        return 1
     for name, state in result.items():
         print(f"{name}: {state}")
     return 0
