@@ -15,7 +15,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
@@ -63,8 +62,7 @@ from streams.stages import (
 )
 from streams.transport import Sender
 from tilannekuva import config
-from tilannekuva.config import Settings, tune_gc
-from tilannekuva.topics import COMPACT, TopicSpec, ensure_topics_patiently, topic_specs
+from tilannekuva.config import Settings
 
 # Envelopes per batch on the internal topics. A batch runs without yielding to the
 # event loop: at 1,000 envelopes (up to 250,000 items) a backlog blocked the loop for
@@ -425,51 +423,3 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         if (raw := logic.ingest.consumer) is not None:
             await record_lag(raw, raw.assignment())
         record_rocksdb_memory(app.tables.values())
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--loglevel", default="WARNING", help="Faust log level (default WARNING)")
-    parser.add_argument(
-        "--web-port", type=int, default=6066, help="port of /metrics (default 6066)"
-    )
-    parser.add_argument(
-        "--web-bind", default="127.0.0.1", help="address of /metrics (0.0.0.0 in a container)"
-    )
-
-
-def topics_to_declare(app: faust.App, settings: Settings) -> list[TopicSpec]:
-    """Every topic the worker subscribes to: the project's, the tables' changelogs and
-    Faust's leader topic, each once."""
-    specs = {s.name: s for s in topic_specs(settings)}
-    for t in app.tables.values():
-        name = t.changelog_topic.get_topic_name()
-        specs.setdefault(name, TopicSpec(name, t.partitions or settings.partitions, COMPACT))
-    leader = f"{app.conf.id}-__assignor-__leader"  # Faust's name (assignor/leader_assignor.py)
-    specs.setdefault(leader, TopicSpec(leader, 1))
-    return list(specs.values())
-
-
-def declare_topics(app: faust.App, settings: Settings, timeout_s: float = 60.0) -> None:
-    """Create the worker's topics before Faust subscribes to them. Faust creates its
-    internal topics itself, but just before it subscribes: a topic the broker's metadata
-    did not show yet is ignored, then found, and the group rebalances seconds after the
-    first fetches. Such a start-up rebalance preceded every start-up hang seen
-    (faust-streaming/faust#596, bench/README.md). A broker not up after ``timeout_s``
-    is left to Faust, which waits for it."""
-    try:
-        ensure_topics_patiently(
-            settings.kafka_bootstrap, topics_to_declare(app, settings), timeout_s
-        )
-    except Exception as exc:
-        logging.getLogger(__name__).warning("topics not declared before the start: %r", exc)
-
-
-def run(args, settings: Settings) -> int:
-    tune_gc()
-    app = create_app(
-        settings, web_bind=args.web_bind, web_port=args.web_port, loglevel=args.loglevel
-    )
-    declare_topics(app, settings)
-    worker = faust.Worker(app, loglevel=args.loglevel)
-    worker.execute_from_commandline()
-    return 0

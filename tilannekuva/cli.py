@@ -24,7 +24,7 @@ SUBCOMMANDS = {
     ),
     "produce": ("tilannekuva.produce", "send an event file into register-events"),
     "topics": ("tilannekuva.topics", "create the project's Kafka topics"),
-    "worker": ("streams.app", "run the Faust stream worker"),
+    "worker": ("tilannekuva.worker", "run the Faust stream worker"),
     "api": ("tilannekuva.api", "serve the situation picture HTTP API"),
     "picture": (
         "tilannekuva.batch",

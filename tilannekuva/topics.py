@@ -8,9 +8,11 @@ than asked for is reported.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from tilannekuva.config import INTERNAL_TOPICS, TOPIC_MODEL, TOPIC_VECTORS, Settings
 
@@ -125,6 +127,33 @@ def ensure_topics(
     finally:
         admin.close()
     return result
+
+
+def worker_topic_specs(app: Any, settings: Settings) -> list[TopicSpec]:
+    """Every topic the Faust ``app`` of ``settings`` subscribes to, each once: the
+    project's, its tables' changelogs and Faust's leader topic."""
+    specs = {s.name: s for s in topic_specs(settings)}
+    for t in app.tables.values():
+        name = t.changelog_topic.get_topic_name()
+        specs.setdefault(name, TopicSpec(name, t.partitions or settings.partitions, COMPACT))
+    leader = f"{app.conf.id}-__assignor-__leader"  # Faust's name (assignor/leader_assignor.py)
+    specs.setdefault(leader, TopicSpec(leader, 1))
+    return list(specs.values())
+
+
+def declare_worker_topics(app: Any, settings: Settings, timeout_s: float = 60.0) -> None:
+    """Create the worker's topics before Faust subscribes to them. Faust creates its
+    internal topics itself, but just before it subscribes: a topic the broker's metadata
+    did not show yet is ignored, then found, and the group rebalances seconds after the
+    first fetches. Such a start-up rebalance preceded every start-up hang seen
+    (faust-streaming/faust#596, bench/README.md). A broker not up after ``timeout_s`` is
+    left to Faust, which waits for it."""
+    try:
+        ensure_topics_patiently(
+            settings.kafka_bootstrap, worker_topic_specs(app, settings), timeout_s
+        )
+    except Exception as exc:
+        logging.getLogger(__name__).warning("topics not declared before the start: %r", exc)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -91,7 +91,7 @@ def test_small_history_with_every_corruption_knob(
     )
     assert got == expected, _diff(expected, got)
     # Its topics were there before Faust subscribed: no rebalance a few seconds in
-    # (streams/app.py::declare_topics).
+    # (tilannekuva/topics.py::declare_worker_topics).
     assert "not found in cluster metadata" not in worker.logs()
 
     # Event → Redis latency is observed, and every sample is a real duration (finite

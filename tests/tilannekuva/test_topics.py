@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import uuid
 
 import pytest
 
 from tilannekuva import topics
 from tilannekuva.config import INTERNAL_TOPICS, TOPIC_MODEL, TOPIC_VECTORS, ConfigError, Settings
-from tilannekuva.topics import DLQ_RETENTION_MS, topic_specs
+from tilannekuva.topics import (
+    COMPACT,
+    DLQ_RETENTION_MS,
+    declare_worker_topics,
+    topic_specs,
+    worker_topic_specs,
+)
+
+
+def worker_app(tmp_path, **settings):
+    """The worker's Faust app, built (not started) over a Redis that is never asked."""
+    from streams.app import create_app
+
+    s = Settings(data_dir=str(tmp_path), pseudonym_key="k" * 16, **settings)
+    return create_app(s, redis_client=object()), s
 
 
 def by_name(settings: Settings) -> dict[str, topics.TopicSpec]:
@@ -81,3 +96,45 @@ def test_help_names_the_variables_and_defaults():
     text = parser.format_help()
     assert "KAFKA_BOOTSTRAP" in text and Settings().kafka_bootstrap in text
     assert "TK_PARTITIONS" in text
+
+
+def test_the_worker_declares_every_topic_it_subscribes_to_each_once(tmp_path):
+    app, settings = worker_app(tmp_path, partitions=3, app_id="tk-decl")
+    specs = {s.name: s for s in worker_topic_specs(app, settings)}
+    assert len(specs) == len(worker_topic_specs(app, settings))
+    for suffix in ("events-by-id", "events-by-person", "family-inputs"):
+        assert specs[f"tk-decl-{suffix}"].partitions == 3
+    assert specs["tk-decl-family-vectors"].partitions == 1  # the one learner
+    for table in app.tables.values():
+        changelog = specs[table.changelog_topic.get_topic_name()]
+        assert changelog.configs == COMPACT and changelog.partitions == table.partitions
+    assert app._leader_assignor._leader_topic_name in specs  # Faust's own name for it
+    assert settings.input_topic in specs
+
+
+def test_declared_topics_exist_with_leaders_before_faust_starts(
+    tmp_path, kafka_bootstrap, kafka_admin
+):
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    app_id = f"test-decl-{uuid.uuid4().hex[:8]}"
+    app, settings = worker_app(
+        tmp_path,
+        app_id=app_id,
+        input_topic=f"{app_id}-in",
+        dlq_topic=f"{app_id}-dlq",
+        alerts_topic=f"{app_id}-alerts",
+        kafka_bootstrap=kafka_bootstrap,
+    )
+    names = [s.name for s in worker_topic_specs(app, settings)]
+    try:
+        declare_worker_topics(app, settings, timeout_s=30)
+        infos = {t.get("name", t.get("topic")): t for t in kafka_admin.describe_topics(names)}
+        for name in names:
+            parts = infos[name]["partitions"]
+            assert parts and all(p.get("leader_id", p.get("leader", -1)) >= 0 for p in parts), name
+        family = f"{app_id}-family-changelog"
+        text = str(kafka_admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, family)]))
+        assert "compact" in text, text
+    finally:
+        kafka_admin.delete_topics(names)
