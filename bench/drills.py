@@ -516,7 +516,8 @@ def main() -> int:
         log(f"caught up: {total:,} lines in {took:.0f} s with the faults")
         log(
             f"CPU of the {len(workers)} worker(s): {' + '.join(f'{c:.0f}' for c in cpu)} s,"
-            f" {1e3 * sum(cpu) / total:.3f} ms a line"
+            f" {1e3 * sum(cpu) / total:.3f} ms a line; the API's {cpu_seconds(api):.0f} s"
+            f" ({poller.statuses.total():,} requests)"
         )
         families = int(redis.Redis.from_url(store.url).hget(keys.ALL, "families") or 0)
         log(
