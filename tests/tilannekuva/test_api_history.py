@@ -382,3 +382,27 @@ async def test_a_late_event_revises_the_days_from_its_date_only(history_redis, m
         point = next(p for p in after if p["as_of"] == on)
         assert cells_of(point) == cells_of(reference(r, on)["all"]), on
     assert set(before[0]["indicators"]) == set(INDICATORS)
+
+
+async def test_the_background_refresh_rests_so_that_it_takes_at_most_its_share():
+    from tilannekuva.api.history import HistoryCache
+
+    class Busy(HistoryCache):
+        async def refresh(self, **kw):
+            ticks.append(ticks[-1] + spent.pop(0))  # the clock moves while it works
+
+        async def warm(self):
+            return None
+
+    async def sleep(seconds):
+        rests.append(seconds)
+        if len(rests) == 2:
+            raise asyncio.CancelledError
+
+    ticks, rests, spent = [0.0], [], [1.5, 0.01]
+    cache = Busy(None, 5)
+    with pytest.raises(asyncio.CancelledError):
+        await cache.run(2.0, share=0.25, clock=lambda: ticks[-1], sleep=sleep)
+    cache.close()
+    # 1.5 s of work (a catch-up): 4.5 s of rest; 10 ms (live): the period
+    assert rests == [4.5, 2.0]

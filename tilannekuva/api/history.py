@@ -33,8 +33,10 @@ families, more when areas are small; bench/README.md), so the API (and
   again, off the event loop, before the new snapshot is published. Readers always see
   one published snapshot, never a half-updated one.
 - **Warm-up**: :meth:`HistoryCache.run` (started with the API) refreshes every
-  ``refresh_s`` and suppresses every day of the window not yet done, newest first, a
-  chunk at a time; a request needing days not done yet computes (or waits for) just those.
+  ``refresh_s`` (less often where a refresh and its warm-up take more than
+  :data:`REFRESH_SHARE` of the time: a catch-up) and suppresses every day of the window
+  not yet done, newest first, a chunk at a time; a request needing days not done yet
+  computes (or waits for) just those.
 - **Older days** (the history may start decades before ``W``: births, memberships) are
   read when asked for (each scope's block totals, in parts, and the blocks of those
   days, each block atomically; read again if the parts straddled a write), and
@@ -58,7 +60,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -74,6 +76,10 @@ from tilannekuva.api.series import iso
 log = logging.getLogger(__name__)
 
 REFRESH_S = 2.0  # the background refresh's period
+# At most this share of the API's time in the background refresh and warm-up: in a
+# catch-up W moves every few seconds and every refresh re-suppresses the days it moved,
+# next to a worker that needs the cores (bench/README.md, session 29).
+REFRESH_SHARE = 0.25
 CHUNK_DAYS = 16  # days suppressed per executor call (≈ 0.3 s at 80,000 families)
 WINDOW_DAYS = 1100  # the latest days held dense and warm: three years by day and more
 RECENT_BLOCKS = 4  # blocks fingerprinted on every refresh (≈ the last 100–128 days)
@@ -549,9 +555,17 @@ class HistoryCache:
                 return
             await self.ensure(snap, todo[: self.chunk_days])
 
-    async def run(self, refresh_s: float = REFRESH_S) -> None:
-        """Forever: refresh, warm up, sleep ``refresh_s``. Errors are logged, not fatal."""
+    async def run(
+        self,
+        refresh_s: float = REFRESH_S,
+        share: float | None = REFRESH_SHARE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Forever: refresh, warm up, rest (:func:`rest_after`). Errors are logged, not
+        fatal. A request whose days are not held refreshes for itself meanwhile."""
         while True:
+            began = clock()
             try:
                 await self.refresh()
                 await self.warm()
@@ -560,11 +574,27 @@ class HistoryCache:
             except Exception:
                 log.exception("history refresh failed; retrying in %.1f s", refresh_s)
             check_cancelled()
-            await asyncio.sleep(refresh_s)
+            await sleep(rest_after(clock() - began, refresh_s, share))
 
     def close(self) -> None:
         if self._own_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def rest_after(spent_s: float, refresh_s: float, share: float | None = REFRESH_SHARE) -> float:
+    """Seconds to rest after a refresh and warm-up that took ``spent_s``: ``refresh_s``,
+    or long enough that they take at most ``share`` of the time (None: no bound).
+
+    >>> rest_after(0.02, 2.0)  # live: nothing moved, the refresh is cheap
+    2.0
+    >>> rest_after(1.5, 2.0)  # a catch-up: 1.5 s of work, 4.5 s of rest
+    4.5
+    >>> rest_after(1.5, 2.0, share=None)
+    2.0
+    """
+    if share is None:
+        return refresh_s
+    return max(refresh_s, spent_s * (1.0 - share) / share)
 
 
 def series(
