@@ -93,6 +93,13 @@ MODEL_ADOPTION_SECONDS = Histogram(
     " learner spaces snapshots by the slowest (TK_SNAPSHOT_ADOPTION_SHARE)",
     buckets=(0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
 )
+LOST_MESSAGES = Gauge(
+    "tk_lost_messages",
+    "Messages of a partition Faust took and no agent will ack, a later offset acked"
+    " (faust-streaming/faust#596): no offset is committed past them and a rebalance waits"
+    " for them; a restart of the worker reads them again",
+    ["topic"],
+)
 LOOP_STALLS = Histogram(
     "tk_event_loop_stall_seconds",
     "Stalls of the worker's event loop longer than the watch's threshold: no agent, timer"

@@ -38,6 +38,7 @@ from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
     LoopWatch,
+    LostMessages,
     ShiftAlerts,
     assigned_partitions,
     configured_detector,
@@ -228,6 +229,7 @@ class Logic:
     learn: LearnerRunner
     alerts: ShiftAlerts
     watch: LoopWatch
+    lost: LostMessages
 
     @classmethod
     def wire(
@@ -286,6 +288,7 @@ class Logic:
                 Settled(settings.kafka_bootstrap, settings.consumer_groups(config.PICTURE_TOPICS)),
             ),
             watch=LoopWatch(),
+            lost=LostMessages(),
         )
 
 
@@ -423,3 +426,4 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         if (raw := logic.ingest.consumer) is not None:
             await record_lag(raw, raw.assignment())
         record_rocksdb_memory(app.tables.values())
+        logic.lost(app.consumer)

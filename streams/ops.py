@@ -232,6 +232,46 @@ async def until_recovered(app: Any, poll_s: float = 0.5) -> None:
         await asyncio.sleep(poll_s)
 
 
+class LostMessages:
+    """Messages Faust took from a partition and lost before an agent acked them, as in
+    faust-streaming/faust#596 (a recovery clears the agents' queues after messages were
+    fetched): unacked while a later offset of the same partition is acked or committed.
+    Each agent takes its partitions in order and acks a batch, in order, after its body,
+    so a message behind a later ack is no longer being worked on. Faust commits no
+    offset past it and a rebalance waits for it for ever. Counted per topic in
+    ``tk_lost_messages`` on every call; logged once a topic has had some for
+    ``patience`` calls in a row (a message cleared by a rebalance lingers in Faust's
+    weak set until the collector runs). A restart of the worker reads the partitions
+    again from their committed offsets. ``consumer``: Faust's; its bookkeeping is not
+    public API (``_unacked_messages``, ``_acked``, ``_committed_offset``)."""
+
+    def __init__(self, patience: int = 12):
+        self.patience = patience
+        self.calls: dict[str, int] = {}  # topic → calls in a row with lost messages
+
+    def __call__(self, consumer: Any) -> dict[str, int]:
+        acked, committed = consumer._acked, consumer._committed_offset
+        counts = dict.fromkeys(self.calls, 0)
+        for m in list(consumer._unacked_messages):
+            later = max(acked.get(m.tp) or (-1,))
+            if committed.get(m.tp) is not None:
+                later = max(later, committed[m.tp])
+            if not m.acked and later > m.offset:
+                counts[m.tp.topic] = counts.get(m.tp.topic, 0) + 1
+        for topic, n in counts.items():
+            metrics.LOST_MESSAGES.labels(topic).set(n)
+            self.calls[topic] = self.calls.get(topic, 0) + 1 if n else 0
+            if self.calls[topic] == self.patience:
+                log.error(
+                    "%d message(s) of %s were taken and never acked while later ones were"
+                    " (faust-streaming/faust#596): no offset is committed past them and a"
+                    " rebalance waits for them; restart the worker to read them again",
+                    n,
+                    topic,
+                )
+        return counts
+
+
 async def metrics_view(web: Any, request: Any) -> Any:
     """``/metrics`` on the worker's web server, for Prometheus."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

@@ -81,6 +81,7 @@ def test_expected_alerts_exist():
         "TkAreaIndicatorShareRising",
         "TkShiftDetected",
         "TkShiftDetectionBehind",
+        "TkWorkerLostMessages",
     }
 
 
