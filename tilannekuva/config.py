@@ -374,6 +374,20 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
+def one_blas_thread() -> None:
+    """One BLAS thread in this process: the API's suppression (an SVD per component of
+    hidden cells) took as long on two BLAS threads and 1.8 times the CPU (the second
+    thread waits spinning), beside a worker that needs the cores (bench/README.md,
+    session 29). The services call it, not the batch commands."""
+    # threadpoolctl limits the libraries loaded when it is called: numpy's BLAS and
+    # scipy's own (suppression's LAPACK calls) are loaded first.
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tilannekuva.config", description="tilannekuva's settings"

@@ -330,3 +330,14 @@ def test_the_alert_methods_are_the_detectors_methods():
     from tilannekuva.config import AlertMethod
 
     assert set(get_args(AlertMethod)) == set(METHODS)
+
+
+def test_a_service_runs_one_blas_thread():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tilannekuva.config import one_blas_thread
+
+    with threadpool_limits(2, user_api="blas"):
+        one_blas_thread()  # loads numpy's and scipy's BLAS first
+        assert [i for i in threadpool_info() if i["user_api"] == "blas"], "no BLAS loaded"
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}

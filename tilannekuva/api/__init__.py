@@ -23,7 +23,7 @@ from aiohttp import web
 
 from tilannekuva.api.app import make_app
 from tilannekuva.api.state import REDIS
-from tilannekuva.config import Settings
+from tilannekuva.config import Settings, one_blas_thread
 
 __all__ = ["add_arguments", "make_app", "run"]
 
@@ -40,6 +40,7 @@ def add_arguments(parser) -> None:
 def run(args, settings: Settings) -> int:
     import redis.asyncio as aioredis
 
+    one_blas_thread()
     port = args.port if args.port is not None else settings.api_port
     if not settings.api_token:
         print("tilannekuva api: SITUATION_API_TOKEN is not set: only /healthz will answer")
