@@ -136,7 +136,7 @@ def worker_topic_specs(app: Any, settings: Settings) -> list[TopicSpec]:
     for t in app.tables.values():
         name = t.changelog_topic.get_topic_name()
         specs.setdefault(name, TopicSpec(name, t.partitions or settings.partitions, COMPACT))
-    leader = f"{app.conf.id}-__assignor-__leader"  # Faust's name (assignor/leader_assignor.py)
+    leader = app._leader_assignor._leader_topic_name  # Faust's own name for it
     specs.setdefault(leader, TopicSpec(leader, 1))
     return list(specs.values())
 

@@ -108,7 +108,7 @@ def test_the_worker_declares_every_topic_it_subscribes_to_each_once(tmp_path):
     for table in app.tables.values():
         changelog = specs[table.changelog_topic.get_topic_name()]
         assert changelog.configs == COMPACT and changelog.partitions == table.partitions
-    assert app._leader_assignor._leader_topic_name in specs  # Faust's own name for it
+    assert specs["tk-decl-__assignor-__leader"].partitions == 1  # Faust's leader topic
     assert settings.input_topic in specs
 
 
