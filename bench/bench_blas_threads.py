@@ -37,8 +37,7 @@ def with_groups(counts: dict, rng: np.random.Generator) -> dict:
 
 def pictures(path: str, days: int) -> list[dict]:
     table = EventTable(load_events(path))
-    last = max(dt.date.fromisoformat(e["occurred_at"][:10]) for e in load_events(path))
-    last -= dt.timedelta(days=1)
+    last = table.occurred.max().astype(dt.date) - dt.timedelta(days=1)
     wanted = [last - dt.timedelta(days=7 * i) for i in range(days)]
     rng = np.random.default_rng(1)
     out = []
