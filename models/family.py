@@ -53,6 +53,7 @@ __all__ = [
     "due",
     "members_now",
     "new_state",
+    "present",
     "residence_events",
     "segments",
     "until18",
@@ -84,7 +85,7 @@ def until18(birth_date: str) -> int:
 
 def apply(state: dict, msg: dict) -> int | None:
     """Apply one message to the state; the day from which the family's function may
-    have changed, or None when nothing did.
+    have changed, or None when nothing did (then :func:`present`'s memo still holds).
 
     Messages: ``{"kind": "member", "person", "since", "tail", "last"[, "profile"]}`` from
     the person stage (``tail`` None: the person's lists did not change); ``{"kind":
@@ -93,6 +94,13 @@ def apply(state: dict, msg: dict) -> int | None:
     A member's profile or latest day changing alone returns None: only the service-need
     group can follow it, and that is the writer's (it knows the model).
     """
+    since = _apply(state, msg)
+    if since is not None:
+        state.pop("pv", None)
+    return since
+
+
+def _apply(state: dict, msg: dict) -> int | None:
     kind = msg["kind"]
     if kind == "member":
         return _member(state, msg)
@@ -169,6 +177,30 @@ def value(state: dict, on: int) -> list | None:
     if children == 0:
         return None
     return [area, muni, 1, children, int(parents == 1), int(sa), int(unemployed), int(cw), cwn, mh]
+
+
+def present(state: dict, on: int) -> tuple[list | None, int | None]:
+    """``(value, due)`` on day ``on`` (the present, ``W``), kept in the state as
+    ``pv = [day, due, value]``.
+
+    A value holds from its day until its due day (that is what :func:`due` means), so
+    while no message changes the family (:func:`apply` drops the memo) and ``W`` stays
+    before the due day, both are read instead of made again: three events in four change
+    a member's profile only, and making them walks every member's lists. A derived
+    field, like the person's profile index: any state without it is read the long way.
+
+    >>> st = {"res": [[5, "", "r", "33100", "837"]], "mem": {"p": {"m": [[5, "child", "2020-01-01"]]}}}
+    >>> present(st, 9)[1] == until18("2020-01-01"), st["pv"][0]
+    (True, 9)
+    >>> present(st, 12) == (st["pv"][2], st["pv"][1]), st["pv"][0]  # read, not made
+    (True, 9)
+    """
+    pv = state.get("pv")
+    if pv is not None and pv[0] <= on and (pv[1] is None or on < pv[1]):
+        return pv[2], pv[1]
+    v, d = value(state, on), due(state, on)
+    state["pv"] = [on, d, v]
+    return v, d
 
 
 def _in_window(dates: list[int], on: int, days: int) -> int:

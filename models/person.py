@@ -76,6 +76,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+from operator import itemgetter
 
 from models.types import PersonTail
 
@@ -481,21 +482,25 @@ def _month_total(state: dict, px: dict, month: int) -> None:
     """``px["im"]`` of one month from its income rows (sorted within the month, as
     :func:`models.features.person_profile` sums them)."""
     rows = rows_of(state, "inc")
-    grosses = rows[slice(*_month_rows(rows, month))]
+    lo, hi = _month_rows(rows, month)
     totals = px["im"]
     i = _month_index(totals, month)
     if i < len(totals) and totals[i][0] == month:
         del totals[i]
-    if grosses:
-        totals.insert(i, [month, sum(sorted(r[2] for r in grosses))])
+    if hi > lo:
+        totals.insert(i, [month, sum(sorted([r[2] for r in rows[lo:hi]]))])
     # The profile's income: the sum over the last INCOME_MONTHS months, in month order
     # (as person_profile adds them), and how many months reported. It changes only here,
-    # with an income row; the profile reads it on every event.
-    recent = totals[-INCOME_MONTHS:]
-    if recent:
-        first = recent[-1][0] - INCOME_MONTHS + 1
-        recent = [t for _, t in recent[bisect.bisect_left(recent, [first]) :]]
-    px["it"] = [sum(recent), len(recent)]
+    # with an income row; the profile reads it on every event. One item a month, so the
+    # months since ``first`` are among the last INCOME_MONTHS (all of them when every
+    # month reported: no step of the loop).
+    n = len(totals)
+    j = max(n - INCOME_MONTHS, 0)
+    if n:
+        first = totals[-1][0] - INCOME_MONTHS + 1
+        while totals[j][0] < first:
+            j += 1
+    px["it"] = [sum(map(_second, totals[j:])), n - j]
 
 
 # Rows mostly arrive in order, so a new one goes at or next to the end. A bisect finds
@@ -503,6 +508,9 @@ def _month_total(state: dict, px: dict, month: int) -> None:
 # items, its day) once a person's rows lie spread over a heap that grows with the
 # history: over six years, bisect probes took three times as long per event in the last
 # eighth of the stream as in the second. These look at the end first.
+
+
+_second = itemgetter(1)
 
 
 def _insort(rows: list, row) -> None:

@@ -295,8 +295,7 @@ def contribution(
         v = None if v is None else v[:-1]  # the group: as the caller says (below)
         due = segments[i + 1][0] if i + 1 < len(segments) else None
     else:
-        v = family.value(state, w)
-        due = None if v is None else family.due(state, w)
+        v, due = family.present(state, w)  # due: also when not counted, for the memo
     if v is None:
         return None
     counts = dict(zip(INDICATORS, v[2:], strict=True))
