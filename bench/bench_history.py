@@ -25,19 +25,28 @@ as the worker's RocksDB store does (JSON bytes, decoded on read, encoded on writ
 ``--compact`` copies the grown states into fresh objects before the last eighth (a
 diagnostic of memory locality, nothing the system does).
 
+``--types``: family types on in full, as the worker has them by default: each refresh
+also makes the vectors of its families and assigns their types and groups at once
+(:func:`models.family_types.family_assignments`, as the worker's writer does), with a
+model learned beforehand on the families of the whole stream (untimed). The learner's
+own steps (its micro-batches, snapshots and their re-assignments) are not in it; without
+``--types`` the bench times the person, family and history steps with the feature profile
+only.
+
 Also printed: events/s for each eighth as the second process builds its state (one
 after the other, so with the drift: the shape, not the bar), and the bytes of person and
 family state per family (JSON, as the worker's changelogs hold it) after half the years
 and at the end, with the factor between them.
 
     python bench/bench_history.py [--families 600] [--seed 3] [--years 6] [--rounds 3]
-        [--store objects|json] [--compact] [--json]
+        [--store objects|json] [--compact] [--types] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import gc
 import json
 import multiprocessing as mp
@@ -53,6 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.contract import validate  # noqa: E402
+from models.family_types import FamilyTypes, TypeAssigner, family_assignments  # noqa: E402
+from models.features import state_vector  # noqa: E402
 from models.picture import Pipeline  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
@@ -80,8 +91,9 @@ class StoredStates(dict):
         return [orjson.loads(raw) for raw in dict.values(self)]
 
 
-def new_pipeline(store: str) -> Pipeline:
-    pipe = Pipeline(profile=state_profile)
+def new_pipeline(store: str, assigner: TypeAssigner | None = None) -> Pipeline:
+    assign = None if assigner is None else functools.partial(family_assignments, assigner=assigner)
+    pipe = Pipeline(profile=state_profile, assign_many=assign)
     if store == "json":
         pipe.persons, pipe.families = StoredStates(), StoredStates()
     return pipe
@@ -119,12 +131,27 @@ def batches(events: list[dict]) -> list[list[dict]]:
     return [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
 
 
+def learned_assigner(events: list[dict]) -> TypeAssigner:
+    """Family types learned on the counted families at the end of ``events`` (``--types``:
+    what is timed is assigning with a model, not learning it)."""
+    pipe = Pipeline(profile=state_profile, history=None)
+    for batch in batches(events):
+        pipe.process_many(batch)
+    vectors = [state_vector(pipe.families[fam]) for fam in pipe.contributions]
+    model = FamilyTypes(warmup=0)
+    model.learn_many([v for v in vectors if v is not None])
+    return TypeAssigner.from_snapshot(model.snapshot())
+
+
 def build(
-    eighths: list[list[dict]], middle: str, store: str = "objects"
+    eighths: list[list[dict]],
+    middle: str,
+    store: str = "objects",
+    assigner: TypeAssigner | None = None,
 ) -> tuple[Pipeline, list[float], dict | None]:
     """The pipeline after ``eighths`` (one after the other, each timed; the state's
     bytes, untimed, on reaching ``middle``)."""
-    pipe = new_pipeline(store)
+    pipe = new_pipeline(store, assigner)
     rates, at_middle = [], None
     for chunk in eighths:
         elapsed = 0.0
@@ -180,11 +207,11 @@ def turn_taker(conn, pipe_factory, events: list[dict]) -> None:
 
 
 class Fresh:
-    def __init__(self, store: str):
-        self.store = store
+    def __init__(self, store: str, assigner: TypeAssigner | None = None):
+        self.store, self.assigner = store, assigner
 
     def __call__(self):
-        return new_pipeline(self.store), None
+        return new_pipeline(self.store, self.assigner), None
 
 
 class Grown:
@@ -192,11 +219,19 @@ class Grown:
     then copied into fresh objects (a diagnostic: how much of the last eighth's cost is
     where its rows lie in memory)."""
 
-    def __init__(self, eighths: list[list[dict]], middle: str, store: str, compact: bool):
+    def __init__(
+        self,
+        eighths: list[list[dict]],
+        middle: str,
+        store: str,
+        compact: bool,
+        assigner: TypeAssigner | None = None,
+    ):
         self.eighths, self.middle, self.store, self.compact = eighths, middle, store, compact
+        self.assigner = assigner
 
     def __call__(self):
-        pipe, rates, at_middle = build(self.eighths, self.middle, self.store)
+        pipe, rates, at_middle = build(self.eighths, self.middle, self.store, self.assigner)
         if self.compact:
             pipe.persons = pickle.loads(pickle.dumps(pipe.persons))
             pipe.families = pickle.loads(pickle.dumps(pipe.families))
@@ -263,6 +298,11 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="diagnostic: copy the grown states into fresh objects before the last eighth",
     )
+    ap.add_argument(
+        "--types",
+        action="store_true",
+        help="family types on in full: vectors and type assignment in every refresh",
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = ap.parse_args(argv)
 
@@ -273,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
         for e in generate(args.families, args.seed, start=start)
         if isinstance(e, dict)
     ]
+    assigner = learned_assigner(events) if args.types else None
     tune_gc()  # as the worker runs the steps; the children inherit it
     gc.collect()
     gc.freeze()  # the input, inherited by the children, is no state of theirs
@@ -283,8 +324,8 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(max(args.rounds, 1)):
         f, l_, built = interleaved(
             eighths[0],
-            Fresh(args.store),
-            Grown(eighths[:7], middle, args.store, args.compact),
+            Fresh(args.store, assigner),
+            Grown(eighths[:7], middle, args.store, args.compact, assigner),
             eighths[7],
         )
         wo = built["without_gc"]
@@ -305,6 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
         "start": start.isoformat(),
         "store": args.store,
         "compact": args.compact,
+        "types": args.types,
         "events_per_s_by_eighth_while_building": [round(x) for x in built["rates"]],
         "interleaved": [{k: round(v, 3) for k, v in r.items()} for r in rounds],
         "last_over_first": round(statistics.median(ratios), 3),
@@ -321,8 +363,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(out))
     else:
         print(
-            f"{n} events, {out['start']} … {DEFAULT_END.isoformat()}, feature profile on, "
-            f"states as {args.store}"
+            f"{n} events, {out['start']} … {DEFAULT_END.isoformat()}, "
+            + ("family types on (vectors, assignment)" if args.types else "feature profile on")
+            + f", states as {args.store}"
             + (", compacted before the last eighth" if args.compact else "")
         )
         print(

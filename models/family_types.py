@@ -34,7 +34,15 @@ from models.features import FEATURE_NAMES, FEATURES, state_vector
 from models.service_need import ServiceNeedRule, boundary_splits
 from models.types import Calibration, FamilyTypesSnapshot, Lineage
 
-__all__ = ["FamilyTypes", "TypeAssigner", "SNAPSHOT_SCHEMA", "family_group", "family_type"]
+__all__ = [
+    "FamilyTypes",
+    "TypeAssigner",
+    "SNAPSHOT_SCHEMA",
+    "family_assignment",
+    "family_assignments",
+    "family_group",
+    "family_type",
+]
 
 SNAPSHOT_SCHEMA = "family-types/1"
 _DEFAULT_WEIGHTS = tuple(f.weight for f in FEATURES)
@@ -798,6 +806,32 @@ def family_assignment(state: dict, assigner: TypeAssigner | None) -> tuple[int |
         return None, None
     types, groups = assigner.assign_many([vec])
     return int(types[0]), int(groups[0])
+
+
+def family_assignments(
+    states: list[dict], assigner: TypeAssigner | None
+) -> list[tuple[int | None, int | None]]:
+    """:func:`family_assignment` of many family states with one
+    :meth:`TypeAssigner.assign_many`, as the worker's writer assigns a batch. Pass as
+    ``Pipeline(assign_many=functools.partial(family_assignments, assigner=a))``.
+
+    >>> snap = {"schema": SNAPSHOT_SCHEMA, "version": 1, "features": ["single_parent"],
+    ...         "weights": [1], "means": [0], "stds": [1], "centroids": [[0], [1]],
+    ...         "type_ids": [3, 4], "groups": [2, 7]}
+    >>> st = {"res": [], "mem": {"p": {"m": [[738000, "parent", "1990-01-01"]],
+    ...       "profile": {"t": 674.0}}}}
+    >>> family_assignments([st, {"res": [], "mem": {}}, st], TypeAssigner.from_snapshot(snap))
+    [(4, 7), (None, None), (4, 7)]
+    """
+    out: list[tuple[int | None, int | None]] = [(None, None)] * len(states)
+    if assigner is None:
+        return out
+    vectors = {i: vec for i, state in enumerate(states) if (vec := state_vector(state)) is not None}
+    if vectors:
+        types, groups = assigner.assign_many(list(vectors.values()))
+        for i, t, g in zip(vectors, types.tolist(), groups.tolist(), strict=True):
+            out[i] = (t, g)
+    return out
 
 
 def family_group(state: dict, assigner: TypeAssigner | None) -> int | None:

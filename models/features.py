@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from models.family import members_now, residence_events
-from models.person import EDUCATION_LEVEL, INCOME_MONTHS, STEM_KEY, SUPPORT_LEVEL
+from models.person import EDUCATION_LEVEL, INCOME_MONTHS, STEM_KEY, SUPPORT_LEVEL, cents
 from models.person import day as _ordinal
 from models.person import month as _months
 
@@ -108,7 +108,8 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
     ``t``                       months since 1970-01 of the person's latest event
     ``inc``                     mean monthly gross income (EUR, nearest 10) over the 24
                                 calendar months ending with the latest reported month;
-                                months without a report count as 0
+                                months without a report count as 0; the reports
+                                summed in whole cents (exact, in any order)
     ``inc_mo``                  months with an income report in those 24
     ``st_<status>``             1 for the latest ``employment.status_changed``
     ``ds_<status>``             share of the window's days spent in that status
@@ -155,7 +156,7 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
     window_start = dt.date.fromordinal(w0).isoformat()
 
     prof: dict[str, float] = {"t": float(_months(last_date))}
-    income_by_month: dict[int, list[float]] = {}
+    income_by_month: dict[int, list[int]] = {}  # whole cents (exact sums)
     statuses: list[tuple[tuple, int, str | None]] = []
     episodes: dict[tuple[str, str], list] = {}  # (stem, episode) -> [kind|None, start day, end day]
 
@@ -165,7 +166,9 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
     for ev in evs:
         typ, data = ev["type"], ev.get("data") or {}
         if typ == "income.reported":
-            income_by_month.setdefault(_months(data["month"]), []).append(float(data["gross_eur"]))
+            income_by_month.setdefault(_months(data["month"]), []).append(
+                cents(float(data["gross_eur"]))
+            )
         elif typ == "employment.status_changed":
             statuses.append((_order_key(ev), _ordinal(ev["occurred_at"]), data.get("status")))
         elif typ == "education.completed":
@@ -199,8 +202,8 @@ def person_profile(events: Iterable[dict]) -> dict[str, float]:
     if income_by_month:
         last_m = max(income_by_month)
         months = range(last_m - INCOME_MONTHS + 1, last_m + 1)
-        total = sum(sum(sorted(income_by_month[m])) for m in months if m in income_by_month)
-        prof["inc"] = round(total / INCOME_MONTHS, -1)
+        total = sum(sum(income_by_month[m]) for m in months if m in income_by_month)
+        prof["inc"] = round(total / (100 * INCOME_MONTHS), -1)
         prof["inc_mo"] = float(sum(1 for m in months if m in income_by_month))
     if statuses:
         statuses.sort()  # "latest" order: the last status is the current one

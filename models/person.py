@@ -76,12 +76,12 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
-from operator import itemgetter
 
 from models.types import PersonTail
 
 __all__ = [
     "INCOME_MONTHS",
+    "cents",
     "INDEX_VERSION",
     "OPEN",
     "STEM_KEY",
@@ -399,7 +399,7 @@ def _derive(state: dict, cat: str, key: str = "") -> None:
 OPEN = 10_000_000
 #: The layout of ``state["px"]`` (its ``"v"``): an index of another layout (a state kept
 #: by an older version) is rebuilt from the rows on the next event, and read as absent.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 _STALE: dict = {}
 _LEVELS = {"edu": max(EDUCATION_LEVEL.values()) + 1, "sup": max(SUPPORT_LEVEL.values()) + 1}
 
@@ -410,9 +410,9 @@ def new_index() -> dict:
     ``until`` where each sits in ``ep``; ``edu`` and ``sup`` row counts per level and
     ``top`` the highest level of each with a row (0: none), ``vd`` the days of the other
     health visits per service (sorted), ``im`` each reported month's income
-    total (``[month, the sum of its sorted reports]``, by month) and ``it`` the
-    ``[total, months]`` of the :data:`INCOME_MONTHS` ending with the latest, so that a
-    profile counts its window with bisects, whatever the window holds."""
+    (``[month, cents, reports]``, by month; :func:`cents`) and ``it`` the ``[cents,
+    months]`` of the :data:`INCOME_MONTHS` ending with the latest, so that a profile
+    counts its window with bisects, whatever the window holds."""
     return {
         "v": INDEX_VERSION,
         "ep": [],
@@ -437,8 +437,8 @@ def build_index(state: dict) -> dict:
         _top(px, cat)
     for r in rows_of(state, "v"):
         bisect.insort(px["vd"].setdefault(r[2], []), r[0])
-    for m in {r[0] for r in rows_of(state, "inc")}:
-        _month_total(state, px, m)
+    for r in rows_of(state, "inc"):
+        _income(px, r[0], cents(r[2]), 1)
     return px
 
 
@@ -467,7 +467,7 @@ def note(state: dict, cat: str, row: list | None, key: str = "", sign: int = 1) 
                 del px["vd"][row[2]]
     elif cat == "inc":
         assert row is not None
-        _month_total(state, px, row[0])
+        _income(px, row[0], cents(row[2]), sign)
 
 
 def _top(px: dict, cat: str) -> None:
@@ -478,29 +478,71 @@ def _top(px: dict, cat: str) -> None:
     px["top"][cat] = level
 
 
-def _month_total(state: dict, px: dict, month: int) -> None:
-    """``px["im"]`` of one month from its income rows (sorted within the month, as
-    :func:`models.features.person_profile` sums them)."""
-    rows = rows_of(state, "inc")
-    lo, hi = _month_rows(rows, month)
-    totals = px["im"]
-    i = _month_index(totals, month)
-    if i < len(totals) and totals[i][0] == month:
-        del totals[i]
-    if hi > lo:
-        totals.insert(i, [month, sum(sorted([r[2] for r in rows[lo:hi]]))])
-    # The profile's income: the sum over the last INCOME_MONTHS months, in month order
-    # (as person_profile adds them), and how many months reported. It changes only here,
-    # with an income row; the profile reads it on every event. One item a month, so the
-    # months since ``first`` are among the last INCOME_MONTHS (all of them when every
-    # month reported: no step of the loop).
-    n = len(totals)
-    j = max(n - INCOME_MONTHS, 0)
-    if n:
-        first = totals[-1][0] - INCOME_MONTHS + 1
-        while totals[j][0] < first:
-            j += 1
-    px["it"] = [sum(map(_second, totals[j:])), n - j]
+def cents(gross: float) -> int:
+    """An income in whole cents: the profile sums incomes exactly, so that a sum kept
+    as reports come and go is the sum of the reports, in any order.
+
+    >>> cents(3012.005), cents(0.1) + cents(0.2) == cents(0.3)
+    (301200, True)
+    """
+    return round(gross * 100)
+
+
+def _income(px: dict, month: int, amount: int, sign: int) -> None:
+    """Keep ``px["im"]`` and ``px["it"]`` after an income report of ``amount`` cents for
+    ``month`` came (``sign`` 1) or went (-1).
+
+    The window's months are the last ``it[1]`` items of ``im`` (one item a month, the
+    window ends with the latest), so a report in the window changes the total by its
+    amount, and a new latest month moves the window on by subtracting the months that
+    leave it: one or two items read, not the 24 (each of them, in a heap grown with the
+    years, a cache miss). Only the latest month's last report going moves the window
+    back: then the window is summed again."""
+    im, it = px["im"], px["it"]
+    n = len(im)
+    i = _month_index(im, month)
+    first = im[-1][0] - INCOME_MONTHS + 1 if n else month
+    if i < n and im[i][0] == month:  # a month with reports
+        item = im[i]
+        item[1] += sign * amount
+        item[2] += sign
+        if item[2]:
+            if month >= first:
+                it[0] += sign * amount
+            return
+        del im[i]
+        if i == n - 1:  # the latest month went: the window moves back
+            px["it"] = _window_income(im)
+        elif month >= first:
+            it[0] -= amount
+            it[1] -= 1
+        return
+    if sign < 0:
+        return  # a report of a month without any: nothing was counted
+    im.insert(i, [month, amount, 1])
+    if i < n:  # a month before the latest
+        if month >= first:
+            it[0] += amount
+            it[1] += 1
+        return
+    # A new latest month: the months before the new first leave the window.
+    start = month - INCOME_MONTHS + 1
+    j = n - it[1]
+    while j < n and im[j][0] < start:
+        it[0] -= im[j][1]
+        it[1] -= 1
+        j += 1
+    it[0] += amount
+    it[1] += 1
+
+
+def _window_income(im: list[list]) -> list[int]:
+    """``[cents, months]`` of the :data:`INCOME_MONTHS` ending with the latest month."""
+    if not im:
+        return [0, 0]
+    first = im[-1][0] - INCOME_MONTHS + 1
+    j = _month_index(im, first)
+    return [sum(item[1] for item in im[j:]), len(im) - j]
 
 
 # Rows mostly arrive in order, so a new one goes at or next to the end. A bisect finds
@@ -510,30 +552,12 @@ def _month_total(state: dict, px: dict, month: int) -> None:
 # eighth of the stream as in the second. These look at the end first.
 
 
-_second = itemgetter(1)
-
-
 def _insort(rows: list, row) -> None:
     """``bisect.insort(rows, row)``: appended when it sorts last (equal ones: after)."""
     if not rows or rows[-1] <= row:
         rows.append(row)
     else:
         bisect.insort(rows, row)
-
-
-def _month_rows(rows: list[list], month: int) -> tuple[int, int]:
-    """``(lo, hi)``: the rows of ``month`` in month-sorted rows (``rows[lo:hi]``).
-
-    >>> _month_rows([[1, "a"], [2, "b"], [2, "c"]], 2), _month_rows([[1, "a"], [2, "b"]], 1)
-    ((1, 3), (0, 1))
-    """
-    hi = len(rows)
-    if hi and rows[-1][0] == month:
-        lo = hi - 1
-        while lo and rows[lo - 1][0] == month:
-            lo -= 1
-        return lo, hi
-    return bisect.bisect_left(rows, [month]), bisect.bisect_left(rows, [month + 1])
 
 
 def _month_index(totals: list[list], month: int) -> int:

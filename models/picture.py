@@ -397,12 +397,16 @@ class Pipeline:
     every day; ``on_history(family, since, segments)`` is called for every rewrite.
     ``assign(state) -> (type id, group)`` (e.g.
     :func:`models.family_types.family_assignment`) gives each family its type and
-    service-need group; ``group(state) -> group`` alone, the group without a type.
+    service-need group; ``assign_many(states) -> [(type id, group), ...]`` the same for
+    all the families of a refresh at once (:func:`models.family_types.family_assignments`:
+    one matrix product, as the worker's writer assigns a batch); ``group(state) ->
+    group`` alone, the group without a type.
     """
 
     profile: Callable[[dict], dict] | None = None
     group: Callable[[dict], int | None] | None = None
     assign: Callable[[dict], tuple[int | None, int | None]] | None = None
+    assign_many: Callable[[list[dict]], list[tuple[int | None, int | None]]] | None = None
     dedup_step: Step = field(default_factory=Dedup)
     on_contribution: Callable[[str, Contribution | None, Contribution | None], None] | None = None
     on_history: Callable[[str, int, list[list]], None] | None = None
@@ -449,10 +453,9 @@ class Pipeline:
         history from that day on) and every family whose due day has come."""
         since_of = since or {}
         w = day(self.watermark)
-        todo = set(families) | set(since_of) | {f for f, d in self.due.items() if d <= w}
-        for fam in sorted(todo):
-            state = self.families[fam]
-            t, g = self._assigned(state)
+        todo = sorted(set(families) | set(since_of) | {f for f, d in self.due.items() if d <= w})
+        states = [self.families[fam] for fam in todo]
+        for fam, state, (t, g) in zip(todo, states, self._assigned(states), strict=True):
             segments = None
             if rewrite := history_rewrite(state, since_of.get(fam), g, self.groups.get(fam)):
                 start, segments = rewrite
@@ -474,11 +477,15 @@ class Pipeline:
                 if self.on_contribution is not None:
                     self.on_contribution(fam, old, new)
 
-    def _assigned(self, state: dict) -> tuple[int | None, int | None]:
-        """(type id, group) of a family state, each None where nothing assigns it."""
+    def _assigned(self, states: list[dict]) -> list[tuple[int | None, int | None]]:
+        """(type id, group) of each family state, each None where nothing assigns it."""
+        if self.assign_many is not None:
+            return self.assign_many(states) if states else []
         if self.assign is not None:
-            return self.assign(state)
-        return None, (self.group(state) if self.group is not None else None)
+            return [self.assign(state) for state in states]
+        if self.group is not None:
+            return [(None, self.group(state)) for state in states]
+        return [(None, None)] * len(states)
 
     def aggregates(self, keys: bool = False) -> dict[str, dict[str, int]]:
         """``{scope: {field: count}}`` over all current contributions (non-zero only;

@@ -28,7 +28,9 @@ key        value
 ``edu``    row count per education level (index = level)
 ``sup``    row count per school support level (index = level)
 ``vd``     the days of the other health visits, per service
-``im``     ``[[month, total], ...]``: each reported month's income total
+``im``     ``[[month, cents, reports], ...]``: each reported month's income, in
+           whole cents (:func:`~models.person.cents`), and its reports
+``it``     ``[cents, months]`` of the 24 months ending with the latest reported
 ``v``      the layout (:data:`~models.person.INDEX_VERSION`): an index of another
            layout is read as absent
 =========  ===================================================================
@@ -98,6 +100,7 @@ from models.person import (
     OPEN,
     SUPPORT_LEVEL,
     build_index,
+    cents,
     episode_item,
     episode_span,
     from_end,
@@ -146,26 +149,22 @@ def state_profile(
     prof: dict[str, float] = {"t": float((latest.year - 1970) * 12 + latest.month - 1)}
     get = prof.get  # on every event: keys added with += go through prof.get, inline
 
-    # Incomes: the 24 months ending with the latest reported month; the same float
-    # operations in the same order as person_profile (sorted within a month, months in
-    # ascending order), so the sum is bit-identical.
+    # Incomes: the 24 months ending with the latest reported month, in whole cents (as
+    # person_profile sums them: exact, so the sum kept by models.person is the same).
     inc = state.get("inc")
     if inc:
         if px is not None and income_months == INCOME_MONTHS:
             total, n = px["it"]  # kept by models.person with every income row
         else:
-            last_m = inc[-1][0]
-            first_m = last_m - income_months + 1
+            first_m = inc[-1][0] - income_months + 1
             if px is not None:
                 im = px["im"]
-                totals = [t for m, t in im[bisect.bisect_left(im, [first_m]) :]]
-            else:  # SCAN path: the month totals from the rows
-                by_month: dict[int, list[float]] = {}
-                for r in inc[bisect.bisect_left(inc, [first_m]) :]:
-                    by_month.setdefault(r[0], []).append(r[2])
-                totals = [sum(sorted(g)) for _, g in sorted(by_month.items())]
-            total, n = sum(totals), len(totals)
-        prof["inc"] = round(total / income_months, -1)
+                recent = im[bisect.bisect_left(im, [first_m]) :]
+                total, n = sum(item[1] for item in recent), len(recent)
+            else:  # SCAN path: from the rows
+                rows = inc[bisect.bisect_left(inc, [first_m]) :]
+                total, n = sum(cents(r[2]) for r in rows), len({r[0] for r in rows})
+        prof["inc"] = round(total / (100 * income_months), -1)
         prof["inc_mo"] = float(n) * INCOME_MONTHS / income_months
 
     # Statuses: rows are in "latest" order. A status whose successor starts on or before

@@ -347,3 +347,42 @@ def test_the_sample_holds_its_vectors_not_the_batches_they_came_in():
     model.remember_many(M[300:], keys=range(300, 600))
     assert model.sample_size == 600
     assert not any(np.shares_memory(v, M) for v in model._sample)
+
+
+def test_a_refresh_assigned_at_once_equals_one_family_at_a_time():
+    # The worker's writer assigns a batch with one matrix product; the pipeline can too.
+    import functools
+
+    from models.contract import validate
+    from models.family_types import family_assignment, family_assignments
+    from models.features import state_vector
+    from models.picture import Pipeline
+    from models.profile import state_profile
+    from models.pseudonym import Pseudonymiser
+    from tilannekuva.synthetic import synthesize
+
+    pseudo = Pseudonymiser(b"assign-test-key-0123456789abcdef")
+    events = [pseudo.event(validate(x)) for x in synthesize(120, seed=5).lines]
+    warm = Pipeline(profile=state_profile, history=None)
+    warm.process_many(events)
+    vectors = [v for s in warm.families.values() if (v := state_vector(s)) is not None]
+    model = FamilyTypes(n_types=8, warmup=0)
+    model.learn_many(vectors)
+    assigner = TypeAssigner.from_snapshot(model.snapshot())
+    one = Pipeline(
+        profile=state_profile,
+        history=None,
+        assign=functools.partial(family_assignment, assigner=assigner),
+    )
+    many = Pipeline(
+        profile=state_profile,
+        history=None,
+        assign_many=functools.partial(family_assignments, assigner=assigner),
+    )
+    for i in range(0, len(events), 300):
+        one.process_many(events[i : i + 300])
+        many.process_many(events[i : i + 300])
+        assert many.contributions == one.contributions
+    counted = [c for c in many.contributions.values()]
+    assert counted and all(any(k.startswith("t") for k in c["counts"]) for c in counted)
+    assert len({k for c in counted for k in c["counts"] if k.startswith("t")}) > 1
