@@ -81,7 +81,6 @@ from models.types import PersonTail
 
 __all__ = [
     "INCOME_MONTHS",
-    "cents",
     "INDEX_VERSION",
     "OPEN",
     "STEM_KEY",
@@ -90,6 +89,7 @@ __all__ = [
     "after",
     "build_index",
     "category",
+    "cents",
     "day",
     "episode_item",
     "episode_name",
@@ -446,9 +446,10 @@ def note(state: dict, cat: str, row: list | None, key: str = "", sign: int = 1) 
     """Keep ``state["px"]`` after a row change: :func:`add` calls it with the added
     ``row`` and ``sign=1``, :func:`remove` with the removed row (None for an episode) and
     ``sign=-1``; ``key`` is the ``"stem|episode"`` of an episode row. Cost: the changed
-    episode's rows and a bisect. No-op without an index (a state made before it)."""
+    episode's rows and a bisect. No-op without an index (a state made before it) or with
+    one of an older layout (rebuilt by the next :func:`add`)."""
     px = state.get("px")
-    if px is None:
+    if px is None or px.get("v") != INDEX_VERSION:
         return
     if cat == "ep":
         _reindex(px, key, state["ep"].get(key))

@@ -324,6 +324,25 @@ def test_an_index_of_an_older_layout_is_read_as_absent_and_rebuilt():
     assert state_profile(state) == person_profile(evs)
 
 
+def test_a_retraction_on_an_index_of_the_float_income_layout_leaves_it_to_be_rebuilt():
+    # INDEX_VERSION 2 kept each month's income as [month, float total]; a state stored by
+    # it, then a retraction (which keeps the index, never rebuilds it) and an event.
+    evs = [
+        ev(1, "income.reported", "2025-02-05", {"month": "2025-01", "gross_eur": 1000.25}),
+        ev(2, "income.reported", "2025-03-05", {"month": "2025-02", "gross_eur": 990.5}),
+        ev(3, "income.reported", "2025-04-05", {"month": "2025-03", "gross_eur": 1010.0}),
+    ]
+    state = person.new_state()
+    for e in evs[:2]:
+        person.add(state, e)
+    state["px"].update(v=2, im=[[m, c / 100] for m, c, _ in state["px"]["im"]], it=[1990.75, 2])
+    person.remove(state, "e2")
+    assert state_profile(state) == person_profile(evs[:1])
+    person.add(state, evs[2])
+    assert state["px"] == build_index(copy.deepcopy(state))
+    assert state_profile(state) == person_profile([evs[0], evs[2]])
+
+
 def test_person_levels_are_the_feature_levels():
     # state rows carry models.person's level numbers; the profile those of models.features
     px = new_index()
