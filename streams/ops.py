@@ -235,29 +235,44 @@ async def until_recovered(app: Any, poll_s: float = 0.5) -> None:
 class LostMessages:
     """Messages Faust took from a partition and lost before an agent acked them, as in
     faust-streaming/faust#596 (a recovery clears the agents' queues after messages were
-    fetched): unacked while a later offset of the same partition is acked or committed.
-    Each agent takes its partitions in order and acks a batch, in order, after its body,
-    so a message behind a later ack is no longer being worked on. Faust commits no
-    offset past it and a rebalance waits for it for ever. Counted per topic in
-    ``tk_lost_messages`` on every call; logged once a topic has had some for
-    ``patience`` calls in a row (a message cleared by a rebalance lingers in Faust's
+    fetched), found two ways:
+
+    - *behind a later ack*: unacked while a later offset of the same partition is acked
+      or committed. Each agent takes its partitions in order and acks a batch, in order,
+      after its body, so a message behind a later ack is no longer being worked on;
+    - *at the tail*: the last message Faust handed on is at or past the committed offset
+      (the next to read), no message of the partition is in flight any more, and the
+      commit has not moved for ``patience`` calls: the last ones handed on were
+      dropped, with nothing after them to show it (seen in session 30's drill: 228
+      messages of one partition, the worker idle for minutes).
+
+    Faust commits no offset past them and a rebalance waits for them for ever. Counted
+    per topic in ``tk_lost_messages`` on every call; logged once a topic has had some
+    for ``patience`` calls in a row (a message cleared by a rebalance lingers in Faust's
     weak set until the collector runs). A restart of the worker reads the partitions
     again from their committed offsets. ``consumer``: Faust's; its bookkeeping is not
-    public API (``_unacked_messages``, ``_acked``, ``_committed_offset``)."""
+    public API (``_unacked_messages``, ``_acked``, ``_committed_offset``,
+    ``_read_offset``: the offset of the last message handed on)."""
 
     def __init__(self, patience: int = 12):
         self.patience = patience
         self.calls: dict[str, int] = {}  # topic → calls in a row with lost messages
+        self.tails: dict[Any, list[int]] = {}  # tp → [committed, calls it stood still]
 
     def __call__(self, consumer: Any) -> dict[str, int]:
         acked, committed = consumer._acked, consumer._committed_offset
         counts = dict.fromkeys(self.calls, 0)
+        in_flight = set()
         for m in list(consumer._unacked_messages):
             later = max(acked.get(m.tp) or (-1,))
             if committed.get(m.tp) is not None:
                 later = max(later, committed[m.tp])
             if not m.acked and later > m.offset:
                 counts[m.tp.topic] = counts.get(m.tp.topic, 0) + 1
+            elif not m.acked:
+                in_flight.add(m.tp)
+        for tp, n in self._tails(consumer, in_flight).items():
+            counts[tp.topic] = counts.get(tp.topic, 0) + n
         for topic, n in counts.items():
             metrics.LOST_MESSAGES.labels(topic).set(n)
             self.calls[topic] = self.calls.get(topic, 0) + 1 if n else 0
@@ -270,6 +285,23 @@ class LostMessages:
                     topic,
                 )
         return counts
+
+    def _tails(self, consumer: Any, in_flight: set) -> dict[Any, int]:
+        """Messages lost at the tail of each partition (see the class)."""
+        lost = {}
+        committed = consumer._committed_offset
+        for tp, read in list(consumer._read_offset.items()):
+            done = committed.get(tp)
+            if read is None or done is None or read < done or tp in in_flight:
+                self.tails.pop(tp, None)
+                continue
+            still = self.tails.setdefault(tp, [done, 0])
+            if still[0] != done:
+                still[:] = [done, 0]
+            still[1] += 1
+            if still[1] >= self.patience:
+                lost[tp] = read - done + 1
+        return lost
 
 
 async def metrics_view(web: Any, request: Any) -> Any:

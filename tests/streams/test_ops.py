@@ -316,6 +316,43 @@ async def test_the_loop_watch_names_what_holds_the_loop_and_times_the_stall(capl
     assert any("was held for" in r.getMessage() for r in caplog.records)
 
 
+def test_messages_dropped_at_the_tail_are_counted_lost_once_the_commit_stands_still(caplog):
+    """Faust's own consumer (not started: no broker): the last messages handed on for a
+    partition are dropped with nothing after them (session 30's drill)."""
+    import faust
+    from faust.types import TP
+    from faust.types.tuples import Message
+
+    app = faust.App("t-tail", broker="kafka://127.0.0.1:1")
+    consumer = app.consumer
+    app.topics._acking_topics.add("t-tail-a")
+    tp = TP("t-tail-a", 0)
+
+    def handed_on(offset):  # as the fetch loop and the conductor do
+        m = Message("t-tail-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
+        m.incref()
+        consumer.track_message(m)
+        consumer._read_offset[tp] = offset
+        return m
+
+    consumer._committed_offset[tp] = 10  # offsets 0 … 9 done: 10 is the next to read
+    consumer._read_offset[tp] = 9
+    lost = LostMessages(patience=3)
+    assert lost(consumer) == {}  # caught up: the last handed on is behind the commit
+    ms = [handed_on(o) for o in range(10, 14)]
+    assert [lost(consumer) for _ in range(4)] == [{}] * 4  # in flight: being worked on
+    for m in ms[:2]:
+        consumer.ack(m)
+    consumer._committed_offset[tp] = 12  # acked and committed, 12 and 13 still in flight
+    consumer._unacked_messages.clear()  # a recovery cleared them; the collector ran
+    with caplog.at_level(logging.ERROR, logger="tilannekuva.worker"):
+        counts = [lost(consumer) for _ in range(6)]
+    assert counts == [{}, {}, {"t-tail-a": 2}, {"t-tail-a": 2}, {"t-tail-a": 2}, {"t-tail-a": 2}]
+    assert len(caplog.records) == 1 and "faust#596" in caplog.text
+    consumer._committed_offset[tp] = 14  # a restart read them again and committed
+    assert lost(consumer) == {"t-tail-a": 0}
+
+
 def test_a_message_left_unacked_behind_a_later_ack_is_counted_lost_and_logged(caplog):
     """Faust's own consumer (not started: no broker), fed as its conductor feeds it."""
     import faust
