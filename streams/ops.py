@@ -278,9 +278,10 @@ class LostMessages:
             self.calls[topic] = self.calls.get(topic, 0) + 1 if n else 0
             if self.calls[topic] == self.patience:
                 log.error(
-                    "%d message(s) of %s were taken and never acked while later ones were"
-                    " (faust-streaming/faust#596): no offset is committed past them and a"
-                    " rebalance waits for them; restart the worker to read them again",
+                    "%d message(s) of %s were taken and never acked, behind later acks or"
+                    " at a partition's tail (faust-streaming/faust#596): no offset is"
+                    " committed past them and a rebalance waits for them; restart the"
+                    " worker to read them again",
                     n,
                     topic,
                 )
