@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import operator
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from itertools import chain
+from typing import TypeVar
 
 import numpy as np
 from river import base, preprocessing
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 SNAPSHOT_SCHEMA = "family-types/1"
+K = TypeVar("K", bound=Hashable)
 _DEFAULT_WEIGHTS = tuple(f.weight for f in FEATURES)
 _DEFAULT_RULE = ServiceNeedRule()
 
@@ -774,6 +776,13 @@ class TypeAssigner:
             np.clip(groups, 1, 10, out=groups)  # a split never leaves the ten groups
         return self.type_ids[pos], groups
 
+    def assign_keyed(self, vectors: Mapping[K, dict]) -> dict[K, tuple[int, int]]:
+        """``{key: (type id, group)}`` of keyed vectors, with one :meth:`assign_many`."""
+        if not vectors:
+            return {}
+        types, groups = self.assign_many(list(vectors.values()))
+        return dict(zip(vectors, zip(types.tolist(), groups.tolist(), strict=True), strict=True))
+
 
 def family_type(state: dict, assigner: TypeAssigner | None) -> int | None:
     """Type id of a family state of :mod:`models.family` (members carrying
@@ -799,13 +808,7 @@ def family_assignment(state: dict, assigner: TypeAssigner | None) -> tuple[int |
     >>> family_assignment(st, TypeAssigner.from_snapshot(snap)), family_assignment(st, None)
     ((4, 7), (None, None))
     """
-    if assigner is None:
-        return None, None
-    vec = state_vector(state)
-    if vec is None:
-        return None, None
-    types, groups = assigner.assign_many([vec])
-    return int(types[0]), int(groups[0])
+    return family_assignments([state], assigner)[0]
 
 
 def family_assignments(
@@ -823,15 +826,11 @@ def family_assignments(
     >>> family_assignments([st, {"res": [], "mem": {}}, st], TypeAssigner.from_snapshot(snap))
     [(4, 7), (None, None), (4, 7)]
     """
-    out: list[tuple[int | None, int | None]] = [(None, None)] * len(states)
     if assigner is None:
-        return out
+        return [(None, None)] * len(states)
     vectors = {i: vec for i, state in enumerate(states) if (vec := state_vector(state)) is not None}
-    if vectors:
-        types, groups = assigner.assign_many(list(vectors.values()))
-        for i, t, g in zip(vectors, types.tolist(), groups.tolist(), strict=True):
-            out[i] = (t, g)
-    return out
+    got = assigner.assign_keyed(vectors)
+    return [got.get(i, (None, None)) for i in range(len(states))]
 
 
 def family_group(state: dict, assigner: TypeAssigner | None) -> int | None:

@@ -62,11 +62,9 @@ class ModelFollower:
                     vectors[fam] = vec
         types: dict[str, int | None] = dict.fromkeys(states)
         groups: dict[str, int | None] = dict.fromkeys(states)
-        if self.assigner is not None and vectors:
-            fams = list(vectors)
-            typ, grp = self.assigner.assign_many([vectors[f] for f in fams])
-            types.update(zip(fams, typ.tolist(), strict=True))
-            groups.update(zip(fams, grp.tolist(), strict=True))
+        if self.assigner is not None:
+            for fam, (t, g) in self.assigner.assign_keyed(vectors).items():
+                types[fam], groups[fam] = t, g
         return types, groups, vectors
 
 
