@@ -95,9 +95,15 @@ MODEL_ADOPTION_SECONDS = Histogram(
 )
 LOST_MESSAGES = Gauge(
     "tk_lost_messages",
-    "Messages of a partition Faust took and no agent will ack, a later offset acked"
-    " (faust-streaming/faust#596): no offset is committed past them and a rebalance waits"
-    " for them; a restart of the worker reads them again",
+    "Messages of a partition Faust took and no agent will ack, a later offset acked or"
+    " none in flight at the tail (faust-streaming/faust#596): no offset is committed past"
+    " them; the worker reads the partition again after a minute",
+    ["topic"],
+)
+PARTITIONS_READ_AGAIN = Counter(
+    "tk_partitions_read_again_total",
+    "Partitions the worker read again from their committed offset because Faust lost"
+    " messages it had taken (tk_lost_messages)",
     ["topic"],
 )
 LOOP_STALLS = Histogram(

@@ -426,4 +426,4 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         if (raw := logic.ingest.consumer) is not None:
             await record_lag(raw, raw.assignment())
         record_rocksdb_memory(app.tables.values())
-        logic.lost(app.consumer)
+        await logic.lost.repair(app.consumer, steady=tables_recovered(app))

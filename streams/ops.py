@@ -235,7 +235,7 @@ async def until_recovered(app: Any, poll_s: float = 0.5) -> None:
 class LostMessages:
     """Messages Faust took from a partition and lost before an agent acked them, as in
     faust-streaming/faust#596 (a recovery clears the agents' queues after messages were
-    fetched), found two ways:
+    fetched), found two ways, and read again:
 
     - *behind a later ack*: unacked while a later offset of the same partition is acked
       or committed. Each agent takes its partitions in order and acks a batch, in order,
@@ -247,45 +247,93 @@ class LostMessages:
       messages of one partition, the worker idle for minutes).
 
     Faust commits no offset past them and a rebalance waits for them for ever. Counted
-    per topic in ``tk_lost_messages`` on every call; logged once a topic has had some
-    for ``patience`` calls in a row (a message cleared by a rebalance lingers in Faust's
-    weak set until the collector runs). A restart of the worker reads the partitions
-    again from their committed offsets. ``consumer``: Faust's; its bookkeeping is not
-    public API (``_unacked_messages``, ``_acked``, ``_committed_offset``,
-    ``_read_offset``: the offset of the last message handed on)."""
+    per topic in ``tk_lost_messages`` on every call. A partition that has had some for
+    ``patience`` calls in a row (a message cleared by a rebalance lingers in Faust's weak
+    set until the collector runs) is read again from its committed offset by
+    :meth:`repair`: every effect is idempotent, and Faust's acks skip an offset acked
+    before. A race is left: a message fetched before the seek and handed on after it
+    moves the read offset past the ones fetched again, which Faust then drops; the
+    commit stands still behind them, they are found at the tail, and the partition is
+    read again once more (but if exactly one was dropped, Faust's commit steps over it).
+    ``consumer``: Faust's; its bookkeeping is not public API (``_unacked_messages``,
+    ``_acked``, ``_committed_offset``, ``_read_offset``: the offset of the last message
+    handed on; ``seek_wait`` also sets it)."""
 
     def __init__(self, patience: int = 12):
         self.patience = patience
-        self.calls: dict[str, int] = {}  # topic → calls in a row with lost messages
+        self.topics: set[str] = set()  # topics whose gauge was set
+        self.calls: dict[Any, int] = {}  # tp → calls in a row with lost messages
         self.tails: dict[Any, list[int]] = {}  # tp → [committed, calls it stood still]
+        # tp → (its committed offset, its messages lost behind a later ack): read again
+        self.due: dict[Any, tuple[int, list[Any]]] = {}
 
     def __call__(self, consumer: Any) -> dict[str, int]:
+        """The lost messages per topic; sets :attr:`due`."""
         acked, committed = consumer._acked, consumer._committed_offset
-        counts = dict.fromkeys(self.calls, 0)
+        behind: dict[Any, list[Any]] = {}
         in_flight = set()
         for m in list(consumer._unacked_messages):
             later = max(acked.get(m.tp) or (-1,))
             if committed.get(m.tp) is not None:
                 later = max(later, committed[m.tp])
             if not m.acked and later > m.offset:
-                counts[m.tp.topic] = counts.get(m.tp.topic, 0) + 1
+                behind.setdefault(m.tp, []).append(m)
             elif not m.acked:
                 in_flight.add(m.tp)
-        for tp, n in self._tails(consumer, in_flight).items():
+        self.calls = {tp: self.calls.get(tp, 0) + 1 for tp in behind}
+        lost = {tp: len(ms) for tp, ms in behind.items()}
+        for tp, n in self._tails(consumer, in_flight).items():  # patient already
+            lost.setdefault(tp, n)
+            self.calls[tp] = max(self.calls.get(tp, 0), self.patience)
+        # Faust commits past the message at the committed offset when the next one is
+        # acked (``_new_offset``: a gap of one is not a gap), so read from the lowest
+        self.due = {}
+        for tp, n in self.calls.items():
+            ms = behind.get(tp, [])
+            offsets = [m.offset for m in ms] + [committed.get(tp)]
+            if n >= self.patience and (offsets := [o for o in offsets if o is not None]):
+                self.due[tp] = (min(offsets), ms)
+        counts = dict.fromkeys(self.topics, 0)
+        for tp, n in lost.items():
             counts[tp.topic] = counts.get(tp.topic, 0) + n
         for topic, n in counts.items():
             metrics.LOST_MESSAGES.labels(topic).set(n)
-            self.calls[topic] = self.calls.get(topic, 0) + 1 if n else 0
-            if self.calls[topic] == self.patience:
-                log.error(
-                    "%d message(s) of %s were taken and never acked, behind later acks or"
-                    " at a partition's tail (faust-streaming/faust#596): no offset is"
-                    " committed past them and a rebalance waits for them; restart the"
-                    " worker to read them again",
-                    n,
-                    topic,
-                )
-        return counts
+        self.topics |= counts.keys()
+        return {topic: n for topic, n in counts.items() if n}
+
+    async def repair(self, consumer: Any, steady: bool = True) -> dict[Any, int]:
+        """Count, and read the partitions :attr:`due` again from their committed offsets
+        (or a lost message's, when lower); returns those (tp → offset). A failed seek is
+        tried at the next call. Not ``steady`` (a rebalance or a recovery, which pause
+        partitions and clear queues on purpose): nothing is due, and nothing is counted
+        towards it."""
+        if not steady:
+            self.calls, self.tails, self.due = {}, {}, {}
+            return {}
+        self(consumer)
+        if not self.due:
+            return {}
+        again = {tp: offset for tp, (offset, _) in self.due.items()}
+        try:
+            await consumer.seek_wait(again)
+        except Exception:  # the broker away: the losses stand, and are read next time
+            log.exception("reading partitions with lost messages again failed; next call")
+            return {}
+        for tp, (offset, lost) in self.due.items():
+            for m in lost:  # let go of: a rebalance would wait for them
+                consumer._unacked_messages.discard(m)
+            self.calls.pop(tp, None)
+            self.tails.pop(tp, None)
+            metrics.PARTITIONS_READ_AGAIN.labels(tp.topic).inc()
+            log.warning(
+                "messages of %s[%d] were taken and never acked (faust-streaming/faust#596):"
+                " reading the partition again from offset %d",
+                tp.topic,
+                tp.partition,
+                offset,
+            )
+        self.due = {}
+        return again
 
     def _tails(self, consumer: Any, in_flight: set) -> dict[Any, int]:
         """Messages lost at the tail of each partition (see the class)."""

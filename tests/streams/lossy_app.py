@@ -1,0 +1,60 @@
+"""A Faust app that loses messages as faust-streaming/faust#596 does, for the repair test
+in test_ops.py: its agent holds the first message until Faust has handed on the rest,
+then clears the agents' queues (``app.flow_control.clear()``, as a recovery does) and
+lets the first go. Each message it processes is appended to ``T_OUT``; the lag tick's
+:class:`streams.ops.LostMessages` repair runs every half second (``T_REPAIR=0``: not).
+
+    python -m tests.streams.lossy_app worker -l info
+
+env: KAFKA_BOOTSTRAP, T_APP (its id), T_TOPIC, T_N (messages in it), T_OUT, T_DATA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import faust
+from faust.types import TP
+
+from streams.ops import LostMessages, tables_recovered
+
+T_TOPIC, T_OUT, T_MESSAGES = os.environ["T_TOPIC"], os.environ["T_OUT"], int(os.environ["T_N"])
+
+app = faust.App(
+    os.environ["T_APP"],
+    broker=f"kafka://{os.environ['KAFKA_BOOTSTRAP']}",
+    datadir=os.environ["T_DATA"],
+    web_enabled=False,
+    topic_partitions=1,
+    consumer_auto_offset_reset="earliest",
+)
+topic = app.topic(T_TOPIC, value_serializer="raw", key_serializer="raw")
+lost = LostMessages(patience=2)
+done = asyncio.Event()
+
+
+@app.agent(topic)
+async def take(stream):
+    async for event in stream.events():
+        if not done.is_set():
+            await lose_the_rest()
+        with open(T_OUT, "a") as out:
+            out.write(f"{event.message.offset}\n")
+
+
+async def lose_the_rest() -> None:
+    while (app.consumer._read_offset.get(TP(T_TOPIC, 0)) or 0) < T_MESSAGES - 1:
+        await asyncio.sleep(0.05)
+    app.flow_control.clear()
+    done.set()
+
+
+@app.timer(0.5)
+async def repair():
+    if os.environ.get("T_REPAIR", "1") == "1":
+        await lost.repair(app.consumer, steady=tables_recovered(app))
+
+
+if __name__ == "__main__":
+    app.main()
