@@ -241,6 +241,16 @@ def snapshot_costs(targets: list[Supervised]) -> dict[str, float]:
     return out
 
 
+def read_again(targets: list[Supervised]) -> int:
+    """Partitions the workers read again after Faust lost messages (faust#596,
+    ``streams.ops.LostMessages``), over all their starts: counted in their logs."""
+    return sum(
+        path.read_text(errors="replace").count("reading the partition again")
+        for t in targets
+        for path in t.logs.glob(f"{t.name}-*.log")
+    )
+
+
 def cpu_seconds(target: Supervised) -> float:
     """User + system CPU time of a supervised process so far (0 if it is gone)."""
     try:
@@ -524,6 +534,7 @@ def main() -> int:
             f"worker RSS: {rss.latest / 2**20:,.0f} MiB caught up, {rss.peak / 2**20:,.0f} MiB"
             f" at most; {families:,} families counted at W"
         )
+        log(f"partitions read again after lost messages (faust#596): {read_again(workers)}")
         held = ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in rocksdb_memory(workers).items())
         log(f"RocksDB holds: {held}")
         cost = snapshot_costs(workers)
