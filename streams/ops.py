@@ -327,10 +327,11 @@ class LostMessages:
             metrics.PARTITIONS_READ_AGAIN.labels(tp.topic).inc()
             log.warning(
                 "messages of %s[%d] were taken and never acked (faust-streaming/faust#596):"
-                " reading the partition again from offset %d",
+                " reading the partition again from offset %d%s",
                 tp.topic,
                 tp.partition,
                 offset,
+                " (Faust holds it paused)" if tp in consumer._paused_partitions else "",
             )
         self.due = {}
         return again
