@@ -257,7 +257,7 @@ class LostMessages:
     read again once more (but if exactly one was dropped, Faust's commit steps over it).
     ``consumer``: Faust's; its bookkeeping is not public API (``_unacked_messages``,
     ``_acked``, ``_committed_offset``, ``_read_offset``: the offset of the last message
-    handed on; ``seek_wait`` also sets it)."""
+    handed on, which ``seek_wait`` also sets; ``_paused_partitions``, logged)."""
 
     def __init__(self, patience: int = 12):
         self.patience = patience
