@@ -264,7 +264,7 @@ class LostMessages:
         self.topics: set[str] = set()  # topics whose gauge was set
         self.calls: dict[Any, int] = {}  # tp → calls in a row with lost messages
         self.tails: dict[Any, list[int]] = {}  # tp → [committed, calls it stood still]
-        # tp → (its committed offset, its messages lost behind a later ack): read again
+        # tp → (the offset to read it again from, its messages lost behind a later ack)
         self.due: dict[Any, tuple[int, list[Any]]] = {}
 
     def __call__(self, consumer: Any) -> dict[str, int]:
