@@ -241,8 +241,9 @@ class LostMessages:
       or committed. Each agent takes its partitions in order and acks a batch, in order,
       after its body, so a message behind a later ack is no longer being worked on;
     - *at the tail*: the last message Faust handed on is at or past the committed offset
-      (the next to read), no message of the partition is in flight any more, and the
-      commit has not moved for ``patience`` calls: the last ones handed on were
+      (the next to read), no message of the partition is in flight any more, some of
+      those handed on since the commit are not acked (acked ones wait for Faust's next
+      commit), and the commit has not moved for ``patience`` calls: they were
       dropped, with nothing after them to show it (seen in session 30's drill: 228
       messages of one partition, the worker idle for minutes).
 
@@ -256,8 +257,9 @@ class LostMessages:
     commit stands still behind them, they are found at the tail, and the partition is
     read again once more (but if exactly one was dropped, Faust's commit steps over it).
     ``consumer``: Faust's; its bookkeeping is not public API (``_unacked_messages``,
-    ``_acked``, ``_committed_offset``, ``_read_offset``: the offset of the last message
-    handed on, which ``seek_wait`` also sets; ``_paused_partitions``, logged)."""
+    ``_acked``, ``_acked_index``, ``_committed_offset``, ``_read_offset``: the offset of
+    the last message handed on, which ``seek_wait`` also sets; ``_paused_partitions``,
+    logged)."""
 
     def __init__(self, patience: int = 12):
         self.patience = patience
@@ -345,12 +347,16 @@ class LostMessages:
             if read is None or done is None or read < done or tp in in_flight:
                 self.tails.pop(tp, None)
                 continue
+            acked = consumer._acked_index.get(tp) or ()
+            if not (n := sum(1 for o in range(done, read + 1) if o not in acked)):
+                self.tails.pop(tp, None)  # acked, to be committed at the next commit
+                continue
             still = self.tails.setdefault(tp, [done, 0])
             if still[0] != done:
                 still[:] = [done, 0]
             still[1] += 1
             if still[1] >= self.patience:
-                lost[tp] = read - done + 1
+                lost[tp] = n
         return lost
 
 

@@ -11,6 +11,10 @@ from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from tilannekuva.synthetic import synthesize
 
+# A Faust app test_ops runs as a process; it reads its settings from the environment
+# when imported, so --doctest-modules must not import it.
+collect_ignore = ["lossy_app.py"]
+
 
 @pytest.fixture(scope="module")
 def history():

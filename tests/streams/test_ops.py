@@ -351,6 +351,9 @@ def test_messages_dropped_at_the_tail_are_counted_lost_once_the_commit_stands_st
     assert lost.due == {tp: (12, [])}  # patient already: read again from the commit
     consumer._committed_offset[tp] = 14  # read again and committed
     assert lost(consumer) == {} and lost.due == {}
+    for m in [handed_on(o) for o in range(14, 17)]:
+        consumer.ack(m)  # processed, acked: waiting for Faust's next commit, not lost
+    assert [lost(consumer) for _ in range(5)] == [{}] * 5 and lost.due == {}
 
 
 async def test_a_repair_waits_while_not_steady_and_tries_a_failed_seek_again(caplog):
@@ -421,9 +424,15 @@ def test_a_message_left_unacked_behind_a_later_ack_is_counted_lost_and_due_from_
 
 
 def committed_offset(admin, group: str, topic: str) -> int | None:
+    """The group's committed offset of the topic's partition 0; None before the group
+    has one (or a coordinator)."""
+    from kafka.errors import KafkaError
     from kafka.structs import TopicPartition
 
-    offsets = admin.list_group_offsets({group: None})[group]
+    try:
+        offsets = admin.list_group_offsets({group: None})[group]
+    except KafkaError:  # the group's coordinator not found yet: nothing committed
+        return None
     meta = offsets.get(TopicPartition(topic, 0))
     return meta.offset if meta is not None else None
 
