@@ -358,8 +358,9 @@ def test_messages_dropped_at_the_tail_are_counted_lost_once_the_commit_stands_st
 
 async def test_a_repair_waits_while_not_steady_and_tries_a_failed_seek_again(caplog):
     """A recovery pauses partitions and clears queues on purpose: nothing is due then.
-    The seek itself is Faust's, against the real broker, in test_worker's lost-message
-    test; here a consumer that is not started fails it, and the loss stands."""
+    The seek against the real broker is in
+    ``test_messages_faust_lost_are_read_again_from_the_real_broker``; here a consumer
+    that is not started fails it, and the loss stands."""
     import faust
     from faust.types import TP
     from faust.types.tuples import Message
