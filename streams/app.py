@@ -37,6 +37,7 @@ from streams.families import FamilyWriter, ModelFollower, Sweep, TimedAdoption
 from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
+    CommitGuard,
     LoopWatch,
     LostMessages,
     ShiftAlerts,
@@ -125,6 +126,7 @@ def create_app(
 ) -> faust.App:
     """The worker for ``settings``: ``/metrics`` on ``web_bind:web_port``."""
     app = faust_app(settings, web_bind, web_port)
+    CommitGuard.install(app.consumer)  # never a commit past a message lost at its offset
     redis = redis_client or patient_client(settings.redis_url)  # waits out a Redis restart
     topics = Topics.declare(app, settings)
     tables = Tables.declare(app, settings.partitions)

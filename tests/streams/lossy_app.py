@@ -1,8 +1,12 @@
-"""A Faust app that loses messages as faust-streaming/faust#596 does, for the repair test
-in test_ops.py: its agent holds the first message until Faust has handed on the rest,
-then clears the agents' queues (``app.flow_control.clear()``, as a recovery does) and
-lets the first go. Each message it processes is appended to ``T_OUT``; the lag tick's
-:class:`streams.ops.LostMessages` repair runs every half second (``T_REPAIR=0``: not).
+"""A Faust app that loses messages as faust-streaming/faust#596 does, for the tests of
+the repair and the commit guard in test_ops.py: its agent holds one message until Faust
+has handed on the rest, then clears the agents' queues (``app.flow_control.clear()``, as
+a recovery does), touches ``T_OUT.cleared`` and lets the held one go. ``T_MODE=tail``
+(the default) holds the first message and loses all the others; ``head`` holds the
+last but one and loses the last alone (more sent after it are taken); ``none`` loses nothing. Each message it
+processes is appended to ``T_OUT``; the lag tick's :class:`streams.ops.LostMessages`
+repair runs every half second (``T_REPAIR=0``: not); :class:`streams.ops.CommitGuard`
+guards its commits (``T_GUARD=0``: not).
 
     python -m tests.streams.lossy_app worker -l info
 
@@ -13,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import faust
 from faust.types import TP
 
-from streams.ops import LostMessages, tables_recovered
+from streams.ops import CommitGuard, LostMessages, tables_recovered
 
 T_TOPIC, T_OUT, T_MESSAGES = os.environ["T_TOPIC"], os.environ["T_OUT"], int(os.environ["T_N"])
 
@@ -32,12 +37,15 @@ app = faust.App(
 topic = app.topic(T_TOPIC, value_serializer="raw", key_serializer="raw")
 lost = LostMessages(patience=2)
 done = asyncio.Event()
+HOLD = {"tail": 0, "head": T_MESSAGES - 2}.get(os.environ.get("T_MODE", "tail"), -1)
+if os.environ.get("T_GUARD", "1") == "1":
+    CommitGuard.install(app.consumer)
 
 
 @app.agent(topic)
 async def take(stream):
     async for event in stream.events():
-        if not done.is_set():
+        if not done.is_set() and event.message.offset == HOLD:
             await lose_the_rest()
         with open(T_OUT, "a") as out:
             out.write(f"{event.message.offset}\n")
@@ -48,6 +56,7 @@ async def lose_the_rest() -> None:
         await asyncio.sleep(0.05)
     app.flow_control.clear()
     done.set()
+    Path(f"{T_OUT}.cleared").touch()
 
 
 @app.timer(0.5)
