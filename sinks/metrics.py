@@ -100,6 +100,12 @@ LOST_MESSAGES = Gauge(
     " them; the worker reads the partition again after a minute",
     ["topic"],
 )
+BATCHES_LEFT_UNACKED = Counter(
+    "tk_batches_left_unacked_total",
+    "Batches an agent did not finish (an error, or Faust cancelling it on a rebalance),"
+    " left unacked to be read again rather than acked by Faust's take_events",
+    ["agent"],
+)
 PARTITIONS_READ_AGAIN = Counter(
     "tk_partitions_read_again_total",
     "Partitions the worker read again from their committed offset because Faust lost"

@@ -38,6 +38,7 @@ from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
     CommitGuard,
+    KeptUnacked,
     LoopWatch,
     LostMessages,
     ShiftAlerts,
@@ -345,36 +346,40 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
     async def dedup(stream):
         """One effect per event id; retractions meet their targets here."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            logic.days(batch)
-            await logic.dedup(batch)  # sent and in Kafka, then the states stored
+            async with KeptUnacked("dedup", batch):  # not finished: read again
+                logic.days(batch)
+                await logic.dedup(batch)  # sent and in Kafka, then the states stored
 
     @app.agent(topics.by_person)
     async def person(stream):
         """A person's events → their summary, sent to their family when it changes."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            await logic.person(batch)
+            async with KeptUnacked("person", batch):
+                await logic.person(batch)
 
     @app.agent(topics.family_inputs)
     async def family(stream):
         """Family state → contribution at W (and group) → Redis deltas, before the ack."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            await sinks.ready()
-            if logic.types_on and logic.follower.version is None:
-                await logic.follower.load()
-            outs, unstored = logic.family.run(batch)  # stored once Redis has them
-            families = touched(batch)
-            await logic.restore.before_writing(families)
-            await logic.writer.apply(
-                sinks.family, families, logic.types_on, history_since(outs), unstored
-            )
-            observe_event_to_redis(batch, time.time())
+            async with KeptUnacked("family", batch):
+                await sinks.ready()
+                if logic.types_on and logic.follower.version is None:
+                    await logic.follower.load()
+                outs, unstored = logic.family.run(batch)  # stored once Redis has them
+                families = touched(batch)
+                await logic.restore.before_writing(families)
+                await logic.writer.apply(
+                    sinks.family, families, logic.types_on, history_since(outs), unstored
+                )
+                observe_event_to_redis(batch, time.time())
 
     @app.agent(topics.vectors)
     async def learner(stream):
         """The one learner: vectors → family types → snapshots for every worker."""
         async for batch in stream.take_events(ENVELOPES, within=0.5):
-            await sinks.ready()
-            await logic.learn(batch)
+            async with KeptUnacked("learner", batch):
+                await sinks.ready()
+                await logic.learn(batch)
 
 
 def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic) -> None:

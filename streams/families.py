@@ -137,13 +137,12 @@ class FamilyWriter:
         already stored with no day to rewrite the history from (the present healed, the
         history did not: seen with RocksDB after a SIGKILL)."""
         async with self._writing:
-            try:
-                await self._apply(sink, families, learn, since, unstored.states if unstored else {})
-            finally:
-                # Also when the write failed: the batch is acked all the same (Faust's
-                # take_events acks in a finally), and a state never stored is lost.
-                if unstored is not None:
-                    await unstored.commit()
+            await self._apply(sink, families, learn, since, unstored.states if unstored else {})
+            # Not when the write failed: the agent leaves its batch unacked
+            # (streams/ops.py::KeptUnacked) and the batch read again replays from the
+            # states as they were, the history with them.
+            if unstored is not None:
+                await unstored.commit()
 
     async def _apply(
         self,

@@ -3,7 +3,9 @@ the repair and the commit guard in test_ops.py: its agent holds one message unti
 has handed on the rest, then clears the agents' queues (``app.flow_control.clear()``, as
 a recovery does), touches ``T_OUT.cleared`` and lets the held one go. ``T_MODE=tail``
 (the default) holds the first message and loses all the others; ``head`` holds the
-last but one and loses the last alone (more sent after it are taken); ``none`` loses nothing. Each message it
+last but one and loses the last alone (more sent after it are taken); ``fail`` takes
+batches (``take_events``) whose body raises once, at offset 5, inside
+:class:`streams.ops.KeptUnacked` (``T_KEEP=0``: not); ``none`` loses nothing. Each message it
 processes is appended to ``T_OUT``; the lag tick's :class:`streams.ops.LostMessages`
 repair runs every half second (``T_REPAIR=0``: not); :class:`streams.ops.CommitGuard`
 guards its commits (``T_GUARD=0``: not).
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import faust
 from faust.types import TP
 
-from streams.ops import CommitGuard, LostMessages, tables_recovered
+from streams.ops import CommitGuard, KeptUnacked, LostMessages, tables_recovered
 
 T_TOPIC, T_OUT, T_MESSAGES = os.environ["T_TOPIC"], os.environ["T_OUT"], int(os.environ["T_N"])
 
@@ -37,18 +40,38 @@ app = faust.App(
 topic = app.topic(T_TOPIC, value_serializer="raw", key_serializer="raw")
 lost = LostMessages(patience=2)
 done = asyncio.Event()
-HOLD = {"tail": 0, "head": T_MESSAGES - 2}.get(os.environ.get("T_MODE", "tail"), -1)
+MODE = os.environ.get("T_MODE", "tail")
+HOLD = {"tail": 0, "head": T_MESSAGES - 2}.get(MODE, -1)
+FAIL_AT = 5
+failed = asyncio.Event()
 if os.environ.get("T_GUARD", "1") == "1":
     CommitGuard.install(app.consumer)
 
 
-@app.agent(topic)
 async def take(stream):
     async for event in stream.events():
         if not done.is_set() and event.message.offset == HOLD:
             await lose_the_rest()
-        with open(T_OUT, "a") as out:
-            out.write(f"{event.message.offset}\n")
+        processed(event)
+
+
+async def take_batches(stream):
+    async for batch in stream.take_events(10, within=0.5):
+        keep = os.environ.get("T_KEEP", "1") == "1"
+        async with KeptUnacked("lossy", batch) if keep else nullcontext():
+            for event in batch:
+                if event.message.offset == FAIL_AT and not failed.is_set():
+                    failed.set()
+                    raise RuntimeError("the body failed")
+                processed(event)
+
+
+def processed(event) -> None:
+    with open(T_OUT, "a") as out:
+        out.write(f"{event.message.offset}\n")
+
+
+app.agent(topic, name="take")(take_batches if MODE == "fail" else take)
 
 
 async def lose_the_rest() -> None:

@@ -16,6 +16,7 @@ from sinks import keys
 from sinks.alert_store import AsyncAlertStore
 from streams.ops import (
     CommitGuard,
+    KeptUnacked,
     LoopWatch,
     LostMessages,
     ShiftAlerts,
@@ -466,6 +467,65 @@ def test_the_guard_keeps_fausts_commit_behind_a_message_lost_at_the_committed_of
     CommitGuard.install(consumer)
     consumer._committed_offset[tp] = None  # as Faust holds a committed 0: left to Faust
     assert consumer._new_offset(tp) == 12
+
+
+async def test_a_batch_whose_body_did_not_finish_is_left_unacked_and_a_finished_one_acked():
+    """Faust's own events and consumer (not started), acked as take_events acks a batch:
+    in a ``finally``, whatever the body did."""
+    import faust
+    from faust.events import Event
+    from faust.types.tuples import ConsumerMessage
+    from prometheus_client import REGISTRY
+
+    app = faust.App("t-kept", broker="kafka://127.0.0.1:1")
+    consumer = app.consumer
+    app.topics._acking_topics.add("t-kept-a")
+
+    def batch(offsets):
+        events = []
+        for offset in offsets:
+            m = ConsumerMessage("t-kept-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
+            m.incref()  # delivered to one stream
+            consumer.track_message(m)
+            events.append(Event(app, b"k", b"v", {}, m))
+        return events
+
+    before = REGISTRY.get_sample_value("tk_batches_left_unacked_total", {"agent": "t"}) or 0
+    failed, done = batch(range(0, 3)), batch(range(3, 5))
+    for events, fail in ((failed, True), (done, False)):
+        try:
+            async with KeptUnacked("t", events):
+                if fail:
+                    raise asyncio.CancelledError()  # as Faust cancels an agent
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for event in events:
+                event.ack()  # take_events' finally
+    tp = failed[0].message.tp
+    assert sorted(consumer._acked[tp]) == [3, 4]  # the failed batch stays unacked
+    assert not any(e.message.acked for e in failed)
+    assert REGISTRY.get_sample_value("tk_batches_left_unacked_total", {"agent": "t"}) == before + 1
+    assert LostMessages(patience=1)(consumer) == {"t-kept-a": 3}  # behind a later ack
+
+
+def test_a_batch_whose_body_failed_is_read_again_from_the_real_broker(
+    kafka_bootstrap, kafka_admin, kafka_topic_factory, tmp_path
+):
+    """An agent over ``take_events`` whose body raises once, at offset 5 (its batch half
+    done): Faust acks the batch all the same, and alone never processes what was left of
+    it (fails with ``T_KEEP=0``); kept unacked, it is read again and all is processed."""
+    n = 30
+    topic = kafka_topic_factory("lossy-fail")
+    send(kafka_bootstrap, topic, range(n))
+    app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="fail")
+    app.start()
+    try:
+        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n)
+        app.wait(lambda: set(app.processed()) == set(range(n)), 30)
+    finally:
+        app.stop()
+    assert "left unacked" in app.log_path.read_text()
 
 
 def committed_offset(admin, group: str, topic: str) -> int | None:
