@@ -241,11 +241,10 @@ def snapshot_costs(targets: list[Supervised]) -> dict[str, float]:
     return out
 
 
-def read_again(targets: list[Supervised]) -> int:
-    """Partitions the workers read again after Faust lost messages (faust#596,
-    ``streams.ops.LostMessages``), over all their starts: counted in their logs."""
+def logged(targets: list[Supervised], text: str) -> int:
+    """How often the workers logged ``text``, over all their starts."""
     return sum(
-        path.read_text(errors="replace").count("reading the partition again")
+        path.read_text(errors="replace").count(text)
         for t in targets
         for path in t.logs.glob(f"{t.name}-*.log")
     )
@@ -534,7 +533,9 @@ def main() -> int:
             f"worker RSS: {rss.latest / 2**20:,.0f} MiB caught up, {rss.peak / 2**20:,.0f} MiB"
             f" at most; {families:,} families counted at W"
         )
-        log(f"partitions read again after lost messages (faust#596): {read_again(workers)}")
+        again = logged(workers, "reading the partition again")
+        log(f"partitions read again after lost messages (faust#596): {again}")
+        log(f"batches left unacked, not finished: {logged(workers, 'left unacked')}")
         held = ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in rocksdb_memory(workers).items())
         log(f"RocksDB holds: {held}")
         cost = snapshot_costs(workers)

@@ -1,0 +1,153 @@
+"""Which envelopes of a drill's internal topics never reached the next stage.
+
+    python bench/drill_losses.py var/drills/<run id>
+
+A failed drill (bench/drills.py keeps its state) leaves its broker's log, the worker's
+RocksDB tables and Redis. This starts a broker on a copy of that log and reads, per
+partition, every envelope of the id topic whose events are not in the dedup changelog
+(the dedup step writes every event id it meets), and every envelope of the person
+topic whose events are mostly missing from the person states (each row keeps its event
+id), with the time each was sent and the group's commits around it (from
+``__consumer_offsets``). Session 32 found its losses so (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+from rocksdict import AccessType, Options, Rdict
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.drills import free_port  # noqa: E402
+
+
+def when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def read(bootstrap: str, topic: str, partition: int) -> Iterator:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=8000,
+        max_partition_fetch_bytes=20 * 2**20,
+        fetch_max_bytes=50 * 2**20,
+    )
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    yield from consumer
+    consumer.close()
+
+
+def commits(bootstrap: str, group: str) -> dict[tuple[str, int], list[tuple[int, int]]]:
+    """``{(topic, partition): [(time ms, offset), ...]}`` of the group's commits."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=8000
+    )
+    tps = [
+        TopicPartition("__consumer_offsets", p)
+        for p in consumer.partitions_for_topic("__consumer_offsets")
+    ]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    out: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for m in consumer:
+        if not m.key or m.value is None or struct.unpack(">h", m.key[:2])[0] > 1:
+            continue  # a group's metadata, or a tombstone
+        fields, i = [], 2
+        for _ in range(2):  # the group and the topic, each a length-prefixed string
+            n = struct.unpack(">h", m.key[i : i + 2])[0]
+            fields.append(m.key[i + 2 : i + 2 + n].decode())
+            i += 2 + n
+        if fields[0] == group:
+            partition = struct.unpack(">i", m.key[i : i + 4])[0]
+            offset = struct.unpack(">q", m.value[2:10])[0]
+            out.setdefault((fields[1], partition), []).append((m.timestamp, offset))
+    consumer.close()
+    return out
+
+
+def around(rows: list[tuple[int, int]], offset: int) -> str:
+    """The last commit at or below ``offset`` and the first above it."""
+    below = [r for r in rows if r[1] <= offset][-1:]
+    above = [r for r in rows if r[1] > offset][:1]
+    return ", ".join(f"{when(t)} → {o}" for t, o in below + above)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("state", type=Path, help="a drill's kept state: var/drills/<run id>")
+    args = parser.parse_args()
+    run = args.state.resolve().name
+    app = f"drill-{run}"
+    tables = next((args.state / "faust").glob("*/v1/tables"))
+    work = Path(tempfile.mkdtemp(prefix="drill-losses-"))
+    shutil.copytree(args.state / "kafka", work / "kafka")
+    port, controller = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(controller),
+        "KAFKA_STATE": str(work / "kafka"),
+    }
+    kafka = ["bash", str(ROOT / "infra" / "kafka.sh")]
+    subprocess.run([*kafka, "start"], env=env, check=True, capture_output=True)
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        done = commits(bootstrap, app)
+        parts = len({p for (t, p) in done if t == f"{app}-events-by-id"}) or 4
+        for p in range(parts):
+            seen = {json.loads(m.key) for m in read(bootstrap, f"{app}-dedup-changelog", p)}
+            for m in read(bootstrap, f"{app}-events-by-id", p):
+                ids = [item[0] for item in json.loads(m.value)["items"]]
+                if missing := [i for i in ids if i not in seen]:
+                    rows = done.get((f"{app}-events-by-id", p), [])
+                    print(
+                        f"events-by-id[{p}] offset {m.offset}, sent {when(m.timestamp)}: "
+                        f"{len(missing)} of {len(ids)} events never deduplicated; "
+                        f"commits {around(rows, m.offset)}"
+                    )
+            db = Rdict(
+                str(tables / f"person-{p}.db"),
+                access_type=AccessType.read_only(),
+                options=Options(raw_mode=True),
+            )
+            for m in read(bootstrap, f"{app}-events-by-person", p):
+                adds = [
+                    (key, msg["event"]["event_id"])
+                    for key, msg, _ in json.loads(m.value)["items"]
+                    if msg.get("kind") == "add"
+                ]
+                missing = [
+                    e
+                    for key, e in adds
+                    if e.encode() not in (db.get(json.dumps(key).encode()) or b"")
+                ]
+                if adds and len(missing) > len(adds) / 2:
+                    rows = done.get((f"{app}-events-by-person", p), [])
+                    print(
+                        f"events-by-person[{p}] offset {m.offset}, sent {when(m.timestamp)}: "
+                        f"{len(missing)} of {len(adds)} events in no person state; "
+                        f"commits {around(rows, m.offset)}"
+                    )
+            db.close()
+    finally:
+        subprocess.run([*kafka, "stop"], env=env, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
