@@ -404,6 +404,11 @@ def main() -> int:
         "aiokafka getmany consumer of the filled topic, and print the worker's ratios",
     )
     parser.add_argument(
+        "--worker-loglevel",
+        default="WARNING",
+        help="the workers' log level (INFO: Faust's rebalances, recoveries and agent restarts)",
+    )
+    parser.add_argument(
         "--no-outages",
         dest="outages",
         action="store_false",
@@ -451,7 +456,12 @@ def main() -> int:
     }
     groups = Settings(app_id=app_id, input_topic=topic).consumer_groups()
     workers = [
-        Supervised(["worker", "--web-port", str(free_port())], env, state, f"worker{i}")
+        Supervised(
+            ["worker", "--web-port", str(free_port()), "--loglevel", args.worker_loglevel],
+            env,
+            state,
+            f"worker{i}",
+        )
         for i in range(args.workers)
     ]
     worker = workers[0]  # the one the faults hit
