@@ -278,7 +278,7 @@ class CommitGuard:
     offset is *more than one* past the committed offset (which is the next to read):
     a single message lost at the committed offset (faust-streaming/faust#596) is
     committed past as soon as the next one is acked, and no restart reads it again.
-    Session 32's 1,000,000-line drill lost so one envelope of 17 events on the id
+    Session 32's 1,000,000-line drill lost, most likely so, one envelope of 17 events on the id
     topic, 28 s before a SIGKILL: the history was off by one family for half a year.
     Installed on a consumer (:meth:`install`), it answers "nothing to commit" while the
     message at the committed offset is unacked and no gap Faust knows of (a compacted
