@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from rocksdict import AccessType, Options, Rdict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.drills import free_port  # noqa: E402
+from bench.drills import Broker  # noqa: E402
 
 
 def when(ms: int) -> str:
@@ -96,16 +94,9 @@ def main() -> None:
     tables = next((args.state / "faust").glob("*/v1/tables"))
     work = Path(tempfile.mkdtemp(prefix="drill-losses-"))
     shutil.copytree(args.state / "kafka", work / "kafka")
-    port, controller = free_port(), free_port()
-    env = {
-        **os.environ,
-        "KAFKA_PORT": str(port),
-        "KAFKA_CONTROLLER_PORT": str(controller),
-        "KAFKA_STATE": str(work / "kafka"),
-    }
-    kafka = ["bash", str(ROOT / "infra" / "kafka.sh")]
-    subprocess.run([*kafka, "start"], env=env, check=True, capture_output=True)
-    bootstrap = f"127.0.0.1:{port}"
+    broker = Broker(work / "kafka")
+    broker.start()
+    bootstrap = broker.bootstrap
     try:
         done = commits(bootstrap, app)
         parts = len({p for (t, p) in done if t == f"{app}-events-by-id"}) or 4
@@ -145,7 +136,7 @@ def main() -> None:
                     )
             db.close()
     finally:
-        subprocess.run([*kafka, "stop"], env=env, capture_output=True)
+        broker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -43,6 +43,7 @@ done = asyncio.Event()
 MODE = os.environ.get("T_MODE", "tail")
 HOLD = {"tail": 0, "head": T_MESSAGES - 2}.get(MODE, -1)
 FAIL_AT = 5
+KEEP = os.environ.get("T_KEEP", "1") == "1"
 failed = asyncio.Event()
 if os.environ.get("T_GUARD", "1") == "1":
     CommitGuard.install(app.consumer)
@@ -57,8 +58,7 @@ async def take(stream):
 
 async def take_batches(stream):
     async for batch in stream.take_events(10, within=0.5):
-        keep = os.environ.get("T_KEEP", "1") == "1"
-        async with KeptUnacked("lossy", batch) if keep else nullcontext():
+        async with KeptUnacked("lossy", batch) if KEEP else nullcontext():
             for event in batch:
                 if event.message.offset == FAIL_AT and not failed.is_set():
                     failed.set()
