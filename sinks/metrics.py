@@ -95,9 +95,10 @@ MODEL_ADOPTION_SECONDS = Histogram(
 )
 LOST_MESSAGES = Gauge(
     "tk_lost_messages",
-    "Messages of a partition Faust took and no agent will ack, a later offset acked or"
-    " none in flight at the tail (faust-streaming/faust#596): no offset is committed past"
-    " them; the worker reads the partition again after a minute",
+    "Messages of a partition Faust took and no agent will finish: a later offset acked,"
+    " none in flight at the tail (faust-streaming/faust#596), or acked by Faust with no"
+    " body run and a later offset finished: no offset is committed past them; the worker"
+    " reads the partition again after a minute",
     ["topic"],
 )
 BATCHES_LEFT_UNACKED = Counter(

@@ -38,6 +38,7 @@ from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
 from streams.ops import (
     CommitGuard,
+    Finished,
     KeptUnacked,
     LoopWatch,
     LostMessages,
@@ -127,11 +128,11 @@ def create_app(
 ) -> faust.App:
     """The worker for ``settings``: ``/metrics`` on ``web_bind:web_port``."""
     app = faust_app(settings, web_bind, web_port)
-    CommitGuard.install(app.consumer)  # never a commit past a message lost at its offset
     redis = redis_client or patient_client(settings.redis_url)  # waits out a Redis restart
     topics = Topics.declare(app, settings)
     tables = Tables.declare(app, settings.partitions)
     logic = Logic.wire(settings, redis, topics, tables, app.producer)
+    CommitGuard.install(app.consumer, logic.finished)  # commits only what bodies finished
     add_agents(app, topics, logic)
     add_timers(app, settings, topics, logic)
 
@@ -142,6 +143,7 @@ def create_app(
         parts = {tp.partition for tp in revoked if tp.topic == name}
         logic.writer.forget(parts)
         logic.restore.forget(parts)
+        logic.finished.forget(revoked)
 
     @app.task
     async def logs():
@@ -177,6 +179,13 @@ class Topics:
             ),
             vectors=envelopes(app, settings.internal_topic(config.TOPIC_VECTORS), 1),
         )
+
+    def agents(self) -> list[str]:
+        """The topics the agents take (the raw topic has a consumer of its own)."""
+        return [
+            t.get_topic_name()
+            for t in (self.by_id, self.by_person, self.family_inputs, self.vectors)
+        ]
 
 
 def envelopes(app: faust.App, name: str, partitions: int) -> faust.TopicT:
@@ -232,6 +241,7 @@ class Logic:
     learn: LearnerRunner
     alerts: ShiftAlerts
     watch: LoopWatch
+    finished: Finished  # the agents' offsets a commit may pass
     lost: LostMessages
 
     @classmethod
@@ -256,6 +266,7 @@ class Logic:
         worker = f"{socket.gethostname()}:{os.getpid()}"
         days = Days(tables.days)
         stage = partial(stored_step, partitions=parts, producer=producer)
+        finished = Finished(topics.agents())
         return cls(
             types_on=types_on,
             sinks=sinks,
@@ -291,7 +302,8 @@ class Logic:
                 Settled(settings.kafka_bootstrap, settings.consumer_groups(config.PICTURE_TOPICS)),
             ),
             watch=LoopWatch(),
-            lost=LostMessages(),
+            finished=finished,
+            lost=LostMessages(finished=finished),
         )
 
 
@@ -346,7 +358,7 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
     async def dedup(stream):
         """One effect per event id; retractions meet their targets here."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            async with KeptUnacked("dedup", batch):  # not finished: read again
+            async with KeptUnacked("dedup", batch, logic.finished):  # not finished: read again
                 logic.days(batch)
                 await logic.dedup(batch)  # sent and in Kafka, then the states stored
 
@@ -354,14 +366,14 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
     async def person(stream):
         """A person's events → their summary, sent to their family when it changes."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            async with KeptUnacked("person", batch):
+            async with KeptUnacked("person", batch, logic.finished):
                 await logic.person(batch)
 
     @app.agent(topics.family_inputs)
     async def family(stream):
         """Family state → contribution at W (and group) → Redis deltas, before the ack."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            async with KeptUnacked("family", batch):
+            async with KeptUnacked("family", batch, logic.finished):
                 await sinks.ready()
                 if logic.types_on and logic.follower.version is None:
                     await logic.follower.load()
@@ -377,7 +389,7 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
     async def learner(stream):
         """The one learner: vectors → family types → snapshots for every worker."""
         async for batch in stream.take_events(ENVELOPES, within=0.5):
-            async with KeptUnacked("learner", batch):
+            async with KeptUnacked("learner", batch, logic.finished):
                 await sinks.ready()
                 await logic.learn(batch)
 

@@ -232,88 +232,162 @@ async def until_recovered(app: Any, poll_s: float = 0.5) -> None:
         await asyncio.sleep(poll_s)
 
 
+class Finished:
+    """The offsets of ``topics`` (the agents') whose agent body finished, per partition:
+    the only offsets :class:`CommitGuard` lets a commit pass.
+
+    Faust commits what it *acked*, and it acks more than what an agent finished: a batch
+    whose body raised or was cancelled (``take_events`` acks in a ``finally``), a
+    message at the committed offset stepped over (``_new_offset``), offsets it took for
+    a gap after a seek raced a fetch (``_add_gap``). Each lost effects in a drill, and
+    one loss of session 32's third drill run (a message at the committed offset acked
+    by a just-restarted worker, its events never applied) has no known path at all.
+    So the commit is not asked of Faust's acks but of the bodies: an offset is passed
+    only once the body that took it has finished, whatever Faust did.
+
+    Offsets below ``gone`` were deleted by the topic's retention before a body took
+    them (:meth:`LostMessages.repair` finds that out): nothing can be done for them.
+
+    >>> from faust.types import TP
+    >>> done = Finished({"t"})
+    >>> done.offsets[TP("t", 0)] = {10, 11, 13}
+    >>> done.upto(TP("t", 0), 10), done.upto(TP("t", 0), 12), done.upto(TP("t", 1), 0)
+    (12, 12, 0)
+    """
+
+    def __init__(self, topics: Iterable[str]):
+        self.topics = frozenset(topics)
+        self.offsets: dict[Any, set[int]] = {}
+        self.gone: dict[Any, int] = {}
+
+    def add(self, batch: Iterable[Any]) -> None:
+        """A body finished every event of ``batch``."""
+        for event in batch:
+            message = event.message
+            self.offsets.setdefault(message.tp, set()).add(message.offset)
+
+    def upto(self, tp: Any, start: int) -> int:
+        """The first offset from ``start`` on that no body finished (the committed offset
+        ``start`` is the next to read; the finished ones below it are let go)."""
+        n = max(start, self.gone.get(tp, 0))
+        done = self.offsets.get(tp)
+        if not done:
+            return n
+        if min(done) < start:
+            done.difference_update([o for o in done if o < start])
+        while n in done:
+            n += 1
+        return n
+
+    def hole(self, tp: Any, start: int) -> tuple[int, int] | None:
+        """``(first, n)``: the first offset from ``start`` on that no body finished, and
+        how many up to the last finished one no body finished; None when no body
+        finished any offset after ``first``.
+
+        >>> from faust.types import TP
+        >>> done = Finished({"t"})
+        >>> done.offsets[TP("t", 0)] = {10, 11, 13, 15}
+        >>> done.hole(TP("t", 0), 10), done.hole(TP("t", 0), 15)
+        ((12, 2), None)
+        """
+        first = self.upto(tp, start)
+        done = self.offsets.get(tp)
+        last = max(done) if done else -1
+        if last <= first:
+            return None
+        return first, sum(1 for o in range(first, last) if o not in done)
+
+    def forget(self, tps: Iterable[Any]) -> None:
+        """Partitions revoked: whoever takes them commits them."""
+        for tp in tps:
+            self.offsets.pop(tp, None)
+            self.gone.pop(tp, None)
+
+
 class KeptUnacked:
-    """``async with KeptUnacked(name, batch):`` around an agent's body over a batch of
-    ``take_events``: a body that does not finish leaves the batch unacked.
+    """``async with KeptUnacked(name, batch, finished):`` around an agent's body over a
+    batch of ``take_events``: a body that finishes marks the batch :class:`Finished`; one
+    that does not leaves it unacked.
 
     Faust's ``Stream.take_events`` acks every event of a batch in a ``finally``, also
     when the body raised or was cancelled (Faust cancels an agent on a rebalance and
-    logs "Restarting on rebalance" at INFO): the batch's offsets are then committed
-    with its effects never made. Session 32's drill lost one envelope on each partition
-    of the family topic at the session expiry after the broker's 30 s stop (26 families
-    wrong): the one batch in flight then, by all signs this way (the worker logs at
-    WARNING, so how its body ended was not recorded). Here each message of such a batch gets one more reference, so
-    that the ack Faust makes only drops it again: the messages stay unacked, no commit
-    passes them (with :class:`CommitGuard` for a single one), :class:`LostMessages`
-    reads their partition again a minute later, and a restart reads them from the
-    committed offset. Every effect is idempotent, so what a failed batch did do is
-    done again harmlessly. The error goes on up (Faust restarts the agent); counted in
-    ``tk_batches_left_unacked_total{agent}`` and logged."""
+    logs "Restarting on rebalance" at INFO). Session 32's drill lost one envelope on
+    each partition of the family topic at the session expiry after the broker's 30 s
+    stop (26 families wrong): the one batch in flight then, by all signs this way. Here
+    each message of such a batch gets one more reference, so that the ack Faust makes
+    only drops it again: the messages stay unacked and :class:`LostMessages` reads
+    their partition again a minute later (and :class:`CommitGuard` passes no offset
+    the body did not finish, acked or not). Every effect is idempotent, so what a failed
+    batch did do is done again harmlessly. The error goes on up (Faust restarts the
+    agent); counted in ``tk_batches_left_unacked_total{agent}`` and logged."""
 
-    def __init__(self, agent: str, batch: list[Any]):
+    def __init__(self, agent: str, batch: list[Any], finished: Finished | None = None):
         self.agent = agent
         self.batch = batch
+        self.finished = finished
 
     async def __aenter__(self) -> list[Any]:
         return self.batch
 
     async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if kind is not None:
-            for event in self.batch:
-                event.message.incref()
-            metrics.BATCHES_LEFT_UNACKED.labels(self.agent).inc()
-            log.warning(
-                "%s: a batch of %d envelopes not finished (%s): left unacked, to be read again",
-                self.agent,
-                len(self.batch),
-                kind.__name__,
-            )
+        if kind is None:
+            if self.finished is not None:
+                self.finished.add(self.batch)
+            return False
+        for event in self.batch:
+            event.message.incref()
+        metrics.BATCHES_LEFT_UNACKED.labels(self.agent).inc()
+        log.warning(
+            "%s: a batch of %d envelopes not finished (%s): left unacked, to be read again",
+            self.agent,
+            len(self.batch),
+            kind.__name__,
+        )
         return False
 
 
 class CommitGuard:
-    """Faust's commit, kept from stepping over a message no agent acked.
+    """Faust's commit of the agents' topics, moved only over offsets :class:`Finished`.
 
-    Faust's ``Consumer._new_offset`` holds a commit back only when the first acked
-    offset is *more than one* past the committed offset (which is the next to read):
-    a single message lost at the committed offset (faust-streaming/faust#596) is
-    committed past as soon as the next one is acked, and no restart reads it again.
-    Session 32's 1,000,000-line drill lost, most likely so, one envelope of 17 events on the id
-    topic, 28 s before a SIGKILL: the history was off by one family for half a year.
-    Installed on a consumer (:meth:`install`), it answers "nothing to commit" while the
-    message at the committed offset is unacked and no gap Faust knows of (a compacted
-    or transactional offset) covers it, and Faust's own answer otherwise. The commit
-    then stands behind the loss: :class:`LostMessages` finds it behind a later ack and
-    reads the partition again, and a worker killed before that reads it on its restart.
-    A partition whose committed offset is 0 Faust holds as None (unknown): left to
-    Faust. ``consumer``: Faust's; ``_acked``, ``_committed_offset`` and ``_gap`` are
-    its bookkeeping, not public API."""
+    Faust's ``Consumer._new_offset`` commits up to the first hole in what it acked, and
+    it acks what no body finished (:class:`Finished`); it also holds a commit back only
+    when the first acked offset is *more than one* past the committed offset, so that a
+    single message lost there (faust-streaming/faust#596) is committed past as soon as
+    the next one is acked. Installed on a consumer (:meth:`install`), the guard answers
+    for the partitions of ``finished.topics`` the end of the run of finished offsets
+    from the committed one (None: nothing to commit), and Faust's own answer for any
+    other topic. Faust's bookkeeping of its acks goes on as before (it is asked, its
+    answer not used). A commit that stands behind an offset no body finished is found by
+    :class:`LostMessages` a minute later, which reads the partition again; a worker
+    killed before that reads it on its restart. Faust holds a committed offset of 0 as
+    None: read as 0. ``consumer``: Faust's; ``_committed_offset`` is its bookkeeping,
+    not public API."""
 
-    def __init__(self, consumer: Any):
+    def __init__(self, consumer: Any, finished: Finished):
         self.consumer = consumer
+        self.finished = finished
         self.faust = consumer._new_offset
 
     @classmethod
-    def install(cls, consumer: Any) -> CommitGuard:
+    def install(cls, consumer: Any, finished: Finished) -> CommitGuard:
         """Every commit of ``consumer`` asks the guard (Faust calls ``self._new_offset``)."""
-        guard = cls(consumer)
+        guard = cls(consumer, finished)
         consumer._new_offset = guard
         return guard
 
     def __call__(self, tp: Any) -> int | None:
-        acked = self.consumer._acked.get(tp)
-        committed = self.consumer._committed_offset.get(tp)
-        if acked and committed is not None and min(acked) > committed:
-            gaps = self.consumer._gap.get(tp)
-            if not (gaps and gaps.overlaps(committed)):
-                return None
-        return self.faust(tp)
+        faust = self.faust(tp)
+        if tp.topic not in self.finished.topics:
+            return faust
+        start = self.consumer._committed_offset.get(tp) or 0
+        upto = self.finished.upto(tp, start)
+        return upto if upto > start else None
 
 
 class LostMessages:
-    """Messages Faust took from a partition and lost before an agent acked them, as in
+    """Messages Faust took from a partition and lost before an agent finished them, as in
     faust-streaming/faust#596 (a recovery clears the agents' queues after messages were
-    fetched), found two ways, and read again:
+    fetched), found three ways, and read again:
 
     - *behind a later ack*: unacked while a later offset of the same partition is acked
       or committed. Each agent takes its partitions in order and acks a batch, in order,
@@ -323,28 +397,32 @@ class LostMessages:
       those handed on since the commit are not acked (acked ones wait for Faust's next
       commit), and the commit has not moved for ``patience`` calls: they were
       dropped, with nothing after them to show it (seen in session 30's drill: 228
-      messages of one partition, the worker idle for minutes).
+      messages of one partition, the worker idle for minutes);
+    - *held* (with ``finished``, :class:`Finished`): the first offset from the committed
+      one that no body finished has stood still for ``patience`` calls with a later
+      offset finished: Faust acked it, or dropped it, and :class:`CommitGuard` holds the
+      commit there. (The guard asks Faust's ``_new_offset`` too, which lets go of the
+      acks it counts as committable: behind such a hole the first way misses some.)
 
-    Faust commits no offset past them and a rebalance waits for them for ever. Counted
-    per topic in ``tk_lost_messages`` on every call. A partition that has had some for
-    ``patience`` calls in a row (a message cleared by a rebalance lingers in Faust's weak
-    set until the collector runs) is read again from its committed offset by
-    :meth:`repair`: every effect is idempotent, and Faust's acks skip an offset acked
-    before. A race is left: a message fetched before the seek and handed on after it
-    moves the read offset past the ones fetched again, which Faust then drops; the
-    commit stands still behind them, they are found at the tail, and the partition is
-    read again once more (if exactly one was dropped, :class:`CommitGuard` keeps Faust's
-    commit from stepping over it).
+    Counted per topic in ``tk_lost_messages`` on every call. A partition that has had
+    some for ``patience`` calls in a row (a message cleared by a rebalance lingers in
+    Faust's weak set until the collector runs) is read again from its committed offset
+    by :meth:`repair`: every effect is idempotent. A race is left: a message fetched
+    before the seek and handed on after it moves the read offset past the ones fetched
+    again, which Faust then drops; the commit stands still behind them and the partition
+    is read again once more.
     ``consumer``: Faust's; its bookkeeping is not public API (``_unacked_messages``,
     ``_acked``, ``_acked_index``, ``_committed_offset``, ``_read_offset``: the offset of
     the last message handed on, which ``seek_wait`` also sets; ``_paused_partitions``,
     logged)."""
 
-    def __init__(self, patience: int = 12):
+    def __init__(self, patience: int = 12, finished: Finished | None = None):
         self.patience = patience
+        self.finished = finished
         self.topics: set[str] = set()  # topics whose gauge was set
         self.calls: dict[Any, int] = {}  # tp → calls in a row with lost messages
         self.tails: dict[Any, list[int]] = {}  # tp → [committed, calls it stood still]
+        self.held: dict[Any, list[int]] = {}  # tp → [committed, calls it was held]
         # tp → (the offset to read it again from, its messages lost behind a later ack)
         self.due: dict[Any, tuple[int, list[Any]]] = {}
 
@@ -363,7 +441,10 @@ class LostMessages:
                 in_flight.add(m.tp)
         self.calls = {tp: self.calls.get(tp, 0) + 1 for tp in behind}
         lost = {tp: len(ms) for tp, ms in behind.items()}
-        for tp, n in self._tails(consumer, in_flight).items():  # patient already
+        holes = self._holes(consumer)
+        held = self._held(holes)
+        floors = {tp: holes[tp][0] for tp in held}  # where a held partition is read from
+        for tp, n in {**self._tails(consumer, in_flight), **held}.items():  # patient already
             lost.setdefault(tp, n)
             self.calls[tp] = max(self.calls.get(tp, 0), self.patience)
         # Where CommitGuard cannot hold it (a committed offset of 0), Faust commits past
@@ -371,7 +452,7 @@ class LostMessages:
         self.due = {}
         for tp, n in self.calls.items():
             ms = behind.get(tp, [])
-            offsets = [m.offset for m in ms] + [committed.get(tp)]
+            offsets = [m.offset for m in ms] + [committed.get(tp), floors.get(tp)]
             if n >= self.patience and (offsets := [o for o in offsets if o is not None]):
                 self.due[tp] = (min(offsets), ms)
         counts = dict.fromkeys(self.topics, 0)
@@ -389,33 +470,87 @@ class LostMessages:
         partitions and clear queues on purpose): nothing is due, and nothing is counted
         towards it."""
         if not steady:
-            self.calls, self.tails, self.due = {}, {}, {}
+            self.calls, self.tails, self.held, self.due = {}, {}, {}, {}
             return {}
         self(consumer)
         if not self.due:
             return {}
         again = {tp: offset for tp, (offset, _) in self.due.items()}
         try:
-            await consumer.seek_wait(again)
+            for tp in await self._retained(consumer, again):
+                del again[tp]
+            if again:
+                await consumer.seek_wait(again)
         except Exception:  # the broker away: the losses stand, and are read next time
             log.exception("reading partitions with lost messages again failed; next call")
             return {}
-        for tp, (offset, lost) in self.due.items():
+        for tp, (_, lost) in self.due.items():
             for m in lost:  # let go of: a rebalance would wait for them
                 consumer._unacked_messages.discard(m)
             self.calls.pop(tp, None)
             self.tails.pop(tp, None)
+            self.held.pop(tp, None)
+            if tp not in again:
+                continue
             metrics.PARTITIONS_READ_AGAIN.labels(tp.topic).inc()
             log.warning(
-                "messages of %s[%d] were taken and never acked (faust-streaming/faust#596):"
+                "messages of %s[%d] were taken and never finished (faust-streaming/faust#596):"
                 " reading the partition again from offset %d%s",
                 tp.topic,
                 tp.partition,
-                offset,
+                again[tp],
                 " (Faust holds it paused)" if tp in consumer._paused_partitions else "",
             )
         self.due = {}
         return again
+
+    async def _retained(self, consumer: Any, again: dict[Any, int]) -> list[Any]:
+        """The partitions of ``again`` whose offset to read from the topic's retention
+        has deleted: the guard lets the commit pass those gone (else it would stand
+        behind them for ever), and the partition is not read again (what is kept was
+        read; a hole after it is found at a later call)."""
+        if self.finished is None:
+            return []
+        first, gone = await consumer.earliest_offsets(*again), []
+        for tp, offset in again.items():
+            if (kept := first.get(tp)) is not None and kept > offset:
+                log.warning(
+                    "%s[%d]: offsets %d to %d were deleted by retention before an agent"
+                    " finished them: going on from %d",
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                    kept - 1,
+                    kept,
+                )
+                self.finished.gone[tp] = kept
+                gone.append(tp)
+        return gone
+
+    def _holes(self, consumer: Any) -> dict[Any, tuple[int, int]]:
+        """``{tp: (first, n)}``: :meth:`Finished.hole` from the committed offset."""
+        if self.finished is None:
+            return {}
+        committed = consumer._committed_offset
+        holes = {tp: self.finished.hole(tp, committed.get(tp) or 0) for tp in self.finished.offsets}
+        return {tp: h for tp, h in holes.items() if h is not None}
+
+    def _held(self, holes: dict[Any, tuple[int, int]]) -> dict[Any, int]:
+        """Partitions whose hole (:meth:`_holes`) has stood at the same offset for
+        ``patience`` calls (see the class). Each agent takes its partitions in order, so
+        no body is still to come to an offset before one it finished, unless the
+        partition was read again (which starts the patience anew)."""
+        lost = {}
+        for tp in [tp for tp in self.held if tp not in holes]:
+            del self.held[tp]
+        for tp, (first, n) in holes.items():
+            still = self.held.setdefault(tp, [first, 0])
+            if still[0] != first:
+                still[:] = [first, 0]
+            still[1] += 1
+            if still[1] >= self.patience:
+                lost[tp] = n
+        return lost
 
     def _tails(self, consumer: Any, in_flight: set) -> dict[Any, int]:
         """Messages lost at the tail of each partition (see the class)."""

@@ -5,10 +5,12 @@ a recovery does), touches ``T_OUT.cleared`` and lets the held one go. ``T_MODE=t
 (the default) holds the first message and loses all the others; ``head`` holds the
 last but one and loses the last alone (more sent after it are taken); ``fail`` takes
 batches (``take_events``) whose body raises once, at offset 5, inside
-:class:`streams.ops.KeptUnacked` (``T_KEEP=0``: not); ``none`` loses nothing. Each message it
-processes is appended to ``T_OUT``; the lag tick's :class:`streams.ops.LostMessages`
-repair runs every half second (``T_REPAIR=0``: not); :class:`streams.ops.CommitGuard`
-guards its commits (``T_GUARD=0``: not).
+:class:`streams.ops.KeptUnacked` (``T_KEEP=0``: not); ``acked`` takes batches and acks
+the message at offset 5 once without processing it, as Faust acks what no body
+finished; ``none`` loses nothing. Each message it processes is appended to ``T_OUT``;
+the lag tick's :class:`streams.ops.LostMessages` repair runs every half second
+(``T_REPAIR=0``: not); :class:`streams.ops.CommitGuard` guards its commits with what the
+bodies finished (``T_GUARD=0``: not).
 
     python -m tests.streams.lossy_app worker -l info
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import faust
 from faust.types import TP
 
-from streams.ops import CommitGuard, KeptUnacked, LostMessages, tables_recovered
+from streams.ops import CommitGuard, Finished, KeptUnacked, LostMessages, tables_recovered
 
 T_TOPIC, T_OUT, T_MESSAGES = os.environ["T_TOPIC"], os.environ["T_OUT"], int(os.environ["T_N"])
 
@@ -38,15 +40,17 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
 )
 topic = app.topic(T_TOPIC, value_serializer="raw", key_serializer="raw")
-lost = LostMessages(patience=2)
+GUARD = os.environ.get("T_GUARD", "1") == "1"
+finished = Finished({T_TOPIC}) if GUARD else None
+lost = LostMessages(patience=2, finished=finished)
 done = asyncio.Event()
 MODE = os.environ.get("T_MODE", "tail")
 HOLD = {"tail": 0, "head": T_MESSAGES - 2}.get(MODE, -1)
 FAIL_AT = 5
 KEEP = os.environ.get("T_KEEP", "1") == "1"
 failed = asyncio.Event()
-if os.environ.get("T_GUARD", "1") == "1":
-    CommitGuard.install(app.consumer)
+if finished is not None:
+    CommitGuard.install(app.consumer, finished)
 
 
 async def take(stream):
@@ -54,13 +58,20 @@ async def take(stream):
         if not done.is_set() and event.message.offset == HOLD:
             await lose_the_rest()
         processed(event)
+        if finished is not None:
+            finished.add([event])
 
 
 async def take_batches(stream):
     async for batch in stream.take_events(10, within=0.5):
-        async with KeptUnacked("lossy", batch) if KEEP else nullcontext():
+        if MODE == "acked" and not failed.is_set():
+            for event in [e for e in batch if e.message.offset == FAIL_AT]:
+                failed.set()
+                batch.remove(event)
+                event.ack()  # acked, never processed
+        async with KeptUnacked("lossy", batch, finished) if KEEP else nullcontext():
             for event in batch:
-                if event.message.offset == FAIL_AT and not failed.is_set():
+                if MODE == "fail" and event.message.offset == FAIL_AT and not failed.is_set():
                     failed.set()
                     raise RuntimeError("the body failed")
                 processed(event)
@@ -71,7 +82,7 @@ def processed(event) -> None:
         out.write(f"{event.message.offset}\n")
 
 
-app.agent(topic, name="take")(take_batches if MODE == "fail" else take)
+app.agent(topic, name="take")(take_batches if MODE in ("fail", "acked") else take)
 
 
 async def lose_the_rest() -> None:

@@ -16,6 +16,7 @@ from sinks import keys
 from sinks.alert_store import AsyncAlertStore
 from streams.ops import (
     CommitGuard,
+    Finished,
     KeptUnacked,
     LoopWatch,
     LostMessages,
@@ -426,47 +427,113 @@ def test_a_message_left_unacked_behind_a_later_ack_is_counted_lost_and_due_from_
     assert REGISTRY.get_sample_value("tk_lost_messages", {"topic": "t-lost-a"}) == 0
 
 
-def test_the_guard_keeps_fausts_commit_behind_a_message_lost_at_the_committed_offset():
-    """Faust's own consumer (not started), fed as its conductor feeds it: Faust alone
-    commits past the unacked message at the committed offset once the next is acked."""
+def fed_consumer(app_id: str, offsets: range, committed: int | None):
+    """Faust's own consumer (not started: no broker) of ``{app_id}-a``, fed as its
+    conductor feeds it: each of ``offsets`` taken by one stream, not acked yet."""
     import faust
     from faust.types.tuples import Message
 
-    def fed(app_id: str):
-        app = faust.App(app_id, broker="kafka://127.0.0.1:1")
-        consumer = app.consumer
-        app.topics._acking_topics.add(f"{app_id}-a")
-        ms = []
-        for offset in range(10, 14):
-            m = Message(f"{app_id}-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
-            m.incref()
-            consumer.track_message(m)
-            ms.append(m)
-        consumer._committed_offset[ms[0].tp] = 10
-        consumer.ack(ms[1])  # 10 was lost, 11 is done
-        return consumer, ms, ms[0].tp
+    app = faust.App(app_id, broker="kafka://127.0.0.1:1")
+    consumer = app.consumer
+    app.topics._acking_topics.add(f"{app_id}-a")
+    ms = []
+    for offset in offsets:
+        m = Message(f"{app_id}-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
+        m.incref()
+        consumer.track_message(m)
+        ms.append(m)
+    consumer._committed_offset[ms[0].tp] = committed
+    return consumer, ms, ms[0].tp
 
-    consumer, ms, tp = fed("t-unguarded")
+
+class Taken:
+    """An event as an agent's body holds it (``message`` is all :class:`Finished` reads)."""
+
+    def __init__(self, message):
+        self.message = message
+
+
+def test_the_guard_commits_only_offsets_whose_body_finished_whatever_faust_acked():
+    """Faust alone commits past the message at the committed offset once the next is
+    acked, and past any message it acked that no body finished; the guard moves the
+    commit over finished offsets only."""
+    consumer, ms, tp = fed_consumer("t-unguarded", range(10, 14), 10)
+    consumer.ack(ms[1])  # 10 was lost, 11 is done
     assert consumer._new_offset(tp) == 12  # Faust: 10 is stepped over
 
-    consumer, ms, tp = fed("t-guarded")
-    CommitGuard.install(consumer)
+    consumer, ms, tp = fed_consumer("t-guarded", range(10, 14), 10)
+    finished = Finished({tp.topic})
+    CommitGuard.install(consumer, finished)
+    consumer.ack(ms[1])
+    finished.add([Taken(ms[1])])
     assert consumer._new_offset(tp) is None  # nothing to commit: 10 stands
-    consumer.ack(ms[2])
-    assert consumer._new_offset(tp) is None
-    consumer.ack(ms[0])  # read again and done
+    consumer.ack(ms[0])  # acked, as Faust acks what a failed or cancelled body took
+    assert consumer._new_offset(tp) is None  # Faust's acks do not count
+    finished.add([Taken(ms[0]), Taken(ms[2])])  # read again and finished
     assert consumer._new_offset(tp) == 13
     consumer._committed_offset[tp] = 13
-    assert consumer._new_offset(tp) is None  # nothing acked since
+    assert consumer._new_offset(tp) is None  # nothing finished since
+    assert finished.offsets[tp] == set()  # those committed are let go
 
-    consumer, ms, tp = fed("t-gap")
-    CommitGuard.install(consumer)
-    consumer._gap[tp].addi(10, 11)  # offset 10 holds no message (Faust's own gap)
-    assert consumer._new_offset(tp) == 12
-    consumer, ms, tp = fed("t-unknown")
-    CommitGuard.install(consumer)
-    consumer._committed_offset[tp] = None  # as Faust holds a committed 0: left to Faust
-    assert consumer._new_offset(tp) == 12
+    consumer, ms, tp = fed_consumer("t-gap", range(10, 14), 10)
+    finished = Finished({tp.topic})
+    CommitGuard.install(consumer, finished)
+    consumer._gap[tp].addi(10, 11)  # Faust took offset 10 for a gap (after a seek, say)
+    consumer.ack(ms[1])
+    finished.add([Taken(ms[1])])
+    assert consumer._new_offset(tp) is None  # no body finished 10: no topic here has gaps
+
+    consumer, ms, tp = fed_consumer("t-zero", range(0, 3), None)  # Faust's committed 0
+    finished = Finished({tp.topic})
+    CommitGuard.install(consumer, finished)
+    finished.add([Taken(m) for m in ms[1:]])
+    assert consumer._new_offset(tp) is None  # read as 0, which no body finished
+    finished.add([Taken(ms[0])])
+    assert consumer._new_offset(tp) == 3
+
+    consumer, ms, tp = fed_consumer("t-other", range(10, 14), 10)
+    CommitGuard.install(consumer, Finished({"an-agents-topic"}))
+    consumer.ack(ms[0])
+    assert consumer._new_offset(tp) == 11  # a topic no agent of ours takes: Faust's
+
+
+def test_a_commit_held_at_an_offset_no_body_finished_is_due_to_be_read_again():
+    """Faust acked offset 10 (or dropped it) and no body finished it; 11 and 12
+    finished: the guard holds the commit at 10, and once it has stood there for
+    ``patience`` calls, the partition is read again from 10."""
+    consumer, ms, tp = fed_consumer("t-held", range(10, 14), 10)
+    finished = Finished({tp.topic})
+    CommitGuard.install(consumer, finished)
+    lost = LostMessages(patience=2, finished=finished)
+    assert lost(consumer) == {}  # nothing finished: 10 and on in flight
+    for m in ms[:3]:
+        consumer.ack(m)
+    finished.add([Taken(ms[1]), Taken(ms[2])])  # 10 was acked, its body never ran
+    assert lost(consumer) == {} and lost.due == {}  # once: a batch may be finishing
+    assert lost(consumer) == {"t-held-a": 1}
+    assert lost.due == {tp: (10, [])}
+    finished.add([Taken(ms[0])])  # read again and finished
+    assert lost(consumer) == {} and lost.due == {}
+
+    consumer, ms, tp = fed_consumer("t-ahead", range(0, 10), None)  # nothing committed yet
+    finished = Finished({tp.topic})
+    lost = LostMessages(patience=2, finished=finished)
+    for m in ms:
+        consumer.ack(m)
+    finished.add([Taken(m) for m in ms if m.offset != 5])
+    assert [lost(consumer) for _ in range(2)] == [{}, {"t-ahead-a": 1}]
+    assert lost.due == {tp: (5, [])}  # from the hole, not from Faust's commit behind it
+
+    consumer, ms, tp = fed_consumer("t-unacked", range(10, 14), 10)
+    finished = Finished({tp.topic})
+    CommitGuard.install(consumer, finished)
+    lost = LostMessages(patience=2, finished=finished)
+    for m in ms[1:]:
+        consumer.ack(m)
+    finished.add([Taken(m) for m in ms[1:]])  # 10 dropped unacked, 11 to 13 finished
+    assert consumer._new_offset(tp) is None  # Faust's bookkeeping let go of 11 to 13
+    assert [lost(consumer) for _ in range(2)] == [{}, {"t-unacked-a": 1}]
+    assert lost.due == {tp: (10, [])}  # no later ack left to show it: held all the same
 
 
 async def test_a_batch_whose_body_did_not_finish_is_left_unacked_and_a_finished_one_acked():
@@ -492,9 +559,10 @@ async def test_a_batch_whose_body_did_not_finish_is_left_unacked_and_a_finished_
 
     before = REGISTRY.get_sample_value("tk_batches_left_unacked_total", {"agent": "t"}) or 0
     failed, done = batch(range(0, 3)), batch(range(3, 5))
+    finished = Finished({"t-kept-a"})
     for events, fail in ((failed, True), (done, False)):
         try:
-            async with KeptUnacked("t", events):
+            async with KeptUnacked("t", events, finished):
                 if fail:
                     raise asyncio.CancelledError()  # as Faust cancels an agent
         except asyncio.CancelledError:
@@ -504,6 +572,7 @@ async def test_a_batch_whose_body_did_not_finish_is_left_unacked_and_a_finished_
                 event.ack()  # take_events' finally
     tp = failed[0].message.tp
     assert sorted(consumer._acked[tp]) == [3, 4]  # the failed batch stays unacked
+    assert finished.offsets == {tp: {3, 4}}  # and only the finished one may be committed
     assert not any(e.message.acked for e in failed)
     assert REGISTRY.get_sample_value("tk_batches_left_unacked_total", {"agent": "t"}) == before + 1
     assert LostMessages(patience=1)(consumer) == {"t-kept-a": 3}  # behind a later ack
@@ -526,6 +595,51 @@ def test_a_batch_whose_body_failed_is_read_again_from_the_real_broker(
     finally:
         app.stop()
     assert "left unacked" in app.log_path.read_text()
+
+
+def test_a_message_faust_acked_that_no_body_finished_is_read_again_from_the_real_broker(
+    kafka_bootstrap, kafka_admin, kafka_topic_factory, tmp_path
+):
+    """The message at offset 5 acked once and never processed (``T_MODE=acked``), as
+    Faust acks what a body did not finish: Faust alone commits past it and it is never
+    processed (fails with ``T_GUARD=0``); guarded, the commit stands at 5 until the
+    partition is read again, and all is processed."""
+    n = 30
+    topic = kafka_topic_factory("lossy-acked")
+    send(kafka_bootstrap, topic, range(n))
+    app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="acked")
+    app.start()
+    try:
+        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n)
+        processed, text = app.processed(), app.log_path.read_text()
+    finally:
+        app.stop()
+    assert set(processed) == set(range(n)) and processed.count(5) == 1
+    assert "reading the partition again from offset 5" in text
+
+
+def test_offsets_deleted_by_retention_before_a_body_took_them_are_passed_by_the_commit(
+    kafka_bootstrap, kafka_admin, kafka_topic_factory, tmp_path
+):
+    """A group that starts on a topic whose first records were deleted (retention, or
+    a worker down for longer than it) has nothing committed and reads from the first
+    kept offset: the guard would hold the commit at 0 for ever; the repair asks the
+    real broker for the first kept offset and the commit goes on from there."""
+    from kafka.structs import TopicPartition
+
+    n, deleted = 20, 8
+    topic = kafka_topic_factory("lossy-retention")
+    send(kafka_bootstrap, topic, range(n))
+    kafka_admin.delete_records({TopicPartition(topic, 0): deleted})
+    app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="none")
+    app.start()
+    try:
+        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n)
+        processed, text = app.processed(), app.log_path.read_text()
+    finally:
+        app.stop()
+    assert processed == list(range(deleted, n))
+    assert f"offsets 0 to {deleted - 1} were deleted by retention" in text
 
 
 def committed_offset(admin, group: str, topic: str) -> int | None:
