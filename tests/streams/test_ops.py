@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from functools import partial
 
 import redis.asyncio as aioredis
 
@@ -320,25 +321,49 @@ async def test_the_loop_watch_names_what_holds_the_loop_and_times_the_stall(capl
     assert any("was held for" in r.getMessage() for r in caplog.records)
 
 
+class Fed:
+    """Faust's own consumer (not started: no broker) of ``topics``, fed as its fetch loop
+    and conductor feed it (partition 0 of each)."""
+
+    def __init__(self, app_id: str, *topics: str):
+        import faust
+
+        self.app = faust.App(app_id, broker="kafka://127.0.0.1:1")
+        self.consumer = self.app.consumer
+        self.app.topics._acking_topics.update(topics)
+
+    def taken(self, topic: str, offset: int, streams: int = 1):
+        """A message handed on to ``streams`` streams (0: to none, untracked)."""
+        from faust.types.tuples import ConsumerMessage
+
+        m = ConsumerMessage(topic, 0, offset, 0.0, 0, [], b"k", b"v", None)
+        if streams:
+            m.incref(streams)
+        self.consumer.track_message(m)
+        self.consumer._read_offset[m.tp] = offset
+        return m
+
+    def batch(self, topic: str, offsets: range, committed: int | None = None) -> list:
+        """Messages of ``offsets`` taken, the partition committed at ``committed``."""
+        ms = [self.taken(topic, o) for o in offsets]
+        self.consumer._committed_offset[ms[0].tp] = committed
+        return ms
+
+    def events(self, messages: list) -> list:
+        """``messages`` as the events an agent's body holds."""
+        from faust.events import Event
+
+        return [Event(self.app, b"k", b"v", {}, m) for m in messages]
+
+
 def test_messages_dropped_at_the_tail_are_counted_lost_once_the_commit_stands_still():
     """Faust's own consumer (not started: no broker): the last messages handed on for a
     partition are dropped with nothing after them (session 30's drill)."""
-    import faust
     from faust.types import TP
-    from faust.types.tuples import Message
 
-    app = faust.App("t-tail", broker="kafka://127.0.0.1:1")
-    consumer = app.consumer
-    app.topics._acking_topics.add("t-tail-a")
+    fed = Fed("t-tail", "t-tail-a")
+    consumer, handed_on = fed.consumer, partial(fed.taken, "t-tail-a")
     tp = TP("t-tail-a", 0)
-
-    def handed_on(offset):  # as the fetch loop and the conductor do
-        m = Message("t-tail-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
-        m.incref()
-        consumer.track_message(m)
-        consumer._read_offset[tp] = offset
-        return m
-
     consumer._committed_offset[tp] = 10  # offsets 0 … 9 done: 10 is the next to read
     consumer._read_offset[tp] = 9
     lost = LostMessages(patience=3)
@@ -364,19 +389,8 @@ async def test_a_repair_waits_while_not_steady_and_tries_a_failed_seek_again(cap
     The seek against the real broker is in
     ``test_messages_faust_lost_are_read_again_from_the_real_broker``; here a consumer
     that is not started fails it, and the loss stands."""
-    import faust
-    from faust.types import TP
-    from faust.types.tuples import Message
-
-    app = faust.App("t-heal", broker="kafka://127.0.0.1:1")
-    consumer = app.consumer
-    app.topics._acking_topics.add("t-heal-a")
-    tp = TP("t-heal-a", 0)
-    for offset in range(10, 12):
-        m = Message("t-heal-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
-        consumer.track_message(m)
-        consumer._read_offset[tp] = offset
-    consumer._committed_offset[tp] = 10
+    fed = Fed("t-heal", "t-heal-a")
+    consumer, tp = fed.consumer, fed.batch("t-heal-a", range(10, 12), committed=10)[0].tp
     consumer._unacked_messages.clear()
     lost = LostMessages(patience=2)
     for _ in range(3):
@@ -390,22 +404,10 @@ async def test_a_repair_waits_while_not_steady_and_tries_a_failed_seek_again(cap
 
 def test_a_message_left_unacked_behind_a_later_ack_is_counted_lost_and_due_from_the_lowest():
     """Faust's own consumer (not started: no broker), fed as its conductor feeds it."""
-    import faust
-    from faust.types.tuples import Message
     from prometheus_client import REGISTRY
 
-    app = faust.App("t-lost", broker="kafka://127.0.0.1:1")
-    consumer = app.consumer
-    app.topics._acking_topics.update({"t-lost-a", "t-lost-b"})
-
-    def taken(topic, offset):
-        m = Message(topic, 0, offset, 0.0, 0, [], b"k", b"v", None)
-        m.incref()  # delivered to one stream
-        consumer.track_message(m)
-        return m
-
-    a = [taken("t-lost-a", o) for o in range(4)]
-    b = [taken("t-lost-b", o) for o in range(2)]
+    fed = Fed("t-lost", "t-lost-a", "t-lost-b")
+    consumer, a, b = fed.consumer, fed.batch("t-lost-a", range(4)), fed.batch("t-lost-b", range(2))
     lost = LostMessages(patience=2)
     consumer.ack(a[0])  # in order, as an agent acks a batch: nothing is lost
     assert lost(consumer) == {}
@@ -428,70 +430,56 @@ def test_a_message_left_unacked_behind_a_later_ack_is_counted_lost_and_due_from_
 
 
 def fed_consumer(app_id: str, offsets: range, committed: int | None):
-    """Faust's own consumer (not started: no broker) of ``{app_id}-a``, fed as its
-    conductor feeds it: each of ``offsets`` taken by one stream, not acked yet."""
-    import faust
-    from faust.types.tuples import Message
-
-    app = faust.App(app_id, broker="kafka://127.0.0.1:1")
-    consumer = app.consumer
-    app.topics._acking_topics.add(f"{app_id}-a")
-    ms = []
-    for offset in offsets:
-        m = Message(f"{app_id}-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
-        m.incref()
-        consumer.track_message(m)
-        ms.append(m)
-    consumer._committed_offset[ms[0].tp] = committed
-    return consumer, ms, ms[0].tp
-
-
-class Taken:
-    """An event as an agent's body holds it (``message`` is all :class:`Finished` reads)."""
-
-    def __init__(self, message):
-        self.message = message
+    """``(fed, messages, tp)``: a :class:`Fed` that took ``offsets`` of ``{app_id}-a``."""
+    fed = Fed(app_id, f"{app_id}-a")
+    ms = fed.batch(f"{app_id}-a", offsets, committed)
+    return fed, ms, ms[0].tp
 
 
 def test_the_guard_commits_only_offsets_whose_body_finished_whatever_faust_acked():
     """Faust alone commits past the message at the committed offset once the next is
     acked, and past any message it acked that no body finished; the guard moves the
     commit over finished offsets only."""
-    consumer, ms, tp = fed_consumer("t-unguarded", range(10, 14), 10)
+    fed, ms, tp = fed_consumer("t-unguarded", range(10, 14), 10)
+    consumer = fed.consumer
     consumer.ack(ms[1])  # 10 was lost, 11 is done
     assert consumer._new_offset(tp) == 12  # Faust: 10 is stepped over
 
-    consumer, ms, tp = fed_consumer("t-guarded", range(10, 14), 10)
+    fed, ms, tp = fed_consumer("t-guarded", range(10, 14), 10)
+    consumer = fed.consumer
     finished = Finished({tp.topic})
     CommitGuard.install(consumer, finished)
     consumer.ack(ms[1])
-    finished.add([Taken(ms[1])])
+    finished.add(fed.events([ms[1]]))
     assert consumer._new_offset(tp) is None  # nothing to commit: 10 stands
     consumer.ack(ms[0])  # acked, as Faust acks what a failed or cancelled body took
     assert consumer._new_offset(tp) is None  # Faust's acks do not count
-    finished.add([Taken(ms[0]), Taken(ms[2])])  # read again and finished
+    finished.add(fed.events([ms[0], ms[2]]))  # read again and finished
     assert consumer._new_offset(tp) == 13
     consumer._committed_offset[tp] = 13
     assert consumer._new_offset(tp) is None  # nothing finished since
     assert finished.offsets[tp] == set()  # those committed are let go
 
-    consumer, ms, tp = fed_consumer("t-gap", range(10, 14), 10)
+    fed, ms, tp = fed_consumer("t-gap", range(10, 14), 10)
+    consumer = fed.consumer
     finished = Finished({tp.topic})
     CommitGuard.install(consumer, finished)
     consumer._gap[tp].addi(10, 11)  # Faust took offset 10 for a gap (after a seek, say)
     consumer.ack(ms[1])
-    finished.add([Taken(ms[1])])
+    finished.add(fed.events([ms[1]]))
     assert consumer._new_offset(tp) is None  # no body finished 10: no topic here has gaps
 
-    consumer, ms, tp = fed_consumer("t-zero", range(0, 3), None)  # Faust's committed 0
+    fed, ms, tp = fed_consumer("t-zero", range(0, 3), None)  # Faust's committed 0
+    consumer = fed.consumer
     finished = Finished({tp.topic})
     CommitGuard.install(consumer, finished)
-    finished.add([Taken(m) for m in ms[1:]])
+    finished.add(fed.events(ms[1:]))
     assert consumer._new_offset(tp) is None  # read as 0, which no body finished
-    finished.add([Taken(ms[0])])
+    finished.add(fed.events([ms[0]]))
     assert consumer._new_offset(tp) == 3
 
-    consumer, ms, tp = fed_consumer("t-other", range(10, 14), 10)
+    fed, ms, tp = fed_consumer("t-other", range(10, 14), 10)
+    consumer = fed.consumer
     CommitGuard.install(consumer, Finished({"an-agents-topic"}))
     consumer.ack(ms[0])
     assert consumer._new_offset(tp) == 11  # a topic no agent of ours takes: Faust's
@@ -501,36 +489,39 @@ def test_a_commit_held_at_an_offset_no_body_finished_is_due_to_be_read_again():
     """Faust acked offset 10 (or dropped it) and no body finished it; 11 and 12
     finished: the guard holds the commit at 10, and once it has stood there for
     ``patience`` calls, the partition is read again from 10."""
-    consumer, ms, tp = fed_consumer("t-held", range(10, 14), 10)
+    fed, ms, tp = fed_consumer("t-held", range(10, 14), 10)
+    consumer = fed.consumer
     finished = Finished({tp.topic})
     CommitGuard.install(consumer, finished)
     lost = LostMessages(patience=2, finished=finished)
     assert lost(consumer) == {}  # nothing finished: 10 and on in flight
     for m in ms[:3]:
         consumer.ack(m)
-    finished.add([Taken(ms[1]), Taken(ms[2])])  # 10 was acked, its body never ran
+    finished.add(fed.events([ms[1], ms[2]]))  # 10 was acked, its body never ran
     assert lost(consumer) == {} and lost.due == {}  # once: a batch may be finishing
     assert lost(consumer) == {"t-held-a": 1}
     assert lost.due == {tp: (10, [])}
-    finished.add([Taken(ms[0])])  # read again and finished
+    finished.add(fed.events([ms[0]]))  # read again and finished
     assert lost(consumer) == {} and lost.due == {}
 
-    consumer, ms, tp = fed_consumer("t-ahead", range(0, 10), None)  # nothing committed yet
+    fed, ms, tp = fed_consumer("t-ahead", range(0, 10), None)  # nothing committed yet
+    consumer = fed.consumer
     finished = Finished({tp.topic})
     lost = LostMessages(patience=2, finished=finished)
     for m in ms:
         consumer.ack(m)
-    finished.add([Taken(m) for m in ms if m.offset != 5])
+    finished.add(fed.events([m for m in ms if m.offset != 5]))
     assert [lost(consumer) for _ in range(2)] == [{}, {"t-ahead-a": 1}]
     assert lost.due == {tp: (5, [])}  # from the hole, not from Faust's commit behind it
 
-    consumer, ms, tp = fed_consumer("t-unacked", range(10, 14), 10)
+    fed, ms, tp = fed_consumer("t-unacked", range(10, 14), 10)
+    consumer = fed.consumer
     finished = Finished({tp.topic})
     CommitGuard.install(consumer, finished)
     lost = LostMessages(patience=2, finished=finished)
     for m in ms[1:]:
         consumer.ack(m)
-    finished.add([Taken(m) for m in ms[1:]])  # 10 dropped unacked, 11 to 13 finished
+    finished.add(fed.events(ms[1:]))  # 10 dropped unacked, 11 to 13 finished
     assert consumer._new_offset(tp) is None  # Faust's bookkeeping let go of 11 to 13
     assert [lost(consumer) for _ in range(2)] == [{}, {"t-unacked-a": 1}]
     assert lost.due == {tp: (10, [])}  # no later ack left to show it: held all the same
@@ -539,23 +530,13 @@ def test_a_commit_held_at_an_offset_no_body_finished_is_due_to_be_read_again():
 async def test_a_batch_whose_body_did_not_finish_is_left_unacked_and_a_finished_one_acked():
     """Faust's own events and consumer (not started), acked as take_events acks a batch:
     in a ``finally``, whatever the body did."""
-    import faust
-    from faust.events import Event
-    from faust.types.tuples import ConsumerMessage
     from prometheus_client import REGISTRY
 
-    app = faust.App("t-kept", broker="kafka://127.0.0.1:1")
-    consumer = app.consumer
-    app.topics._acking_topics.add("t-kept-a")
+    fed = Fed("t-kept", "t-kept-a")
+    consumer = fed.consumer
 
     def batch(offsets):
-        events = []
-        for offset in offsets:
-            m = ConsumerMessage("t-kept-a", 0, offset, 0.0, 0, [], b"k", b"v", None)
-            m.incref()  # delivered to one stream
-            consumer.track_message(m)
-            events.append(Event(app, b"k", b"v", {}, m))
-        return events
+        return fed.events(fed.batch("t-kept-a", offsets))
 
     before = REGISTRY.get_sample_value("tk_batches_left_unacked_total", {"agent": "t"}) or 0
     failed, done = batch(range(0, 3)), batch(range(3, 5))
@@ -583,7 +564,8 @@ def test_a_batch_whose_body_failed_is_read_again_from_the_real_broker(
 ):
     """An agent over ``take_events`` whose body raises once, at offset 5 (its batch half
     done): Faust acks the batch all the same, and alone never processes what was left of
-    it (fails with ``T_KEEP=0``); kept unacked, it is read again and all is processed."""
+    it (fails with ``T_KEEP=0 T_GUARD=0``; with the guard alone the commit stands at 0,
+    no body having finished); kept unacked, it is read again and all is processed."""
     n = 30
     topic = kafka_topic_factory("lossy-fail")
     send(kafka_bootstrap, topic, range(n))
