@@ -384,6 +384,17 @@ class CommitGuard:
         return upto if upto > start else None
 
 
+async def parked(consumer: Any, timeout_s: float = 30.0, poll_s: float = 0.02) -> None:
+    """Returns once Faust's fetch loop waits for its flow to resume (after
+    ``stop_flow``: it waits on ``can_resume_flow``, mode's ``Event``, whose waiters are
+    its own bookkeeping); raises ``TimeoutError`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not consumer.can_resume_flow._waiters:
+        if time.monotonic() > deadline:
+            raise TimeoutError("Faust's fetch loop did not stop")
+        await asyncio.sleep(poll_s)
+
+
 class LostMessages:
     """Messages Faust took from a partition and lost before an agent finished them, as in
     faust-streaming/faust#596 (a recovery clears the agents' queues after messages were
@@ -404,13 +415,10 @@ class LostMessages:
       commit there. (The guard asks Faust's ``_new_offset`` too, which lets go of the
       acks it counts as committable: behind such a hole the first way misses some.)
 
-    Counted per topic in ``tk_lost_messages`` on every call. A partition that has had
+    Counted per topic in ``tk_lost_messages`` on every call. Once a partition has had
     some for ``patience`` calls in a row (a message cleared by a rebalance lingers in
-    Faust's weak set until the collector runs) is read again from its committed offset
-    by :meth:`repair`: every effect is idempotent. A race is left: a message fetched
-    before the seek and handed on after it moves the read offset past the ones fetched
-    again, which Faust then drops; the commit stands still behind them and the partition
-    is read again once more.
+    Faust's weak set until the collector runs), :meth:`repair` reads the partitions
+    again from their committed offsets (:meth:`reread`): every effect is idempotent.
     ``consumer``: Faust's; its bookkeeping is not public API (``_unacked_messages``,
     ``_acked``, ``_acked_index``, ``_committed_offset``, ``_read_offset``: the offset of
     the last message handed on, which ``seek_wait`` also sets; ``_paused_partitions``,
@@ -464,9 +472,10 @@ class LostMessages:
         return {topic: n for topic, n in counts.items() if n}
 
     async def repair(self, consumer: Any, steady: bool = True) -> dict[Any, int]:
-        """Count, and read the partitions :attr:`due` again from their committed offsets
-        (or a lost message's, when lower); returns those (tp → offset). A failed seek is
-        tried at the next call. Not ``steady`` (a rebalance or a recovery, which pause
+        """Count, and when a partition is :attr:`due`, read every partition again from
+        its committed offset (:meth:`reread`; a due partition from a lost message's
+        offset when that is lower); returns the due ones (tp → offset). A failed re-read
+        is tried at the next call. Not ``steady`` (a rebalance or a recovery, which pause
         partitions and clear queues on purpose): nothing is due, and nothing is counted
         towards it."""
         if not steady:
@@ -480,7 +489,7 @@ class LostMessages:
             for tp in await self._retained(consumer, again):
                 del again[tp]
             if again:
-                await consumer.seek_wait(again)
+                await self.reread(consumer, again)
         except Exception:  # the broker away: the losses stand, and are read next time
             log.exception("reading partitions with lost messages again failed; next call")
             return {}
@@ -503,6 +512,37 @@ class LostMessages:
             )
         self.due = {}
         return again
+
+    async def reread(self, consumer: Any, lowest: dict[Any, int]) -> None:
+        """Every partition of the agents' topics sought back to its committed offset
+        (those of ``lowest`` to its offset where that is lower; nothing committed: 0,
+        which the broker answers from the first kept offset on), with Faust's fetch loop
+        stopped.
+
+        A seek while the fetch loop hands on a batch it fetched before the seek lets
+        that batch's later messages move Faust's read offset past the ones fetched
+        again, which it then drops as already read (``_drain_messages``); Faust also
+        takes the skipped offsets for a gap and counts them acked. Under a backlog the
+        loop is nearly always inside such a batch: session 33's drill read the same
+        partitions again every minute and never filled their holes. Stopped, the loop
+        drops the rest of its batch and waits (``can_resume_flow``); every partition is
+        then sought, as Faust's own recovery seeks them (``perform_seek``, which leaves
+        a partition with nothing committed where it is), since the dropped rest may hold
+        any partition's messages. Nothing at or past a
+        committed offset is lost so: :class:`CommitGuard` commits no further than what
+        the bodies finished. The flow is resumed unless a rebalance began meanwhile
+        (Faust's recovery resumes it then)."""
+        consumer.stop_flow()
+        try:
+            await parked(consumer)
+            committed, acking = consumer._committed_offset, consumer.app.topics.acks_enabled_for
+            again = {tp: committed.get(tp) or 0 for tp in consumer.assignment() if acking(tp.topic)}
+            for tp, offset in lowest.items():
+                again[tp] = min(offset, again.get(tp, offset))
+            await consumer.seek_wait(again)
+        finally:
+            if tables_recovered(consumer.app):
+                consumer.resume_flow()
 
     async def _retained(self, consumer: Any, again: dict[Any, int]) -> list[Any]:
         """The partitions of ``again`` whose offset to read from the topic's retention

@@ -7,10 +7,13 @@ last but one and loses the last alone (more sent after it are taken); ``fail`` t
 batches (``take_events``) whose body raises once, at offset 5, inside
 :class:`streams.ops.KeptUnacked` (``T_KEEP=0``: not); ``acked`` takes batches and acks
 the message at offset 5 once without processing it, as Faust acks what no body
-finished; ``none`` loses nothing. Each message it processes is appended to ``T_OUT``;
-the lag tick's :class:`streams.ops.LostMessages` repair runs every half second
-(``T_REPAIR=0``: not); :class:`streams.ops.CommitGuard` guards its commits with what the
-bodies finished (``T_GUARD=0``: not).
+finished; ``slow`` does that too, with a body that takes 10 ms a message and a stream
+buffer of 16, so that Faust's fetch loop waits inside a large fetched batch when the
+partition is read again (``T_PLAIN=1``: read again with a plain seek, as before
+session 33); ``none`` loses nothing. Each message it processes is appended to
+``T_OUT``; the lag tick's :class:`streams.ops.LostMessages` repair runs every half
+second (``T_REPAIR=0``: not); :class:`streams.ops.CommitGuard` guards its commits with
+what the bodies finished (``T_GUARD=0``: not).
 
     python -m tests.streams.lossy_app worker -l info
 
@@ -30,6 +33,7 @@ from faust.types import TP
 from streams.ops import CommitGuard, Finished, KeptUnacked, LostMessages, tables_recovered
 
 T_TOPIC, T_OUT, T_MESSAGES = os.environ["T_TOPIC"], os.environ["T_OUT"], int(os.environ["T_N"])
+MODE = os.environ.get("T_MODE", "tail")
 
 app = faust.App(
     os.environ["T_APP"],
@@ -38,19 +42,27 @@ app = faust.App(
     web_enabled=False,
     topic_partitions=1,
     consumer_auto_offset_reset="earliest",
+    stream_buffer_maxsize=16 if MODE == "slow" else 4096,
 )
 topic = app.topic(T_TOPIC, value_serializer="raw", key_serializer="raw")
 GUARD = os.environ.get("T_GUARD", "1") == "1"
 finished = Finished({T_TOPIC}) if GUARD else None
-lost = LostMessages(patience=2, finished=finished)
+lost = LostMessages(patience=4, finished=finished)
 done = asyncio.Event()
-MODE = os.environ.get("T_MODE", "tail")
 HOLD = {"tail": 0, "head": T_MESSAGES - 2}.get(MODE, -1)
 FAIL_AT = 5
 KEEP = os.environ.get("T_KEEP", "1") == "1"
 failed = asyncio.Event()
 if finished is not None:
     CommitGuard.install(app.consumer, finished)
+
+
+async def plain_seek(consumer, lowest) -> None:
+    await consumer.seek_wait(lowest)
+
+
+if os.environ.get("T_PLAIN") == "1":
+    lost.reread = plain_seek
 
 
 async def take(stream):
@@ -64,7 +76,7 @@ async def take(stream):
 
 async def take_batches(stream):
     async for batch in stream.take_events(10, within=0.5):
-        if MODE == "acked" and not failed.is_set():
+        if MODE in ("acked", "slow") and not failed.is_set():
             for event in [e for e in batch if e.message.offset == FAIL_AT]:
                 failed.set()
                 batch.remove(event)
@@ -75,6 +87,8 @@ async def take_batches(stream):
                     failed.set()
                     raise RuntimeError("the body failed")
                 processed(event)
+                if MODE == "slow":
+                    await asyncio.sleep(0.01)
 
 
 def processed(event) -> None:
@@ -82,7 +96,7 @@ def processed(event) -> None:
         out.write(f"{event.message.offset}\n")
 
 
-app.agent(topic, name="take")(take_batches if MODE in ("fail", "acked") else take)
+app.agent(topic, name="take")(take_batches if MODE in ("fail", "acked", "slow") else take)
 
 
 async def lose_the_rest() -> None:

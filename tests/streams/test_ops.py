@@ -600,6 +600,29 @@ def test_a_message_faust_acked_that_no_body_finished_is_read_again_from_the_real
     assert "reading the partition again from offset 5" in text
 
 
+def test_a_partition_is_read_again_once_while_faust_waits_inside_a_fetched_batch(
+    kafka_bootstrap, kafka_admin, kafka_topic_factory, tmp_path
+):
+    """Offset 5 acked and never processed while Faust's fetch loop waits inside a large
+    fetched batch (a slow body, a small stream buffer: a backlog). A plain seek lets the
+    rest of that batch move Faust's read offset past what it fetches again, which it
+    then drops: the hole stays, and the partition is read again and again until the
+    backlog is gone (fails with ``T_PLAIN=1``). With the fetch loop stopped first, one
+    read again fills it."""
+    n = 1500
+    topic = kafka_topic_factory("lossy-slow")
+    send(kafka_bootstrap, topic, range(n))
+    app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="slow")
+    app.start()
+    try:
+        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n, 120)
+        processed, text = app.processed(), app.log_path.read_text()
+    finally:
+        app.stop()
+    assert set(processed) == set(range(n))
+    assert text.count("reading the partition again") == 1
+
+
 def test_offsets_deleted_by_retention_before_a_body_took_them_are_passed_by_the_commit(
     kafka_bootstrap, kafka_admin, kafka_topic_factory, tmp_path
 ):
