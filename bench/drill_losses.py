@@ -1,6 +1,7 @@
-"""Which envelopes of a drill's internal topics never reached the next stage.
+"""Which envelopes of a drill's internal topics never reached the next stage, and which
+families came out wrong.
 
-    python bench/drill_losses.py var/drills/<run id>
+    python bench/drill_losses.py var/drills/<run id> [--events FILE [FILE ...]]
 
 A failed drill (bench/drills.py keeps its state) leaves its broker's log, the worker's
 RocksDB tables and Redis. This starts a broker on a copy of that log and reads, per
@@ -9,6 +10,13 @@ partition, every envelope of the id topic whose events are not in the dedup chan
 topic whose events are mostly missing from the person states (each row keeps its event
 id), with the time each was sent and the group's commits around it (from
 ``__consumer_offsets``). Session 32 found its losses so (bench/README.md).
+
+Then, per family: Redis (a copy of its AOF) against the worker's family states, the
+history Redis holds of each (``tk:fh:<family>``) against the one its state gives (a
+write lost between the two), and, with ``--events`` (the drill's event file and its
+``tail.jsonl``), each state against the in-process steps' over those events (what
+never reached the family, the family topic included). Values are compared day by day
+without the service-need group, which depends on when a snapshot came.
 """
 
 from __future__ import annotations
@@ -20,15 +28,22 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis
 from kafka import KafkaConsumer, TopicPartition
 from rocksdict import AccessType, Options, Rdict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.drills import Broker  # noqa: E402
+from bench.drills import KEY, Broker, OwnRedis  # noqa: E402
+from models import picture  # noqa: E402
+from models.contract import InvalidEvent, validate  # noqa: E402
+from models.profile import state_profile  # noqa: E402
+from models.pseudonym import Pseudonymiser  # noqa: E402
+from sinks import keys  # noqa: E402
 
 
 def when(ms: int) -> str:
@@ -85,9 +100,106 @@ def around(rows: list[tuple[int, int]], offset: int) -> str:
     return ", ".join(f"{when(t)} → {o}" for t, o in below + above)
 
 
+Course = list[tuple[int, tuple | None]]  # a family's value from each day on, merged
+
+
+def course(segments: list) -> Course:
+    """History segments ``[[start, value], ...]`` (values as lists or as the JSON text
+    Redis holds) without the group, equal neighbours merged, leading "not counted"
+    dropped."""
+    out: Course = []
+    for start, value in segments:
+        if isinstance(value, str):
+            value = json.loads(value) if value else None
+        v = None if value is None else tuple(value[:-1])
+        if not (out and out[-1][1] == v) and (out or v is not None):
+            out.append((start, v))
+    return out
+
+
+def first_difference(a: Course, b: Course) -> str:
+    """The day from which two courses differ."""
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            return dt.date.fromordinal(min(x[0], y[0])).isoformat()
+    shorter = min(len(a), len(b))
+    longer = a if len(a) > shorter else b
+    return dt.date.fromordinal(longer[shorter][0]).isoformat()
+
+
+def family_states(tables: Path) -> dict[str, dict]:
+    """The worker's family states, from its RocksDB family tables."""
+    states = {}
+    for path in sorted(tables.glob("family-*.db")):
+        db = Rdict(str(path), access_type=AccessType.read_only(), options=Options(raw_mode=True))
+        for key, value in db.items():
+            if not key.startswith(b"__faust") and value:
+                states[json.loads(key)] = json.loads(value)
+        db.close()
+    return states
+
+
+def redis_behind(state: Path, states: dict[str, dict]) -> list[tuple[str, str]]:
+    """``(family, day)``: families whose history in Redis differs from their state's."""
+    work = Path(tempfile.mkdtemp(prefix="drill-redis-"))
+    shutil.copytree(state / "redis", work / "redis")
+    store = OwnRedis(work / "redis")
+    store.start()
+    try:
+        client = redis.Redis.from_url(store.url, decode_responses=True)
+        while client.info("persistence").get("loading"):
+            time.sleep(0.2)
+        off = []
+        for fam, st in sorted(states.items()):
+            rows = client.zrange(keys.FAMILY_HISTORY + fam, 0, -1, withscores=True)
+            held = course([(int(score), member.split("|", 1)[1]) for member, score in rows])
+            want = course(picture.history_segments(st, 0, 0))
+            if held != want:
+                off.append((fam, first_difference(held, want)))
+        return off
+    finally:
+        store.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def states_off(states: dict[str, dict], files: list[Path]) -> list[tuple[str, str]]:
+    """``(family, day)``: families whose state differs from the in-process steps'."""
+    pseudonyms, pipe, batch = (
+        Pseudonymiser(KEY.encode()),
+        picture.Pipeline(profile=state_profile, history=None),
+        [],
+    )
+    for path in files:
+        with open(path, "rb") as lines:
+            for raw in lines:
+                try:
+                    batch.append(pseudonyms.event(validate(raw.rstrip(b"\n"))))
+                except InvalidEvent:
+                    continue
+                if len(batch) == 5000:
+                    pipe.process_many(batch)
+                    batch = []
+    pipe.process_many(batch)
+    off = []
+    for fam in sorted(set(states) | set(pipe.families)):
+        a, b = (
+            course(picture.history_segments(s, 0, 0)) if s else []
+            for s in (states.get(fam), pipe.families.get(fam))
+        )
+        if a != b:
+            off.append((fam, first_difference(a, b)))
+    return off
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("state", type=Path, help="a drill's kept state: var/drills/<run id>")
+    parser.add_argument(
+        "--events",
+        type=Path,
+        nargs="+",
+        help="the drill's event file and its tail.jsonl: compare the states with the steps'",
+    )
     args = parser.parse_args()
     run = args.state.resolve().name
     app = f"drill-{run}"
@@ -138,6 +250,11 @@ def main() -> None:
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
+    states = family_states(tables)
+    for fam, since in redis_behind(args.state, states):
+        print(f"family {fam}: the history in Redis differs from its state's from {since}")
+    for fam, since in states_off(states, args.events or []) if args.events else ():
+        print(f"family {fam}: its state differs from the in-process steps' from {since}")
 
 
 if __name__ == "__main__":

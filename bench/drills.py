@@ -69,6 +69,7 @@ from tilannekuva.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, AUDIT = "drill-token", "drill-audit-token"
+KEY = "drill-key-0123456789abcdef"  # the workers' pseudonym key (bench/drill_losses.py too)
 
 
 def free_port() -> int:
@@ -448,7 +449,7 @@ def main() -> int:
         # A killed worker's partitions go to its restart after this long (the default
         # 60 s would make ten kills ten minutes of standing still).
         "TK_SESSION_TIMEOUT_S": "10",
-        "SITUATION_PSEUDONYM_KEY": "drill-key-0123456789abcdef",
+        "SITUATION_PSEUDONYM_KEY": KEY,
         "SITUATION_API_TOKEN": TOKEN,
         "SITUATION_AUDIT_TOKEN": AUDIT,
         "SITUATION_API_PORT": str(api_port),
