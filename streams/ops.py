@@ -424,9 +424,10 @@ class LostMessages:
     the last message handed on, which ``seek_wait`` also sets; ``_paused_partitions``,
     logged)."""
 
-    def __init__(self, patience: int = 12, finished: Finished | None = None):
+    def __init__(self, patience: int = 12, finished: Finished | None = None, park_s: float = 30.0):
         self.patience = patience
         self.finished = finished
+        self.park_s = park_s  # how long a read again waits for Faust's fetch loop to stop
         self.topics: set[str] = set()  # topics whose gauge was set
         self.calls: dict[Any, int] = {}  # tp → calls in a row with lost messages
         self.tails: dict[Any, list[int]] = {}  # tp → [committed, calls it stood still]
@@ -534,7 +535,7 @@ class LostMessages:
         (Faust's recovery resumes it then)."""
         consumer.stop_flow()
         try:
-            await parked(consumer)
+            await parked(consumer, self.park_s)
             committed, acking = consumer._committed_offset, consumer.app.topics.acks_enabled_for
             again = {tp: committed.get(tp) or 0 for tp in consumer.assignment() if acking(tp.topic)}
             for tp, offset in lowest.items():

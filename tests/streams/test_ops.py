@@ -388,11 +388,12 @@ async def test_a_repair_waits_while_not_steady_and_tries_a_failed_seek_again(cap
     """A recovery pauses partitions and clears queues on purpose: nothing is due then.
     The seek against the real broker is in
     ``test_messages_faust_lost_are_read_again_from_the_real_broker``; here a consumer
-    that is not started fails it, and the loss stands."""
+    that is not started has no fetch loop to stop, the read again fails, and the loss
+    stands."""
     fed = Fed("t-heal", "t-heal-a")
     consumer, tp = fed.consumer, fed.batch("t-heal-a", range(10, 12), committed=10)[0].tp
     consumer._unacked_messages.clear()
-    lost = LostMessages(patience=2)
+    lost = LostMessages(patience=2, park_s=0.2)
     for _ in range(3):
         assert await lost.repair(consumer, steady=False) == {}
     assert lost.due == {} and lost.calls == {}
