@@ -515,10 +515,10 @@ class LostMessages:
         return again
 
     async def reread(self, consumer: Any, lowest: dict[Any, int]) -> None:
-        """Every partition of the agents' topics sought back to its committed offset
-        (those of ``lowest`` to its offset where that is lower; nothing committed: 0,
-        which the broker answers from the first kept offset on), with Faust's fetch loop
-        stopped.
+        """The partitions of ``lowest`` read again from their offsets, and every other
+        partition of the agents' topics from the last offset Faust handed on (its
+        committed offset when none was since a seek; nothing committed: 0, which the
+        broker answers from the first kept offset on), with Faust's fetch loop stopped.
 
         A seek while the fetch loop hands on a batch it fetched before the seek lets
         that batch's later messages move Faust's read offset past the ones fetched
@@ -526,18 +526,25 @@ class LostMessages:
         takes the skipped offsets for a gap and counts them acked. Under a backlog the
         loop is nearly always inside such a batch: session 33's drill read the same
         partitions again every minute and never filled their holes. Stopped, the loop
-        drops the rest of its batch and waits (``can_resume_flow``); every partition is
-        then sought, as Faust's own recovery seeks them (``perform_seek``, which leaves
-        a partition with nothing committed where it is), since the dropped rest may hold
-        any partition's messages. Nothing at or past a
-        committed offset is lost so: :class:`CommitGuard` commits no further than what
-        the bodies finished. The flow is resumed unless a rebalance began meanwhile
-        (Faust's recovery resumes it then)."""
+        drops the rest of its batch and waits (``can_resume_flow``); since that rest may
+        hold any partition's messages, every partition is sought, each to the last
+        offset handed on (the one whose hand-on the stop cut short is taken again).
+        Seeking them all to their committed offsets, as Faust's recovery does, made
+        each read again redo what the agents had taken since the last commit: session
+        33's second drill, with the read offset a seek leaves at the end of a partition
+        taken for a message lost there, read again every 40 s and its family agent
+        spent its time on duplicates. The flow is resumed unless a rebalance began
+        meanwhile (Faust's recovery resumes it then)."""
         consumer.stop_flow()
         try:
             await parked(consumer, self.park_s)
             committed, acking = consumer._committed_offset, consumer.app.topics.acks_enabled_for
-            again = {tp: committed.get(tp) or 0 for tp in consumer.assignment() if acking(tp.topic)}
+            read = consumer._read_offset
+            again = {
+                tp: read.get(tp) if read.get(tp) is not None else committed.get(tp) or 0
+                for tp in consumer.assignment()
+                if acking(tp.topic)
+            }
             for tp, offset in lowest.items():
                 again[tp] = min(offset, again.get(tp, offset))
             await consumer.seek_wait(again)
@@ -599,6 +606,10 @@ class LostMessages:
         committed = consumer._committed_offset
         for tp, read in list(consumer._read_offset.items()):
             done = committed.get(tp)
+            if read is not None and (high := highwater(consumer, tp)) is not None:
+                # a seek sets the read offset to the next to read: at the end of the
+                # partition no message is there, and none was lost
+                read = min(read, high - 1)
             if read is None or done is None or read < done or tp in in_flight:
                 self.tails.pop(tp, None)
                 continue
@@ -613,6 +624,14 @@ class LostMessages:
             if still[1] >= self.patience:
                 lost[tp] = n
         return lost
+
+
+def highwater(consumer: Any, tp: Any) -> int | None:
+    """The partition's end offset as the consumer last fetched it (None: unknown)."""
+    try:
+        return consumer.highwater(tp)
+    except Exception:  # a consumer not started, or the partition not fetched yet
+        return None
 
 
 async def metrics_view(web: Any, request: Any) -> Any:

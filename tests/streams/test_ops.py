@@ -382,6 +382,10 @@ def test_messages_dropped_at_the_tail_are_counted_lost_once_the_commit_stands_st
     for m in [handed_on(o) for o in range(14, 17)]:
         consumer.ack(m)  # processed, acked: waiting for Faust's next commit, not lost
     assert [lost(consumer) for _ in range(5)] == [{}] * 5 and lost.due == {}
+    consumer._committed_offset[tp] = 17  # committed to the end, then sought there: a seek
+    consumer._read_offset[tp] = 17  # leaves the next offset to read, where nothing is yet
+    consumer.highwater = lambda tp: 17  # the end of the partition (a started consumer's)
+    assert [lost(consumer) for _ in range(5)] == [{}] * 5 and lost.due == {}
 
 
 async def test_a_repair_waits_while_not_steady_and_tries_a_failed_seek_again(caplog):
@@ -571,13 +575,9 @@ def test_a_batch_whose_body_failed_is_read_again_from_the_real_broker(
     topic = kafka_topic_factory("lossy-fail")
     send(kafka_bootstrap, topic, range(n))
     app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="fail")
-    app.start()
-    try:
-        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n)
-        app.wait(lambda: set(app.processed()) == set(range(n)), 30)
-    finally:
-        app.stop()
-    assert "left unacked" in app.log_path.read_text()
+    processed, text = app.committed_to_the_end(kafka_admin)
+    assert set(processed) == set(range(n))
+    assert "left unacked" in text
 
 
 def test_a_message_faust_acked_that_no_body_finished_is_read_again_from_the_real_broker(
@@ -591,12 +591,7 @@ def test_a_message_faust_acked_that_no_body_finished_is_read_again_from_the_real
     topic = kafka_topic_factory("lossy-acked")
     send(kafka_bootstrap, topic, range(n))
     app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="acked")
-    app.start()
-    try:
-        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n)
-        processed, text = app.processed(), app.log_path.read_text()
-    finally:
-        app.stop()
+    processed, text = app.committed_to_the_end(kafka_admin)
     assert set(processed) == set(range(n)) and processed.count(5) == 1
     assert "reading the partition again from offset 5" in text
 
@@ -614,12 +609,7 @@ def test_a_partition_is_read_again_once_while_faust_waits_inside_a_fetched_batch
     topic = kafka_topic_factory("lossy-slow")
     send(kafka_bootstrap, topic, range(n))
     app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="slow")
-    app.start()
-    try:
-        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n, 120)
-        processed, text = app.processed(), app.log_path.read_text()
-    finally:
-        app.stop()
+    processed, text = app.committed_to_the_end(kafka_admin, 120)
     assert set(processed) == set(range(n))
     assert text.count("reading the partition again") == 1
 
@@ -638,12 +628,7 @@ def test_offsets_deleted_by_retention_before_a_body_took_them_are_passed_by_the_
     send(kafka_bootstrap, topic, range(n))
     kafka_admin.delete_records({TopicPartition(topic, 0): deleted})
     app = Lossy(kafka_bootstrap, topic, n, tmp_path, T_MODE="none")
-    app.start()
-    try:
-        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n)
-        processed, text = app.processed(), app.log_path.read_text()
-    finally:
-        app.stop()
+    processed, text = app.committed_to_the_end(kafka_admin)
     assert processed == list(range(deleted, n))
     assert f"offsets 0 to {deleted - 1} were deleted by retention" in text
 
@@ -669,6 +654,7 @@ class Lossy:
         import uuid
 
         self.app_id = f"tktest-lossy-{uuid.uuid4().hex[:8]}"
+        self.n = n
         self.out = tmp_path / "processed"
         self.log_path = tmp_path / "app.log"
         self.topic = topic
@@ -707,6 +693,16 @@ class Lossy:
     def processed(self) -> list[int]:
         return [int(x) for x in self.out.read_text().split()] if self.out.exists() else []
 
+    def committed_to_the_end(self, admin, seconds: float = 90) -> tuple[list[int], str]:
+        """Start it, wait until the group has committed the whole partition, stop it;
+        the messages it processed and its log."""
+        self.start()
+        try:
+            self.wait(lambda: committed_offset(admin, self.app_id, self.topic) == self.n, seconds)
+            return self.processed(), self.log_path.read_text()
+        finally:
+            self.stop()
+
     def wait(self, what, seconds: float = 90) -> None:
         """Until ``what()`` is true, the app running all the while."""
         deadline = time.monotonic() + seconds
@@ -736,12 +732,7 @@ def test_messages_faust_lost_are_read_again_from_the_real_broker(
     topic = kafka_topic_factory("lossy")
     send(kafka_bootstrap, topic, range(n))
     app = Lossy(kafka_bootstrap, topic, n, tmp_path)
-    app.start()
-    try:
-        app.wait(lambda: committed_offset(kafka_admin, app.app_id, topic) == n)
-        processed, text = app.processed(), app.log_path.read_text()
-    finally:
-        app.stop()
+    processed, text = app.committed_to_the_end(kafka_admin)
     assert processed[0] == 0 and set(processed) == set(range(n))
     assert processed[1:] == list(range(1, n))  # lost once, then read again in order
     assert "reading the partition again from offset 1" in text
