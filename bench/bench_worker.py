@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import redis
@@ -67,17 +68,23 @@ def in_process(path: str, limit: int | None = None, profile: bool = False) -> tu
         )
     started = time.perf_counter()
     pipe = Pipeline(profile=state_profile if profile else None)
-    batch = []
+    feed(pipe, pseudo, lines)
+    return len(lines), time.perf_counter() - started
+
+
+def feed(pipe: Pipeline, pseudo: Pseudonymiser, lines: Iterable[bytes], batch: int = 1000) -> None:
+    """Raw event lines (without their newline) through the door (validate, pseudonymise;
+    the invalid dropped) into ``pipe``, ``batch`` at a time."""
+    events = []
     for raw in lines:
         try:
-            batch.append(pseudo.event(validate(raw)))
+            events.append(pseudo.event(validate(raw)))
         except InvalidEvent:
             continue
-        if len(batch) == 1000:
-            pipe.process_many(batch)
-            batch = []
-    pipe.process_many(batch)
-    return len(lines), time.perf_counter() - started
+        if len(events) == batch:
+            pipe.process_many(events)
+            events = []
+    pipe.process_many(events)
 
 
 def quantile(buckets: dict[float, float], total: float, p: float) -> float:

@@ -38,9 +38,9 @@ from rocksdict import AccessType, Options, Rdict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.bench_worker import feed  # noqa: E402
 from bench.drills import KEY, Broker, OwnRedis  # noqa: E402
 from models import picture  # noqa: E402
-from models.contract import InvalidEvent, validate  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
 from sinks import keys  # noqa: E402
@@ -164,22 +164,11 @@ def redis_behind(state: Path, states: dict[str, dict]) -> list[tuple[str, str]]:
 
 def states_off(states: dict[str, dict], files: list[Path]) -> list[tuple[str, str]]:
     """``(family, day)``: families whose state differs from the in-process steps'."""
-    pseudonyms, pipe, batch = (
-        Pseudonymiser(KEY.encode()),
-        picture.Pipeline(profile=state_profile, history=None),
-        [],
-    )
+    pipe = picture.Pipeline(profile=state_profile, history=None)
     for path in files:
         with open(path, "rb") as lines:
-            for raw in lines:
-                try:
-                    batch.append(pseudonyms.event(validate(raw.rstrip(b"\n"))))
-                except InvalidEvent:
-                    continue
-                if len(batch) == 5000:
-                    pipe.process_many(batch)
-                    batch = []
-    pipe.process_many(batch)
+            events = (line.rstrip(b"\n") for line in lines)
+            feed(pipe, Pseudonymiser(KEY.encode()), events, batch=5000)
     off = []
     for fam in sorted(set(states) | set(pipe.families)):
         a, b = (

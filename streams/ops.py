@@ -168,11 +168,19 @@ class ShiftAlerts:
         return state, rows, raised
 
 
+def highwater(consumer: Any, tp: Any) -> int | None:
+    """The partition's end offset as the consumer last fetched it (None: unknown)."""
+    try:
+        return consumer.highwater(tp)
+    except Exception:  # a consumer not started, or the partition not fetched yet
+        return None
+
+
 async def record_lag(consumer: Any, assigned: Iterable[Any]) -> None:
     """Consumer lag per topic and partition (best effort, never fatal)."""
     for tp in assigned:
+        high = highwater(consumer, tp)
         try:
-            high = consumer.highwater(tp)
             pos = await consumer.position(tp)
         except Exception:  # lag is a gauge; a failed read waits for the next tick
             continue
@@ -417,8 +425,8 @@ class LostMessages:
 
     Counted per topic in ``tk_lost_messages`` on every call. Once a partition has had
     some for ``patience`` calls in a row (a message cleared by a rebalance lingers in
-    Faust's weak set until the collector runs), :meth:`repair` reads the partitions
-    again from their committed offsets (:meth:`reread`): every effect is idempotent.
+    Faust's weak set until the collector runs), :meth:`repair` reads it again from its
+    lost offset (:meth:`reread`): every effect is idempotent.
     ``consumer``: Faust's; its bookkeeping is not public API (``_unacked_messages``,
     ``_acked``, ``_acked_index``, ``_committed_offset``, ``_read_offset``: the offset of
     the last message handed on, which ``seek_wait`` also sets; ``_paused_partitions``,
@@ -431,7 +439,7 @@ class LostMessages:
         self.topics: set[str] = set()  # topics whose gauge was set
         self.calls: dict[Any, int] = {}  # tp → calls in a row with lost messages
         self.tails: dict[Any, list[int]] = {}  # tp → [committed, calls it stood still]
-        self.held: dict[Any, list[int]] = {}  # tp → [committed, calls it was held]
+        self.held: dict[Any, list[int]] = {}  # tp → [first unfinished, calls it stood]
         # tp → (the offset to read it again from, its messages lost behind a later ack)
         self.due: dict[Any, tuple[int, list[Any]]] = {}
 
@@ -456,8 +464,8 @@ class LostMessages:
         for tp, n in {**self._tails(consumer, in_flight), **held}.items():  # patient already
             lost.setdefault(tp, n)
             self.calls[tp] = max(self.calls.get(tp, 0), self.patience)
-        # Where CommitGuard cannot hold it (a committed offset of 0), Faust commits past
-        # the message at the committed offset once the next is acked: read from the lowest
+        # From the lowest of the lost messages, the commit and the hole: without the guard
+        # (``finished`` None) Faust can commit past a lost message
         self.due = {}
         for tp, n in self.calls.items():
             ms = behind.get(tp, [])
@@ -473,10 +481,9 @@ class LostMessages:
         return {topic: n for topic, n in counts.items() if n}
 
     async def repair(self, consumer: Any, steady: bool = True) -> dict[Any, int]:
-        """Count, and when a partition is :attr:`due`, read every partition again from
-        its committed offset (:meth:`reread`; a due partition from a lost message's
-        offset when that is lower); returns the due ones (tp → offset). A failed re-read
-        is tried at the next call. Not ``steady`` (a rebalance or a recovery, which pause
+        """Count, and when a partition is :attr:`due`, read it again from its offset to
+        read from, with the fetch loop stopped (:meth:`reread`); returns the due ones
+        (tp → offset). A failed re-read is tried at the next call. Not ``steady`` (a rebalance or a recovery, which pause
         partitions and clear queues on purpose): nothing is due, and nothing is counted
         towards it."""
         if not steady:
@@ -541,7 +548,7 @@ class LostMessages:
             committed, acking = consumer._committed_offset, consumer.app.topics.acks_enabled_for
             read = consumer._read_offset
             again = {
-                tp: read.get(tp) if read.get(tp) is not None else committed.get(tp) or 0
+                tp: r if (r := read.get(tp)) is not None else committed.get(tp) or 0
                 for tp in consumer.assignment()
                 if acking(tp.topic)
             }
@@ -592,11 +599,7 @@ class LostMessages:
         for tp in [tp for tp in self.held if tp not in holes]:
             del self.held[tp]
         for tp, (first, n) in holes.items():
-            still = self.held.setdefault(tp, [first, 0])
-            if still[0] != first:
-                still[:] = [first, 0]
-            still[1] += 1
-            if still[1] >= self.patience:
+            if self._stood(self.held, tp, first):
                 lost[tp] = n
         return lost
 
@@ -617,21 +620,18 @@ class LostMessages:
             if not (n := sum(1 for o in range(done, read + 1) if o not in acked)):
                 self.tails.pop(tp, None)  # acked, to be committed at the next commit
                 continue
-            still = self.tails.setdefault(tp, [done, 0])
-            if still[0] != done:
-                still[:] = [done, 0]
-            still[1] += 1
-            if still[1] >= self.patience:
+            if self._stood(self.tails, tp, done):
                 lost[tp] = n
         return lost
 
-
-def highwater(consumer: Any, tp: Any) -> int | None:
-    """The partition's end offset as the consumer last fetched it (None: unknown)."""
-    try:
-        return consumer.highwater(tp)
-    except Exception:  # a consumer not started, or the partition not fetched yet
-        return None
+    def _stood(self, seen: dict[Any, list[int]], tp: Any, at: int) -> bool:
+        """Whether ``tp`` has stood at offset ``at`` for ``patience`` calls, this one
+        counted (``seen``: tp → [offset, calls in a row there])."""
+        still = seen.setdefault(tp, [at, 0])
+        if still[0] != at:
+            still[:] = [at, 0]
+        still[1] += 1
+        return still[1] >= self.patience
 
 
 async def metrics_view(web: Any, request: Any) -> Any:
