@@ -9,8 +9,8 @@ Delivery is at-least-once: ``take_events`` acks a batch once its body (sends and
 Redis pipeline) has run -- or raised, which is why the family states are stored either
 way -- and Faust flushes the producer before it commits offsets. A stage stores its
 states only once their effects are out (in Kafka, ``stages.Forward``; in Redis,
-``FamilyWriter.apply``), and every effect is idempotent, so a batch processed twice
-changes nothing.
+``FamilyWriter.apply``), and a replay from any offset to the end changes nothing (not
+one message on its own: ``streams/ops.py::Finished`` makes the commit follow a replay).
 """
 
 from __future__ import annotations

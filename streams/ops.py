@@ -256,6 +256,17 @@ class Finished:
     Offsets below ``gone`` were deleted by the topic's retention before a body took
     them (:meth:`LostMessages.repair` finds that out): nothing can be done for them.
 
+    A replay is not idempotent message by message, only as a whole: a family lays each
+    member's tail over its copy last-writer-wins (``models.family``), so a message read
+    again after newer ones sets the state back until the newer ones are read again too.
+    A body finishing an offset at or below one finished before means the partition is
+    being read again from there (a seek: :meth:`LostMessages.reread`, Faust's after a
+    rebalance, a message handed on late): the marks from there on belong to the pass
+    being redone and are dropped, so that the commit follows the replay. Kept, they let
+    session 33's third drill commit 739 to 1023 seven seconds into a replay from 739;
+    the worker was killed 55 s later, its replay near 900, and 653 families kept the
+    older tails the replay had laid over the newer ones.
+
     >>> from faust.types import TP
     >>> done = Finished({"t"})
     >>> done.offsets[TP("t", 0)] = {10, 11, 13}
@@ -269,10 +280,26 @@ class Finished:
         self.gone: dict[Any, int] = {}
 
     def add(self, batch: Iterable[Any]) -> None:
-        """A body finished every event of ``batch``."""
+        """A body finished every event of ``batch`` (marks of a pass it redoes dropped).
+
+        >>> from types import SimpleNamespace as E
+        >>> from faust.types import TP
+        >>> done, tp = Finished({"t"}), TP("t", 0)
+        >>> done.add([E(message=E(tp=tp, offset=o)) for o in (11, 12, 13)])
+        >>> done.add([E(message=E(tp=tp, offset=10)), E(message=E(tp=tp, offset=11))])
+        >>> sorted(done.offsets[tp]), done.upto(tp, 10)
+        ([10, 11], 12)
+        """
+        taken: dict[Any, list[int]] = {}
         for event in batch:
             message = event.message
-            self.offsets.setdefault(message.tp, set()).add(message.offset)
+            taken.setdefault(message.tp, []).append(message.offset)
+        for tp, offsets in taken.items():
+            done = self.offsets.setdefault(tp, set())
+            low = min(offsets)
+            if done and low <= max(done):  # read again from ``low``
+                done.difference_update([o for o in done if o >= low])
+            done.update(offsets)
 
     def upto(self, tp: Any, start: int) -> int:
         """The first offset from ``start`` on that no body finished (the committed offset
@@ -325,8 +352,8 @@ class KeptUnacked:
     each message of such a batch gets one more reference, so that the ack Faust makes
     only drops it again: the messages stay unacked and :class:`LostMessages` reads
     their partition again a minute later (and :class:`CommitGuard` passes no offset
-    the body did not finish, acked or not). Every effect is idempotent, so what a failed
-    batch did do is done again harmlessly. The error goes on up (Faust restarts the
+    the body did not finish, acked or not). The read again runs to the end, so what a
+    failed batch did do is done again harmlessly. The error goes on up (Faust restarts the
     agent); counted in ``tk_batches_left_unacked_total{agent}`` and logged."""
 
     def __init__(self, agent: str, batch: list[Any], finished: Finished | None = None):
@@ -426,7 +453,7 @@ class LostMessages:
     Counted per topic in ``tk_lost_messages`` on every call. Once a partition has had
     some for ``patience`` calls in a row (a message cleared by a rebalance lingers in
     Faust's weak set until the collector runs), :meth:`repair` reads it again from its
-    lost offset (:meth:`reread`): every effect is idempotent.
+    lost offset (:meth:`reread`), to the end: the commit follows (:class:`Finished`).
     ``consumer``: Faust's; its bookkeeping is not public API (``_unacked_messages``,
     ``_acked``, ``_acked_index``, ``_committed_offset``, ``_read_offset``: the offset of
     the last message handed on, which ``seek_wait`` also sets; ``_paused_partitions``,
