@@ -10,7 +10,7 @@ the message at offset 5 once without processing it, as Faust acks what no body
 finished; ``slow`` does that too, with a body that takes 10 ms a message and a stream
 buffer of 16, so that Faust's fetch loop waits inside a large fetched batch when the
 partition is read again (``T_PLAIN=1``: read again with a plain seek, as before
-session 33); ``none`` loses nothing. Each message it processes is appended to
+session 33; ``T_COMMIT_S``: Faust's commit interval); ``none`` loses nothing. Each message it processes is appended to
 ``T_OUT``; the lag tick's :class:`streams.ops.LostMessages` repair runs every half
 second (``T_REPAIR=0``: not); :class:`streams.ops.CommitGuard` guards its commits with
 what the bodies finished (``T_GUARD=0``: not).
@@ -43,6 +43,7 @@ app = faust.App(
     topic_partitions=1,
     consumer_auto_offset_reset="earliest",
     stream_buffer_maxsize=16 if MODE == "slow" else 4096,
+    broker_commit_interval=float(os.environ.get("T_COMMIT_S", "2.8")),  # Faust's default
 )
 topic = app.topic(T_TOPIC, value_serializer="raw", key_serializer="raw")
 GUARD = os.environ.get("T_GUARD", "1") == "1"
