@@ -29,6 +29,8 @@ WRITTEN = PREFIX + "written"  # hash: family-topic partition -> batches of its f
 #   applied; lower than a worker was told means Redis lost writes (streams/restore.py)
 RESTORING = PREFIX + "restoring"  # zset: worker -> epoch s until which it writes what Redis
 #   lost again (streams/restore.py); shift detection waits while one is due
+REWRITING = PREFIX + "rewriting"  # set: family-topic partitions whose rewrite after a loss
+#   is not done; a worker killed during one leaves it, for the next (streams/restore.py)
 FAMILY_HISTORY = PREFIX + "fh:"  # zset per family: its history segments "start|value" by start
 HIST = PREFIX + "hist:"  # hash prefix of a scope's history (sinks/apply_history.lua):
 #   HIST<scope> "<field>:<block>" -> a block's total change, HIST<scope>:<block> "<field>:<day>"

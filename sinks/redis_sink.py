@@ -322,6 +322,20 @@ class AsyncRedisSink(_Base):
     async def restored(self, who: str) -> None:
         await self.redis.zrem(keys.RESTORING, who)
 
+    async def rewriting(self, partitions: list[int]) -> list[int]:
+        """Those of ``partitions`` whose rewrite after a loss began and was not done."""
+        if not partitions:
+            return []
+        marked = await self.redis.smismember(keys.REWRITING, partitions)
+        return [p for p, m in zip(partitions, marked, strict=True) if m]
+
+    async def rewrite_begins(self, partitions: list[int]) -> None:
+        if partitions:
+            await self.redis.sadd(keys.REWRITING, *partitions)
+
+    async def rewrite_done(self, partition: int) -> None:
+        await self.redis.srem(keys.REWRITING, partition)
+
     async def written_counts(self, partitions: list[int]) -> dict[int, int]:
         """The applied batches Redis counts for ``partitions`` (0: none, or lost)."""
         if not partitions:

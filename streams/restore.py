@@ -9,7 +9,10 @@ that reads lower than one Redis answered before, an answer that repeats an earli
 (Redis went back and new writes counted up again), or no count where the worker has
 families, means Redis lost acknowledged writes of that partition: its families are written
 again, present and history, through the same idempotent scripts as always, so what
-Redis kept is left as it is and what it lost comes back. W and the first day of data
+Redis kept is left as it is and what it lost comes back. Redis marks each such
+partition (:data:`sinks.keys.REWRITING`) until its rewrite is done: a worker killed
+during one leaves the mark, and whoever holds the partition next rewrites it again (the
+agent's writes meanwhile count it up, so its count no longer shows the loss). W and the first day of data
 are raised again from the id topic's days table on every tick (and the day the
 registers went live, where the shift alerts start), and the learner's
 latest snapshot is published again where the model store lost it.
@@ -111,6 +114,9 @@ class Restore:
         counts = await self.sink.written_counts(parts)
         repeated = self.written.take_lost()  # answers that repeated: Redis went back
         lost = [p for p in parts if p in repeated or (p in known and counts[p] < known[p])]
+        # A rewrite a killed worker left undone: the agent's writes since count the
+        # partition up, so only the mark Redis keeps until the rewrite is done shows it.
+        lost += [p for p in await self.sink.rewriting(parts) if p not in lost]
         # A partition first seen (start, restart, rebalance) that Redis has no count of:
         # lost if this worker's table holds families of it (Redis emptied while the
         # worker was down). Looked up only then: the table may be large.
@@ -119,8 +125,9 @@ class Restore:
         families = self.writer.mine(lost + unknown) if lost or unknown else {}
         skip = set(writing)
         held = {q for f, q in families.items() if f not in skip}
-        lost += [p for p in unknown if p in held]
+        lost += [p for p in unknown if p in held and p not in lost]
         self.written.saw(counts)  # a restarted worker learns what Redis holds
+        await self.sink.rewrite_begins(lost)
         for p in sorted(lost):
             await self._hold()  # renewed per partition: a worker that dies lets it lapse
             self.written.lost(p, counts[p])
@@ -136,4 +143,5 @@ class Restore:
             metrics.REDIS_LOSSES.inc()
             # since day 0: the whole history, which Redis may have lost too
             await self.writer.rewrite(self.sink, dict.fromkeys(mine, p), since=0)
+            await self.sink.rewrite_done(p)
         return lost
