@@ -49,7 +49,7 @@ import numpy as np
 
 from models import family
 from models.contract import COVERED_MUNICIPALITIES
-from models.family import current, residence_events
+from models.family import current, members_on, residence_events
 from models.features import family_vector
 from models.impact import (
     HORIZONS,
@@ -64,11 +64,11 @@ from models.impact import (
     outcome_score,
 )
 from models.impact import service_of as _service_of
-from models.person import day, in_force
+from models.person import day
 from models.picture import Pipeline
 from models.profile import state_profile
 
-__all__ = ["Cohorts", "counted", "final_panel", "members_on", "outcome_on"]
+__all__ = ["Cohorts", "builder_counts", "counted", "final_builder", "final_panel", "outcome_on"]
 
 
 class Cohorts:
@@ -129,17 +129,25 @@ class Cohorts:
         """Each service's stratum counts, municipalities by their codes."""
         if self.builder is None:
             return {s: Counts.empty(horizons) for s in services}
-        panel, _, _ = self.builder.panel()
-        code = np.zeros(max(self.builder.munis.values(), default=0) + 1, dtype=np.int64)
-        for m, i in self.builder.munis.items():
-            code[i] = int(m)
-        out = {}
-        for service in services:
-            c = cohort_counts(panel, service, horizons, first=self.builder.first)
-            strata = c.strata.copy()
-            strata[:, 1] = code[strata[:, 1]]
-            out[service] = Counts(c.horizons, strata, c.values)
-        return out
+        return builder_counts(self.builder, services, horizons)
+
+
+def builder_counts(
+    builder: PanelBuilder, services: Sequence[str] = SERVICES, horizons: Sequence[int] = HORIZONS
+) -> dict[str, Counts]:
+    """Each service's stratum counts of a panel builder's panel, municipalities by their
+    codes (the panel numbers them)."""
+    panel, _, _ = builder.panel()
+    code = np.zeros(max(builder.munis.values(), default=0) + 1, dtype=np.int64)
+    for m, i in builder.munis.items():
+        code[i] = int(m)
+    out = {}
+    for service in services:
+        c = cohort_counts(panel, service, horizons, first=builder.first)
+        strata = c.strata.copy()
+        strata[:, 1] = code[strata[:, 1]]
+        out[service] = Counts(c.horizons, strata, c.values)
+    return out
 
 
 def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, str, float, list[str]]]:
@@ -152,18 +160,6 @@ def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, str, float, 
         if score is None:
             continue
         yield fam, contrib["municipality"], contrib["area"], score, list(current(state))
-
-
-def members_on(state: dict, on: int) -> dict[str, list]:
-    """``{person: membership point in force on day on}`` of a family state's members on
-    that day (the points are dated: :func:`models.person.tail`)."""
-    out = {}
-    for p, m in state["mem"].items():
-        points = m.get("m") or []
-        i = in_force(points, on)
-        if i >= 0 and points[i][1] is not None:
-            out[p] = points[i]
-    return out
 
 
 def outcome_on(state: dict, persons: Mapping[str, dict], on: int) -> float | None:
@@ -192,13 +188,23 @@ def final_panel(
     last: int,
     municipalities: Iterable[str] = COVERED_MUNICIPALITIES,
 ):
+    """What :func:`final_builder` builds, as :meth:`models.impact.PanelBuilder.panel`."""
+    return final_builder(pipe, starts, first, last, municipalities).panel()
+
+
+def final_builder(
+    pipe: Pipeline,
+    starts: Iterable[dict],
+    first: int,
+    last: int,
+    municipalities: Iterable[str] = COVERED_MUNICIPALITIES,
+) -> PanelBuilder:
     """The panel of months ``first`` … ``last`` from the final data (``pipe`` after
     every event): a family's group at a month's end is that of its state *as of* that
     day, whatever arrived when, so that any arrival order gives the same panel (the
     history's semantics; the worker's design, docs/impact.md). ``starts``: the
     service-start events (validated, pseudonymised); a start counts for the family its
-    person belongs to at the end of its month. Returns what
-    :meth:`models.impact.PanelBuilder.panel` does."""
+    person belongs to at the end of its month, once per episode (the first given)."""
     builder = PanelBuilder(first, list(municipalities))
     for e in starts:
         if (service := _service_of(e)) is not None:
@@ -215,4 +221,4 @@ def final_panel(
             if score is not None:
                 rows.append((fam, v[1], v[0], score, list(members_on(state, on))))
         builder.month_end(month, rows)
-    return builder.panel()
+    return builder

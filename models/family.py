@@ -52,6 +52,7 @@ __all__ = [
     "apply",
     "due",
     "members_now",
+    "members_on",
     "new_state",
     "present",
     "residence_events",
@@ -274,6 +275,18 @@ def current(state: dict) -> dict[str, list]:
     """``{person: latest membership point}`` of the current members (a latest point with
     a role: not removed)."""
     return {p: m["m"][-1] for p, m in state["mem"].items() if m["m"] and m["m"][-1][1] is not None}
+
+
+def members_on(state: dict, on: int) -> dict[str, list]:
+    """``{person: membership point in force on day on}`` of a family state's members on
+    that day (the points are dated: :func:`models.person.tail`)."""
+    out = {}
+    for p, m in state["mem"].items():
+        points = m.get("m") or []
+        i = in_force(points, on)
+        if i >= 0 and points[i][1] is not None:
+            out[p] = points[i]
+    return out
 
 
 def members_now(state: dict) -> list[dict]:

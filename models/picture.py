@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from models import family, person
+from models import family, family_outcome, person
 from models.cellkey import record_key
 from models.contract import GROUPS, INDICATORS, RETRACTED, key_field, type_field, type_id_of
 from models.history import History
@@ -220,24 +220,32 @@ def person_step(
     if msg["kind"] == "add":
         ev = msg["event"]
         since = person.day(ev["occurred_at"])
-        before = person.families_from(state, since)
-        changed = person.add(state, ev, profile is not None) is not None
-        membership = ev["type"] in MEMBERSHIP
         where = person.locate(ev)
+        membership = ev["type"] in MEMBERSHIP
     else:
         where = person.holding(state, msg["event_id"], msg.get("where"))
         since = where[1] if where else state["last"]
-        before = person.families_from(state, since)
         membership = where is not None and where[0] == "m"
+    # With the profile on, the families also get the rows the impact outcome reads
+    # (models.family_outcome), and an income counts from its month's first day.
+    reach = since
+    if profile is not None and where is not None and where[0] == "inc":
+        reach = min(since, family_outcome.first_of_month(where[2]))
+    before = person.families_from(state, reach)
+    if msg["kind"] == "add":
+        changed = person.add(state, ev, profile is not None) is not None
+    else:
         changed = person.remove(state, msg["event_id"], where) is not None
     if changed:
         state = {**state}
-    families = before | person.families_from(state, since) if membership and changed else before
+    families = before | person.families_from(state, reach) if membership and changed else before
     if not families:
         return state, []
     extra = {"last": state["last"]}
     if profile is not None:
         extra["profile"] = profile(state)
+        if (o := family_outcome.copy_of(state, where, full=membership)) is not None:
+            extra["o"] = o
     # A row that only the profile reads (three events in four) leaves every tail as it
     # was: the family is sent none, and skips the merge.
     tails = where is None or person.moves_tail(where[0])
@@ -268,6 +276,11 @@ def family_step(state: dict | None, key: str, msg: dict) -> tuple[dict, list[Out
     are to be looked at again, its history from a day on is not)."""
     state = family.new_state() if state is None else {**state}  # a new outer dict: see person_step
     since = family.apply(state, msg)
+    if (o := msg.get("o")) is not None and (entry := state["mem"].get(msg["person"])) is not None:
+        if family_outcome.merge(entry, o):
+            family_outcome.invalidate(state, o["d"])
+    if since is not None:
+        family_outcome.invalidate(state, since)
     return state, [("history", key, {"since": since})]
 
 

@@ -1,0 +1,254 @@
+"""A family's outcome group month by month from its own state: the worker's cohorts
+(issue 16, ``docs/impact.md``).
+
+The impact outcome of a family at a month's end reads each member's rows of the six
+months up to that day (``models.cohorts.outcome_on``), and a person's rows live on
+the person partitions. So the person stage sends each family of the person, with its
+member message, a **copy** of the rows the outcome reads (:func:`copy_of`): the rows of
+the category an event changed from that row on, or, when the person's membership
+changes, all of them (a new member's past counts in the window). The family lays it
+over its member's copy (:func:`merge`), and reads the outcome of any month's end from
+its own state (:func:`outcome_at`), as the final data has it: what arrived when does not
+matter, so every partition split and arrival order gives the panel of
+:func:`models.cohorts.final_panel`.
+
+The month rows a family adds to the panel are kept in its state (``ir``) and dropped
+from the month a message changes (:func:`invalidate`); :func:`month_rows` makes the
+missing ones. :func:`partition_builder` is the panel of a set of families (a worker's
+partition), whose counts add up over partitions to those of the whole.
+
+A copy, ``o`` in a member's entry: ``{category: rows}`` in the person's row layout
+(:mod:`models.person`) for ``s``, ``v`` (primary care only: the one visit feature the
+outcome reads outside mental health), ``mh``, ``c``, ``cwn``, ``edu``, ``sup``, ``inc``,
+and ``ep`` ``{"stem|episode": rows}`` for benefits (the outcome's shares of days) and the
+services whose starts make the cohorts. A message's ``o``: ``{"d": day, "full": copy}``
+or ``{"d": day, category: [cut, rows from cut]}`` or ``{"d": day, "ep": {key: rows}}``;
+``d`` is the first day whose outcome it can change.
+
+>>> from models.person import add, locate, new_state
+>>> p = new_state()
+>>> inc = {"event_id": "i", "type": "income.reported", "occurred_at": "2026-03-05",
+...        "recorded_at": "2026-03-05T00:00:00Z", "data": {"month": "2026-02", "gross_eur": 900.0}}
+>>> _ = add(p, inc)
+>>> o = copy_of(p, locate(inc))
+>>> dt.date.fromordinal(o["d"]).isoformat(), o["inc"][1]  # February's income counts from 1 Feb
+('2026-02-01', [[673, 'i', 900.0, 739680]])
+>>> entry = {}
+>>> merge(entry, o), entry["o"]["inc"]
+(True, [[673, 'i', 900.0, 739680]])
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+
+from models import family
+from models.contract import COVERED_MUNICIPALITIES
+from models.family import members_on, residence_events
+from models.features import family_vector
+from models.impact import (
+    OUTCOME_INCOME_MONTHS,
+    OUTCOME_RULE,
+    OUTCOME_WINDOW_DAYS,
+    SERVICES,
+    PanelBuilder,
+)
+from models.person import day, rows_of
+from models.profile import state_profile
+
+__all__ = [
+    "copy_of",
+    "first_of_month",
+    "invalidate",
+    "merge",
+    "month_end",
+    "month_rows",
+    "outcome_at",
+    "partition_builder",
+    "starts",
+]
+
+#: The categories of a person's rows the outcome reads (``ep`` apart).
+CATEGORIES = ("s", "v", "mh", "c", "cwn", "edu", "sup", "inc")
+#: Episode stems kept: the benefits (shares of days in the outcome) and the services
+#: whose starts make cohorts (``models.impact.service_of``).
+_SERVICE_STEMS = {
+    "social_service": None,  # the service is the start row's kind
+    "child_welfare.client": "child_welfare_open_care",
+    "ecec": "early_childhood_education",
+}
+_STEMS = frozenset({"benefit", *_SERVICE_STEMS})
+
+
+def _kept(cat: str, row: list) -> bool:
+    return cat != "v" or row[2] == "primary_care"
+
+
+def first_of_month(m: int) -> int:
+    """The first day (an ordinal) of the month ``m`` (months since 1970-01)."""
+    return dt.date(1970 + m // 12, m % 12 + 1, 1).toordinal()
+
+
+def month_end(month: int) -> int:
+    """The last day (an ordinal) of a month ``year × 12 + month − 1``.
+
+    >>> dt.date.fromordinal(month_end(2024 * 12 + 1)).isoformat()
+    '2024-02-29'
+    """
+    return dt.date((month + 1) // 12, (month + 1) % 12 + 1, 1).toordinal() - 1
+
+
+def copy_of(state: dict, where: list | None, full: bool = False) -> dict | None:
+    """What a family needs of a person's rows after a change at ``where``
+    (:func:`models.person.locate`); ``full``: all of them (the membership changed).
+    None: the change touched nothing the outcome reads."""
+    if full:
+        o: dict = {c: [r for r in rows_of(state, c) if _kept(c, r)] for c in CATEGORIES}
+        o["ep"] = {k: list(rows) for k, rows in state.get("ep", {}).items() if _stem_kept(k)}
+        return {"d": 0, "full": o}
+    if where is None:
+        return None
+    name, on, cut = where
+    if name.startswith("ep:"):
+        key = name[3:]
+        if not _stem_kept(key):
+            return None
+        return {"d": on, "ep": {key: list(state.get("ep", {}).get(key, ()))}}
+    if name not in CATEGORIES:
+        return None
+    rows = rows_of(state, name)
+    tail = [r for r in rows[bisect.bisect_left(rows, [cut]) :] if _kept(name, r)]
+    return {"d": first_of_month(cut) if name == "inc" else on, name: [cut, tail]}
+
+
+def _stem_kept(key: str) -> bool:
+    return key.split("|", 1)[0] in _STEMS
+
+
+def merge(entry: dict, o: Mapping) -> bool:
+    """Lay a :func:`copy_of` over a member's entry (``entry["o"]``), in place; whether
+    anything changed."""
+    if "full" in o:
+        full = o["full"]
+        new: dict = {c: list(full[c]) for c in CATEGORIES if full.get(c)}
+        if eps := {k: list(rows) for k, rows in full.get("ep", {}).items() if rows}:
+            new["ep"] = eps
+        changed = entry.get("o") != new
+        entry["o"] = new
+        return changed
+    copy = entry.setdefault("o", {})
+    changed = False
+    for name, value in o.items():
+        if name == "d":
+            continue
+        if name == "ep":
+            eps = copy.setdefault("ep", {})
+            for key, rows in value.items():
+                if eps.get(key, []) != rows:
+                    changed = True
+                    if rows:
+                        eps[key] = list(rows)
+                    else:
+                        eps.pop(key, None)
+            continue
+        cut, tail = value
+        old = copy.get(name, [])
+        i = bisect.bisect_left(old, [cut])
+        if old[i:] != tail:
+            copy[name] = old[:i] + list(tail)
+            changed = True
+            if not copy[name]:
+                del copy[name]
+    return changed
+
+
+def invalidate(state: dict, on: int) -> None:
+    """Drops the family's month rows from the month of day ``on`` (their month ends
+    fall on or after it)."""
+    ir = state.get("ir")
+    if ir is None:
+        return
+    d = dt.date.fromordinal(max(on, 1))
+    keep = d.year * 12 + d.month - 1 - ir[0]
+    if keep <= 0:
+        del state["ir"]
+    elif keep < len(ir[1]):
+        del ir[1][keep:]
+
+
+def outcome_at(state: dict, on: int) -> float | None:
+    """The outcome score of a family on day ``on`` from its members' copies:
+    ``models.cohorts.outcome_on`` of the final data, without the person states."""
+    members = []
+    for p, point in members_on(state, on).items():
+        copy = state["mem"][p].get("o")
+        # A member's state always has its membership rows, so its profile is never the
+        # empty one of a person without rows: the copy reads as one with rows ("last").
+        profile = state_profile(
+            {"last": 1, **(copy or {})}, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on
+        )
+        members.append({"role": point[1], "birth_date": point[2], "profile": profile})
+    if not members:
+        return None
+    residence = [r for r in residence_events(state) if day(r["occurred_at"]) <= on]
+    return OUTCOME_RULE.need_score(family_vector(members, residence))
+
+
+def month_rows(state: dict, first: int, last: int) -> list[list | None]:
+    """The family's ``[score, municipality, postcode]`` at the end of each month
+    ``first`` … ``last`` (None: not counted then), kept in ``state["ir"]``."""
+    ir = state.get("ir")
+    if ir is None or ir[0] != first:
+        ir = state["ir"] = [first, []]
+    rows = ir[1]
+    for m in range(first + len(rows), last + 1):
+        on = month_end(m)
+        v = family.value(state, on)
+        score = outcome_at(state, on) if v is not None else None
+        rows.append(None if v is None or score is None else [score, v[1], v[0]])
+    return rows[: last - first + 1]
+
+
+def starts(state: dict) -> Iterator[tuple[str, str, str, str]]:
+    """``(service, person, episode, day)`` of every service start in the members' copies."""
+    for p, entry in state["mem"].items():
+        for key, rows in (entry.get("o") or {}).get("ep", {}).items():
+            stem, episode = key.split("|", 1)
+            if stem not in _SERVICE_STEMS:
+                continue
+            for r in rows:
+                if not r[2]:
+                    continue
+                service = _SERVICE_STEMS[stem] or r[3]
+                if service in SERVICES:
+                    yield service, p, episode, dt.date.fromordinal(r[0]).isoformat()
+
+
+def partition_builder(
+    states: Mapping[str, dict],
+    first: int,
+    last: int,
+    municipalities: Iterable[str] = COVERED_MUNICIPALITIES,
+) -> PanelBuilder:
+    """The panel of months ``first`` … ``last`` of ``states`` (family → state; their
+    month rows are made and kept as needed): what
+    :func:`models.cohorts.final_panel` builds of the same families."""
+    builder = PanelBuilder(first, list(municipalities))
+    fams = sorted(states)
+    # By day, as an offline panel is given them: a start counts once per episode.
+    for service, person, episode, on in sorted(
+        (s for fam in fams for s in starts(states[fam])), key=lambda s: (s[3], s[0], s[2], s[1])
+    ):
+        builder.start(service, person, episode, on)
+    rows = {fam: month_rows(states[fam], first, last) for fam in fams}
+    for m in range(first, last + 1):
+        end = month_end(m)
+        column = []
+        for fam in fams:
+            row = rows[fam][m - first]
+            if row is not None:
+                column.append((fam, row[1], row[2], row[0], list(members_on(states[fam], end))))
+        builder.month_end(m, column)
+    return builder
