@@ -55,18 +55,21 @@ from models.impact import (
     SERVICES,
     PanelBuilder,
 )
-from models.person import day, rows_of
+from models.person import cents, day, rows_of
 from models.profile import state_profile
 
 __all__ = [
     "copy_of",
     "first_of_month",
+    "has_start",
     "invalidate",
     "merge",
     "month_end",
     "month_rows",
     "outcome_at",
     "partition_builder",
+    "score_of",
+    "settle",
     "starts",
 ]
 
@@ -105,8 +108,8 @@ def copy_of(state: dict, where: list | None, full: bool = False) -> dict | None:
     (:func:`models.person.locate`); ``full``: all of them (the membership changed).
     None: the change touched nothing the outcome reads."""
     if full:
-        o: dict = {c: [r for r in rows_of(state, c) if _kept(c, r)] for c in CATEGORIES}
-        o["ep"] = {k: list(rows) for k, rows in state.get("ep", {}).items() if _stem_kept(k)}
+        o: dict = {c: _compact(c, rows_of(state, c)) for c in CATEGORIES}
+        o["ep"] = {k: _compact("ep", rows) for k, rows in state.get("ep", {}).items() if _stem_kept(k)}
         return {"d": 0, "full": o}
     if where is None:
         return None
@@ -115,12 +118,26 @@ def copy_of(state: dict, where: list | None, full: bool = False) -> dict | None:
         key = name[3:]
         if not _stem_kept(key):
             return None
-        return {"d": on, "ep": {key: list(state.get("ep", {}).get(key, ()))}}
+        return {"d": on, "ep": {key: _compact("ep", state.get("ep", {}).get(key, ()))}}
     if name not in CATEGORIES:
         return None
     rows = rows_of(state, name)
-    tail = [r for r in rows[bisect.bisect_left(rows, [cut]) :] if _kept(name, r)]
+    tail = _compact(name, rows[bisect.bisect_left(rows, [cut]) :])
     return {"d": first_of_month(cut) if name == "inc" else on, name: [cut, tail]}
+
+
+def _compact(cat: str, rows) -> list[list]:
+    """Rows as the outcome reads them: without event ids (in the layout of
+    :mod:`models.person`, an empty id), statuses whole (their order on a day is the
+    contract's "latest", which reads the id), incomes summed per month."""
+    if cat == "s":
+        return list(rows)
+    if cat == "inc":
+        months: dict[int, int] = {}
+        for r in rows:
+            months[r[0]] = months.get(r[0], 0) + cents(r[2])
+        return [[m, "", total / 100, 0] for m, total in months.items()]
+    return [[r[0], "", *r[2:]] for r in rows if _kept(cat, r)]
 
 
 def _stem_kept(key: str) -> bool:
@@ -170,12 +187,16 @@ def invalidate(state: dict, on: int) -> None:
     ir = state.get("ir")
     if ir is None:
         return
-    d = dt.date.fromordinal(max(on, 1))
-    keep = d.year * 12 + d.month - 1 - ir[0]
+    keep = _month(on) - ir[0]
     if keep <= 0:
         del state["ir"]
     elif keep < len(ir[1]):
         del ir[1][keep:]
+
+
+def _month(on: int) -> int:
+    d = dt.date.fromordinal(max(on, 1))
+    return d.year * 12 + d.month - 1
 
 
 def outcome_at(state: dict, on: int) -> float | None:
@@ -197,18 +218,65 @@ def outcome_at(state: dict, on: int) -> float | None:
 
 
 def month_rows(state: dict, first: int, last: int) -> list[list | None]:
-    """The family's ``[score, municipality, postcode]`` at the end of each month
-    ``first`` … ``last`` (None: not counted then), kept in ``state["ir"]``."""
+    """The family's ``[outcome group, municipality, postcode]`` at the end of each month
+    ``first`` … ``last`` (None: not counted then). Those from :func:`_start` on are kept
+    in ``state["ir"]`` as ``[month, rows]``; any before it are made each time."""
+    start = _start(state)
+    if start is None:
+        return [None] * (last - first + 1)
     ir = state.get("ir")
-    if ir is None or ir[0] != first:
-        ir = state["ir"] = [first, []]
+    if ir is None or ir[0] != start:
+        ir = state["ir"] = [start, []]
     rows = ir[1]
-    for m in range(first + len(rows), last + 1):
-        on = month_end(m)
-        v = family.value(state, on)
-        score = outcome_at(state, on) if v is not None else None
-        rows.append(None if v is None or score is None else [score, v[1], v[0]])
-    return rows[: last - first + 1]
+    for m in range(start + len(rows), last + 1):
+        rows.append(_row(state, m))
+    before = [_row(state, m) for m in range(first, min(start, last + 1))]
+    return before + rows[max(first - start, 0) : last - start + 1]
+
+
+def _start(state: dict) -> int | None:
+    """The first month whose row a family keeps: that of its first residence, or, if
+    later, that of the first residence's registration (a family's residence goes back
+    years before the registers went live, and those months are in no panel)."""
+    res = state["res"]
+    if not res:
+        return None
+    recorded = min(r[1] for r in res)
+    return max(_month(res[0][0]), (int(recorded[:4]) * 12 + int(recorded[5:7]) - 1))
+
+
+def _row(state: dict, m: int) -> list | None:
+    on = month_end(m)
+    v = family.value(state, on)
+    score = outcome_at(state, on) if v is not None else None
+    if v is None or score is None:
+        return None
+    return [1 + bisect.bisect_right(OUTCOME_RULE.cuts, score), v[1], v[0]]
+
+
+#: Months before the family's latest data whose rows a worker keeps as they come: the
+#: month before it is still open to the incomes of its month, reported in the next.
+SETTLE_MONTHS = 2
+
+
+def settle(state: dict) -> None:
+    """Makes the rows of the months :data:`SETTLE_MONTHS` before the family's latest data
+    and earlier, which only a late event changes again: a worker keeps them in the
+    state, each made about once."""
+    if not has_start(state):
+        return
+    latest = max((m.get("last", 0) for m in state["mem"].values()), default=0)
+    if state["res"]:
+        latest = max(latest, state["res"][-1][0])
+    start = _start(state)
+    if latest and start is not None and _month(latest) - SETTLE_MONTHS >= start:
+        month_rows(state, start, _month(latest) - SETTLE_MONTHS)
+
+
+def score_of(group: int) -> float:
+    """An outcome score in ``group`` (:class:`models.impact.PanelBuilder` takes scores)."""
+    cuts = OUTCOME_RULE.cuts
+    return cuts[group - 2] if group > 1 else cuts[0] - 1.0
 
 
 def starts(state: dict) -> Iterator[tuple[str, str, str, str]]:
@@ -226,6 +294,13 @@ def starts(state: dict) -> Iterator[tuple[str, str, str, str]]:
                     yield service, p, episode, dt.date.fromordinal(r[0]).isoformat()
 
 
+def has_start(state: dict) -> bool:
+    """Whether a member started a service: with the later-treated comparison
+    (``models.impact.COMPARISONS``), a family that never starts one is in no cohort's
+    counts, as an entry or a comparison family, and needs no month rows."""
+    return next(starts(state), None) is not None
+
+
 def partition_builder(
     states: Mapping[str, dict],
     first: int,
@@ -233,10 +308,11 @@ def partition_builder(
     municipalities: Iterable[str] = COVERED_MUNICIPALITIES,
 ) -> PanelBuilder:
     """The panel of months ``first`` … ``last`` of ``states`` (family → state; their
-    month rows are made and kept as needed): what
-    :func:`models.cohorts.final_panel` builds of the same families."""
+    month rows are made and kept as needed): what :func:`models.cohorts.final_panel`
+    builds of the same families, less those without a start (:func:`has_start`), so
+    with the same counts."""
     builder = PanelBuilder(first, list(municipalities))
-    fams = sorted(states)
+    fams = sorted(f for f, state in states.items() if has_start(state))
     # By day, as an offline panel is given them: a start counts once per episode.
     for service, person, episode, on in sorted(
         (s for fam in fams for s in starts(states[fam])), key=lambda s: (s[3], s[0], s[2], s[1])
@@ -249,6 +325,7 @@ def partition_builder(
         for fam in fams:
             row = rows[fam][m - first]
             if row is not None:
-                column.append((fam, row[1], row[2], row[0], list(members_on(states[fam], end))))
+                members = list(members_on(states[fam], end))
+                column.append((fam, row[1], row[2], score_of(row[0]), members))
         builder.month_end(m, column)
     return builder

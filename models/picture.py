@@ -276,11 +276,14 @@ def family_step(state: dict | None, key: str, msg: dict) -> tuple[dict, list[Out
     are to be looked at again, its history from a day on is not)."""
     state = family.new_state() if state is None else {**state}  # a new outer dict: see person_step
     since = family.apply(state, msg)
-    if (o := msg.get("o")) is not None and (entry := state["mem"].get(msg["person"])) is not None:
+    o = msg.get("o")
+    if o is not None and (entry := state["mem"].get(msg["person"])) is not None:
         if family_outcome.merge(entry, o):
             family_outcome.invalidate(state, o["d"])
     if since is not None:
         family_outcome.invalidate(state, since)
+    if o is not None:  # the person stage sends copies: the impact outcome is kept
+        family_outcome.settle(state)
     return state, [("history", key, {"since": since})]
 
 
