@@ -109,7 +109,9 @@ def copy_of(state: dict, where: list | None, full: bool = False) -> dict | None:
     None: the change touched nothing the outcome reads."""
     if full:
         o: dict = {c: _compact(c, rows_of(state, c)) for c in CATEGORIES}
-        o["ep"] = {k: _compact("ep", rows) for k, rows in state.get("ep", {}).items() if _stem_kept(k)}
+        o["ep"] = {
+            k: _compact("ep", rows) for k, rows in state.get("ep", {}).items() if _stem_kept(k)
+        }
         return {"d": 0, "full": o}
     if where is None:
         return None

@@ -192,17 +192,22 @@ def matters(event: dict) -> bool:
 class PersonStep:
     """Stage 2 as a :data:`Step`, keyed by person pseudonym; ``profile`` (a function of
     the person state, :func:`models.profile.state_profile`) adds the feature profile to
-    every message."""
+    every message, ``copies`` (with a profile) the rows the impact outcome reads."""
 
-    def __init__(self, profile: Callable[[dict], dict] | None = None):
+    def __init__(self, profile: Callable[[dict], dict] | None = None, copies: bool = False):
         self.profile = profile
+        self.copies = copies
 
     def __call__(self, state: dict | None, key: str, msg: dict) -> tuple[dict | None, list[Output]]:
-        return person_step(state, key, msg, self.profile)
+        return person_step(state, key, msg, self.profile, self.copies)
 
 
 def person_step(
-    state: dict | None, key: str, msg: dict, profile: Callable[[dict], dict] | None = None
+    state: dict | None,
+    key: str,
+    msg: dict,
+    profile: Callable[[dict], dict] | None = None,
+    copies: bool = False,
 ) -> tuple[dict | None, list[Output]]:
     """Stage 2, keyed by person pseudonym (:class:`PersonStep` binds ``profile``).
 
@@ -226,10 +231,11 @@ def person_step(
         where = person.holding(state, msg["event_id"], msg.get("where"))
         since = where[1] if where else state["last"]
         membership = where is not None and where[0] == "m"
-    # With the profile on, the families also get the rows the impact outcome reads
+    # With copies, the families also get the rows the impact outcome reads
     # (models.family_outcome), and an income counts from its month's first day.
+    copies = copies and profile is not None
     reach = since
-    if profile is not None and where is not None and where[0] == "inc":
+    if copies and where is not None and where[0] == "inc":
         reach = min(since, family_outcome.first_of_month(where[2]))
     before = person.families_from(state, reach)
     if msg["kind"] == "add":
@@ -244,8 +250,8 @@ def person_step(
     extra = {"last": state["last"]}
     if profile is not None:
         extra["profile"] = profile(state)
-        if (o := family_outcome.copy_of(state, where, full=membership)) is not None:
-            extra["o"] = o
+    if copies and (o := family_outcome.copy_of(state, where, full=membership)) is not None:
+        extra["o"] = o
     # A row that only the profile reads (three events in four) leaves every tail as it
     # was: the family is sent none, and skips the merge.
     tails = where is None or person.moves_tail(where[0])
@@ -420,6 +426,7 @@ class Pipeline:
     """
 
     profile: Callable[[dict], dict] | None = None
+    copies: bool = False  # the rows the impact outcome reads, to the families
     group: Callable[[dict], int | None] | None = None
     assign: Callable[[dict], tuple[int | None, int | None]] | None = None
     assign_many: Callable[[list[dict]], list[tuple[int | None, int | None]]] | None = None
@@ -453,7 +460,9 @@ class Pipeline:
 
     def _route(self, okey: str, msg: dict, touched: dict[str, int | None]) -> None:
         if msg["kind"] in ("add", "retract"):
-            self.persons[okey], outs = person_step(self.persons.get(okey), okey, msg, self.profile)
+            self.persons[okey], outs = person_step(
+                self.persons.get(okey), okey, msg, self.profile, self.copies
+            )
         else:
             self.families[okey], outs = family_step(self.families.get(okey), okey, msg)
         for stage, key, out in outs:

@@ -19,7 +19,7 @@ from models.impact import FIELDS, HORIZONS, Counts
 from sinks import keys
 from sinks.connection import text
 
-__all__ = ["ImpactStore", "decode", "encode", "month_name"]
+__all__ = ["AsyncImpactStore", "ImpactStore", "decode", "encode", "month_name"]
 
 
 def month_name(month: int) -> str:
@@ -72,11 +72,33 @@ class ImpactStore:
     def write(self, month: int, counts: Mapping[str, Counts]) -> None:
         """Replaces the counts of every service in ``counts``, counted up to ``month``."""
         pipe = self.redis.pipeline(transaction=True)
-        for service, c in counts.items():
-            key = keys.impact(service, self.partition)
-            pipe.delete(key)
-            fields = encode(c)
-            if fields:
-                pipe.hset(key, mapping=fields)
-        pipe.set(keys.IMPACT_MONTH, month_name(month))
+        _replace(pipe, self.partition, month, counts)
         pipe.execute()
+
+
+class AsyncImpactStore:
+    """:class:`ImpactStore` of a worker's partitions, on an asyncio client."""
+
+    def __init__(self, redis):
+        self.redis = redis
+
+    async def write(self, partition: int, month: int, counts: Mapping[str, Counts]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        _replace(pipe, partition, month, counts)
+        pipe.sadd(keys.IMPACT_PARTS, partition)
+        await pipe.execute()
+
+    async def written(self) -> set[int]:
+        """The partitions whose counts Redis holds (none after a FLUSHALL, or a restart
+        from a snapshot taken before they were written: those are written again)."""
+        return {int(p) for p in await self.redis.smembers(keys.IMPACT_PARTS)}
+
+
+def _replace(pipe, partition: int | None, month: int, counts: Mapping[str, Counts]) -> None:
+    for service, c in counts.items():
+        key = keys.impact(service, partition)
+        pipe.delete(key)
+        fields = encode(c)
+        if fields:
+            pipe.hset(key, mapping=fields)
+    pipe.set(keys.IMPACT_MONTH, month_name(month))

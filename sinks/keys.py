@@ -40,6 +40,7 @@ HIST_BLOCK = 32
 IMPACT = PREFIX + "impact:"  # hash per service (and worker partition): a cohort stratum
 #   "<month>|<municipality>|<key>|<area>" -> its counts (sinks/impact_store.py)
 IMPACT_MONTH = PREFIX + "impact-month"  # string: the last month counted, YYYY-MM
+IMPACT_PARTS = PREFIX + "impact-parts"  # set: the worker partitions whose counts are written
 
 MODEL = PREFIX + "model"  # string: the latest family-type snapshot (JSON)
 MODEL_VERSION = PREFIX + "model:version"  # string: "<generation>.<version>" of MODEL

@@ -93,6 +93,11 @@ MODEL_ADOPTION_SECONDS = Histogram(
     " learner spaces snapshots by the slowest (TK_SNAPSHOT_ADOPTION_SHARE)",
     buckets=(0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
 )
+IMPACT_COUNT_SECONDS = Histogram(
+    "tk_impact_count_seconds",
+    "A worker partition's service cohorts counted and written to Redis (streams/cohorts.py)",
+    buckets=(0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0),
+)
 LOST_MESSAGES = Gauge(
     "tk_lost_messages",
     "Messages of a partition Faust took and no agent will finish: a later offset acked,"

@@ -30,9 +30,11 @@ from models import picture
 from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
 from sinks.connection import patient_client
+from sinks.impact_store import AsyncImpactStore
 from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.changelog import ChangelogBatches
+from streams.cohorts import CohortWriter
 from streams.families import FamilyWriter, ModelFollower, Sweep, TimedAdoption
 from streams.ingest import BulkIngest
 from streams.learner import LearnerRunner, worker_learner
@@ -82,6 +84,7 @@ STREAM_BUFFER = 16 * ENVELOPES
 SWEEP_SECONDS = 1.0
 RESTORE_SECONDS = 1.0
 MODEL_POLL_SECONDS = 2.0
+IMPACT_SECONDS = 5.0
 LAG_SECONDS = 5.0
 # Bounds per partition database (Faust's defaults give each a 2 GiB block cache and
 # 3 x 64 MiB write buffers; a worker opens one per table and partition it holds).
@@ -143,6 +146,8 @@ def create_app(
         parts = {tp.partition for tp in revoked if tp.topic == name}
         logic.writer.forget(parts)
         logic.restore.forget(parts)
+        if logic.cohorts is not None:
+            logic.cohorts.forget(parts)
         logic.finished.forget(revoked)
 
     @app.task
@@ -238,6 +243,7 @@ class Logic:
     adopt: TimedAdoption
     sweep: Sweep
     restore: Restore
+    cohorts: CohortWriter | None  # the service cohorts (TK_IMPACT)
     learn: LearnerRunner
     alerts: ShiftAlerts
     watch: LoopWatch
@@ -267,6 +273,8 @@ class Logic:
         days = Days(tables.days)
         stage = partial(stored_step, partitions=parts, producer=producer)
         finished = Finished(topics.agents())
+        settled = Settled(settings.kafka_bootstrap, settings.consumer_groups(config.PICTURE_TOPICS))
+        impact = settings.impact and types_on  # the outcome reads the feature profiles' rows
         return cls(
             types_on=types_on,
             sinks=sinks,
@@ -277,13 +285,20 @@ class Logic:
                 stage("dedup", tables.dedup, picture.Dedup(summary_only=not types_on)),
                 send,
             ),
-            person=Forward(stage("person", tables.person, picture.PersonStep(profile)), send),
+            person=Forward(
+                stage("person", tables.person, picture.PersonStep(profile, copies=impact)), send
+            ),
             family=stage("family", tables.family, picture.family_step),
             follower=follower,
             writer=writer,
             adopt=TimedAdoption(writer, store, worker),
             sweep=Sweep(writer, sinks.sweep),
             restore=Restore(writer, sinks.restore, days, sinks.written, worker),
+            cohorts=(
+                CohortWriter(tables.family, parts, sinks.sweep, AsyncImpactStore(redis), settled)
+                if impact
+                else None
+            ),
             learn=LearnerRunner(
                 worker_learner(settings),
                 tables.model,
@@ -299,7 +314,7 @@ class Logic:
                 configured_detector(settings),
                 settings.min_cell,
                 utc_now_iso,
-                Settled(settings.kafka_bootstrap, settings.consumer_groups(config.PICTURE_TOPICS)),
+                settled,
             ),
             watch=LoopWatch(),
             finished=finished,
@@ -383,6 +398,8 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
                 await logic.writer.apply(
                     sinks.family, families, logic.types_on, history_since(outs), unstored
                 )
+                if logic.cohorts is not None:
+                    logic.cohorts.touched(families)
                 observe_event_to_redis(batch, time.time())
 
     @app.agent(topics.vectors)
@@ -417,6 +434,14 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         await logic.restore(mine())
         if types_on and 0 in assigned_partitions(app, topics.vectors):
             await logic.learn.republish()
+
+    @app.timer(IMPACT_SECONDS)
+    async def impact():
+        """The service cohorts of this worker's partitions (TK_IMPACT), when due."""
+        if logic.cohorts is None or not tables_recovered(app):
+            return
+        await sinks.ready()
+        await logic.cohorts(mine())
 
     @app.timer(MODEL_POLL_SECONDS)
     async def adopt_model():

@@ -200,6 +200,11 @@ class Settings(BaseSettings):
         "TK_FAMILY_TYPES",
         "family types and service-need groups (off: picture only, much faster)",
     )
+    impact: Flag = _setting(
+        False,
+        "TK_IMPACT",
+        "service cohorts in the worker, for /api/v1/impact (with family types; costs CPU)",
+    )
     n_types: int = _setting(100, "TK_N_TYPES", "number of family types", ge=1)
     model_warmup: int = _setting(5000, "TK_MODEL_WARMUP", "learner warm-up vectors", ge=0)
     snapshot_days: int = _setting(

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cohorts import Cohorts
+from models.cohorts import Cohorts, builder_counts, final_builder
 from models.contract import COVERED_MUNICIPALITIES, validate
 from models.impact import (
     COMPARISONS,
@@ -48,12 +48,14 @@ from models.impact import (
     LAG,
     REPORTED,
     SERVICES,
+    Counts,
     Panel,
     PanelBuilder,
     cohort_cells,
     estimate,
     month_of,
     pre_trend,
+    service_of,
     withheld,
 )
 from models.picture import Pipeline
@@ -108,6 +110,24 @@ def batches(events: list[dict], size: int = 500) -> Iterator[list[dict]]:
             end += 1
         yield events[i:end]
         i = end
+
+
+def final_counts(
+    lines: list[str], key: bytes = _KEY, last: int | None = None
+) -> tuple[int, int, dict[str, Counts]]:
+    """``(first, last, {service: counts})`` of the panel of a world's final data
+    (:func:`models.cohorts.final_builder`): from the month the registers went live to
+    ``last`` (default: the last month ``W`` has left), pseudonymised with ``key``. What a
+    worker with ``TK_IMPACT`` counts of the same events, in any order (docs/impact.md)."""
+    pseudo = Pseudonymiser(key)
+    events = [pseudo.event(validate(line)) for line in lines]
+    pipe = Pipeline(profile=state_profile, history=None)
+    for chunk in batches(events):
+        pipe.process_many(chunk)
+    first = month_of(min(e["recorded_at"][:10] for e in events))
+    last = month_of(pipe.watermark) - 1 if last is None else last
+    starts = sorted((e for e in events if service_of(e)), key=lambda e: e["occurred_at"])
+    return first, last, builder_counts(final_builder(pipe, starts, first, last))
 
 
 def stream_panel(lines: list[str], batch: int = 500, run: Run | None = None):

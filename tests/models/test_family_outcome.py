@@ -31,7 +31,7 @@ def events():
 
 def _stream(events, batch=BATCH, middle=None):
     """The pipeline after ``events`` in batches; ``middle(pipe)`` after each batch."""
-    pipe = Pipeline(profile=state_profile, history=None)
+    pipe = Pipeline(profile=state_profile, copies=True, history=None)
     for i in range(0, len(events), batch):
         pipe.process_many(events[i : i + batch])
         if middle is not None:

@@ -16,12 +16,14 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 import redis
 
 from sinks import keys
 from tests.conftest import OwnKafka, OwnRedis, redis_url_for_db, worker_db
 from tests.streams.harness import (
+    KEY,
     Worker,
     consume_all,
     flatten,
@@ -645,3 +647,76 @@ def test_service_need_groups_follow_the_latest_snapshot_and_survive_a_restart(
     assert read_redis(client, groups=True) == groups_of_snapshot()
     # The type counts moved to the new ids; none of the old ones is left in any scope.
     assert types_in_redis() == types_of_snapshot()
+
+
+def test_the_worker_counts_the_offline_cohorts_and_answers_their_estimates(
+    tmp_path, kafka_bootstrap, kafka_topic_factory, worker_redis
+):
+    """With ``TK_IMPACT`` on, the worker's partitions count in Redis the cohorts of the
+    offline panel of the final data of the same events (``final_counts``), stratum by
+    stratum, in a shuffled arrival order; the API's estimates from them are the offline
+    ones. Then a FLUSHALL: the worker counts them again by itself."""
+    from models.contract import COVERED_MUNICIPALITIES
+    from models.impact import SERVICES, month_of
+    from sinks import impact_store
+    from tilannekuva.api import impact as impact_api
+    from tilannekuva.impact_eval import final_counts
+    from tilannekuva.synthetic import synthesize
+
+    url, client = worker_redis
+    lines = synthesize(500, seed=5, services=True).lines
+    random.Random(3).shuffle(lines)  # arrival order: any; late events reach back
+    first, last, want = final_counts(lines, KEY.encode())  # the workers' key
+    assert sum(int(c.values[..., 0].sum()) for c in want.values()) > 100  # entries
+    topic = kafka_topic_factory("in", partitions=4)
+    worker = Worker(kafka_bootstrap, url, topic, tmp_path)
+    worker.env.update({"TK_IMPACT": "1", "TK_MODEL_WARMUP": "100"})
+
+    def counted() -> dict:
+        month = client.get(keys.IMPACT_MONTH)
+        got = {}
+        for service in SERVICES:
+            fields = []
+            for name in client.scan_iter(f"{keys.impact(service)}:*"):
+                fields.extend(client.hgetall(name).items())
+            got[service] = impact_store.decode(fields)
+        return {"month": month and month.decode(), "counts": got}
+
+    def same(got: dict) -> bool:
+        return got["month"] == impact_store.month_name(last) and all(
+            np.array_equal(got["counts"][s].strata, want[s].strata)
+            and np.array_equal(got["counts"][s].values, want[s].values)
+            for s in SERVICES
+        )
+
+    def wait_same(timeout: float) -> dict:
+        deadline, got = time.monotonic() + timeout, {}
+        while time.monotonic() < deadline:
+            got = counted()
+            if same(got):
+                return got
+            assert worker.proc.poll() is None, worker.logs()
+            time.sleep(1)
+        return got
+
+    worker.start()
+    try:
+        produce(kafka_bootstrap, topic, [line.encode() for line in lines])
+        got = wait_same(600)
+        assert month_of(client.get(keys.LIVE_FROM).decode()) == first, "the worker's first month"
+        for s in SERVICES:
+            assert np.array_equal(got["counts"][s].values, want[s].values), (s, worker.logs())
+        body = impact_api.body(got["month"], got["counts"], None, 3, None)
+        assert body == impact_api.body(impact_store.month_name(last), want, None, 3, None)
+        tampere = "837"
+        assert tampere in COVERED_MUNICIPALITIES
+        assert impact_api.body(got["month"], got["counts"], tampere, 3, None) == impact_api.body(
+            impact_store.month_name(last), want, tampere, 3, None
+        )
+        shown = [e for s in body["services"] for e in s["estimates"] if e["withheld"] is None]
+        assert shown, "500 families publish some estimate"
+
+        client.flushdb()  # Redis loses everything: the worker notices and counts again
+        assert same(wait_same(300)), worker.logs()
+    finally:
+        worker.stop()
