@@ -134,8 +134,14 @@ def free_port() -> int:
 
 
 def worker_run(
-    path: str, rate: int, workers: int = 1, db: int = 11, limit: int | None = None
+    path: str,
+    rate: int,
+    workers: int = 1,
+    db: int = 11,
+    limit: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict:
+    """One run of fresh workers (``extra_env`` added to their environment)."""
     services = env_file()
     bootstrap = services["KAFKA_BOOTSTRAP"]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
@@ -158,6 +164,7 @@ def worker_run(
         "TK_DLQ_TOPIC": f"{app_id}-dlq",
         "TK_ALERTS_TOPIC": f"{app_id}-alerts",
         "SITUATION_PSEUDONYM_KEY": "bench-key-0123456789abcdef",
+        **(extra_env or {}),
     }
     procs, ports = [], []
     for i in range(workers):
@@ -246,6 +253,10 @@ def worker_run(
                 )
                 break
         elapsed = last_change - started
+        cpu_caught_up = total(m, r"process_cpu_seconds_total ([0-9.e+]+)")
+        if extra_env:  # what the B side's own timers do once caught up (cohorts: counted)
+            time.sleep(30)
+            m = metrics()
     finally:
         for proc in procs:
             proc.terminate()
@@ -264,6 +275,9 @@ def worker_run(
         "rate": n / elapsed,
         "p50": quantile(buckets, count, 0.5),
         "p99": quantile(buckets, count, 0.99),
+        "cpu_caught_up_s": cpu_caught_up,
+        "impact_count_s": total(m, r"tk_impact_count_seconds_sum ([0-9.e+]+)"),
+        "impact_counts": total(m, r"tk_impact_count_seconds_count ([0-9.e+]+)"),
     }
 
 
@@ -288,6 +302,14 @@ def main() -> int:
     parser.add_argument(
         "--redis-db", type=int, default=11, help="Redis database the worker writes (default 11)"
     )
+    parser.add_argument(
+        "--ab",
+        metavar="VAR=VALUE",
+        action="append",
+        default=[],
+        help="after the run, a second one with these in the workers' environment: the ratio "
+        "of the two (e.g. --ab TK_IMPACT=1)",
+    )
     args = parser.parse_args()
     # A SIGTERM (kill, pkill) unwinds like Ctrl-C, so the finally blocks stop the workers
     # this run started; otherwise they outlive it and skew every later measurement.
@@ -301,6 +323,17 @@ def main() -> int:
         f"(produce took {w['produce_s']:.0f} s); event → Redis p50 {w['p50']:.3f} s, p99 {w['p99']:.3f} s"
     )
     print(f"ratio worker / in-process: {w['rate'] / (n / secs):.2f}")
+    print(f"worker CPU until caught up: {w['cpu_caught_up_s']:.0f} s")
+    if args.ab:
+        extra = dict(item.split("=", 1) for item in args.ab)
+        b = worker_run(args.file, args.rate, args.workers, args.redis_db, args.limit, extra)
+        print(
+            f"with {' '.join(args.ab)}: {b['lines']} lines in {b['elapsed_s']:.0f} s = "
+            f"{b['rate']:,.0f} events/s, {b['rate'] / w['rate']:.2f}x the run without; worker CPU "
+            f"until caught up {b['cpu_caught_up_s']:.0f} s ({b['cpu_caught_up_s'] / w['cpu_caught_up_s']:.2f}x); "
+            f"cohorts counted {b['impact_counts']:.0f} times in {b['impact_count_s']:.1f} s"
+        )
+        w = b
     print(
         f"the picture stays in Redis db {args.redis_db} (app id {w['app_id']}): serve it with "
         f"REDIS_URL=<that db> tilannekuva api, then tilannekuva compare {args.file}"

@@ -1,0 +1,45 @@
+"""The cohort counts in Redis (sinks/impact_store.py): a worker partition's replaced
+whole, the partitions written remembered, every writer's added up by the reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from models.impact import FIELDS, HORIZONS, Counts
+from sinks import keys
+from sinks.impact_store import AsyncImpactStore, ImpactStore
+from sinks.redis_reader import read_impact_async
+
+
+def counts(*strata: tuple[int, int, int, int], n: int = 1) -> Counts:
+    values = np.full((len(strata), len(HORIZONS), len(FIELDS)), n, dtype=np.int64)
+    return Counts(HORIZONS, np.array(strata, dtype=np.int64), values)
+
+
+async def test_partitions_are_replaced_whole_and_added_up_by_the_reader(
+    redis_client, redis_test_url
+):
+    client = aioredis.Redis.from_url(redis_test_url)
+    try:
+        store = AsyncImpactStore(client)
+        assert await store.written() == set()
+        await store.write(0, 24300, {"family_work": counts((24290, 837, 55, 33100), n=2)})
+        await store.write(
+            1, 24300, {"family_work": counts((24290, 837, 55, 33100), (24291, 92, 11, 0))}
+        )
+        ImpactStore(redis_client).write(24300, {"family_work": counts((24291, 92, 11, 0), n=5)})
+        assert await store.written() == {0, 1}
+        month, got = await read_impact_async(client, ["family_work"])
+        assert month == "2025-01"
+        assert got["family_work"].strata.tolist() == [[24290, 837, 55, 33100], [24291, 92, 11, 0]]
+        assert got["family_work"].values[:, 0, 0].tolist() == [3, 6]
+        # A partition counted again replaces its hash: the stratum it no longer has is gone.
+        await store.write(1, 24301, {"family_work": counts((24291, 92, 11, 0))})
+        assert redis_client.hkeys(keys.impact("family_work", 1)) == [b"24291|92|11|0"]
+        await store.write(1, 24301, {"family_work": Counts.empty(HORIZONS)})
+        assert not redis_client.exists(keys.impact("family_work", 1))
+        redis_client.flushdb()
+        assert await store.written() == set()
+    finally:
+        await client.aclose()
