@@ -21,7 +21,11 @@ and given the file's last 1,000 lines again (duplicates: the picture stays): the
 until it has committed them is the restart's catch-up time.
 
     python bench/drills.py FILE [--kills 10] [--seed 1] [--keep] [--no-outages] [--baselines]
-        [--workers N]
+        [--workers N] [--impact]
+
+With ``--impact`` the workers keep the service cohorts (``TK_IMPACT=1``), and at the end
+their counts in Redis are compared, stratum by stratum, with those of the offline panel
+of the file's final data (``tilannekuva.impact_eval.final_counts``).
 
 ``--no-outages --kills 0`` is a timing run: the catch-up and the restart after it, with
 the store of ``TK_STORE`` (the environment passes through to the worker). With
@@ -415,6 +419,12 @@ def main() -> int:
         action="store_false",
         help="only the kills: no broker stop, Redis kill or FLUSHALL (a timing run)",
     )
+    parser.add_argument(
+        "--impact",
+        action="store_true",
+        help="the workers keep the service cohorts (TK_IMPACT=1); their counts are compared"
+        " at the end with the offline panel of the file's final data",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -454,6 +464,7 @@ def main() -> int:
         "SITUATION_AUDIT_TOKEN": AUDIT,
         "SITUATION_API_PORT": str(api_port),
         "TK_DATA_DIR": str(state / "faust"),  # the worker's RocksDB tables
+        **({"TK_IMPACT": "1"} if args.impact else {}),
     }
     groups = Settings(app_id=app_id, input_topic=topic).consumer_groups()
     workers = [
@@ -602,6 +613,8 @@ def main() -> int:
             print("\n".join(lines[:30]), flush=True)
             if done.returncode:
                 failures.append(f"compare {' '.join(extra)} found differences")
+        if args.impact and (differs := impact_differs(store.url, args.file)):
+            failures.append(differs)
         print(json.dumps({"worker_starts": [w.starts for w in workers]}))
     finally:
         poller.halt.set()
@@ -620,6 +633,46 @@ def main() -> int:
         log(f"FAILED: {line}")
     log("all drills exact" if not failures else f"state kept in {state}")
     return 1 if failures else 0
+
+
+def impact_differs(url: str, path: str, wait_s: float = 300) -> str | None:
+    """What differs between the cohort counts in Redis and those of the offline panel of
+    the file's final data (None: nothing), waiting up to ``wait_s`` for the workers'
+    timers to count them."""
+    import numpy as np
+
+    from models.impact import SERVICES
+    from sinks import impact_store
+    from tilannekuva.impact_eval import final_counts
+
+    started = time.time()
+    _, last, want = final_counts(open(path, "rb").read().splitlines(), KEY.encode())
+    log(f"offline final-data cohorts in {time.time() - started:.0f} s")
+    client = redis.Redis.from_url(url)
+    deadline, differs = time.time() + wait_s, "never read"
+    while time.time() < deadline:
+        month = (client.get(keys.IMPACT_MONTH) or b"").decode()
+        differs = "" if month == impact_store.month_name(last) else f"counted to {month!r}"
+        for service in SERVICES:
+            fields = []
+            for name in client.scan_iter(f"{keys.impact(service)}:*"):
+                fields.extend(client.hgetall(name).items())
+            got = impact_store.decode(fields)
+            if not (
+                np.array_equal(got.strata, want[service].strata)
+                and np.array_equal(got.values, want[service].values)
+            ):
+                differs += (
+                    f" {service}: {len(got.strata)} strata, {len(want[service].strata)} offline;"
+                )
+        if not differs:
+            entries = sum(int(c.values[:, :, 0].sum()) for c in want.values())
+            log(
+                f"impact: every service's counts equal the offline final data's ({entries:,} entries × months)"
+            )
+            return None
+        time.sleep(5)
+    return f"impact counts differ from the offline final data's:{differs}"
 
 
 def days_of(url: str) -> str:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from models.cohorts import Cohorts, builder_counts, final_builder
-from models.contract import COVERED_MUNICIPALITIES, validate
+from models.contract import COVERED_MUNICIPALITIES, RETRACTED, InvalidEvent, validate
 from models.impact import (
     COMPARISONS,
     HORIZONS,
@@ -119,14 +119,22 @@ def final_counts(
     (:func:`models.cohorts.final_builder`): from the month the registers went live to
     ``last`` (default: the last month ``W`` has left), pseudonymised with ``key``. What a
     worker with ``TK_IMPACT`` counts of the same events, in any order (docs/impact.md)."""
-    pseudo = Pseudonymiser(key)
-    events = [pseudo.event(validate(line)) for line in lines]
+    pseudo, events = Pseudonymiser(key), []
+    for line in lines:
+        try:
+            events.append(pseudo.event(validate(line)))
+        except InvalidEvent:  # the DLQ's
+            continue
     pipe = Pipeline(profile=state_profile, history=None)
     for chunk in batches(events):
         pipe.process_many(chunk)
     first = month_of(min(e["recorded_at"][:10] for e in events))
     last = month_of(pipe.watermark) - 1 if last is None else last
-    starts = sorted((e for e in events if service_of(e)), key=lambda e: e["occurred_at"])
+    retracted = {e["data"]["event_id"] for e in events if e["type"] == RETRACTED}
+    starts = sorted(
+        (e for e in events if service_of(e) and e["event_id"] not in retracted),
+        key=lambda e: e["occurred_at"],
+    )
     return first, last, builder_counts(final_builder(pipe, starts, first, last))
 
 
