@@ -112,13 +112,11 @@ def batches(events: list[dict], size: int = 500) -> Iterator[list[dict]]:
         i = end
 
 
-def final_counts(
-    lines: list[str], key: bytes = _KEY, last: int | None = None
-) -> tuple[int, int, dict[str, Counts]]:
-    """``(first, last, {service: counts})`` of the panel of a world's final data
-    (:func:`models.cohorts.final_builder`): from the month the registers went live to
-    ``last`` (default: the last month ``W`` has left), pseudonymised with ``key``. What a
-    worker with ``TK_IMPACT`` counts of the same events, in any order (docs/impact.md)."""
+def final_stream(lines, key: bytes = _KEY) -> tuple[Pipeline, list[dict], int, int]:
+    """A world's events (invalid lines skipped) streamed to the end: ``(pipeline, the
+    non-retracted service starts by day, the month the registers went live, the last
+    month W has left)``, for the panel of the final data
+    (:func:`models.cohorts.final_builder`)."""
     pseudo, events = Pseudonymiser(key), []
     for line in lines:
         try:
@@ -128,13 +126,24 @@ def final_counts(
     pipe = Pipeline(profile=state_profile, history=None)
     for chunk in batches(events):
         pipe.process_many(chunk)
-    first = month_of(min(e["recorded_at"][:10] for e in events))
-    last = month_of(pipe.watermark) - 1 if last is None else last
     retracted = {e["data"]["event_id"] for e in events if e["type"] == RETRACTED}
     starts = sorted(
         (e for e in events if service_of(e) and e["event_id"] not in retracted),
         key=lambda e: e["occurred_at"],
     )
+    first = month_of(min(e["recorded_at"][:10] for e in events))
+    return pipe, starts, first, month_of(pipe.watermark) - 1
+
+
+def final_counts(
+    lines, key: bytes = _KEY, last: int | None = None
+) -> tuple[int, int, dict[str, Counts]]:
+    """``(first, last, {service: counts})`` of the panel of a world's final data
+    (:func:`final_stream`): from the month the registers went live to ``last``
+    (default: the last month ``W`` has left), pseudonymised with ``key``. What a worker
+    with ``TK_IMPACT`` counts of the same events, in any order (docs/impact.md)."""
+    pipe, starts, first, end = final_stream(lines, key)
+    last = end if last is None else last
     return first, last, builder_counts(final_builder(pipe, starts, first, last))
 
 
@@ -407,6 +416,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "treated, the never treated too (to see their bias)",
     )
     parser.add_argument(
+        "--panel",
+        choices=("known", "final"),
+        default="known",
+        help="the panel estimated from: each month's end as the stream knew it at its close "
+        "(the demo's, default), or as the final data have it (a worker's, TK_IMPACT; "
+        "each twin streamed whole)",
+    )
+    parser.add_argument(
         "--panels",
         metavar="FILE",
         help="keep the streamed panels in FILE (pickle) and read them from it when it "
@@ -433,6 +450,17 @@ def _panels(args: argparse.Namespace, t0: float) -> dict:
         print(f"{what}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     lines = synthesize(args.families, seed=args.seed, services=True).lines
+    if args.panel == "final":
+        pipe, starts, first, last = final_stream(lines)
+        worlds = {"world": final_builder(pipe, starts, first, last).panel()}
+        say(f"world: {len(lines)} events streamed, its final panel made")
+        del pipe, starts, lines
+        for service in twinned():
+            twin = synthesize(args.families, seed=args.seed, services=True, counterfactual=service)
+            pipe, starts, _, _ = final_stream(twin.lines)
+            worlds[service] = final_builder(pipe, starts, first, last).panel()
+            say(f"{service}'s twin streamed, its final panel made")
+        return _kept(args, worlds)
     run = Run()
     worlds = {"world": stream_panel(lines, run=run)}
     say(f"world: {len(lines)} events streamed")
@@ -442,6 +470,10 @@ def _panels(args: argparse.Namespace, t0: float) -> dict:
         twin = synthesize(args.families, seed=args.seed, services=True, counterfactual=service)
         worlds[service] = stream_twin(worlds["world"], units, twin.lines, run)
         say(f"{service}'s twin streamed")
+    return _kept(args, worlds)
+
+
+def _kept(args: argparse.Namespace, worlds: dict) -> dict:
     if args.panels:
         with open(args.panels, "wb") as f:
             pickle.dump(worlds, f)
@@ -456,6 +488,7 @@ def run(args: argparse.Namespace, settings) -> int:
         "seed": args.seed,
         "min_cell": settings.min_cell,
         "comparison": args.comparison,
+        "panel": args.panel,
     }
     world = worlds.pop("world")
     report.update(evaluate(world, worlds, settings.min_cell, comparison=args.comparison))
