@@ -315,11 +315,15 @@ def partition_builder(
     with the same counts."""
     builder = PanelBuilder(first, list(municipalities))
     fams = sorted(f for f, state in states.items() if has_start(state))
+    found = {fam: list(starts(states[fam])) for fam in fams}
     # By day, as an offline panel is given them: a start counts once per episode.
     for service, person, episode, on in sorted(
-        (s for fam in fams for s in starts(states[fam])), key=lambda s: (s[3], s[0], s[2], s[1])
+        (s for fam in fams for s in found[fam]), key=lambda s: (s[3], s[0], s[2], s[1])
     ):
         builder.start(service, person, episode, on)
+    # A start counts for the family its person belongs to at the end of its month: the
+    # members are needed only then, and a family holds the starts of all its members'.
+    start_months = {fam: {_month(day(s[3])) for s in found[fam]} for fam in fams}
     rows = {fam: month_rows(states[fam], first, last) for fam in fams}
     for m in range(first, last + 1):
         end = month_end(m)
@@ -327,7 +331,7 @@ def partition_builder(
         for fam in fams:
             row = rows[fam][m - first]
             if row is not None:
-                members = list(members_on(states[fam], end))
+                members = list(members_on(states[fam], end)) if m in start_months[fam] else []
                 column.append((fam, row[1], row[2], score_of(row[0]), members))
         builder.month_end(m, column)
     return builder
