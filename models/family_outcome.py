@@ -18,7 +18,7 @@ missing ones. :func:`partition_builder` is the panel of a set of families (a wor
 partition), whose counts add up over partitions to those of the whole.
 
 A copy, ``o`` in a member's entry: ``{category: rows}`` in the person's row layout
-(:mod:`models.person`) for ``s``, ``v`` (primary care only: the one visit feature the
+(:mod:`models.person`) without event ids, incomes summed per month, for ``s``, ``v`` (primary care only: the one visit feature the
 outcome reads outside mental health), ``mh``, ``c``, ``cwn``, ``edu``, ``sup``, ``inc``,
 and ``ep`` ``{"stem|episode": rows}`` for benefits (the outcome's shares of days) and the
 services whose starts make the cohorts. A message's ``o``: ``{"d": day, "full": copy}``
@@ -32,10 +32,10 @@ or ``{"d": day, category: [cut, rows from cut]}`` or ``{"d": day, "ep": {key: ro
 >>> _ = add(p, inc)
 >>> o = copy_of(p, locate(inc))
 >>> dt.date.fromordinal(o["d"]).isoformat(), o["inc"][1]  # February's income counts from 1 Feb
-('2026-02-01', [[673, 'i', 900.0, 739680]])
+('2026-02-01', [[673, '', 900.0, 0]])
 >>> entry = {}
->>> merge(entry, o), entry["o"]["inc"]
-(True, [[673, 'i', 900.0, 739680]])
+>>> merge(entry, o), entry["o"]["inc"], merge(entry, o)
+(True, [[673, '', 900.0, 0]], False)
 """
 
 from __future__ import annotations
