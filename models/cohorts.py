@@ -49,13 +49,10 @@ import numpy as np
 
 from models import family
 from models.contract import COVERED_MUNICIPALITIES
-from models.family import current, members_on, residence_events
-from models.features import family_vector
+from models.family import current, members_on
+from models.family_outcome import outcome_of
 from models.impact import (
     HORIZONS,
-    OUTCOME_INCOME_MONTHS,
-    OUTCOME_RULE,
-    OUTCOME_WINDOW_DAYS,
     SERVICES,
     Counts,
     PanelBuilder,
@@ -64,9 +61,7 @@ from models.impact import (
     outcome_score,
 )
 from models.impact import service_of as _service_of
-from models.person import day
 from models.picture import Pipeline
-from models.profile import state_profile
 
 __all__ = ["Cohorts", "builder_counts", "counted", "final_builder", "final_panel", "outcome_on"]
 
@@ -165,20 +160,9 @@ def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, str, float, 
 def outcome_on(state: dict, persons: Mapping[str, dict], on: int) -> float | None:
     """The outcome score (:data:`models.impact.OUTCOME_RULE`) of a family on day ``on``
     from the final data: its members on that day, their profiles over the six months up
-    to it, its residence up to it; None without members."""
-    members = []
-    for p, point in members_on(state, on).items():
-        person = persons.get(p)
-        profile = (
-            state_profile(person, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on)
-            if person
-            else {}
-        )
-        members.append({"role": point[1], "birth_date": point[2], "profile": profile})
-    if not members:
-        return None
-    residence = [r for r in residence_events(state) if day(r["occurred_at"]) <= on]
-    return OUTCOME_RULE.need_score(family_vector(members, residence))
+    to it (``persons``: their person states), its residence up to it; None without
+    members."""
+    return outcome_of(state, on, persons.get)
 
 
 def final_panel(

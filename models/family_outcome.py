@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from models import family
 from models.contract import COVERED_MUNICIPALITIES
@@ -67,6 +67,7 @@ __all__ = [
     "month_end",
     "month_rows",
     "outcome_at",
+    "outcome_of",
     "partition_builder",
     "score_of",
     "settle",
@@ -204,13 +205,21 @@ def _month(on: int) -> int:
 def outcome_at(state: dict, on: int) -> float | None:
     """The outcome score of a family on day ``on`` from its members' copies:
     ``models.cohorts.outcome_on`` of the final data, without the person states."""
+    # A member's state always has its membership rows, so its profile is never the empty
+    # one of a person without rows: a copy reads as one with rows ("last").
+    return outcome_of(state, on, lambda p: {"last": 1, **(state["mem"][p].get("o") or {})})
+
+
+def outcome_of(state: dict, on: int, rows_of_member: Callable[[str], dict | None]) -> float | None:
+    """The outcome score (:data:`models.impact.OUTCOME_RULE`) of a family on day ``on``:
+    its members on that day, each one's profile over the six months up to it from the
+    rows ``rows_of_member(person)`` gives (a person state; None: no profile), its
+    residence up to it; None without members."""
     members = []
     for p, point in members_on(state, on).items():
-        copy = state["mem"][p].get("o")
-        # A member's state always has its membership rows, so its profile is never the
-        # empty one of a person without rows: the copy reads as one with rows ("last").
-        profile = state_profile(
-            {"last": 1, **(copy or {})}, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on
+        rows = rows_of_member(p)
+        profile = (
+            state_profile(rows, OUTCOME_WINDOW_DAYS, OUTCOME_INCOME_MONTHS, on=on) if rows else {}
         )
         members.append({"role": point[1], "birth_date": point[2], "profile": profile})
     if not members:
