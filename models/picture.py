@@ -209,15 +209,18 @@ def person_step(
     profile: Callable[[dict], dict] | None = None,
     copies: bool = False,
 ) -> tuple[dict | None, list[Output]]:
-    """Stage 2, keyed by person pseudonym (:class:`PersonStep` binds ``profile``).
+    """Stage 2, keyed by person pseudonym (:class:`PersonStep` binds ``profile`` and
+    ``copies``).
 
     State: :mod:`models.person` (compact rows, updated in place; a changed state comes
     back in a new outer dict, so that a caller can tell a change by identity). Sends
     each family the
     person belongs to on some day from the event's day on -- before or after the change,
     so a family the person leaves hears it -- the :func:`models.person.tail` from that
-    day. A message that changes nothing (duplicate, replay after a crash) sends the same
-    again, since the first send may be the one the crash lost.
+    day, and with ``copies`` the rows the impact outcome reads
+    (:func:`models.family_outcome.copy_of`). A message that changes nothing (duplicate,
+    replay after a crash) sends the same again, since the first send may be the one the
+    crash lost.
     """
     if msg["kind"] == "add" and profile is None and not matters(msg["event"]):
         return state, []  # kept by the dedup stage only (see Dedup)
