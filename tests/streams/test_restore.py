@@ -57,13 +57,22 @@ async def worker_parts(history, aredis):
     return written, sink, writer, Restore(writer, sink, days, written)
 
 
+async def all_written(history, aredis, redis_client):
+    """``(worker_parts(...), {family: partition}, what Redis shows)`` after a worker
+    wrote every family, present and whole history."""
+    parts = await worker_parts(history, aredis)
+    _, sink, writer, _ = parts
+    families = all_of(history)
+    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
+    return parts, families, picture_and_history(redis_client, history)
+
+
 async def test_a_flushed_redis_gets_w_the_picture_and_the_history_back(
     history, aredis, redis_client
 ):
-    written, sink, writer, restore = await worker_parts(history, aredis)
-    families = all_of(history)
-    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
-    want = picture_and_history(redis_client, history)
+    (written, sink, writer, restore), families, want = await all_written(
+        history, aredis, redis_client
+    )
     assert await restore(range(PARTS)) == []
     redis_client.flushdb()  # the worker's db only: other tests run beside this one
     lost = await restore(range(PARTS))
@@ -153,10 +162,7 @@ async def test_a_partition_that_went_back_and_counted_up_again_is_rewritten(
 async def test_a_restarted_worker_trusts_what_redis_counts_and_rewrites_what_it_does_not(
     history, aredis, redis_client
 ):
-    _, sink, writer, _ = await worker_parts(history, aredis)
-    families = all_of(history)
-    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
-    want = picture_and_history(redis_client, history)
+    (_, sink, writer, _), families, want = await all_written(history, aredis, redis_client)
     _, _, _, restarted = await worker_parts(history, aredis)  # knows no counts yet
     assert await restarted(range(PARTS)) == []
     redis_client.flushdb()  # emptied while the worker was down (its db: tests run side by side)
@@ -171,10 +177,7 @@ async def test_a_rewrite_cut_short_is_done_by_the_next_worker(history, aredis, r
     loss; the mark Redis keeps until a partition's rewrite is done does. (Session 34's
     seed-4 drill: a SIGKILL 25 s after a FLUSHALL, and 789 to 970 cells of history a day
     off, the present exact.)"""
-    _, sink, writer, _ = await worker_parts(history, aredis)
-    families = all_of(history)
-    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
-    want = picture_and_history(redis_client, history)
+    (_, sink, writer, _), families, want = await all_written(history, aredis, redis_client)
     redis_client.flushdb()  # the worker's db only: other tests run beside this one
     _, sink, writer, restore = await worker_parts(history, aredis)
     parts = sorted(set(families.values()))
@@ -201,10 +204,7 @@ async def test_a_restarted_worker_checks_a_partition_before_its_first_write(
 ):
     """Redis emptied while the worker was down: had the agent written first, the
     partition's count would read 1 and look whole."""
-    _, sink, writer, _ = await worker_parts(history, aredis)
-    families = all_of(history)
-    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
-    want = picture_and_history(redis_client, history)
+    (_, sink, writer, _), families, want = await all_written(history, aredis, redis_client)
     redis_client.flushdb()  # the worker's db only: other tests run beside this one
     _, sink, writer, restarted = await worker_parts(history, aredis)
     fam, p = next(iter(sorted(families.items())))
@@ -239,10 +239,7 @@ async def test_nothing_counts_as_rewritten_before_w_is_known(history, aredis, re
         def live(self, partitions):
             return None
 
-    _, sink, writer, _ = await worker_parts(history, aredis)
-    families = all_of(history)
-    await writer.apply(sink, families, since=dict.fromkeys(families, 0))
-    want = picture_and_history(redis_client, history)
+    (_, sink, writer, _), families, want = await all_written(history, aredis, redis_client)
     redis_client.flushdb()  # the worker's db only: other tests run beside this one
     restore = Restore(writer, sink, NoDays(), Written())
     assert await restore(range(PARTS)) == []
