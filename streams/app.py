@@ -185,6 +185,17 @@ class Topics:
             vectors=envelopes(app, settings.internal_topic(config.TOPIC_VECTORS), 1),
         )
 
+    def sender(self) -> Sender:
+        """Sends each stage's items to its topic."""
+        return Sender(
+            {
+                "id": self.by_id,
+                "person": self.by_person,
+                "family": self.family_inputs,
+                "learner": self.vectors,
+            }
+        )
+
     def agents(self) -> list[str]:
         """The topics the agents take (the raw topic has a consumer of its own)."""
         return [
@@ -257,14 +268,7 @@ class Logic:
         """``producer``: the app's (its batches carry the tables' changelogs)."""
         parts, types_on = settings.partitions, settings.family_types
         sinks = TaskSinks(redis, now=utc_now_iso)
-        send = Sender(
-            {
-                "id": topics.by_id,
-                "person": topics.by_person,
-                "family": topics.family_inputs,
-                "learner": topics.vectors,
-            }
-        )
+        send = topics.sender()
         profile = state_profile if types_on else None  # feature profiles feed the family types
         store = AsyncModelStore(redis)
         follower = ModelFollower(store)
@@ -294,11 +298,7 @@ class Logic:
             adopt=TimedAdoption(writer, store, worker),
             sweep=Sweep(writer, sinks.sweep),
             restore=Restore(writer, sinks.restore, days, sinks.written, worker),
-            cohorts=(
-                CohortWriter(tables.family, parts, sinks.sweep, AsyncImpactStore(redis), settled)
-                if impact
-                else None
-            ),
+            cohorts=cohort_writer(impact, tables.family, parts, sinks, redis, settled),
             learn=LearnerRunner(
                 worker_learner(settings),
                 tables.model,
@@ -327,6 +327,16 @@ def stored_step(
 ) -> TableStep:
     """A stage over ``table`` whose states are stored with their changelog in batches."""
     return TableStep(name, table, step, partitions, ChangelogBatches(table, producer))
+
+
+def cohort_writer(
+    on: bool, table: faust.Table, partitions: int, sinks: TaskSinks, redis: Any, settled: Settled
+) -> CohortWriter | None:
+    """The service cohorts' writer (``TK_IMPACT``; None when off): ``W`` and the live
+    day read through the sweep's sink, the counts written to ``redis``."""
+    if not on:
+        return None
+    return CohortWriter(table, partitions, sinks.sweep, AsyncImpactStore(redis), settled)
 
 
 def bulk_ingest(settings: Settings, sinks: TaskSinks, send: Sender, dlq: Any) -> BulkIngest:

@@ -12,7 +12,6 @@ move every second, and counting them all again then would be work thrown away.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
@@ -21,10 +20,9 @@ from models import family_outcome
 from models.cohorts import builder_counts
 from models.impact import Counts, month_of
 from sinks import metrics
-from streams.transport import partition_of, read_anywhere
+from streams.families import families_in, read_chunks
+from streams.transport import partition_of
 
-#: Families read from the table between two turns of the event loop.
-CHUNK = 1000
 #: A partition whose families changed is counted again after this long even if the
 #: group never settles (a stream that never pauses).
 REVISE_S = 600.0
@@ -112,15 +110,11 @@ class CohortWriter:
         return due
 
     async def _count(self, partition: int, first: int, last: int) -> dict[str, Counts]:
-        names = [
-            f for f in list(self.table.keys()) if partition_of(f, self.partitions) == partition
-        ]
         states: dict[str, dict] = {}
-        for i in range(0, len(names), CHUNK):
-            await asyncio.sleep(0)
-            chunk = read_anywhere(self.table, names[i : i + CHUNK])
-            # Rows made for the months not settled yet are the partition's, each count
-            # (models.family_outcome.settle keeps the others in the states).
+        families = families_in(self.table, self.partitions, [partition])
+        async for chunk in read_chunks(self.table, families):
+            # The rows of the months not settled yet, made a chunk at a time so that the
+            # event loop runs in between (partition_builder then finds them made).
             for fam, state in chunk.items():
                 if state is not None and family_outcome.has_start(state):
                     family_outcome.month_rows(state, first, last)

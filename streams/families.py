@@ -28,6 +28,27 @@ from streams.transport import partition_of, read_anywhere
 REASSIGN_CHUNK = 1000
 
 
+def families_in(
+    table: Mapping[str, dict | None], partitions: int, parts: Iterable[int]
+) -> dict[str, int]:
+    """``{family: partition}`` of the families of ``table`` (this worker's) in ``parts``."""
+    wanted = set(parts)
+    return {fam: p for fam in list(table.keys()) if (p := partition_of(fam, partitions)) in wanted}
+
+
+async def read_chunks(
+    table: Mapping[str, dict | None], families: Iterable[str]
+) -> AsyncIterator[dict[str, dict | None]]:
+    """The states of ``families``, :data:`REASSIGN_CHUNK` at a time, the event loop let
+    in between: read and assigned all at once, a worker's families are one stretch of
+    seconds at 40,000 (tens of µs each) in which no heartbeat, agent or timer runs."""
+    names = list(families)
+    for i in range(0, len(names), REASSIGN_CHUNK):
+        if i:
+            await asyncio.sleep(0)
+        yield read_anywhere(table, names[i : i + REASSIGN_CHUNK])
+
+
 class ModelStore(Protocol):
     async def load_if_newer(self, known: str | None) -> tuple[str, dict] | None: ...
 
@@ -234,25 +255,9 @@ class FamilyWriter:
                 del seen[fam]
         self.applied = {f for f in self.applied if partition_of(f, self.partitions) not in gone}
 
-    async def _chunks(self, families: Iterable[str]) -> AsyncIterator[dict[str, dict | None]]:
-        """The states of ``families``, :data:`REASSIGN_CHUNK` at a time, the event loop
-        let in between: read and assigned all at once, a worker's families are one
-        stretch of seconds at 40,000 (tens of µs each) in which no heartbeat, agent or
-        timer runs."""
-        names = list(families)
-        for i in range(0, len(names), REASSIGN_CHUNK):
-            if i:
-                await asyncio.sleep(0)
-            yield read_anywhere(self.table, names[i : i + REASSIGN_CHUNK])
-
     def mine(self, parts: Iterable[int]) -> dict[str, int]:
         """``{family: partition}`` of this worker's families in ``parts``."""
-        wanted = set(parts)
-        return {
-            fam: p
-            for fam in list(self.table.keys())
-            if (p := partition_of(fam, self.partitions)) in wanted
-        }
+        return families_in(self.table, self.partitions, parts)
 
     async def refill(self, sink: AsyncRedisSink, parts: set[int]) -> None:
         """The counted families of newly assigned partitions to the learner's sample
@@ -261,7 +266,7 @@ class FamilyWriter:
         watermark = await sink.watermark()
         if not new or watermark is None:
             return
-        async for states in self._chunks(self.mine(new)):
+        async for states in read_chunks(self.table, self.mine(new)):
             counted = {f: s for f, s in states.items() if s and picture.contribution(s, watermark)}
             _, _, vectors = self.follower.assign(counted, True)
             if vectors:
@@ -280,7 +285,7 @@ class FamilyWriter:
         families = self.mine(parts)
         await self.recall(sink, families)
         changed: dict[str, int] = {}
-        async for states in self._chunks(families):
+        async for states in read_chunks(self.table, families):
             types, groups, _ = self.follower.assign(states, True)
             changed.update(
                 (fam, families[fam])
