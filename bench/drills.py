@@ -46,6 +46,7 @@ differs, an answer was a 500, or the worker exited by itself.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import json
 import os
@@ -640,24 +641,30 @@ def impact_differs(url: str, path: str, wait_s: float = 300) -> str | None:
     the file's final data (None: nothing), waiting up to ``wait_s`` for the workers'
     timers to count them."""
     import numpy as np
+    import redis.asyncio
 
     from models.impact import SERVICES
     from sinks import impact_store
+    from sinks.redis_reader import read_impact_async
     from tilannekuva.impact_eval import final_counts
 
     started = time.time()
     _, last, want = final_counts(open(path, "rb").read().splitlines(), KEY.encode())
     log(f"offline final-data cohorts in {time.time() - started:.0f} s")
-    client = redis.Redis.from_url(url)
+
+    async def read():  # what the API reads: every partition's counts added up
+        client = redis.asyncio.Redis.from_url(url)
+        try:
+            return await read_impact_async(client, SERVICES)
+        finally:
+            await client.aclose()
+
     deadline, differs = time.time() + wait_s, "never read"
     while time.time() < deadline:
-        month = (client.get(keys.IMPACT_MONTH) or b"").decode()
+        month, counted = asyncio.run(read())
         differs = "" if month == impact_store.month_name(last) else f"counted to {month!r}"
         for service in SERVICES:
-            fields = []
-            for name in client.scan_iter(f"{keys.impact(service)}:*"):
-                fields.extend(client.hgetall(name).items())
-            got = impact_store.decode(fields)
+            got = counted[service]
             if not (
                 np.array_equal(got.strata, want[service].strata)
                 and np.array_equal(got.values, want[service].values)

@@ -656,9 +656,14 @@ def test_the_worker_counts_the_offline_cohorts_and_answers_their_estimates(
     offline panel of the final data of the same events (``final_counts``), stratum by
     stratum, in a shuffled arrival order; the API's estimates from them are the offline
     ones. Then a FLUSHALL: the worker counts them again by itself."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
     from models.contract import COVERED_MUNICIPALITIES
     from models.impact import SERVICES, month_of
     from sinks import impact_store
+    from sinks.redis_reader import read_impact_async
     from tilannekuva.api import impact as impact_api
     from tilannekuva.impact_eval import final_counts
     from tilannekuva.synthetic import synthesize
@@ -673,14 +678,17 @@ def test_the_worker_counts_the_offline_cohorts_and_answers_their_estimates(
     worker.env.update({"TK_IMPACT": "1", "TK_MODEL_WARMUP": "100"})
 
     def counted() -> dict:
-        month = client.get(keys.IMPACT_MONTH)
-        got = {}
-        for service in SERVICES:
-            fields = []
-            for name in client.scan_iter(f"{keys.impact(service)}:*"):
-                fields.extend(client.hgetall(name).items())
-            got[service] = impact_store.decode(fields)
-        return {"month": month and month.decode(), "counts": got}
+        """What the API reads: every partition's counts added up."""
+
+        async def read():
+            r = aioredis.Redis.from_url(url)
+            try:
+                return await read_impact_async(r, SERVICES)
+            finally:
+                await r.aclose()
+
+        month, got = asyncio.run(read())
+        return {"month": month, "counts": got}
 
     def same(got: dict) -> bool:
         return got["month"] == impact_store.month_name(last) and all(
