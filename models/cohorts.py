@@ -42,7 +42,6 @@ going live) on: a family's group at a month's end is what the stream knew then.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -50,7 +49,7 @@ import numpy as np
 from models import family
 from models.contract import COVERED_MUNICIPALITIES
 from models.family import current, members_on
-from models.family_outcome import outcome_of
+from models.family_outcome import month_end, outcome_of
 from models.impact import (
     HORIZONS,
     SERVICES,
@@ -148,7 +147,7 @@ def builder_counts(
 def counted(pipe: Pipeline, month: int) -> Iterator[tuple[str, str, str, float, list[str]]]:
     """Every counted family's ``(family, municipality, postcode, outcome score,
     members)`` at the end of ``month``."""
-    on = dt.date((month + 1) // 12, (month + 1) % 12 + 1, 1).toordinal() - 1
+    on = month_end(month)
     for fam, contrib in pipe.contributions.items():
         state = pipe.families[fam]
         score = outcome_score(state, pipe.persons, on)
@@ -194,7 +193,7 @@ def final_builder(
         if (service := _service_of(e)) is not None:
             builder.start(service, e["person"], e["data"]["episode"], e["occurred_at"])
     for month in range(first, last + 1):
-        on = dt.date((month + 1) // 12, (month + 1) % 12 + 1, 1).toordinal() - 1
+        on = month_end(month)
         rows = []
         for fam in sorted(pipe.families):
             state = pipe.families[fam]
