@@ -67,9 +67,11 @@ from tilannekuva.synthetic.dynamics import SERVICE_EFFECTS
 __all__ = [
     "REPORTED",
     "Run",
+    "Span",
     "Units",
     "batches",
     "evaluate",
+    "final_twin",
     "pre_trend",
     "stream_panel",
     "stream_twin",
@@ -194,9 +196,7 @@ def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None
     ``again``: the components to stream again (default: those whose events differ)."""
     pseudo = Pseudonymiser(_KEY)
     roots = _roots(twin_lines, units.find)
-    if again is None:
-        twin = _digests(twin_lines, roots)
-        again = {r for r in set(twin) | set(units.digests) if twin.get(r) != units.digests.get(r)}
+    again = _differing(units, twin_lines, roots) if again is None else again
     events = [
         pseudo.event(validate(line))
         for line, root in zip(twin_lines, roots, strict=True)
@@ -218,6 +218,41 @@ def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None
     affected = {pseudo.family(f) for r in again for f in units.families.get(r, ())}
     assert cohorts.builder is not None
     return _merged(world, cohorts.builder, affected, run.munis)
+
+
+def final_twin(world, units: Units, twin_lines: list[str], span: Span, again=None):
+    """The final data's panel of a twin of ``world`` (the world's from
+    :func:`final_stream` and :func:`models.cohorts.final_builder` over ``span``): a
+    family's rows there are its state *as of* each month's end, which neither arrival
+    order nor other families change, so only the components whose events differ
+    (``again``, as in :func:`stream_twin`) are streamed; the others keep the world's
+    rows. Returns ``(panel, families, entries)`` as the world's."""
+    pseudo = Pseudonymiser(_KEY)
+    roots = _roots(twin_lines, units.find)
+    again = _differing(units, twin_lines, roots) if again is None else again
+    lines = [line for line, root in zip(twin_lines, roots, strict=True) if root in again]
+    builder = PanelBuilder(span.first, COVERED_MUNICIPALITIES)
+    if lines:
+        pipe, starts, _, _ = final_stream(lines)
+        builder = final_builder(pipe, starts, span.first, span.last)
+    affected = {pseudo.family(f) for r in again for f in units.families.get(r, ())}
+    return _merged(world, builder, affected, span.munis)
+
+
+@dataclass(frozen=True)
+class Span:
+    """The months of a world's final panel and its municipalities' indices, for its
+    twins (:func:`final_twin`)."""
+
+    first: int
+    last: int
+    munis: dict[str, int]
+
+
+def _differing(units: Units, twin_lines: list[str], roots: list[str]) -> set[str]:
+    """The components whose events differ between the world and a twin."""
+    twin = _digests(twin_lines, roots)
+    return {r for r in set(twin) | set(units.digests) if twin.get(r) != units.digests.get(r)}
 
 
 def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, int]):
@@ -420,8 +455,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("known", "final"),
         default="known",
         help="the panel estimated from: each month's end as the stream knew it at its close "
-        "(the demo's, default), or as the final data have it (a worker's, TK_IMPACT; "
-        "each twin streamed whole)",
+        "(the demo's, default), or as the final data have it (a worker's, TK_IMPACT)",
     )
     parser.add_argument(
         "--panels",
@@ -450,21 +484,22 @@ def _panels(args: argparse.Namespace, t0: float) -> dict:
         print(f"{what}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     lines = synthesize(args.families, seed=args.seed, services=True).lines
+    units = Units.of(lines)
     if args.panel == "final":
         pipe, starts, first, last = final_stream(lines)
-        worlds = {"world": final_builder(pipe, starts, first, last).panel()}
+        builder = final_builder(pipe, starts, first, last)
+        span = Span(first, last, dict(builder.munis))
+        worlds = {"world": builder.panel()}
         say(f"world: {len(lines)} events streamed, its final panel made")
-        del pipe, starts, lines
+        del pipe, starts, builder, lines
         for service in twinned():
             twin = synthesize(args.families, seed=args.seed, services=True, counterfactual=service)
-            pipe, starts, _, _ = final_stream(twin.lines)
-            worlds[service] = final_builder(pipe, starts, first, last).panel()
+            worlds[service] = final_twin(worlds["world"], units, twin.lines, span)
             say(f"{service}'s twin streamed, its final panel made")
         return _kept(args, worlds)
     run = Run()
     worlds = {"world": stream_panel(lines, run=run)}
     say(f"world: {len(lines)} events streamed")
-    units = Units.of(lines)
     del lines
     for service in twinned():
         twin = synthesize(args.families, seed=args.seed, services=True, counterfactual=service)

@@ -8,14 +8,18 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from models.cohorts import final_builder
 from models.impact import SERVICES
 from models.pseudonym import Pseudonymiser
 from tilannekuva.impact_eval import (
     _KEY,
     REPORTED,
     Run,
+    Span,
     Units,
     evaluate,
+    final_stream,
+    final_twin,
     stream_panel,
     stream_twin,
     truth,
@@ -81,6 +85,41 @@ def test_a_twin_changes_only_the_families_an_effect_reached(streamed):
     theirs = {pseudo.family(f) for r in reached for f in units.families.get(r, ())}
     assert changed and changed <= theirs
     assert len(changed) < 0.25 * len(families)
+
+
+def _final(lines, span: Span | None = None):
+    """A world's final panel streamed whole, and its span."""
+    pipe, starts, first, last = final_stream(lines)
+    if span is not None:
+        first, last = span.first, span.last
+    builder = final_builder(pipe, starts, first, last)
+    return builder.panel(), Span(first, last, dict(builder.munis))
+
+
+def test_a_final_twin_streams_only_the_families_an_effect_reached(streamed):
+    """The final data's panel of a twin, made from the world's with only the differing
+    families streamed, is that of the twin streamed whole; streaming every family
+    again gives the world's."""
+    synth, _, units, _, twin, _ = streamed
+    world, span = _final(synth.lines)
+    assert _same(final_twin(world, units, synth.lines, span, again=set(units.digests)), world)
+    assert _same(final_twin(world, units, synth.lines, span), world)  # nothing differs
+    whole, _ = _final(twin.lines, span)
+    fast = final_twin(world, units, twin.lines, span)
+    assert not _same(fast, world)
+    panel, families, entries = fast
+    # The same families in another order: compare row by row
+    at = {f: i for i, f in enumerate(families)}
+    order = [at[f] for f in whole[1]]
+    assert sorted(families) == sorted(whole[1])
+    assert np.array_equal(panel.groups[order], whole[0].groups)
+    assert np.allclose(panel.scores[order], whole[0].scores, equal_nan=True)
+    assert np.array_equal(panel.area[order], whole[0].area)
+    assert np.array_equal(panel.municipality[order], whole[0].municipality)
+    assert {s: [v[i] for i in order] for s, v in panel.starts.items()} == whole[0].starts
+    assert {k: at_f for k, at_f in ((k, families[r]) for k, (r, _) in entries.items())} == {
+        k: whole[1][r] for k, (r, _) in whole[2].items()
+    }
 
 
 def test_the_services_with_an_effect_have_a_twin():
