@@ -26,7 +26,9 @@ Three pieces, each pure:
    matched difference in differences, the average effect on the treated. Months before
    the start (``k < −1``) give the pre-trend check; the naive before/after compares the
    entries' moves over the ``k`` months after the start with their moves over the ``k``
-   months before.
+   months before. Where the start's own process moves the outcome before the start
+   (:data:`ANTICIPATION`: a child welfare case opens with a notification), everything
+   said of ``c − 1`` here is said of the *reference month* ``c − 1 − a`` instead.
 
 Examples
 --------
@@ -65,6 +67,7 @@ from models.profile import state_profile
 from models.service_need import ServiceNeedRule
 
 __all__ = [
+    "ANTICIPATION",
     "Alike",
     "COMPARISONS",
     "ENTRY_GAP",
@@ -95,6 +98,7 @@ __all__ = [
     "outcome_group",
     "outcome_score",
     "pre_trend",
+    "reference_month",
     "service_of",
     "withheld",
 ]
@@ -153,6 +157,25 @@ LAG = 3
 ENTRY_GAP = 12
 #: Relative months of the event study: −6 … +12 (−1, the reference, is 0 by definition).
 HORIZONS: tuple[int, ...] = tuple(range(-6, 13))
+
+#: Months before the start that the start's own process already moves the outcome, per
+#: service (Callaway & Sant'Anna's *anticipation*): a child welfare case opens with a
+#: notification 5 to 60 days before the client episode starts, and notifications count
+#: in the outcome, so an entry's group rises into the months before the start because
+#: of the case itself and falls again when the notification leaves the outcome's look
+#: back. Measured from ``c − 1`` that reads as a harm at 3 months and a benefit at 6 and
+#: 12, and the pre-trend check fails (docs/impact.md). With ``a`` months, entries are
+#: matched and their moves measured from the end of month ``c − 1 − a``, and a
+#: comparison family must not start by ``a`` months after the horizon (its own
+#: notification would be in its outcome).
+ANTICIPATION: Mapping[str, int] = {"child_welfare_open_care": 2}
+
+
+def reference_month(anticipation: int = 0) -> int:
+    """The month (relative to the start) the moves are measured from and the comparison
+    is matched at: −1, earlier by the service's :data:`ANTICIPATION`."""
+    return -1 - anticipation
+
 
 _OUTCOMES = ("lower", "higher")
 #: The horizons published and evaluated (months after the start).
@@ -404,13 +427,17 @@ def cohort_cells(
     gap: int = ENTRY_GAP,
     comparison: str = "later",
     reach: int | None = REACH,
+    anticipation: int | None = None,
 ) -> Cells:
     """The stratum counts of ``service``'s cohorts (module doc) as :class:`Cells`:
     strata are cohort month × municipality × :class:`Alike` key (default ``Alike()``),
     those with an entry only; ``municipalities``: only entries there (None: all);
     ``comparison``: one of :data:`COMPARISONS`; ``reach``: see :data:`REACH` (None:
-    any later start)."""
-    counts = cohort_counts(panel, service, horizons, alike, gap, comparison, reach)
+    any later start); ``anticipation``: months (None: the service's
+    :data:`ANTICIPATION`)."""
+    counts = cohort_counts(
+        panel, service, horizons, alike, gap, comparison, reach, anticipation=anticipation
+    )
     return counts.cells(municipalities)
 
 
@@ -435,14 +462,17 @@ def cohort_counts(
     reach: int | None = REACH,
     first: int = 0,
     cohorts: range | None = None,
+    anticipation: int | None = None,
 ) -> Counts:
     """The :class:`Counts` of ``service``'s cohorts (:func:`cohort_cells`): every
     stratum with an entry or a comparison family. ``first``: the panel's first month
     (``year × 12 + month − 1``), so that the counts of panels of different spans add
-    up; ``cohorts``: only these cohort months (panel columns; None: all)."""
+    up; ``cohorts``: only these cohort months (panel columns; None: all);
+    ``anticipation``: months (None: the service's :data:`ANTICIPATION`)."""
     if comparison not in COMPARISONS:
         raise ValueError(f"comparison must be one of {COMPARISONS}, not {comparison!r}")
     alike = alike or Alike()
+    a = ANTICIPATION.get(service, 0) if anticipation is None else anticipation
     g = np.asarray(panel.groups, dtype=np.int64)
     mu = np.asarray(panel.municipality, dtype=np.int64)
     n_m = g.shape[1]
@@ -455,10 +485,11 @@ def cohort_counts(
         return (later < base) if outcome == "lower" else (later > base)
 
     for c in span:
-        if c < alike.first or c >= n_m:
+        if c - a < alike.first or c >= n_m:
             continue
-        key, base = alike(panel, c)
-        g0, m0 = g[:, c - 1], mu[:, c - 1]
+        b = c - 1 - a  # the reference month
+        key, base = alike(panel, b + 1)
+        g0, m0 = g[:, b], mu[:, b]
         base &= g0 > 0
         if not base.any():
             continue
@@ -466,7 +497,7 @@ def cohort_counts(
         entry = base & (cum[:, c + 1] - cum[:, c] > 0) & (recent == 0)
         # The municipality, the key and (of an entry) its area, one integer: an entry's
         # counts go to its area's row, a comparison family's to the area-0 row.
-        ar = panel.area[:, c - 1].astype(np.int64) if panel.area is not None else 0
+        ar = panel.area[:, b].astype(np.int64) if panel.area is not None else 0
         full = (m0 * 1_000_000 + key) * _AREAS + np.where(entry, ar, 0)
         strata, at = np.unique(full[base], return_inverse=True)
         where = np.full(len(g0), -1, np.int64)
@@ -477,8 +508,9 @@ def cohort_counts(
             t = c + k
             gk = g[:, t] if 0 <= t < n_m else np.zeros_like(g0)
             seen = gk > 0
-            # not yet treated: no start from c − gap up to the horizon's month
-            last = min(max(t, c), n_m - 1) + 1  # cum column after the horizon's month
+            # not yet treated: no start from c − gap up to the horizon's month (and the
+            # anticipation's months after it)
+            last = min(max(t, c) + a, n_m - 1) + 1  # cum column after those
             clean = (cum[:, last] - cum[:, max(c - gap, 0)]) == 0
             if comparison == "later":
                 upto = n_m if reach is None else min(max(last, c + reach + 1), n_m)
@@ -487,14 +519,14 @@ def cohort_counts(
             add(tr, i, "n_t")
             add(co, i, "n_c")
             before = np.zeros_like(entry)
-            if k > 0 and c - 1 - k >= 0:  # the same entries, k months before the start
-                before = entry & seen & (g[:, c - 1 - k] > 0)
+            if k > 0 and b - k >= 0:  # the same entries, k months before the reference
+                before = entry & seen & (g[:, b - k] > 0)
             add(before, i, "n_b")
             for o in _OUTCOMES:
                 mv = moved(gk, g0, o)
                 add(tr & mv, i, f"y_t:{o}")
                 add(co & mv, i, f"y_c:{o}")
-                mb = moved(g0, g[:, min(max(c - 1 - k, 0), n_m - 1)], o)  # used if k > 0
+                mb = moved(g0, g[:, min(max(b - k, 0), n_m - 1)], o)  # used if k > 0
                 add(before & mb, i, f"y_b:{o}")
         used = values.any(axis=(1, 2))
         if used.any():
@@ -681,13 +713,14 @@ def withheld(e: Estimate, min_cell: int, min_entries: int = MIN_ENTRIES) -> str 
     return None
 
 
-def pre_trend(cells, outcome: str = "lower") -> float | None:
-    """The p-value of "no effect before the start" (months −6 … −2 but the matched
-    ``−1 − LAG``), a chi-square on the event-study estimates taken as independent (they
-    are not quite: the same families at neighbouring months)."""
+def pre_trend(cells, outcome: str = "lower", anticipation: int = 0) -> float | None:
+    """The p-value of "no effect before the start": the months before the reference
+    (:func:`reference_month`; −6 … −2 without anticipation) but the matched one, a
+    chi-square on the event-study estimates taken as independent (they are not quite:
+    the same families at neighbouring months)."""
     z = []
     for k in cells.horizons:
-        if k in _PRE_TREND:
+        if k in _pre_trend_months(anticipation):
             e = estimate(cells, k, outcome)
             if e.effect is not None and e.se:
                 z.append(e.effect / e.se)
@@ -702,10 +735,13 @@ def pre_trend(cells, outcome: str = "lower") -> float | None:
 COUNT_STEP = 10
 
 
-def published(cells: Cells, min_cell: int, outcome: str = "lower", naive: bool = True) -> dict:
+def published(
+    cells: Cells, min_cell: int, outcome: str = "lower", naive: bool = True, anticipation: int = 0
+) -> dict:
     """What is published of a service's cells (the API, the export, the page): per
     horizon of :data:`REPORTED` and per month of the event study (all of
-    ``cells.horizons`` but −1, the reference), the estimate or why it is withheld
+    ``cells.horizons`` but the reference, :func:`reference_month` of
+    ``anticipation``, the service's :data:`ANTICIPATION`), the estimate or why it is withheld
     (:func:`withheld`), rounded to :data:`SHOWN_DIGITS` decimals; the entries and
     comparison families rounded down to :data:`COUNT_STEP`; the naive before/after only
     where none of its own counts (all entries, those seen before, and of each those
@@ -747,18 +783,30 @@ def published(cells: Cells, min_cell: int, outcome: str = "lower", naive: bool =
             "withheld": None,
         }
 
+    ref = reference_month(anticipation)
     estimates = [one(k) for k in REPORTED if k in cells.horizons]
-    study = [one(k) for k in cells.horizons if k != -1]
-    tested = [r for r in study if r["months"] in _PRE_TREND]
-    p = pre_trend(cells, outcome) if tested and all(r["withheld"] is None for r in tested) else None
-    return {"estimates": estimates, "event_study": study, "pre_trend_p": p}
+    study = [one(k) for k in cells.horizons if k != ref]
+    tested = [r for r in study if r["months"] in _pre_trend_months(anticipation)]
+    safe = tested and all(r["withheld"] is None for r in tested)
+    p = pre_trend(cells, outcome, anticipation) if safe else None
+    return {
+        "estimates": estimates,
+        "event_study": study,
+        "pre_trend_p": p,
+        "reference_month": ref,
+    }
 
 
 #: Decimals of a published effect (0.1 percentage points): more would let the exact
 #: ratios, and so the counts, show from one month's answer to the next.
 SHOWN_DIGITS = 3
 _SHOWN = ("effect", "ci_low", "ci_high", "mde", "naive", "entries", "comparison")
-_PRE_TREND = tuple(k for k in HORIZONS if k < -1 and k != -1 - LAG)  # what pre_trend tests
+
+
+def _pre_trend_months(anticipation: int = 0) -> tuple[int, ...]:
+    """The months :func:`pre_trend` tests: before the reference, but the matched one."""
+    ref = reference_month(anticipation)
+    return tuple(k for k in HORIZONS if k < ref and k != ref - LAG)
 
 
 def _naive_safe(cells: Cells, k: int, outcome: str, min_cell: int) -> bool:

@@ -19,7 +19,8 @@ service, months): ``counted_to`` (YYYY-MM), ``municipality`` (null for all six),
 ``service``, ``months`` (after the start; negative before it), ``reported`` (true at 3,
 6 and 12 months, false for the rest of the event study), ``effect``, ``ci_low``,
 ``ci_high``, ``mde``, ``naive``, ``entries``, ``comparison`` (null where withheld),
-``withheld`` (the reason, or null) and ``pre_trend_p``::
+``withheld`` (the reason, or null), ``pre_trend_p`` and ``reference_month`` (the month
+the moves are measured from: −1, or −3 for child welfare open care)::
 
     tilannekuva export --impact --format csv --out impact.csv
 
@@ -66,6 +67,7 @@ IMPACT_COLUMNS = (
     "comparison",
     "withheld",
     "pre_trend_p",
+    "reference_month",
 )
 FORMATS = ("parquet", "csv")
 _SCOPE = re.compile(r"^(all|m:\d{3}|a:\d{5})$")
@@ -179,6 +181,7 @@ async def collect_impact(redis, min_cell: int) -> dict[str, list]:
                     "service": s["service"],
                     "reported": e["months"] in reported,
                     "pre_trend_p": s["pre_trend_p"],
+                    "reference_month": s["reference_month"],
                     **e,
                 }
                 for c in IMPACT_COLUMNS:
@@ -202,7 +205,7 @@ def impact_frame(cols: dict[str, list]):
     import pandas as pd
 
     df = pd.DataFrame(cols, columns=list(IMPACT_COLUMNS))
-    for c in ("months", "entries", "comparison"):
+    for c in ("months", "entries", "comparison", "reference_month"):
         df[c] = df[c].astype("Int64")
     for c in ("effect", "ci_low", "ci_high", "mde", "naive", "pre_trend_p"):
         df[c] = df[c].astype("Float64")

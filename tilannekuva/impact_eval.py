@@ -43,6 +43,7 @@ import numpy as np
 from models.cohorts import Cohorts, builder_counts, final_builder
 from models.contract import COVERED_MUNICIPALITIES, RETRACTED, InvalidEvent, validate
 from models.impact import (
+    ANTICIPATION,
     COMPARISONS,
     HORIZONS,
     LAG,
@@ -55,6 +56,7 @@ from models.impact import (
     estimate,
     month_of,
     pre_trend,
+    reference_month,
     service_of,
     withheld,
 )
@@ -359,20 +361,22 @@ def truth(factual, twins, horizons=REPORTED, outcome: str = "lower") -> dict[str
     """Per service and horizon, the planted effect on the entries (module doc):
     ``{"effect", "entries"}``. ``twins``: the streamed twin of each service with an
     effect (others: none, the world is its own twin); entries are the factual panel's
-    (no start of the service in the months before, groups known at ``c − 1 − LAG`` and
-    ``c − 1``)."""
+    (no start of the service in the months before, groups known at the reference month
+    ``r = c − 1 − a`` of the service's :data:`models.impact.ANTICIPATION` and at
+    ``r − LAG``); moves are measured from ``r``."""
     p1, _, e1 = factual
     out: dict[str, dict] = {}
     for service in SERVICES:
         p0, _, e0 = twins.get(service, factual)
+        a = ANTICIPATION.get(service, 0)
         cum = p1.started(service)
         rows1, rows0, months = [], [], []
         for (svc, episode), (row, c) in e1.items():
-            if svc != service or (svc, episode) not in e0 or c < LAG + 1:
+            if svc != service or (svc, episode) not in e0 or c < LAG + 1 + a:
                 continue
             if (
                 cum[row, c] - cum[row, max(c - 12, 0)]
-                or not (p1.groups[row, [c - 1, c - 1 - LAG]] > 0).all()
+                or not (p1.groups[row, [c - 1 - a, c - 1 - a - LAG]] > 0).all()
             ):
                 continue
             rows1.append(row)
@@ -382,9 +386,9 @@ def truth(factual, twins, horizons=REPORTED, outcome: str = "lower") -> dict[str
         here = {}
         for k in horizons:
             ok = c + k < p1.groups.shape[1]
-            a, b, cc = r1[ok], r0[ok], c[ok]
-            y1 = _moved(p1.groups, a, cc, k, outcome)
-            y0 = _moved(p0.groups, b, cc, k, outcome)
+            r1_, r0_, cc = r1[ok], r0[ok], c[ok]
+            y1 = _moved(p1.groups, r1_, cc, k, outcome, a)
+            y0 = _moved(p0.groups, r0_, cc, k, outcome, a)
             seen = (y1 >= 0) & (y0 >= 0)
             diff = (y1 - y0)[seen]
             here[str(k)] = {
@@ -395,10 +399,10 @@ def truth(factual, twins, horizons=REPORTED, outcome: str = "lower") -> dict[str
     return out
 
 
-def _moved(groups: np.ndarray, rows: np.ndarray, c: np.ndarray, k: int, outcome: str):
-    """1 if the group at ``c + k`` is lower (higher) than at ``c − 1``, 0 if not, −1 if
-    either is unknown."""
-    before, after = groups[rows, c - 1].astype(int), groups[rows, c + k].astype(int)
+def _moved(groups: np.ndarray, rows: np.ndarray, c: np.ndarray, k: int, outcome: str, a: int = 0):
+    """1 if the group at ``c + k`` is lower (higher) than at the reference ``c − 1 − a``,
+    0 if not, −1 if either is unknown."""
+    before, after = groups[rows, c - 1 - a].astype(int), groups[rows, c + k].astype(int)
     moved = (after < before) if outcome == "lower" else (after > before)
     return np.where((before > 0) & (after > 0), moved.astype(int), -1)
 
@@ -431,7 +435,8 @@ def evaluate(
             }
         services[service] = {
             **rows,
-            "pre_trend_p": pre_trend(cells, outcome),
+            "pre_trend_p": pre_trend(cells, outcome, ANTICIPATION.get(service, 0)),
+            "reference_month": reference_month(ANTICIPATION.get(service, 0)),
             "event_study": {
                 str(k): asdict(estimate(cells, k, outcome))["effect"] for k in HORIZONS
             },

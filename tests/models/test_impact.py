@@ -10,6 +10,8 @@ import statsmodels.api as sm
 
 from models.features import NEED_WEIGHTS
 from models.impact import (
+    ANTICIPATION,
+    HORIZONS,
     LAG,
     OUTCOME_RULE,
     REACH,
@@ -20,6 +22,9 @@ from models.impact import (
     cohort_counts,
     estimate,
     outcome_group,
+    pre_trend,
+    published,
+    reference_month,
 )
 from models.service_need import ServiceNeedRule
 
@@ -265,3 +270,55 @@ def test_an_area_s_entries_are_compared_with_their_whole_strata():
         assert weighted == pytest.approx(whole.effect, abs=2e-6)
         assert all(p.comparison <= whole.comparison for p in parts)
     assert estimate(counts.cells(area=33900), 3).treated == 0
+
+
+def _case_world(rng, families=3000, months=30, rate=0.01):
+    """``panel``: groups as in :func:`_world`, no effect and no selection; the process
+    that leads to child welfare open care (a notification opening the case) raises a
+    family's group by one from two months before its start until the notification
+    leaves the six-month look back, four months after it."""
+    g = np.zeros((families, months), dtype=np.int64)
+    g[:, 0] = rng.integers(1, 10, families)
+    for m in range(1, months):
+        step = rng.choice([-1, 0, 1], size=families, p=[0.1, 0.8, 0.1])
+        pull = rng.random(families) < 0.05
+        g[:, m] = np.clip(g[:, m - 1] + step - np.sign(g[:, m - 1] - 5) * pull, 1, 9)
+    starts = [list(np.flatnonzero(rng.random(months) < rate)) for _ in range(families)]
+    bump = np.zeros_like(g)
+    for i, months_ in enumerate(starts):
+        for c in months_:
+            bump[i, max(c - 2, 0) : c + 5] = 1
+    g = (g + bump).astype(np.int8)
+    return Panel(g, np.zeros_like(g), {"child_welfare_open_care": starts})
+
+
+def test_the_anticipation_of_open_care_keeps_its_case_opening_out_of_the_estimate():
+    """Measured from month −1, the rise the case's own opening brings before the start
+    reads as a benefit at 6 months, and the pre-trend check fails; from open care's
+    reference month (−3, :data:`ANTICIPATION`) there is no effect, as planted, and the
+    months before it are alike."""
+    service, k = "child_welfare_open_care", 6
+    assert reference_month(ANTICIPATION[service]) == -3
+    effects: dict[int, list[float]] = {0: [], 2: []}
+    pre: dict[int, list[float]] = {0: [], 2: []}
+    for seed in range(6):
+        panel = _case_world(np.random.default_rng(seed))
+        for a in effects:
+            cells = cohort_cells(panel, service, HORIZONS, anticipation=None if a else 0)
+            effects[a].append(estimate(cells, k).effect)
+            pre[a].append(pre_trend(cells, anticipation=a))
+    assert np.mean(effects[0]) > 0.3, effects
+    assert abs(np.mean(effects[2])) < 0.02, effects
+    assert max(pre[0]) < 0.001, pre
+    assert np.median(pre[2]) > 0.05, pre
+
+
+def test_the_published_event_study_leaves_out_the_service_s_reference_month():
+    g = np.full((60, 14), 5, dtype=np.int8)
+    starts = [[7]] * 30 + [[13]] * 30
+    panel = Panel(g, np.zeros_like(g), {"child_welfare_open_care": starts})
+    cells = cohort_cells(panel, "child_welfare_open_care", HORIZONS)
+    out = published(cells, min_cell=5, anticipation=2)
+    months = [e["months"] for e in out["event_study"]]
+    assert out["reference_month"] == -3 and -3 not in months and -1 in months
+    assert published(cells, min_cell=5)["reference_month"] == -1

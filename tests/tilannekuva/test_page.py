@@ -308,8 +308,9 @@ def _pp(v: float) -> str:
 
 def test_the_impact_panel_shows_each_service_as_the_api_answers(browser, demo):
     """A card per service with the API's estimates (or why each is withheld) at 3, 6
-    and 12 months, and a point per published month of the event study; choosing a
-    municipality shows its entries."""
+    and 12 months, a point per published month of the event study and its reference
+    month apart (said in words where it is not −1); choosing a municipality shows its
+    entries."""
     s = Session(browser, demo, "#lang=en")
     try:
         page = s.page
@@ -329,7 +330,13 @@ def test_the_impact_panel_shows_each_service_as_the_api_answers(browser, demo):
                     assert _pp(e["effect"]) in text and _pp(e["ci_low"]) in text, (text, e)
                     assert f"≥ {e['entries']}" in text
             months = [e for e in svc["event_study"] if e["withheld"] is None]
-            assert card.locator(".impact-study circle").count() == len(months)
+            assert card.locator(".impact-study g.est circle").count() == len(months)
+            if months:  # the reference month, drawn apart
+                ref = card.locator(".impact-study circle.reference")
+                assert ref.count() == 1
+            if svc["reference_month"] != -1:
+                note = card.locator(".impact-reference").inner_text()
+                assert f"month {svc['reference_month']}" in note, note
         assert shown, "the demo's 1,500 families publish some estimate"
         expect(page.locator("#impact-scope")).to_contain_text(body["counted_to"])
         page.screenshot(path=str(OUT / "impact.png"), full_page=True)

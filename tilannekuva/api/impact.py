@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from models.impact import SERVICES, Counts, published
+from models.impact import ANTICIPATION, SERVICES, Counts, published
 from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE
 from tilannekuva.api.types import BadQuery
 
@@ -69,7 +69,12 @@ def body(
         "counted_to": month,
         "outcome": OUTCOME,
         "services": [
-            {"service": s, **published(c.cells(only, where), min_cell, naive=naive)}
+            {
+                "service": s,
+                **published(
+                    c.cells(only, where), min_cell, naive=naive, anticipation=ANTICIPATION.get(s, 0)
+                ),
+            }
             for s, c in counts.items()
         ],
     }

@@ -290,11 +290,18 @@ class ServiceImpact(BaseModel):
         description=f"{', '.join(map(str, REPORTED))} months after the start"
     )
     event_study: list[ImpactEstimate] = Field(
-        description=f"every month from {HORIZONS[0]} to +{HORIZONS[-1]} but −1 (the reference)"
+        description=f"every month from {HORIZONS[0]} to +{HORIZONS[-1]} but the reference"
     )
     pre_trend_p: float | None = Field(
-        description="p-value of no difference before the start (months −6 … −2); a small "
-        "one says the comparison is not alike; null while nothing is published"
+        description="p-value of no difference before the reference month (but the matched "
+        "one: −6 … −2 when the reference is −1); a small one says the comparison is not "
+        "alike; null while nothing is published"
+    )
+    reference_month: int = Field(
+        description="the month the moves are measured from and the families matched at: "
+        "−1, or earlier where the process leading to the service moves the outcome "
+        "before it starts (child welfare open care: −3, a notification opens the case; "
+        "docs/impact.md)"
     )
 
 

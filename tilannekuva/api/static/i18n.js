@@ -125,6 +125,11 @@ const STRINGS = {
     sv: "Skillnad före starten (litet p: jämförelsen är inte likadan)",
     en: "Difference before the start (a small p: the comparison is not alike)",
   },
+  impactReference: {
+    fi: "Muutos mitataan kuukaudesta {m}: palveluun johtava prosessi (lastensuojeluilmoitus) nostaa tarvetta jo ennen alkua",
+    sv: "Förändringen mäts från månad {m}: processen som leder till tjänsten (en barnskyddsanmälan) höjer behovet redan före starten",
+    en: "Moves are measured from month {m}: the process leading to the service (a child welfare notification) raises the need before it starts",
+  },
   impactStudy: {
     fi: "Vaikutus kuukausittain −6 … +12 kuukautta alusta, prosenttiyksikköinä",
     sv: "Effekten månad för månad −6 … +12 månader från start, i procentenheter",

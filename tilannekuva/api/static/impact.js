@@ -105,6 +105,12 @@ function serviceCard(s, lang) {
     row.insertCell().textContent = `≥ ${e.entries}`;
   }
   card.append(table);
+  if (s.reference_month !== -1) {
+    const r = document.createElement("p");
+    r.className = "muted impact-reference";
+    r.textContent = t("impactReference", lang).replace("{m}", `${s.reference_month}`);
+    card.append(r);
+  }
   if (s.pre_trend_p !== null) {
     const p = document.createElement("p");
     p.className = s.pre_trend_p < 0.05 ? "worse" : "muted";
@@ -114,12 +120,13 @@ function serviceCard(s, lang) {
   const chart = document.createElement("div");
   chart.className = "impact-study";
   card.append(chart);
-  eventStudy(chart, s.event_study, lang);
+  eventStudy(chart, s.event_study, s.reference_month, lang);
   return card;
 }
 
-// Points and 95 % intervals of the published months; withheld months are left out.
-function eventStudy(root, study, lang) {
+// Points and 95 % intervals of the published months; withheld months are left out. The
+// reference month (0 by definition) is a hollow point on the zero line.
+function eventStudy(root, study, reference, lang) {
   const shown = study.filter((e) => e.withheld === null);
   const box = d3.select(root);
   if (!shown.length) {
@@ -159,6 +166,14 @@ function eventStudy(root, study, lang) {
     .attr("y2", H - M.bottom)
     .attr("stroke", "#6b6b6b")
     .attr("stroke-dasharray", "3 3");
+  svg
+    .append("circle")
+    .attr("class", "reference")
+    .attr("cx", x(reference))
+    .attr("cy", y(0))
+    .attr("r", 3)
+    .attr("fill", "none")
+    .attr("stroke", "#0072B2");
   const g = svg.selectAll("g.est").data(shown).join("g").attr("class", "est");
   g.append("line")
     .attr("x1", (e) => x(e.months))
