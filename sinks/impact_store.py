@@ -2,7 +2,8 @@
 
 ``tk:impact:<service>`` (a worker partition's: ``tk:impact:<service>:<partition>``) is a
 hash of the cohort strata (:class:`models.impact.Counts`): field
-``"<cohort month>|<municipality>|<key>|<area>"``, value the stratum's counts over the horizons
+``"<cohort month>|<municipality>|<key>|<area>|<replicate group>"`` (a field of four, as
+written before the groups, is group 0), value the stratum's counts over the horizons
 and :data:`models.impact.FIELDS`, comma-separated. ``tk:impact-month`` says which month
 they are counted up to. Counts of families, never a family: what the API's estimates
 are computed from. A writer replaces its hashes whole, in one transaction, so writing
@@ -34,9 +35,9 @@ def month_name(month: int) -> str:
 def encode(counts: Counts) -> dict[str, str]:
     """The hash fields of ``counts`` (strata with a count only).
 
-    >>> c = Counts((1,), np.array([[24305, 837, 60, 33100]]), np.arange(9).reshape(1, 1, 9))
+    >>> c = Counts((1,), np.array([[24305, 837, 60, 33100, 7]]), np.arange(9).reshape(1, 1, 9))
     >>> encode(c)
-    {'24305|837|60|33100': '0,1,2,3,4,5,6,7,8'}
+    {'24305|837|60|33100|7': '0,1,2,3,4,5,6,7,8'}
     >>> decode(encode(c).items(), (1,)).values.tolist() == c.values.tolist()
     True
     """
@@ -54,7 +55,8 @@ def decode(fields: Iterable[tuple], horizons=HORIZONS) -> Counts:
     shape = (len(tuple(horizons)), len(FIELDS))
     for field, value in fields:
         f, v = text(field), text(value)
-        strata.append([int(x) for x in f.split("|")])
+        stratum = [int(x) for x in f.split("|")]
+        strata.append(stratum + [0] * (5 - len(stratum)))
         values.append(np.array(v.split(","), dtype=np.int64).reshape(shape))
     if not strata:
         return Counts.empty(horizons)

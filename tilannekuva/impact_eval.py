@@ -35,7 +35,7 @@ import pickle
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,7 @@ from models.impact import (
     month_of,
     pre_trend,
     reference_month,
+    replicates,
     service_of,
     withheld,
 )
@@ -151,12 +152,13 @@ def final_counts(
     return first, last, builder_counts(final_builder(pipe, starts, first, last))
 
 
-def stream_panel(lines: list[str], batch: int = 500, run: Run | None = None):
+def stream_panel(lines: list[str], batch: int = 500, run: Run | None = None, key: bytes = _KEY):
     """The panel of a world (module doc): ``(panel, families, entries)`` of
     :meth:`models.impact.PanelBuilder.panel`, as :class:`models.cohorts.Cohorts` keeps
     it, from the month of the earliest ``recorded_at`` (the registers going live) on;
-    ``run`` (if given) keeps how."""
-    pseudo = Pseudonymiser(_KEY)
+    ``run`` (if given) keeps how; ``key``: the pseudonyms' (a family's replicate group
+    follows its pseudonym)."""
+    pseudo = Pseudonymiser(key)
     events = [pseudo.event(validate(line)) for line in lines]
     run = run if run is not None else Run()
     run.first = month_of(min(e["recorded_at"][:10] for e in events))
@@ -295,7 +297,8 @@ def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, i
             v[i] = list(sub.starts[s][r])
     out = {k: v for k, v in entries.items() if v[0] not in gone}
     out.update({k: (rows[sub_fams[r]], c) for k, (r, c) in sub_entries.items()})
-    return Panel(groups, muni, starts, scores, area), [*families, *new], out
+    fams = [*families, *new]
+    return Panel(groups, muni, starts, scores, area, replicates(fams)), fams, out
 
 
 def _unit(event: dict) -> str:
@@ -483,7 +486,11 @@ def _panels(args: argparse.Namespace, t0: float) -> dict:
             worlds = pickle.load(f)  # our own file, written below
         if not isinstance(worlds, dict) or "world" not in worlds:
             raise SystemExit(f"{args.panels}: not panels of this version; remove it to stream")
-        return worlds
+        # Panels kept before the replicate groups: the groups follow the pseudonyms
+        return {
+            name: (replace(p, replicate=replicates(fams)), fams, entries)
+            for name, (p, fams, entries) in worlds.items()
+        }
 
     def say(what: str) -> None:
         print(f"{what}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)

@@ -4,9 +4,12 @@ selection."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 
 from models.features import NEED_WEIGHTS
 from models.impact import (
@@ -15,6 +18,7 @@ from models.impact import (
     LAG,
     OUTCOME_RULE,
     REACH,
+    REPLICATES,
     SERVICE_FEATURES,
     Counts,
     Panel,
@@ -25,6 +29,7 @@ from models.impact import (
     pre_trend,
     published,
     reference_month,
+    replicates,
 )
 from models.service_need import ServiceNeedRule
 
@@ -130,15 +135,19 @@ def test_the_estimate_is_the_saturated_regression():
     assert e.se == pytest.approx(float(np.sqrt(weights @ cov @ weights)), rel=0.1)
 
 
+@pytest.mark.parametrize("groups", [False, True], ids=["analytic", "jackknife"])
 @pytest.mark.parametrize("effect", [0.0, 0.5])
-def test_intervals_cover_and_selection_fools_only_the_naive(effect):
+def test_intervals_cover_and_selection_fools_only_the_naive(effect, groups):
     """Starts go to families whose group rose (selection on a course the matching
     sees): over 60 worlds the 95 % intervals cover the effect on the entries (with the
-    effects less without them) at least 90 % of the time and the estimate is unbiased;
-    the naive before/after is far off."""
+    effects less without them) at least 90 % of the time and the estimate is unbiased,
+    with the analytic error and with the jackknife's over replicate groups; the naive
+    before/after is far off."""
     k, covered, errors, naive = 6, 0, [], []
     for seed in range(60):
         panel, untreated = _world(np.random.default_rng(seed), effect=effect, select=4.0)
+        if groups:
+            panel = dataclasses.replace(panel, replicate=_groups(panel))
         e = estimate(cohort_cells(panel, "family_work", horizons=(k,)), k)
         planted = _planted(panel, untreated, k)
         covered += e.ci_low <= planted <= e.ci_high
@@ -147,6 +156,37 @@ def test_intervals_cover_and_selection_fools_only_the_naive(effect):
     assert covered >= 54, covered
     assert abs(np.mean(errors)) < 0.02, np.mean(errors)
     assert abs(np.mean(naive)) > 0.1, np.mean(naive)
+
+
+def _groups(panel: Panel) -> np.ndarray:
+    return replicates(f"f{i}" for i in range(panel.groups.shape[0]))
+
+
+def test_the_jackknife_leaves_each_replicate_group_out_from_the_counts():
+    """The standard error from the counts kept per replicate group is the
+    delete-a-group jackknife of estimating again without each group's families, and
+    the interval is t with G − 1 degrees of freedom; without groups it is analytic."""
+    panel, _ = _world(np.random.default_rng(3), effect=0.3, select=2.0)
+    panel = dataclasses.replace(panel, replicate=_groups(panel))
+    k = 6
+    e = estimate(cohort_cells(panel, "family_work", (k,)), k)
+    drops = []
+    for g in range(REPLICATES):
+        keep = np.flatnonzero(panel.replicate != g)
+        starts = {"family_work": [panel.starts["family_work"][i] for i in keep]}
+        sub = Panel(panel.groups[keep], panel.municipality[keep], starts)
+        drops.append(estimate(cohort_cells(sub, "family_work", (k,)), k).effect)
+    d = np.array(drops)
+    assert e.se == pytest.approx(
+        np.sqrt((REPLICATES - 1) / REPLICATES * ((d - d.mean()) ** 2).sum()), rel=1e-4
+    )
+    assert e.ci_high - e.effect == pytest.approx(
+        stats.t.ppf(0.975, REPLICATES - 1) * e.se, abs=2e-6
+    )
+    analytic = estimate(
+        cohort_cells(dataclasses.replace(panel, replicate=None), "family_work", (k,)), k
+    )
+    assert analytic.effect == e.effect and analytic.se != e.se
 
 
 def _typed_world(rng, families=4000, months=30):

@@ -12,7 +12,7 @@ from sinks.impact_store import AsyncImpactStore, ImpactStore
 from sinks.redis_reader import read_impact_async
 
 
-def counts(*strata: tuple[int, int, int, int], n: int = 1) -> Counts:
+def counts(*strata: tuple[int, ...], n: int = 1) -> Counts:
     values = np.full((len(strata), len(HORIZONS), len(FIELDS)), n, dtype=np.int64)
     return Counts(HORIZONS, np.array(strata, dtype=np.int64), values)
 
@@ -24,19 +24,31 @@ async def test_partitions_are_replaced_whole_and_added_up_by_the_reader(
     try:
         store = AsyncImpactStore(client)
         assert await store.written() == set()
-        await store.write(0, 24300, {"family_work": counts((24290, 837, 55, 33100), n=2)})
+        await store.write(0, 24300, {"family_work": counts((24290, 837, 55, 33100, 3), n=2)})
         await store.write(
-            1, 24300, {"family_work": counts((24290, 837, 55, 33100), (24291, 92, 11, 0))}
+            1, 24300, {"family_work": counts((24290, 837, 55, 33100, 3), (24291, 92, 11, 0, 4))}
         )
-        ImpactStore(redis_client).write(24300, {"family_work": counts((24291, 92, 11, 0), n=5)})
+        ImpactStore(redis_client).write(24300, {"family_work": counts((24291, 92, 11, 0, 4), n=5)})
         assert await store.written() == {0, 1}
         month, got = await read_impact_async(client, ["family_work"])
         assert month == "2025-01"
-        assert got["family_work"].strata.tolist() == [[24290, 837, 55, 33100], [24291, 92, 11, 0]]
+        assert got["family_work"].strata.tolist() == [
+            [24290, 837, 55, 33100, 3],
+            [24291, 92, 11, 0, 4],
+        ]
         assert got["family_work"].values[:, 0, 0].tolist() == [3, 6]
+        # A stratum as written before the replicate groups reads as group 0.
+        old = ",".join(["1"] * (len(HORIZONS) * len(FIELDS)))
+        redis_client.hset(keys.impact("family_work"), "24291|92|11|0", old)
+        _, got = await read_impact_async(client, ["family_work"])
+        assert got["family_work"].strata.tolist()[-2:] == [
+            [24291, 92, 11, 0, 0],
+            [24291, 92, 11, 0, 4],
+        ]
+        redis_client.delete(keys.impact("family_work"))
         # A partition counted again replaces its hash: the stratum it no longer has is gone.
-        await store.write(1, 24301, {"family_work": counts((24291, 92, 11, 0))})
-        assert redis_client.hkeys(keys.impact("family_work", 1)) == [b"24291|92|11|0"]
+        await store.write(1, 24301, {"family_work": counts((24291, 92, 11, 0, 4))})
+        assert redis_client.hkeys(keys.impact("family_work", 1)) == [b"24291|92|11|0|4"]
         await store.write(1, 24301, {"family_work": Counts.empty(HORIZONS)})
         assert not redis_client.exists(keys.impact("family_work", 1))
         redis_client.flushdb()

@@ -30,19 +30,20 @@ from tilannekuva.synthetic import synthesize
 TOKEN = "impact-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MIN_CELL = 3
+KEY = b"0123456789abcdef-impact-test"
 
 
 @pytest.fixture(scope="module")
 def world():
     """A world's lines and, offline, its panel."""
     lines = synthesize(500, seed=5, services=True).lines
-    return lines, stream_panel(lines)
+    return lines, stream_panel(lines, key=KEY)  # the demo's pseudonyms: the same groups
 
 
 @pytest.fixture
 async def client(redis_client, redis_test_url, world):
     lines, _ = world
-    ingest = Ingest(redis_client, b"0123456789abcdef-impact-test")
+    ingest = Ingest(redis_client, KEY)
     for chunk in batches([validate(line) for line in lines]):
         ingest.apply(chunk)
     r = aioredis.Redis.from_url(redis_test_url)
