@@ -302,9 +302,9 @@ class Cells:
     group at ``c − 1`` × group at ``c − 1 − LAG``) of entries (``n_t``) and of those
     that moved (``y_t``), of comparison families (``n_c``, ``y_c``), and, for the naive
     before/after, the entries observed ``k`` months before (``n_b``) and those that
-    had moved then (``y_b``); ``groups``: the same of each replicate group
-    (:data:`REPLICATES`), ``[strata, groups, horizons, FIELDS]``, for the jackknife
-    (None: not kept). Nothing per family."""
+    had moved then (``y_b``); ``groups``: the counts behind them by replicate group
+    (:data:`REPLICATES`), for the jackknife, as rows ``(stratum, group, values
+    [horizons, FIELDS])`` (None: not kept). Nothing per family."""
 
     horizons: tuple[int, ...]
     n_t: dict[int, np.ndarray]
@@ -313,7 +313,7 @@ class Cells:
     y_c: dict[tuple[int, str], np.ndarray]
     n_b: dict[int, np.ndarray]
     y_b: dict[tuple[int, str], np.ndarray]
-    groups: np.ndarray | None = None
+    groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class Alike:
@@ -426,16 +426,20 @@ class Counts:
         strata, inverse = np.unique(self.strata[:, :3], axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         mine = np.ones(len(self.strata), bool) if area is None else self.strata[:, 3] == area
-        group = self.strata[:, 4]
-        vg = np.zeros((len(strata), REPLICATES, *self.values.shape[1:]), np.int64)
-        np.add.at(vg, (inverse[mine], group[mine]), self.values[mine] * _ENTRY)
-        np.add.at(vg, (inverse, group), self.values * ~_ENTRY)
-        v = vg.sum(axis=1)
+        # every row's comparison fields; its entries' fields where the area is asked's
+        values = self.values * np.where(mine[:, None, None], True, ~_ENTRY)
+        v = np.zeros((len(strata), *self.values.shape[1:]), np.int64)
+        np.add.at(v, inverse, values)
         keep = (v[:, :, _AT["n_t"]] > 0).any(axis=1)
         if municipalities is not None:
             keep &= np.isin(strata[:, 1], np.asarray(municipalities))
         vf = v[keep].astype(float)
         ks = self.horizons
+        at = np.full(len(strata), -1)
+        at[keep] = np.arange(int(keep.sum()))
+        rows = at[inverse] >= 0
+        group = self.strata[rows, 4]
+        groups = (at[inverse][rows], group, values[rows]) if len(set(group.tolist())) > 1 else None
 
         def one(name: str) -> dict:
             return {k: vf[:, i, _AT[name]] for i, k in enumerate(ks)}
@@ -453,7 +457,7 @@ class Counts:
             two("y_c"),
             one("n_b"),
             two("y_b"),
-            vg[keep] if len(np.unique(group)) > 1 else None,
+            groups,
         )
 
 
@@ -669,11 +673,16 @@ def jackknife_se(cells: Cells, horizon: int, outcome: str = "lower") -> float | 
     or leaving a group out leaves no entry."""
     if cells.groups is None:
         return None
+    rows, group, values = cells.groups
     i = cells.horizons.index(horizon)
-    per = cells.groups[:, :, i, :].astype(float)  # [strata, groups, FIELDS]
-    rest = per.sum(axis=1, keepdims=True) - per
-    nt, nc = rest[..., _AT["n_t"]], rest[..., _AT["n_c"]]
-    yt, yc = rest[..., _AT[f"y_t:{outcome}"]], rest[..., _AT[f"y_c:{outcome}"]]
+    fields = [_AT["n_t"], _AT["n_c"], _AT[f"y_t:{outcome}"], _AT[f"y_c:{outcome}"]]
+    size = len(cells.n_t[horizon]) * REPLICATES
+    at = rows * REPLICATES + group
+    per = np.stack(
+        [np.bincount(at, weights=values[:, i, f], minlength=size) for f in fields], axis=1
+    ).reshape(-1, REPLICATES, len(fields))
+    rest = per.sum(axis=1, keepdims=True) - per  # [strata, groups, fields]: each left out
+    nt, nc, yt, yc = (rest[..., j] for j in range(len(fields)))
     ok = (nt > 0) & (nc > 0)
     n = np.where(ok, nt, 0).sum(axis=0)
     if (n == 0).any():
