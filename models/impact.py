@@ -186,8 +186,8 @@ def reference_month(anticipation: int = 0) -> int:
 #: delete-a-group jackknife (Kott 2001) can leave each out in turn from aggregates alone.
 #: The analytic error treats each stratum's families as drawn apart from the others', but
 #: a family stands in for many cohort months and the matching itself (which entries have
-#: comparison families) is random too: on the panels of ten 20,000-family worlds the
-#: jackknife's error was about 1.4 times the analytic one (docs/impact.md).
+#: comparison families) is random too: on the panels of nine 20,000-family worlds the
+#: jackknife's error was 1.29 times the analytic one at the median (docs/impact.md).
 REPLICATES = 20
 
 
