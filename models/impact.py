@@ -437,9 +437,10 @@ class Counts:
         ks = self.horizons
         at = np.full(len(strata), -1)
         at[keep] = np.arange(int(keep.sum()))
-        rows = at[inverse] >= 0
+        row_at = at[inverse]
+        rows = row_at >= 0
         group = self.strata[rows, 4]
-        groups = (at[inverse][rows], group, values[rows]) if len(set(group.tolist())) > 1 else None
+        groups = (row_at[rows], group, values[rows]) if np.unique(group).size > 1 else None
 
         def one(name: str) -> dict:
             return {k: vf[:, i, _AT[name]] for i, k in enumerate(ks)}
@@ -653,8 +654,7 @@ def estimate(cells: Cells, horizon: int, outcome: str = "lower") -> Estimate:
     se, z, power = (var_t + var_c) ** 0.5, 1.96, 0.84
     jack = jackknife_se(cells, horizon, outcome)
     if jack is not None:
-        df = REPLICATES - 1
-        se, z, power = jack, float(stats.t.ppf(0.975, df)), float(stats.t.ppf(0.8, df))
+        se, z, power = jack, _T_975, _T_80
     return Estimate(
         effect=round(att, 6),
         se=round(se, 6),
@@ -663,6 +663,11 @@ def estimate(cells: Cells, horizon: int, outcome: str = "lower") -> Estimate:
         mde=round((z + power) * se, 6),
         **common,
     )
+
+
+#: The jackknife interval's and minimum detectable effect's t quantiles (G − 1 degrees
+#: of freedom).
+_T_975, _T_80 = (float(stats.t.ppf(q, REPLICATES - 1)) for q in (0.975, 0.8))
 
 
 def jackknife_se(cells: Cells, horizon: int, outcome: str = "lower") -> float | None:
@@ -798,12 +803,13 @@ def pre_trend(cells, outcome: str = "lower", anticipation: int = 0) -> float | N
     (:func:`reference_month`; −6 … −2 without anticipation) but the matched one, a
     chi-square on the event-study estimates taken as independent (they are not quite:
     the same families at neighbouring months)."""
-    z = []
-    for k in cells.horizons:
-        if k in _pre_trend_months(anticipation):
-            e = estimate(cells, k, outcome)
-            if e.effect is not None and e.se:
-                z.append(e.effect / e.se)
+    months = _pre_trend_months(anticipation)
+    return _pre_trend_p(estimate(cells, k, outcome) for k in cells.horizons if k in months)
+
+
+def _pre_trend_p(estimates: Iterable[Estimate]) -> float | None:
+    """:func:`pre_trend` of the estimates of the months it tests."""
+    z = [e.effect / e.se for e in estimates if e.effect is not None and e.se]
     if not z:
         return None
     return round(float(stats.chi2.sf(float(np.sum(np.square(z))), len(z))), 4)
@@ -846,8 +852,11 @@ def published(
     def shown(v: float | None) -> float | None:
         return None if v is None else round(v, SHOWN_DIGITS)
 
+    ref = reference_month(anticipation)
+    made = {k: estimate(cells, k, outcome) for k in cells.horizons if k != ref}  # each once
+
     def one(k: int) -> dict:
-        e = estimate(cells, k, outcome)
+        e = made[k]
         why = withheld(e, min_cell)
         if why is not None:
             return {"months": k, **dict.fromkeys(_SHOWN), "withheld": why}
@@ -863,12 +872,11 @@ def published(
             "withheld": None,
         }
 
-    ref = reference_month(anticipation)
     estimates = [one(k) for k in REPORTED if k in cells.horizons]
     study = [one(k) for k in cells.horizons if k != ref]
     tested = [r for r in study if r["months"] in _pre_trend_months(anticipation)]
     safe = tested and all(r["withheld"] is None for r in tested)
-    p = pre_trend(cells, outcome, anticipation) if safe else None
+    p = _pre_trend_p(made[r["months"]] for r in tested) if safe else None
     return {
         "estimates": estimates,
         "event_study": study,
