@@ -62,9 +62,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from models.cellkey import KEYS, record_key
 from models.family import current, residence_events
 from models.features import NEED_BASE, NEED_WEIGHTS, family_vector
 from models.profile import state_profile
+from models.publication import table
 from models.service_need import ServiceNeedRule
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "COUNT_STEP",
     "SHOWN_DIGITS",
     "published",
+    "naive_published",
     "REPORTED",
     "cohort_cells",
     "cohort_counts",
@@ -101,6 +104,7 @@ __all__ = [
     "outcome_group",
     "outcome_score",
     "pre_trend",
+    "record_keys",
     "reference_month",
     "replicates",
     "service_of",
@@ -200,6 +204,17 @@ def replicates(families: Iterable[str]) -> np.ndarray:
     return np.array([zlib.crc32(f.encode()) % REPLICATES for f in families], dtype=np.int64)
 
 
+def record_keys(families: Iterable[str]) -> np.ndarray:
+    """Each family's record key (:func:`models.cellkey.record_key`, the picture's): the
+    counts behind the naive before/after keep their sums, so it is published through
+    cell keys (:func:`published`).
+
+    >>> record_keys(["f1"]).tolist() == [record_key("f1")]
+    True
+    """
+    return np.array([record_key(f) for f in families], dtype=np.int64)
+
+
 _OUTCOMES = ("lower", "higher")
 #: The horizons published and evaluated (months after the start).
 REPORTED: tuple[int, ...] = (3, 6, 12)
@@ -282,6 +297,7 @@ class Panel:
     scores: np.ndarray | None = None  # the outcome scores behind the groups (NaN: none)
     area: np.ndarray | None = None  # the postcode (a number; 0: none) at each month's end
     replicate: np.ndarray | None = None  # each family's replicate group (None: all 0)
+    record: np.ndarray | None = None  # each family's record key (None: all 0)
 
     def started(self, service: str) -> np.ndarray:
         """``[families, months + 1]``: how many starts of ``service`` each family had
@@ -314,6 +330,9 @@ class Cells:
     n_b: dict[int, np.ndarray]
     y_b: dict[tuple[int, str], np.ndarray]
     groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: ``(horizon, key field of KEYED)``: the entries' key sums behind the naive
+    #: before/after, per stratum (None: not kept; the naive is then published exact).
+    keys: dict[tuple[int, str], np.ndarray] | None = None
 
 
 class Alike:
@@ -360,7 +379,7 @@ REACH = 24
 
 #: The counts kept per stratum and horizon (:class:`Counts`), in this order: entries,
 #: comparison families, entries seen ``k`` months before the start; then of each, those
-#: that moved lower and higher.
+#: that moved lower and higher; then the key sums of :data:`KEYED`.
 FIELDS: tuple[str, ...] = (
     "n_t",
     "n_c",
@@ -371,7 +390,23 @@ FIELDS: tuple[str, ...] = (
     "y_c:higher",
     "y_b:lower",
     "y_b:higher",
+    "k_t",
+    "k_t:lower",
+    "k_t:higher",
+    "k_b",
+    "k_b:lower",
+    "k_b:higher",
 )
+#: The counts behind the naive before/after and the field of their key sums
+#: (``Σ r`` of the families counted, :func:`record_keys`; additive like the counts).
+KEYED: Mapping[str, str] = {
+    "n_t": "k_t",
+    "y_t:lower": "k_t:lower",
+    "y_t:higher": "k_t:higher",
+    "n_b": "k_b",
+    "y_b:lower": "k_b:lower",
+    "y_b:higher": "k_b:higher",
+}
 _AT = {f: i for i, f in enumerate(FIELDS)}
 _ENTRY = np.array([not f.startswith(("n_c", "y_c")) for f in FIELDS])  # the entries' fields
 _AREAS = 100_000  # postcodes are five digits
@@ -394,8 +429,11 @@ class Counts:
     >>> a = cohort_counts(p, "family_work", (1,), first=24_300)
     >>> a.strata.tolist()  # cohort 24304 has a comparison family, no entry
     [[24304, 0, 60, 0, 0], [24305, 0, 60, 0, 0]]
-    >>> a.values[1, 0].tolist()  # one entry (seen a month before too), one comparison
+    >>> a.values[1, 0, :9].tolist()  # one entry (seen a month before too), one comparison
     [1, 1, 1, 0, 0, 0, 0, 0, 0]
+    >>> p.record = np.array([7, 100, 1000])  # record keys: the key fields sum the entries'
+    >>> dict(zip(FIELDS[9:], cohort_counts(p, "family_work", (1,)).values[1, 0, 9:].tolist()))
+    {'k_t': 7, 'k_t:lower': 0, 'k_t:higher': 0, 'k_b': 7, 'k_b:lower': 0, 'k_b:higher': 0}
     >>> (a + a).values[1, 0, :2].tolist(), (a + a).cells().n_t[1].tolist()
     ([2, 2], [2.0])
     """
@@ -433,7 +471,8 @@ class Counts:
         keep = (v[:, :, _AT["n_t"]] > 0).any(axis=1)
         if municipalities is not None:
             keep &= np.isin(strata[:, 1], np.asarray(municipalities))
-        vf = v[keep].astype(float)
+        vk = v[keep]
+        vf = vk.astype(float)
         ks = self.horizons
         at = np.full(len(strata), -1)
         at[keep] = np.arange(int(keep.sum()))
@@ -459,6 +498,7 @@ class Counts:
             one("n_b"),
             two("y_b"),
             groups,
+            {(k, f): vk[:, i, _AT[f]] for i, k in enumerate(ks) for f in KEYED.values()},
         )
 
 
@@ -487,13 +527,18 @@ def cohort_cells(
 
 class _Binner:
     """Adds to ``values[:, horizon, field]`` how many families of a mask each stratum
-    (``where``: each family's, −1 none) has."""
+    (``where``: each family's, −1 none) has, and for a field of :data:`KEYED` the sum
+    of their record keys (``keys``) to its key field."""
 
-    def __init__(self, values: np.ndarray, where: np.ndarray):
-        self.values, self.where = values, where
+    def __init__(self, values: np.ndarray, where: np.ndarray, keys: np.ndarray):
+        self.values, self.where, self.keys = values, where, keys
 
     def __call__(self, mask: np.ndarray, i: int, name: str) -> None:
-        self.values[:, i, _AT[name]] += np.bincount(self.where[mask], minlength=len(self.values))
+        at, size = self.where[mask], len(self.values)
+        self.values[:, i, _AT[name]] += np.bincount(at, minlength=size)
+        if name in KEYED:  # exact in float64: below 2⁵³
+            sums = np.bincount(at, weights=self.keys[mask], minlength=size)
+            self.values[:, i, _AT[KEYED[name]]] += sums.astype(np.int64)
 
 
 def cohort_counts(
@@ -522,6 +567,7 @@ def cohort_counts(
     n_m = g.shape[1]
     cum = panel.started(service)
     rep = np.zeros(len(g), np.int64) if panel.replicate is None else panel.replicate
+    rkeys = np.zeros(len(g), np.int64) if panel.record is None else panel.record
     ks = tuple(horizons)
     span = range(max(alike.first, 0), n_m) if cohorts is None else cohorts
     strata_out, values_out = [], []
@@ -549,7 +595,7 @@ def cohort_counts(
         where = np.full(len(g0), -1, np.int64)
         where[base] = at.reshape(-1)
         values = np.zeros((len(strata), len(ks), len(FIELDS)), np.int64)
-        add = _Binner(values, where)
+        add = _Binner(values, where, rkeys)
         for i, k in enumerate(ks):
             t = c + k
             gk = g[:, t] if 0 <= t < n_m else np.zeros_like(g0)
@@ -765,8 +811,9 @@ class PanelBuilder:
         starts: dict[str, list[list[int]]] = {s: [[] for _ in range(shape[0])] for s in SERVICES}
         for (service, _), (row, m) in self.entries.items():
             starts[service][row].append(m)
-        panel = Panel(groups, munis, starts, scores, areas, replicates(self.rows))
-        return panel, list(self.rows), dict(self.entries)
+        fams = list(self.rows)
+        panel = Panel(groups, munis, starts, scores, areas, replicates(fams), record_keys(fams))
+        return panel, fams, dict(self.entries)
 
 
 #: Fewer entries than this and an estimate is not published (its interval would be
@@ -831,7 +878,8 @@ def published(
     (:func:`withheld`), rounded to :data:`SHOWN_DIGITS` decimals; the entries and
     comparison families rounded down to :data:`COUNT_STEP`; the naive before/after only
     where none of its own counts (all entries, those seen before, and of each those
-    that moved and did not) is 1 … ``min_cell − 1``; the pre-trend p-value only where
+    that moved and did not) is 1 … ``min_cell − 1``, from those counts as the cell key
+    method publishes them (:func:`naive_published`); the pre-trend p-value only where
     every month it tests is published. ``naive`` False: never the naive before/after
     (an area's answer: docs/impact.md, "Over time").
 
@@ -866,7 +914,11 @@ def published(
             "ci_low": shown(e.ci_low),
             "ci_high": shown(e.ci_high),
             "mde": shown(e.mde),
-            "naive": shown(e.naive) if naive and _naive_safe(cells, k, outcome, min_cell) else None,
+            "naive": (
+                shown(naive_published(cells, k, outcome, min_cell))
+                if naive and _naive_safe(cells, k, outcome, min_cell)
+                else None
+            ),
             "entries": e.treated // COUNT_STEP * COUNT_STEP,
             "comparison": e.comparison // COUNT_STEP * COUNT_STEP,
             "withheld": None,
@@ -895,6 +947,40 @@ def _pre_trend_months(anticipation: int = 0) -> tuple[int, ...]:
     """The months :func:`pre_trend` tests: before the reference, but the matched one."""
     ref = reference_month(anticipation)
     return tuple(k for k in HORIZONS if k < ref and k != ref - LAG)
+
+
+def naive_published(cells: Cells, k: int, outcome: str, min_cell: int) -> float | None:
+    """The naive before/after at horizon ``k`` from its four counts as the cell key
+    method publishes them (:mod:`models.publication`: ``n + p(n, Σ r mod KEYS)``, the
+    picture's table): entries that moved and did not, after and before. Between two
+    months it moves by the new entries only, so with exact counts the direction of its
+    change could tell a lone new entry's outcome; the same families always give the
+    same value, one family more redraws a count's perturbation (docs/impact.md, "Over
+    time"). Exact where the cells keep no key sums; None where it has no entries.
+
+    >>> g = np.full((60, 12), 5, dtype=np.int8)
+    >>> g[:30, 8:] = 4  # the 30 entries (month 6) improve, the 30 later treated do not
+    >>> p = Panel(g, np.zeros_like(g), {"family_work": [[6]] * 30 + [[11]] * 30})
+    >>> cells = cohort_cells(p, "family_work", (3,))
+    >>> estimate(cells, 3).naive, naive_published(cells, 3, "lower", 5)
+    (1.0, 1.0)
+    >>> p.record = record_keys([f"f{i}" for i in range(60)])
+    >>> keyed = cohort_cells(p, "family_work", (3,))
+    >>> naive_published(keyed, 3, "lower", 5)  # a count of 0 is never perturbed
+    1.0
+    """
+    if k not in cells.n_b or cells.n_b[k].sum() == 0 or cells.n_t[k].sum() == 0:
+        return None
+    n, y = int(cells.n_t[k].sum()), int(cells.y_t[k, outcome].sum())
+    nb, yb = int(cells.n_b[k].sum()), int(cells.y_b[k, outcome].sum())
+    if cells.keys is None:
+        return round(y / n - yb / nb, 6)
+    kn, ky = (int(cells.keys[k, f].sum()) for f in ("k_t", f"k_t:{outcome}"))
+    knb, kyb = (int(cells.keys[k, f].sum()) for f in ("k_b", f"k_b:{outcome}"))
+    t = table(min_cell)
+    moved, stayed = t.published(y, ky % KEYS), t.published(n - y, (kn - ky) % KEYS)
+    moved_b, stayed_b = t.published(yb, kyb % KEYS), t.published(nb - yb, (knb - kyb) % KEYS)
+    return round(moved / (moved + stayed) - moved_b / (moved_b + stayed_b), 6)
 
 
 def _naive_safe(cells: Cells, k: int, outcome: str, min_cell: int) -> bool:

@@ -4,7 +4,8 @@
 hash of the cohort strata (:class:`models.impact.Counts`): field
 ``"<cohort month>|<municipality>|<key>|<area>|<replicate group>"`` (a field of four, as
 written before the groups, is group 0), value the stratum's counts over the horizons
-and :data:`models.impact.FIELDS`, comma-separated. ``tk:impact-month`` says which month
+and :data:`models.impact.FIELDS`, comma-separated (a value of the nine counts, as
+written before the key sums, has key sums 0 until its writer writes it again). ``tk:impact-month`` says which month
 they are counted up to. Counts of families, never a family: what the API's estimates
 are computed from. A writer replaces its hashes whole, in one transaction, so writing
 the same counts twice changes nothing.
@@ -35,9 +36,9 @@ def month_name(month: int) -> str:
 def encode(counts: Counts) -> dict[str, str]:
     """The hash fields of ``counts`` (strata with a count only).
 
-    >>> c = Counts((1,), np.array([[24305, 837, 60, 33100, 7]]), np.arange(9).reshape(1, 1, 9))
+    >>> c = Counts((1,), np.array([[24305, 837, 60, 33100, 7]]), np.arange(15).reshape(1, 1, 15))
     >>> encode(c)
-    {'24305|837|60|33100|7': '0,1,2,3,4,5,6,7,8'}
+    {'24305|837|60|33100|7': '0,1,2,3,4,5,6,7,8,9,10,11,12,13,14'}
     >>> decode(encode(c).items(), (1,)).values.tolist() == c.values.tolist()
     True
     """
@@ -57,7 +58,8 @@ def decode(fields: Iterable[tuple], horizons=HORIZONS) -> Counts:
         f, v = text(field), text(value)
         stratum = [int(x) for x in f.split("|")]
         strata.append(stratum + [0] * (5 - len(stratum)))
-        values.append(np.array(v.split(","), dtype=np.int64).reshape(shape))
+        row = np.array(v.split(","), dtype=np.int64).reshape(shape[0], -1)
+        values.append(np.pad(row, ((0, 0), (0, shape[1] - row.shape[1]))))
     if not strata:
         return Counts.empty(horizons)
     out = Counts(tuple(horizons), np.array(strata, np.int64), np.stack(values))

@@ -56,6 +56,7 @@ from models.impact import (
     estimate,
     month_of,
     pre_trend,
+    record_keys,
     reference_month,
     replicates,
     service_of,
@@ -298,7 +299,7 @@ def _merged(world, builder: PanelBuilder, affected: set[str], munis: dict[str, i
     out = {k: v for k, v in entries.items() if v[0] not in gone}
     out.update({k: (rows[sub_fams[r]], c) for k, (r, c) in sub_entries.items()})
     fams = [*families, *new]
-    return Panel(groups, muni, starts, scores, area, replicates(fams)), fams, out
+    return Panel(groups, muni, starts, scores, area, replicates(fams), record_keys(fams)), fams, out
 
 
 def _unit(event: dict) -> str:
@@ -486,9 +487,10 @@ def _panels(args: argparse.Namespace, t0: float) -> dict:
             worlds = pickle.load(f)  # our own file, written below
         if not isinstance(worlds, dict) or "world" not in worlds:
             raise SystemExit(f"{args.panels}: not panels of this version; remove it to stream")
-        # Panels kept before the replicate groups: the groups follow the pseudonyms
+        # Panels kept before the replicate groups and record keys: both follow the
+        # pseudonyms
         return {
-            name: (replace(p, replicate=replicates(fams)), fams, entries)
+            name: (replace(p, replicate=replicates(fams), record=record_keys(fams)), fams, entries)
             for name, (p, fams, entries) in worlds.items()
         }
 

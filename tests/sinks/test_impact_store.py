@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from models.impact import FIELDS, HORIZONS, Counts
 from sinks import keys
-from sinks.impact_store import AsyncImpactStore, ImpactStore
+from sinks.impact_store import AsyncImpactStore, ImpactStore, decode, encode
 from sinks.redis_reader import read_impact_async
 
 
@@ -55,3 +55,13 @@ async def test_partitions_are_replaced_whole_and_added_up_by_the_reader(
         assert await store.written() == set()
     finally:
         await client.aclose()
+
+
+def test_counts_written_before_the_key_sums_read_with_key_sums_zero():
+    nine = ",".join(str(i) for i in range(len(HORIZONS) * 9))
+    got = decode([(b"24291|92|11|0|4", nine.encode())])
+    assert got.values.shape == (1, len(HORIZONS), len(FIELDS))
+    assert got.values[0, :, :9].ravel().tolist() == list(range(len(HORIZONS) * 9))
+    assert not got.values[0, :, 9:].any()
+    whole = counts((24291, 92, 11, 0, 4), n=3)
+    assert decode(encode(whole).items()).values.tolist() == whole.values.tolist()

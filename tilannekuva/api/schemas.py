@@ -271,8 +271,9 @@ class ImpactEstimate(BaseModel):
     ci_high: float | None = Field(description="95 % interval, high end")
     mde: float | None = Field(description="minimum detectable effect (80 % power, 5 %)")
     naive: float | None = Field(
-        description="the entries' before/after alone: what the comparison corrects (null "
-        "also where a count behind it is small)"
+        description="the entries' before/after alone: what the comparison corrects; from "
+        "its counts as the cell key method publishes them (docs/impact.md); null where a "
+        "count behind it is small, and in an area's answer"
     )
     entries: int | None = Field(
         description=f"families that started the service, matched (rounded down to a "
