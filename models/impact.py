@@ -448,14 +448,20 @@ class Counts:
         return cls(ks, np.zeros((0, 5), np.int64), np.zeros((0, len(ks), len(FIELDS)), np.int64))
 
     def __add__(self, other: Counts) -> Counts:
-        if other.horizons != self.horizons:
+        return Counts.total([self, other], self.horizons)
+
+    @classmethod
+    def total(cls, parts: Sequence[Counts], horizons: Sequence[int] = HORIZONS) -> Counts:
+        """The sum of ``parts`` (all of ``horizons``), strata sorted, in one pass."""
+        ks = tuple(horizons)
+        if any(p.horizons != ks for p in parts):
             raise ValueError("counts of different horizons")
-        strata = np.concatenate([self.strata, other.strata])
-        values = np.concatenate([self.values, other.values])
+        if not parts:
+            return cls.empty(ks)
+        strata = np.concatenate([p.strata for p in parts])
+        values = np.concatenate([p.values for p in parts])
         keys, inverse = np.unique(strata, axis=0, return_inverse=True)
-        summed = np.zeros((len(keys), *values.shape[1:]), np.int64)
-        np.add.at(summed, inverse.reshape(-1), values)
-        return Counts(self.horizons, keys, summed)
+        return Counts(ks, keys, _summed(inverse.reshape(-1), values, len(keys)))
 
     def cells(self, municipalities: Sequence[int] | None = None, area: int | None = None) -> Cells:
         """The :class:`Cells` of the strata with an entry (``municipalities``: those
@@ -466,8 +472,7 @@ class Counts:
         mine = np.ones(len(self.strata), bool) if area is None else self.strata[:, 3] == area
         # every row's comparison fields; its entries' fields where the area is asked's
         values = self.values * np.where(mine[:, None, None], True, ~_ENTRY)
-        v = np.zeros((len(strata), *self.values.shape[1:]), np.int64)
-        np.add.at(v, inverse, values)
+        v = _summed(inverse, values, len(strata))
         keep = (v[:, :, _AT["n_t"]] > 0).any(axis=1)
         if municipalities is not None:
             keep &= np.isin(strata[:, 1], np.asarray(municipalities))
@@ -500,6 +505,26 @@ class Counts:
             groups,
             {(k, f): vk[:, i, _AT[f]] for i, k in enumerate(ks) for f in KEYED.values()},
         )
+
+
+def _summed(at: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``out[i] = Σ values[at == i]`` for ``i < n`` (``np.add.at``'s sum, by sorting:
+    ``np.add.at`` took 0.2 s for a service's 45,000 strata).
+
+    >>> _summed(np.array([1, 0, 1]), np.array([[1], [2], [3]]), 3).tolist()
+    [[2], [4], [0]]
+    """
+    out = np.zeros((n, *values.shape[1:]), values.dtype)
+    if len(at):
+        order = np.argsort(at, kind="stable")
+        sorted_at = at[order]
+        last = np.flatnonzero(np.r_[sorted_at[1:] != sorted_at[:-1], True])
+        rows = values[order]
+        if len(last) < len(at):  # repeats: the differences of running sums at the ends
+            rows = np.cumsum(rows, axis=0)[last]
+            rows[1:] -= rows[:-1].copy()
+        out[sorted_at[last]] = rows
+    return out
 
 
 def cohort_cells(

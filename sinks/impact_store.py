@@ -1,18 +1,24 @@
 """The service cohorts' counts in Redis (issue 16, ``docs/impact.md``).
 
-``tk:impact:<service>`` (a worker partition's: ``tk:impact:<service>:<partition>``) is a
-hash of the cohort strata (:class:`models.impact.Counts`): field
-``"<cohort month>|<municipality>|<key>|<area>|<replicate group>"`` (a field of four, as
-written before the groups, is group 0), value the stratum's counts over the horizons
-and :data:`models.impact.FIELDS`, comma-separated (a value of the nine counts, as
-written before the key sums, has key sums 0 until its writer writes it again). ``tk:impact-month`` says which month
-they are counted up to. Counts of families, never a family: what the API's estimates
-are computed from. A writer replaces its hashes whole, in one transaction, so writing
-the same counts twice changes nothing.
+``tk:impact:<service>`` (a worker partition's: ``tk:impact:<service>:<partition>``) holds
+one writer's :class:`models.impact.Counts` of a service as one string (:func:`pack`):
+its strata and its counts over the horizons and :data:`models.impact.FIELDS` that are
+not 0, zlib-compressed. ``tk:impact-month`` says which month they
+are counted up to, ``tk:impact-version`` is a token made new with every write (a
+reader's cache holds its answers while it stays). Counts of families, never a family: what the API's estimates are
+computed from. A writer replaces its counts whole, in one transaction, so writing the
+same counts twice changes nothing.
+
+Until session 37 a writer kept a hash, a field per stratum with its counts as text
+(:func:`decode` still reads it): at 20,000 families the API took about 20 s to read and
+parse the 185,000 fields of all seven services, and Redis held 162 MB of them
+(bench/README.md, session 37).
 """
 
 from __future__ import annotations
 
+import uuid
+import zlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -21,7 +27,7 @@ from models.impact import FIELDS, HORIZONS, Counts
 from sinks import keys
 from sinks.connection import text
 
-__all__ = ["AsyncImpactStore", "ImpactStore", "decode", "encode", "month_name"]
+__all__ = ["AsyncImpactStore", "ImpactStore", "decode", "encode", "month_name", "pack", "unpack"]
 
 
 def month_name(month: int) -> str:
@@ -31,6 +37,51 @@ def month_name(month: int) -> str:
     '2025-06'
     """
     return f"{month // 12:04d}-{month % 12 + 1:02d}"
+
+
+_PACKED = b"tk-impact/2\n"
+
+
+def pack(counts: Counts) -> bytes:
+    """``counts`` as one string value (module doc): a head (rows, horizons, fields, the
+    number of counts that are not 0, the horizons), the strata, then the counts that are
+    not 0 (a tenth of them) as the gaps between their flat positions and their values;
+    zlib-compressed.
+
+    >>> c = Counts((1, 3), np.array([[24305, 837, 60, 33100, 7]]), np.arange(30).reshape(1, 2, 15))
+    >>> back = unpack(pack(c))
+    >>> back.horizons, back.strata.tolist(), back.values.tolist() == c.values.tolist()
+    ((1, 3), [[24305, 837, 60, 33100, 7]], True)
+    >>> unpack(pack(Counts.empty((1,)))).values.shape
+    (0, 1, 15)
+    """
+    s, h, f = counts.values.shape
+    flat = counts.values.reshape(-1)
+    at = np.flatnonzero(flat)
+    head = np.array([s, h, f, len(at), *counts.horizons], "<i8")
+    gaps = np.diff(at, prepend=0)
+    if len(gaps) and gaps.max() >= 1 << 32:
+        raise ValueError("impact counts too large to pack")
+    body = [head, counts.strata.astype("<i8"), gaps.astype("<u4"), flat[at].astype("<i8")]
+    return _PACKED + zlib.compress(b"".join(a.tobytes() for a in body), 1)
+
+
+def unpack(blob: bytes) -> Counts:
+    """The :class:`Counts` of :func:`pack` (counts of fewer fields, as written before
+    the key sums, get key sums 0)."""
+    if not blob.startswith(_PACKED):
+        raise ValueError("not packed impact counts")
+    raw = zlib.decompress(blob[len(_PACKED) :])
+    s, h, f, n = (int(x) for x in np.frombuffer(raw, "<i8", 4))
+    head = 8 * (4 + h)
+    horizons = tuple(int(x) for x in np.frombuffer(raw, "<i8", h, 32))
+    strata = np.frombuffer(raw, "<i8", s * 5, head).reshape(s, 5).astype(np.int64)
+    gaps = np.frombuffer(raw, "<u4", n, head + 40 * s)
+    nonzero = np.frombuffer(raw, "<i8", n, head + 40 * s + 4 * n)
+    row, field = np.divmod(np.cumsum(gaps, dtype=np.int64), f)
+    values = np.zeros((s, h, len(FIELDS)), np.int64)
+    values.reshape(-1, len(FIELDS))[row, field] = nonzero
+    return Counts(horizons, strata, values)
 
 
 def encode(counts: Counts) -> dict[str, str]:
@@ -50,8 +101,8 @@ def encode(counts: Counts) -> dict[str, str]:
 
 
 def decode(fields: Iterable[tuple], horizons=HORIZONS) -> Counts:
-    """:class:`Counts` from hash fields (bytes or str), any number of hashes' worth:
-    strata met twice add up."""
+    """:class:`Counts` from hash fields (bytes or str) as written before :func:`pack`
+    (and by :func:`encode`), any number of hashes' worth: strata met twice add up."""
     strata, values = [], []
     shape = (len(tuple(horizons)), len(FIELDS))
     for field, value in fields:
@@ -101,8 +152,11 @@ class AsyncImpactStore:
 def _replace(pipe, partition: int | None, month: int, counts: Mapping[str, Counts]) -> None:
     for service, c in counts.items():
         key = keys.impact(service, partition)
-        pipe.delete(key)
-        fields = encode(c)
-        if fields:
-            pipe.hset(key, mapping=fields)
+        if len(c.strata):
+            pipe.set(key, pack(c))
+        else:
+            pipe.delete(key)
     pipe.set(keys.IMPACT_MONTH, month_name(month))
+    # a fresh token, not a counter: a counter would start again after a FLUSHALL, and
+    # a reader's cache could take new counts for those it holds
+    pipe.set(keys.IMPACT_VERSION, uuid.uuid4().hex)

@@ -37,9 +37,10 @@ HIST = PREFIX + "hist:"  # hash prefix of a scope's history (sinks/apply_history
 #   -> a day's change; a block is HIST_BLOCK days (day numbers // HIST_BLOCK)
 HIST_BLOCK = 32
 
-IMPACT = PREFIX + "impact:"  # hash per service (and worker partition): a cohort stratum
-#   "<month>|<municipality>|<key>|<area>" -> its counts (sinks/impact_store.py)
+IMPACT = PREFIX + "impact:"  # string per service (and worker partition): its cohort
+#   counts, packed (sinks/impact_store.py; a hash of strata before session 37)
 IMPACT_MONTH = PREFIX + "impact-month"  # string: the last month counted, YYYY-MM
+IMPACT_VERSION = PREFIX + "impact-version"  # string: a token new with every write of them
 IMPACT_PARTS = PREFIX + "impact-parts"  # set: the worker partitions whose counts are written
 
 MODEL = PREFIX + "model"  # string: the latest family-type snapshot (JSON)

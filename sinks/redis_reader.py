@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
+
+from redis.exceptions import ResponseError
 
 from models.areas import reference_areas
 from models.contract import COVERED_MUNICIPALITIES, GROUPS, INDICATORS, type_id_of
+from models.impact import Counts
 from models.publication import keysums_of, published_last
 from sinks import impact_store, keys
 from sinks.connection import text
@@ -458,6 +462,36 @@ async def read_impact_async(client, services) -> tuple[str | None, dict]:
     (``YYYY-MM``, None before any) and each service's counts, the in-process writer's
     and every worker partition's added up (:mod:`sinks.impact_store`), read in one
     transaction."""
+    raw = await fetch_impact_async(client, services)
+    return raw.month, raw.counts()
+
+
+@dataclass(frozen=True)
+class ImpactRead:
+    """What :func:`fetch_impact_async` read, not yet decoded: the month, the writers'
+    version token (None: written before the token), each service's packed counts and
+    hashes (as written before session 37)."""
+
+    month: str | None
+    version: str | None
+    packed: dict[str, list[bytes]]
+    hashes: dict[str, list[dict]]
+
+    def counts(self) -> dict:
+        """``{service: Counts}``, every writer's added up (CPU-bound: a worker thread's
+        job in the API)."""
+        return {
+            s: Counts.total(
+                [impact_store.unpack(b) for b in blobs]
+                + [impact_store.decode(h.items()) for h in self.hashes[s]]
+            )
+            for s, blobs in self.packed.items()
+        }
+
+
+async def fetch_impact_async(client, services) -> ImpactRead:
+    """The month, version token and every writer's counts of ``services``, in one
+    transaction (and the hashes written before session 37 in a second)."""
     names: dict[str, set[str]] = {s: {keys.impact(s)} for s in services}
     async for raw in client.scan_iter(match=f"{keys.IMPACT}*"):  # a key may come twice
         name = text(raw)
@@ -467,11 +501,27 @@ async def read_impact_async(client, services) -> tuple[str | None, dict]:
     order = [(s, n) for s in services for n in sorted(names[s])]
     pipe = client.pipeline(transaction=True)
     pipe.get(keys.IMPACT_MONTH)
+    pipe.get(keys.IMPACT_VERSION)
     for _, name in order:
-        pipe.hgetall(name)
-    month, *hashes = await pipe.execute()
-    fields: dict[str, list] = {s: [] for s in services}
-    for (service, _), h in zip(order, hashes, strict=True):
-        fields[service].extend((h or {}).items())
-    out = {s: impact_store.decode(f) for s, f in fields.items()}
-    return text(month), out
+        pipe.get(name)
+    month, version, *blobs = await pipe.execute(raise_on_error=False)
+    packed: dict[str, list[bytes]] = {s: [] for s in services}
+    hashes: dict[str, list[dict]] = {s: [] for s in services}
+    old = []
+    for (service, name), blob in zip(order, blobs, strict=True):
+        if isinstance(blob, ResponseError) and "WRONGTYPE" in str(blob):  # a hash
+            old.append((service, name))
+        elif isinstance(blob, Exception):
+            raise blob
+        elif blob is not None:
+            packed[service].append(blob)
+    for answer in (month, version):
+        if isinstance(answer, Exception):
+            raise answer
+    if old:
+        pipe = client.pipeline(transaction=True)
+        for _, name in old:
+            pipe.hgetall(name)
+        for (service, _), h in zip(old, await pipe.execute(), strict=True):
+            hashes[service].append(h or {})
+    return ImpactRead(text(month), text(version), packed, hashes)

@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from models.impact import FIELDS, HORIZONS, Counts
 from sinks import keys
-from sinks.impact_store import AsyncImpactStore, ImpactStore, decode, encode
+from sinks.impact_store import AsyncImpactStore, ImpactStore, decode, encode, unpack
 from sinks.redis_reader import read_impact_async
 
 
@@ -37,18 +37,22 @@ async def test_partitions_are_replaced_whole_and_added_up_by_the_reader(
             [24291, 92, 11, 0, 4],
         ]
         assert got["family_work"].values[:, 0, 0].tolist() == [3, 6]
-        # A stratum as written before the replicate groups reads as group 0.
+        # A hash as written before session 37, beside the packed counts; its stratum
+        # as written before the replicate groups reads as group 0.
         old = ",".join(["1"] * (len(HORIZONS) * len(FIELDS)))
+        redis_client.delete(keys.impact("family_work"))
         redis_client.hset(keys.impact("family_work"), "24291|92|11|0", old)
         _, got = await read_impact_async(client, ["family_work"])
         assert got["family_work"].strata.tolist()[-2:] == [
             [24291, 92, 11, 0, 0],
             [24291, 92, 11, 0, 4],
         ]
+        assert got["family_work"].values[-2:, 0, 0].tolist() == [1, 1]  # the partitions'
         redis_client.delete(keys.impact("family_work"))
         # A partition counted again replaces its hash: the stratum it no longer has is gone.
         await store.write(1, 24301, {"family_work": counts((24291, 92, 11, 0, 4))})
-        assert redis_client.hkeys(keys.impact("family_work", 1)) == [b"24291|92|11|0|4"]
+        kept = unpack(redis_client.get(keys.impact("family_work", 1)))
+        assert kept.strata.tolist() == [[24291, 92, 11, 0, 4]]
         await store.write(1, 24301, {"family_work": Counts.empty(HORIZONS)})
         assert not redis_client.exists(keys.impact("family_work", 1))
         redis_client.flushdb()

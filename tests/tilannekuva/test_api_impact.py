@@ -11,14 +11,24 @@ import argparse
 import asyncio
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from models.contract import COVERED_MUNICIPALITIES, validate
-from models.impact import ANTICIPATION, SERVICES, Panel, cohort_cells, cohort_counts, published
+from models.impact import (
+    ANTICIPATION,
+    HORIZONS,
+    SERVICES,
+    Panel,
+    cohort_cells,
+    cohort_counts,
+    published,
+)
 from sinks import keys
+from sinks.impact_store import ImpactStore, pack
 from tilannekuva import api, export
 from tilannekuva.api import impact as impact_api
 from tilannekuva.api.schemas import ImpactList
@@ -134,3 +144,44 @@ def test_an_areas_answer_has_no_naive_before_after():
     assert everywhere["estimates"][0]["naive"] == 1.0
     assert there["estimates"][0]["naive"] is None
     assert there["estimates"][0]["effect"] == everywhere["estimates"][0]["effect"] == 1.0
+
+
+async def test_answers_are_kept_while_the_counts_version_holds(redis_client, redis_test_url):
+    """The cache answers from what it made while ``tk:impact-version`` is the token it
+    read with the counts; a writer's write (a new token) or a lost token makes it read
+    again."""
+    g = np.full((60, 12), 5, dtype=np.int8)
+    g[:30, 8:] = 4
+    panel = Panel(g, np.zeros_like(g), {"family_work": [[6]] * 30 + [[11]] * 30})
+    better = cohort_counts(panel, "family_work", HORIZONS)
+    g[:30, 8:] = 6  # the same families, now worse off
+    worse = cohort_counts(panel, "family_work", HORIZONS)
+    store = ImpactStore(redis_client)
+    store.write(24300, {"family_work": better})
+    r = aioredis.Redis.from_url(redis_test_url)
+    try:
+        cache = impact_api.ImpactCache(r, MIN_CELL)
+        query = (("family_work",), None, None)
+
+        def effect(answer: bytes) -> float:
+            return orjson.loads(answer)["services"][0]["estimates"][0]["effect"]
+
+        assert effect(await cache.get(query)) == 1.0
+        # counts changed behind the writer's back (its token kept): the answer held
+        token = redis_client.get(keys.IMPACT_VERSION)
+        redis_client.set(keys.impact("family_work"), pack(worse))
+        assert effect(await cache.get(query)) == 1.0
+        redis_client.set(keys.IMPACT_VERSION, token)
+        assert effect(await cache.get(query)) == 1.0
+        store.write(24300, {"family_work": worse})  # a write: a new token
+        assert effect(await cache.get(query)) == 0.0
+        store.write(24300, {"family_work": better})
+        redis_client.delete(keys.IMPACT_VERSION)  # no token: never held
+        assert effect(await cache.get(query)) == 1.0
+        redis_client.set(keys.impact("family_work"), pack(worse))
+        assert effect(await cache.get(query)) == 0.0
+        # two alike at once: one answer
+        a, b = await asyncio.gather(cache.get(query), cache.get(query))
+        assert a == b
+    finally:
+        await r.aclose()

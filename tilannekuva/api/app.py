@@ -10,8 +10,18 @@ from aiohttp import web
 from tilannekuva.aio import stop_tasks
 from tilannekuva.api import openapi, routes
 from tilannekuva.api.history import REFRESH_S, HistoryCache
+from tilannekuva.api.impact import ImpactCache
 from tilannekuva.api.middleware import authenticate, observe, secure, unavailable
-from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, SETTINGS, STATE, TYPES, State
+from tilannekuva.api.state import (
+    HISTORY,
+    IMPACT,
+    OPENAPI,
+    REDIS,
+    SETTINGS,
+    STATE,
+    TYPES,
+    State,
+)
 from tilannekuva.api.types import TypesCache
 from tilannekuva.config import Settings
 
@@ -47,6 +57,7 @@ def make_app(
         cadence=history_cadence,
     )
     app[TYPES] = TypesCache(redis, settings.min_cell)
+    app[IMPACT] = ImpactCache(redis, settings.min_cell)
     routes.register(app.router)
     app.on_response_prepare.append(secure)
     app.cleanup_ctx.append(_history_task(history_refresh_s))

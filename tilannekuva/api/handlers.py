@@ -40,7 +40,7 @@ from tilannekuva.api.series import (
     parse_day,
     parse_history_query,
 )
-from tilannekuva.api.state import HISTORY, OPENAPI, REDIS, SETTINGS, STATE, TYPES
+from tilannekuva.api.state import HISTORY, IMPACT, OPENAPI, REDIS, STATE, TYPES
 from tilannekuva.api.types import BadQuery, parse_query
 from tilannekuva.api.types import scope_body as types_body
 
@@ -195,10 +195,8 @@ async def impact(request: web.Request) -> web.Response:
             raise http_error(web.HTTPNotFound, "unknown postcode area")
         if municipality is not None and known[area] != municipality:
             raise http_error(web.HTTPBadRequest, "the area is not in that municipality")
-    month, counts = await redis_reader.read_impact_async(redis, services)
-    min_cell = request.app[SETTINGS].min_cell
-    body = impact_api.body(month, counts, municipality, min_cell, area)
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+    answer = await request.app[IMPACT].get((services, municipality, area))
+    return web.Response(body=answer, content_type="application/json")
 
 
 # --------------------------------------------------------------------------- history

@@ -16,6 +16,7 @@ from tilannekuva.config import Settings
 SETTINGS = web.AppKey("settings", Settings)
 HISTORY = web.AppKey("history", object)  # a tilannekuva.api.history.HistoryCache
 TYPES = web.AppKey("types", object)  # a tilannekuva.api.types.TypesCache
+IMPACT = web.AppKey("impact", object)  # a tilannekuva.api.impact.ImpactCache
 REDIS = web.AppKey("redis", object)  # a redis.asyncio.Redis, bytes or str responses
 OPENAPI = web.AppKey("openapi", dict)
 
