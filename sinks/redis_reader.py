@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
@@ -463,30 +464,33 @@ async def read_impact_async(client, services) -> tuple[str | None, dict]:
     and every worker partition's added up (:mod:`sinks.impact_store`), read in one
     transaction."""
     raw = await fetch_impact_async(client, services)
-    return raw.month, raw.counts()
+    return raw.month, dict(raw)
 
 
 @dataclass(frozen=True)
-class ImpactRead:
+class ImpactRead(Mapping):
     """What :func:`fetch_impact_async` read, not yet decoded: the month, the writers'
     version token (None: written before the token), each service's packed counts and
-    hashes (as written before session 37)."""
+    hashes (as written before session 37). As a mapping it gives each service's
+    :class:`Counts`, every writer's added up, decoded when asked for (CPU-bound, and
+    dense: one service at a time keeps an answer's memory to the largest's)."""
 
     month: str | None
     version: str | None
     packed: dict[str, list[bytes]]
     hashes: dict[str, list[dict]]
 
-    def counts(self) -> dict:
-        """``{service: Counts}``, every writer's added up (CPU-bound: a worker thread's
-        job in the API)."""
-        return {
-            s: Counts.total(
-                [impact_store.unpack(b) for b in blobs]
-                + [impact_store.decode(h.items()) for h in self.hashes[s]]
-            )
-            for s, blobs in self.packed.items()
-        }
+    def __getitem__(self, service: str) -> Counts:
+        return Counts.total(
+            [impact_store.unpack(b) for b in self.packed[service]]
+            + [impact_store.decode(h.items()) for h in self.hashes[service]]
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.packed)
+
+    def __len__(self) -> int:
+        return len(self.packed)
 
 
 async def fetch_impact_async(client, services) -> ImpactRead:

@@ -138,4 +138,4 @@ class ImpactCache:
         return self._answers[query]
 
     def _answer(self, read: redis_reader.ImpactRead, municipality, area) -> bytes:
-        return orjson.dumps(body(read.month, read.counts(), municipality, self.min_cell, area))
+        return orjson.dumps(body(read.month, read, municipality, self.min_cell, area))
