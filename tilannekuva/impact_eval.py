@@ -430,7 +430,7 @@ def evaluate(
                 "ci_low": e.ci_low,
                 "ci_high": e.ci_high,
                 "naive": e.naive,
-                "withheld": withheld(e, min_cell),
+                "withheld": withheld(e, min_cell, anticipation=ANTICIPATION.get(service, 0)),
                 "se": e.se,
                 "mde": e.mde,
                 "entries": e.treated,

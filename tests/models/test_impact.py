@@ -17,6 +17,7 @@ from models.impact import (
     ANTICIPATION,
     HORIZONS,
     LAG,
+    LOOK_BACK_MONTHS,
     OUTCOME_RULE,
     REACH,
     REPLICATES,
@@ -369,6 +370,13 @@ def test_the_published_event_study_leaves_out_the_service_s_reference_month():
     months = [e["months"] for e in out["event_study"]]
     assert out["reference_month"] == -3 and -3 not in months and -1 in months
     assert published(cells, min_cell=5)["reference_month"] == -1
+    # what opened the case is in the entries' outcome for the look back's months
+    why = {e["months"]: e["withheld"] for e in out["event_study"]}
+    assert all("opened the case" in why[k] for k in range(0, LOOK_BACK_MONTHS) if k in why)
+    assert why[-1] is None and "opened" in why[0] and "opened" not in (why[6] or "")
+    plain = published(cells, min_cell=5)["event_study"]
+    assert not any("opened" in (e["withheld"] or "") for e in plain)
+    assert next(e for e in plain if e["months"] == 0)["withheld"] is None
 
 
 def _without(panel: Panel, row: int) -> Panel:

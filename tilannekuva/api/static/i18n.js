@@ -120,6 +120,11 @@ const STRINGS = {
     sv: "ett antal bakom skattningen är 1–{n} familjer",
     en: "a count behind the estimate is 1 to {n} families",
   },
+  impactOpening: {
+    fi: "tapauksen avannut ilmoitus on yhä tuloksen {n} kuukauden tarkastelujaksossa",
+    sv: "anmälan som öppnade ärendet ingår ännu i utfallets {n} månaders period",
+    en: "what opened the case is still in the outcome's {n}-month look back",
+  },
   impactPreTrend: {
     fi: "Ero ennen palvelun alkua (pieni p: vertailu ei ole samanlainen)",
     sv: "Skillnad före starten (litet p: jämförelsen är inte likadan)",

@@ -48,12 +48,13 @@ export function points(v, lang) {
   return `${pp} ${t("pp", lang)}`;
 }
 
-// The API says why in English (docs/impact.md); the two reasons it gives, in the
+// The API says why in English (docs/impact.md); the three reasons it gives, in the
 // page's language, with the API's numbers.
 export function reasonText(reason, lang) {
   const n = reason.match(/\d+/g) ?? [];
   if (reason.startsWith("fewer than")) return t("impactFew", lang).replace("{n}", n[0]);
   if (reason.startsWith("a count behind")) return t("impactSmall", lang).replace("{n}", n.at(-1));
+  if (reason.startsWith("what opened the case")) return t("impactOpening", lang).replace("{n}", n[0]);
   return reason;
 }
 
