@@ -200,13 +200,8 @@ def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None
     same month closes). Returns ``(panel, families, entries)`` as the world's.
     ``again``: the components to stream again (default: those whose events differ)."""
     pseudo = Pseudonymiser(_KEY)
-    roots = _roots(twin_lines, units.find)
-    again = _differing(units, twin_lines, roots) if again is None else again
-    events = [
-        pseudo.event(validate(line))
-        for line, root in zip(twin_lines, roots, strict=True)
-        if root in again
-    ]
+    lines, affected = _again(units, twin_lines, again)
+    events = [pseudo.event(validate(line)) for line in lines]
     pipe = Pipeline(profile=state_profile, history=None)
     cohorts = Cohorts(run.first, COVERED_MUNICIPALITIES)
     j = 0
@@ -220,7 +215,6 @@ def stream_twin(world, units: Units, twin_lines: list[str], run: Run, again=None
         pipe.process_many(chunk)  # also the families due at the world's W
         for month in step.closes:
             cohorts.close_month(month, pipe)
-    affected = {pseudo.family(f) for r in again for f in units.families.get(r, ())}
     assert cohorts.builder is not None
     return _merged(world, cohorts.builder, affected, run.munis)
 
@@ -232,15 +226,11 @@ def final_twin(world, units: Units, twin_lines: list[str], span: Span, again=Non
     order nor other families change, so only the components whose events differ
     (``again``, as in :func:`stream_twin`) are streamed; the others keep the world's
     rows. Returns ``(panel, families, entries)`` as the world's."""
-    pseudo = Pseudonymiser(_KEY)
-    roots = _roots(twin_lines, units.find)
-    again = _differing(units, twin_lines, roots) if again is None else again
-    lines = [line for line, root in zip(twin_lines, roots, strict=True) if root in again]
+    lines, affected = _again(units, twin_lines, again)
     builder = PanelBuilder(span.first, COVERED_MUNICIPALITIES)
     if lines:
         pipe, starts, _, _ = final_stream(lines)
         builder = final_builder(pipe, starts, span.first, span.last)
-    affected = {pseudo.family(f) for r in again for f in units.families.get(r, ())}
     return _merged(world, builder, affected, span.munis)
 
 
@@ -252,6 +242,17 @@ class Span:
     first: int
     last: int
     munis: dict[str, int]
+
+
+def _again(units: Units, twin_lines: list[str], again: set[str] | None):
+    """``(lines, families)``: the twin's lines of the components to stream again
+    (``again``; None: those whose events differ) and their families' pseudonyms, whose
+    rows the world's panel gives up."""
+    roots = _roots(twin_lines, units.find)
+    again = _differing(units, twin_lines, roots) if again is None else again
+    lines = [line for line, root in zip(twin_lines, roots, strict=True) if root in again]
+    pseudo = Pseudonymiser(_KEY)
+    return lines, {pseudo.family(f) for r in again for f in units.families.get(r, ())}
 
 
 def _differing(units: Units, twin_lines: list[str], roots: list[str]) -> set[str]:
