@@ -37,7 +37,7 @@ going live) on: a family's group at a month's end is what the stream knew then.
 >>> panel.groups.shape, families, entries
 ((1, 4), ['f1'], {('family_work', 'x1'): (0, 1)})
 >>> cohorts.counts()["family_work"].values.shape  # no cohort has the months it reads
-(0, 19, 9)
+(0, 19, 15)
 """
 
 from __future__ import annotations

@@ -871,6 +871,7 @@ def withheld(
     (True, 'fewer than 50 entries')
     >>> withheld(e, 3, anticipation=2) is None  # 6 months on: out of the look back
     True
+    >>> from dataclasses import replace
     >>> withheld(replace(e, horizon=3), 3, anticipation=2)
     "what opened the case is still in the outcome's 6-month look back"
     """
