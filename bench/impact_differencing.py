@@ -85,11 +85,10 @@ def deviation(panel: Panel, min_cell: int) -> list[float]:
         counts = cohort_counts(panel, service, HORIZONS)
         for only in [None, *([m] for m in munis)]:
             cells = counts.cells(only)
+            shown = {r["months"]: r["naive"] for r in published(cells, min_cell)["estimates"]}
             for k in REPORTED:
-                shown = published(cells, min_cell)["estimates"]
-                v = next(r["naive"] for r in shown if r["months"] == k)
-                if v is not None:
-                    out.append(abs(v - estimate(cells, k).naive))
+                if shown.get(k) is not None:
+                    out.append(abs(shown[k] - estimate(cells, k).naive))
     return out
 
 

@@ -472,7 +472,11 @@ class Counts:
         inverse = inverse.reshape(-1)
         mine = np.ones(len(self.strata), bool) if area is None else self.strata[:, 3] == area
         # every row's comparison fields; its entries' fields where the area is asked's
-        values = self.values * np.where(mine[:, None, None], True, ~_ENTRY)
+        values = (
+            self.values
+            if area is None
+            else self.values * np.where(mine[:, None, None], True, ~_ENTRY)
+        )
         v = _summed(inverse, values, len(strata))
         keep = (v[:, :, _AT["n_t"]] > 0).any(axis=1)
         if municipalities is not None:
@@ -1018,13 +1022,14 @@ def naive_published(cells: Cells, k: int, outcome: str, min_cell: int) -> float 
         return None
     n, y = int(cells.n_t[k].sum()), int(cells.y_t[k, outcome].sum())
     nb, yb = int(cells.n_b[k].sum()), int(cells.y_b[k, outcome].sum())
-    if cells.keys is None:
-        return round(y / n - yb / nb, 6)
-    kn, ky = (int(cells.keys[k, f].sum()) for f in ("k_t", f"k_t:{outcome}"))
-    knb, kyb = (int(cells.keys[k, f].sum()) for f in ("k_b", f"k_b:{outcome}"))
-    t = table(min_cell)
-    moved, stayed = t.published(y, ky % KEYS), t.published(n - y, (kn - ky) % KEYS)
-    moved_b, stayed_b = t.published(yb, kyb % KEYS), t.published(nb - yb, (knb - kyb) % KEYS)
+    counts: tuple[int, ...] = (y, n - y, yb, nb - yb)  # moved and not, after and before
+    if cells.keys is not None:
+        kn, ky = (int(cells.keys[k, f].sum()) for f in ("k_t", f"k_t:{outcome}"))
+        knb, kyb = (int(cells.keys[k, f].sum()) for f in ("k_b", f"k_b:{outcome}"))
+        t = table(min_cell)
+        sums = (ky, kn - ky, kyb, knb - kyb)
+        counts = tuple(t.published(c, r % KEYS) for c, r in zip(counts, sums, strict=True))
+    moved, stayed, moved_b, stayed_b = counts
     return round(moved / (moved + stayed) - moved_b / (moved_b + stayed_b), 6)
 
 
