@@ -78,9 +78,13 @@ def unpack(blob: bytes) -> Counts:
     strata = np.frombuffer(raw, "<i8", s * 5, head).reshape(s, 5).astype(np.int64)
     gaps = np.frombuffer(raw, "<u4", n, head + 40 * s)
     nonzero = np.frombuffer(raw, "<i8", n, head + 40 * s + 4 * n)
-    row, field = np.divmod(np.cumsum(gaps, dtype=np.int64), f)
+    at = np.cumsum(gaps, dtype=np.int64)
     values = np.zeros((s, h, len(FIELDS)), np.int64)
-    values.reshape(-1, len(FIELDS))[row, field] = nonzero
+    if f == len(FIELDS):
+        values.reshape(-1)[at] = nonzero
+    else:  # packed with fewer fields
+        row, field = np.divmod(at, f)
+        values.reshape(-1, len(FIELDS))[row, field] = nonzero
     return Counts(horizons, strata, values)
 
 

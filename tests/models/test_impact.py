@@ -24,6 +24,8 @@ from models.impact import (
     SERVICE_FEATURES,
     Counts,
     Panel,
+    _summed,
+    _unique_rows,
     cohort_cells,
     cohort_counts,
     estimate,
@@ -300,6 +302,29 @@ def test_counts_of_parts_add_up_to_the_whole(seed):
             a = estimate(summed.cells(only), k)
             b = estimate(cohort_cells(panel, "family_work", ks, municipalities=only), k)
             assert a == b
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_sums_by_stratum_are_numpy_s(seed):
+    """The reader's sums (segmented, over rows in any order) equal ``np.add.at`` over
+    ``np.unique(axis=0)``'s strata, with negative columns, repeats and, for the last
+    seed, columns too wide for one integer key."""
+    rng = np.random.default_rng(seed)
+    wide = 2**62 if seed == 2 else 50
+    rows = np.stack(
+        [rng.integers(-3, 4, 3000), rng.integers(0, wide, 3000), rng.integers(0, 3, 3000)], 1
+    )
+    rows[rng.random(3000) < 0.5] = rows[0]  # half are one stratum
+    values = rng.integers(0, 1000, (3000, 4, 2))
+    strata, inverse = _unique_rows(rows)
+    want_strata, want_inverse = np.unique(rows, axis=0, return_inverse=True)
+    assert np.array_equal(strata, want_strata)
+    assert np.array_equal(inverse, want_inverse.reshape(-1))
+    want = np.zeros((len(strata), 4, 2), np.int64)
+    np.add.at(want, inverse, values)
+    assert np.array_equal(_summed(inverse, values, len(strata)), want)
+    order = np.argsort(inverse, kind="stable")  # already in order: no sort
+    assert np.array_equal(_summed(inverse[order], values[order], len(strata)), want)
 
 
 def test_an_area_s_entries_are_compared_with_their_whole_strata():

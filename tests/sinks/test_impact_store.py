@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from models.impact import FIELDS, HORIZONS, Counts
 from sinks import keys
-from sinks.impact_store import AsyncImpactStore, ImpactStore, decode, encode, unpack
+from sinks.impact_store import AsyncImpactStore, ImpactStore, decode, encode, pack, unpack
 from sinks.redis_reader import read_impact_async
 
 
@@ -69,3 +69,17 @@ def test_counts_written_before_the_key_sums_read_with_key_sums_zero():
     assert not got.values[0, :, 9:].any()
     whole = counts((24291, 92, 11, 0, 4), n=3)
     assert decode(encode(whole).items()).values.tolist() == whole.values.tolist()
+
+
+def test_packed_counts_of_fewer_fields_read_with_key_sums_zero():
+    rng = np.random.default_rng(1)
+    strata = np.array([(24291, 92, 11, 0, g) for g in range(4)], dtype=np.int64)
+    values = rng.integers(0, 3, (4, len(HORIZONS), len(FIELDS))) * (
+        rng.random((4, len(HORIZONS), len(FIELDS))) < 0.3
+    )
+    whole = Counts(HORIZONS, strata, values)
+    nine = Counts(whole.horizons, whole.strata, whole.values[:, :, :9].copy())
+    got = unpack(pack(nine))
+    assert got.values[:, :, :9].tolist() == nine.values.tolist()
+    assert not got.values[:, :, 9:].any()
+    assert unpack(pack(whole)).values.tolist() == whole.values.tolist()
