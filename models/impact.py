@@ -488,9 +488,16 @@ class Counts:
         at[keep] = np.arange(int(keep.sum()))
         row_at = at[inverse]
         rows = row_at >= 0
-        group = rows_of[rows, 4]
-        grouped = values[:, :, :_GROUPED][rows]  # the jackknife's fields only
-        groups = (row_at[rows], group, grouped) if np.unique(group).size > 1 else None
+        groups = None
+        if np.unique(rows_of[rows, 4]).size > 1:
+            # a row per kept stratum and replicate group (its areas added up), the
+            # jackknife's fields only
+            pairs, pair_of = np.unique(
+                row_at[rows] * REPLICATES + rows_of[rows, 4], return_inverse=True
+            )
+            grouped = values[:, :, :_GROUPED][rows]
+            stratum, group = np.divmod(pairs, REPLICATES)
+            groups = (stratum, group, _summed(pair_of.reshape(-1), grouped, len(pairs)))
 
         def one(name: str) -> dict:
             return {k: vf[:, i, _AT[name]] for i, k in enumerate(ks)}
@@ -775,21 +782,29 @@ def jackknife_se(cells: Cells, horizon: int, outcome: str = "lower") -> float | 
     or leaving a group out leaves no entry."""
     if cells.groups is None:
         return None
-    rows, group, values = cells.groups
+    stratum, group, values = cells.groups
     i = cells.horizons.index(horizon)
     fields = [_AT["n_t"], _AT["n_c"], _AT[f"y_t:{outcome}"], _AT[f"y_c:{outcome}"]]
-    size = len(cells.n_t[horizon]) * REPLICATES
-    at = rows * REPLICATES + group
-    per = np.stack(
-        [np.bincount(at, weights=values[:, i, f], minlength=size) for f in fields], axis=1
-    ).reshape(-1, REPLICATES, len(fields))
-    rest = per.sum(axis=1, keepdims=True) - per  # [strata, groups, fields]: each left out
-    nt, nc, yt, yc = (rest[..., j] for j in range(len(fields)))
-    ok = (nt > 0) & (nc > 0)
-    n = np.where(ok, nt, 0).sum(axis=0)
-    if (n == 0).any():
+    x = values[:, i, fields].astype(float)  # [stratum × group rows, fields]
+    strata = len(cells.n_t[horizon])
+    whole = np.stack([np.bincount(stratum, x[:, j], strata) for j in range(len(fields))], 1)
+
+    def terms(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each stratum's term of the effect's numerator and its entries (0 where it
+        has no entry or no comparison family)."""
+        nt, nc, yt, yc = c.T
+        ok = (nt > 0) & (nc > 0)
+        return np.where(ok, yt - nt * yc / np.where(ok, nc, 1), 0), np.where(ok, nt, 0)
+
+    # Leaving group g out changes only the strata it has a row in: the whole sums less,
+    # for each of those rows, its stratum's term with the group less without it.
+    top, n = (v.sum() for v in terms(whole))
+    with_g, without_g = terms(whole[stratum]), terms(whole[stratum] - x)
+    less = [np.bincount(group, a - b, REPLICATES) for a, b in zip(with_g, without_g, strict=True)]
+    n_out = n - less[1]
+    if (n_out <= 0).any():
         return None
-    att = np.where(ok, yt - nt * yc / np.where(ok, nc, 1), 0).sum(axis=0) / n
+    att = (top - less[0]) / n_out
     g = len(att)
     return float(np.sqrt((g - 1) / g * ((att - att.mean()) ** 2).sum()))
 
