@@ -464,8 +464,8 @@ class Counts:
             return cls.empty(ks)
         strata = np.concatenate([p.strata for p in parts])
         values = np.concatenate([p.values for p in parts])
-        keys, inverse = np.unique(strata, axis=0, return_inverse=True)
-        return Counts(ks, keys, _summed(inverse.reshape(-1), values, len(keys)))
+        keys, inverse = _unique_rows(strata)
+        return Counts(ks, keys, _summed(inverse, values, len(keys)))
 
     def cells(self, municipalities: Sequence[int] | None = None, area: int | None = None) -> Cells:
         """The :class:`Cells` of the strata with an entry (``municipalities``: those
