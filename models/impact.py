@@ -321,7 +321,8 @@ class Cells:
     before/after, the entries observed ``k`` months before (``n_b``) and those that
     had moved then (``y_b``); ``groups``: the counts behind them by replicate group
     (:data:`REPLICATES`), for the jackknife, as rows ``(stratum, group, values
-    [horizons, FIELDS up to the comparison families that moved])`` (None: not kept). Nothing per family."""
+    [horizons, FIELDS up to the comparison families that moved])`` (None: not kept).
+    Nothing per family."""
 
     horizons: tuple[int, ...]
     n_t: dict[int, np.ndarray]
@@ -521,8 +522,9 @@ class Counts:
 
 
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(rows, axis=0, return_inverse=True)`` by one integer per row (a
-    tenth of the time at 550,000 rows), where the columns' ranges fit in 63 bits.
+    """``np.unique(rows, axis=0, return_inverse=True)`` by one integer per row, where
+    the columns' ranges fit in 63 bits (the 551,521 strata rows of 80,000 families:
+    0.05 s against 0.8–1.1 s).
 
     >>> u, inv = _unique_rows(np.array([[3, -1], [1, 5], [3, -1]]))
     >>> u.tolist(), inv.tolist()
