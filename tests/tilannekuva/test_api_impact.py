@@ -32,6 +32,7 @@ from sinks.impact_store import ImpactStore, pack
 from tilannekuva import api, export
 from tilannekuva.api import impact as impact_api
 from tilannekuva.api.schemas import ImpactList
+from tilannekuva.api.state import IMPACT
 from tilannekuva.config import Settings
 from tilannekuva.demo import Ingest
 from tilannekuva.impact_eval import batches, stream_panel
@@ -185,4 +186,45 @@ async def test_answers_are_kept_while_the_counts_version_holds(redis_client, red
         a, b = await asyncio.gather(cache.get(query), cache.get(query))
         assert a == b
     finally:
+        await r.aclose()
+
+
+async def test_the_page_s_answers_are_made_once_the_counts_stand_still(
+    redis_client, redis_test_url
+):
+    """The app's warm-up makes every page query's answer once a version of the counts
+    has stood its settle time, not before, and again for the next version."""
+    g = np.full((60, 12), 5, dtype=np.int8)
+    g[:30, 8:] = 4
+    panel = Panel(g, np.zeros_like(g), {"family_work": [[6]] * 30 + [[11]] * 30})
+    store = ImpactStore(redis_client)
+    store.write(24300, {"family_work": cohort_counts(panel, "family_work", HORIZONS)})
+    r = aioredis.Redis.from_url(redis_test_url)
+    settings = Settings(api_token=TOKEN, min_cell=MIN_CELL, redis_url=redis_test_url)
+    app = api.make_app(settings, r, history_refresh_s=None, impact_settle_s=3.0)
+    c = TestClient(TestServer(app))
+    await c.start_server()
+    cache = app[IMPACT]
+
+    async def made(within_s: float) -> set:
+        for _ in range(int(within_s / 0.1)):
+            if set(cache.held()) == set(impact_api.PAGE_QUERIES):
+                break
+            await asyncio.sleep(0.1)
+        return set(cache.held())
+
+    try:
+        await asyncio.sleep(0.5)
+        assert cache.held() == []  # the version has not stood 3 s yet
+        assert await made(20.0) == set(impact_api.PAGE_QUERIES)
+        held = await (await c.get("/api/v1/impact?municipality=837", headers=AUTH)).read()
+        assert held == cache._answers[(SERVICES, "837", None)]
+        g[:30, 8:] = 6  # a new version: the answers of the old one are not served
+        store.write(24300, {"family_work": cohort_counts(panel, "family_work", HORIZONS)})
+        body = await (await c.get("/api/v1/impact", headers=AUTH)).json()
+        assert body["services"][0]["estimates"][0]["effect"] == 0.0
+        assert set(cache.held()) == {(SERVICES, None, None)}  # only the one asked, so far
+        assert await made(20.0) == set(impact_api.PAGE_QUERIES)
+    finally:
+        await c.close()
         await r.aclose()

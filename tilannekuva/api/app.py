@@ -10,7 +10,7 @@ from aiohttp import web
 from tilannekuva.aio import stop_tasks
 from tilannekuva.api import openapi, routes
 from tilannekuva.api.history import REFRESH_S, HistoryCache
-from tilannekuva.api.impact import ImpactCache
+from tilannekuva.api.impact import SETTLE_S, ImpactCache
 from tilannekuva.api.middleware import authenticate, observe, secure, unavailable
 from tilannekuva.api.state import (
     HISTORY,
@@ -37,6 +37,7 @@ def make_app(
     heartbeat_s: float = HEARTBEAT_S,
     history_refresh_s: float | None = REFRESH_S,
     history_cadence: bool = True,
+    impact_settle_s: float | None = SETTLE_S,
 ) -> web.Application:
     """The aiohttp application; ``redis`` is a ``redis.asyncio.Redis`` (bytes or str).
 
@@ -44,7 +45,9 @@ def make_app(
     fresh and warm from start-up on (see :mod:`tilannekuva.api.history`); None leaves
     it to the requests (each then refreshes only when its days are not held yet).
     ``history_cadence`` False publishes every refresh rather than once per day of ``W``:
-    only for measuring the refresh itself (bench/), never for serving."""
+    only for measuring the refresh itself (bench/), never for serving. With
+    ``impact_settle_s``, a background task makes the page's impact answers once the
+    counts have stood that long (:meth:`tilannekuva.api.impact.ImpactCache.run`)."""
     app = web.Application(middlewares=[observe, authenticate, unavailable])
     app[SETTINGS] = settings
     app[REDIS] = redis
@@ -61,6 +64,7 @@ def make_app(
     routes.register(app.router)
     app.on_response_prepare.append(secure)
     app.cleanup_ctx.append(_history_task(history_refresh_s))
+    app.cleanup_ctx.append(_impact_task(impact_settle_s))
     return app
 
 
@@ -73,5 +77,16 @@ def _history_task(refresh_s: float | None):
         for name, where in stuck.items():  # bounded: a shutdown never waits on the cache
             log.warning("%s did not stop; going on without it\n%s", name, where)
         cache.close()
+
+    return ctx
+
+
+def _impact_task(settle_s: float | None):
+    async def ctx(app: web.Application):
+        cache: ImpactCache = app[IMPACT]
+        task = asyncio.create_task(cache.run(settle_s=settle_s)) if settle_s is not None else None
+        yield
+        for name, where in (await stop_tasks({"the impact warm-up": task})).items():
+            log.warning("%s did not stop; going on without it\n%s", name, where)
 
     return ctx

@@ -4,25 +4,32 @@ comparable families (issue 16, ``docs/impact.md``).
 The answer is computed from the cohort counts the pipeline keeps in Redis
 (:mod:`sinks.impact_store`), added up over every writer, with the estimator of
 :mod:`models.impact`; what is published of it, and what is withheld, is
-:func:`models.impact.published`'s. An answer costs seconds of CPU at 20,000 families
+:func:`models.impact.published`'s. An answer costs seconds of CPU at 80,000 families
 (the counts of seven services, a jackknife per estimate), so :class:`ImpactCache` makes
-each once per version of the counts, in a worker thread, the event loop free meanwhile.
+each once per version of the counts, in a worker thread, the event loop free meanwhile,
+and makes the page's answers ahead once a version has stood still (:meth:`ImpactCache.run`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 import orjson
 
+from models.contract import COVERED_MUNICIPALITIES
 from models.impact import ANTICIPATION, SERVICES, Counts, published
 from sinks import keys, redis_reader
 from sinks.connection import text
 from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE
 from tilannekuva.api.types import BadQuery
+
+log = logging.getLogger(__name__)
 
 OUTCOME = (
     "the probability of moving to a lower (better) outcome group: the need score without "
@@ -90,6 +97,44 @@ def body(
 
 Query = tuple[tuple[str, ...], str | None, str | None]  # services, municipality, area
 
+#: The queries the page asks (every service, for all six municipalities and for each):
+#: made ahead once the counts stand still (:meth:`ImpactCache.run`).
+PAGE_QUERIES: tuple[Query, ...] = tuple(
+    (SERVICES, m, None) for m in (None, *sorted(COVERED_MUNICIPALITIES))
+)
+POLL_S = 2.0  # how often the warm-up looks at the counts' version
+#: How long a version must stand before its answers are made ahead: a month's close
+#: writes once, a worker recounts after its families changed (every few seconds while it
+#: catches up, when it has applied everything live), and at 80,000 families the page's
+#: seven answers cost about 8 s of CPU (bench/README.md, session 38).
+SETTLE_S = 30.0
+
+
+@dataclass
+class Settled:
+    """Whether a version of the counts has stood ``settle_s`` and was not made ahead
+    yet: ``step(version, now)`` with the clock passed in.
+
+    >>> s = Settled(settle_s=30.0)
+    >>> s.step("a", 0.0), s.step("a", 29.0), s.step("a", 30.0), s.step("a", 99.0)
+    (False, False, True, False)
+    >>> s.step("b", 100.0), s.step("c", 131.0), s.step("c", 161.0), s.step(None, 999.0)
+    (False, False, True, False)
+    """
+
+    settle_s: float
+    seen: str | None = None
+    since: float = 0.0
+    made: str | None = None
+
+    def step(self, version: str | None, now: float) -> bool:
+        if version != self.seen:
+            self.seen, self.since = version, now
+        if version is None or version == self.made or now - self.since < self.settle_s:
+            return False
+        self.made = version
+        return True
+
 
 class ImpactCache:
     """The answers (JSON bytes) of the last ``size`` queries, for the version of the
@@ -127,6 +172,34 @@ class ImpactCache:
                 while len(self._answers) > self.size:
                     self._answers.popitem(last=False)
             return answer
+
+    async def run(
+        self,
+        poll_s: float = POLL_S,
+        settle_s: float = SETTLE_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Forever: once a version of the counts has stood ``settle_s`` (:class:`Settled`),
+        make the page's answers (:data:`PAGE_QUERIES`) ahead, so that the page's first
+        request after a month's close is answered from the cache. Errors are logged,
+        not fatal."""
+        settled = Settled(settle_s)
+        while True:
+            try:
+                version = await self.redis.get(keys.IMPACT_VERSION)
+                if settled.step(None if version is None else text(version), clock()):
+                    for query in PAGE_QUERIES:
+                        await self.get(query)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("making the impact answers ahead failed; retrying")
+            await sleep(poll_s)
+
+    def held(self) -> list[Query]:
+        """The queries whose answers are kept (for the current version or not)."""
+        return list(self._answers)
 
     async def _held(self, query: Query) -> bytes | None:
         if query not in self._answers:
