@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -54,6 +55,9 @@ class PatientRetry(Retry):
                 metrics.REDIS_WAITING.dec()
                 log.warning("Redis reachable again")
 
+
+#: What a client raises while Redis is unreachable (down, restarting, the network).
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 T = TypeVar("T")
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import socket
 
 import numpy as np
 import orjson
@@ -16,6 +19,8 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from models.contract import COVERED_MUNICIPALITIES, validate
 from models.impact import (
@@ -227,4 +232,24 @@ async def test_the_page_s_answers_are_made_once_the_counts_stand_still(
         assert await made(20.0) == set(impact_api.PAGE_QUERIES)
     finally:
         await c.close()
+        await r.aclose()
+
+
+async def test_the_warm_up_waits_out_an_unreachable_redis(caplog):
+    """With Redis down the warm-up keeps polling, says so once, and does not end."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = aioredis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+    task = asyncio.create_task(impact_api.ImpactCache(r, MIN_CELL).run(poll_s=0.05, settle_s=0))
+    try:
+        with caplog.at_level(logging.WARNING, logger=impact_api.__name__):
+            await asyncio.sleep(1.5)
+        assert not task.done()
+        said = [x for x in caplog.records if "Redis unreachable" in x.getMessage()]
+        assert len(said) == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await r.aclose()

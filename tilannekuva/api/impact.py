@@ -25,7 +25,7 @@ import orjson
 from models.contract import COVERED_MUNICIPALITIES
 from models.impact import ANTICIPATION, SERVICES, Counts, published
 from sinks import keys, redis_reader
-from sinks.connection import text
+from sinks.connection import UNREACHABLE, text
 from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE
 from tilannekuva.api.types import BadQuery
 
@@ -183,18 +183,25 @@ class ImpactCache:
         """Forever: once a version of the counts has stood ``settle_s`` (:class:`Settled`),
         make the page's answers (:data:`PAGE_QUERIES`) ahead, so that the page's first
         request after a month's close is answered from the cache. Errors are logged,
-        not fatal."""
-        settled = Settled(settle_s)
+        not fatal, Redis being unreachable once per outage; a version whose answers
+        failed is made again."""
+        settled, waiting = Settled(settle_s), False
         while True:
             try:
                 version = await self.redis.get(keys.IMPACT_VERSION)
                 if settled.step(None if version is None else text(version), clock()):
                     for query in PAGE_QUERIES:
                         await self.get(query)
+                waiting = False
             except asyncio.CancelledError:
                 raise
+            except UNREACHABLE:
+                if not waiting:
+                    log.warning("impact answers ahead: Redis unreachable; waiting for it")
+                settled.made, waiting = None, True
             except Exception:
                 log.exception("making the impact answers ahead failed; retrying")
+                settled.made = None
             await sleep(poll_s)
 
     def held(self) -> list[Query]:

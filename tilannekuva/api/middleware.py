@@ -6,9 +6,9 @@ from __future__ import annotations
 import hmac
 import time
 
-import redis.exceptions
 from aiohttp import web
 
+from sinks.connection import UNREACHABLE
 from tilannekuva.api.routes import PATHS, is_audit, is_public
 from tilannekuva.api.schemas import RETRY_AFTER_S, http_error
 from tilannekuva.api.state import SETTINGS, STATE
@@ -62,9 +62,6 @@ async def authenticate(request: web.Request, handler):
             headers={"WWW-Authenticate": 'Bearer realm="tilannekuva"'},
         )
     return await handler(request)
-
-
-UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @web.middleware
