@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.impact import (  # noqa: E402
-    ANTICIPATION,
     ENTRY_GAP,
     HORIZONS,
     REACH,
@@ -46,6 +45,7 @@ from models.impact import (  # noqa: E402
     SERVICES,
     Alike,
     Panel,
+    anticipation_of,
     cohort_cells,
     estimate,
 )
@@ -63,7 +63,7 @@ def linearised_se(panel: Panel, service: str, k: int) -> float:
     """The estimate's standard error from its influence function summed per family: the
     entries' and comparison families' terms of every stratum a family is in, added
     before squaring (the strata held fixed)."""
-    a = ANTICIPATION.get(service, 0)
+    a = anticipation_of(service)
     alike = Alike()
     g = np.asarray(panel.groups, dtype=np.int64)
     mu_ = np.asarray(panel.municipality, dtype=np.int64)

@@ -180,6 +180,15 @@ HORIZONS: tuple[int, ...] = tuple(range(-6, 13))
 ANTICIPATION: Mapping[str, int] = {"child_welfare_open_care": 2}
 
 
+def anticipation_of(service: str) -> int:
+    """The months of :data:`ANTICIPATION` of ``service`` (0: none).
+
+    >>> anticipation_of("child_welfare_open_care"), anticipation_of("family_work")
+    (2, 0)
+    """
+    return ANTICIPATION.get(service, 0)
+
+
 def reference_month(anticipation: int = 0) -> int:
     """The month (relative to the start) the moves are measured from and the comparison
     is matched at: −1, earlier by the service's :data:`ANTICIPATION`."""
@@ -621,7 +630,7 @@ def cohort_counts(
     if comparison not in COMPARISONS:
         raise ValueError(f"comparison must be one of {COMPARISONS}, not {comparison!r}")
     alike = alike or Alike()
-    a = ANTICIPATION.get(service, 0) if anticipation is None else anticipation
+    a = anticipation_of(service) if anticipation is None else anticipation
     g = np.asarray(panel.groups, dtype=np.int64)
     mu = np.asarray(panel.municipality, dtype=np.int64)
     n_m = g.shape[1]

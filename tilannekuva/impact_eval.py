@@ -43,7 +43,6 @@ import numpy as np
 from models.cohorts import Cohorts, builder_counts, final_builder
 from models.contract import COVERED_MUNICIPALITIES, RETRACTED, InvalidEvent, validate
 from models.impact import (
-    ANTICIPATION,
     COMPARISONS,
     HORIZONS,
     LAG,
@@ -52,6 +51,7 @@ from models.impact import (
     Counts,
     Panel,
     PanelBuilder,
+    anticipation_of,
     cohort_cells,
     estimate,
     month_of,
@@ -373,7 +373,7 @@ def truth(factual, twins, horizons=REPORTED, outcome: str = "lower") -> dict[str
     out: dict[str, dict] = {}
     for service in SERVICES:
         p0, _, e0 = twins.get(service, factual)
-        a = ANTICIPATION.get(service, 0)
+        a = anticipation_of(service)
         cum = p1.started(service)
         rows1, rows0, months = [], [], []
         for (svc, episode), (row, c) in e1.items():
@@ -431,7 +431,7 @@ def evaluate(
                 "ci_low": e.ci_low,
                 "ci_high": e.ci_high,
                 "naive": e.naive,
-                "withheld": withheld(e, min_cell, anticipation=ANTICIPATION.get(service, 0)),
+                "withheld": withheld(e, min_cell, anticipation=anticipation_of(service)),
                 "se": e.se,
                 "mde": e.mde,
                 "entries": e.treated,
@@ -440,8 +440,8 @@ def evaluate(
             }
         services[service] = {
             **rows,
-            "pre_trend_p": pre_trend(cells, outcome, ANTICIPATION.get(service, 0)),
-            "reference_month": reference_month(ANTICIPATION.get(service, 0)),
+            "pre_trend_p": pre_trend(cells, outcome, anticipation_of(service)),
+            "reference_month": reference_month(anticipation_of(service)),
             "event_study": {
                 str(k): asdict(estimate(cells, k, outcome))["effect"] for k in HORIZONS
             },

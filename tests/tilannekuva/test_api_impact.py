@@ -24,10 +24,10 @@ from redis.backoff import NoBackoff
 
 from models.contract import COVERED_MUNICIPALITIES, validate
 from models.impact import (
-    ANTICIPATION,
     HORIZONS,
     SERVICES,
     Panel,
+    anticipation_of,
     cohort_cells,
     cohort_counts,
     published,
@@ -80,7 +80,7 @@ async def test_the_api_answers_the_offline_estimates(
     assert body["counted_to"] == redis_client.get(keys.IMPACT_MONTH).decode()
     assert [s["service"] for s in body["services"]] == list(SERVICES)
     for s in body["services"]:
-        a = ANTICIPATION.get(s["service"], 0)
+        a = anticipation_of(s["service"])
         want = published(cohort_cells(panel, s["service"]), MIN_CELL, anticipation=a)
         assert {k: s[k] for k in want} == want, s["service"]
     shown = [e for s in body["services"] for e in s["estimates"] if e["withheld"] is None]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import orjson
 
 from models.contract import COVERED_MUNICIPALITIES
-from models.impact import ANTICIPATION, SERVICES, Counts, published
+from models.impact import SERVICES, Counts, anticipation_of, published
 from sinks import keys, redis_reader
 from sinks.connection import UNREACHABLE, text
 from tilannekuva.api.schemas import MUNICIPALITY_CODE, POSTCODE
@@ -87,7 +87,7 @@ def body(
             {
                 "service": s,
                 **published(
-                    c.cells(only, where), min_cell, naive=naive, anticipation=ANTICIPATION.get(s, 0)
+                    c.cells(only, where), min_cell, naive=naive, anticipation=anticipation_of(s)
                 ),
             }
             for s, c in counts.items()
