@@ -797,8 +797,16 @@ def jackknife_se(cells: Cells, horizon: int, outcome: str = "lower") -> float | 
     i = cells.horizons.index(horizon)
     fields = [_AT["n_t"], _AT["n_c"], _AT[f"y_t:{outcome}"], _AT[f"y_c:{outcome}"]]
     x = values[:, i, fields].astype(float)  # [stratum × group rows, fields]
-    strata = len(cells.n_t[horizon])
-    whole = np.stack([np.bincount(stratum, x[:, j], strata) for j in range(len(fields))], 1)
+    # each stratum's counts, all groups in: the cells' own
+    whole = np.stack(
+        [
+            cells.n_t[horizon],
+            cells.n_c[horizon],
+            cells.y_t[horizon, outcome],
+            cells.y_c[horizon, outcome],
+        ],
+        1,
+    )
 
     def terms(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each stratum's term of the effect's numerator and its entries (0 where it
