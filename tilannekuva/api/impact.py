@@ -112,14 +112,18 @@ SETTLE_S = 30.0
 
 @dataclass
 class Settled:
-    """Whether a version of the counts has stood ``settle_s`` and was not made ahead
-    yet: ``step(version, now)`` with the clock passed in.
+    """Whether a version of the counts has stood ``settle_s`` and its answers are not
+    made yet (``made``: the version they were last made for): ``due(version, now)``
+    with the clock passed in.
 
     >>> s = Settled(settle_s=30.0)
-    >>> s.step("a", 0.0), s.step("a", 29.0), s.step("a", 30.0), s.step("a", 99.0)
-    (False, False, True, False)
-    >>> s.step("b", 100.0), s.step("c", 131.0), s.step("c", 161.0), s.step(None, 999.0)
-    (False, False, True, False)
+    >>> s.due("a", 0.0), s.due("a", 29.0), s.due("a", 30.0)
+    (False, False, True)
+    >>> s.made = "a"  # made: not due again
+    >>> s.due("a", 99.0), s.due("b", 100.0), s.due("c", 131.0), s.due("c", 161.0)
+    (False, False, False, True)
+    >>> s.due(None, 999.0)  # no counts
+    False
     """
 
     settle_s: float
@@ -127,13 +131,10 @@ class Settled:
     since: float = 0.0
     made: str | None = None
 
-    def step(self, version: str | None, now: float) -> bool:
+    def due(self, version: str | None, now: float) -> bool:
         if version != self.seen:
             self.seen, self.since = version, now
-        if version is None or version == self.made or now - self.since < self.settle_s:
-            return False
-        self.made = version
-        return True
+        return version is not None and version != self.made and now - self.since >= self.settle_s
 
 
 class ImpactCache:
@@ -188,20 +189,21 @@ class ImpactCache:
         settled, waiting = Settled(settle_s), False
         while True:
             try:
-                version = await self.redis.get(keys.IMPACT_VERSION)
-                if settled.step(None if version is None else text(version), clock()):
+                raw = await self.redis.get(keys.IMPACT_VERSION)
+                version = None if raw is None else text(raw)
+                if settled.due(version, clock()):
                     for query in PAGE_QUERIES:
                         await self.get(query)
+                    settled.made = version
                 waiting = False
             except asyncio.CancelledError:
                 raise
             except UNREACHABLE:
                 if not waiting:
                     log.warning("impact answers ahead: Redis unreachable; waiting for it")
-                settled.made, waiting = None, True
+                waiting = True
             except Exception:
                 log.exception("making the impact answers ahead failed; retrying")
-                settled.made = None
             await sleep(poll_s)
 
     def held(self) -> list[Query]:
