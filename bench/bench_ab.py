@@ -5,7 +5,8 @@ Each of two checkouts (e.g. ``git worktree add /tmp/base HEAD~1``) runs the in-p
 same generated history; they take turns, a batch of 100 events each, so that whatever
 the machine does meanwhile falls on both alike (the method of ``bench_history.py``).
 Prints each one's events/s by eighth and over the whole stream, and the ratio of the
-second to the first (the first is the baseline).
+second to the first (the first is the baseline). Both run the collector as the worker
+does (:func:`tilannekuva.config.tune_gc`).
 
     python bench/bench_ab.py BASE_DIR NEW_DIR [--families 600] [--seed 3] [--years 6]
 """
@@ -27,7 +28,9 @@ from models.contract import validate
 from models.picture import Pipeline
 from models.profile import state_profile
 from models.pseudonym import Pseudonymiser
+from tilannekuva.config import tune_gc
 from tilannekuva.synthetic import DEFAULT_END, generate
+tune_gc()  # the collector as the worker runs it
 families, seed, years, batch = map(int, sys.argv[1:5])
 start = DEFAULT_END.replace(year=DEFAULT_END.year - years) + dt.timedelta(days=1)
 pseudo = Pseudonymiser(b"bench-key-0123456789abcdef")

@@ -42,7 +42,7 @@ from models.contract import InvalidEvent, validate  # noqa: E402
 from models.picture import Pipeline  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
-from tilannekuva.config import Settings  # noqa: E402
+from tilannekuva.config import Settings, tune_gc  # noqa: E402
 
 
 def env_file() -> dict[str, str]:
@@ -58,7 +58,9 @@ def in_process(path: str, limit: int | None = None, profile: bool = False) -> tu
     """Lines and seconds of the worker's pure steps over ``path``: validate, pseudonymise,
     dedup, person, family, contributions and history (with ``profile``, the feature
     profile too, as a worker with family types computes it; the type assignment is
-    left out, so the baseline is, if anything, faster than the worker's steps)."""
+    left out, so the baseline is, if anything, faster than the worker's steps). The
+    collector runs as in the worker (:func:`tilannekuva.config.tune_gc`)."""
+    tune_gc()
     pseudo = Pseudonymiser(b"bench-key-0123456789abcdef")
     with open(path, "rb") as fh:
         lines = (

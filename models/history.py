@@ -32,11 +32,10 @@ Examples
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
 from collections.abc import Iterable
 
 from models.cellkey import record_key
-from models.contract import INDICATORS, KEY_PREFIX, key_field
+from models.contract import GROUPS, INDICATORS, KEY_PREFIX, key_field
 
 __all__ = ["History", "changes", "rewrite", "scope_names"]
 
@@ -45,7 +44,7 @@ def scope_names(value: list, rk: int | None = None) -> Iterable[tuple[str, str, 
     """``(scope, field, count)`` of one history value (non-zero counts only); with a
     record key ``rk``, each count's cell-key field too (``count · rk``)."""
     area, muni = value[0], value[1]
-    group = value[2 + len(INDICATORS)] if len(value) > 2 + len(INDICATORS) else 0
+    group = _group(value)
     named = [(n, c) for n, c in zip(INDICATORS, value[2 : 2 + len(INDICATORS)], strict=True) if c]
     if group:
         named.append((f"g{group}", 1))
@@ -60,20 +59,56 @@ def changes(
     before: list | None, segments: Iterable[list], rk: int | None = None
 ) -> dict[tuple[str, str, int], int]:
     """The difference-array entries ``{(scope, field, day): change}`` of a chain of
-    segments that follows the value ``before`` (with cell-key fields for ``rk``)."""
-    out: dict[tuple[str, str, int], int] = defaultdict(int)
+    segments that follows the value ``before`` (with cell-key fields for ``rk``; an
+    entry may be 0)."""
+    out: dict[tuple[str, str, int], int] = {}
     prev = before
     for start, value in segments:
         if value == prev:
             continue
-        if prev is not None:
-            for scope, name, count in scope_names(prev, rk):
-                out[scope, name, start] -= count
-        if value is not None:
-            for scope, name, count in scope_names(value, rk):
-                out[scope, name, start] += count
+        if prev is not None and value is not None and prev[0] == value[0] and prev[1] == value[1]:
+            _moved(out, start, value, prev, rk)  # the same place: only what changed
+        else:
+            if prev is not None:
+                _moved(out, start, prev, None, rk, -1)
+            if value is not None:
+                _moved(out, start, value, None, rk)
         prev = value
     return out
+
+
+_N = len(INDICATORS)
+_NAMES = tuple((n, key_field(n)) for n in INDICATORS)
+_GROUPS = {int(g[1:]): (g, key_field(g)) for g in GROUPS}  # "g3": group 3
+
+
+def _group(value: list) -> int:
+    return value[2 + _N] if len(value) > 2 + _N else 0
+
+
+def _moved(
+    out: dict, start: int, value: list, prev: list | None, rk: int | None, sign: int = 1
+) -> None:
+    """Add to ``out`` ``sign`` × (``value`` less ``prev``, which is in the same area
+    and municipality; None: nothing) in ``value``'s three scopes, from ``start``."""
+    moves = []
+    for i, (name, key) in enumerate(_NAMES):
+        d = value[2 + i] - (prev[2 + i] if prev is not None else 0)
+        if d:
+            moves.append((name, key, sign * d))
+    g, pg = _group(value), (_group(prev) if prev is not None else 0)
+    if g != pg:
+        if g:
+            moves.append((*_GROUPS[g], sign))
+        if pg:
+            moves.append((*_GROUPS[pg], -sign))
+    for scope in ("all", f"m:{value[1]}", f"a:{value[0]}"):
+        for name, key, d in moves:
+            k = (scope, name, start)
+            out[k] = out.get(k, 0) + d
+            if rk is not None:
+                k = (scope, key, start)
+                out[k] = out.get(k, 0) + d * rk
 
 
 def rewrite(
@@ -87,7 +122,7 @@ def rewrite(
     before = stored[i - 1][1] if i else None
     out = changes(before, new, rk)
     for k, v in changes(before, stored[i:], rk).items():
-        out[k] -= v
+        out[k] = out.get(k, 0) - v
     return stored[:i] + _canonical(before, new), {k: v for k, v in out.items() if v}
 
 

@@ -44,6 +44,7 @@ Examples
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -442,7 +443,8 @@ class Pipeline:
     persons: dict = field(default_factory=dict)
     families: dict = field(default_factory=dict)
     contributions: dict = field(default_factory=dict)
-    due: dict = field(default_factory=dict)
+    due: dict = field(default_factory=dict)  # {family: the day its present next changes}
+    due_heap: list = field(default_factory=list, repr=False)  # (day, family), some stale
     history: History | None = field(default_factory=History)  # None: only on_history
     groups: dict = field(default_factory=dict)  # the group each family's history holds
 
@@ -481,7 +483,7 @@ class Pipeline:
         history from that day on) and every family whose due day has come."""
         since_of = since or {}
         w = day(self.watermark)
-        todo = sorted(set(families) | set(since_of) | {f for f, d in self.due.items() if d <= w})
+        todo = sorted(set(families) | set(since_of) | self.due_by(w))
         states = [self.families[fam] for fam in todo]
         for fam, state, (t, g) in zip(todo, states, self._assigned(states), strict=True):
             segments = None
@@ -494,9 +496,11 @@ class Pipeline:
                     self.on_history(fam, start, segments)
             new = contribution(state, self.watermark, g, segments, t)
             old = self.contributions.get(fam)
-            self.due.pop(fam, None)
+            was = self.due.pop(fam, None)
             if new is not None and new["due"] is not None:
                 self.due[fam] = new["due"]
+                if new["due"] != was or was <= w:  # else its entry is still in the heap
+                    heapq.heappush(self.due_heap, (new["due"], fam))
             if new != old:
                 if new is None:
                     self.contributions.pop(fam, None)
@@ -504,6 +508,17 @@ class Pipeline:
                     self.contributions[fam] = new
                 if self.on_contribution is not None:
                     self.on_contribution(fam, old, new)
+
+    def due_by(self, w: int) -> set[str]:
+        """The families whose due day is ``w`` or before, taken off the heap: the cost is
+        theirs, not every family's (a scan of :attr:`due` on every batch was 2 % of the
+        in-process steps at 20,000 families and grew with them)."""
+        out, heap = set(), self.due_heap
+        while heap and heap[0][0] <= w:
+            d, fam = heapq.heappop(heap)
+            if self.due.get(fam) == d:
+                out.add(fam)
+        return out
 
     def _assigned(self, states: list[dict]) -> list[tuple[int | None, int | None]]:
         """(type id, group) of each family state, each None where nothing assigns it."""

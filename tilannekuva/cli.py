@@ -15,7 +15,7 @@ import io
 import signal
 import sys
 
-from tilannekuva.config import ConfigError, Settings
+from tilannekuva.config import ConfigError, Settings, tune_gc
 
 SUBCOMMANDS = {
     "generate": (
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             print(hint, file=sys.stderr)
             return 2
         settings = Settings.from_env()
+        tune_gc()
         module = importlib.import_module(args._module)
         return int(module.run(args, settings) or 0)
     except ConfigError as exc:

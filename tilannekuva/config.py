@@ -369,13 +369,16 @@ def markdown_table() -> str:
 #: with 50,000 (set for the drill's processes through a sitecustomize) the worker caught
 #: up on 200,000 lines (RocksDB, family types on) in 280 and 272 s against 293 and 293 s,
 #: runs alternating (bench/README.md, session 21). The states are acyclic, so reference
-#: counting frees them and little waits for the collector.
+#: counting frees them and little waits for the collector. The batch commands hold every
+#: state in memory, where the default's full collections walk all of them: the in-process
+#: steps over the first 1,000,000 lines of a 20,000-family history took 119 s, 34 s of
+#: it in 20 full collections, and 92 s with none (bench/README.md, session 39).
 GC_THRESHOLD = (50_000, 20, 10)
 
 
 def tune_gc() -> None:
-    """Set :data:`GC_THRESHOLD` for this process (and the processes it forks): the
-    worker, the demo and the benchmarks that stand for them."""
+    """Set :data:`GC_THRESHOLD` for this process (and the processes it forks): every
+    command (:func:`tilannekuva.cli.main`) and the benchmarks that stand for them."""
     gc.set_threshold(*GC_THRESHOLD)
 
 

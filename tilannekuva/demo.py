@@ -52,7 +52,7 @@ from sinks.model_store import ModelStore
 from sinks.redis_sink import utc_now_iso
 from streams.ops import ShiftAlerts, configured_detector
 from tilannekuva.aio import bounded, check_cancelled, stop_tasks
-from tilannekuva.config import Settings, tune_gc
+from tilannekuva.config import Settings
 
 DEFAULT_FAMILIES = 2000
 DEFAULT_RATE = 20.0
@@ -651,7 +651,6 @@ async def serve(
 
 def run(args, settings: Settings) -> int:
     started = time.perf_counter()
-    tune_gc()  # the steps run here as in the worker
     port = args.port if args.port is not None else settings.api_port
     problem = check_port(args.host, port)
     if problem:

@@ -62,11 +62,14 @@ class TouchedPipeline(Pipeline):
         self.touched: set[str] = set()
 
     def refresh(self, families=(), since=None) -> None:
-        # families aged out by W alone are refreshed too: the learner must forget them
-        w = day(self.watermark)
-        due = {f for f, d in self.due.items() if d <= w}
-        self.touched |= set(families) | set(since or ()) | due
+        self.touched |= set(families) | set(since or ())
         super().refresh(families, since)
+
+    def due_by(self, w: int) -> set[str]:
+        # families aged out by W alone are refreshed too: the learner must forget them
+        found = super().due_by(w)
+        self.touched |= found
+        return found
 
 
 class Replay:

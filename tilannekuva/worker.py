@@ -6,7 +6,7 @@ from __future__ import annotations
 import faust
 
 from streams.app import create_app
-from tilannekuva.config import Settings, one_blas_thread, tune_gc
+from tilannekuva.config import Settings, one_blas_thread
 from tilannekuva.topics import declare_worker_topics
 
 
@@ -21,7 +21,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args, settings: Settings) -> int:
-    tune_gc()
     one_blas_thread()
     app = create_app(
         settings, web_bind=args.web_bind, web_port=args.web_port, loglevel=args.loglevel

@@ -63,6 +63,27 @@ def test_basic_family_is_counted_once():
     assert agg["m:837"]["single_parent_families"] == 1
 
 
+def test_a_family_is_refreshed_on_its_due_day_by_others_events():
+    """W moved on by another family's events: the first family's notification leaves
+    its 30 days, and its child turns 18, each on its due day (Pipeline.due_by)."""
+    events = [
+        *BASE,
+        added("k2", "teen", "f1", "child", "2007-03-10"),
+        ev("n", "child_welfare.notification", {}, "2025-01-20", "kid"),
+        *[
+            added(f"o{i}", f"other{i}", f"f{i + 2}", "parent", "1980-01-01", occurred=on)
+            for i, on in enumerate(["2025-02-10", "2025-02-18", "2025-02-19", "2025-03-11"])
+        ],
+    ]
+    pipe = run(events[:-4])
+    seen = []
+    for e in events[-4:]:
+        pipe.process(e)
+        counts = pipe.contributions["f1"]["counts"]
+        seen.append((counts["child_welfare_notifications_30d"], counts["children"]))
+    assert seen == [(1, 2), (1, 2), (0, 2), (0, 1)]
+
+
 def person_of(events):
     """The person state of ``events`` (one person), in the given order."""
     state = person.new_state()
@@ -325,6 +346,12 @@ def test_any_order_with_duplicates_gives_the_same_picture(events, rnd, dups):
         pipe.process_many(shuffled[i : i + k])
         i += k
     assert pipe.aggregates() == reference
+    # every family's present as W has it, whether an event or its due day refreshed it
+    # (the day it may next change aside: from the segments it can be a later one)
+    fresh = {f: contribution(state, pipe.watermark) for f, state in pipe.families.items()}
+    assert {f: {**c, "due": 0} for f, c in pipe.contributions.items()} == {
+        f: {**c, "due": 0} for f, c in fresh.items() if c is not None
+    }
 
 
 def test_replaying_everything_again_changes_nothing():

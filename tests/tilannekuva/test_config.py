@@ -6,6 +6,7 @@ The tests are driven by the model's fields, never by a restated list of settings
 
 from __future__ import annotations
 
+import gc
 import sys
 import tomllib
 import types
@@ -16,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from tilannekuva import cli
-from tilannekuva.config import SECRETS, ConfigError, Settings, markdown_table
+from tilannekuva.config import GC_THRESHOLD, SECRETS, ConfigError, Settings, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = Settings.model_fields
@@ -240,6 +241,19 @@ def test_readme_configuration_table_is_generated_and_current():
     )
     for name, var in ENV.items():
         assert f"`{var}`" in section, name
+
+
+def test_every_command_runs_with_the_tuned_collector(tmp_path, clean_environ):
+    """The batch commands hold every state in memory: the default's full collections
+    would walk them all (tilannekuva.config.GC_THRESHOLD)."""
+    was = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        out = tmp_path / "f.jsonl"
+        assert cli.main(["generate", "--families", "3", "--seed", "1", "--out", str(out)]) == 0
+        assert gc.get_threshold() == GC_THRESHOLD
+    finally:
+        gc.set_threshold(*was)
 
 
 def test_config_error_from_the_cli_is_one_line(monkeypatch, capsys, clean_environ):
