@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from models.cohorts import Cohorts, builder_counts, final_builder
 from models.contract import COVERED_MUNICIPALITIES, RETRACTED, InvalidEvent, validate
@@ -324,7 +325,7 @@ def _components(lines: list[str]):
     families = set()
     for line in lines:
         if '"family.member_added"' in line:
-            ev = json.loads(line)
+            ev = orjson.loads(line)
             fam = ev["data"]["family"]
             families.add(fam)
             a, b = find(ev["person"]), find(fam)
@@ -341,7 +342,7 @@ def _roots(lines: list[str], find) -> list[str]:
     join components the world keeps apart (then its rows cannot be the world's)."""
     out = []
     for line in lines:
-        ev = json.loads(line)
+        ev = orjson.loads(line)
         if ev.get("type") == "family.member_added" and find(ev["person"]) != find(
             ev["data"]["family"]
         ):
