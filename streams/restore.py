@@ -20,6 +20,7 @@ latest snapshot is published again where the model store lost it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -45,7 +46,10 @@ class Restore:
     """One tick: W and the first day raised from ``days``; every partition in ``parts``
     whose families Redis lost written again (returned). While it writes (and from the
     moment it finds W gone), Redis says so under ``who`` (:data:`sinks.keys.RESTORING`,
-    for at most ``hold_s`` at a time): shift detection waits for a whole history."""
+    for at most ``hold_s`` at a time): shift detection waits for a whole history. One
+    tick at a time: the timer's and the agent's (:meth:`before_writing`) run side by
+    side, and one would read the other's marks of rewrites not yet done as left undone
+    by a killed worker."""
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class Restore:
         self.hold_s = hold_s
         self.checked: set[int] = set()  # partitions looked at since start
         self.holding = False  # this tick marked a restore in Redis
+        self.one_tick = asyncio.Lock()
 
     def forget(self, parts: Iterable[int]) -> None:
         """Partitions revoked: looked at again when they come back."""
@@ -76,10 +81,17 @@ class Restore:
         start, before the agent writes those families: once it has, a Redis emptied
         while this worker was down would already count the agent's batch and look whole.
         The families about to be written do not count as held (a first start)."""
-        new = sorted(set(families.values()) - self.checked)
-        return await self(new, writing=families.keys()) if new else []
+        if not set(families.values()) - self.checked:
+            return []  # the agent's every batch: no wait for a tick
+        async with self.one_tick:
+            new = sorted(set(families.values()) - self.checked)
+            return await self._call(new, writing=families.keys()) if new else []
 
     async def __call__(self, parts: Iterable[int], writing: Iterable[str] = ()) -> list[int]:
+        async with self.one_tick:
+            return await self._call(parts, writing)
+
+    async def _call(self, parts: Iterable[int], writing: Iterable[str]) -> list[int]:
         parts = sorted(parts)
         span = self.days.span(parts)
         if span is not None and await self.sink.watermark() is None:

@@ -216,6 +216,28 @@ async def test_a_restarted_worker_checks_a_partition_before_its_first_write(
     assert picture_and_history(redis_client, history) == want
 
 
+async def test_the_tick_and_the_agent_rewrite_a_lost_partition_once(history, aredis, redis_client):
+    """The restore timer and the agent's check before its first write run side by side
+    (session 39: a worker on an emptied Redis wrote two partitions' families twice, the
+    agent's check seeing the timer's marks of rewrites not yet done as left undone)."""
+    (_, sink, writer, _), families, want = await all_written(history, aredis, redis_client)
+    redis_client.flushdb()  # the worker's db only: other tests run beside this one
+    _, sink, writer, restarted = await worker_parts(history, aredis)
+    rewritten: list[int] = []
+    rewrite = writer.rewrite
+
+    async def counted(sink_, fams, since=None):
+        rewritten.extend(sorted(set(fams.values())))
+        return await rewrite(sink_, fams, since=since)
+
+    writer.rewrite = counted  # type: ignore[method-assign]
+    parts = sorted(set(families.values()))
+    last = {f: q for f, q in families.items() if q == parts[-1]}
+    tick, agent = await asyncio.gather(restarted(range(PARTS)), restarted.before_writing(last))
+    assert sorted(tick + agent) == parts and sorted(rewritten) == parts
+    assert picture_and_history(redis_client, history) == want
+
+
 async def test_a_first_start_is_not_a_loss(history, aredis, redis_client):
     """An empty Redis and a table that holds only the families the agent is about to
     write: nothing was lost, nothing is rewritten."""
