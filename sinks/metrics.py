@@ -7,11 +7,6 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 EVENTS_IN = Counter("tk_events_in_total", "Messages consumed, per step", ["step"])
 EVENTS_OUT = Counter("tk_events_out_total", "Messages produced, per step", ["step"])
-IN_PLACE = Counter(
-    "tk_items_in_place_total",
-    "Items handed to the next stage in the same worker instead of through Kafka, per stage",
-    ["stage"],
-)
 ACCEPTED = Counter("tk_events_accepted_total", "Register events that passed the contract")
 REJECTED = Counter(
     "tk_events_rejected_total", "Register events sent to the DLQ, per reason code", ["reason"]

@@ -8,11 +8,9 @@ module only declares and connects.
 Delivery is at-least-once: ``take_events`` acks a batch once its body (sends and the
 Redis pipeline) has run -- or raised, which is why the family states are stored either
 way -- and Faust flushes the producer before it commits offsets. A stage stores its
-states only once their effects are out (in Kafka or stored by the next stage run in
-place, ``stages.Link``; in Redis, ``FamilyWriter.apply``), and a replay from any offset
-to the end changes nothing (not one message on its own: ``streams/ops.py::Finished``
-makes the commit follow a replay). Where this worker owns the next stage's partition,
-the items go to it in place instead of through Kafka (``streams/routes.py``).
+states only once their effects are out (in Kafka, ``stages.Forward``; in Redis,
+``FamilyWriter.apply``), and a replay from any offset to the end changes nothing (not
+one message on its own: ``streams/ops.py::Finished`` makes the commit follow a replay).
 """
 
 from __future__ import annotations
@@ -46,7 +44,6 @@ from streams.ops import (
     KeptUnacked,
     LoopWatch,
     LostMessages,
-    Ownership,
     ShiftAlerts,
     assigned_partitions,
     configured_detector,
@@ -58,9 +55,17 @@ from streams.ops import (
     until_recovered,
 )
 from streams.restore import Restore
-from streams.routes import Routes
 from streams.settled import Settled
-from streams.stages import Days, Door, FamilyStage, Link, TableStep, TaskSinks
+from streams.stages import (
+    Days,
+    Door,
+    Forward,
+    TableStep,
+    TaskSinks,
+    history_since,
+    observe_event_to_redis,
+    touched,
+)
 from streams.transport import Sender
 from tilannekuva import config
 from tilannekuva.config import Settings
@@ -78,7 +83,6 @@ WITHIN = 0.05  # seconds a batch may wait to fill
 STREAM_BUFFER = 16 * ENVELOPES
 SWEEP_SECONDS = 1.0
 RESTORE_SECONDS = 1.0
-ROUTES_SECONDS = 1.0
 MODEL_POLL_SECONDS = 2.0
 IMPACT_SECONDS = 5.0
 LAG_SECONDS = 5.0
@@ -130,8 +134,7 @@ def create_app(
     redis = redis_client or patient_client(settings.redis_url)  # waits out a Redis restart
     topics = Topics.declare(app, settings)
     tables = Tables.declare(app, settings.partitions)
-    ownership = Ownership(app, topics.in_place())
-    logic = Logic.wire(settings, redis, topics, tables, app.producer, ownership)
+    logic = Logic.wire(settings, redis, topics, tables, app.producer)
     CommitGuard.install(app.consumer, logic.finished)  # commits only what bodies finished
     add_agents(app, topics, logic)
     add_timers(app, settings, topics, logic)
@@ -146,7 +149,6 @@ def create_app(
         if logic.cohorts is not None:
             logic.cohorts.forget(parts)
         logic.finished.forget(revoked)
-        logic.routes.forget(ownership.parts(revoked))
 
     @app.task
     async def logs():
@@ -193,13 +195,6 @@ class Topics:
                 "learner": self.vectors,
             }
         )
-
-    def in_place(self) -> dict[str, str]:
-        """The stages a worker may run in place, and their topics (streams/routes.py)."""
-        return {
-            "person": self.by_person.get_topic_name(),
-            "family": self.family_inputs.get_topic_name(),
-        }
 
     def agents(self) -> list[str]:
         """The topics the agents take (the raw topic has a consumer of its own)."""
@@ -251,10 +246,9 @@ class Logic:
     send: Sender
     ingest: BulkIngest
     days: Days
-    routes: Routes  # which partitions of the next stages run in place
-    dedup: Link
-    person: Link
-    family: FamilyStage
+    dedup: Forward
+    person: Forward
+    family: TableStep
     follower: ModelFollower
     writer: FamilyWriter
     adopt: TimedAdoption
@@ -269,16 +263,9 @@ class Logic:
 
     @classmethod
     def wire(
-        cls,
-        settings: Settings,
-        redis: Any,
-        topics: Topics,
-        tables: Tables,
-        producer: Any,
-        ownership: Ownership,
+        cls, settings: Settings, redis: Any, topics: Topics, tables: Tables, producer: Any
     ) -> Logic:
-        """``producer``: the app's (its batches carry the tables' changelogs);
-        ``ownership``: what the routes ask of Faust."""
+        """``producer``: the app's (its batches carry the tables' changelogs)."""
         parts, types_on = settings.partitions, settings.family_types
         sinks = TaskSinks(redis, now=utc_now_iso)
         send = topics.sender()
@@ -292,45 +279,26 @@ class Logic:
         finished = Finished(topics.agents())
         settled = Settled(settings.kafka_bootstrap, settings.consumer_groups(config.PICTURE_TOPICS))
         impact = settings.impact and types_on  # the outcome reads the feature profiles' rows
-        routes = Routes(topics.in_place(), ownership.owned, ownership.committed, ownership.ends)
-        restore = Restore(writer, sinks.restore, days, sinks.written, worker)
-        cohorts = cohort_writer(impact, tables.family, parts, sinks, redis, settled)
-        family = FamilyStage(
-            stage("family", tables.family, picture.family_step),
-            sinks,
-            writer,
-            restore,
-            cohorts,
-            types_on,
-            time.time,
-        )
-        person = Link(
-            stage("person", tables.person, picture.PersonStep(profile, copies=impact)),
-            send,
-            routes,
-            {"family": family},
-        )
         return cls(
             types_on=types_on,
             sinks=sinks,
             send=send,
             ingest=bulk_ingest(settings, sinks, send, topics.dlq),
             days=days,
-            routes=routes,
-            dedup=Link(
+            dedup=Forward(
                 stage("dedup", tables.dedup, picture.Dedup(summary_only=not types_on)),
                 send,
-                routes,
-                {"person": person, "family": family},
             ),
-            person=person,
-            family=family,
+            person=Forward(
+                stage("person", tables.person, picture.PersonStep(profile, copies=impact)), send
+            ),
+            family=stage("family", tables.family, picture.family_step),
             follower=follower,
             writer=writer,
             adopt=TimedAdoption(writer, store, worker),
             sweep=Sweep(writer, sinks.sweep),
-            restore=restore,
-            cohorts=cohorts,
+            restore=Restore(writer, sinks.restore, days, sinks.written, worker),
+            cohorts=cohort_writer(impact, tables.family, parts, sinks, redis, settled),
             learn=LearnerRunner(
                 worker_learner(settings),
                 tables.model,
@@ -417,7 +385,7 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
             async with KeptUnacked("dedup", batch, logic.finished):  # not finished: read again
                 logic.days(batch)
-                await logic.dedup(batch)  # out (in Kafka, or stored in place), then stored
+                await logic.dedup(batch)  # sent and in Kafka, then the states stored
 
     @app.agent(topics.by_person)
     async def person(stream):
@@ -431,7 +399,18 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
         """Family state → contribution at W (and group) → Redis deltas, before the ack."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
             async with KeptUnacked("family", batch, logic.finished):
-                await logic.family(batch)
+                await sinks.ready()
+                if logic.types_on and logic.follower.version is None:
+                    await logic.follower.load()
+                outs, unstored = logic.family.run(batch)  # stored once Redis has them
+                families = touched(batch)
+                await logic.restore.before_writing(families)
+                await logic.writer.apply(
+                    sinks.family, families, logic.types_on, history_since(outs), unstored
+                )
+                if logic.cohorts is not None:
+                    logic.cohorts.touched(families)
+                observe_event_to_redis(batch, time.time())
 
     @app.agent(topics.vectors)
     async def learner(stream):
@@ -465,12 +444,6 @@ def add_timers(app: faust.App, settings: Settings, topics: Topics, logic: Logic)
         await logic.restore(mine())
         if types_on and 0 in assigned_partitions(app, topics.vectors):
             await logic.learn.republish()
-
-    @app.timer(ROUTES_SECONDS)
-    async def in_place():
-        """Partitions of the next stages owned and committed to their end: their items
-        handed over in place from now on (streams/routes.py)."""
-        await logic.routes.refresh()
 
     @app.timer(IMPACT_SECONDS)
     async def impact():

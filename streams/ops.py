@@ -10,10 +10,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-
-from faust.types import TP
 
 from models.detection import METHODS, Detector
 from models.picture import day
@@ -229,38 +227,6 @@ def assigned_partitions(app: Any, topic: Any) -> set[int]:
     """The partitions of ``topic`` this worker owns now."""
     name = topic.get_topic_name()
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
-
-
-class Ownership:
-    """What :class:`streams.routes.Routes` asks of Faust about the stages' topics
-    (``{stage: topic name}``): the partitions this worker owns (none while its tables
-    are not whole), the group's committed offsets and the topics' end offsets."""
-
-    def __init__(self, app: Any, topics: Mapping[str, str]):
-        self.app = app
-        self.topics = dict(topics)
-        self.stages = {name: stage for stage, name in self.topics.items()}
-
-    def parts(self, tps: Iterable[Any]) -> set[tuple[str, int]]:
-        """``(stage, partition)`` of those of ``tps`` that are the stages' topics."""
-        return {(self.stages[tp.topic], tp.partition) for tp in tps if tp.topic in self.stages}
-
-    def owned(self) -> set[tuple[str, int]]:
-        if not tables_recovered(self.app):
-            return set()
-        return self.parts(self.app.assignor.assigned_actives())
-
-    def committed(self, part: tuple[str, int]) -> int:
-        # Faust's bookkeeping (as CommitGuard reads it): None before a commit, and for 0
-        return self.app.consumer._committed_offset.get(self._tp(part)) or 0
-
-    async def ends(self, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        tps = {self._tp(part): part for part in parts}
-        got = await self.app.consumer.highwaters(*tps)
-        return {tps[tp]: end for tp, end in got.items() if end is not None}
-
-    def _tp(self, part: tuple[str, int]) -> TP:
-        return TP(self.topics[part[0]], part[1])
 
 
 def tables_recovered(app: Any) -> bool:

@@ -7,9 +7,8 @@ to the event loop (which is why the internal-topic batches are small).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from models import picture
@@ -18,10 +17,6 @@ from models.pseudonym import Pseudonymiser
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink, Written
 from streams.changelog import Envelope, KeyWrites, Writes
-from streams.cohorts import CohortWriter
-from streams.families import FamilyWriter
-from streams.restore import Restore
-from streams.routes import Routes
 from streams.transport import Envelopes, Sender, as_current, read_anywhere, store_of
 
 log = logging.getLogger("tilannekuva.worker")
@@ -148,11 +143,9 @@ class TableStep:
         return outs, pending
 
 
-class Link:
-    """A middle stage (dedup, person): its step's outputs are out before the states that
-    made them are stored. Out means stored by the next stage where this worker runs its
-    partition in place (``routes``, streams/routes.py; ``next`` runs a stage's batch of
-    envelopes), and in Kafka for the rest.
+class Forward:
+    """A middle stage (dedup, person): its step's outputs are in Kafka before the states
+    that made them are stored.
 
     The other order lost effects: a SIGKILL between the two left a stored state whose
     outputs were still in the producer's buffer, and the replay from that state sends
@@ -160,78 +153,16 @@ class Link:
     theirs, so the family is not told again and still counts them). Delivered first, a
     crash before the store replays from the old state and sends the same again, which
     every later step takes as a no-op.
-
-    One batch at a time, from reading the states to storing them (``lock``): the stage's
-    agent and the stage before it, handing over in place, both run it.
     """
 
-    def __init__(
-        self,
-        step: TableStep,
-        send: Sender,
-        routes: Routes | None = None,
-        next: Mapping[str, Callable[[list[Any]], Awaitable[None]]] | None = None,
-    ):
+    def __init__(self, step: TableStep, send: Sender):
         self.step = step
         self.send = send
-        self.routes = routes if routes is not None else Routes(())
-        self.next = dict(next or {})
-        self.lock = asyncio.Lock()
 
     async def __call__(self, batch: list[Any]) -> None:
-        async with self.lock:
-            outs, unstored = self.step.run(batch)
-            await self.routes.ready(outs)
-            here, away = self.routes.split(outs)
-            with self.routes.sending(away):
-                sent = await self.send.send_envelopes(self.step.name, away)
-                for stage, envelopes in here.items():
-                    await self.next[stage](envelopes)
-                await asyncio.gather(*sent)
-            await unstored.commit()
-
-
-class FamilyStage:
-    """The family step over a batch of envelopes, its effects in Redis before its states
-    are stored: the family agent's body, and the stages' before it where they hand over
-    in place. One batch at a time (``lock``), as :class:`Link`.
-
-    ``clock()`` is the wall clock in seconds, for the time from an event's arrival to
-    its effect in Redis."""
-
-    def __init__(
-        self,
-        step: TableStep,
-        sinks: TaskSinks,
-        writer: FamilyWriter,
-        restore: Restore,
-        cohorts: CohortWriter | None,
-        types_on: bool,
-        clock: Callable[[], float],
-    ):
-        self.step = step
-        self.sinks = sinks
-        self.writer = writer
-        self.restore = restore
-        self.cohorts = cohorts
-        self.types_on = types_on
-        self.clock = clock
-        self.lock = asyncio.Lock()
-
-    async def __call__(self, batch: list[Any]) -> None:
-        async with self.lock:
-            await self.sinks.ready()
-            if self.types_on and self.writer.follower.version is None:
-                await self.writer.follower.load()
-            outs, unstored = self.step.run(batch)  # stored once Redis has them
-            families = touched(batch)
-            await self.restore.before_writing(families)
-            await self.writer.apply(
-                self.sinks.family, families, self.types_on, history_since(outs), unstored
-            )
-            if self.cohorts is not None:
-                self.cohorts.touched(families)
-            observe_event_to_redis(batch, self.clock())
+        outs, unstored = self.step.run(batch)
+        await self.send.deliver(self.step.name, outs)
+        await unstored.commit()
 
 
 class Days:

@@ -53,31 +53,6 @@ class Envelopes:
         return self.groups.items()
 
 
-class Partition:
-    """What a step reads of a Kafka message: its partition."""
-
-    __slots__ = ("partition",)
-
-    def __init__(self, partition: int):
-        self.partition = partition
-
-
-class LocalEnvelope:
-    """An envelope handed from one stage to the next in place (streams/routes.py): what
-    the steps and the stores read of a Faust event, its items and its partition
-    (weak-referenceable, since it becomes the current event).
-
-    >>> LocalEnvelope(3, [["family-7", {}, None]]).message.partition
-    3
-    """
-
-    __slots__ = ("value", "message", "__weakref__")
-
-    def __init__(self, partition: int, items: list):
-        self.value = {"items": items}
-        self.message = Partition(partition)
-
-
 def as_current(event: Any) -> None:
     """Make ``event`` the current event of this task, so that table writes go to the
     changelog partition of its envelope (which is its keys' partition).

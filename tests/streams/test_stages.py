@@ -7,8 +7,7 @@ import pytest
 from models import picture
 from models.contract import validate
 from models.pseudonym import Pseudonymiser
-from streams.routes import Routes
-from streams.stages import Days, Door, Link, TableStep, TaskSinks, dlq_record, touched
+from streams.stages import Days, Door, Forward, TableStep, TaskSinks, dlq_record, touched
 from streams.transport import Sender, partition_of
 from tests.streams.fakes import Topic, envelope
 from tilannekuva.synthetic import synthesize
@@ -144,20 +143,19 @@ def leave_step(state, key, msg):
     return sorted(families), [("family", f, {"left": key}) for f in told]
 
 
-def leaving(table, topic, routes=None, next=None) -> Link:
-    step = TableStep("person", table, leave_step, 4)
-    return Link(step, Sender({"family": topic}), routes, next)
+def leaving(table, topic) -> Forward:
+    return Forward(TableStep("person", table, leave_step, 4), Sender({"family": topic}))
 
 
 async def sent_unacknowledged(table, topic) -> asyncio.Task:
-    """A Link of p1 leaving f1, run until it waits for the broker's answer."""
+    """A Forward of p1 leaving f1, run until it waits for the broker's answer."""
     task = asyncio.create_task(leaving(table, topic)([envelope([["p1", {"leaves": "f1"}, 5]])]))
     for _ in range(10):
         await asyncio.sleep(0)
     return task
 
 
-async def test_a_link_stores_its_states_only_once_the_broker_has_their_outputs():
+async def test_forward_stores_its_states_only_once_the_broker_has_their_outputs():
     table, topic = CountingTable(), Topic(hold=True)
     task = await sent_unacknowledged(table, topic)
     assert topic.sent and not task.done()  # sent, not yet acknowledged
@@ -167,7 +165,7 @@ async def test_a_link_stores_its_states_only_once_the_broker_has_their_outputs()
     assert table == {"p1": []}
 
 
-async def test_a_link_stores_nothing_when_the_broker_refuses():
+async def test_forward_stores_nothing_when_the_broker_refuses():
     table, topic = CountingTable(), Topic(hold=True)
     task = await sent_unacknowledged(table, topic)
     topic.acknowledge(RuntimeError("not leader"))
@@ -178,115 +176,6 @@ async def test_a_link_stores_nothing_when_the_broker_refuses():
     again = Topic()
     await leaving(table, again)([envelope([["p1", {"leaves": "f1"}, 5]])])
     assert [k for s in again.sent for k, _, _ in s["value"]["items"]] == ["f1"]
-
-
-class NextStage:
-    """The next stage run in place: records each batch it is handed; with ``hold``, it
-    stores them only once :meth:`release` is called; with ``fail``, it raises."""
-
-    def __init__(self, hold: bool = False, fail: Exception | None = None):
-        self.batches: list[list] = []
-        self.stored: list[list] = []
-        self.fail = fail
-        self.gate = asyncio.Event()
-        if not hold:
-            self.gate.set()
-
-    def release(self) -> None:
-        self.gate.set()
-
-    async def __call__(self, batch: list) -> None:
-        self.batches.append(batch)
-        if self.fail is not None:
-            raise self.fail
-        await self.gate.wait()
-        self.stored.append(batch)
-
-
-def two_families_leaving() -> list:
-    """p1 leaves f9 while in f1 and f9 (f1's partition 0 is owned here, f9's 2 is not)."""
-    assert (partition_of("f1", 4), partition_of("f9", 4)) == (0, 2)
-    return [envelope([["p1", {"leaves": "f9"}, 5]])]
-
-
-def leave_step_two(state, key, msg):
-    return leave_step(state or ["f1", "f9"], key, msg)
-
-
-async def test_a_link_hands_its_owned_partitions_items_to_the_next_stage_and_sends_the_rest():
-    table, topic, family = CountingTable(), Topic(), NextStage()
-    routes = Routes({"family"})
-    routes.here["family"].add(0)
-    link = Link(
-        TableStep("person", table, leave_step_two, 4),
-        Sender({"family": topic}),
-        routes,
-        {"family": family},
-    )
-    await link(two_families_leaving())
-    assert [(e.message.partition, e.value["items"]) for b in family.stored for e in b] == [
-        (0, [["f1", {"left": "p1"}, 5]])
-    ]
-    assert [(s["partition"], s["value"]["items"]) for s in topic.sent] == [
-        (2, [["f9", {"left": "p1"}, 5]])
-    ]
-    assert table == {"p1": ["f1"]}
-
-
-async def test_a_link_stores_its_states_only_once_the_next_stage_stored_theirs():
-    table, topic, family = CountingTable(), Topic(), NextStage(hold=True)
-    routes = Routes({"family"})
-    routes.here["family"].add(0)
-    link = Link(
-        TableStep("person", table, leave_step_two, 4),
-        Sender({"family": topic}),
-        routes,
-        {"family": family},
-    )
-    task = asyncio.create_task(link(two_families_leaving()))
-    for _ in range(10):
-        await asyncio.sleep(0)
-    assert family.batches and not family.stored and table.writes == []
-    assert routes.inflight == {("family", 2): 1}  # partition 2 cannot turn in place now
-    family.release()
-    await task
-    assert table == {"p1": ["f1"]} and routes.inflight == {("family", 2): 0}
-
-
-async def test_a_link_stores_nothing_when_the_next_stage_fails():
-    table, topic, family = CountingTable(), Topic(), NextStage(fail=RuntimeError("redis away"))
-    routes = Routes({"family"})
-    routes.here["family"].add(0)
-    link = Link(
-        TableStep("person", table, leave_step_two, 4),
-        Sender({"family": topic}),
-        routes,
-        {"family": family},
-    )
-    with pytest.raises(RuntimeError):
-        await link(two_families_leaving())
-    assert table.writes == [] and routes.inflight == {("family", 2): 0}
-
-
-async def test_a_link_runs_one_batch_at_a_time_from_reading_its_states_to_storing_them():
-    """The stage's agent and the stage before it both run it: the second batch must read
-    what the first stored, not what it read."""
-    table, topic = CountingTable(), Topic(hold=True)
-    link = Link(
-        TableStep("count", table, lambda s, k, m: ((s or 0) + 1, [("family", "f1", {})]), 4),
-        Sender({"family": topic}),
-    )
-    first = asyncio.create_task(link([envelope([["k", {}, 1]])]))
-    second = asyncio.create_task(link([envelope([["k", {}, 2]])]))
-    for _ in range(10):
-        await asyncio.sleep(0)
-    assert len(topic.sent) == 1  # the second waits for the first
-    topic.acknowledge()
-    for _ in range(10):
-        await asyncio.sleep(0)
-    topic.acknowledge()
-    await asyncio.gather(first, second)
-    assert table == {"k": 2}
 
 
 def test_touched_maps_every_key_to_its_envelope_partition():

@@ -137,18 +137,12 @@ def test_small_history_with_every_corruption_knob(
     raw_ids = {e["person"] for e in valid if e.get("person")} | {
         e["data"]["family"] for e in valid if "family" in e.get("data", {})
     }
-    # One worker owns every partition: once its group committed the (empty) person and
-    # family topics, the stages hand their items over in place (streams/routes.py), and
-    # those topics may hold nothing.
-    for stage in ("person", "family"):
-        handed = re.search(rf'tk_items_in_place_total\{{stage="{stage}"\}} ([0-9.e+]+)', m)
-        assert handed and float(handed.group(1)) > 0, stage
     topics = [f"{worker.app_id}-{s}" for s in ("events-by-id", "events-by-person", "family-inputs")]
     topics += [f"{worker.app_id}-{t}-changelog" for t in ("dedup", "person", "family")]
     token = re.compile(rb"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|F\d+")
     for t in topics:
         msgs = consume_all(kafka_bootstrap, t)
-        assert msgs or t.endswith(("-events-by-person", "-family-inputs")), f"{t} holds nothing"
+        assert msgs, f"topic {t} should hold messages"
         for m in msgs:
             for blob in (m.key or b"", m.value or b""):
                 leaked = {x.decode() for x in token.findall(blob)} & raw_ids
