@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import redis
@@ -39,10 +39,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.contract import InvalidEvent, validate  # noqa: E402
+from models.family_types import TypeAssigner  # noqa: E402
+from models.features import state_vector  # noqa: E402
+from models.learning import Learner, LearnerBatch  # noqa: E402
 from models.picture import Pipeline  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
+from streams.learner import worker_learner  # noqa: E402
 from tilannekuva.config import Settings, tune_gc  # noqa: E402
+from tilannekuva.replay import TouchedPipeline  # noqa: E402
 
 
 def env_file() -> dict[str, str]:
@@ -54,12 +59,14 @@ def env_file() -> dict[str, str]:
     return out
 
 
-def in_process(path: str, limit: int | None = None, profile: bool = False) -> tuple[int, float]:
+def in_process(
+    path: str, limit: int | None = None, profile: bool = False, types: bool = False
+) -> tuple[int, float]:
     """Lines and seconds of the worker's pure steps over ``path``: validate, pseudonymise,
     dedup, person, family, contributions and history (with ``profile``, the feature
-    profile too, as a worker with family types computes it; the type assignment is
-    left out, so the baseline is, if anything, faster than the worker's steps). The
-    collector runs as in the worker (:func:`tilannekuva.config.tune_gc`)."""
+    profile too, as a worker with family types computes it; with ``types``, also what the
+    worker does with the family types: :class:`Types`). The collector runs as in the
+    worker (:func:`tilannekuva.config.tune_gc`)."""
     tune_gc()
     pseudo = Pseudonymiser(b"bench-key-0123456789abcdef")
     with open(path, "rb") as fh:
@@ -69,15 +76,64 @@ def in_process(path: str, limit: int | None = None, profile: bool = False) -> tu
             else fh.read().splitlines()
         )
     started = time.perf_counter()
-    pipe = Pipeline(profile=state_profile if profile else None)
-    feed(pipe, pseudo, lines)
+    pipe = TouchedPipeline(profile=state_profile if profile or types else None)
+    feed(pipe, pseudo, lines, after=Types(pipe, worker_learner(Settings())) if types else None)
     return len(lines), time.perf_counter() - started
 
 
-def feed(pipe: Pipeline, pseudo: Pseudonymiser, lines: Iterable[bytes], batch: int = 1000) -> None:
+class Types:
+    """The family types' part of the worker's steps, in process, after each batch: the
+    vector of every family the batch changed, assigned with the latest snapshot
+    (``streams.families.ModelFollower.assign``) and learnt (the learner's step with the
+    worker's settings, on the wall clock as the worker's); on a new snapshot, every
+    family re-assigned (the worker's adoption)."""
+
+    def __init__(self, pipe: TouchedPipeline, learner: Learner):
+        self.pipe = pipe
+        self.learner = learner
+        self.state = learner.start(None)
+        self.assigner: TypeAssigner | None = None
+        self.live: str | None = None
+        self.snapshots = 0
+
+    def __call__(self, events: list[dict]) -> None:
+        live = min((ev["recorded_at"][:10] for ev in events), default=None)
+        if live is not None:
+            self.live = min(self.live or live, live)
+        changed = sorted(self.pipe.touched)
+        self.pipe.touched.clear()
+        vectors = self.assign(changed)
+        batch = LearnerBatch(vectors=[(fam, vectors.get(fam)) for fam in changed])
+        self.state, snap = self.learner.step(
+            self.state, batch, self.pipe.watermark, now=time.time(), live=self.live
+        )
+        if snap is not None:
+            self.assigner = TypeAssigner.from_snapshot(snap)
+            self.snapshots += 1
+            self.assign(list(self.pipe.contributions))
+
+    def assign(self, families: list[str]) -> dict[str, dict]:
+        vectors = {}
+        for fam in families:
+            state = self.pipe.families.get(fam)
+            if state and (vec := state_vector(state)) is not None:
+                vectors[fam] = vec
+        if self.assigner is not None:
+            self.assigner.assign_keyed(vectors)
+        return vectors
+
+
+def feed(
+    pipe: Pipeline,
+    pseudo: Pseudonymiser,
+    lines: Iterable[bytes],
+    batch: int = 1000,
+    after: Callable[[list[dict]], None] | None = None,
+) -> None:
     """Raw event lines (without their newline) through the door (validate, pseudonymise;
-    the invalid dropped) into ``pipe``, ``batch`` at a time."""
-    events = []
+    the invalid dropped) into ``pipe``, ``batch`` at a time (``after(events)`` after
+    each)."""
+    events: list[dict] = []
     for raw in lines:
         try:
             events.append(pseudo.event(validate(raw)))
@@ -85,8 +141,12 @@ def feed(pipe: Pipeline, pseudo: Pseudonymiser, lines: Iterable[bytes], batch: i
             continue
         if len(events) == batch:
             pipe.process_many(events)
+            if after is not None:
+                after(events)
             events = []
     pipe.process_many(events)
+    if after is not None:
+        after(events)
 
 
 def quantile(buckets: dict[float, float], total: float, p: float) -> float:

@@ -318,13 +318,18 @@ def baselines(
     path: str, bootstrap: str, topic: str, partitions: int, env: dict
 ) -> dict[str, float]:
     """Lines/s of the worker's pure steps in-process over ``path`` (with the feature
-    profile when family types are on, as the worker runs them) and of a bare aiokafka
-    ``getmany`` consumer reading the filled topic from the start: the floor and the
-    ceiling the worker's catch-up is measured against, in the same run."""
+    profile when family types are on, as the worker runs them; and with what the worker
+    does with the types too, ``bench_worker.Types``) and of a bare aiokafka ``getmany``
+    consumer reading the filled topic from the start: the floor and the ceiling the
+    worker's catch-up is measured against, in the same run."""
     lines, secs = bare_getmany(bootstrap, topic, partitions)
     out = {"bare getmany": lines / secs}
-    lines, secs = in_process(path, profile=env.get("TK_FAMILY_TYPES", "1") != "0")
+    types = env.get("TK_FAMILY_TYPES", "1") != "0"
+    lines, secs = in_process(path, profile=types)
     out["in-process steps"] = lines / secs
+    if types:
+        lines, secs = in_process(path, types=True)
+        out["in-process steps with the types"] = lines / secs
     return out
 
 
@@ -571,10 +576,15 @@ def main() -> int:
             rates["worker catch-up"] = total / took
             for name, rate in rates.items():
                 log(f"{name}: {rate:,.0f} lines/s")
+            rate = rates["worker catch-up"]
             log(
-                "worker / in-process steps: "
-                f"{rates['worker catch-up'] / rates['in-process steps']:.3f}; "
-                f"worker / bare getmany: {rates['worker catch-up'] / rates['bare getmany']:.4f}"
+                f"worker / in-process steps: {rate / rates['in-process steps']:.3f}; "
+                + (
+                    f"with the types: {rate / typed:.3f}; "
+                    if (typed := rates.get("in-process steps with the types"))
+                    else ""
+                )
+                + f"worker / bare getmany: {rate / rates['bare getmany']:.4f}"
             )
         # A restart after the catch-up: killed, restarted, and given the file's last
         # 1,000 lines again (duplicates: the picture stays), until nothing is uncommitted.
