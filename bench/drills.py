@@ -30,12 +30,14 @@ of the file's final data (``tilannekuva.impact_eval.final_counts``).
 ``--no-outages --kills 0`` is a timing run: the catch-up and the restart after it, with
 the store of ``TK_STORE`` (the environment passes through to the worker). With
 ``--baselines`` it also times, in the same run and before the worker starts, the
-worker's pure steps in-process over the file and a bare aiokafka ``getmany`` consumer
-of the filled topic, and prints the worker's catch-up rate against both (issue 13's
-"at least 0.5 × the in-process steps").
+worker's pure steps in-process over the file (without and with what the worker does
+with the family types) and a bare aiokafka ``getmany`` consumer of the filled topic,
+and prints the worker's catch-up rate against them (issue 13's "at least 0.5 × the
+in-process steps").
 
 Also printed: the workers' resident memory (caught up, and the peak) with the families
-counted at W, and their CPU-seconds per line at the catch-up; ``--workers 2`` runs two
+counted at W, their CPU-seconds per line at the catch-up and the broker's and Redis's
+CPU meanwhile; ``--workers 2`` runs two
 in the group (the faults hit the first), for the scale-out figure.
 
 Needs ``infra/up`` to have fetched Kafka's jars. Prints a line per fault, the restarts'
@@ -91,6 +93,7 @@ class Broker:
     """A Kafka broker of the drill's own (infra/kafka.sh, KAFKA_STATE)."""
 
     def __init__(self, state: Path):
+        self.state = state
         self.port, self.controller = free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.env = {
@@ -113,6 +116,12 @@ class Broker:
 
     def stop(self) -> None:
         self._run("stop")
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.state / "kafka.pid").read_text())
+        except (OSError, ValueError):
+            return None
 
 
 class OwnRedis:
@@ -258,12 +267,25 @@ def logged(targets: list[Supervised], text: str) -> int:
 
 def cpu_seconds(target: Supervised) -> float:
     """User + system CPU time of a supervised process so far (0 if it is gone)."""
+    return cpu_of(target.proc.pid if target.proc is not None else None)
+
+
+def cpu_of(pid: int | None) -> float:
+    """User + system CPU time of process ``pid`` so far (0 if it is gone)."""
     try:
-        with open(f"/proc/{target.proc.pid}/stat") as stat:  # type: ignore[union-attr]
+        with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-    except (AttributeError, OSError):
+    except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu(broker: Broker, store: OwnRedis) -> dict[str, float]:
+    """CPU seconds so far of the drill's broker and Redis."""
+    return {
+        "broker": cpu_of(broker.pid()),
+        "Redis": cpu_of(store.proc.pid if store.proc is not None else None),
+    }
 
 
 class Poller(threading.Thread):
@@ -499,7 +521,7 @@ def main() -> int:
         rates = {}
         if args.baselines:
             rates = baselines(args.file, broker.bootstrap, topic, args.partitions, env)
-        started = time.time()
+        started, services_at_start = time.time(), services_cpu(broker, store)
         for w in workers:
             w.start()
         rss.start()
@@ -555,6 +577,16 @@ def main() -> int:
             f"CPU of the {len(workers)} worker(s): {' + '.join(f'{c:.0f}' for c in cpu)} s,"
             f" {1e3 * sum(cpu) / total:.3f} ms a line; the API's {cpu_seconds(api):.0f} s"
             f" ({poller.statuses.total():,} requests)"
+        )
+        # Beside them on the same cores; restarted ones (the faults) count from their start.
+        services = services_cpu(broker, store)
+        log(
+            "CPU of the services meanwhile: "
+            + ", ".join(
+                f"{name} {max(0.0, services[name] - services_at_start[name]):.0f} s"
+                for name in services
+            )
+            + f", over {took:.0f} s on {os.cpu_count()} cores"
         )
         families = int(redis.Redis.from_url(store.url).hget(keys.ALL, "families") or 0)
         log(
