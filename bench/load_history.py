@@ -4,8 +4,9 @@ The worker's pure steps (:class:`models.picture.Pipeline`, picture only) and its
 sink (the same Lua scripts the worker runs), without Kafka: a way to put a large history
 (the 80,000-family file) into Redis in a fraction of the worker's time, for checks of
 the history API against the batch reference (``tilannekuva compare FILE --as-of ...``)
-and for the history benchmarks. Prints events/s per tenth of the file and the Redis
-memory before and after.
+and for the history benchmarks. Prints events/s per tenth of the file, the Redis
+memory before and after, and Redis's time in the scripts (``INFO commandstats``, reset
+at the start: the whole server's).
 
     python bench/load_history.py FILE --redis-db 13 [--limit N]
 """
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     url = env_file()["REDIS_URL"].rsplit("/", 1)[0] + f"/{args.redis_db}"
     client = redis.Redis.from_url(url)
     client.flushdb()
+    client.config_resetstat()
     before = client.info("memory")["used_memory"]
     sink = RedisSink(client).setup()
     pipe = Pipeline(
@@ -91,6 +93,17 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     print(f"Redis memory grown by {grown / 2**20:,.1f} MiB (used_memory, whole server)")
+    stats = client.info("commandstats")
+    scripts = stats.get("cmdstat_evalsha", {"calls": 0, "usec": 0})
+    inside = sum(
+        v["usec"]
+        for k, v in stats.items()
+        if k not in ("cmdstat_evalsha", "cmdstat_exec", "cmdstat_multi")
+    )
+    print(
+        f"Redis in the scripts: {scripts['calls']:,} calls, {scripts['usec'] / 1e6:,.2f} s"
+        f" (the commands they and the rest ran: {inside / 1e6:,.2f} s)"
+    )
     for pattern, (n, size) in sizes.items():
         print(f"  {pattern}: {n} keys, {size / 2**20:,.1f} MiB (MEMORY USAGE)")
 
