@@ -143,9 +143,15 @@ end
 chain(old, -1)
 chain(new, 1)
 
-redis.call('ZREMRANGEBYSCORE', fkey, since, '+inf')
-local p = before
-for _, s in ipairs(new) do
+-- The segments from the first that differs (those before it are stored as they are).
+if k > 0 then
+  redis.call('ZREMRANGEBYSCORE', fkey, '(' .. old[k][1], '+inf')
+else
+  redis.call('ZREMRANGEBYSCORE', fkey, since, '+inf')
+end
+local p = from
+for j = k + 1, #new do
+  local s = new[j]
   if s[2] ~= p then
     redis.call('ZADD', fkey, s[1], s[1] .. '|' .. s[2])
     p = s[2]
