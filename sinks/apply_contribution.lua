@@ -22,29 +22,14 @@ if (old == false and new == '') or old == new then
   return {}
 end
 
-local delta, order = {}, {}
-local function add(c, sign)
-  for _, scope in ipairs({'all', 'm:' .. c.municipality, 'a:' .. c.area}) do
-    if delta[scope] == nil then
-      delta[scope] = {}
-      table.insert(order, scope)
-    end
-    for name, v in pairs(c.counts) do
-      delta[scope][name] = (delta[scope][name] or 0) + sign * v
-      local kname = keyprefix .. name
-      delta[scope][kname] = (delta[scope][kname] or 0) + sign * v * rk
-    end
-  end
-end
-
-if old ~= false then add(cjson.decode(old), -1) end
+local oldc, newc = nil, nil
+if old ~= false then oldc = cjson.decode(old) end
 if new ~= '' then
-  local c = cjson.decode(new)
-  add(c, 1)
+  newc = cjson.decode(new)
   redis.call('SET', fkey, new)
-  redis.call('HSET', areaskey, c.area, c.municipality)
-  if type(c.due) == 'number' then
-    redis.call('ZADD', duekey, c.due, fam)
+  redis.call('HSET', areaskey, newc.area, newc.municipality)
+  if type(newc.due) == 'number' then
+    redis.call('ZADD', duekey, newc.due, fam)
   else
     redis.call('ZREM', duekey, fam)
   end
@@ -53,17 +38,61 @@ else
   redis.call('ZREM', duekey, fam)
 end
 
+-- delta[scope][name]: how a count moves (its cell-key field moves by that times the
+-- record key). A family that stays in its area moves the same counts in its three
+-- scopes, only those that differ.
+local delta, order = {}, {}
+local function scopes(c)
+  return {'all', 'm:' .. c.municipality, 'a:' .. c.area}
+end
+local function add(c, sign)
+  for _, scope in ipairs(scopes(c)) do
+    if delta[scope] == nil then
+      delta[scope] = {}
+      table.insert(order, scope)
+    end
+    local d = delta[scope]
+    for name, v in pairs(c.counts) do
+      d[name] = (d[name] or 0) + sign * v
+    end
+  end
+end
+
+if oldc ~= nil and newc ~= nil and oldc.area == newc.area
+    and oldc.municipality == newc.municipality then
+  local diff = {}
+  for name, v in pairs(newc.counts) do diff[name] = v - (oldc.counts[name] or 0) end
+  for name, v in pairs(oldc.counts) do
+    if newc.counts[name] == nil then diff[name] = -v end
+  end
+  for _, scope in ipairs(scopes(newc)) do
+    delta[scope] = diff
+    table.insert(order, scope)
+  end
+else
+  if oldc ~= nil then add(oldc, -1) end
+  if newc ~= nil then add(newc, 1) end
+end
+
+local function move(hash, name, v)
+  local now_v = redis.call('HINCRBY', hash, name, v)
+  if now_v == 0 then redis.call('HDEL', hash, name) end
+end
+
 local changed = {}
 for _, scope in ipairs(order) do
   local moved = false
+  local hash = aggprefix .. scope
   for name, v in pairs(delta[scope]) do
     if v ~= 0 then
-      local now_v = redis.call('HINCRBY', aggprefix .. scope, name, v)
-      if string.match(name, '^t%d+$') or string.sub(name, 1, #keyprefix) == keyprefix then
-        if now_v == 0 then redis.call('HDEL', aggprefix .. scope, name) end
+      if string.match(name, '^t%d+$') then
+        move(hash, name, v)
       else
+        redis.call('HINCRBY', hash, name, v)
         moved = true
       end
+      local kv = v * rk
+      if kv ~= 0 then move(hash, keyprefix .. name, kv) end
     end
   end
   if moved then
