@@ -40,11 +40,11 @@ sys.path.insert(0, str(ROOT))
 
 from models.contract import InvalidEvent, validate  # noqa: E402
 from models.family_types import TypeAssigner  # noqa: E402
-from models.features import state_vector  # noqa: E402
 from models.learning import Learner, LearnerBatch  # noqa: E402
 from models.picture import Pipeline  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
+from streams.families import ModelFollower  # noqa: E402
 from streams.learner import worker_learner  # noqa: E402
 from tilannekuva.config import Settings, tune_gc  # noqa: E402
 from tilannekuva.replay import TouchedPipeline  # noqa: E402
@@ -83,18 +83,17 @@ def in_process(
 
 class Types:
     """The family types' part of the worker's steps, in process, after each batch: the
-    vector of every family the batch changed, assigned with the latest snapshot
-    (``streams.families.ModelFollower.assign``) and learnt (the learner's step with the
-    worker's settings, on the wall clock as the worker's); on a new snapshot, every
+    vector of every family the batch changed, assigned with the latest snapshot (the
+    worker's :class:`streams.families.ModelFollower`) and learnt (the learner's step with
+    the worker's settings, on the wall clock as the worker's); on a new snapshot, every
     family re-assigned (the worker's adoption)."""
 
     def __init__(self, pipe: TouchedPipeline, learner: Learner):
         self.pipe = pipe
         self.learner = learner
         self.state = learner.start(None)
-        self.assigner: TypeAssigner | None = None
+        self.follower = ModelFollower(store=None)  # its assigner set here, not loaded
         self.live: str | None = None
-        self.snapshots = 0
 
     def __call__(self, events: list[dict]) -> None:
         live = min((ev["recorded_at"][:10] for ev in events), default=None)
@@ -108,19 +107,13 @@ class Types:
             self.state, batch, self.pipe.watermark, now=time.time(), live=self.live
         )
         if snap is not None:
-            self.assigner = TypeAssigner.from_snapshot(snap)
-            self.snapshots += 1
+            self.follower.assigner = TypeAssigner.from_snapshot(snap)
             self.assign(list(self.pipe.contributions))
 
     def assign(self, families: list[str]) -> dict[str, dict]:
-        vectors = {}
-        for fam in families:
-            state = self.pipe.families.get(fam)
-            if state and (vec := state_vector(state)) is not None:
-                vectors[fam] = vec
-        if self.assigner is not None:
-            self.assigner.assign_keyed(vectors)
-        return vectors
+        """The families' vectors, assigned as the worker's family writer does."""
+        states = {fam: self.pipe.families.get(fam) for fam in families}
+        return self.follower.assign(states, True)[2]
 
 
 def feed(
