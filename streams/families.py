@@ -259,6 +259,13 @@ class FamilyWriter:
         """``{family: partition}`` of this worker's families in ``parts``."""
         return families_in(self.table, self.partitions, parts)
 
+    async def mine_now(self, parts: Iterable[int]) -> dict[str, int]:
+        """:meth:`mine` with no write half done: a new family's state is stored only
+        once Redis has it, so one that Redis had just before it lost its writes would
+        otherwise be left out of the restore's rewrite."""
+        async with self._writing:
+            return self.mine(parts)
+
     async def refill(self, sink: AsyncRedisSink, parts: set[int]) -> None:
         """The counted families of newly assigned partitions to the learner's sample
         (not to learning): a restarted learner resumes with an empty one."""

@@ -134,7 +134,7 @@ class Restore:
         # worker was down). Looked up only then: the table may be large.
         unknown = [p for p in parts if p not in self.checked and counts[p] == 0]
         self.checked.update(parts)
-        families = self.writer.mine(lost + unknown) if lost or unknown else {}
+        families = await self.writer.mine_now(lost + unknown) if lost or unknown else {}
         skip = set(writing)
         held = {q for f, q in families.items() if f not in skip}
         lost += [p for p in unknown if p in held and p not in lost]

@@ -276,3 +276,42 @@ def test_revoked_partitions_are_looked_at_again_when_they_come_back(history):
     restore.checked = {0, 1, 2, 3}
     restore.forget({1, 3})
     assert restore.checked == {0, 2}
+
+
+async def test_a_new_family_written_just_before_a_flush_is_in_the_rewrite(
+    history, aredis, redis_client
+):
+    """The agent's write of a family new to the table lands, Redis is emptied, and its
+    state is not stored yet (stored only once Redis has it: FamilyWriter.apply): the
+    restore waits for the write, and writes the family again."""
+    (written, sink, writer, restore), families, want = await all_written(
+        history, aredis, redis_client
+    )
+    assert await restore(range(PARTS)) == []
+    new = sorted(history.contributions)[0]  # counted: Redis holds its contribution
+    writer.table = table = {f: s for f, s in history.families.items() if f != new}
+    stored = asyncio.Event()
+
+    class Unstored:
+        states = {new: history.families[new]}
+
+        async def commit(self):
+            await stored.wait()
+            table.update(self.states)
+
+    part = families[new]
+    answered = written.counts[part]
+    writing = asyncio.ensure_future(
+        writer.apply(sink, {new: part}, since={new: 0}, unstored=Unstored())
+    )
+    for _ in range(500):
+        if written.counts[part] > answered:
+            break  # in Redis, its state not stored
+        await asyncio.sleep(0.01)
+    redis_client.flushdb()
+    tick = asyncio.ensure_future(restore(range(PARTS)))
+    await asyncio.sleep(0.1)
+    stored.set()
+    await writing
+    assert await tick == sorted(set(families.values()))
+    assert picture_and_history(redis_client, history) == want
