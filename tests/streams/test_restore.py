@@ -308,6 +308,8 @@ async def test_a_new_family_written_just_before_a_flush_is_in_the_rewrite(
         if written.counts[part] > answered:
             break  # in Redis, its state not stored
         await asyncio.sleep(0.01)
+    assert written.counts[part] > answered, "the write never reached Redis: nothing to lose"
+    assert not writing.done()  # its store still held back
     redis_client.flushdb()
     tick = asyncio.ensure_future(restore(range(PARTS)))
     await asyncio.sleep(0.1)
