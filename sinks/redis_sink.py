@@ -67,6 +67,16 @@ def encode_segments(segments: list[list]) -> str:
     )
 
 
+# Families per script call: one call sums its families' moves before they reach the
+# hashes (sinks/apply_contribution.lua); the transaction around the calls runs alone
+# anyway, and a call far below lua-time-limit (5 s) is never a busy script.
+SCRIPT_FAMILIES = 250
+
+
+def _chunks(items: list) -> list[list]:
+    return [items[i : i + SCRIPT_FAMILIES] for i in range(0, len(items), SCRIPT_FAMILIES)]
+
+
 def utc_now_iso() -> str:
     """The wall clock as ``tk:updated`` records it; injected, so tests pass their own."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -179,7 +189,8 @@ class _Base:
         return taken
 
     def _fill(self, pipe, taken: tuple) -> tuple[int, int]:
-        """Put what :meth:`_take` took into ``pipe``."""
+        """Put what :meth:`_take` took into ``pipe``; returns how many answers come before
+        the contributions' and how many of theirs there are."""
         queue, history, wm, first, live, parts = taken
         skip, now = 0, self.now()
         if wm is not None:
@@ -194,45 +205,47 @@ class _Base:
                 live or "",
             )
             skip = 1
-        for family, since, payload in history:
+        for chunk in _chunks(history):
+            histories = [keys.family_history(family) for family, _, _ in chunk]
+            per_family = [(since, payload, record_key(family)) for family, since, payload in chunk]
             pipe.evalsha(
                 self.history_sha,
-                1,
-                keys.family_history(family),
-                since,
-                payload,
+                len(chunk),
+                *histories,
                 keys.HIST,
                 keys.HIST_BLOCK,
-                record_key(family),
                 KEY_PREFIX,
+                len(INDICATORS),
                 *INDICATORS,
+                *(a for args in per_family for a in args),
             )
-        skip += len(history)
-        for family, payload, dkey in queue:
+            skip += 1
+        n = 0
+        for chunk in _chunks(queue):
+            family_keys = [(keys.family(family), dkey) for family, _, dkey in chunk]
+            per_family = [(family, payload, record_key(family)) for family, payload, _ in chunk]
             pipe.evalsha(
                 self.apply_sha,
-                4,
-                keys.family(family),
-                dkey,
+                2 + 2 * len(chunk),
                 keys.AREAS,
                 keys.UPDATED,
-                family,
-                payload,
+                *(k for pair in family_keys for k in pair),
                 now,
                 keys.AGG,
-                record_key(family),
                 KEY_PREFIX,
+                *(a for args in per_family for a in args),
             )
+            n += 1
         if parts:
             pipe.evalsha(self.count_sha, 1, keys.WRITTEN, *parts)
-        return skip, len(queue)
+        return skip, n
 
     def _finish(self, results, taken: tuple, skip: int, n: int) -> list[str]:
         changed = sorted({text(s) for r in results[skip : skip + n] for s in r})
         if self.written is not None:
             counts = results[skip + n] if taken[5] else []
             self.written.answered(dict(zip(taken[5], counts, strict=True)))
-        metrics.REDIS_FAMILY_WRITES.inc(n)
+        metrics.REDIS_FAMILY_WRITES.inc(len(taken[0]))
         return changed
 
 

@@ -252,6 +252,55 @@ def test_lua_history_equals_the_in_memory_history_and_replays_change_nothing(red
     assert read_history(redis_client, scopes, days) == before
 
 
+def dump(r) -> dict:
+    """Every key as it is, field by field (a count field at 0 too), but the batch counts."""
+    read = {
+        b"string": r.get,
+        b"hash": r.hgetall,
+        b"zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+        b"set": r.smembers,
+    }
+    return {k: read[r.type(k)](k) for k in r.scan_iter() if k != b"tk:written"}
+
+
+@pytest.mark.parametrize("families_per_call", [2, 7, 250])
+def test_a_call_of_many_families_leaves_redis_as_they_one_by_one_would(
+    redis_client, monkeypatch, families_per_call
+):
+    """The scripts sum their families' moves before they reach the hashes: every key
+    must end as the families' moves one at a time leave it, a count at 0 kept, a type
+    or cell-key field at 0 deleted, a family that comes twice in one call included."""
+    from sinks import redis_sink
+
+    def run(per_call: int) -> dict:
+        monkeypatch.setattr(redis_sink, "SCRIPT_FAMILIES", per_call)
+        redis_client.flushdb()
+        rnd = random.Random(5)
+        sink = RedisSink(redis_client, now=lambda: "2030-01-01T00:00:00Z").setup()
+        # In and out of a new area in one call: its counts exist, at 0.
+        brief = {"area": "99999", "municipality": "999", "counts": {"families": 1}, "due": None}
+        sink.write([("fam0", brief, 0), ("fam0", None, 0)])
+        sink.flush()
+        for _ in range(120):
+            batch, hist = [], []
+            for _ in range(rnd.randint(1, 12)):
+                fam = f"fam{rnd.randint(0, 9)}"
+                new = contrib(rnd)
+                if new and rnd.random() < 0.3:
+                    new["counts"][f"t{rnd.randint(1, 3)}"] = 1
+                batch.append((fam, new, rnd.randint(0, 1)))
+                since = 739000 + rnd.randint(0, 100)
+                hist.append((fam, since, segments_from(rnd, since)))
+            sink.write(batch)
+            sink.write_history(hist)
+            sink.flush()
+        return dump(redis_client)
+
+    one_by_one = run(1)
+    assert any(v == b"0" for h in one_by_one.values() if isinstance(h, dict) for v in h.values())
+    assert run(families_per_call) == one_by_one
+
+
 def test_first_day_only_falls(redis_client):
     from sinks.redis_reader import read_span
 
