@@ -400,9 +400,53 @@ async def test_the_background_refresh_rests_so_that_it_takes_at_most_its_share()
             raise asyncio.CancelledError
 
     ticks, rests, spent = [0.0], [], [1.5, 0.01]
-    cache = Busy(None, 5)
+    cache = Busy(None, 5, share=0.25)
     with pytest.raises(asyncio.CancelledError):
-        await cache.run(2.0, share=0.25, clock=lambda: ticks[-1], sleep=sleep)
+        await cache.run(2.0, clock=lambda: ticks[-1], sleep=sleep)
     cache.close()
     # 1.5 s of work (a catch-up): 4.5 s of rest; 10 ms (live): the period
     assert rests == [4.5, 2.0]
+
+
+async def test_while_the_cache_rests_answers_are_of_the_day_last_published(
+    history_redis, make_client
+):
+    """After a costly refresh (a catch-up) the present and a history's default end stay
+    on the day last published for the rest (tilannekuva/api/history.py, HOLD_FROM_S),
+    though W moved; a day asked for by name is answered all the same."""
+    from tilannekuva.api.history import HOLD_FROM_S
+
+    r, _ = history_redis
+    c = await make_client()
+    cache = c.server.app[HISTORY]
+    _, w = redis_reader.read_span(r)
+    before = published(w)
+
+    class Clock:
+        t, step = 100.0, 0.0
+
+        def __call__(self) -> float:
+            self.t += self.step
+            return self.t
+
+    clock = Clock()
+    cache.clock = clock
+    try:
+        clock.step = HOLD_FROM_S
+        await cache.refresh()  # a refresh that took HOLD_FROM_S
+        clock.step = 0.0
+        assert cache.resting()
+        moved = (dt.date.fromisoformat(w) + dt.timedelta(days=2)).isoformat()
+        r.set(keys.WATERMARK, moved)
+        present = await (await c.get("/api/v1/picture", headers=AUTH)).json()
+        assert present["as_of"] == before
+        body = await (await c.get("/api/v1/areas/33100/history", headers=AUTH)).json()
+        assert body["last_day"] == before and body["series"][-1]["as_of"] == before
+        named = await c.get("/api/v1/picture", params={"as_of": published(moved)}, headers=AUTH)
+        assert named.status == 200 and (await named.json())["as_of"] == published(moved)
+        # that request refreshed (cheaply): the present moves on
+        present = await (await c.get("/api/v1/picture", headers=AUTH)).json()
+        assert present["as_of"] == published(moved)
+    finally:
+        r.set(keys.WATERMARK, w)
+        await cache.refresh()

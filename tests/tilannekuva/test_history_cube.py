@@ -135,6 +135,13 @@ def test_history_query_defaults_and_errors():
     ]:
         with pytest.raises(BadRequest, match=reason):
             parse_history_query(query, first, last)
+    # While the cache rests (a catch-up), `to` defaults to the day last published; a
+    # later `to`, or a `from` after that day, still asks for days up to W − 1.
+    held = last - 3
+    assert parse_history_query({}, first, last, held).days[-1] == held
+    assert parse_history_query({"to": "2026-06-30"}, first, last, held).days[-1] == last
+    assert parse_history_query({"from": "2026-06-29"}, first, last, held).days == [last - 1, last]
+    assert parse_history_query({}, first, last, last + 4).days[-1] == last
     # No data yet: an empty series without dates, a 400 with one.
     assert parse_history_query({}, None, None).days == []
     with pytest.raises(BadRequest, match="no data yet"):
@@ -548,6 +555,53 @@ async def test_refresh_falls_back_to_the_totals_when_the_present_disagrees(hist,
         layout = layout_of(r)
         for day in (snap.first, end):
             assert (snap.values[day - snap.first] == present(r, layout, day)).all()
+    finally:
+        cache.close()
+
+
+class SteppingClock:
+    """A monotonic clock that moves ``step`` before every reading (a refresh reads it as
+    it begins and ends: its cost), or only when moved by hand (``step`` 0)."""
+
+    def __init__(self):
+        self.t, self.step = 100.0, 0.0
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+async def test_after_a_costly_refresh_answers_take_the_published_day_for_the_rest(hist, aredis):
+    """A catch-up: W moves every second and each refresh suppresses the whole window
+    again. After a refresh that took HOLD_FROM_S or more, the day answers are of stays
+    the published one for three times its cost (REFRESH_SHARE 0.25); a cheap refresh
+    is never held back."""
+    from tilannekuva.api.history import HOLD_FROM_S
+
+    r = hist
+    start, end = o("2025-01-01"), o("2025-04-30")
+    fill(r, 40, start, end, seed=5)
+    clock = SteppingClock()
+    cache = HistoryCache(aredis, MIN_CELL, window_days=60, clock=clock)
+    try:
+        await cache.refresh()
+        assert not cache.resting() and cache.published(start, end + 3) == end + 3
+        clock.step = HOLD_FROM_S  # a refresh that took HOLD_FROM_S
+        await cache.refresh()
+        clock.step = 0.0
+        assert cache.refresh_s == HOLD_FROM_S and cache.resting()
+        # W moved on to end + 4 (published end + 3); the snapshot published end − 1
+        assert cache.published(start, end + 3) == end - 1
+        assert cache.published(start, end - 5) == end - 5  # never later than asked
+        assert cache.published(start, None) is None
+        clock.t += 3 * HOLD_FROM_S - 0.1  # REFRESH_SHARE 0.25: a rest of three times
+        assert cache.resting()
+        clock.t += 0.2
+        assert not cache.resting() and cache.published(start, end + 3) == end + 3
+        clock.step = HOLD_FROM_S * 0.9
+        await cache.refresh()
+        clock.step = 0.0
+        assert not cache.resting()
     finally:
         cache.close()
 

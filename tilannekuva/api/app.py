@@ -9,7 +9,7 @@ from aiohttp import web
 
 from tilannekuva.aio import stop_tasks
 from tilannekuva.api import openapi, routes
-from tilannekuva.api.history import REFRESH_S, HistoryCache
+from tilannekuva.api.history import REFRESH_S, REFRESH_SHARE, HistoryCache
 from tilannekuva.api.impact import SETTLE_S, ImpactCache
 from tilannekuva.api.middleware import authenticate, observe, secure, unavailable
 from tilannekuva.api.state import (
@@ -37,6 +37,7 @@ def make_app(
     heartbeat_s: float = HEARTBEAT_S,
     history_refresh_s: float | None = REFRESH_S,
     history_cadence: bool = True,
+    history_share: float | None = REFRESH_SHARE,
     impact_settle_s: float | None = SETTLE_S,
 ) -> web.Application:
     """The aiohttp application; ``redis`` is a ``redis.asyncio.Redis`` (bytes or str).
@@ -45,7 +46,10 @@ def make_app(
     fresh and warm from start-up on (see :mod:`tilannekuva.api.history`); None leaves
     it to the requests (each then refreshes only when its days are not held yet).
     ``history_cadence`` False publishes every refresh rather than once per day of ``W``:
-    only for measuring the refresh itself (bench/), never for serving. With
+    only for measuring the refresh itself (bench/), never for serving.
+    ``history_share``: the most of the API's time its history refreshes take where each
+    is costly (a catch-up); None publishes every day ``W`` moves to at once, however
+    costly: for tests that record every publication. With
     ``impact_settle_s``, a background task makes the page's impact answers once the
     counts have stood that long (:meth:`tilannekuva.api.impact.ImpactCache.run`)."""
     app = web.Application(middlewares=[observe, authenticate, unavailable])
@@ -58,6 +62,7 @@ def make_app(
         settings.min_cell,
         on_suppressed=app[STATE].metrics.history_days.inc,
         cadence=history_cadence,
+        share=history_share,
     )
     app[TYPES] = TypesCache(redis, settings.min_cell)
     app[IMPACT] = ImpactCache(redis, settings.min_cell)

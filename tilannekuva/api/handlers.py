@@ -211,22 +211,26 @@ async def _span(request: web.Request) -> tuple[int | None, int | None]:
     )
 
 
-async def _published_span(request: web.Request) -> tuple[int | None, int | None]:
-    """(first day of data, the last published day) — the completed days: W − 1, since
-    the day W is still filling (docs/disclosure.md); (first, None) before any is."""
+async def _published_span(request: web.Request) -> tuple[int | None, int | None, int | None]:
+    """(first day of data, the last completed day, the day an answer that names none is
+    of). The completed days end at W − 1, since the day W is still filling
+    (docs/disclosure.md); an answer is of that day, or of the one last published while the
+    history cache rests after a costly refresh (:meth:`HistoryCache.resting`, a
+    catch-up). None before any day is complete."""
     first, w = await _span(request)
-    return first, published_last(first, w)
+    last = published_last(first, w)
+    return first, last, request.app[HISTORY].published(first, last)
 
 
 async def _published(request: web.Request) -> PastDay | None:
     """The day an answer is of, published: ``?as_of=D`` (first day of data … W − 1),
-    else the present, W − 1 (None before any day is complete)."""
-    first, last = await _published_span(request)
+    else the present (:func:`_published_span`; None before any day is complete)."""
+    first, last, present = await _published_span(request)
     raw = request.query.get("as_of")
     if raw is None:
-        if last is None:
+        if present is None:
             return None
-        on = last
+        on = present
     else:
         try:
             on = parse_day(raw, "as_of")
@@ -250,15 +254,15 @@ async def _history(
     request: web.Request, scope: str, area: str | None, municipality: str | None
 ) -> web.Response:
     try:
-        first, last = await _published_span(request)
-        query = parse_history_query(request.query, first, last)
+        first, last, present = await _published_span(request)
+        query = parse_history_query(request.query, first, last, present)
     except BadRequest as exc:
         raise http_error(web.HTTPBadRequest, str(exc)) from None
     body = {
         "area": area,
         "municipality": municipality,
         "first_day": iso(first) if first is not None else None,
-        "last_day": iso(last) if last is not None else None,
+        "last_day": iso(present) if present is not None else None,
         "series": [],
     }
     if query.days:

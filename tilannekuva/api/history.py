@@ -37,6 +37,13 @@ families, more when areas are small; bench/README.md), so the API (and
   :data:`REFRESH_SHARE` of the time: a catch-up) and suppresses every day of the window
   not yet done, newest first, a chunk at a time; a request needing days not done yet
   computes (or waits for) just those.
+- **A rest after a costly refresh.** A request past the snapshot's ``W`` refreshes at
+  once, unless the last refresh took :data:`HOLD_FROM_S` or more and less than three
+  times that has passed (:meth:`HistoryCache.resting`): then an answer that names no
+  day is of the day last published. In a catch-up ``W`` moves every second, and nearly
+  every day of the window changes with it (a family seen for the first time changes
+  every day since its first), so each refresh suppresses the whole window again:
+  taken at every request they kept a core busy beside the worker.
 - **Older days** (the history may start decades before ``W``: births, memberships) are
   read when asked for (each scope's block totals, in parts, and the blocks of those
   days, each block atomically; read again if the parts straddled a write), and
@@ -66,6 +73,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.publication import published_last
 from sinks import keys, redis_reader
 from sinks.connection import text
 from sinks.redis_sink import utc_now_iso
@@ -80,6 +88,13 @@ REFRESH_S = 2.0  # the background refresh's period
 # catch-up W moves every few seconds and every refresh re-suppresses the days it moved,
 # next to a worker that needs the cores (bench/README.md, session 29).
 REFRESH_SHARE = 0.25
+# A refresh that took less is never held back: a request asking past the snapshot
+# refreshes at once. One that took more is followed by a rest in which requests answer
+# the published snapshot, so that refreshes take at most REFRESH_SHARE of the time
+# (:meth:`HistoryCache.resting`). Reading what moved takes well under a second, even on
+# a loaded test machine; suppressing the whole window again takes seconds (a catch-up:
+# 1,100 days at about 6 ms each, bench/README.md, session 42).
+HOLD_FROM_S = 2.0
 CHUNK_DAYS = 16  # days suppressed per executor call (≈ 0.3 s at 80,000 families)
 WINDOW_DAYS = 1100  # the latest days held dense and warm: three years by day and more
 RECENT_BLOCKS = 4  # blocks fingerprinted on every refresh (≈ the last 100–128 days)
@@ -229,8 +244,10 @@ class HistoryCache:
         now: Callable[[], str] | None = None,
         settle_s: float = SETTLE_S,
         clock: Callable[[], float] = time.monotonic,
+        share: float | None = REFRESH_SHARE,
     ) -> None:
         self.redis = redis
+        self.share = share  # None: no bound (every refresh at once, however costly)
         self.min_cell = min_cell
         self._own_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="tk-history")
@@ -242,6 +259,7 @@ class HistoryCache:
         self.snapshot: Snapshot | None = None
         self.cube: Cube | None = None
         self.refreshed_at: float | None = None  # monotonic time of the last refresh
+        self.refresh_s = 0.0  # … and how long it took
         self.generation = 0  # refreshes completed
         self.suppressed_days = 0  # days suppressed since start
         self.fetched_hashes = 0  # history hashes fetched since start
@@ -326,12 +344,34 @@ class HistoryCache:
         async with self._lock:
             if since_generation is not None and self.generation > since_generation:
                 return self.snapshot
-            started = time.perf_counter()
+            started = self.clock()
             snap = await self._refresh()
             self.generation += 1
-            self.refreshed_at = time.monotonic()
-            log.debug("history refresh in %.3f s", time.perf_counter() - started)
+            self.refreshed_at = self.clock()
+            self.refresh_s = self.refreshed_at - started
+            log.debug("history refresh in %.3f s", self.refresh_s)
             return snap
+
+    def resting(self) -> bool:
+        """Whether requests take the published snapshot as it is, ``W`` moved or not: the
+        last refresh took :data:`HOLD_FROM_S` or more and was less than ``share`` of the
+        time since it began. In a catch-up ``W`` moves every second and each refresh
+        suppresses the whole window again (a new family's history changes every day
+        since its first); taken at every request, they kept a core busy beside the
+        worker (bench/README.md, session 42)."""
+        if self.share is None or self.snapshot is None or self.refreshed_at is None:
+            return False
+        if self.refresh_s < HOLD_FROM_S:
+            return False
+        return self.clock() - self.refreshed_at < rest_after(self.refresh_s, 0.0, self.share)
+
+    def published(self, first: int | None, newest: int | None) -> int | None:
+        """The day an answer that names none is of: ``newest`` (the last completed day,
+        W − 1), or while :meth:`resting`, the one the snapshot published if earlier."""
+        if newest is None or not self.resting() or self.snapshot is None:
+            return newest
+        held = published_last(first, self.snapshot.last)
+        return newest if held is None else min(held, newest)
 
     async def _refresh(self) -> Snapshot | None:
         if self.cadence and self.snapshot is not None:
@@ -558,23 +598,24 @@ class HistoryCache:
     async def run(
         self,
         refresh_s: float = REFRESH_S,
-        share: float | None = REFRESH_SHARE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """Forever: refresh, warm up, rest (:func:`rest_after`). Errors are logged, not
-        fatal. A request whose days are not held refreshes for itself meanwhile."""
+        """Forever: refresh (unless :meth:`resting`), warm up, rest (:func:`rest_after`,
+        at most ``share`` of the time in the first two). Errors are logged, not fatal. A
+        request whose days are not held refreshes for itself meanwhile."""
         while True:
             began = clock()
             try:
-                await self.refresh()
+                if not self.resting():
+                    await self.refresh()
                 await self.warm()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("history refresh failed; retrying in %.1f s", refresh_s)
             check_cancelled()
-            await sleep(rest_after(clock() - began, refresh_s, share))
+            await sleep(rest_after(clock() - began, refresh_s, self.share))
 
     def close(self) -> None:
         if self._own_executor:

@@ -126,12 +126,13 @@ class HistoryQuery:
 
 
 def parse_history_query(
-    query: Mapping[str, str], first: int | None, last: int | None
+    query: Mapping[str, str], first: int | None, last: int | None, present: int | None = None
 ) -> HistoryQuery:
     """``from``, ``to``, ``step``, ``indicators`` of a history request against the
-    history ``first`` … ``last`` (None: no data yet). Defaults: ``to`` = ``last`` (W),
-    ``from`` = ``to`` − 364 days clamped to ``first``, ``step`` = day, every indicator.
-    No data yet and no date asked for: an empty series."""
+    history ``first`` … ``last`` (None: no data yet). Defaults: ``to`` = ``present``
+    (the day an answer naming none is of; ``last`` when not given), ``from`` = ``to`` −
+    364 days clamped to ``first``, ``step`` = day, every indicator. No data yet and no
+    date asked for: an empty series."""
     step = query.get("step", "day")
     if step not in STEPS:
         raise BadRequest(f"step must be one of {', '.join(STEPS)}, got {step[:40]!r}")
@@ -146,7 +147,10 @@ def parse_history_query(
         if day is not None:
             check_in_history(day, name, first, last)
     assert first is not None and last is not None
-    end = last if end is None else end
+    if end is None:
+        end = last
+        if present is not None and present < last and (start is None or start <= present):
+            end = present
     if start is None:
         start = max(first, end - DEFAULT_SPAN_DAYS)
     if start > end:
