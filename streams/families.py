@@ -262,7 +262,8 @@ class FamilyWriter:
     async def mine_now(self, parts: Iterable[int]) -> dict[str, int]:
         """:meth:`mine` with no write half done: a new family's state is stored only
         once Redis has it, so one that Redis had just before it lost its writes would
-        otherwise be left out of the restore's rewrite."""
+        otherwise be left out of the restore's rewrite, and one written with the
+        snapshot before out of the adoption of the next."""
         async with self._writing:
             return self.mine(parts)
 
@@ -289,7 +290,7 @@ class FamilyWriter:
         version = self.follower.version
         if self.follower.assigner is None or self.adopted == version:
             return 0
-        families = self.mine(parts)
+        families = await self.mine_now(parts)
         await self.recall(sink, families)
         changed: dict[str, int] = {}
         async for states in read_chunks(self.table, families):

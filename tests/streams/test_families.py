@@ -185,6 +185,51 @@ async def test_each_adoption_of_a_new_snapshot_is_timed_into_redis_for_the_learn
     assert redis_client.hgetall(keys.MODEL_ADOPTIONS) == {b"w1": b"2.500 5000"}
 
 
+async def test_a_snapshot_adopted_while_a_new_family_is_written_reaches_it(
+    history, aredis, redis_client
+):
+    """A new family's write lands with no group (no snapshot yet) and its state is not
+    stored yet when a snapshot is adopted: the adoption waits for the write and
+    re-assigns the family too (listed from the table alone, it was left without a
+    group until its next event)."""
+    import asyncio
+
+    sink = await sink_at(aredis, history.watermark)
+    store = Store()
+    follower = ModelFollower(store)
+    new = sorted(history.contributions)[0]
+    table = {f: s for f, s in history.families.items() if f != new}
+    writer = FamilyWriter(table, follower, Vectors(), PARTS, True)
+    await writer.apply(sink, {f: partition_of(f, PARTS) for f in table})
+    stored = asyncio.Event()
+
+    class Unstored:
+        states = {new: history.families[new]}
+
+        async def commit(self):
+            await stored.wait()
+            table.update(self.states)
+
+    writing = asyncio.ensure_future(
+        writer.apply(sink, {new: partition_of(new, PARTS)}, unstored=Unstored())
+    )
+    for _ in range(500):
+        if redis_client.exists(keys.family(new)):
+            break  # in Redis, its state not stored
+        await asyncio.sleep(0.01)
+    assert redis_client.exists(keys.family(new)) and not writing.done()
+    store.version, store.snap = "1.1", snapshot_of(history.families)
+    assert await follower.load()
+    adopting = asyncio.ensure_future(writer.adopt(sink, set(range(PARTS))))
+    await asyncio.sleep(0.1)
+    stored.set()
+    await writing
+    assert await adopting == len(history.contributions)
+    pic = redis_reader.read_picture(redis_client)
+    groups = sum(pic["all"].get(f"g{i}", 0) for i in range(1, 11))
+    assert groups == pic["all"]["families"] == len(history.contributions)
+
+
 async def test_adopt_only_touches_the_given_partitions(history, aredis):
     sink = await sink_at(aredis, history.watermark)
     store = Store()
