@@ -66,3 +66,17 @@ class Topic:
         if not self.hold:
             fut.set_result(None)
         return fut
+
+
+class HeldBack:
+    """A step's new states (:class:`streams.stages.Pending`'s shape, as
+    ``FamilyWriter.apply`` takes them), stored into ``table`` only once ``release`` is
+    set: a write that reached Redis with its store still to come."""
+
+    def __init__(self, table: dict, states: dict):
+        self.table, self.states = table, states
+        self.release = asyncio.Event()
+
+    async def commit(self) -> None:
+        await self.release.wait()
+        self.table.update(self.states)

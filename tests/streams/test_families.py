@@ -1,5 +1,6 @@
 """FamilyWriter, ModelFollower and Sweep against a real Redis (no broker)."""
 
+import asyncio
 import datetime as dt
 import json
 
@@ -14,6 +15,7 @@ from sinks.model_store import AsyncModelStore
 from sinks.redis_sink import AsyncRedisSink
 from streams.families import FamilyWriter, ModelFollower, Sweep, TimedAdoption
 from streams.transport import partition_of
+from tests.streams.fakes import HeldBack
 
 PARTS = 4
 
@@ -192,8 +194,6 @@ async def test_a_snapshot_adopted_while_a_new_family_is_written_reaches_it(
     stored yet when a snapshot is adopted: the adoption waits for the write and
     re-assigns the family too (listed from the table alone, it was left without a
     group until its next event)."""
-    import asyncio
-
     sink = await sink_at(aredis, history.watermark)
     store = Store()
     follower = ModelFollower(store)
@@ -201,17 +201,9 @@ async def test_a_snapshot_adopted_while_a_new_family_is_written_reaches_it(
     table = {f: s for f, s in history.families.items() if f != new}
     writer = FamilyWriter(table, follower, Vectors(), PARTS, True)
     await writer.apply(sink, {f: partition_of(f, PARTS) for f in table})
-    stored = asyncio.Event()
-
-    class Unstored:
-        states = {new: history.families[new]}
-
-        async def commit(self):
-            await stored.wait()
-            table.update(self.states)
-
+    held = HeldBack(table, {new: history.families[new]})
     writing = asyncio.ensure_future(
-        writer.apply(sink, {new: partition_of(new, PARTS)}, unstored=Unstored())
+        writer.apply(sink, {new: partition_of(new, PARTS)}, unstored=held)
     )
     for _ in range(500):
         if redis_client.exists(keys.family(new)):
@@ -222,7 +214,7 @@ async def test_a_snapshot_adopted_while_a_new_family_is_written_reaches_it(
     assert await follower.load()
     adopting = asyncio.ensure_future(writer.adopt(sink, set(range(PARTS))))
     await asyncio.sleep(0.1)
-    stored.set()
+    held.release.set()
     await writing
     assert await adopting == len(history.contributions)
     pic = redis_reader.read_picture(redis_client)
@@ -389,8 +381,6 @@ async def test_a_snapshot_that_changes_types_only_rewrites_those_families(
 async def test_a_later_state_is_never_overwritten_by_an_earlier_slow_write(history, aredis):
     """A large rewrite (a new snapshot, the restore) that is still being sent when the
     agent writes a newer state of one of its families must not land after it."""
-    import asyncio
-
     from sinks import keys
 
     class SlowSink(AsyncRedisSink):

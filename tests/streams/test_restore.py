@@ -13,6 +13,7 @@ from sinks import keys, redis_reader
 from sinks.redis_sink import AsyncRedisSink, Written
 from streams.families import FamilyWriter, ModelFollower
 from streams.restore import Restore
+from tests.streams.fakes import HeldBack
 from tests.streams.test_families import PARTS, Store, Vectors, all_of
 
 pytestmark = pytest.mark.integration
@@ -290,20 +291,10 @@ async def test_a_new_family_written_just_before_a_flush_is_in_the_rewrite(
     assert await restore(range(PARTS)) == []
     new = sorted(history.contributions)[0]  # counted: Redis holds its contribution
     writer.table = table = {f: s for f, s in history.families.items() if f != new}
-    stored = asyncio.Event()
-
-    class Unstored:
-        states = {new: history.families[new]}
-
-        async def commit(self):
-            await stored.wait()
-            table.update(self.states)
-
+    held = HeldBack(table, {new: history.families[new]})
     part = families[new]
     answered = written.counts[part]
-    writing = asyncio.ensure_future(
-        writer.apply(sink, {new: part}, since={new: 0}, unstored=Unstored())
-    )
+    writing = asyncio.ensure_future(writer.apply(sink, {new: part}, since={new: 0}, unstored=held))
     for _ in range(500):
         if written.counts[part] > answered:
             break  # in Redis, its state not stored
@@ -313,7 +304,7 @@ async def test_a_new_family_written_just_before_a_flush_is_in_the_rewrite(
     redis_client.flushdb()
     tick = asyncio.ensure_future(restore(range(PARTS)))
     await asyncio.sleep(0.1)
-    stored.set()
+    held.release.set()
     await writing
     assert await tick == sorted(set(families.values()))
     assert picture_and_history(redis_client, history) == want
