@@ -68,8 +68,9 @@ def encode_segments(segments: list[list]) -> str:
 
 
 # Families per script call: one call sums its families' moves before they reach the
-# hashes (sinks/apply_contribution.lua); the transaction around the calls runs alone
-# anyway, and a call far below lua-time-limit (5 s) is never a busy script.
+# hashes (sinks/apply_contribution.lua). The transaction around the calls runs alone
+# anyway; the bound keeps each call's arguments and Lua tables small, and each call far
+# short of lua-time-limit (5 s), past which Redis would answer others BUSY.
 SCRIPT_FAMILIES = 250
 
 
