@@ -400,9 +400,9 @@ async def test_the_background_refresh_rests_so_that_it_takes_at_most_its_share()
             raise asyncio.CancelledError
 
     ticks, rests, spent = [0.0], [], [1.5, 0.01]
-    cache = Busy(None, 5, share=0.25)
+    cache = Busy(None, 5, share=0.25, clock=lambda: ticks[-1])
     with pytest.raises(asyncio.CancelledError):
-        await cache.run(2.0, clock=lambda: ticks[-1], sleep=sleep)
+        await cache.run(2.0, sleep=sleep)
     cache.close()
     # 1.5 s of work (a catch-up): 4.5 s of rest; 10 ms (live): the period
     assert rests == [4.5, 2.0]

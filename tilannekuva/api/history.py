@@ -598,14 +598,13 @@ class HistoryCache:
     async def run(
         self,
         refresh_s: float = REFRESH_S,
-        clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """Forever: refresh (unless :meth:`resting`), warm up, rest (:func:`rest_after`,
         at most ``share`` of the time in the first two). Errors are logged, not fatal. A
         request whose days are not held refreshes for itself meanwhile."""
         while True:
-            began = clock()
+            began = self.clock()
             try:
                 if not self.resting():
                     await self.refresh()
@@ -615,7 +614,7 @@ class HistoryCache:
             except Exception:
                 log.exception("history refresh failed; retrying in %.1f s", refresh_s)
             check_cancelled()
-            await sleep(rest_after(clock() - began, refresh_s, self.share))
+            await sleep(rest_after(self.clock() - began, refresh_s, self.share))
 
     def close(self) -> None:
         if self._own_executor:
