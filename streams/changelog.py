@@ -1,5 +1,5 @@
-"""How a stage stores its states: each key's write to the table's store, and the
-table's changelog records sent as one Kafka batch per partition.
+"""How a stage reads and stores its states: each key's state in the partition database
+of its key, and the table's changelog records sent as one Kafka batch per partition.
 
 ``table[key] = state`` in Faust sends one changelog message per key: a future, a place
 in Faust's producer buffer (100 messages; ``flush_atmost`` waits for each one with an
@@ -11,6 +11,14 @@ mode and aiokafka and 7 % in the steps. :class:`ChangelogBatches` writes the sam
 and compaction read them as Faust's own) with aiokafka's ``create_batch`` /
 ``send_batch``, and sets the persisted offset once per batch, when the broker answers.
 
+Reads and writes of a RocksDB store go straight to the partition database of each key
+(:class:`TableReads`, :meth:`ChangelogBatches.write`), with the codec Faust's ``json``
+serializer calls: Faust's own read (``SerializedStore.__getitem__``) and write look up
+the current event, pass key and value through its serializer registry (which decodes
+the bytes to a string before parsing them), and note each key's partition in an LRU
+under a lock; a write is one ``put`` per key where here one ``WriteBatch`` a partition
+does (bench/README.md, session 43).
+
 Faust flushes its producer before it commits input offsets
 (``faust/transport/consumer.py::Consumer.commit``), and the batches go through that
 producer, so no offset is committed before the changelog it covers is in Kafka, as with
@@ -19,20 +27,87 @@ Faust's own sends.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from functools import partial
 from typing import Any, Protocol
 
-from faust.stores.base import SerializedStore
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
+from faust.utils import json as faust_json
+from rocksdict import WriteBatch
 
 from streams.transport import as_current
 
 Envelope = tuple[Any, dict[str, Any]]  # a Faust event (an envelope) and its keys' states
 
 
+#: What Faust's ``json`` serializer (the worker's, for keys and values) calls: the bytes
+#: of a table's keys and states, as its store and changelog hold them.
+encode = faust_json.dumps
+decode = faust_json.loads
+
+
 class Writes(Protocol):
     async def write(self, envelopes: list[Envelope]) -> None: ...
+
+
+def store_of(table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The store under a Faust table (``table.data``; a plain mapping is its own), read
+    directly: a table's ``get`` asks its store ``key in`` and then ``[key]``
+    (``mode/utils/collections.py::FastUserDict.__getitem__``), two reads where the
+    store's own ``get`` does one."""
+    return getattr(table, "data", table)
+
+
+def on_disk(store: Any) -> bool:
+    """Whether ``store`` is Faust's RocksDB store, read and written here by partition; if
+    so, checks that its keys and values are encoded as :data:`encode` encodes them."""
+    if not isinstance(store, RocksDBStore):
+        return False
+    probe = {"a": [1, None, "b"], "c": {"d": 0.5}}
+    if store._encode_key("k") != encode("k") or store._encode_value(probe) != encode(probe):
+        raise ValueError(
+            f"table {store.table.name!r}: states are JSON here (key_serializer, value_serializer)"
+        )
+    return True
+
+
+class TableReads:
+    """A table's states, read in the partition database of each key: the partition of
+    the envelopes that carry the key (``streams.transport.partition_of``), whose
+    changelog partition it is. A store in memory (or a plain mapping, in unit tests) is
+    read by ``get``, with no partition."""
+
+    def __init__(self, table: Mapping[str, Any]):
+        self.store: Any = store_of(table)
+        self.rocks = on_disk(self.store)
+
+    def get(self, partition: int, key: str) -> Any:
+        """The state of ``key`` of ``partition`` (one this worker holds), None if none."""
+        if not self.rocks:
+            return self.store.get(key)
+        raw = self.store._db_for_partition(partition).get(encode(key))
+        return None if raw is None else decode(raw)
+
+    def many(self, keys: Mapping[str, int]) -> dict[str, Any]:
+        """``{key: state}`` of ``{key: partition}``; None where there is none, and for
+        every key of a partition whose database is not open here (revoked meanwhile, or
+        never held: Faust's own read without a current event finds nothing there either,
+        and opening one would take another worker's lock)."""
+        if not self.rocks:
+            return {key: self.store.get(key) for key in keys}
+        by_partition: dict[int, list[str]] = {}
+        for key, partition in keys.items():
+            by_partition.setdefault(partition, []).append(key)
+        states: dict[str, Any] = {}
+        for partition, names in by_partition.items():
+            db = self.store._dbs.get(partition)
+            raws = db.get([encode(k) for k in names]) if db is not None else [None] * len(names)
+            states.update(
+                (k, None if raw is None else decode(raw))
+                for k, raw in zip(names, raws, strict=True)
+            )
+        return {key: states[key] for key in keys}
 
 
 class KeyWrites:
@@ -61,21 +136,26 @@ class ChangelogBatches:
     def __init__(self, table: Any, producer: Any):
         self.table = table
         self.producer = producer
+        self.rocks = on_disk(table.data)
 
     async def write(self, envelopes: list[Envelope]) -> None:
         store = self.table.data
-        encoded = isinstance(store, SerializedStore)  # RocksDB: holds the record's bytes
         records: dict[int, list[tuple[bytes, bytes | None]]] = {}
         for event, states in envelopes:
-            as_current(event)  # RocksDB writes into the current event's partition
             rows = records.setdefault(event.message.partition, [])
+            if self.rocks:
+                rows.extend((encode(key), encode(state)) for key, state in states.items())
+                continue
+            as_current(event)
             for key, state in states.items():
-                record = store._encode_key(key), store._encode_value(state)
-                if encoded:
-                    store._set(*record)  # what store[key] = state does, encoded once
-                else:
-                    store[key] = state
-                rows.append(record)
+                store[key] = state
+                rows.append((store._encode_key(key), store._encode_value(state)))
+        if self.rocks:
+            for partition, rows in records.items():
+                batch = WriteBatch(raw_mode=True)  # the store's databases are raw too
+                for key, value in rows:
+                    batch.put(key, value)
+                store._db_for_partition(partition).write(batch)
         topic = self.table.changelog_topic.get_topic_name()
         producer = self.producer._ensure_producer()
         for partition, rows in records.items():

@@ -20,6 +20,7 @@ from models import family_outcome
 from models.cohorts import builder_counts
 from models.impact import Counts, month_of
 from sinks import metrics
+from streams.changelog import TableReads
 from streams.families import families_in, read_chunks
 from streams.transport import partition_of
 
@@ -57,6 +58,7 @@ class CohortWriter:
         revise_s: float = REVISE_S,
     ):
         self.table = table
+        self.reads = TableReads(table)
         self.partitions = partitions
         self.span = span
         self.store = store
@@ -112,7 +114,7 @@ class CohortWriter:
     async def _count(self, partition: int, first: int, last: int) -> dict[str, Counts]:
         states: dict[str, dict] = {}
         families = families_in(self.table, self.partitions, [partition])
-        async for chunk in read_chunks(self.table, families):
+        async for chunk in read_chunks(self.reads, families):
             # The rows of the months not settled yet, made a chunk at a time so that the
             # event loop runs in between (partition_builder then finds them made).
             for fam, state in chunk.items():

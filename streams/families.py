@@ -20,7 +20,8 @@ from models.family_types import TypeAssigner
 from models.features import state_vector
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink
-from streams.transport import partition_of, read_anywhere
+from streams.changelog import TableReads
+from streams.transport import partition_of
 
 # Families per transaction when many are rewritten (a snapshot, a restore), histories
 # and all: Redis runs a transaction alone, and 5,000 took 1–5 s at 40,000 families (every
@@ -37,16 +38,17 @@ def families_in(
 
 
 async def read_chunks(
-    table: Mapping[str, dict | None], families: Iterable[str]
+    reads: TableReads, families: Mapping[str, int]
 ) -> AsyncIterator[dict[str, dict | None]]:
-    """The states of ``families``, :data:`REASSIGN_CHUNK` at a time, the event loop let
-    in between: read and assigned all at once, a worker's families are one stretch of
-    seconds at 40,000 (tens of µs each) in which no heartbeat, agent or timer runs."""
-    names = list(families)
+    """The states of ``{family: partition}``, :data:`REASSIGN_CHUNK` at a time, the event
+    loop let in between: read and assigned all at once, a worker's families are one
+    stretch of seconds at 40,000 (tens of µs each) in which no heartbeat, agent or timer
+    runs."""
+    names = list(families.items())
     for i in range(0, len(names), REASSIGN_CHUNK):
         if i:
             await asyncio.sleep(0)
-        yield read_anywhere(table, names[i : i + REASSIGN_CHUNK])
+        yield reads.many(dict(names[i : i + REASSIGN_CHUNK]))
 
 
 class ModelStore(Protocol):
@@ -121,6 +123,7 @@ class FamilyWriter:
         types_on: bool,
     ):
         self.table = table
+        self.reads = TableReads(table)
         self.follower = follower
         self.send = send
         self.partitions = partitions
@@ -177,7 +180,7 @@ class FamilyWriter:
         if watermark is None:
             return
         since = since or {}
-        states = read_anywhere(self.table, [f for f in families if f not in fresh])
+        states = self.reads.many({f: p for f, p in families.items() if f not in fresh})
         states.update({f: fresh[f] for f in families if f in fresh})
         # No state is no family here: a partition revoked while this call waited (RocksDB
         # closes its database) or not yet recovered. Writing it would delete a family
@@ -274,7 +277,7 @@ class FamilyWriter:
         watermark = await sink.watermark()
         if not new or watermark is None:
             return
-        async for states in read_chunks(self.table, self.mine(new)):
+        async for states in read_chunks(self.reads, self.mine(new)):
             counted = {f: s for f, s in states.items() if s and picture.contribution(s, watermark)}
             _, _, vectors = self.follower.assign(counted, True)
             if vectors:
@@ -293,7 +296,7 @@ class FamilyWriter:
         families = await self.mine_now(parts)
         await self.recall(sink, families)
         changed: dict[str, int] = {}
-        async for states in read_chunks(self.table, families):
+        async for states in read_chunks(self.reads, families):
             types, groups, _ = self.follower.assign(states, True)
             changed.update(
                 (fam, families[fam])

@@ -16,8 +16,8 @@ from models.contract import InvalidEvent, parse_json, validate
 from models.pseudonym import Pseudonymiser
 from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink, Written
-from streams.changelog import Envelope, KeyWrites, Writes
-from streams.transport import Envelopes, Sender, as_current, read_anywhere, store_of
+from streams.changelog import Envelope, KeyWrites, TableReads, Writes
+from streams.transport import Envelopes, Sender, as_current
 
 log = logging.getLogger("tilannekuva.worker")
 
@@ -117,20 +117,21 @@ class TableStep:
         self.step = step
         self.partitions = partitions
         self.writes = writes if writes is not None else KeyWrites(table)
+        self.reads = TableReads(table)
 
     def run(self, batch: list[Any]) -> tuple[Envelopes, Pending]:
         """The outputs, and the new states not yet stored: a stage stores them only once
         its effects are out, in Kafka (:class:`Forward`) or in Redis
         (:meth:`streams.families.FamilyWriter.apply`)."""
         outs, pending = Envelopes(self.partitions), Pending(self.writes)
-        store = store_of(self.table)
         for event in batch:
-            as_current(event)  # reads in its partition's database (RocksDB reads only there)
-            items = event.value["items"]
+            items, partition = event.value["items"], event.message.partition
             metrics.EVENTS_IN.labels(self.name).inc(len(items))
             states: dict = {}
             for key, msg, t0 in items:
-                old = pending.states[key] if key in pending.states else store.get(key)
+                old = (
+                    pending.states[key] if key in pending.states else self.reads.get(partition, key)
+                )
                 new, produced = self.step(old, key, msg)
                 # Written even when unchanged: after a crash the database can hold a
                 # state the changelog lacks (the send was still buffered), and the
@@ -173,6 +174,7 @@ class Days:
 
     def __init__(self, table: MutableMapping):
         self.table = table
+        self.reads = TableReads(table)
 
     def __call__(self, batch: list[Any]) -> None:
         for event in batch:
@@ -203,7 +205,8 @@ class Days:
         return min((s[2] for s in self._spans(partitions) if len(s) > 2), default=None)
 
     def _spans(self, partitions: Iterable[int]) -> list[list[str]]:
-        return [s for s in read_anywhere(self.table, map(str, partitions)).values() if s]
+        keys = {str(p): p for p in partitions}  # each partition's span is kept in it
+        return [s for s in self.reads.many(keys).values() if s]
 
 
 def history_since(outs: Envelopes) -> dict[str, int | None]:

@@ -63,27 +63,6 @@ def as_current(event: Any) -> None:
     _faust_current_event.set(weakref.ref(event))
 
 
-def store_of(table: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The store under a Faust table (``table.data``; a plain mapping is its own), read
-    directly: a table's ``get`` asks its store ``key in`` and then ``[key]``
-    (``mode/utils/collections.py::FastUserDict.__getitem__``), two RocksDB reads and two
-    key encodings where the store's own ``get`` does one."""
-    return getattr(table, "data", table)
-
-
-def read_anywhere(table: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    """``{key: table.get(key)}`` whatever the current event: a RocksDB table looks up a
-    key only in the current event's partition if there is one
-    (``faust/stores/rocksdb.py::Store._get``), so many keys of many partitions are read
-    with none current (Faust then finds each key's partition database itself)."""
-    token = _faust_current_event.set(None)
-    try:
-        store = store_of(table)
-        return {key: store.get(key) for key in keys}
-    finally:
-        _faust_current_event.reset(token)
-
-
 class Topic(Protocol):
     async def send(
         self, *, key: Any = None, value: Any = None, partition: int | None = None
