@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from importlib import resources
 
+import orjson
 from redis.exceptions import NoScriptError
 
 from models.cellkey import record_key
@@ -42,28 +43,26 @@ RAISE_WM_LUA = _script("raise_watermark.lua")
 COUNT_LUA = _script("count_written.lua")  # loaded last: see the script
 
 
-def encode(contribution: dict | None) -> str:
-    """Canonical JSON, so that an unchanged contribution is byte-identical in Redis."""
-    return (
-        ""
-        if contribution is None
-        else json.dumps(contribution, sort_keys=True, separators=(",", ":"))
-    )
+def encode(contribution: dict | None) -> bytes:
+    """Canonical JSON, so that an unchanged contribution is byte-identical in Redis: keys
+    sorted, no spaces (for its ASCII strings and integers, the bytes of ``json.dumps(c,
+    sort_keys=True, separators=(",", ":"))``, which wrote them before orjson did).
+
+    >>> encode({"municipality": "837", "area": "33100", "counts": {"b": 1, "a": 0}, "due": None})
+    b'{"area":"33100","counts":{"a":0,"b":1},"due":null,"municipality":"837"}'
+    """
+    return b"" if contribution is None else orjson.dumps(contribution, option=orjson.OPT_SORT_KEYS)
 
 
-def encode_segments(segments: list[list]) -> str:
+def encode_segments(segments: list[list]) -> bytes:
     """History segments ``[[start, value|None], ...]`` as apply_history.lua reads them:
     each value as canonical JSON ('' for None), so equal values are equal strings.
 
     >>> json.loads(encode_segments([[739000, ["33100", "837", 1, 2]], [739100, None]]))
     [[739000, '["33100","837",1,2]'], [739100, '']]
     """
-    return json.dumps(
-        [
-            [start, "" if v is None else json.dumps(v, separators=(",", ":"))]
-            for start, v in segments
-        ],
-        separators=(",", ":"),
+    return orjson.dumps(
+        [[start, "" if v is None else orjson.dumps(v).decode()] for start, v in segments]
     )
 
 
@@ -140,8 +139,8 @@ class _Base:
         self.redis = redis
         self.now = now
         self.written = written
-        self._queue: list[tuple[str, str, str]] = []
-        self._history: list[tuple[str, int, str]] = []
+        self._queue: list[tuple[str, bytes, str]] = []
+        self._history: list[tuple[str, int, bytes]] = []
         self._parts: set[int] = set()  # family-topic partitions of the queued contributions
         self._wm: str | None = None
         self._first: str | None = None

@@ -125,13 +125,16 @@ class TableStep:
         (:meth:`streams.families.FamilyWriter.apply`)."""
         outs, pending = Envelopes(self.partitions), Pending(self.writes)
         for event in batch:
-            items, partition = event.value["items"], event.message.partition
+            items = event.value["items"]
             metrics.EVENTS_IN.labels(self.name).inc(len(items))
+            # An envelope's keys are all of its partition: read at once, those not
+            # computed already in this batch (those read from ``pending`` below).
+            stored = self.reads.of(
+                event.message.partition, [k for k, _, _ in items if k not in pending.states]
+            )
             states: dict = {}
             for key, msg, t0 in items:
-                old = (
-                    pending.states[key] if key in pending.states else self.reads.get(partition, key)
-                )
+                old = pending.states[key] if key in pending.states else stored[key]
                 new, produced = self.step(old, key, msg)
                 # Written even when unchanged: after a crash the database can hold a
                 # state the changelog lacks (the send was still buffered), and the

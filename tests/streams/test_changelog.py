@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -158,9 +157,11 @@ def test_table_reads_find_what_faust_s_own_store_wrote(tmp_path):
     held = {p for p in where.values()}
     reads = TableReads(tbl)
     assert reads.rocks
-    assert {key: reads.get(where[key], key) for key in states} == states
+    assert {
+        k: s for p in held for k, s in reads.of(p, [k for k in where if where[k] == p]).items()
+    } == states
     assert reads.many(where) == states
-    assert reads.get(where["F3"], "nobody") is None
+    assert reads.of(where["F3"], ["nobody", "F3", "F3"]) == {"nobody": None, "F3": states["F3"]}
     unopened = {p for p in range(4) if p not in held} or None
     if unopened is None:  # every partition took a key: close one as a revoke does
         closed = where["F3"]
@@ -168,7 +169,9 @@ def test_table_reads_find_what_faust_s_own_store_wrote(tmp_path):
         unopened = {closed}
     asked = {**where, "nobody": 0}
     got = reads.many(asked)
-    assert got == {k: None if p in unopened or k == "nobody" else states[k] for k, p in asked.items()}
+    assert got == {
+        k: None if p in unopened or k == "nobody" else states[k] for k, p in asked.items()
+    }
     assert not any(p in store._dbs for p in unopened)  # many() opened none
 
 
