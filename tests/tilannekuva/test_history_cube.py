@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import os
 import random
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -35,7 +38,14 @@ from tilannekuva.api.cube import (
     raw_picture,
     suppress_rows,
 )
-from tilannekuva.api.history import READ_LUA, HistoryCache, Snapshot, series, window_start
+from tilannekuva.api.history import (
+    BACKGROUND_NICE,
+    READ_LUA,
+    HistoryCache,
+    Snapshot,
+    series,
+    window_start,
+)
 from tilannekuva.api.series import (
     DEFAULT_SPAN_DAYS,
     BadRequest,
@@ -634,3 +644,20 @@ async def test_with_the_cadence_a_snapshot_is_taken_only_when_w_moves_on(hist, a
             assert int(moved.values[day - moved.first, a, 0]) == want, day
     finally:
         cache.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice is Linux's")
+def test_the_suppression_thread_yields_the_cpu_and_the_caller_keeps_its_priority():
+    """The history's suppression runs at BACKGROUND_NICE on a thread of its own; the
+    event loop's thread (answering requests) keeps the priority it had."""
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = nice()
+    cache = HistoryCache(None, 10)
+    try:
+        assert cache.executor.submit(nice).result() == max(before, BACKGROUND_NICE)
+    finally:
+        cache.close()
+    assert nice() == before

@@ -65,6 +65,9 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import os
+import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -95,6 +98,12 @@ REFRESH_SHARE = 0.25
 # a loaded test machine; suppressing the whole window again takes seconds (a catch-up:
 # 1,100 days at about 6 ms each, bench/README.md, session 42).
 HOLD_FROM_S = 2.0
+# The suppression thread's niceness. Its work is discretionary (the window's warm-up; in
+# a catch-up the whole window again after each refresh): on a host it shares with a
+# worker it should take what the worker leaves. At the default it took 0.8 of a core in
+# bursts of 20-25 s, and the worker fell from about 1.0 of a core to 0.6-0.85 meanwhile
+# (bench/README.md, session 43).
+BACKGROUND_NICE = 10
 CHUNK_DAYS = 16  # days suppressed per executor call (≈ 0.3 s at 80,000 families)
 WINDOW_DAYS = 1100  # the latest days held dense and warm: three years by day and more
 RECENT_BLOCKS = 4  # blocks fingerprinted on every refresh (≈ the last 100–128 days)
@@ -250,7 +259,9 @@ class HistoryCache:
         self.share = share  # None: no bound (every refresh at once, however costly)
         self.min_cell = min_cell
         self._own_executor = executor is None
-        self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="tk-history")
+        self.executor = executor or ThreadPoolExecutor(
+            1, thread_name_prefix="tk-history", initializer=background_priority
+        )
         self.chunk_days = chunk_days
         self.window_days = window_days
         self.on_suppressed = on_suppressed
@@ -619,6 +630,17 @@ class HistoryCache:
     def close(self) -> None:
         if self._own_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def background_priority(niceness: int = BACKGROUND_NICE) -> None:
+    """Lower the calling thread's CPU priority to ``niceness`` (never raise it): on Linux
+    a thread's nice value is its own; elsewhere it would be the process's, so there
+    nothing is changed."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+        os.setpriority(os.PRIO_PROCESS, tid, niceness)
 
 
 def rest_after(spent_s: float, refresh_s: float, share: float | None = REFRESH_SHARE) -> float:
