@@ -60,7 +60,7 @@ class Table:
 def rocksdb_table(tmp_path, partitions: int = 3):
     """A table of the worker's own (``streams.app``: Faust's RocksDB store, its options
     and serializers), in ``tmp_path``."""
-    app = faust_app(Settings(data_dir=str(tmp_path)), "127.0.0.1", 6066)
+    app = faust_app(Settings(data_dir=str(tmp_path), store="rocksdb"), "127.0.0.1", 6066)
     return table(app, "family", partitions)
 
 
