@@ -88,9 +88,7 @@ class TableReads:
         a database of 100,000 states flushed to disk, bench/README.md, session 43)."""
         if not self.rocks:
             return {key: self.store.get(key) for key in keys}
-        names = list(dict.fromkeys(keys))
-        raws = self.store._db_for_partition(partition).get([encode(k) for k in names])
-        return {k: None if raw is None else decode(raw) for k, raw in zip(names, raws, strict=True)}
+        return self._read(self.store._db_for_partition(partition), list(dict.fromkeys(keys)))
 
     def many(self, keys: Mapping[str, int]) -> dict[str, Any]:
         """``{key: state}`` of ``{key: partition}``; None where there is none, and for
@@ -105,12 +103,14 @@ class TableReads:
         states: dict[str, Any] = {}
         for partition, names in by_partition.items():
             db = self.store._dbs.get(partition)
-            raws = db.get([encode(k) for k in names]) if db is not None else [None] * len(names)
-            states.update(
-                (k, None if raw is None else decode(raw))
-                for k, raw in zip(names, raws, strict=True)
-            )
+            states.update(self._read(db, names) if db is not None else dict.fromkeys(names))
         return {key: states[key] for key in keys}
+
+    @staticmethod
+    def _read(db: Any, names: list[str]) -> dict[str, Any]:
+        """``{name: state}`` of distinct ``names`` in one partition database: one multi-get."""
+        raws = db.get([encode(k) for k in names])
+        return {k: None if raw is None else decode(raw) for k, raw in zip(names, raws, strict=True)}
 
 
 class KeyWrites:

@@ -186,9 +186,10 @@ class Days:
                 continue
             on = [msg["occurred_at"] for _, msg, _ in items]
             live = min(msg["recorded_at"][:10] for _, msg, _ in items)
-            as_current(event)  # its partition's database (RocksDB reads only there)
-            key = str(event.message.partition)
-            old = self.table.get(key)
+            partition = event.message.partition
+            key = str(partition)
+            old = self.reads.of(partition, [key])[key]
+            as_current(event)  # the write below goes to its partition's database
             new = [min(on), max(on), live]
             if old is not None:
                 # a span stored before the live day was kept has two days
