@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import resources
 
 import orjson
@@ -92,10 +92,10 @@ class Written:
     kept as a set, not compared in order.
 
     >>> w = Written()
-    >>> w.answered({3: 7}); w.answered({3: 5, 1: 2}); w.counts, w.take_lost()
+    >>> w.answered({3: 7}); w.answered({3: 5, 1: 2}); w.counts, w.went_back([1, 3])
     ({3: 7, 1: 2}, set())
-    >>> w.answered({3: 6}); w.answered({3: 7}); w.take_lost()  # 7 again: Redis went back
-    {3}
+    >>> w.answered({3: 6}); w.answered({3: 7}); w.went_back([1]), w.went_back([1, 3])  # 7 again
+    (set(), {3})
     """
 
     WINDOW = 4096  # answers kept per partition; an answer older than that counts as lost
@@ -122,10 +122,11 @@ class Written:
             if n > self.counts.get(partition, 0):
                 self.counts[partition] = n
 
-    def take_lost(self) -> set[int]:
-        """Partitions whose answers repeated since the last call."""
-        lost, self._lost = self._lost, set()
-        return lost
+    def went_back(self, partitions: Iterable[int]) -> set[int]:
+        """Those of ``partitions`` whose answers repeated since :meth:`lost` was last
+        told of them: the sign stays until their rewrite begins, whatever a restore tick
+        that saw it and failed, or looked at other partitions, did."""
+        return self._lost.intersection(partitions)
 
     def lost(self, partition: int, now: int) -> None:
         """Redis counts ``now`` after losing writes: compare with that from here on."""

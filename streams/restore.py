@@ -124,7 +124,7 @@ class Restore:
         # never a transaction that overtook the read.
         known = dict(self.written.counts)
         counts = await self.sink.written_counts(parts)
-        repeated = self.written.take_lost()  # answers that repeated: Redis went back
+        repeated = self.written.went_back(parts)  # answers that repeated
         lost = [p for p in parts if p in repeated or (p in known and counts[p] < known[p])]
         # A rewrite a killed worker left undone: the agent's writes since count the
         # partition up, so only the mark Redis keeps until the rewrite is done shows it.

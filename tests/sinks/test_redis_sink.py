@@ -326,13 +326,13 @@ def test_each_flush_counts_its_partitions_batches_and_tells_written(redis_client
     assert sink.flush() == []
     sink.write([("f4", a, None)])  # the in-process pipeline's: no partition, no count
     sink.flush()
-    assert written.counts == {2: 2, 3: 1} and written.take_lost() == set()
+    assert written.counts == {2: 2, 3: 1} and written.went_back([2, 3]) == set()
     assert {int(k): int(v) for k, v in redis_client.hgetall("tk:written").items()} == {2: 2, 3: 1}
     redis_client.flushdb()
     sink.write([("f2", a, 3)])
     sink.flush()
     assert written.counts == {2: 2, 3: 1}  # the highest answered stays, to compare with
-    assert written.take_lost() == {3}  # partition 3 was answered 1 twice: Redis went back
+    assert written.went_back([2, 3]) == {3}  # partition 3 was answered 1 twice: Redis went back
 
 
 def test_a_transaction_sent_again_after_noscript_counts_once(redis_client):
@@ -353,7 +353,7 @@ def test_a_transaction_sent_again_after_noscript_counts_once(redis_client):
     sink.write([("f1", a, 2)])
     sink.flush()
     assert int(redis_client.hget("tk:written", 2)) == 1
-    assert written.take_lost() == {2}  # answered 1 again: Redis went back
+    assert written.went_back([2, 3]) == {2}  # answered 1 again: Redis went back
 
 
 _ascii = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=8)

@@ -160,6 +160,45 @@ async def test_a_partition_that_went_back_and_counted_up_again_is_rewritten(
     assert await restore(range(PARTS)) == []
 
 
+async def test_a_repeated_answer_waits_for_the_tick_that_looks_at_its_partition(
+    history, aredis, redis_client
+):
+    """The agent's check before writing a partition first seen (a start, a rebalance)
+    looks at that partition alone: another's repeated answer, its only sign of a loss
+    once its count reads as before, is left for a tick over it, not taken and dropped."""
+    written, sink, writer, restore = await worker_parts(history, aredis)
+    families, p, want = await went_back_a_batch(history, redis_client, sink, writer)
+    other = next(f for f, q in families.items() if q == p)
+    await writer.apply(sink, {other: p})  # counted up again: the count reads as before
+    assert int(redis_client.hget(keys.WRITTEN, p)) == written.counts[p]
+    back = next(q for q in sorted(set(families.values())) if q != p)
+    assert await restore.before_writing({f: q for f, q in families.items() if q == back}) == []
+    assert await restore(range(PARTS)) == [p]
+    assert picture_and_history(redis_client, history) == want
+
+
+async def test_a_tick_cut_short_before_the_rewrite_leaves_the_loss_for_the_next(
+    history, aredis, redis_client
+):
+    """Redis went away again in the middle of the tick that saw a partition's repeated
+    answer: the next tick still sees it."""
+    written, sink, writer, restore = await worker_parts(history, aredis)
+    families, p, want = await went_back_a_batch(history, redis_client, sink, writer)
+    other = next(f for f, q in families.items() if q == p)
+    await writer.apply(sink, {other: p})  # counted up again: the count reads as before
+
+    async def unreachable(partitions):
+        raise ConnectionError("Redis went away")
+
+    sink.rewriting = unreachable  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await restore(range(PARTS))
+    del sink.rewriting
+    assert await restore(range(PARTS)) == [p]
+    assert picture_and_history(redis_client, history) == want
+    assert await restore(range(PARTS)) == []
+
+
 async def test_a_restarted_worker_trusts_what_redis_counts_and_rewrites_what_it_does_not(
     history, aredis, redis_client
 ):
