@@ -336,6 +336,15 @@ class AsyncRedisSink(_Base):
     async def restored(self, who: str) -> None:
         await self.redis.zrem(keys.RESTORING, who)
 
+    async def epoch(self, new: str) -> str:
+        """The token of what this Redis holds (:data:`sinks.keys.EPOCH`), set to ``new``
+        where there is none."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.EPOCH, new, nx=True)
+            pipe.get(keys.EPOCH)
+            _, token = await pipe.execute()
+        return text(token)
+
     async def rewriting(self, partitions: list[int]) -> list[int]:
         """Those of ``partitions`` whose rewrite after a loss began and was not done."""
         if not partitions:

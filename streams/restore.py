@@ -2,20 +2,23 @@
 second that an AOF with ``appendfsync everysec`` had not yet written to disk.
 
 Every worker keeps the truth in its tables; Redis holds what the worker wrote from
-them. Each transaction of family contributions also counts, per partition of the
-family topic, the batches Redis has applied (:data:`sinks.keys.WRITTEN`), and the
-worker remembers the counts Redis answered (:class:`sinks.redis_sink.Written`). A count
-that reads lower than one Redis answered before, an answer that repeats an earlier one
-(Redis went back and new writes counted up again), or no count where the worker has
-families, means Redis lost acknowledged writes of that partition: its families are written
-again, present and history, through the same idempotent scripts as always, so what
-Redis kept is left as it is and what it lost comes back. Redis marks each such
-partition (:data:`sinks.keys.REWRITING`) until its rewrite is done: a worker killed
-during one leaves the mark, and whoever holds the partition next rewrites it again (the
-agent's writes meanwhile count it up, so its count no longer shows the loss). W and the first day of data
-are raised again from the id topic's days table on every tick (and the day the
-registers went live, where the shift alerts start), and the learner's
-latest snapshot is published again where the model store lost it.
+them. A Redis emptied since the worker's last tick has lost the token the worker read
+there (:data:`sinks.keys.EPOCH`): every partition is written again. Each transaction of
+family contributions also counts, per partition of the family topic, the batches Redis
+has applied (:data:`sinks.keys.WRITTEN`), and the worker remembers the counts Redis
+answered (:class:`sinks.redis_sink.Written`). A count that reads lower than one Redis
+answered before, an answer that repeats an earlier one (Redis went back and new writes
+counted up again), or no count where the worker has families, means Redis lost
+acknowledged writes of that partition (a restart from an older copy keeps the token):
+its families are written again, present and history, through the same idempotent
+scripts as always, so what Redis kept is left as it is and what it lost comes back.
+Redis marks each such partition (:data:`sinks.keys.REWRITING`) until its rewrite is
+done: a worker killed during one leaves the mark, and whoever holds the partition next
+rewrites it again (the agent's writes meanwhile count it up, so its count no longer
+shows the loss). W and the first day of data are raised again from the id topic's days
+table on every tick (and the day the registers went live, where the shift alerts
+start), and the learner's latest snapshot is published again where the model store
+lost it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
@@ -60,6 +64,7 @@ class Restore:
         who: str = "worker",
         clock: Callable[[], float] = time.time,
         hold_s: float = HOLD_S,
+        new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ):
         self.writer = writer
         self.sink = sink
@@ -69,6 +74,8 @@ class Restore:
         self.clock = clock
         self.hold_s = hold_s
         self.checked: set[int] = set()  # partitions looked at since start
+        self.token: str | None = None  # the token of Redis's data at the last tick
+        self.new_token = new_token
         self.holding = False  # this tick marked a restore in Redis
         self.one_tick = asyncio.Lock()
 
@@ -120,12 +127,19 @@ class Restore:
             # Nothing can be written before W is known: a rewrite now would write
             # nothing and yet count as done. Look again at the next tick.
             return []
+        # Emptied since the last tick (a FLUSHALL, a restart without persistence): the
+        # token this worker read there is gone, whatever the counts say by now. Kept as
+        # known once the rewrites are marked: a tick cut short before sees it again.
+        token = await self.sink.epoch(new=self.new_token())
+        emptied = self.token is not None and token != self.token
         # Counts Redis answered before the read below: a lower count read is a loss,
         # never a transaction that overtook the read.
         known = dict(self.written.counts)
         counts = await self.sink.written_counts(parts)
         repeated = self.written.went_back(parts)  # answers that repeated
-        lost = [p for p in parts if p in repeated or (p in known and counts[p] < known[p])]
+        lost = [
+            p for p in parts if emptied or p in repeated or (p in known and counts[p] < known[p])
+        ]
         # A rewrite a killed worker left undone: the agent's writes since count the
         # partition up, so only the mark Redis keeps until the rewrite is done shows it.
         lost += [p for p in await self.sink.rewriting(parts) if p not in lost]
@@ -140,14 +154,16 @@ class Restore:
         lost += [p for p in unknown if p in held and p not in lost]
         self.written.saw(counts)  # a restarted worker learns what Redis holds
         await self.sink.rewrite_begins(lost)
+        self.token = token
         for p in sorted(lost):
             await self._hold()  # renewed per partition: a worker that dies lets it lapse
             self.written.lost(p, counts[p])
             mine = [f for f, q in families.items() if q == p]
             log.warning(
-                "Redis lost writes of partition %d (it counts %d applied batches, %s"
+                "Redis lost writes of partition %d (%sit counts %d applied batches, %s"
                 " before): writing its %d families again",
                 p,
+                "emptied: " if emptied else "",
                 counts[p],
                 f"it answered {known[p]}" if p in known else "none known",
                 len(mine),

@@ -199,6 +199,34 @@ async def test_a_tick_cut_short_before_the_rewrite_leaves_the_loss_for_the_next(
     assert await restore(range(PARTS)) == []
 
 
+async def test_an_emptied_redis_is_known_by_its_lost_token_whatever_the_counts_say(
+    history, aredis, redis_client
+):
+    """Redis emptied, and its counts back at their old height by writes this worker was
+    not told of (another worker's, a connection's answer lost): neither a lower count
+    nor a repeated answer shows the loss; the token it read there before does, also
+    to the tick after one cut short."""
+    (written, sink, writer, restore), families, want = await all_written(
+        history, aredis, redis_client
+    )
+    assert await restore(range(PARTS)) == []  # reads the token
+    token = redis_client.get(keys.EPOCH)
+    assert token and await restore(range(PARTS)) == [] and redis_client.get(keys.EPOCH) == token
+    redis_client.flushdb()  # the worker's db only: other tests run beside this one
+    redis_client.hset(keys.WRITTEN, mapping=written.counts)
+
+    async def unreachable(partitions):
+        raise ConnectionError("Redis went away")
+
+    sink.rewriting = unreachable  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):  # cut short before the rewrites were marked
+        await restore(range(PARTS))
+    del sink.rewriting
+    assert await restore(range(PARTS)) == sorted(set(families.values()))
+    assert picture_and_history(redis_client, history) == want
+    assert await restore(range(PARTS)) == []
+
+
 async def test_a_restarted_worker_trusts_what_redis_counts_and_rewrites_what_it_does_not(
     history, aredis, redis_client
 ):
