@@ -126,21 +126,28 @@ def _apply(state: dict, msg: dict) -> int | None:
 def _member(state: dict, msg: dict) -> int | None:
     person, since, tail = msg["person"], msg["since"], msg.get("tail")
     known = person in state["mem"]
+    changed: int | None = None  # the earliest day the merge changed
     if tail is None:  # the person's lists did not change: only its profile or latest day
         if not known:
             return None
-        entry, changed = state["mem"][person], False
+        entry = state["mem"][person]
     else:
         entry = state["mem"].setdefault(person, {})
-        changed = merge(entry, tail, since) or not known
+        # From the day the copy first differs, if that is earlier: a message taken
+        # before the one it follows (replays, faust#596) brings older points too.
+        changed = merge(entry, tail, since)
+        if changed is not None:
+            changed = min(changed, since)
+        elif not known:
+            changed = since
     if not any(p[1] is not None for p in entry.get("m", _NONE)):
         # Never a member of this family (any more): nothing of the person is needed.
         del state["mem"][person]
-        return since if known else None
+        return (since if changed is None else changed) if known else None
     entry["last"] = msg.get("last", 0)
     if "profile" in msg:
         entry["profile"] = msg["profile"]
-    return since if changed else None
+    return changed
 
 
 def value(state: dict, on: int) -> list | None:

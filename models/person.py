@@ -761,39 +761,61 @@ def _dates_from(state: dict, name: str, since: int) -> list[int]:
     return [r[0] for r in rows[from_end(rows, [since - WINDOWS[name] + 1]) :]]
 
 
-def merge(copy: dict, tail_: dict, since: int) -> bool:
-    """Lay a :func:`tail` from ``since`` over a family's copy of a member, in place;
-    whether anything changed.
+def merge(copy: dict, tail_: dict, since: int) -> int | None:
+    """Lay a :func:`tail` from ``since`` over a family's copy of a member, in place; the
+    earliest day on which a point or a date differs (None: nothing changed).
 
     Points before the tail's first (which is the one in force on ``since``) and dates
     that no longer count on ``since`` cannot have changed, so they are kept: the cost is
     the tail's, not the copy's. Emptied lists are left out (every container costs, see
-    :func:`new_state`).
+    :func:`new_state`). The day can be before ``since``: a tail laid over a copy that
+    lacks what came before it (the family took a later message first) brings the points
+    in force on ``since``, which began earlier.
 
     >>> copy = {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"], [5, "unemployed"]],
     ...         "cwn": [2, 40]}
     >>> merge(copy, {"m": [[1, "child", "2020-01-01"]], "s": [[1, "employed"]],
     ...              "sa": [], "cw": [], "cwn": [40, 41], "mh": []}, 41)
-    True
+    5
     >>> copy["s"], copy["cwn"], "sa" in copy
     ([[1, 'employed']], [2, 40, 41], False)
+    >>> merge({}, {"m": [[3, "parent", "1990-01-01"]], "s": [[9, "employed"]]}, 9)
+    3
     """
-    changed = False
+    first: int | None = None
     for name, new in tail_.items():
         old = copy.get(name)
         if old is None:
             if new:
                 copy[name] = list(new)
-                changed = True
+                first = _earlier(first, _day_of(new[0]))
             continue
         if name in WINDOWS:
             i = bisect.bisect_left(old, since - WINDOWS[name] + 1)
         else:
             i = bisect.bisect_left(old, min(new[0][0], since) if new else since, key=_first)
         if old[i:] != new:
+            first = _earlier(first, _first_difference(old, i, new))
             del old[i:]
             old.extend(new)
-            changed = True
         if not old:
             del copy[name]
-    return changed
+    return first
+
+
+def _day_of(item: int | list) -> int:
+    """The day of a window date or of a change point."""
+    return item if isinstance(item, int) else item[0]
+
+
+def _first_difference(old: list, i: int, new: list) -> int:
+    """The day of the first item where ``old[i:]`` and ``new`` differ (they do)."""
+    k = 0
+    while i + k < len(old) and k < len(new) and old[i + k] == new[k]:
+        k += 1
+    days = [_day_of(x[k]) for x in (old[i:], new) if k < len(x)]
+    return min(days)
+
+
+def _earlier(a: int | None, b: int) -> int:
+    return b if a is None else min(a, b)
