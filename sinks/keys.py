@@ -29,8 +29,10 @@ WRITTEN = PREFIX + "written"  # hash: family-topic partition -> batches of its f
 #   applied; lower than a worker was told means Redis lost writes (streams/restore.py)
 RESTORING = PREFIX + "restoring"  # zset: worker -> epoch s until which it writes what Redis
 #   lost again (streams/restore.py); shift detection waits while one is due
-EPOCH = PREFIX + "epoch"  # string: a token set in a Redis that has none; gone or another
-#   where a worker read it before, and Redis was emptied meanwhile (streams/restore.py)
+EPOCH = PREFIX + "epoch"  # string: a token set in a Redis that has none: gone, and Redis
+#   was emptied (streams/restore.py)
+WHOLE = PREFIX + "whole"  # hash: family-topic partition -> the EPOCH token when all its
+#   families were last known written; none or another: they may not be (streams/restore.py)
 REWRITING = PREFIX + "rewriting"  # set: family-topic partitions whose rewrite after a loss
 #   is not done; a worker killed during one leaves it, for the next (streams/restore.py)
 FAMILY_HISTORY = PREFIX + "fh:"  # zset per family: its history segments "start|value" by start

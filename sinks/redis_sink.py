@@ -345,6 +345,19 @@ class AsyncRedisSink(_Base):
             _, token = await pipe.execute()
         return text(token)
 
+    async def whole_at(self, partitions: list[int]) -> dict[int, str | None]:
+        """The token at which each of ``partitions`` was last known whole (None: never
+        since Redis was emptied)."""
+        if not partitions:
+            return {}
+        got = await self.redis.hmget(keys.WHOLE, partitions)
+        return {p: text(t) for p, t in zip(partitions, got, strict=True)}
+
+    async def whole(self, partitions: list[int], token: str) -> None:
+        """Every family of ``partitions`` is written, as of ``token``."""
+        if partitions:
+            await self.redis.hset(keys.WHOLE, mapping=dict.fromkeys(partitions, token))
+
     async def rewriting(self, partitions: list[int]) -> list[int]:
         """Those of ``partitions`` whose rewrite after a loss began and was not done."""
         if not partitions:

@@ -2,23 +2,26 @@
 second that an AOF with ``appendfsync everysec`` had not yet written to disk.
 
 Every worker keeps the truth in its tables; Redis holds what the worker wrote from
-them. A Redis emptied since the worker's last tick has lost the token the worker read
-there (:data:`sinks.keys.EPOCH`): every partition is written again. Each transaction of
-family contributions also counts, per partition of the family topic, the batches Redis
-has applied (:data:`sinks.keys.WRITTEN`), and the worker remembers the counts Redis
-answered (:class:`sinks.redis_sink.Written`). A count that reads lower than one Redis
-answered before, an answer that repeats an earlier one (Redis went back and new writes
-counted up again), or no count where the worker has families, means Redis lost
-acknowledged writes of that partition (a restart from an older copy keeps the token):
-its families are written again, present and history, through the same idempotent
-scripts as always, so what Redis kept is left as it is and what it lost comes back.
-Redis marks each such partition (:data:`sinks.keys.REWRITING`) until its rewrite is
-done: a worker killed during one leaves the mark, and whoever holds the partition next
-rewrites it again (the agent's writes meanwhile count it up, so its count no longer
-shows the loss). W and the first day of data are raised again from the id topic's days
-table on every tick (and the day the registers went live, where the shift alerts
-start), and the learner's latest snapshot is published again where the model store
-lost it.
+them. Redis holds a token (:data:`sinks.keys.EPOCH`), set anew by the first worker to
+find none, and for each partition of the family topic the token at which all its
+families were last known written (:data:`sinks.keys.WHOLE`): a partition not known
+whole at today's token (Redis emptied since: a FLUSHALL, a restart without
+persistence; or never written) whose families this worker's table holds is written
+again, whatever its count reads by then. Each transaction of family contributions also
+counts, per partition, the batches Redis has applied (:data:`sinks.keys.WRITTEN`), and
+the worker remembers the counts Redis answered (:class:`sinks.redis_sink.Written`): a
+count that reads lower than one Redis answered before, or an answer that repeats an
+earlier one (Redis went back and new writes counted up again), means Redis lost
+acknowledged writes of that partition (a restart from an older copy keeps the token).
+A lost partition's families are written again, present and history, through the same
+idempotent scripts as always, so what Redis kept is left as it is and what it lost
+comes back. Redis marks each such partition (:data:`sinks.keys.REWRITING`) until its
+rewrite is done: a worker killed during one leaves the mark, and whoever holds the
+partition next rewrites it again (the agent's writes meanwhile count it up, so its
+count no longer shows the loss). W and the first day of data are raised again from the
+id topic's days table on every tick (and the day the registers went live, where the
+shift alerts start), and the learner's latest snapshot is published again where the
+model store lost it.
 """
 
 from __future__ import annotations
@@ -74,7 +77,6 @@ class Restore:
         self.clock = clock
         self.hold_s = hold_s
         self.checked: set[int] = set()  # partitions looked at since start
-        self.token: str | None = None  # the token of Redis's data at the last tick
         self.new_token = new_token
         self.holding = False  # this tick marked a restore in Redis
         self.one_tick = asyncio.Lock()
@@ -127,49 +129,48 @@ class Restore:
             # Nothing can be written before W is known: a rewrite now would write
             # nothing and yet count as done. Look again at the next tick.
             return []
-        # Emptied since the last tick (a FLUSHALL, a restart without persistence): the
-        # token this worker read there is gone, whatever the counts say by now. Kept as
-        # known once the rewrites are marked: a tick cut short before sees it again.
+        # The token of what Redis holds (new after a FLUSHALL or a restart without
+        # persistence), and the token at which each partition was last known whole.
         token = await self.sink.epoch(new=self.new_token())
-        emptied = self.token is not None and token != self.token
+        whole = await self.sink.whole_at(parts)
         # Counts Redis answered before the read below: a lower count read is a loss,
         # never a transaction that overtook the read.
         known = dict(self.written.counts)
         counts = await self.sink.written_counts(parts)
         repeated = self.written.went_back(parts)  # answers that repeated
-        lost = [
-            p for p in parts if emptied or p in repeated or (p in known and counts[p] < known[p])
-        ]
+        lost = [p for p in parts if p in repeated or (p in known and counts[p] < known[p])]
         # A rewrite a killed worker left undone: the agent's writes since count the
         # partition up, so only the mark Redis keeps until the rewrite is done shows it.
         lost += [p for p in await self.sink.rewriting(parts) if p not in lost]
-        # A partition first seen (start, restart, rebalance) that Redis has no count of:
-        # lost if this worker's table holds families of it (Redis emptied while the
-        # worker was down). Looked up only then: the table may be large.
-        unknown = [p for p in parts if p not in self.checked and counts[p] == 0]
+        # Not known whole since Redis was last emptied, whatever its count reads by now
+        # (writes since, this worker's or another's that held it, count it up): lost if
+        # this worker's table holds families of it. A first start holds none but those
+        # the agent is about to write. Looked up only then: the table may be large.
+        unsure = [p for p in parts if whole[p] != token and p not in lost]
         self.checked.update(parts)
-        families = await self.writer.mine_now(lost + unknown) if lost or unknown else {}
+        families = await self.writer.mine_now(lost + unsure) if lost or unsure else {}
         skip = set(writing)
         held = {q for f, q in families.items() if f not in skip}
-        lost += [p for p in unknown if p in held and p not in lost]
+        lost += [p for p in unsure if p in held]
         self.written.saw(counts)  # a restarted worker learns what Redis holds
         await self.sink.rewrite_begins(lost)
-        self.token = token
+        await self.sink.whole([p for p in unsure if p not in lost], token)
         for p in sorted(lost):
             await self._hold()  # renewed per partition: a worker that dies lets it lapse
             self.written.lost(p, counts[p])
             mine = [f for f, q in families.items() if q == p]
             log.warning(
-                "Redis lost writes of partition %d (%sit counts %d applied batches, %s"
-                " before): writing its %d families again",
+                "Redis lost writes of partition %d (it counts %d applied batches, %s"
+                " before; %s): writing its %d families again",
                 p,
-                "emptied: " if emptied else "",
                 counts[p],
                 f"it answered {known[p]}" if p in known else "none known",
+                "known whole" if whole[p] == token else "not known whole since emptied",
                 len(mine),
             )
             metrics.REDIS_LOSSES.inc()
             # since day 0: the whole history, which Redis may have lost too
             await self.writer.rewrite(self.sink, dict.fromkeys(mine, p), since=0)
             await self.sink.rewrite_done(p)
+            await self.sink.whole([p], token)
         return lost

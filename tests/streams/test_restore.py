@@ -58,11 +58,18 @@ async def worker_parts(history, aredis):
     return written, sink, writer, Restore(writer, sink, days, written)
 
 
+async def known_whole(sink) -> None:
+    """What a worker's first tick leaves in an empty Redis, its table empty: a token, and
+    every partition known whole at it."""
+    await sink.whole(list(range(PARTS)), await sink.epoch(new="first"))
+
+
 async def all_written(history, aredis, redis_client):
     """``(worker_parts(...), {family: partition}, what Redis shows)`` after a worker
     wrote every family, present and whole history."""
     parts = await worker_parts(history, aredis)
     _, sink, writer, _ = parts
+    await known_whole(sink)
     families = all_of(history)
     await writer.apply(sink, families, since=dict.fromkeys(families, 0))
     return parts, families, picture_and_history(redis_client, history)
@@ -122,6 +129,7 @@ async def went_back_a_batch(history, redis_client, sink, writer):
     """Everything written, then Redis put back to its copy from before the last batch,
     which wrote one counted family alone: ``(families but that one, its partition,
     the picture and history as written)``."""
+    await known_whole(sink)
     families = all_of(history)
     fam = next(f for f in sorted(families) if history.contributions.get(f))
     p = families.pop(fam)
@@ -199,12 +207,12 @@ async def test_a_tick_cut_short_before_the_rewrite_leaves_the_loss_for_the_next(
     assert await restore(range(PARTS)) == []
 
 
-async def test_an_emptied_redis_is_known_by_its_lost_token_whatever_the_counts_say(
+async def test_an_emptied_redis_is_known_by_its_lost_tokens_whatever_the_counts_say(
     history, aredis, redis_client
 ):
     """Redis emptied, and its counts back at their old height by writes this worker was
     not told of (another worker's, a connection's answer lost): neither a lower count
-    nor a repeated answer shows the loss; the token it read there before does, also
+    nor a repeated answer shows the loss; the partitions no longer known whole do, also
     to the tick after one cut short."""
     (written, sink, writer, restore), families, want = await all_written(
         history, aredis, redis_client
@@ -223,6 +231,25 @@ async def test_an_emptied_redis_is_known_by_its_lost_token_whatever_the_counts_s
         await restore(range(PARTS))
     del sink.rewriting
     assert await restore(range(PARTS)) == sorted(set(families.values()))
+    assert picture_and_history(redis_client, history) == want
+    assert await restore(range(PARTS)) == []
+
+
+async def test_a_partition_taken_over_after_a_flush_is_written_again(history, aredis, redis_client):
+    """Redis emptied; the worker holding a partition writes a batch of it and dies
+    before its restore tick (its count reads 1, no mark); the worker that takes the
+    partition over, which had already seen the emptied Redis and written its own
+    partitions again, finds the partition not known whole since, and writes it again."""
+    (_, sink, writer, restore), families, want = await all_written(history, aredis, redis_client)
+    assert await restore(range(PARTS)) == []
+    redis_client.flushdb()  # the worker's db only: other tests run beside this one
+    p = max(families.values())
+    fam = next(f for f, q in sorted(families.items()) if q == p)
+    _, other_sink, other_writer, _ = await worker_parts(history, aredis)  # W raised again
+    await other_writer.apply(other_sink, {fam: p}, since={fam: 0})  # then it died
+    mine = sorted({q for q in families.values() if q != p})
+    assert await restore(mine) == mine
+    assert await restore(range(PARTS)) == [p]  # taken over
     assert picture_and_history(redis_client, history) == want
     assert await restore(range(PARTS)) == []
 
