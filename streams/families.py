@@ -143,7 +143,7 @@ class FamilyWriter:
         learn: bool = False,
         since: Mapping[str, int | None] | None = None,
         unstored: Unstored | None = None,
-    ) -> None:
+    ) -> bool:
         """Write ``{family: partition}``: the present, and the history from ``since``
         (``{family: day | None}``) or from the family's own latest day where its group
         changed; with ``learn``, send the counted families' vectors to the learner.
@@ -159,14 +159,21 @@ class FamilyWriter:
         then. A crash in between leaves the table behind Redis, and the replay writes
         again, history included; the other order left a replay that found its state
         already stored with no day to rewrite the history from (the present healed, the
-        history did not: seen with RocksDB after a SIGKILL)."""
+        history did not: seen with RocksDB after a SIGKILL).
+
+        Returns whether it wrote: not without W, which only a Redis emptied lacks (the
+        states are stored all the same, for the restore to write them).
+        """
         async with self._writing:
-            await self._apply(sink, families, learn, since, unstored.states if unstored else {})
+            wrote = await self._apply(
+                sink, families, learn, since, unstored.states if unstored else {}
+            )
             # Not when the write failed: the agent leaves its batch unacked
             # (streams/ops.py::KeptUnacked) and the batch read again replays from the
             # states as they were, the history with them.
             if unstored is not None:
                 await unstored.commit()
+            return wrote
 
     async def _apply(
         self,
@@ -175,10 +182,10 @@ class FamilyWriter:
         learn: bool,
         since: Mapping[str, int | None] | None,
         fresh: Mapping[str, dict | None],
-    ) -> None:
+    ) -> bool:
         watermark = await sink.watermark()
         if watermark is None:
-            return
+            return False
         since = since or {}
         states = self.reads.many({f: p for f, p in families.items() if f not in fresh})
         states.update({f: fresh[f] for f in families if f in fresh})
@@ -220,17 +227,21 @@ class FamilyWriter:
         await sink.flush()
         if learned:
             await self.send.send_items("learner", 0, learned)
+        return True
 
     async def rewrite(
         self, sink: AsyncRedisSink, families: Mapping[str, int], since: int | None = None
-    ) -> None:
+    ) -> bool:
         """:meth:`apply` of many families, :data:`REASSIGN_CHUNK` to a transaction; with
-        ``since``, the history of every one of them from that day."""
+        ``since``, the history of every one of them from that day. Whether it wrote them
+        all (it stops at a chunk it could not write: W gone)."""
         items = list(families.items())
         for i in range(0, len(items), REASSIGN_CHUNK):
             chunk = dict(items[i : i + REASSIGN_CHUNK])
             days = None if since is None else dict.fromkeys(chunk, since)
-            await self.apply(sink, chunk, since=days)
+            if not await self.apply(sink, chunk, since=days):
+                return False
+        return True
 
     async def recall(self, sink: AsyncRedisSink, families: Mapping[str, int]) -> int:
         """The group and type Redis holds of each family not written since start, as if

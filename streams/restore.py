@@ -170,7 +170,12 @@ class Restore:
             )
             metrics.REDIS_LOSSES.inc()
             # since day 0: the whole history, which Redis may have lost too
-            await self.writer.rewrite(self.sink, dict.fromkeys(mine, p), since=0)
+            if not await self.writer.rewrite(self.sink, dict.fromkeys(mine, p), since=0):
+                # W gone: Redis was emptied during this tick (after its check of W),
+                # and nothing was written. Nothing is marked done: the next tick sees
+                # the partitions not known whole, and writes them once W is back.
+                log.warning("Redis emptied while its lost writes were written again")
+                break
             await self.sink.rewrite_done(p)
             await self.sink.whole([p], token)
         return lost
