@@ -159,16 +159,7 @@ class Restore:
             await self._hold()  # renewed per partition: a worker that dies lets it lapse
             self.written.lost(p, counts[p])
             mine = [f for f, q in families.items() if q == p]
-            log.warning(
-                "Redis lost writes of partition %d (it counts %d applied batches, %s"
-                " before; %s): writing its %d families again",
-                p,
-                counts[p],
-                f"it answered {known[p]}" if p in known else "none known",
-                "known whole" if whole[p] == token else "not known whole since emptied",
-                len(mine),
-            )
-            metrics.REDIS_LOSSES.inc()
+            report_loss(p, counts[p], known.get(p), whole[p] == token, len(mine))
             # since day 0: the whole history, which Redis may have lost too
             if not await self.writer.rewrite(self.sink, dict.fromkeys(mine, p), since=0):
                 # W gone: Redis was emptied during this tick (after its check of W),
@@ -179,3 +170,17 @@ class Restore:
             await self.sink.rewrite_done(p)
             await self.sink.whole([p], token)
         return lost
+
+
+def report_loss(partition: int, count: int, answered: int | None, whole: bool, n: int) -> None:
+    """The log line and the metric of a partition whose families are written again."""
+    log.warning(
+        "Redis lost writes of partition %d (it counts %d applied batches, %s before; %s):"
+        " writing its %d families again",
+        partition,
+        count,
+        "none known" if answered is None else f"it answered {answered}",
+        "known whole" if whole else "not known whole since emptied",
+        n,
+    )
+    metrics.REDIS_LOSSES.inc()
