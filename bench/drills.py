@@ -21,7 +21,7 @@ and given the file's last 1,000 lines again (duplicates: the picture stays): the
 until it has committed them is the restart's catch-up time.
 
     python bench/drills.py FILE [--kills 10] [--seed 1] [--keep] [--no-outages] [--baselines]
-        [--workers N] [--impact]
+        [--workers N] [--impact] [--no-poll]
 
 With ``--impact`` the workers keep the service cohorts (``TK_IMPACT=1``), and at the end
 their counts in Redis are compared, stratum by stratum, with those of the offline panel
@@ -33,11 +33,13 @@ the store of ``TK_STORE`` (the environment passes through to the worker). With
 worker's pure steps in-process over the file (without and with what the worker does
 with the family types) and a bare aiokafka ``getmany`` consumer of the filled topic,
 and prints the worker's catch-up rate against them (issue 13's "at least 0.5 × the
-in-process steps").
+in-process steps"). With ``--no-poll`` nobody asks the API until the catch-up is over:
+its answers during a catch-up (the history's above all, suppressed again whenever it
+changed) take a third to a half of a core beside the worker.
 
 Also printed: the workers' resident memory (caught up, and the peak) with the families
 counted at W, their CPU-seconds per line at the catch-up and the broker's and Redis's
-CPU meanwhile; ``--workers 2`` runs two
+CPU meanwhile, and the seconds of their garbage collector (``tk_gc_seconds_total``); ``--workers 2`` runs two
 in the group (the faults hit the first), for the scale-out figure.
 
 Needs ``infra/up`` to have fetched Kafka's jars. Prints a line per fault, the restarts'
@@ -229,13 +231,14 @@ def scraped(targets: list[Supervised]) -> list[str]:
     return lines
 
 
-def rocksdb_memory(targets: list[Supervised]) -> dict[str, float]:
-    """``tk_rocksdb_memory_bytes`` by kind, summed over the workers."""
+def by_label(targets: list[Supervised], metric: str, label: str) -> dict[str, float]:
+    """``metric`` by the value of its ``label``, summed over the workers (counters since
+    each one's last start)."""
     out: dict[str, float] = {}
     for line in scraped(targets):
-        if line.startswith("tk_rocksdb_memory_bytes{"):
-            kind = line.split('kind="', 1)[1].split('"', 1)[0]
-            out[kind] = out.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+        if line.startswith(metric + "{"):
+            value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+            out[value] = out.get(value, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
 
 
@@ -448,6 +451,13 @@ def main() -> int:
         help="only the kills: no broker stop, Redis kill or FLUSHALL (a timing run)",
     )
     parser.add_argument(
+        "--no-poll",
+        dest="poll",
+        action="store_false",
+        help="nobody asks the API until the catch-up is over (a timing run: its answers,"
+        " the history's above all, take the cores the worker runs on)",
+    )
+    parser.add_argument(
         "--impact",
         action="store_true",
         help="the workers keep the service cohorts (TK_IMPACT=1); their counts are compared"
@@ -527,7 +537,8 @@ def main() -> int:
         rss.start()
         api.start()
         time.sleep(3)
-        poller.start()
+        if args.poll:
+            poller.start()
         faults = plan(args.kills, args.seed, args.expect_s, args.outages)
         zero, first_zero = 0, 0.0
         while True:
@@ -573,6 +584,8 @@ def main() -> int:
         took = first_zero - started  # the first of the reads that found nothing behind
         cpu = [cpu_seconds(w) for w in workers]
         log(f"caught up: {total:,} lines in {took:.0f} s with the faults")
+        if not args.poll:
+            poller.start()  # from now on: the restart's and the answers' checks
         log(
             f"CPU of the {len(workers)} worker(s): {' + '.join(f'{c:.0f}' for c in cpu)} s,"
             f" {1e3 * sum(cpu) / total:.3f} ms a line; the API's {cpu_seconds(api):.0f} s"
@@ -596,8 +609,15 @@ def main() -> int:
         again = logged(workers, "reading the partition again")
         log(f"partitions read again after lost messages (faust#596): {again}")
         log(f"batches left unacked, not finished: {logged(workers, 'left unacked')}")
-        held = ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in rocksdb_memory(workers).items())
-        log(f"RocksDB holds: {held}")
+        memory = by_label(workers, "tk_rocksdb_memory_bytes", "kind")
+        log("RocksDB holds: " + ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in memory.items()))
+        gc_s = by_label(workers, "tk_gc_seconds_total", "generation")
+        log(
+            f"the garbage collector ran {sum(gc_s.values()):.1f} s of the workers' CPU since"
+            f" their last start (generations 0 / 1 / 2: "
+            + " / ".join(f"{gc_s.get(str(g), 0.0):.1f}" for g in range(3))
+            + " s)"
+        )
         cost = snapshot_costs(workers)
         log(
             f"snapshots since the last start: {cost['snapshots']:.0f} published,"

@@ -3,7 +3,12 @@ reason codes, topic names, municipality codes. Never a person, family or event i
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+import gc
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics_core import CounterMetricFamily
 
 EVENTS_IN = Counter("tk_events_in_total", "Messages consumed, per step", ["step"])
 EVENTS_OUT = Counter("tk_events_out_total", "Messages produced, per step", ["step"])
@@ -124,3 +129,58 @@ LOOP_STALLS = Histogram(
     " or consumer heartbeat ran meanwhile",
     buckets=(0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
 )
+
+
+class CollectorTime:
+    """Seconds CPython's cyclic garbage collector ran, per generation, as the counter
+    ``tk_gc_seconds_total`` (prometheus-client's own collector counts collections, not
+    their time). A profiler gives a collection to whatever allocated when it began (the
+    states' decoding, mostly: bench/README.md, session 45); this says it apart.
+
+    The hook only adds floats: it runs inside a collection, in whichever thread began it,
+    where taking a metric's lock could wait on the same thread's scrape. The counter is
+    read at the scrape (:meth:`collect`, a custom collector).
+
+    Examples
+    --------
+    >>> import itertools
+    >>> timer = CollectorTime(clock=itertools.count(0.0, 0.25).__next__)
+    >>> timer("start", {"generation": 0}); timer("stop", {"generation": 0})
+    >>> timer("start", {"generation": 2}); timer("stop", {"generation": 2})
+    >>> timer.seconds
+    [0.25, 0.0, 0.25]
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.seconds = [0.0, 0.0, 0.0]
+        self.began: float | None = None
+
+    def __call__(self, phase: str, info: dict) -> None:
+        """``gc.callbacks``' signature: ``phase`` "start" or "stop"."""
+        if phase == "start":
+            self.began = self.clock()
+        elif self.began is not None:
+            self.seconds[info["generation"]] += self.clock() - self.began
+            self.began = None
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "tk_gc_seconds",
+            "Seconds the cyclic garbage collector ran in this process, per generation",
+            labels=["generation"],
+        )
+        for generation, seconds in enumerate(self.seconds):
+            family.add_metric([str(generation)], seconds)
+        yield family
+
+    def install(self, callbacks: list | None = None, registry=REGISTRY) -> CollectorTime:
+        """Times this process's collections from now on and serves the counter (once)."""
+        callbacks = gc.callbacks if callbacks is None else callbacks
+        if self not in callbacks:
+            callbacks.append(self)
+            registry.register(self)
+        return self
+
+
+GC_SECONDS = CollectorTime()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import faust
 
+from sinks.metrics import GC_SECONDS
 from streams.app import create_app
 from tilannekuva.config import Settings, one_blas_thread
 from tilannekuva.topics import declare_worker_topics
@@ -22,6 +23,7 @@ def add_arguments(parser) -> None:
 
 def run(args, settings: Settings) -> int:
     one_blas_thread()
+    GC_SECONDS.install()
     app = create_app(
         settings, web_bind=args.web_bind, web_port=args.web_port, loglevel=args.loglevel
     )

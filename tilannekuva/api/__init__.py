@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sinks.metrics import GC_SECONDS
 from tilannekuva.api.app import make_app
 from tilannekuva.api.state import REDIS
 from tilannekuva.config import Settings, one_blas_thread
@@ -41,6 +42,7 @@ def run(args, settings: Settings) -> int:
     import redis.asyncio as aioredis
 
     one_blas_thread()
+    GC_SECONDS.install()
     port = args.port if args.port is not None else settings.api_port
     if not settings.api_token:
         print("tilannekuva api: SITUATION_API_TOKEN is not set: only /healthz will answer")
