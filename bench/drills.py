@@ -593,13 +593,18 @@ def main() -> int:
         )
         # Beside them on the same cores; restarted ones (the faults) count from their start.
         services = services_cpu(broker, store)
+        spent = {name: max(0.0, services[name] - services_at_start[name]) for name in services}
         log(
             "CPU of the services meanwhile: "
-            + ", ".join(
-                f"{name} {max(0.0, services[name] - services_at_start[name]):.0f} s"
-                for name in services
-            )
+            + ", ".join(f"{name} {s:.0f} s" for name, s in spent.items())
             + f", over {took:.0f} s on {os.cpu_count()} cores"
+        )
+        # On a host they share, all of them at once bound the rate (issue 13's ratio).
+        every = sum(cpu) + cpu_seconds(api) + sum(spent.values())
+        log(
+            f"CPU of all of them: {1e6 * every / total:,.0f} µs a line; {os.cpu_count()} cores"
+            f" busy all the time would take {total * os.cpu_count() / every:,.0f} lines/s"
+            f" (the catch-up took {total / took:,.0f})"
         )
         families = int(redis.Redis.from_url(store.url).hget(keys.ALL, "families") or 0)
         log(
