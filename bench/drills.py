@@ -33,14 +33,15 @@ the store of ``TK_STORE`` (the environment passes through to the worker). With
 worker's pure steps in-process over the file (without and with what the worker does
 with the family types) and a bare aiokafka ``getmany`` consumer of the filled topic,
 and prints the worker's catch-up rate against them (issue 13's "at least 0.5 × the
-in-process steps"). With ``--no-poll`` nobody asks the API until the catch-up is over:
-its answers during a catch-up (the history's above all, suppressed again whenever it
-changed) take a third to a half of a core beside the worker.
+in-process steps"). With ``--no-poll`` nobody asks the API until the catch-up is over
+(its own refresh of the history still runs).
 
 Also printed: the workers' resident memory (caught up, and the peak) with the families
-counted at W, their CPU-seconds per line at the catch-up and the broker's and Redis's
-CPU meanwhile, and the seconds of their garbage collector (``tk_gc_seconds_total``); ``--workers 2`` runs two
-in the group (the faults hit the first), for the scale-out figure.
+counted at W, their CPU-seconds per line at the catch-up, the API's, the broker's and
+Redis's CPU meanwhile, all of them a line and the rate the host's cores busy all the
+time would give, and the seconds of the workers' garbage collector
+(``tk_gc_seconds_total``); ``--workers 2`` runs two in the group (the faults hit the
+first), for the scale-out figure.
 
 Needs ``infra/up`` to have fetched Kafka's jars. Prints a line per fault, the restarts'
 catch-up times, the API's statuses and both comparisons; exits non-zero if a cell
@@ -454,8 +455,8 @@ def main() -> int:
         "--no-poll",
         dest="poll",
         action="store_false",
-        help="nobody asks the API until the catch-up is over (a timing run: its answers,"
-        " the history's above all, take the cores the worker runs on)",
+        help="nobody asks the API until the catch-up is over (a timing run without its"
+        " answers' CPU beside the worker's)",
     )
     parser.add_argument(
         "--impact",
