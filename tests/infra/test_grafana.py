@@ -125,7 +125,23 @@ def exported() -> dict[str, set[str]]:
     assert worker and api_collectors
     out = exported_series(worker, REGISTRY)
     out.update(exported_series(api_collectors, api.registry))
+    out.update(custom_series(worker_metrics.GC_SECONDS))  # both serve it, once installed
     return {name: labels for name, labels in out.items() if name.startswith("tk_")}
+
+
+def custom_series(collector) -> dict[str, set[str]]:
+    """Series name -> label names of a custom collector (its samples carry its labels),
+    as a registry it is installed in serves them."""
+    registry = CollectorRegistry()
+    registry.register(collector)
+    served = {family.name for family in registry.collect()}
+    out: dict[str, set[str]] = {}
+    for family in collector.collect():
+        assert family.name in served
+        labels = {label for sample in family.samples for label in sample.labels}
+        for name in family_series(family):
+            out[name] = labels
+    return out
 
 
 def test_suffix_rules_match_the_library():
@@ -150,6 +166,7 @@ def test_exported_names_are_real(exported):
     assert "tk_events_in" not in exported  # a counter's bare family name is not a series
     assert exported["tk_api_requests_total"] == {"method", "route", "status"}
     assert exported["tk_api_request_duration_seconds_bucket"] == {"route", "le"}
+    assert exported["tk_gc_seconds_total"] == {"generation"}
 
 
 # --- what a query names -----------------------------------------------------------------
