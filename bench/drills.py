@@ -21,7 +21,7 @@ and given the file's last 1,000 lines again (duplicates: the picture stays): the
 until it has committed them is the restart's catch-up time.
 
     python bench/drills.py FILE [--kills 10] [--seed 1] [--keep] [--no-outages] [--baselines]
-        [--workers N] [--impact] [--no-poll]
+        [--workers N] [--impact] [--api-after]
 
 With ``--impact`` the workers keep the service cohorts (``TK_IMPACT=1``), and at the end
 their counts in Redis are compared, stratum by stratum, with those of the offline panel
@@ -33,8 +33,9 @@ the store of ``TK_STORE`` (the environment passes through to the worker). With
 worker's pure steps in-process over the file (without and with what the worker does
 with the family types) and a bare aiokafka ``getmany`` consumer of the filled topic,
 and prints the worker's catch-up rate against them (issue 13's "at least 0.5 × the
-in-process steps"). With ``--no-poll`` nobody asks the API until the catch-up is over
-(its own refresh of the history still runs).
+in-process steps"). With ``--api-after`` the API starts only once the catch-up is over:
+the worker, its broker and its Redis alone on the host's cores (a running API refreshes
+its history in the background even when nobody asks it).
 
 Also printed: the workers' resident memory (caught up, and the peak) with the families
 counted at W, their CPU-seconds per line at the catch-up, the API's, the broker's and
@@ -452,11 +453,10 @@ def main() -> int:
         help="only the kills: no broker stop, Redis kill or FLUSHALL (a timing run)",
     )
     parser.add_argument(
-        "--no-poll",
-        dest="poll",
-        action="store_false",
-        help="nobody asks the API until the catch-up is over (a timing run without its"
-        " answers' CPU beside the worker's)",
+        "--api-after",
+        action="store_true",
+        help="start the API only once the catch-up is over (a timing run: the worker, its"
+        " broker and its Redis alone on the cores)",
     )
     parser.add_argument(
         "--impact",
@@ -536,9 +536,9 @@ def main() -> int:
         for w in workers:
             w.start()
         rss.start()
-        api.start()
-        time.sleep(3)
-        if args.poll:
+        if not args.api_after:
+            api.start()
+            time.sleep(3)
             poller.start()
         faults = plan(args.kills, args.seed, args.expect_s, args.outages)
         zero, first_zero = 0, 0.0
@@ -583,13 +583,14 @@ def main() -> int:
                 if zero >= 3:
                     break
         took = first_zero - started  # the first of the reads that found nothing behind
-        cpu = [cpu_seconds(w) for w in workers]
+        cpu, api_cpu = [cpu_seconds(w) for w in workers], cpu_seconds(api)
         log(f"caught up: {total:,} lines in {took:.0f} s with the faults")
-        if not args.poll:
-            poller.start()  # from now on: the restart's and the answers' checks
+        if args.api_after:  # from now on: the restart's and the answers' checks
+            api.start()
+            poller.start()
         log(
             f"CPU of the {len(workers)} worker(s): {' + '.join(f'{c:.0f}' for c in cpu)} s,"
-            f" {1e3 * sum(cpu) / total:.3f} ms a line; the API's {cpu_seconds(api):.0f} s"
+            f" {1e3 * sum(cpu) / total:.3f} ms a line; the API's {api_cpu:.0f} s"
             f" ({poller.statuses.total():,} requests)"
         )
         # Beside them on the same cores; restarted ones (the faults) count from their start.
@@ -601,7 +602,7 @@ def main() -> int:
             + f", over {took:.0f} s on {os.cpu_count()} cores"
         )
         # On a host they share, all of them at once bound the rate (issue 13's ratio).
-        every = sum(cpu) + cpu_seconds(api) + sum(spent.values())
+        every = sum(cpu) + api_cpu + sum(spent.values())
         log(
             f"CPU of all of them: {1e6 * every / total:,.0f} µs a line; {os.cpu_count()} cores"
             f" busy all the time would take {total * os.cpu_count() / every:,.0f} lines/s"
