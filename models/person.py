@@ -145,6 +145,13 @@ def day(iso: str) -> int:
     return dt.date.fromisoformat(iso[:10]).toordinal()
 
 
+def earliest(a: int | None, b: int | None) -> int | None:
+    """The earlier of two days, None standing for "no day"."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 def month(iso: str) -> int:
     """Months since 1970-01 of a ``YYYY-MM[-DD]`` string."""
     return (int(iso[0:4]) - 1970) * 12 + int(iso[5:7]) - 1
@@ -788,14 +795,14 @@ def merge(copy: dict, tail_: dict, since: int) -> int | None:
         if old is None:
             if new:
                 copy[name] = list(new)
-                first = _earlier(first, _day_of(new[0]))
+                first = earliest(first, _day_of(new[0]))
             continue
         if name in WINDOWS:
             i = bisect.bisect_left(old, since - WINDOWS[name] + 1)
         else:
             i = bisect.bisect_left(old, min(new[0][0], since) if new else since, key=_first)
         if old[i:] != new:
-            first = _earlier(first, _first_difference(old, i, new))
+            first = earliest(first, _first_difference(old, i, new))
             del old[i:]
             old.extend(new)
         if not old:
@@ -815,7 +822,3 @@ def _first_difference(old: list, i: int, new: list) -> int:
         k += 1
     days = [_day_of(x[k]) for x in (old[i:], new) if k < len(x)]
     return min(days)
-
-
-def _earlier(a: int | None, b: int) -> int:
-    return b if a is None else min(a, b)

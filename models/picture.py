@@ -54,7 +54,7 @@ from models import family, family_outcome, person
 from models.cellkey import record_key
 from models.contract import GROUPS, INDICATORS, RETRACTED, key_field, type_field, type_id_of
 from models.history import History
-from models.person import day
+from models.person import day, earliest
 from models.types import Contribution
 
 RESIDENCE = "family.residence_changed"
@@ -548,10 +548,3 @@ class Pipeline:
         d = day(on)
         found = {scope: self.history.on(scope, d, keys) for scope in self.history.scopes()}
         return {scope: counts for scope, counts in found.items() if counts}
-
-
-def earliest(a: int | None, b: int | None) -> int | None:
-    """The earlier of two days, None standing for "no day"."""
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
