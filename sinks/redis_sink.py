@@ -150,6 +150,8 @@ class _Base:
         self.history_sha: str | None = None
         self.wm_sha: str | None = None
         self.count_sha: str | None = None
+        # W as the last transaction left it, known without a round trip of its own
+        self.seen_watermark: str | None = None
 
     def write(self, batch) -> None:
         """Queue ``(family, contribution, partition)`` items."""
@@ -239,6 +241,7 @@ class _Base:
             n += 1
         if parts:
             pipe.evalsha(self.count_sha, 1, keys.WRITTEN, *parts)
+        pipe.get(keys.WATERMARK)  # :attr:`seen_watermark`
         return skip, n
 
     def _finish(self, results, taken: tuple, skip: int, n: int) -> list[str]:
@@ -246,6 +249,7 @@ class _Base:
         if self.written is not None:
             counts = results[skip + n] if taken[5] else []
             self.written.answered(dict(zip(taken[5], counts, strict=True)))
+        self.seen_watermark = text(results[-1])
         metrics.REDIS_FAMILY_WRITES.inc(len(taken[0]))
         return changed
 
@@ -301,10 +305,18 @@ class AsyncRedisSink(_Base):
         return self
 
     async def flush(self) -> list[str]:
-        if not self._pending():
+        return await self.send(self.take())
+
+    def take(self) -> tuple | None:
+        """Everything queued (None: nothing), for :meth:`send`; what is queued after this
+        goes with the next transaction."""
+        return self._take() if self._pending() else None
+
+    async def send(self, taken: tuple | None) -> list[str]:
+        """What :meth:`take` took, in one MULTI/EXEC; returns the changed scopes."""
+        if taken is None:
             return []
         started = time.perf_counter()
-        taken = self._take()
         while True:
             pipe = self.redis.pipeline(transaction=True)
             skip, n = self._fill(pipe, taken)

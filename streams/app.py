@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -144,6 +145,7 @@ def create_app(
         """What this worker remembers of families it no longer writes."""
         name = topics.family_inputs.get_topic_name()
         parts = {tp.partition for tp in revoked if tp.topic == name}
+        await logic.writer.settle()  # its families may go to another worker
         logic.writer.forget(parts)
         logic.restore.forget(parts)
         if logic.cohorts is not None:
@@ -260,6 +262,13 @@ class Logic:
     watch: LoopWatch
     finished: Finished  # the agents' offsets a commit may pass
     lost: LostMessages
+
+    def written(self, batch: list[Any], families: Mapping[str, int]) -> None:
+        """A family batch's effects are in Redis and its states stored."""
+        self.finished.add(batch)
+        if self.cohorts is not None:
+            self.cohorts.touched(families)
+        observe_event_to_redis(batch, time.time())
 
     @classmethod
     def wire(
@@ -396,21 +405,25 @@ def add_agents(app: faust.App, topics: Topics, logic: Logic) -> None:
 
     @app.agent(topics.family_inputs)
     async def family(stream):
-        """Family state → contribution at W (and group) → Redis deltas, before the ack."""
+        """Family state → contribution at W (and group) → Redis deltas, written behind
+        the next batch's step (streams/families.py::WriteBehind), finished once written."""
         async for batch in stream.take_events(ENVELOPES, within=WITHIN):
-            async with KeptUnacked("family", batch, logic.finished):
+            async with KeptUnacked("family", batch):  # finished by logic.written
                 await sinks.ready()
                 if logic.types_on and logic.follower.version is None:
                     await logic.follower.load()
-                outs, unstored = logic.family.run(batch)  # stored once Redis has them
+                # stored once Redis has them; the batch before may still be being written
+                outs, unstored = logic.family.run(batch, logic.writer.unstored)
                 families = touched(batch)
                 await logic.restore.before_writing(families)
-                await logic.writer.apply(
-                    sinks.family, families, logic.types_on, history_since(outs), unstored
+                await logic.writer.apply_behind(
+                    sinks.family,
+                    families,
+                    logic.types_on,
+                    history_since(outs),
+                    unstored,
+                    partial(logic.written, batch, families),
                 )
-                if logic.cohorts is not None:
-                    logic.cohorts.touched(families)
-                observe_event_to_redis(batch, time.time())
 
     @app.agent(topics.vectors)
     async def learner(stream):

@@ -2,17 +2,19 @@
 
 :class:`ModelFollower` keeps the latest family-type snapshot (every worker assigns with
 it); :class:`FamilyWriter` turns family states into contributions, writes them through
-a Redis sink and, with family types on, sends the counted families' vectors to the
-learner (stage ``"learner"``, its one partition); :class:`TimedAdoption` re-assigns them
-to a new snapshot and tells the learner how long that took; :class:`Sweep` rewrites
-families whose result changes because W moved on.
+a Redis sink (the agent's batches behind its next step, :class:`WriteBehind`) and, with
+family types on, sends the counted families' vectors to the learner (stage
+``"learner"``, its one partition); :class:`TimedAdoption` re-assigns them to a new
+snapshot and tells the learner how long that took; :class:`Sweep` rewrites families
+whose result changes because W moved on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from models import picture
@@ -22,6 +24,8 @@ from sinks import metrics
 from sinks.redis_sink import AsyncRedisSink
 from streams.changelog import TableReads
 from streams.transport import partition_of
+
+log = logging.getLogger("tilannekuva.worker")
 
 # Families per transaction when many are rewritten (a snapshot, a restore), histories
 # and all: Redis runs a transaction alone, and 5,000 took 1–5 s at 40,000 families (every
@@ -107,6 +111,48 @@ class Send(Protocol):
     async def send_items(self, stage: str, partition: int, items: list, field: str = ...): ...
 
 
+class WriteBehind:
+    """The family agent's last write while Redis applies it, and the new states it stores
+    once Redis has it (:attr:`states`: the next step reads them here meanwhile).
+
+    The agent waited for each transaction before it took its next batch, so the worker
+    and Redis took turns: a catch-up lasted the worker's CPU plus Redis's (bench/README.md,
+    sessions 41 and 45). Behind, Redis applies one batch while the worker computes the
+    next. One write at a time, in order: the next one, and any other writer, first wait
+    for it (:meth:`settle`, which raises its error).
+
+    >>> async def demo():
+    ...     behind = WriteBehind()
+    ...     behind.start(asyncio.sleep(0), {"f1": {"v": 1}})
+    ...     in_flight = dict(behind.states)
+    ...     await behind.settle()
+    ...     return in_flight, behind.states, behind.running
+    >>> asyncio.run(demo())
+    ({'f1': {'v': 1}}, {}, None)
+    """
+
+    def __init__(self) -> None:
+        self.running: asyncio.Future | None = None
+        self.states: Mapping[str, dict | None] = {}
+
+    def start(self, write: Awaitable[None], states: Mapping[str, dict | None]) -> None:
+        if self.running is not None:
+            raise RuntimeError("a write is in flight: settle() it first")
+        self.running, self.states = asyncio.ensure_future(write), states
+
+    async def settle(self) -> None:
+        """Wait for the write in flight; a caller cancelled meanwhile does not cancel it
+        (a batch half written would be left to the read again)."""
+        running = self.running
+        if running is None:
+            return
+        try:
+            await asyncio.shield(running)
+        finally:
+            if running.done() and self.running is running:
+                self.running, self.states = None, {}
+
+
 class FamilyWriter:
     """Recomputes families' contributions at W and writes them in one pipeline.
 
@@ -134,7 +180,13 @@ class FamilyWriter:
         self.applied: set[str] = set()
         self.adopted: str | None = None  # snapshot version the families were re-assigned to
         self.sampled: set[int] = set()  # partitions whose families went to the learner's sample
+        self.behind = WriteBehind()  # the agent's write in flight
         self._writing = asyncio.Lock()
+
+    @property
+    def unstored(self) -> Mapping[str, dict | None]:
+        """States of the agent's write in flight, stored once Redis has them."""
+        return self.behind.states
 
     async def apply(
         self,
@@ -150,10 +202,11 @@ class FamilyWriter:
         Families no longer counted are sent as ``None`` from every caller: the learner
         forgets them.
 
-        One call at a time, from reading the states to Redis having applied them: the
-        agent, the sweep, a new snapshot and the restore each write through here, and a
-        large transaction still being sent could otherwise be overtaken by a later
-        state's write and then overwrite it with the older state.
+        One call at a time, from reading the states to Redis having applied them, after
+        the agent's write in flight: the sweep, a new snapshot and the restore each write
+        through here (the agent through :meth:`apply_behind`), and a large transaction
+        still being sent could otherwise be overtaken by a later state's write and then
+        overwrite it with the older state.
 
         ``unstored``: the families' new states, written to Redis first and stored only
         then. A crash in between leaves the table behind Redis, and the replay writes
@@ -165,27 +218,102 @@ class FamilyWriter:
         states are stored all the same, for the restore to write them).
         """
         async with self._writing:
-            wrote = await self._apply(
-                sink, families, learn, since, unstored.states if unstored else {}
+            await self.behind.settle()
+            fresh = unstored.states if unstored else {}
+            watermark = await sink.watermark()
+            learned = self._prepare(sink, families, learn, since, fresh, watermark)
+            await self._write(sink, sink.take(), learned, unstored, families)
+            return watermark is not None
+
+    async def apply_behind(
+        self,
+        sink: AsyncRedisSink,
+        families: Mapping[str, int],
+        learn: bool,
+        since: Mapping[str, int | None],
+        unstored: Unstored,
+        then: Callable[[], None],
+    ) -> None:
+        """:meth:`apply` of the agent's batch, written behind (:class:`WriteBehind`):
+        returns once the batch is prepared and the write before it done; ``then()`` once
+        this one is done too (the batch finished for the commit).
+
+        W is the one the last transaction saw: a round trip now would wait in Redis for
+        the write in flight. The sweep writes again whoever W has since moved past. Only
+        a W it did see: a transaction that saw none (Redis emptied just before) would
+        otherwise leave every batch after it unwritten for as long as writes stay in
+        flight, possibly after the restore had rewritten the partition."""
+        async with self._writing:
+            try:
+                watermark = sink.seen_watermark if self.behind.running is not None else None
+                if watermark is None:
+                    watermark = await sink.watermark()
+                learned = self._prepare(sink, families, learn, since, unstored.states, watermark)
+                taken = sink.take()
+                await self.behind.settle()
+            except BaseException:
+                self.unlearn(families)
+                raise
+            self.behind.start(
+                self._then(self._write(sink, taken, learned, unstored, families), then),
+                unstored.states,
             )
-            # Not when the write failed: the agent leaves its batch unacked
-            # (streams/ops.py::KeptUnacked) and the batch read again replays from the
+
+    async def settle(self) -> None:
+        """The agent's write in flight done (a revoke waits for it: its families may go to
+        another worker). Its error is the agent's to meet; here it is only logged."""
+        async with self._writing:
+            try:
+                await self.behind.settle()
+            except Exception:
+                log.exception("the family agent's last write failed: its batch is read again")
+
+    @staticmethod
+    async def _then(write: Awaitable[None], then: Callable[[], None]) -> None:
+        await write
+        then()
+
+    async def _write(
+        self,
+        sink: AsyncRedisSink,
+        taken: tuple | None,
+        learned: list,
+        unstored: Unstored | None,
+        families: Mapping[str, int],
+    ) -> None:
+        try:
+            await sink.send(taken)
+            if learned:
+                await self.send.send_items("learner", 0, learned)
+            # Not when the write failed: the agent's batch is not finished
+            # (streams/ops.py::Finished) and the batch read again replays from the
             # states as they were, the history with them.
             if unstored is not None:
                 await unstored.commit()
-            return wrote
+        except BaseException:
+            self.unlearn(families)
+            raise
 
-    async def _apply(
+    def unlearn(self, families: Iterable[str]) -> None:
+        """Forget the groups the histories of ``families`` were written with: a write
+        that failed had taken them as written, and its replay would then skip rewriting a
+        history whose group changed (rewriting too much is harmless)."""
+        for fam in families:
+            self.history_groups.pop(fam, None)
+
+    def _prepare(
         self,
         sink: AsyncRedisSink,
         families: Mapping[str, int],
         learn: bool,
         since: Mapping[str, int | None] | None,
         fresh: Mapping[str, dict | None],
-    ) -> bool:
-        watermark = await sink.watermark()
+        watermark: str | None,
+    ) -> list:
+        """Queue the writes of ``families`` in ``sink``; returns the vectors for the
+        learner. Nothing without W (Redis lost it: streams/restore.py writes again)."""
         if watermark is None:
-            return False
+            return []
         since = since or {}
         states = self.reads.many({f: p for f, p in families.items() if f not in fresh})
         states.update({f: fresh[f] for f in families if f in fresh})
@@ -224,10 +352,7 @@ class FamilyWriter:
                     learned.append([fam, vectors[fam]])
         sink.write_history(history)
         sink.write(items)
-        await sink.flush()
-        if learned:
-            await self.send.send_items("learner", 0, learned)
-        return True
+        return learned
 
     async def rewrite(
         self, sink: AsyncRedisSink, families: Mapping[str, int], since: int | None = None
@@ -251,6 +376,7 @@ class FamilyWriter:
         Returns how many Redis held. A Redis that lost writes is healed by the restore
         tick, which rewrites whole partitions regardless."""
         async with self._writing:  # no write of these families in between
+            await self.behind.settle()
             held = await sink.contributions([f for f in families if f not in self.applied])
             for fam, contrib in held.items():
                 group, type_id = picture.written_with(contrib)
@@ -279,6 +405,7 @@ class FamilyWriter:
         otherwise be left out of the restore's rewrite, and one written with the
         snapshot before out of the adoption of the next."""
         async with self._writing:
+            await self.behind.settle()
             return self.mine(parts)
 
     async def refill(self, sink: AsyncRedisSink, parts: set[int]) -> None:

@@ -8,7 +8,8 @@ to the event loop (which is why the internal-topic batches are small).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any
 
 from models import picture
@@ -20,6 +21,7 @@ from streams.changelog import Envelope, KeyWrites, TableReads, Writes
 from streams.transport import Envelopes, Sender, as_current
 
 log = logging.getLogger("tilannekuva.worker")
+EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def dlq_record(raw: bytes, exc: InvalidEvent, received_at: str) -> dict:
@@ -119,10 +121,13 @@ class TableStep:
         self.writes = writes if writes is not None else KeyWrites(table)
         self.reads = TableReads(table)
 
-    def run(self, batch: list[Any]) -> tuple[Envelopes, Pending]:
+    def run(
+        self, batch: list[Any], unstored: Mapping[str, Any] = EMPTY
+    ) -> tuple[Envelopes, Pending]:
         """The outputs, and the new states not yet stored: a stage stores them only once
         its effects are out, in Kafka (:class:`Forward`) or in Redis
-        (:meth:`streams.families.FamilyWriter.apply`)."""
+        (:meth:`streams.families.FamilyWriter.apply_behind`). ``unstored``: states newer
+        than the table's, of an earlier batch still being written."""
         outs, pending = Envelopes(self.partitions), Pending(self.writes)
         for event in batch:
             items = event.value["items"]
@@ -130,11 +135,17 @@ class TableStep:
             # An envelope's keys are all of its partition: read at once, those not
             # computed already in this batch (those read from ``pending`` below).
             stored = self.reads.of(
-                event.message.partition, [k for k, _, _ in items if k not in pending.states]
+                event.message.partition,
+                [k for k, _, _ in items if k not in pending.states and k not in unstored],
             )
             states: dict = {}
             for key, msg, t0 in items:
-                old = pending.states[key] if key in pending.states else stored[key]
+                if key in pending.states:
+                    old = pending.states[key]
+                elif key in unstored:
+                    old = unstored[key]
+                else:
+                    old = stored[key]
                 new, produced = self.step(old, key, msg)
                 # Written even when unchanged: after a crash the database can hold a
                 # state the changelog lacks (the send was still buffered), and the

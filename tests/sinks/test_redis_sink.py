@@ -106,6 +106,27 @@ async def test_the_async_sink_reads_the_live_day_and_the_contributions_it_holds(
     await client.aclose()
 
 
+def test_each_transaction_says_the_w_it_left(redis_client):
+    """``seen_watermark``: W as Redis had it when the transaction ran, whoever raised it
+    (the family agent's write behind takes W from there, streams/families.py)."""
+    sink = RedisSink(redis_client).setup()
+    assert sink.seen_watermark is None
+    sink.raise_watermark("2026-01-05")
+    sink.flush()
+    assert sink.seen_watermark == "2026-01-05"
+    other = RedisSink(redis_client).setup()  # the ingest's sink, say
+    other.raise_watermark("2026-02-01")
+    other.flush()
+    contrib = {"area": "33100", "municipality": "837", "counts": {"families": 1}, "due": None}
+    sink.write([("f1", contrib, 0)])
+    sink.flush()
+    assert sink.seen_watermark == "2026-02-01"
+    redis_client.flushdb()
+    sink.write([("f1", None, 0)])
+    sink.flush()
+    assert sink.seen_watermark is None
+
+
 def test_changes_are_published(redis_client):
     sink = RedisSink(redis_client).setup()
     sub = redis_client.pubsub()

@@ -4,6 +4,7 @@ import asyncio
 import datetime as dt
 import json
 
+import pytest
 from prometheus_client import REGISTRY
 
 from models import picture
@@ -384,9 +385,9 @@ async def test_a_later_state_is_never_overwritten_by_an_earlier_slow_write(histo
     from sinks import keys
 
     class SlowSink(AsyncRedisSink):
-        async def flush(self):
+        async def send(self, taken):
             await asyncio.sleep(0.3)  # a large transaction still on its way
-            return await super().flush()
+            return await super().send(taken)
 
     fam = next(f for f in sorted(history.contributions))
     table = dict(history.families)
@@ -419,3 +420,123 @@ def test_forget_drops_what_is_remembered_of_revoked_partitions_only():
     assert kept != set(fams)
     assert set(writer.groups_now) == set(writer.types_now) == set(writer.history_groups) == kept
     assert writer.applied == kept
+
+
+class Landing:
+    """A batch's new states (``Pending``'s shape) that record, when stored, whether Redis
+    had the family by then; ``then`` records the batch finished."""
+
+    def __init__(self, table: dict, states: dict, redis_client, log: list):
+        self.table, self.states, self.redis, self.log = table, states, redis_client, log
+
+    async def commit(self) -> None:
+        self.log.append(("stored", [bool(self.redis.exists(keys.family(f))) for f in self.states]))
+        self.table.update(self.states)
+
+    def then(self) -> None:
+        self.log.append(("finished", sorted(self.states)))
+
+
+async def test_the_agents_batch_is_written_behind_its_next_step_in_order(
+    history, aredis, redis_client
+):
+    """The agent's call returns before Redis has its batch, whose states the next step
+    reads meanwhile from the write in flight; each batch is stored once Redis has it,
+    then finished, one after another; another writer waits for the write in flight."""
+    sink = await sink_at(aredis, history.watermark)
+    first, second = sorted(history.contributions)[:2]
+    table: dict = {}
+    writer = FamilyWriter(table, ModelFollower(Store()), Vectors(), PARTS, False)
+    log: list = []
+    one = Landing(table, {first: history.families[first]}, redis_client, log)
+    await writer.apply_behind(sink, {first: partition_of(first, PARTS)}, False, {}, one, one.then)
+    assert log == [] and not redis_client.exists(keys.family(first))
+    assert writer.unstored == one.states and first not in table
+    two = Landing(table, {second: history.families[second]}, redis_client, log)
+    await writer.apply_behind(sink, {second: partition_of(second, PARTS)}, False, {}, two, two.then)
+    assert log == [("stored", [True]), ("finished", [first])]
+    assert writer.unstored == two.states
+    await writer.apply(sink, {first: partition_of(first, PARTS)})  # the sweep, say
+    assert log[2:] == [("stored", [True]), ("finished", [second])]
+    assert writer.unstored == {} and set(table) == {first, second}
+    assert redis_reader.read_picture(redis_client)["all"]["families"] == 2
+
+
+async def test_a_write_behind_that_failed_fails_the_next_batch_and_is_not_finished(
+    history, aredis, redis_client
+):
+    """Redis away under the write in flight: its states are not stored, its batch not
+    finished (read again), the next batch meets the error, and the history's group is
+    forgotten so that the replay rewrites the history."""
+
+    class Away(AsyncRedisSink):
+        fail = True
+
+        async def send(self, taken):
+            if self.fail:
+                raise ConnectionError("Redis away")
+            return await super().send(taken)
+
+    sink = await Away(aredis, now=lambda: "2030-01-01T00:00:00Z").setup()
+    sink.fail = False
+    sink.raise_watermark(history.watermark)
+    await sink.flush()
+    sink.fail = True
+    first, second = sorted(history.contributions)[:2]
+    table: dict = {}
+    writer = FamilyWriter(table, ModelFollower(Store()), Vectors(), PARTS, False)
+    log: list = []
+    one = Landing(table, {first: history.families[first]}, redis_client, log)
+    since = {first: 0, second: 0}  # their histories rewritten from day 0
+    await writer.apply_behind(
+        sink, {first: partition_of(first, PARTS)}, False, since, one, one.then
+    )
+    assert first in writer.history_groups  # taken as written, until the write fails
+    two = Landing(table, {second: history.families[second]}, redis_client, log)
+    with pytest.raises(ConnectionError):
+        await writer.apply_behind(
+            sink, {second: partition_of(second, PARTS)}, False, since, two, two.then
+        )
+    assert log == [] and table == {} and writer.unstored == {}
+    assert first not in writer.history_groups and second not in writer.history_groups
+    sink.fail = False  # Redis back: the batches read again are written
+    await writer.apply_behind(sink, {first: partition_of(first, PARTS)}, False, {}, one, one.then)
+    await writer.settle()
+    assert log == [("stored", [True]), ("finished", [first])]
+
+
+async def test_a_write_behind_takes_w_from_the_transaction_before_it(history, aredis):
+    """No round trip for W while a write is in flight (it would wait in Redis for that
+    write): W as the last transaction saw it; read when that one saw none."""
+
+    class Counted(AsyncRedisSink):
+        reads = 0
+
+        async def watermark(self):
+            self.reads += 1
+            return await super().watermark()
+
+    sink = await Counted(aredis, now=lambda: "2030-01-01T00:00:00Z").setup()
+    sink.raise_watermark(history.watermark)
+    await sink.flush()
+    assert sink.seen_watermark == history.watermark
+    fams = sorted(history.contributions)[:3]
+    table: dict = {}
+    writer = FamilyWriter(table, ModelFollower(Store()), Vectors(), PARTS, False)
+    for fam in fams:
+        held = HeldBack(table, {fam: history.families[fam]})
+        held.release.set()
+        await writer.apply_behind(
+            sink, {fam: partition_of(fam, PARTS)}, False, {}, held, lambda: None
+        )
+        assert sink.reads == 1  # only the first, with nothing in flight
+    await writer.settle()
+    sink.seen_watermark = None  # the last transaction found Redis emptied
+    held = HeldBack(table, {fams[0]: history.families[fams[0]]})
+    held.release.set()
+    writer.behind.start(asyncio.sleep(0.05), {})  # a write in flight
+    await writer.apply_behind(
+        sink, {fams[0]: partition_of(fams[0], PARTS)}, False, {}, held, lambda: None
+    )
+    assert sink.reads == 2
+    await writer.settle()

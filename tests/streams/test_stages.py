@@ -134,6 +134,22 @@ def test_table_step_run_stores_nothing_until_its_commit():
     assert table == {"a": 3, "b": 11} and table.writes == ["a", "b", "a"]
 
 
+def test_table_step_reads_states_still_being_written_over_the_table():
+    """The family agent's batch before is still being written, its states not stored
+    (streams/families.py::WriteBehind): the next step starts from them."""
+    table = CountingTable()
+    table.update({"a": 1, "b": 10})
+
+    def step(state, key, msg):
+        return (state or 0) + msg["n"], []
+
+    _, pending = TableStep("test", table, step, 4).run(
+        [envelope([["a", {"n": 1}, 5], ["b", {"n": 1}, 5], ["c", {"n": 1}, 5]])],
+        unstored={"a": 100, "c": 7},
+    )
+    assert pending.states == {"a": 101, "b": 11, "c": 8}
+
+
 def leave_step(state, key, msg):
     """A person who leaves a family: the step tells the family only while the state
     still lists it (as ``picture.person_step`` computes its recipients)."""
