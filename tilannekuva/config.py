@@ -374,10 +374,12 @@ def markdown_table() -> str:
 #: steps over the first 1,000,000 lines of a 20,000-family history took 119 s, 34 s of
 #: it in 20 full collections, and 92 s with none (bench/README.md, session 39). At
 #: 50,000 a worker's batch (16 envelopes, up to 4,000 states decoded at once) still
-#: started young collections that walked its live states: timed as
+#: started young collections that walked its live states. Timed as
 #: ``tk_gc_seconds_total`` times them, over the drill's 200,000 lines the young and middle
-#: generations took 2.4-3.4 s of the worker's 39-53 s of CPU, and 0.0-0.07 s at 500,000; the in-process steps with the types over 200,000 lines 1.9-2.5 s, 0.9-1.1 s
-#: (the two last pairs 24.6 / 23.4 s and 24.4 / 23.9 s; bench/README.md, session 45).
+#: generations took 2.4-3.4 s of the worker's 39-53 s of CPU, and 0.0-0.07 s at 500,000;
+#: in the in-process steps with the types over 200,000 lines the collector took 1.9-2.5 s
+#: and 0.9-1.1 s (the two last pairs 24.6 / 23.4 s and 24.4 / 23.9 s in all;
+#: bench/README.md, session 45).
 GC_THRESHOLD = (500_000, 20, 10)
 
 
