@@ -13,7 +13,10 @@ id), with the time each was sent and the group's commits around it (from
 
 Then, per family: Redis (a copy of its AOF) against the worker's family states, the
 history Redis holds of each (``tk:fh:<family>``) against the one its state gives (a
-write lost between the two), and, with ``--events`` (the drill's event file and its
+write lost between the two), the contribution Redis holds of each (``tk:fam:<family>``)
+against the one its state gives at W (a present not rewritten), and every count of the
+present's hashes against the sum of the contributions Redis holds (a move applied twice
+or lost); and, with ``--events`` (the drill's event file and its
 ``tail.jsonl``), each state against the in-process steps' over those events (what
 never reached the family, the family topic included). Values are compared day by day
 without the service-need group, which depends on when a snapshot came.
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_worker import feed  # noqa: E402
 from bench.drills import KEY, Broker, OwnRedis  # noqa: E402
 from models import picture  # noqa: E402
+from models.contract import INDICATORS  # noqa: E402
 from models.profile import state_profile  # noqa: E402
 from models.pseudonym import Pseudonymiser  # noqa: E402
 from sinks import keys  # noqa: E402
@@ -139,8 +143,59 @@ def family_states(tables: Path) -> dict[str, dict]:
     return states
 
 
-def redis_behind(state: Path, states: dict[str, dict]) -> list[tuple[str, str]]:
+def redis_behind(client: redis.Redis, states: dict[str, dict]) -> list[tuple[str, str]]:
     """``(family, day)``: families whose history in Redis differs from their state's."""
+    off = []
+    for fam, st in sorted(states.items()):
+        rows = client.zrange(keys.FAMILY_HISTORY + fam, 0, -1, withscores=True)
+        held = course([(int(score), member.split("|", 1)[1]) for member, score in rows])
+        want = course(picture.history_segments(st, 0, 0))
+        if held != want:
+            off.append((fam, first_difference(held, want)))
+    return off
+
+
+def _indicators(contrib: dict | None) -> tuple | None:
+    """A contribution without its group and type (a snapshot's): area, municipality and
+    the indicators' counts."""
+    if contrib is None:
+        return None
+    counts = {k: v for k, v in contrib["counts"].items() if k in INDICATORS}
+    return contrib["area"], contrib["municipality"], sorted(counts.items())
+
+
+def present_off(client: redis.Redis, states: dict[str, dict]) -> list[str]:
+    """What is wrong with the present in Redis: families whose stored contribution is not
+    the one their state gives at W, and count fields of the scopes' hashes that are not
+    the sum of the stored contributions."""
+    w = client.get(keys.WATERMARK)
+    held = {
+        k[len(keys.FAMILY) :]: json.loads(v)
+        for k in client.scan_iter(keys.FAMILY + "*", count=1000)
+        if (v := client.get(k))
+    }
+    out = []
+    for fam in sorted(set(held) | set(states)):
+        want = picture.contribution(states[fam], w) if fam in states else None
+        if _indicators(held.get(fam)) != _indicators(want):
+            out.append(f"family {fam}: Redis holds {held.get(fam)}, its state at {w} gives {want}")
+    summed: dict[tuple[str, str], int] = {}
+    for contrib in held.values():
+        for k, v in picture.delta(None, contrib).items():
+            summed[k] = summed.get(k, 0) + v
+    for hkey in client.scan_iter(keys.AGG + "*", count=1000):
+        scope = hkey[len(keys.AGG) :]
+        for field, v in client.hgetall(hkey).items():
+            if field in INDICATORS and int(v) != summed.get((scope, field), 0):
+                out.append(
+                    f"{hkey} {field} = {v}, the stored contributions sum to "
+                    f"{summed.get((scope, field), 0)}"
+                )
+    return out
+
+
+def redis_findings(state: Path, states: dict[str, dict]) -> list[str]:
+    """:func:`redis_behind` and :func:`present_off` on a copy of the drill's Redis."""
     work = Path(tempfile.mkdtemp(prefix="drill-redis-"))
     shutil.copytree(state / "redis", work / "redis")
     store = OwnRedis(work / "redis")
@@ -149,14 +204,10 @@ def redis_behind(state: Path, states: dict[str, dict]) -> list[tuple[str, str]]:
         client = redis.Redis.from_url(store.url, decode_responses=True)
         while client.info("persistence").get("loading"):
             time.sleep(0.2)
-        off = []
-        for fam, st in sorted(states.items()):
-            rows = client.zrange(keys.FAMILY_HISTORY + fam, 0, -1, withscores=True)
-            held = course([(int(score), member.split("|", 1)[1]) for member, score in rows])
-            want = course(picture.history_segments(st, 0, 0))
-            if held != want:
-                off.append((fam, first_difference(held, want)))
-        return off
+        return [
+            f"family {fam}: the history in Redis differs from its state's from {since}"
+            for fam, since in redis_behind(client, states)
+        ] + present_off(client, states)
     finally:
         store.kill()
         shutil.rmtree(work, ignore_errors=True)
@@ -240,8 +291,8 @@ def main() -> None:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
     states = family_states(tables)
-    for fam, since in redis_behind(args.state, states):
-        print(f"family {fam}: the history in Redis differs from its state's from {since}")
+    for finding in redis_findings(args.state, states):
+        print(finding)
     for fam, since in states_off(states, args.events or []) if args.events else ():
         print(f"family {fam}: its state differs from the in-process steps' from {since}")
 

@@ -50,6 +50,7 @@ _NONE: list = []  # an absent list (see models.person.merge)
 
 __all__ = [
     "apply",
+    "detached",
     "due",
     "members_now",
     "members_on",
@@ -82,6 +83,43 @@ def until18(birth_date: str) -> int:
         return born.replace(year=born.year + 18).toordinal()
     except ValueError:
         return dt.date(born.year + 18, 2, 28).toordinal()
+
+
+def detached(state: dict, msg: dict) -> dict:
+    """A copy of ``state`` that :func:`apply` of ``msg``, and the impact outcome's
+    ``merge``, ``invalidate`` and ``settle`` (:mod:`models.family_outcome`: a member's
+    ``"o"``, the family's ``"ir"``), can update in place while ``state`` stays as it was:
+    every container they may change is new, the rows in them (never changed in place)
+    are shared. The worker stores a batch's states only once Redis has them, and the next
+    batch steps from those states meanwhile: changed through shared containers, a state
+    was stored with the next batch's rows and its own memo of the present (``pv``), and
+    a crash before the next store left that memo stale for good (the replay finds its
+    rows already there: nothing changed, nothing to drop).
+
+    >>> st = {"res": [[5, "", "r", "33100", "837"]], "mem": {"p": {"m": [[5, "child", "2020-01-01"]]}}}
+    >>> new = detached(st, {"kind": "member", "person": "p", "tail": {"m": []}})
+    >>> new["mem"]["p"]["m"].append([9, None, None]); new["mem"]["q"] = {}
+    >>> st == {"res": [[5, "", "r", "33100", "837"]], "mem": {"p": {"m": [[5, "child", "2020-01-01"]]}}}
+    True
+    """
+    new = {**state}
+    if msg["kind"] != "member":  # a residence row in or out
+        new["res"] = list(state["res"])
+    elif (entry := state["mem"].get(msg["person"])) is not None:
+        mem = new["mem"] = {**state["mem"]}
+        entry = mem[msg["person"]] = {**entry}
+        for name in msg.get("tail") or ():  # the lists models.person.merge lays it over
+            if name in entry:
+                entry[name] = list(entry[name])
+        if "o" in msg and (o := entry.get("o")) is not None:
+            o = entry["o"] = {**o}
+            if "ep" in o:
+                o["ep"] = {**o["ep"]}
+    else:
+        new["mem"] = {**state["mem"]}
+    if (ir := state.get("ir")) is not None:
+        new["ir"] = [ir[0], list(ir[1])]
+    return new
 
 
 def apply(state: dict, msg: dict) -> int | None:

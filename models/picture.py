@@ -284,7 +284,8 @@ def family_step(state: dict | None, key: str, msg: dict) -> tuple[dict, list[Out
     ``("history", family, {"since": day | None})``: the day from which the family's
     function changed, or None when only a member's profile did (its present and its group
     are to be looked at again, its history from a day on is not)."""
-    state = family.new_state() if state is None else {**state}  # a new outer dict: see person_step
+    # Never the state given: the worker may still have it to store (family.detached).
+    state = family.new_state() if state is None else family.detached(state, msg)
     since = family.apply(state, msg)
     o = msg.get("o")
     if o is not None and (entry := state["mem"].get(msg["person"])) is not None:
