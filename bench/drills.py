@@ -321,14 +321,16 @@ class Poller(threading.Thread):
                         status = resp.status
                 except urllib.error.HTTPError as exc:
                     status = exc.code
-                except OSError:
-                    status = "no answer"
+                except OSError as exc:
+                    status, why = "no answer", exc
                 if status == "no answer" and not up:
                     continue
                 up = True
                 self.statuses[status] += 1
                 if status == 500:
                     self.bad.append(f"{time.strftime('%H:%M:%S')} {path}")
+                elif status == "no answer":  # when, and why: to set beside the faults
+                    log(f"the API gave no answer to {path}: {why!r}")
             self.halt.wait(0.5)
 
 
