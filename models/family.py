@@ -105,18 +105,17 @@ def detached(state: dict, msg: dict) -> dict:
     new = {**state}
     if msg["kind"] != "member":  # a residence row in or out
         new["res"] = list(state["res"])
-    elif (entry := state["mem"].get(msg["person"])) is not None:
-        mem = new["mem"] = {**state["mem"]}
-        entry = mem[msg["person"]] = {**entry}
-        for name in msg.get("tail") or ():  # the lists models.person.merge lays it over
-            if name in entry:
-                entry[name] = list(entry[name])
-        if "o" in msg and (o := entry.get("o")) is not None:
-            o = entry["o"] = {**o}
-            if "ep" in o:
-                o["ep"] = {**o["ep"]}
     else:
-        new["mem"] = {**state["mem"]}
+        mem = new["mem"] = {**state["mem"]}
+        if (entry := mem.get(msg["person"])) is not None:
+            entry = mem[msg["person"]] = {**entry}
+            for name in msg.get("tail") or ():  # the lists models.person.merge lays it over
+                if name in entry:
+                    entry[name] = list(entry[name])
+            if "o" in msg and (o := entry.get("o")) is not None:
+                o = entry["o"] = {**o}
+                if "ep" in o:
+                    o["ep"] = {**o["ep"]}
     if (ir := state.get("ir")) is not None:
         new["ir"] = [ir[0], list(ir[1])]
     return new
