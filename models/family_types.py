@@ -143,6 +143,14 @@ class FamilyTypes(base.Clusterer):
         boundary more than this far from its target, the type at the boundary is split
         by its families' own need scores (:func:`~models.service_need.boundary_splits`);
         None never splits.
+    grouping
+        Whose need score puts a family in a service-need group: ``"type"`` (its type's,
+        with the boundary splits) or ``"own"`` (its own score against the cuts, which
+        ``calibrate_shares`` then sets at the quantiles of the sampled families' own
+        scores; a type's group is then the group of its centroid, a description). With
+        ``"type"`` a large type whose centroid wanders across a frozen cut moves all its
+        families at once, a jump of several points in the groups' shares with no change
+        in need (docs/alerts.md, "Groups that stand still").
     seed
         Random seed.
 
@@ -177,6 +185,7 @@ class FamilyTypes(base.Clusterer):
         calibrate_shares: Sequence[float] | None = None,
         share_slack: float = 0.0025,
         split_tol: float | None = 0.01,
+        grouping: str = "own",
         seed: int | None = 42,
     ):
         self.n_types = n_types
@@ -190,6 +199,9 @@ class FamilyTypes(base.Clusterer):
         self.calibrate_shares = tuple(calibrate_shares) if calibrate_shares is not None else None
         self.share_slack = share_slack
         self.split_tol = split_tol
+        if grouping not in ("type", "own"):
+            raise ValueError(f"grouping must be 'type' or 'own', got {grouping!r}")
+        self.grouping = grouping
         self.seed = seed
         if len(self.weights) != len(self.features):
             raise ValueError("one weight per feature")
@@ -398,7 +410,15 @@ class FamilyTypes(base.Clusterer):
         recut = recut and self.calibration is None
         sample = np.vstack(self._sample) if self._sample else self.centroids
         lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
-        if recut:
+        if recut and self.grouping == "own":
+            assert self.rule is not None and self.calibrate_shares is not None
+            self.rule = ServiceNeedRule.quantile_cuts(
+                self.rule.need_scores(sample, self.features),
+                self.calibrate_shares,
+                weights=self.rule.weights,
+                base=self.rule.base,
+            )
+        elif recut:
             assert self.rule is not None and self.calibrate_shares is not None
             sizes = np.bincount(lab, minlength=len(self.centroids))
             type_scores = [self.rule.need_score(p) for p in profiles]
@@ -430,7 +450,7 @@ class FamilyTypes(base.Clusterer):
             # type has moved to another group it no longer applies (it would send
             # families past group 1 or 10, or across the wrong boundary).
             splits = [x[:3] for x in self.calibration["splits"] if self.groups.get(x[0]) == x[3]]
-        elif recut and self.split_tol is not None and self._sample:
+        elif recut and self.split_tol is not None and self._sample and self.grouping == "type":
             assert self.rule is not None and self.calibrate_shares is not None
             splits = boundary_splits(
                 np.asarray(self.type_ids)[lab],
@@ -468,6 +488,7 @@ class FamilyTypes(base.Clusterer):
             "groups": groups,
             "cuts": list(self.rule.cuts) if self.rule is not None else None,
             "splits": splits,
+            "grouping": self.grouping,
             "calibration": None
             if self.calibration is None
             else {
@@ -492,6 +513,7 @@ class FamilyTypes(base.Clusterer):
             raise ValueError(f"not a {SNAPSHOT_SCHEMA} snapshot")
         if snap.get("cuts") is not None and "rule" not in params:
             params["rule"] = ServiceNeedRule(cuts=snap["cuts"])
+        params.setdefault("grouping", snap.get("grouping", "type"))
         model = cls(
             n_types=len(snap["type_ids"]),
             features=snap["features"],
@@ -649,6 +671,7 @@ class TypeAssigner:
         margin: float = 0.0,
         splits=None,
         need_linear=None,
+        own_cuts=None,
     ):
         self.features = tuple(features)
         self.version = version
@@ -680,7 +703,9 @@ class TypeAssigner:
         for tid, way, thr in splits or ():
             (self._down if way == "down" else self._up)[self._pos[int(tid)]] = float(thr)
         self._split = bool(splits)
-        if self._split:
+        # grouping "own": every family's group is its own need score against these cuts
+        self._own_cuts = None if own_cuts is None else np.asarray(own_cuts, dtype=float)
+        if self._split or self._own_cuts is not None:
             self._need_w = np.asarray(need_linear["weights"], dtype=float)
             self._need_b = float(need_linear["offset"])
 
@@ -700,6 +725,7 @@ class TypeAssigner:
             margin,
             snap.get("splits"),
             snap.get("need_linear"),
+            snap.get("cuts") if snap.get("grouping") == "own" else None,
         )
 
     def to_matrix(self, X) -> np.ndarray:
@@ -763,11 +789,15 @@ class TypeAssigner:
     def assign_many(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Type ids and service-need groups of a micro-batch: the group of the type, one
         down or up where the snapshot splits that type and the row's own need score is
-        below or at/above the split."""
+        below or at/above the split; with the snapshot's grouping ``"own"`` the group of
+        the row's own need score."""
         M = self.to_matrix(X)
         if len(M) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         pos = self._positions(M)
+        if self._own_cuts is not None:
+            own = self._need_b + (M * self._need_w).sum(1)
+            return self.type_ids[pos], 1 + np.searchsorted(self._own_cuts, own, side="right")
         groups = self.groups[pos].copy()
         if self._split:
             own = self._need_b + (M * self._need_w).sum(1)  # as ServiceNeedRule.need_scores

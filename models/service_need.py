@@ -233,6 +233,32 @@ class ServiceNeedRule:
         return cls(weights=weights, base=base, cuts=cuts)
 
 
+    @classmethod
+    def quantile_cuts(
+        cls,
+        scores: Iterable[float],
+        shares: Sequence[float] = REFERENCE_SHARES,
+        weights: Mapping[str, tuple[float, float]] | None = None,
+        base: float | None = None,
+    ) -> ServiceNeedRule:
+        """Cut points that put families ranked by their own need ``scores`` into the ten
+        groups with the reference ``shares`` (as near as ties allow): the calibration of
+        a grouping by the families' own scores, where every family is its own profile.
+
+        >>> r = ServiceNeedRule.quantile_cuts(range(100))
+        >>> [sum(1 for s in range(100) if r.group_of_score(s) == g) for g in range(1, 11)]
+        [30, 17, 15, 8, 6, 5, 5, 4, 5, 5]
+        """
+        o = np.sort(np.asarray(list(scores), dtype=float))
+        if len(shares) != 10:
+            raise ValueError("ten shares")
+        if len(o) == 0:
+            raise ValueError("no scores to calibrate on")
+        cum = np.cumsum(shares)[:-1] / float(sum(shares))
+        cuts = [_cut(o, int(round(c * len(o))), down=True) for c in cum]
+        return cls(weights=weights, base=base, cuts=list(np.maximum.accumulate(cuts)))
+
+
 def _minimax_ends(cum: np.ndarray, target: np.ndarray) -> list[int]:
     """End positions of the ten groups in the ranked profiles (group g is
     ``[ends[g-1], ends[g])``, possibly empty) minimising (max |share − target|, Σ |…|),

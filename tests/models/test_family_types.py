@@ -266,7 +266,12 @@ def test_boundary_splits_bring_coarse_types_to_the_reference_shares():
     errors, assigned = {}, {}
     for tol in (None, 0.01):
         model = FamilyTypes(
-            n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES, split_tol=tol
+            n_types=12,
+            warmup=1000,
+            seed=0,
+            calibrate_shares=REFERENCE_SHARES,
+            split_tol=tol,
+            grouping="type",
         )
         model.learn_many(X, keys=list(range(len(X))))
         snap = json.loads(json.dumps(model.snapshot()))
@@ -320,7 +325,9 @@ def test_a_frozen_split_applies_only_while_its_type_keeps_its_baseline_group():
     from models.service_need import REFERENCE_SHARES
 
     X, _ = blobs(4000, n_profiles=12, seed=3)
-    model = FamilyTypes(n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES)
+    model = FamilyTypes(
+        n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES, grouping="type"
+    )
     model.learn_many(X, keys=list(range(len(X))))
     s1 = model.snapshot(freeze=True)
     assert s1["splits"], "the coarse types need splits at the baseline"
@@ -386,3 +393,54 @@ def test_a_refresh_assigned_at_once_equals_one_family_at_a_time():
     counted = [c for c in many.contributions.values()]
     assert counted and all(any(k.startswith("t") for k in c["counts"]) for c in counted)
     assert len({k for c in counted for k in c["counts"] if k.startswith("t")}) > 1
+
+
+def test_own_grouping_calibrates_on_the_families_and_groups_each_by_its_own_score():
+    """``grouping="own"``: the baseline's cuts put the sampled families at the reference
+    shares; every family's group is its own score's, whatever its type; the frozen cuts
+    and the grouping survive JSON and a restart."""
+    from models.service_need import REFERENCE_SHARES
+
+    X, _ = blobs(4000, n_profiles=12, seed=3)
+    model = FamilyTypes(
+        n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES, grouping="own"
+    )
+    model.learn_many(X, keys=list(range(len(X))))
+    snap = json.loads(json.dumps(model.snapshot(freeze=True)))
+    assert snap["grouping"] == "own" and snap["splits"] == []
+    assigner = TypeAssigner.from_snapshot(snap)
+    types, groups = assigner.assign_many(X)
+    assert (types == assigner.predict_many(X)).all()
+    own = model.rule.need_scores(assigner.to_matrix(X), assigner.features)
+    assert groups.tolist() == [model.rule.group_of_score(s) for s in own]
+    shares = np.bincount(groups, minlength=11)[1:] / len(X)
+    assert np.abs(shares - REFERENCE_SHARES).max() <= 0.002, shares
+    # one type's families sit in several groups: the type does not decide
+    assert max(len(set(groups[types == t].tolist())) for t in set(types.tolist())) > 1
+    again = FamilyTypes.from_snapshot(snap, calibrate_shares=REFERENCE_SHARES)
+    assert again.grouping == "own" and again.calibration["cuts"] == snap["cuts"]
+    assert again.snapshot()["cuts"] == snap["cuts"]
+    with pytest.raises(ValueError, match="grouping"):
+        FamilyTypes(n_types=2, grouping="centroid")
+
+
+def test_own_grouping_does_not_jump_when_a_type_crosses_a_frozen_cut():
+    """The jump the type grouping makes (docs/alerts.md): a type moved across a frozen
+    cut takes every one of its families with it; with ``grouping="own"`` no family
+    moves, as no family's data changed."""
+    from models.service_need import REFERENCE_SHARES
+
+    X, _ = blobs(4000, n_profiles=12, seed=3)
+    moved = {}
+    for grouping in ("type", "own"):
+        model = FamilyTypes(
+            n_types=12, warmup=1000, seed=0, calibrate_shares=REFERENCE_SHARES, grouping=grouping
+        )
+        model.learn_many(X, keys=list(range(len(X))))
+        before = TypeAssigner.from_snapshot(model.snapshot(freeze=True)).assign_many(X)[1]
+        big = max(model.groups, key=lambda t: (model.counts[model.type_ids.index(t)], t))
+        model.groups[big] = model.groups[big] % 10 + 1  # its centroid wandered over a cut
+        model.group_margin = 1e9  # and hysteresis keeps it there
+        after = TypeAssigner.from_snapshot(model.snapshot()).assign_many(X)[1]
+        moved[grouping] = float((before != after).mean())
+    assert moved["type"] > 0.03 and moved["own"] == 0.0, moved
