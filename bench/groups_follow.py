@@ -2,7 +2,8 @@
 (issue 15), and what bounds them.
 
     OPENBLAS_NUM_THREADS=1 python bench/groups_follow.py --families 5000 --seed 1 \\
-        [--population-shift 5] [--start 2021-07-01] [--every 30] [--json]
+        [--population-shift 5] [--start 2021-07-01] [--every 30] [--json] \\
+        [--grouping own|type] [--alerts-world]
 
 Generates a dynamic history (``synthesize(dynamics=True)``, optionally with the planted
 population-wide rise of ``tilannekuva evaluate-alerts --population-shift``, same onset:
@@ -14,6 +15,13 @@ from the onset on, prints the share of the counted families in groups 4–10 (an
   gives it: its type's group, or the split of a boundary type);
 * ``own``: each family's own need score against the frozen baseline cuts (no types);
 * ``baseline_types``: the types and groups of the snapshot that froze the baseline.
+
+and the snapshots after the freeze whose types changed group (``moved``: type id → old
+and new group; with ``--grouping type`` each such type takes all its families along).
+``--grouping`` is the learner's (:class:`models.family_types.FamilyTypes`; default its
+default, ``own``). ``--alerts-world`` streams the world of ``tilannekuva evaluate-alerts
+--families N --seed S [--population-shift PP]`` instead (its 30 planted area shifts and
+its pseudonym key, from the default start): the same groups as its ``groups`` report.
 
 A start five years before the default end lets the two-year feature window take in the
 whole rise (the ramp ends 952 days after the start).
@@ -53,19 +61,37 @@ from tilannekuva.synthetic import DEFAULT_START, synthesize
 
 
 class Follow(Replay):
-    """The replay, keeping the assigner of the snapshot that froze the baseline."""
+    """The replay, keeping the assigner of the snapshot that froze the baseline and the
+    types that changed group at each later snapshot."""
 
-    def __init__(self, **kw):
-        super().__init__(default_learner(), **kw)
+    def __init__(self, grouping: str | None = None, **kw):
+        learner = default_learner()
+        if grouping is not None:
+            learner.model_params["grouping"] = grouping
+        super().__init__(learner, **kw)
         self.baseline: TypeAssigner | None = None
         self.frozen_on: str | None = None
+        self.moves: list[dict] = []
 
     def _learn(self, w: int) -> None:
+        before = self.assigner
         super()._learn(w)
         # the calibration is set only by the snapshot that freezes it, which is also the
         # one the replay has just taken up
         if self.baseline is None and self.state and self.state.model.calibration is not None:
             self.baseline, self.frozen_on = self.assigner, self.pipe.watermark
+        elif self.baseline is not None and self.assigner is not before and before is not None:
+            old = dict(zip(before.type_ids.tolist(), before.groups.tolist(), strict=True))
+            assert self.assigner is not None
+            moved = {
+                t: [old[t], g]
+                for t, g in zip(
+                    self.assigner.type_ids.tolist(), self.assigner.groups.tolist(), strict=True
+                )
+                if t in old and old[t] != g
+            }
+            if moved:
+                self.moves.append({"day": self.pipe.watermark, "moved": moved})
 
     def shares(self) -> dict:
         """Groups 4–10 and 9–10 of the counted families, three ways (module doc)."""
@@ -94,14 +120,26 @@ class Follow(Replay):
         return out
 
 
-def follow(families: int, seed: int, pp: float | None, start: dt.date, every: int):
-    onset = start + dt.timedelta(days=SHIFTS_AFTER_DAYS + 30)
-    pseudo = Pseudonymiser(f"bench-groups-follow-{seed}".encode())
+def follow(
+    families: int,
+    seed: int,
+    pp: float | None,
+    start: dt.date,
+    every: int,
+    grouping: str | None = None,
+    alerts_world: bool = False,
+):
+    shifts_from = start + dt.timedelta(days=SHIFTS_AFTER_DAYS)
+    onset = shifts_from + dt.timedelta(days=30)
+    key = f"evaluate-alerts-{seed}" if alerts_world else f"bench-groups-follow-{seed}"
+    pseudo = Pseudonymiser(key.encode())
     synth = synthesize(
         families,
         seed,
         start=start,
         dynamics=True,
+        shifts=30 if alerts_world else 0,
+        shifts_from=shifts_from if alerts_world else None,
         population_shift=pp or None,
         population_shift_onset=onset if pp else None,
     )
@@ -114,13 +152,15 @@ def follow(families: int, seed: int, pp: float | None, start: dt.date, every: in
             rows.append(replay.shares())
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
 
-    replay = Follow(on_tick=tick)
+    replay = Follow(grouping=grouping, on_tick=tick)
     replay.feed(pseudo.event(validate(line)) for line in synth.lines)
     return {
         "onset": onset.isoformat(),
         "planted_pp": planted,
+        "grouping": replay.state.model.grouping if replay.state else grouping,
         "frozen_on": replay.frozen_on,
         "rows": rows,
+        "moves": replay.moves,
     }
 
 
@@ -158,12 +198,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--start", type=dt.date.fromisoformat, default=DEFAULT_START)
     ap.add_argument("--every", type=int, default=30, help="days between rows (default 30)")
     ap.add_argument("--ceiling", action="store_true", help="the registers' bound (module doc)")
+    ap.add_argument("--grouping", choices=("own", "type"), default=None)
+    ap.add_argument("--alerts-world", action="store_true", help="evaluate-alerts' world")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.ceiling:
         report = ceiling(args.families, args.seed)
     else:
-        report = follow(args.families, args.seed, args.population_shift, args.start, args.every)
+        report = follow(
+            args.families,
+            args.seed,
+            args.population_shift,
+            args.start,
+            args.every,
+            args.grouping,
+            args.alerts_world,
+        )
     print(json.dumps(report, indent=None if args.json else 1))
     return report
 

@@ -232,7 +232,6 @@ class ServiceNeedRule:
         cuts = list(np.maximum.accumulate(cuts))
         return cls(weights=weights, base=base, cuts=cuts)
 
-
     @classmethod
     def quantile_cuts(
         cls,

@@ -351,12 +351,17 @@ def describe(
 def type_groups(snap: Mapping[str, Any]) -> dict[int, list[int]]:
     """``{type id: the service-need groups its families may be in}``: the type's group,
     and the next one down or up where the snapshot splits the type at a boundary
-    (``splits``: ``[type id, "down" | "up", threshold]``).
+    (``splits``: ``[type id, "down" | "up", threshold]``); any group where the snapshot
+    groups each family by its own need score (``grouping`` ``"own"``).
 
     >>> type_groups({"type_ids": [1, 2, 3], "groups": [1, 4, 10],
     ...              "splits": [[2, "down", 3.9], [3, "up", 9.0]]})
     {1: [1], 2: [3, 4], 3: [10]}
+    >>> type_groups({"type_ids": [1], "groups": [4], "grouping": "own"})[1][:3]
+    [1, 2, 3]
     """
+    if snap.get("grouping") == "own":
+        return {int(t): list(range(1, 11)) for t in snap["type_ids"]}
     out = {int(t): [int(g)] for t, g in zip(snap["type_ids"], snap["groups"], strict=True)}
     for tid, way, _ in snap.get("splits") or []:
         g = out[int(tid)][0] + (-1 if way == "down" else 1)
@@ -368,7 +373,8 @@ def type_groups(snap: Mapping[str, Any]) -> dict[int, list[int]]:
 def catalogue(snap: Mapping[str, Any]) -> dict[int, dict]:
     """``{type id: {"group", "features", "description"}}`` for every type of a snapshot:
     its service-need group (the group of its centroid; where the snapshot splits the
-    type at a group boundary some of its families are in the next group), its
+    type at a group boundary some of its families are in the next group, and where it
+    groups families by their own need scores they may be in any group), its
     :func:`type_features` and their :func:`describe` words."""
     groups = dict(zip(snap["type_ids"], snap["groups"], strict=True))
     return {

@@ -132,4 +132,5 @@ class FamilyTypesSnapshot(TypedDict):
     next_id: NotRequired[int]
     lineage: NotRequired[Lineage | None]
     calibration: NotRequired[dict[str, Any] | None]  # {"version", "splits"} of the baseline
+    grouping: NotRequired[str]  # "own" (each family's own score) or "type"; absent: "type"
     published: NotRequired[dict[str, Any]]  # {"w_day", "at", "as_of", "first_w_day"}

@@ -39,8 +39,9 @@ Indicators = create_model(
 # Fields g1 … g10 of the aggregates are answered as "1" … "10".
 ServiceNeedGroups = create_model(
     "ServiceNeedGroups",
-    __doc__="Families per service-need group, 1 (least need) … 10 (most); their sum is "
-    "families. null: suppressed.",
+    __doc__="Families per service-need group, 1 (least need) … 10 (most): each family "
+    "by its own need score against the cuts frozen at the baseline (docs/family-types.md); "
+    "their sum is families. null: suppressed.",
     **{g: (Count, Field(alias=g.removeprefix("g"))) for g in GROUPS},
 )
 
@@ -208,8 +209,8 @@ class FamilyType(BaseModel):
         description="families / the scope's families; null where the scope's families is not shown"
     )
     group: Annotated[int, Field(ge=1, le=10)] = Field(
-        description="service-need group of the type (of its centroid; where the model "
-        "splits the type at a group boundary, some of its families are in the next group)"
+        description="service-need group of the type's centroid (its typical family); "
+        "each family is in the group of its own need score, which may be another"
     )
     features: list[TypeFeature] = Field(description="the five strongest features")
     description: TypeDescription
