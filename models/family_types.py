@@ -409,7 +409,12 @@ class FamilyTypes(base.Clusterer):
         recut = self.rule is not None and self.calibrate_shares is not None
         recut = recut and self.calibration is None
         sample = np.vstack(self._sample) if self._sample else self.centroids
-        lab = _nearest((sample - means) * scale, (self.centroids - means) * scale)
+        # the sample's types: only a re-cut of the type grouping reads them
+        lab = (
+            _nearest((sample - means) * scale, (self.centroids - means) * scale)
+            if recut and self.grouping == "type"
+            else None
+        )
         if recut and self.grouping == "own":
             assert self.rule is not None and self.calibrate_shares is not None
             self.rule = ServiceNeedRule.quantile_cuts(
@@ -419,7 +424,7 @@ class FamilyTypes(base.Clusterer):
                 base=self.rule.base,
             )
         elif recut:
-            assert self.rule is not None and self.calibrate_shares is not None
+            assert self.rule is not None and self.calibrate_shares is not None and lab is not None
             sizes = np.bincount(lab, minlength=len(self.centroids))
             type_scores = [self.rule.need_score(p) for p in profiles]
             # stability is in the cuts (least families moved within the share slack), so
@@ -450,7 +455,7 @@ class FamilyTypes(base.Clusterer):
             # type has moved to another group it no longer applies (it would send
             # families past group 1 or 10, or across the wrong boundary).
             splits = [x[:3] for x in self.calibration["splits"] if self.groups.get(x[0]) == x[3]]
-        elif recut and self.split_tol is not None and self._sample and self.grouping == "type":
+        elif recut and self.split_tol is not None and self._sample and lab is not None:
             assert self.rule is not None and self.calibrate_shares is not None
             splits = boundary_splits(
                 np.asarray(self.type_ids)[lab],
@@ -795,15 +800,15 @@ class TypeAssigner:
         if len(M) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         pos = self._positions(M)
+        if self._own_cuts is None and not self._split:
+            return self.type_ids[pos], self.groups[pos].copy()
+        own = self._need_b + (M * self._need_w).sum(1)  # as ServiceNeedRule.need_scores
         if self._own_cuts is not None:
-            own = self._need_b + (M * self._need_w).sum(1)
             return self.type_ids[pos], 1 + np.searchsorted(self._own_cuts, own, side="right")
-        groups = self.groups[pos].copy()
-        if self._split:
-            own = self._need_b + (M * self._need_w).sum(1)  # as ServiceNeedRule.need_scores
-            groups -= own < self._down[pos]
-            groups += own >= self._up[pos]
-            np.clip(groups, 1, 10, out=groups)  # a split never leaves the ten groups
+        groups = self.groups[pos].copy()  # the type's, one down or up where it is split
+        groups -= own < self._down[pos]
+        groups += own >= self._up[pos]
+        np.clip(groups, 1, 10, out=groups)  # a split never leaves the ten groups
         return self.type_ids[pos], groups
 
     def assign_keyed(self, vectors: Mapping[K, dict]) -> dict[K, tuple[int, int]]:
